@@ -1,0 +1,1 @@
+"""Executing chapters (jupytext -> papermill) and the results registry."""

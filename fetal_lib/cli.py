@@ -1,0 +1,60 @@
+"""The ``fetal`` command.
+
+Each sub-command lives in ``fetal_lib/commands/<name>.py`` and exposes
+``register(subparsers)``; the handler it sets with ``set_defaults(func=...)`` takes the
+parsed arguments and returns an exit status. Heavy libraries (TensorFlow, PyTorch) are
+imported inside handlers only, so ``fetal --help`` and ``fetal data verify`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from fetal_lib import __version__
+from fetal_lib.errors import FetalInputError
+
+# Module names under fetal_lib.commands, in the order they appear in --help.
+COMMAND_MODULES = ["data", "book", "hc", "brain_age", "bench"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fetal",
+        description="Fetal and brain imaging compendium: data, chapters, measurements.",
+    )
+    parser.add_argument("--version", action="version", version=f"fetal {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"fetal_lib.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"fetal_lib.commands.{name}":
+                continue  # command not written yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        # `fetal` or `fetal data` alone: show the help of the deepest parser reached.
+        (getattr(args, "_parser", None) or parser).print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except FetalInputError as err:
+        print(f"fetal: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fetal: interrupted; no partial result was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

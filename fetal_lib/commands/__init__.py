@@ -1,0 +1,1 @@
+"""Sub-commands of ``fetal``: one module each, exposing ``register(subparsers)``."""

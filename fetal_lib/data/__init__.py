@@ -1,0 +1,1 @@
+"""Datasets: manifests, verification, download, loaders, phantoms, grouped splits."""

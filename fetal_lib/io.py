@@ -1,0 +1,47 @@
+"""Atomic file writing: write to a temporary file beside the target, then rename.
+
+An interrupted run never leaves a half-written result behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success rename it onto ``target``.
+
+    On an exception the temporary file is removed and ``target`` is left untouched.
+    ``suffix`` defaults to the target's own suffix (some writers dispatch on it).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else "".join(target.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(target: str | Path, text: str) -> Path:
+    """Write ``text`` to ``target`` atomically; return the target path."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_json_atomic(target: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``target`` atomically."""
+    return write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

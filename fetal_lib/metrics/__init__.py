@@ -1,0 +1,1 @@
+"""Metrics as pure functions: segmentation, biometry, regression, classification, uncertainty."""

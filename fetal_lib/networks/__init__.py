@@ -1,0 +1,1 @@
+"""Network architectures: one file per architecture, Keras under keras/, PyTorch under torch/."""

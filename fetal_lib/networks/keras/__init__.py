@@ -1,0 +1,1 @@
+"""Keras 3 architectures (import TensorFlow/Keras lazily: only these modules do)."""

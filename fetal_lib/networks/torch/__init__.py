@@ -1,0 +1,1 @@
+"""PyTorch architectures in plain torch (no torchvision/timm)."""
