@@ -1,0 +1,35 @@
+# Two commands for a fresh machine: `make book` and `make test`.
+# Each bootstraps .venv from pyproject.toml on first use (and again when it changes).
+
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: book test smoke venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fetal .venv)" >/dev/null
+	@touch $@
+
+## Build the book: every chapter on real data where present (FETAL_DATA_DIR or ./data), phantoms elsewhere.
+book: $(STAMP)
+	$(BIN)/fetal book --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+	@echo "Open book/_build/html/index.html"
+
+## Whole book on phantoms in minutes.
+smoke: $(STAMP)
+	$(BIN)/fetal book --profile smoke
+
+## Run the test suite (real-data tests read FETAL_DATA_DIR; they fail if it is set and data is missing).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf build book/_build book/chapters book/generated
