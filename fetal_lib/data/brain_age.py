@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fetal_lib.data.tables import read_csv_text
 from fetal_lib.errors import FetalInputError
 
 TISSUE_LABELS = {0: "background", 1: "CSF", 2: "GM", 3: "WM"}
@@ -84,12 +85,7 @@ def _sex(text: str, code: str, path: Path, line: int) -> str:
 
 def read_meta(path: Path, role: str) -> list[tuple[str, float, str]]:
     """One meta CSV -> [(subject_id, age_years, sex)]."""
-    if not path.is_file():
-        raise FetalInputError(path, "file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FetalInputError(path, f"cannot read CSV ({exc})") from None
+    text = read_csv_text(path)
     reader = csv.DictReader(text.splitlines())
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS if c not in header]

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fetal_lib.data.tables import read_csv_text
 from fetal_lib.errors import FetalInputError
 
 LABEL_CSV = "FETAL_PLANES_DB_data.csv"
@@ -75,12 +76,7 @@ class FetalPlanesRecord:
 
 
 def _read_table(path: Path, delimiter: str, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    if not path.is_file():
-        raise FetalInputError(path, "file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FetalInputError(path, f"cannot read CSV ({exc})") from None
+    text = read_csv_text(path)
     reader = csv.reader(text.splitlines(), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]

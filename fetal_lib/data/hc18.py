@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fetal_lib.data.tables import read_csv_text
 from fetal_lib.errors import FetalInputError
 
 TRAIN_CSV = "training_set_pixel_size_and_HC.csv"
@@ -90,12 +91,7 @@ def _positive_float(value: str, csv_path: Path, line: int, column: str) -> float
 
 def read_csv(csv_path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     """Read an HC18 CSV (CRLF or LF, optional BOM); check the header; return (line number, row)."""
-    if not csv_path.is_file():
-        raise FetalInputError(csv_path, "file not found")
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FetalInputError(csv_path, f"cannot read CSV ({exc})") from None
+    text = read_csv_text(csv_path)
     reader = csv.DictReader(text.splitlines())
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in required if c not in header]

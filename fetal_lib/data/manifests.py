@@ -28,15 +28,8 @@ import yaml
 
 from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import MANIFEST_DIR
+from fetal_lib.data import DATASET_NAMES
 
-DATASET_NAMES: tuple[str, ...] = (
-    "hc18",
-    "fetal_planes",
-    "fetal_brain_anomaly_us",
-    "fetal_brain_anomaly_16class",
-    "fetal_brain_atlases",
-    "brain_age",
-)
 
 _REQUIRED_KEYS = ("name", "dir", "citation", "licence", "access", "counts", "groups", "checksums")
 _KINDS = {"image", "nifti", "yolo", "yaml", "text"}

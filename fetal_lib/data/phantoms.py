@@ -35,15 +35,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from fetal_lib.data import DATASET_NAMES
 
-NAMES = (
-    "hc18",
-    "fetal_planes",
-    "fetal_brain_anomaly_us",
-    "fetal_brain_anomaly_16class",
-    "fetal_brain_atlases",
-    "brain_age",
-)
+NAMES = DATASET_NAMES
 SIZES = ("small", "medium")
 #: Bump when a generator changes, so cached phantoms (fetal_lib.data.sources) are rewritten.
 PHANTOM_VERSION = 1

@@ -28,15 +28,9 @@ from pathlib import Path
 
 from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import build_dir, data_root
+from fetal_lib.data import DATASET_NAMES
 
-DATASETS = (
-    "hc18",
-    "fetal_planes",
-    "fetal_brain_anomaly_us",
-    "fetal_brain_anomaly_16class",
-    "fetal_brain_atlases",
-    "brain_age",
-)
+DATASETS = DATASET_NAMES
 SOURCES = ("auto", "real", "phantom")
 PHANTOM_SEED = 0
 PHANTOM_SIZE = "small"
