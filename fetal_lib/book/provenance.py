@@ -1,0 +1,99 @@
+"""Provenance of a chapter run: code version, packages, machine (no host name).
+
+Everything here is cheap and import-free: package versions are read with
+``importlib.metadata`` (TensorFlow and PyTorch are never imported to ask them).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from fetal_lib.paths import REPO_ROOT
+
+# Distribution names whose versions every metrics.json records (absent ones are None).
+PACKAGES = (
+    "fetal-lib",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "SimpleITK",
+    "nibabel",
+    "opencv-python-headless",
+    "matplotlib",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "torch",
+    "captum",
+    "papermill",
+    "jupytext",
+    "jupyter-book",
+)
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed version of each distribution (None when not installed); nothing is imported."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:
+    """``{"sha": <40 hex> | "unknown", "dirty": bool | None}`` of the repository at ``repo``.
+
+    ``dirty`` is True when the work tree differs from the commit (modified tracked files or
+    untracked, non-ignored files such as a new notebook);
+    outside a git checkout (e.g. an unpacked release) both are unknown.
+    """
+    sha = _git(["rev-parse", "HEAD"], repo)
+    if not sha:
+        return {"sha": "unknown", "dirty": None}
+    status = _git(["status", "--porcelain"], repo)
+    return {"sha": sha, "dirty": None if status is None else bool(status)}
+
+
+def _total_ram_gib() -> float | None:
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES")
+        page_size = os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return round(pages * page_size / 2**30, 1)
+
+
+def machine_summary() -> dict[str, Any]:
+    """CPU count, RAM (GiB), OS and Python version; deliberately no host or user name."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        usable = os.cpu_count()
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_usable": usable,
+        "ram_gib": _total_ram_gib(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+    }

@@ -1,0 +1,59 @@
+"""``fetal book``: execute the chapters with a profile and build the Jupyter Book.
+
+    fetal book --profile {smoke,cpu,full} [--data-dir D] [--only CHAPTER] [--no-build | --build-only]
+
+Executed notebooks go to ``book/chapters/`` (generated), results to
+``<build>/results/<chapter>/`` (``$FETAL_BUILD_DIR`` or ``build/``), the HTML to
+``book/_build/html/``. Exit status: 0 ok, 1 a chapter or the build failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fetal_lib.book.chapters import REGISTRY
+from fetal_lib.book.profiles import PROFILES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "book",
+        help="execute the chapters (jupytext -> papermill) and build the Jupyter Book",
+        description="Execute the chapters (notebooks/NN_slug.py: jupytext -> papermill) with a profile, "
+        "then build the Jupyter Book.",
+        epilog="Outputs: book/chapters/*.ipynb (executed notebooks), $FETAL_BUILD_DIR or build/results/<chapter>/ "
+        "(metrics.json, figures/, tables/), book/_build/html/. Chapters run with the repository root as "
+        "working directory. Exit status: 0 ok, 1 a chapter or the build failed, 2 bad input.",
+    )
+    parser.add_argument("--profile", choices=PROFILES, default="cpu",
+                        help="parameter profile from profiles/<name>.yaml (default: cpu)")
+    parser.add_argument("--data-dir", default=None,
+                        help="data root (default: $FETAL_DATA_DIR, else ./data); ignored by smoke (phantoms)")
+    parser.add_argument("--only", action="append", metavar="CHAPTER",
+                        help=f"run only these chapters (repeatable or comma list): {', '.join(REGISTRY)}")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--no-build", action="store_true", help="execute chapters, do not run jupyter-book")
+    mode.add_argument("--build-only", action="store_true", help="build the book from the executed chapters only")
+    parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from fetal_lib.book.pipeline import run
+
+    try:
+        report = run(
+            profile=args.profile,
+            data_dir=args.data_dir,
+            only=args.only,
+            execute=not args.build_only,
+            build=not args.no_build,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+    except RuntimeError as err:  # jupyter-book build failed
+        print(f"fetal: error: {err}", file=sys.stderr)
+        return 1
+    for message in report.failed:
+        print(f"fetal: error: {message}", file=sys.stderr)
+    return 0 if report.ok else 1

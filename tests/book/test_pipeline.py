@@ -1,0 +1,108 @@
+"""The chapter pipeline on tiny notebooks: execution, failure isolation, parameter checks."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from fetal_lib.book import pipeline
+from fetal_lib.cli import main
+from fetal_lib.errors import FetalInputError
+
+GOOD = '''# %% [markdown]
+# # Tiny
+
+# %% tags=["parameters"]
+profile = "x"
+data_dir = ""
+data_source = "phantom"
+results_dir = ""
+seed = 0
+n = 1
+
+# %%
+import os, sys
+from fetal_lib.book.results import ChapterRun
+run = ChapterRun("data", profile, data_dir, results_dir, seed, {})
+run.finish({"n": n, "seed": seed, "exe": sys.executable, "cwd": os.getcwd(),
+            "mpl": os.environ.get("MPLBACKEND"), "source": data_source})
+'''
+
+FAILING = '''# %% tags=["parameters"]
+profile = "x"
+data_dir = ""
+data_source = "phantom"
+results_dir = ""
+seed = 0
+
+# %%
+x = 1
+
+# %%
+raise ValueError("boom")
+'''
+
+
+@pytest.fixture()
+def tree(tmp_path, monkeypatch):
+    monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path / "build"))
+    nb, prof, book = tmp_path / "notebooks", tmp_path / "profiles", tmp_path / "book"
+    for d in (nb, prof, book / "chapters"):
+        d.mkdir(parents=True)
+    (prof / "p.yaml").write_text("common: {seed: 5}\ndata: {n: 3}\n")
+    return tmp_path
+
+
+def _run(tree, **kw):
+    return pipeline.run("p", notebook_dir=tree / "notebooks", book_dir=tree / "book",
+                        profile_dir=tree / "profiles", build=False, quiet=True, **kw)
+
+
+def test_good_chapter_runs_and_failing_chapter_leaves_previous_outputs(tree):
+    (tree / "notebooks" / "00_data.py").write_text(GOOD)
+    (tree / "notebooks" / "01_hc18_tiny.py").write_text(FAILING)
+    old_nb = tree / "book" / "chapters" / "01_hc18_tiny.ipynb"
+    old_nb.write_text("OLD NOTEBOOK")
+    old_res = tree / "build" / "results" / "hc18" / "metrics.json"
+    old_res.parent.mkdir(parents=True)
+    old_res.write_text("OLD RESULT")
+
+    report = _run(tree)
+
+    assert [cid for cid, _ in report.executed] == ["data"]
+    assert len(report.failed) == 1
+    msg = report.failed[0]
+    assert "'hc18'" in msg and "ValueError: boom" in msg and 'raise ValueError("boom")' in msg
+    assert old_nb.read_text() == "OLD NOTEBOOK" and old_res.read_text() == "OLD RESULT"
+    assert (tree / "build" / "failed" / "01_hc18_tiny.ipynb").is_file()
+
+    doc = json.loads((tree / "build" / "results" / "data" / "metrics.json").read_text())
+    m = doc["metrics"]
+    assert m["n"] == 3 and m["seed"] == 5 and m["source"] == "auto"  # profile merged; default source of a non-smoke profile
+    assert m["exe"] == sys.executable, "the kernel is not this venv's Python"
+    assert m["mpl"] == "Agg"
+    executed = json.loads((tree / "book" / "chapters" / "00_data.ipynb").read_text())
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
+    assert not (tree / "build" / ".previous" / "hc18").exists()
+    assert not (tree / "book" / "_toc.yml").exists()  # the book is not touched after a failure
+
+
+def test_missing_parameters_cell_or_unknown_profile_key_fail_before_running(tree):
+    (tree / "notebooks" / "00_data.py").write_text(GOOD.replace(' tags=["parameters"]', ""))
+    with pytest.raises(FetalInputError, match='00_data.py: no cell tagged "parameters"'):
+        _run(tree)
+    (tree / "notebooks" / "00_data.py").write_text(GOOD)
+    (tree / "profiles" / "p.yaml").write_text("data: {n: 3, typo_knob: 1}\n")
+    with pytest.raises(FetalInputError, match="typo_knob"):
+        _run(tree)
+    assert not (tree / "book" / "chapters" / "00_data.ipynb").exists()
+
+
+def test_cli_rejects_unknown_chapter_and_profile(capsys):
+    assert main(["book", "--profile", "smoke", "--only", "hc19", "--no-build"]) == 2
+    assert "unknown chapter 'hc19'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["book", "--profile", "gpu"])
+    assert exit_info.value.code == 2

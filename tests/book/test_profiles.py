@@ -1,0 +1,43 @@
+"""Profiles: the committed YAML files and the parameter merge order."""
+
+from __future__ import annotations
+
+import pytest
+
+from fetal_lib.book.chapters import REGISTRY
+from fetal_lib.book.profiles import PROFILES, chapter_parameters, load_profile
+from fetal_lib.errors import FetalInputError
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_committed_profiles_parse_and_have_known_sections(name):
+    doc = load_profile(name)
+    assert set(doc) <= {"common", *REGISTRY}, f"unknown sections in profiles/{name}.yaml"
+
+
+def test_smoke_runs_on_phantoms_and_cpu_on_real_data():
+    assert chapter_parameters("smoke", "data", "/r")["data_source"] == "phantom"
+    assert chapter_parameters("cpu", "data", "/r")["data_source"] == "auto"
+
+
+def test_merge_order_common_then_chapter_then_pipeline(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "common: {seed: 3, epochs: 1, profile: wrong}\nhc18: {epochs: 5}\ndata: {n_samples: 2}\n"
+    )
+    got = chapter_parameters("p", "hc18", tmp_path / "res", data_dir=str(tmp_path), profile_dir=tmp_path)
+    assert got == {
+        "data_source": "auto", "seed": 3, "epochs": 5, "profile": "p",
+        "data_dir": str(tmp_path.resolve()), "results_dir": str(tmp_path / "res"),
+    }
+    assert chapter_parameters("p", "brain_age", "r", profile_dir=tmp_path)["data_dir"] == ""
+
+
+def test_bad_profiles_name_the_file(tmp_path):
+    with pytest.raises(FetalInputError, match="no such profile"):
+        load_profile("nope", tmp_path)
+    (tmp_path / "bad.yaml").write_text("common: [1, 2\n")
+    with pytest.raises(FetalInputError, match="bad.yaml: invalid YAML"):
+        load_profile("bad", tmp_path)
+    (tmp_path / "list.yaml").write_text("hc18: [1, 2]\n")
+    with pytest.raises(FetalInputError, match="section 'hc18' must be a mapping"):
+        load_profile("list", tmp_path)

@@ -1,0 +1,91 @@
+"""ChapterRun: figures, tables, metrics.json with provenance; load_metrics."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from fetal_lib.book.results import ChapterRun, data_status, load_metrics  # noqa: E402
+
+PHANTOM = {"hc18": {"is_phantom": True, "status": "phantom", "root": "/p"}}
+REAL = {"hc18": {"is_phantom": False, "status": "partial (752 of 999)", "root": "/d"}}
+
+
+def _run(tmp_path, status=PHANTOM, chapter="data"):
+    return ChapterRun(chapter, "smoke", "", tmp_path / chapter, 7, status, parameters={"n": np.int64(3)})
+
+
+def test_finish_writes_metrics_with_provenance(tmp_path):
+    run = _run(tmp_path)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    run.figure(fig, "line", show=False)
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    run.table(df, "t", show=False)
+    run.finish({"mae_mm": np.float64(1.25), "n": np.int64(4), "bad": float("nan"), "per_class": {"a": 0.5}},
+               headline=["mae_mm"])
+
+    doc = json.loads((tmp_path / "data" / "metrics.json").read_text())
+    assert doc["chapter"] == "data"
+    assert doc["metrics"] == {"mae_mm": 1.25, "n": 4, "bad": None, "per_class": {"a": 0.5}}
+    assert doc["headline"] == ["mae_mm"]
+    assert doc["figures"] == ["line.png"] and doc["tables"] == ["t.csv"]
+    prov = doc["provenance"]
+    assert prov["profile"] == "smoke" and prov["seed"] == 7 and prov["parameters"] == {"n": 3}
+    assert prov["data"] == PHANTOM and prov["on_phantom"] is True
+    assert prov["git"]["sha"] == "unknown" or len(prov["git"]["sha"]) == 40
+    assert prov["packages"]["numpy"] == np.__version__
+    assert prov["wall_time_s"] >= 0 and prov["machine"]["cpu_count"] >= 1
+    # the saved files are real: a PNG that reads back, a CSV equal to the frame
+    assert plt.imread(tmp_path / "data" / "figures" / "line.png").ndim == 3
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "data" / "tables" / "t.csv"), df)
+    assert not list((tmp_path / "data").rglob("*.tmp*")), "temporary files left behind"
+
+
+def test_default_headline_is_top_level_numbers_and_unknown_headline_fails(tmp_path):
+    run = _run(tmp_path)
+    run.finish({"a": 1, "b": 2.5, "flag": True, "name": "x", "nested": {"c": 1}})
+    doc = json.loads((tmp_path / "data" / "metrics.json").read_text())
+    assert doc["headline"] == ["a", "b"]
+    with pytest.raises(KeyError):
+        _run(tmp_path, chapter="other").finish({"a": 1}, headline=["missing"])
+    assert not (tmp_path / "other" / "metrics.json").exists()
+
+
+def test_banner_says_phantom_only_on_phantom(tmp_path):
+    phantom = _run(tmp_path).banner_markdown()
+    real = _run(tmp_path, REAL, chapter="r").banner_markdown()
+    assert ":::{warning}" in phantom and "phantom" in phantom.lower()
+    assert ":::{warning}" not in real and "real data" in real and "752 of 999" in real
+    mixed = _run(tmp_path, {**REAL, "brain_age": {"is_phantom": True, "status": "phantom"}}, chapter="m")
+    text = mixed.banner_markdown()
+    assert "Partly run on phantom data" in text and "`brain_age`: **phantom**" in text and "`hc18`: real data" in text
+
+
+def test_data_status_from_source_objects():
+    class Src:
+        def __init__(self, name, is_phantom, status):
+            self.name, self.root, self.is_phantom, self.status = name, f"/r/{name}", is_phantom, status
+
+    got = data_status([Src("hc18", False, "complete"), Src("brain_age", True, "phantom")])
+    assert got == {
+        "hc18": {"is_phantom": False, "status": "complete", "root": "/r/hc18"},
+        "brain_age": {"is_phantom": True, "status": "phantom", "root": "/r/brain_age"},
+    }
+
+
+def test_load_metrics_reads_all_and_flags_corrupt(tmp_path):
+    _run(tmp_path / "res", chapter="data").finish({"a": 1})
+    (tmp_path / "res" / "hc18").mkdir(parents=True)
+    (tmp_path / "res" / "hc18" / "metrics.json").write_text("{not json")
+    got = load_metrics(tmp_path / "res")
+    assert got["data"]["metrics"] == {"a": 1}
+    assert "unreadable" in got["hc18"]["error"]
+    assert load_metrics(tmp_path / "absent") == {}
