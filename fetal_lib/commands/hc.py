@@ -1,0 +1,217 @@
+"""``fetal hc``: measure head circumference on your own images, write an HC18 submission, train.
+
+    fetal hc measure IMAGE... (--pixel-size MM | --pixel-sizes CSV) [--model PATH] [--overlay DIR] [--format csv|json] [-o FILE]
+    fetal hc submission --test-dir D --pixel-sizes CSV -o FILE [--model PATH] [--allow-missing]
+    fetal hc train [--profile cpu] [--data-dir D] [--model PATH] [--epochs N] [--time-budget S]
+
+Bad input (missing or non-image file, missing or non-positive pixel size, no head found) is
+reported as one line per file on stderr (``fetal: error: <file>: <problem>``); the other
+images are still measured and reported, and the exit status is 2 if any image failed.
+TensorFlow is imported only when a sub-command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+from fetal_lib.errors import FetalInputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("hc", help="fetal head circumference (HC18 U-Net): measure, submission, train",
+                                   description="Fetal head circumference (HC18 U-Net): measure it on your own images, "
+                                   "write an HC18 submission, or train the model.")
+    parser.set_defaults(_parser=parser)
+    sub = parser.add_subparsers(dest="hc_command", metavar="SUBCOMMAND")
+
+    m = sub.add_parser("measure", help="measure HC (mm) on images; prints HC18 columns + hc_mm",
+                       description="Fit the head ellipse on each image and print the HC18 submission columns "
+                       "(filename,center_x_mm,center_y_mm,semi_axes_a_mm,semi_axes_b_mm,angle_rad) plus hc_mm.")
+    m.add_argument("images", nargs="+", metavar="IMAGE", help="ultrasound image files (PNG, JPEG ...)")
+    px = m.add_mutually_exclusive_group()
+    px.add_argument("--pixel-size", type=str, metavar="MM", help="pixel size in mm, for every image")
+    px.add_argument("--pixel-sizes", type=Path, metavar="CSV",
+                    help="CSV in HC18's format (filename,pixel size(mm); extra columns ignored), matched by file name")
+    m.add_argument("--model", type=Path, default=None, help="trained model (default: build/models/hc18_unet.keras)")
+    m.add_argument("--overlay", type=Path, metavar="DIR", help="write <name>_hc.png with the fitted ellipse drawn")
+    m.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    m.add_argument("-o", "--output", type=Path, help="write the table to this file (atomically) instead of stdout")
+    m.set_defaults(func=handle_measure)
+
+    s = sub.add_parser("submission", help="write the HC18 submission CSV for a test set",
+                       description="Measure every image listed in the pixel-size CSV and write the HC18 submission CSV.")
+    s.add_argument("--test-dir", type=Path, required=True, help="folder of the test images")
+    s.add_argument("--pixel-sizes", type=Path, required=True, metavar="CSV", help="test_set_pixel_size.csv")
+    s.add_argument("-o", "--output", type=Path, required=True, help="submission CSV to write")
+    s.add_argument("--model", type=Path, default=None, help="trained model (default: build/models/hc18_unet.keras)")
+    s.add_argument("--allow-missing", action="store_true", help="write the file even if some images failed (rows left out)")
+    s.set_defaults(func=handle_submission)
+
+    t = sub.add_parser("train", help="train the HC18 U-Net outside the book (same model as the chapter)",
+                       description="Train on the HC18 training images (subject-level split), choose the threshold on the "
+                       "validation split, report the test split, save the model and its card.")
+    t.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="knobs from profiles/<name>.yaml hc18: (default cpu)")
+    t.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data)")
+    t.add_argument("--data-source", choices=("auto", "real", "phantom"), default="real",
+                   help="real (default: fail if HC18 is absent), auto (phantom if absent), phantom")
+    t.add_argument("--model", type=Path, default=None, help="where to save (default: build/models/hc18_unet.keras)")
+    t.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    t.add_argument("--time-budget", type=float, default=None, metavar="S", help="override the profile's training time budget (s)")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=handle_train)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _error(path, problem: str) -> None:
+    print(f"fetal: error: {FetalInputError(path, problem)}", file=sys.stderr)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".") if math.isfinite(value) else "nan"
+    return str(value)
+
+
+def _table(rows: list[dict], columns: tuple[str, ...], fmt: str, extra: list[dict] | None = None) -> str:
+    if fmt == "json":
+        items = [{**{c: r[c] for c in columns}, **(e or {})} for r, e in zip(rows, extra or [{}] * len(rows))]
+        return json.dumps(items, indent=2) + "\n"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([_fmt(r[c]) for c in columns])
+    return buf.getvalue()
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from fetal_lib.io import write_text_atomic
+
+        write_text_atomic(output, text)
+
+
+def _resolve_pixel_sizes(images: list[Path], pixel_size: str | None, pixel_sizes: Path | None) -> dict[Path, object]:
+    """Per image: its pixel size (raw, checked when measured) or None if none was given."""
+    if pixel_size is not None:
+        return {p: pixel_size for p in images}
+    if pixel_sizes is not None:
+        from fetal_lib.hc.measure import read_pixel_sizes
+
+        table = read_pixel_sizes(pixel_sizes)  # FetalInputError naming the CSV if unusable
+        return {p: table.get(p.name) for p in images}
+    return {p: None for p in images}
+
+
+def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], overlay: Path | None = None, progress: bool = False):
+    """Measure each (image, pixel size); returns (measurements, number of failed images)."""
+    from fetal_lib.data.imaging import read_image_gray
+    from fetal_lib.hc.measure import HCModel, check_pixel_size
+
+    # cheap checks first, so bad input is reported even before the model loads
+    ready, failed = [], 0
+    for path, pixel in items:
+        try:
+            image = read_image_gray(path)
+            ready.append((path, check_pixel_size(path, pixel), image))
+        except FetalInputError as err:
+            _error(err.path, err.problem)
+            failed += 1
+    if not ready:
+        return [], failed
+    model = HCModel.load(model_path)  # FetalInputError (missing model) aborts: nothing can be measured
+    from tqdm import tqdm
+
+    results = []
+    for path, pixel, image in tqdm(ready, desc="measure", unit="image", disable=not progress or len(ready) < 2):
+        try:
+            m = model.measure_array(image, pixel, filename=str(path))
+        except FetalInputError as err:
+            _error(path, err.problem)
+            failed += 1
+            continue
+        m.filename = path.name
+        for warning in m.warnings:
+            print(f"fetal: warning: {path}: {warning}", file=sys.stderr)
+        if overlay is not None:
+            _write_overlay(overlay, path, image, m)
+        results.append((path, m))
+    return results, failed
+
+
+def _write_overlay(folder: Path, path: Path, image, m) -> None:
+    import cv2
+
+    from fetal_lib.hc.measure import draw_overlay
+    from fetal_lib.io import atomic_path
+
+    rgb = draw_overlay(image, [(m.ellipse, (0, 255, 0))], label=f"HC {m.hc_mm:.1f} mm")
+    target = folder / f"{path.stem}_hc.png"
+    with atomic_path(target, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), rgb):
+            raise FetalInputError(target, "could not write the overlay image")
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def handle_measure(args: argparse.Namespace) -> int:
+    from fetal_lib.hc.measure import COLUMNS
+
+    images = [Path(p) for p in args.images]
+    pixels = _resolve_pixel_sizes(images, args.pixel_size, args.pixel_sizes)
+    results, failed = _measure_many(args.model, list(pixels.items()), args.overlay, progress=sys.stderr.isatty())
+    if results or args.output is None:
+        rows = [m.row() for _, m in results]
+        extra = [{"warnings": m.warnings, "ellipse_mask_iou": round(m.agreement, 4)} for _, m in results]
+        _emit(_table(rows, COLUMNS, args.format, extra), args.output)
+    return 2 if failed else 0
+
+
+def handle_submission(args: argparse.Namespace) -> int:
+    from fetal_lib.hc.measure import HC18_COLUMNS, read_pixel_sizes
+
+    if not args.test_dir.is_dir():
+        raise FetalInputError(args.test_dir, "test folder not found")
+    table = read_pixel_sizes(args.pixel_sizes)
+    items = [(args.test_dir / name, pixel) for name, pixel in table.items()]
+    results, failed = _measure_many(args.model, items, progress=sys.stderr.isatty())
+    if failed and not args.allow_missing:
+        print(f"fetal: error: {args.output}: not written: {failed} of {len(items)} image(s) failed (see above; --allow-missing writes the rest)", file=sys.stderr)
+        return 2
+    _emit(_table([m.row() for _, m in results], HC18_COLUMNS, "csv"), args.output)
+    print(f"wrote {args.output} ({len(results)} rows)", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    from fetal_lib.hc import pipeline
+    from fetal_lib.hc.measure import default_model_path
+    from fetal_lib.hc.model_card import save_model
+
+    overrides = {"epochs": args.epochs, "time_budget_s": args.time_budget}
+    settings = pipeline.profile_settings(args.profile, overrides)
+    data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
+    print(data.source.describe(), file=sys.stderr)
+    print("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()), file=sys.stderr)
+    config = pipeline.train_config(settings, args.seed)
+    trained = pipeline.train_model(data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]), progress=True)
+    df = pipeline.evaluate(trained.model, data.part("test"), progress=True)
+    summary = pipeline.summarize(df, seed=args.seed)
+    card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed)
+    path = save_model(trained.model.model, args.model or default_model_path(), card)
+    print(f"threshold (validation): {trained.model.threshold:g}; epochs run {trained.result.epochs_run}, "
+          f"{trained.result.train_images_per_s:.1f} train images/s", file=sys.stderr)
+    print(json.dumps({"model": str(path), "test": summary}, indent=2))
+    return 0

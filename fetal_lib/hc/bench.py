@@ -1,0 +1,128 @@
+"""``fetal bench hc``: inference ms per image (network + post-processing) and training images/s.
+
+Inference: the saved model (``--model``, default ``build/models/hc18_unet.keras``) measures
+``--n-images`` HC18 images end to end (letterbox, network with its test-time flips,
+un-letterbox, threshold, components, ellipse fit, checks) after a warm-up; the time to decode
+the PNG is excluded and reported apart. Training: a fresh U-Net of the profile's size trains
+on ``--train-images`` letterboxed images with augmentation for ``--train-steps`` batches after
+one warm-up batch. TensorFlow is imported in :func:`run` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="trained model (default: build/models/hc18_unet.keras)")
+    parser.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data; phantom if HC18 is absent)")
+    parser.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="network size for the training benchmark")
+    parser.add_argument("--n-images", type=int, default=20, help="images timed for inference (default 20)")
+    parser.add_argument("--train-images", type=int, default=32, help="images in the training benchmark (default 32)")
+    parser.add_argument("--train-steps", type=int, default=8, help="timed training batches (default 8)")
+    parser.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads (default 2)")
+    parser.add_argument("--skip-train", action="store_true", help="inference only")
+    parser.add_argument("--skip-inference", action="store_true", help="training only")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def bench_inference(model, records, n_images: int) -> dict:
+    """Time end-to-end measurement of ``n_images`` records (decode excluded); ms per image."""
+    from fetal_lib.data.imaging import read_image_gray
+    from fetal_lib.hc.postprocess import NoHeadFound
+
+    recs = list(records)[: max(1, n_images)]
+    t0 = time.perf_counter()
+    images = [read_image_gray(r.image_path) for r in recs]
+    decode_ms = 1000 * (time.perf_counter() - t0) / len(recs)
+    for _ in range(2):  # warm-up (graph tracing)
+        model.predict_network(np.zeros((1, *model.input_shape, 1), np.float32))
+    total, network, failed = [], [], 0
+    for image, rec in zip(images, recs):
+        t0 = time.perf_counter()
+        prob = model.probability(image)
+        t1 = time.perf_counter()
+        try:
+            model.fit(prob)
+        except NoHeadFound:
+            failed += 1
+        t2 = time.perf_counter()
+        total.append(1000 * (t2 - t0))
+        network.append(1000 * (t1 - t0))
+    return {
+        "n_images": len(recs),
+        "ms_per_image_mean": float(np.mean(total)),
+        "ms_per_image_median": float(np.median(total)),
+        "network_ms_mean": float(np.mean(network)),
+        "postprocess_ms_mean": float(np.mean(total) - np.mean(network)),
+        "decode_ms_mean": decode_ms,
+        "tta": list(model.tta),
+        "no_head_found": failed,
+    }
+
+
+def bench_training(config, records, n_images: int, steps: int) -> dict:
+    """Training throughput (images/s) of a fresh U-Net with augmentation."""
+    from fetal_lib.hc.dataset import load_arrays, tf_batches
+    from fetal_lib.hc.losses import get_loss
+    from fetal_lib.hc.train import build_model
+
+    import keras
+
+    recs = list(records)[: max(config.batch_size, n_images)]
+    x, y = load_arrays(recs, config.input_shape, config.mask_mode)
+    model = build_model(config)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss))
+    batches = tf_batches(x, y, config.batch_size, config.seed, augment=config.augment).repeat()
+    model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)  # warm-up (graph building)
+    t0 = time.perf_counter()
+    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # augmentation timed too
+    seconds = time.perf_counter() - t0
+    seen = steps * config.batch_size
+    return {
+        "input_shape": list(config.input_shape),
+        "filters": config.filters,
+        "batch_size": config.batch_size,
+        "images": seen,
+        "seconds": seconds,
+        "train_images_per_s": seen / seconds,
+        "parameters": int(model.count_params()),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from fetal_lib.data import hc18
+    from fetal_lib.data.sources import resolve
+    from fetal_lib.hc import pipeline
+    from fetal_lib.hc.measure import HCModel
+    from fetal_lib.hc.train import configure_tf
+
+    configure_tf(threads=args.threads)
+    source = resolve("hc18", args.data_dir, "auto")
+    records = hc18.load(source.root, "train")
+    out: dict = {"data": source.describe()}
+    if not args.skip_inference:
+        model = HCModel.load(args.model)
+        out["inference"] = bench_inference(model, records, args.n_images)
+    if not args.skip_train:
+        settings = pipeline.profile_settings(args.profile)
+        config = pipeline.train_config(settings)
+        out["training"] = bench_training(config, records, args.train_images, args.train_steps)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(out["data"])
+    if "inference" in out:
+        i = out["inference"]
+        print(f"inference: {i['ms_per_image_mean']:.1f} ms/image mean ({i['ms_per_image_median']:.1f} median) over {i['n_images']} images, "
+              f"network {i['network_ms_mean']:.1f} ms (TTA {','.join(i['tta']) or 'none'}), post-processing {i['postprocess_ms_mean']:.1f} ms; "
+              f"PNG decode {i['decode_ms_mean']:.1f} ms not included")
+    if "training" in out:
+        t = out["training"]
+        print(f"training: {t['train_images_per_s']:.2f} images/s (input {t['input_shape'][0]}x{t['input_shape'][1]}, "
+              f"{t['filters']} filters, batch {t['batch_size']}, {t['images']} images in {t['seconds']:.1f} s, with augmentation)")
+    return 0

@@ -1,0 +1,116 @@
+"""Figures of the HC18 chapter (matplotlib; each function returns a Figure)."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+# HC ranges as a proxy for the trimester (HC18 gives no gestational age): about 13 weeks at
+# HC 100 mm and 27 weeks at HC 250 mm (Hadlock charts).
+HC_BINS_MM = (0.0, 100.0, 250.0, math.inf)
+HC_BIN_LABELS = ("< 100 mm (~1st trim.)", "100-250 mm (~2nd)", ">= 250 mm (~3rd)")
+
+
+def training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]):
+    """Training loss and validation Dice per epoch, one line per run."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, h in histories.items():
+        epochs = np.arange(1, len(h["loss"]) + 1)
+        ax1.plot(epochs, h["loss"], marker="o", label=name)
+        ax2.plot(epochs, h["val_dice"], marker="o", label=name)
+    ax1.set(xlabel="epoch", ylabel="training loss", title="Training loss (each run's own loss)")
+    ax2.set(xlabel="epoch", ylabel="Dice (validation, threshold 0.5)", title="Validation Dice")
+    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def hc_scatter(df):
+    """Predicted vs reference HC (mm) with the identity line."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    d = df[df["found"]]
+    ax.scatter(d["hc_ref_mm"], d["hc_pred_mm"], s=14, alpha=0.7, c=np.where(d["flagged"], "tab:red", "tab:blue"))
+    if len(df):
+        lo, hi = float(df["hc_ref_mm"].min()) * 0.9, float(df["hc_ref_mm"].max()) * 1.05
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set(xlabel="reference HC (mm)", ylabel="predicted HC (mm)", title="Test split: predicted vs reference (red: flagged)")
+    fig.tight_layout()
+    return fig
+
+
+def bland_altman(df):
+    """Difference (pred - ref) against the mean, with bias and 95 % limits of agreement."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    d = df[df["found"]]
+    mean = (d["hc_pred_mm"] + d["hc_ref_mm"]) / 2
+    diff = d["hc_diff_mm"]
+    ax.scatter(mean, diff, s=14, alpha=0.7)
+    if len(d) > 1:
+        bias, sd = float(diff.mean()), float(diff.std(ddof=1))
+        for y, style, label in ((bias, "-", f"bias {bias:+.2f} mm"), (bias + 1.96 * sd, "--", f"+1.96 SD {bias + 1.96 * sd:+.2f}"), (bias - 1.96 * sd, "--", f"-1.96 SD {bias - 1.96 * sd:+.2f}")):
+            ax.axhline(y, color="k", ls=style, lw=1, label=label)
+        ax.legend(fontsize=8)
+    ax.set(xlabel="mean of predicted and reference HC (mm)", ylabel="predicted - reference (mm)", title="Bland-Altman (test split)")
+    fig.tight_layout()
+    return fig
+
+
+def hc_bin(values) -> np.ndarray:
+    """The HC-range label of each reference HC (mm)."""
+    idx = np.digitize(np.asarray(values, float), HC_BINS_MM[1:-1])
+    return np.asarray(HC_BIN_LABELS, dtype=object)[idx]
+
+
+def error_by_range(df):
+    """|HC difference| by reference-HC range (a proxy for the trimester)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    d = df[df["found"]]
+    bins = hc_bin(d["hc_ref_mm"])
+    data, labels = [], []
+    for label in HC_BIN_LABELS:
+        vals = d.loc[bins == label, "hc_abs_diff_mm"].to_numpy(float)
+        data.append(vals if vals.size else np.array([np.nan]))
+        labels.append(f"{label}\nn={vals.size}")
+    ax.boxplot(data, tick_labels=labels, showmeans=True)
+    ax.set(ylabel="|predicted - reference| HC (mm)", title="Error by HC range (test split)")
+    fig.tight_layout()
+    return fig
+
+
+def worst_cases(df, records_by_name, model, n: int = 5):
+    """The ``n`` test images with the largest |HC difference| (no head found first), with the
+    predicted (green) and reference (red) ellipses drawn in original pixels."""
+    import matplotlib.pyplot as plt
+
+    from fetal_lib.data.imaging import read_image_gray
+    from fetal_lib.hc.measure import draw_overlay
+    from fetal_lib.metrics.biometry import Ellipse, fit_ellipse
+
+    d = df.assign(_key=df["hc_abs_diff_mm"].fillna(np.inf)).sort_values("_key", ascending=False).head(n)
+    fig, axes = plt.subplots(1, max(1, len(d)), figsize=(3.4 * max(1, len(d)), 2.9))
+    axes = np.atleast_1d(axes)
+    for ax, (_, row) in zip(axes, d.iterrows()):
+        rec = records_by_name[row["filename"]]
+        image = read_image_gray(rec.image_path)
+        ref = fit_ellipse(read_image_gray(rec.annotation_path) > 0, outline=True)
+        ellipses = [(ref, (255, 0, 0))]
+        if row["found"]:
+            ellipses.append((Ellipse(row["cx"], row["cy"], row["a"], row["b"], row["angle_rad"]), (0, 255, 0)))
+        ax.imshow(draw_overlay(image, ellipses))
+        pred = f"{row['hc_pred_mm']:.1f}" if row["found"] else "none"
+        ax.set_title(f"{row['filename']}\nref {row['hc_ref_mm']:.1f} / pred {pred} mm", fontsize=8)
+        ax.axis("off")
+    fig.suptitle("Worst test cases: reference (red), predicted (green)", fontsize=10)
+    fig.tight_layout()
+    return fig

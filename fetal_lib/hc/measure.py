@@ -1,0 +1,212 @@
+"""Measure head circumference on images: image -> probability -> ellipse (original pixels) -> HC18 row.
+
+:class:`HCModel` wraps a saved U-Net and the inference settings recorded in its model card
+(input size, threshold, test-time flips, checks). :meth:`HCModel.measure` returns a
+:class:`Measurement` whose :meth:`~Measurement.row` is the HC18 submission row plus ``hc_mm``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from fetal_lib.errors import FetalInputError
+from fetal_lib.hc import postprocess
+from fetal_lib.hc.preprocess import letterbox, unletterbox
+from fetal_lib.metrics.biometry import Ellipse, ellipse_to_hc18_row, head_circumference_mm
+
+HC18_COLUMNS = ("filename", "center_x_mm", "center_y_mm", "semi_axes_a_mm", "semi_axes_b_mm", "angle_rad")
+COLUMNS = HC18_COLUMNS + ("hc_mm",)
+
+
+def default_model_path() -> Path:
+    """``<build_dir>/models/hc18_unet.keras``."""
+    from fetal_lib.paths import build_dir
+
+    return build_dir() / "models" / "hc18_unet.keras"
+
+
+@dataclass
+class Measurement:
+    """One measured image: the ellipse in original pixels, HC in mm, and check warnings."""
+
+    filename: str
+    pixel_size_mm: float
+    ellipse: Ellipse
+    hc_mm: float
+    agreement: float
+    warnings: list[str] = field(default_factory=list)
+    mask: np.ndarray | None = None  # the chosen head region (bool, original shape)
+
+    def row(self) -> dict[str, object]:
+        """HC18 submission columns plus ``hc_mm``."""
+        return {"filename": self.filename, **ellipse_to_hc18_row(self.ellipse, self.pixel_size_mm), "hc_mm": self.hc_mm}
+
+
+def check_pixel_size(path: str | Path, pixel_size_mm: float | None) -> float:
+    """A positive finite pixel size in mm, or a FetalInputError naming the image."""
+    if pixel_size_mm is None:
+        raise FetalInputError(path, "no pixel size given (use --pixel-size MM or --pixel-sizes CSV listing this file)")
+    try:
+        value = float(pixel_size_mm)
+    except (TypeError, ValueError):
+        raise FetalInputError(path, f"pixel size {pixel_size_mm!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise FetalInputError(path, f"pixel size must be a positive number of mm, got {pixel_size_mm}")
+    return value
+
+
+class HCModel:
+    """A trained HC18 U-Net with its inference settings."""
+
+    def __init__(self, model, settings: dict | None = None):
+        settings = dict(settings or {})
+        self.model = model
+        self.input_shape = tuple(int(v) for v in model.input_shape[1:3])
+        self.threshold = float(settings.get("threshold", postprocess.THRESHOLD))
+        self.tta = list(settings.get("tta", ["hflip"]))
+        self.min_agreement = float(settings.get("min_agreement", postprocess.MIN_AGREEMENT))
+        self.min_axis_ratio = float(settings.get("min_axis_ratio", postprocess.MIN_AXIS_RATIO))
+        self._predict = None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "HCModel":
+        """Load a saved model (default :func:`default_model_path`) and its card's settings.
+
+        Raises:
+            FetalInputError: the model file is missing (says how to make one) or unreadable.
+        """
+        from fetal_lib.hc.model_card import read_card
+
+        path = Path(path) if path is not None else default_model_path()
+        if not path.is_file():
+            raise FetalInputError(
+                path,
+                "no trained HC18 model here; make one with `fetal hc train --profile cpu` "
+                "(or `fetal book --profile cpu --only hc18`), or pass --model PATH",
+            )
+        from fetal_lib.hc.train import configure_tf
+
+        configure_tf()
+        import keras
+
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input
+            raise FetalInputError(path, f"not a readable Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        card = read_card(path)
+        return cls(model, (card or {}).get("inference", {}))
+
+    def settings(self) -> dict:
+        """The inference settings (for the model card)."""
+        return {"threshold": self.threshold, "tta": self.tta, "min_agreement": self.min_agreement, "min_axis_ratio": self.min_axis_ratio}
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if self._predict is None:
+            import tensorflow as tf
+
+            model = self.model
+            self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return self._predict(batch).numpy()
+
+    def predict_network(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities at the network size for letterboxed (N, rows, cols, 1) inputs, with TTA."""
+        views = [x]
+        if "hflip" in self.tta:
+            views.append(x[:, :, ::-1])
+        if "vflip" in self.tta:
+            views.append(x[:, ::-1, :])
+        out = self._forward(np.ascontiguousarray(np.concatenate(views, axis=0), dtype=np.float32))
+        n = x.shape[0]
+        prob = out[:n].copy()
+        k = 1
+        if "hflip" in self.tta:
+            prob += out[k * n : (k + 1) * n][:, :, ::-1]
+            k += 1
+        if "vflip" in self.tta:
+            prob += out[k * n : (k + 1) * n][:, ::-1, :]
+            k += 1
+        return prob / k
+
+    def probability(self, image: np.ndarray) -> np.ndarray:
+        """Head probability at the original image size for one uint8 (rows, cols) image."""
+        x, geometry = letterbox(image, self.input_shape)
+        prob = self.predict_network(x[None, ..., None])[0, ..., 0]
+        return unletterbox(prob, geometry)
+
+    def fit(self, prob: np.ndarray, threshold: float | None = None) -> postprocess.HeadFit:
+        """Post-process an original-size probability map with this model's settings."""
+        return postprocess.fit_head(
+            prob,
+            threshold=self.threshold if threshold is None else threshold,
+            min_agreement=self.min_agreement,
+            min_axis_ratio=self.min_axis_ratio,
+        )
+
+    def measure_array(self, image: np.ndarray, pixel_size_mm: float, filename: str = "image", keep_mask: bool = False) -> Measurement:
+        """Measure one decoded image; raises FetalInputError(filename, "no head found ...")."""
+        prob = self.probability(image)
+        try:
+            head = self.fit(prob)
+        except postprocess.NoHeadFound as exc:
+            raise FetalInputError(filename, str(exc)) from None
+        return Measurement(
+            filename=Path(filename).name,
+            pixel_size_mm=pixel_size_mm,
+            ellipse=head.ellipse,
+            hc_mm=head_circumference_mm(head.ellipse, pixel_size_mm),
+            agreement=head.agreement,
+            warnings=head.warnings,
+            mask=head.mask if keep_mask else None,
+        )
+
+    def measure(self, path: str | Path, pixel_size_mm: float | None, keep_mask: bool = False) -> Measurement:
+        """Read, check and measure one image file.
+
+        Raises:
+            FetalInputError: missing/unreadable image, bad pixel size, or no head found.
+        """
+        from fetal_lib.data.imaging import read_image_gray
+
+        image = read_image_gray(path)
+        pixel = check_pixel_size(path, pixel_size_mm)
+        try:
+            return self.measure_array(image, pixel, filename=str(path), keep_mask=keep_mask)
+        except FetalInputError as exc:
+            raise FetalInputError(path, exc.problem) from None
+
+
+def read_pixel_sizes(csv_path: str | Path) -> dict[str, float | None]:
+    """HC18-format pixel sizes: ``filename,pixel size(mm)`` (extra columns ignored).
+
+    Values are kept raw-checked per file when measured (a bad value is an error for that image
+    only); a missing file or column is a FetalInputError naming the CSV.
+    """
+    from fetal_lib.data.hc18 import COL_FILENAME, COL_PIXEL, read_csv
+
+    csv_path = Path(csv_path)
+    sizes: dict[str, float | None] = {}
+    for _, row in read_csv(csv_path, (COL_FILENAME, COL_PIXEL)):
+        value = row.get(COL_PIXEL, "")
+        try:
+            sizes[Path(row[COL_FILENAME]).name] = float(value)
+        except ValueError:
+            sizes[Path(row[COL_FILENAME]).name] = value  # type: ignore[assignment]  # reported per image
+    return sizes
+
+
+def draw_overlay(image: np.ndarray, ellipses: Sequence[tuple[Ellipse, tuple[int, int, int]]], label: str | None = None) -> np.ndarray:
+    """An RGB copy of ``image`` with ellipses drawn (colour as BGR tuples) and an optional label."""
+    import cv2
+
+    rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    thickness = max(1, int(round(min(image.shape) / 270)))
+    for ellipse, colour in ellipses:
+        cv2.ellipse(rgb, ((ellipse.cx, ellipse.cy), (2 * ellipse.a, 2 * ellipse.b), math.degrees(ellipse.angle_rad)), colour, thickness, cv2.LINE_AA)
+    if label:
+        cv2.putText(rgb, label, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+    return rgb

@@ -1,0 +1,303 @@
+"""The HC18 experiment as library calls: data and split, training, threshold choice, evaluation.
+
+Used by the chapter (``notebooks/01_hc18_unet.py``) and by ``fetal hc train``, so both train the
+same model the same way. Profile knobs come from the ``hc18:`` section of
+``profiles/<profile>.yaml`` over :data:`DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fetal_lib.data.hc18 import HC18Record
+
+# Knobs of the hc18 chapter (the profile's hc18: section overrides them; same names as the
+# chapter's parameters cell).
+DEFAULTS: dict[str, Any] = {
+    "input_rows": 128,
+    "input_cols": 192,
+    "filters": 16,
+    "depth": 4,
+    "epochs": 12,
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "time_budget_s": 780.0,
+    "augment": True,
+    "tta": "hflip",
+    "max_images": 0,  # 0 = every training image
+    "threshold_grid": "0.3,0.4,0.5,0.6,0.7",
+    "audit_epochs": 3,
+    "audit_time_budget_s": 120.0,
+    "audit_filters": 8,
+    "audit_input_rows": 96,
+    "audit_input_cols": 144,
+}
+
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+
+
+def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:data:`DEFAULTS` <- ``profiles/<profile>.yaml`` ``hc18:`` section <- ``overrides``."""
+    from fetal_lib.book.profiles import load_profile
+
+    settings = dict(DEFAULTS)
+    section = load_profile(profile).get("hc18") or {}
+    settings.update({k: v for k, v in section.items() if k in DEFAULTS})
+    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return settings
+
+
+def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, **changes) -> "TrainConfig":
+    """The :class:`~fetal_lib.hc.train.TrainConfig` of the main model (or of an audit arm)."""
+    from fetal_lib.hc.train import TrainConfig
+
+    prefix = "audit_" if audit else ""
+    config = TrainConfig(
+        input_shape=(int(settings[f"{prefix}input_rows"]), int(settings[f"{prefix}input_cols"])),
+        filters=int(settings[f"{prefix}filters"]),
+        depth=int(settings["depth"]),
+        epochs=int(settings[f"{prefix}epochs"]),
+        batch_size=int(settings["batch_size"]),
+        learning_rate=float(settings["learning_rate"]),
+        time_budget_s=float(settings[f"{prefix}time_budget_s"]) if settings.get(f"{prefix}time_budget_s") else None,
+        augment=bool(settings["augment"]),
+        seed=int(seed),
+    )
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+@dataclass
+class HCData:
+    """The resolved dataset, its training records and the subject-level split."""
+
+    source: Any  # fetal_lib.data.sources.DatasetSource
+    records: list[HC18Record]
+    parts: dict[str, np.ndarray]  # "train" / "val" / "test" -> indices into records
+
+    def part(self, name: str) -> list[HC18Record]:
+        return [self.records[i] for i in self.parts[name]]
+
+
+def load_data(data_dir: str | None = None, data_source: str = "auto", seed: int = 0, max_images: int = 0) -> HCData:
+    """Resolve HC18 (real or phantom), read its training records, split them by subject.
+
+    The split is 70/15/15 % of the *subjects* (``NNN_HC`` and ``NNN_2HC`` together), stratified
+    by HC tercile so each part spans the trimesters. ``max_images > 0`` keeps the first subjects
+    (in file order) up to that many images, for quick runs.
+    """
+    from fetal_lib.data import hc18
+    from fetal_lib.data.sources import resolve
+    from fetal_lib.data.splits import check_disjoint, grouped_split
+
+    source = resolve("hc18", data_dir or None, data_source)
+    records = hc18.load(source.root, "train")
+    if max_images and max_images < len(records):
+        records = records[: int(max_images)]
+        last = records[-1].subject_id
+        records = [r for r in records if r.subject_id != last] or records
+    groups = [r.subject_id for r in records]
+    parts = grouped_split(groups, SPLIT_FRACTIONS, seed=seed, stratify=[r.hc_mm for r in records], stratify_bins=3)
+    check_disjoint(groups, parts)
+    return HCData(source, records, parts)
+
+
+def probabilities(model, records: Sequence[HC18Record], progress: bool = False) -> list[np.ndarray]:
+    """Original-size head-probability maps of ``records`` (with the model's TTA)."""
+    from tqdm import tqdm
+
+    from fetal_lib.data.imaging import read_image_gray
+
+    return [model.probability(read_image_gray(r.image_path)) for r in tqdm(records, desc="predict", disable=not progress, leave=False)]
+
+
+def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] | None = None, threshold: float | None = None, progress: bool = False):
+    """Per-image results on annotated records: HC (mm), Dice, IoU, HD95 (mm), checks.
+
+    A record with no head found gets NaN HC, Dice 0, IoU 0, HD95 inf and ``found=False``.
+
+    Returns:
+        ``pandas.DataFrame``, one row per record.
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from fetal_lib.data.hc18 import load_mask
+    from fetal_lib.hc.postprocess import NoHeadFound
+    from fetal_lib.metrics.biometry import head_circumference_mm
+    from fetal_lib.metrics.segmentation import dice, hd95_mm, iou
+
+    if probs is None:
+        probs = probabilities(model, records, progress)
+    rows = []
+    for rec, prob in tqdm(list(zip(records, probs)), desc="evaluate", disable=not progress, leave=False):
+        ref = load_mask(rec)
+        row: dict[str, Any] = {"filename": rec.filename, "subject_id": rec.subject_id, "pixel_size_mm": rec.pixel_size_mm, "hc_ref_mm": rec.hc_mm}
+        try:
+            head = model.fit(prob, threshold=threshold)
+        except NoHeadFound:
+            row.update(found=False, hc_pred_mm=math.nan, dice=0.0, iou=0.0, hd95_mm=math.inf, agreement=0.0, warnings="no head found")
+        else:
+            e = head.ellipse
+            row.update(
+                found=True,
+                hc_pred_mm=head_circumference_mm(e, rec.pixel_size_mm),
+                dice=dice(head.mask, ref),
+                iou=iou(head.mask, ref),
+                hd95_mm=hd95_mm(head.mask, ref, spacing=rec.pixel_size_mm),
+                agreement=head.agreement,
+                warnings="; ".join(head.warnings),
+                cx=e.cx, cy=e.cy, a=e.a, b=e.b, angle_rad=e.angle_rad,
+            )
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df["hc_diff_mm"] = df["hc_pred_mm"] - df["hc_ref_mm"]
+    df["hc_abs_diff_mm"] = df["hc_diff_mm"].abs()
+    df["flagged"] = df["warnings"].astype(str).str.len() > 0
+    return df
+
+
+def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float], probs: Sequence[np.ndarray] | None = None):
+    """The threshold (from ``grid``) with the lowest mean |HC difference| on ``records`` (validation).
+
+    A record with no head found counts as an error of its reference HC (the worst case), so a
+    threshold cannot win by failing on hard images.
+
+    Returns:
+        (best threshold, DataFrame of threshold, mean/median |HC diff| mm, failures).
+    """
+    import pandas as pd
+
+    from fetal_lib.hc.postprocess import NoHeadFound
+    from fetal_lib.metrics.biometry import head_circumference_mm
+
+    if probs is None:
+        probs = probabilities(model, records)
+    table = []
+    for t in grid:
+        errors, failures = [], 0
+        for rec, prob in zip(records, probs):
+            try:
+                head = model.fit(prob, threshold=float(t))
+                errors.append(abs(head_circumference_mm(head.ellipse, rec.pixel_size_mm) - rec.hc_mm))
+            except NoHeadFound:
+                failures += 1
+                errors.append(rec.hc_mm)
+        table.append({"threshold": float(t), "mean_abs_diff_mm": float(np.mean(errors)), "median_abs_diff_mm": float(np.median(errors)), "no_head_found": failures})
+    df = pd.DataFrame(table)
+    best = float(df.loc[df["mean_abs_diff_mm"].idxmin(), "threshold"])
+    return best, df
+
+
+def summarize(df, groups: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Test-split summary: HC |diff| mean, SD, median, cluster-bootstrap 95 % CI of the mean;
+    Dice, IoU, HD95 means; counts of failures and flagged fits."""
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    found = df[df["found"]]
+    abs_diff = found["hc_abs_diff_mm"].to_numpy(float)
+    out: dict[str, Any] = {"n_images": int(len(df)), "n_no_head_found": int((~df["found"]).sum()), "n_flagged": int(df["flagged"].sum())}
+    if abs_diff.size:
+        g = np.asarray(found["subject_id"] if groups is None else groups)
+        ci = bootstrap_ci(lambda v: float(np.mean(v)), abs_diff, n_boot=n_boot, seed=seed, groups=g if len(np.unique(g)) > 1 else None)
+        out.update(
+            hc_abs_diff_mean_mm=float(abs_diff.mean()),
+            hc_abs_diff_sd_mm=float(abs_diff.std(ddof=1)) if abs_diff.size > 1 else 0.0,
+            hc_abs_diff_median_mm=float(np.median(abs_diff)),
+            hc_abs_diff_ci95_mm=[float(ci.low), float(ci.high)],
+            hc_diff_mean_mm=float(found["hc_diff_mm"].mean()),
+            hc_abs_diff_max_mm=float(abs_diff.max()),
+        )
+    hd = df["hd95_mm"].to_numpy(float)
+    out.update(
+        dice_mean=float(df["dice"].mean()),
+        iou_mean=float(df["iou"].mean()),
+        hd95_mean_mm=float(np.mean(hd[np.isfinite(hd)])) if np.isfinite(hd).any() else math.nan,
+        hd95_median_mm=float(np.median(hd)),
+    )
+    return out
+
+
+@dataclass
+class TrainedHC:
+    """A trained model with its settings, validation threshold table and training result."""
+
+    model: Any  # fetal_lib.hc.measure.HCModel
+    result: Any  # fetal_lib.hc.train.TrainResult
+    config: Any  # fetal_lib.hc.train.TrainConfig
+    threshold_table: Any  # DataFrame
+
+
+def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequence[float] = (0.5,), cache: bool = True, progress: bool = False, verbose: int = 0) -> TrainedHC:
+    """Train on the train part, pick the threshold on the validation part; returns an HCModel."""
+    from fetal_lib.hc.dataset import load_arrays
+    from fetal_lib.hc.measure import HCModel
+    from fetal_lib.hc.train import train
+    from fetal_lib.paths import build_dir
+
+    cache_dir = build_dir() / "cache" / "hc18" if cache else None
+    train_recs, val_recs = data.part("train"), data.part("val")
+    x_tr, y_tr = load_arrays(train_recs, config.input_shape, config.mask_mode, cache_dir, progress)
+    x_va, y_va = load_arrays(val_recs, config.input_shape, "filled", cache_dir, progress)
+    result = train(config, x_tr, y_tr, x_va, y_va, verbose=verbose, progress=progress)
+    tta_list = [t for t in str(tta).split(",") if t.strip()] if tta else []
+    model = HCModel(result.model, {"tta": [t.strip() for t in tta_list]})
+    probs = probabilities(model, val_recs)
+    best, table = choose_threshold(model, val_recs, threshold_grid, probs)
+    model.threshold = best
+    return TrainedHC(model, result, config, table)
+
+
+def parse_grid(text: str | Sequence[float]) -> list[float]:
+    """``"0.3,0.5"`` -> ``[0.3, 0.5]``."""
+    if isinstance(text, str):
+        return [float(v) for v in text.split(",") if v.strip()]
+    return [float(v) for v in text]
+
+
+def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, test_summary: dict, seed: int) -> dict:
+    """The model card dict (see :mod:`fetal_lib.hc.model_card`)."""
+    import platform
+    from datetime import datetime, timezone
+
+    from fetal_lib import __version__
+
+    src = data.source
+    return {
+        "name": "HC18 U-Net (fetal head segmentation -> ellipse -> head circumference)",
+        "intended_use": "Research and teaching: head circumference (mm) on 2D fetal ultrasound standard planes like HC18's. Not a medical device.",
+        "limitations": "Trained on HC18 (one centre, Voluson scanners); one head per image; the pixel size must be given. "
+        "Fits flagged by the checks (ellipse disagreeing with the mask, implausible axis ratio) deserve a look.",
+        "data": {
+            "dataset": "HC18 (van den Heuvel et al., PLOS ONE 2018; Zenodo 1327317), CC BY 4.0",
+            "source": src.describe() if hasattr(src, "describe") else str(src),
+            "is_phantom": bool(getattr(src, "is_phantom", False)),
+            "n_images": len(data.records),
+            "n_subjects": len({r.subject_id for r in data.records}),
+        },
+        "split": {
+            "method": "grouped by subject (NNN_HC and NNN_kHC together), stratified by HC tercile, fractions 70/15/15",
+            "seed": seed,
+            **{f"n_{k}": int(len(v)) for k, v in data.parts.items()},
+            "test_files": [data.records[i].filename for i in data.parts["test"]],
+        },
+        "training": {
+            "profile": profile,
+            **trained.config.to_dict(),
+            "epochs_run": trained.result.epochs_run,
+            "best_epoch": trained.result.best_epoch,
+            "seconds": round(trained.result.seconds, 1),
+            "train_images_per_s": round(trained.result.train_images_per_s, 2),
+        },
+        "inference": trained.model.settings(),
+        "threshold_choice": "lowest mean |HC difference| on the validation split over " + ",".join(f"{t:g}" for t in trained.threshold_table["threshold"]),
+        "metrics": {"split": "test", **test_summary},
+        "provenance": {"fetal_lib": __version__, "python": platform.python_version(), "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "settings": settings,
+    }

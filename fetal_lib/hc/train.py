@@ -1,0 +1,150 @@
+"""Training the HC18 U-Net (Keras 3 on TensorFlow), with a wall-clock budget.
+
+:func:`train` fits one model on pre-letterboxed arrays (``fetal_lib.hc.dataset``) and keeps the
+weights of the epoch with the best validation Dice. A time budget (seconds) stops training
+after the epoch that exhausts it, so the chapter's run time is bounded and audit variants can
+be compared at an equal budget; the history records how many epochs actually ran.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run (sizes in pixels, times in seconds)."""
+
+    input_shape: tuple[int, int] = (128, 192)  # (rows, cols) of the letterboxed input
+    filters: int = 16
+    depth: int = 4
+    block: str = "corrected"  # "corrected" (ours) | "source" (the source's conv2d_block bug)
+    mask_mode: str = "filled"  # "filled" (ours) | "outline" (the source's 0/2 outline masks)
+    loss: str = "bce_dice"  # "bce_dice" (ours) | "bce" (the source's)
+    augment: bool = True
+    epochs: int = 10
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    time_budget_s: float | None = None  # stop after the epoch that exceeds this
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class TrainResult:
+    """The trained model (best validation Dice weights) and what happened."""
+
+    model: object
+    history: dict = field(default_factory=dict)  # per-epoch lists: loss, val_loss, val_dice, seconds
+    epochs_run: int = 0
+    best_epoch: int = 0
+    seconds: float = 0.0
+    train_images_per_s: float = 0.0
+
+
+def configure_tf(threads: int = 2, seed: int = 0) -> None:
+    """Quiet TensorFlow, use ``threads`` CPU threads, seed Python/NumPy/TF (call before training)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised: the first call's setting stays
+    keras.utils.set_random_seed(int(seed))
+
+
+def build_model(config: TrainConfig):
+    """The (uncompiled) U-Net of ``config``."""
+    from fetal_lib.networks.keras.unet import build_unet
+
+    return build_unet((*config.input_shape, 1), filters=config.filters, depth=config.depth, block=config.block, name=f"hc18_unet_{config.block}")
+
+
+def train(
+    config: TrainConfig,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    verbose: int = 0,
+    progress: bool = False,
+) -> TrainResult:
+    """Train a U-Net; returns the model with the weights of its best validation-Dice epoch.
+
+    Args:
+        config: the run's settings.
+        x_train, y_train: (N, rows, cols, 1) float32 images in [0, 1] and targets.
+        x_val, y_val: validation arrays; ``y_val`` is scored as a filled mask (> 0.5) whatever
+            the training targets, so every variant is selected on the same criterion.
+        verbose: Keras verbosity (0 silent, 2 one line per epoch).
+        progress: show a tqdm bar over epochs.
+    """
+    import keras
+
+    from fetal_lib.hc.dataset import tf_batches
+    from fetal_lib.hc.losses import get_loss
+
+    configure_tf(seed=config.seed)
+    model = build_model(config)
+    batches = tf_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment)
+    steps = math.ceil(len(x_train) / config.batch_size) * max(1, config.epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config.loss), jit_compile=False)
+    val_ref = (y_val > 0.5).astype(np.float32)
+
+    history: dict[str, list] = {"loss": [], "val_dice": [], "seconds": []}
+    best = {"dice": -1.0, "epoch": 0, "weights": None}
+    start = time.perf_counter()
+    train_time = 0.0
+    epochs_run = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, desc=f"train {config.block}/{config.mask_mode}", unit="epoch")
+    for epoch in range(config.epochs):
+        t0 = time.perf_counter()
+        fit = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False)
+        train_time += time.perf_counter() - t0
+        pred = model.predict(x_val, batch_size=16, verbose=0)
+        dice = _mean_dice(pred > 0.5, val_ref > 0.5)
+        epochs_run += 1
+        history["loss"].append(float(fit.history["loss"][-1]))
+        history["val_dice"].append(dice)
+        history["seconds"].append(time.perf_counter() - start)
+        if dice > best["dice"]:
+            best = {"dice": dice, "epoch": epoch + 1, "weights": model.get_weights()}
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", val_dice=f"{dice:.3f}")
+        if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
+            break
+    if bar is not None:
+        bar.close()
+    if best["weights"] is not None:
+        model.set_weights(best["weights"])
+    return TrainResult(
+        model=model,
+        history=history,
+        epochs_run=epochs_run,
+        best_epoch=int(best["epoch"]),
+        seconds=time.perf_counter() - start,
+        train_images_per_s=(epochs_run * len(x_train) / train_time) if train_time > 0 else 0.0,
+    )
+
+
+def _mean_dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Mean per-image Dice of boolean (N, rows, cols, 1) arrays (1.0 when both are empty)."""
+    inter = np.logical_and(pred, ref).sum(axis=(1, 2, 3))
+    total = pred.sum(axis=(1, 2, 3)) + ref.sum(axis=(1, 2, 3))
+    return float(np.mean(np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)))
