@@ -30,7 +30,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 8
     learning_rate: float = 1e-3
-    time_budget_s: float | None = None  # stop after the epoch that exceeds this
+    time_budget_s: float | None = None  # wall-time budget (s): the cosine decay completes by then
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -70,6 +70,47 @@ def build_model(config: TrainConfig):
     return build_unet((*config.input_shape, 1), filters=config.filters, depth=config.depth, block=config.block, name=f"hc18_unet_{config.block}")
 
 
+def cosine_lr(base_lr: float, progress: float, alpha: float = 0.05) -> float:
+    """Cosine decay from ``base_lr`` to ``alpha * base_lr`` as ``progress`` goes 0 -> 1."""
+    progress = min(max(progress, 0.0), 1.0)
+    return base_lr * (alpha + (1.0 - alpha) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def budget_cosine_callback(base_lr: float, total_steps: int, time_budget_s: float | None, alpha: float = 0.05):
+    """A Keras callback: cosine learning-rate decay over steps OR wall time, whichever runs out first.
+
+    Progress is ``max(step / total_steps, elapsed / time_budget_s)``, so on a slow or busy
+    machine the decay still completes within the time budget instead of being cut short at
+    a high learning rate. ``.progress`` tells the training loop when to stop.
+    """
+    import keras
+
+    class BudgetCosine(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.step = 0
+            self.progress = 0.0
+            self.start: float | None = None
+
+        def on_train_batch_begin(self, batch, logs=None) -> None:
+            if self.start is None:
+                self.start = time.perf_counter()
+            fraction = self.step / max(total_steps, 1)
+            if time_budget_s:
+                fraction = max(fraction, (time.perf_counter() - self.start) / time_budget_s)
+            self.progress = min(fraction, 1.0)
+            self.model.optimizer.learning_rate.assign(cosine_lr(base_lr, self.progress, alpha))
+            self.step += 1
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            fraction = self.step / max(total_steps, 1)
+            if time_budget_s and self.start is not None:
+                fraction = max(fraction, (time.perf_counter() - self.start) / time_budget_s)
+            self.progress = min(fraction, 1.0)
+
+    return BudgetCosine()
+
+
 def train(
     config: TrainConfig,
     x_train: np.ndarray,
@@ -98,8 +139,8 @@ def train(
     model = build_model(config)
     batches = tf_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment)
     steps = math.ceil(len(x_train) / config.batch_size) * max(1, config.epochs)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config.loss), jit_compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss), jit_compile=False)
+    schedule = budget_cosine_callback(config.learning_rate, steps, config.time_budget_s)
     val_ref = (y_val > 0.5).astype(np.float32)
 
     history: dict[str, list] = {"loss": [], "val_dice": [], "seconds": []}
@@ -114,7 +155,7 @@ def train(
         bar = tqdm(total=config.epochs, desc=f"train {config.block}/{config.mask_mode}", unit="epoch")
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
-        fit = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False)
+        fit = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False, callbacks=[schedule])
         train_time += time.perf_counter() - t0
         pred = model.predict(x_val, batch_size=16, verbose=0)
         dice = _mean_dice(pred > 0.5, val_ref > 0.5)
@@ -127,7 +168,7 @@ def train(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", val_dice=f"{dice:.3f}")
-        if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
+        if schedule.progress >= 1.0:  # step count or time budget reached: the decay is complete
             break
     if bar is not None:
         bar.close()

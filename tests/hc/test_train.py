@@ -1,0 +1,46 @@
+"""The learning-rate schedule completes its decay within the step count or the time budget."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from fetal_lib.hc.train import budget_cosine_callback, cosine_lr
+
+
+def test_cosine_lr_endpoints_and_midpoint() -> None:
+    assert cosine_lr(1e-3, 0.0) == pytest.approx(1e-3)
+    assert cosine_lr(1e-3, 1.0) == pytest.approx(0.05e-3)
+    assert cosine_lr(1e-3, 0.5) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))
+    assert cosine_lr(1e-3, 2.0) == cosine_lr(1e-3, 1.0)  # clipped
+
+
+def _fit_with(callback, n_batches: int, sleep_s: float = 0.0):
+    import keras
+
+    class Sleep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(sleep_s)
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    x = np.zeros((n_batches, 2), np.float32)
+    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, Sleep()], shuffle=False)
+    return float(model.optimizer.learning_rate.numpy())
+
+
+def test_step_progress_decays_over_the_planned_steps() -> None:
+    callback = budget_cosine_callback(1e-3, total_steps=4, time_budget_s=None)
+    last_lr = _fit_with(callback, n_batches=4)
+    assert callback.progress == pytest.approx(1.0)
+    assert last_lr == pytest.approx(cosine_lr(1e-3, 3 / 4), rel=1e-5)  # lr set before the 4th batch
+
+
+def test_time_budget_finishes_the_decay_early() -> None:
+    callback = budget_cosine_callback(1e-3, total_steps=10_000, time_budget_s=0.2)
+    last_lr = _fit_with(callback, n_batches=6, sleep_s=0.06)
+    assert callback.progress == pytest.approx(1.0)
+    assert math.isclose(last_lr, 0.05e-3, rel_tol=1e-5)
