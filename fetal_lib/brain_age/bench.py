@@ -1,0 +1,62 @@
+"""``fetal bench brain-age``: seconds per subject of ``fetal brain-age predict`` and peak memory.
+
+Times the whole per-subject path (read + check NIfTI, preprocess, segment, features, regress)
+on real subjects with images (``<data root>/brain_age``), after loading the models once.
+Imports nothing heavy at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data)")
+    parser.add_argument("--model", default=None, help="model folder (default: <build>/models/brain_age)")
+    parser.add_argument("-n", "--subjects", type=int, default=10, help="subjects to time (default 10)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fetal_lib.brain_age import dataset
+    from fetal_lib.brain_age.predict import load_predictor
+    from fetal_lib.data.sources import resolve
+
+    src = resolve("brain_age", args.data_dir, source="auto")
+    subjects = [s for s in dataset.load(src.root) if s.image_path is not None and s.mask_path is not None]
+    subjects = subjects[: max(1, args.subjects)]
+    t0 = time.perf_counter()
+    predictor = load_predictor(args.model, threads=args.threads)
+    load_s = time.perf_counter() - t0
+    predictor(subjects[0].image_path, subjects[0].mask_path)  # warm-up (first-call allocations)
+    times = []
+    for s in subjects:
+        t = time.perf_counter()
+        predictor(s.image_path, s.mask_path)
+        times.append(time.perf_counter() - t)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    result = {
+        "target": "brain-age predict",
+        "data": "phantom" if src.is_phantom else "real",
+        "subjects": len(times),
+        "threads": args.threads,
+        "model_load_s": round(load_s, 3),
+        "seconds_per_subject_mean": round(sum(times) / len(times), 3),
+        "seconds_per_subject_max": round(max(times), 3),
+        "peak_rss_mib": round(peak_mib, 1),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"brain-age predict on {result['subjects']} {result['data']} subject(s), {args.threads} thread(s): "
+            f"{result['seconds_per_subject_mean']:.3f} s/subject (max {result['seconds_per_subject_max']:.3f} s), "
+            f"model load {result['model_load_s']:.2f} s, peak memory {result['peak_rss_mib']:.0f} MiB (RSS)"
+        )
+    sys.stdout.flush()
+    return 0

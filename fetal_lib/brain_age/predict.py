@@ -1,0 +1,123 @@
+"""Deployed brain-age prediction: T1 + brain mask -> tissue volumes (mL) and predicted age (years).
+
+Image -> preprocessing (normalise in the mask, 3 mm, 64^3) -> Res-U-Net segmentation ->
+tissue volumes and maps -> regressor. The models live in ``default_model_dir()``
+(``<build>/models/brain_age``), written by the brain_age chapter.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fetal_lib.errors import FetalInputError
+
+CSV_COLUMNS = ("subject_id", "csf_ml", "gm_ml", "wm_ml", "predicted_age_years")
+
+
+def default_model_dir() -> Path:
+    """``<build_dir>/models/brain_age``."""
+    from fetal_lib.paths import build_dir
+
+    return build_dir() / "models" / "brain_age"
+
+
+@dataclass
+class Predictor:
+    """Loaded segmenter + regressor + the preprocessing grid they were trained on."""
+
+    segmenter: object
+    regressor: object
+    spacing_mm: tuple[float, float, float]
+    size: tuple[int, int, int]
+    model_dir: Path
+
+    def __call__(self, image_path: str | Path, mask_path: str | Path) -> dict:
+        """Predict one subject; raises FetalInputError naming the bad file."""
+        from fetal_lib.brain_age import features, preprocess, segmentation
+
+        pre = preprocess.preprocess_files(image_path, mask_path, spacing_mm=self.spacing_mm, size=self.size)
+        labels = segmentation.predict(self.segmenter, pre.image, pre.mask, spacing_mm=pre.spacing_mm[0])
+        vols = features.tissue_volumes_ml(labels, pre.spacing_mm)
+        v = np.array([[vols["csf_ml"], vols["gm_ml"], vols["wm_ml"]]])
+        maps = features.tissue_maps(labels, self.regressor.map_factor).ravel()[None]
+        age = float(self.regressor.predict(v, maps)[0])
+        return {
+            "image": str(image_path),
+            "mask": str(mask_path),
+            **{k: round(val, 2) for k, val in vols.items()},
+            "predicted_age_years": round(age, 2),
+            "model": self.regressor.name,
+        }
+
+
+def load_predictor(model_dir: str | Path | None = None, threads: int = 2) -> Predictor:
+    """Load the models from ``model_dir`` (default :func:`default_model_dir`).
+
+    Raises:
+        FetalInputError: the folder or a model file is missing or unreadable.
+    """
+    from fetal_lib.brain_age import regression, segmentation
+
+    model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+    if not model_dir.is_dir():
+        raise FetalInputError(model_dir, "model folder not found (train it with: fetal book --profile cpu --only brain_age)")
+    seg = segmentation.load(model_dir, threads=threads)
+    reg = regression.load(model_dir)
+    meta = json.loads((model_dir / "segmenter.json").read_text())
+    prep = meta.get("preprocessing", {})
+    spacing = tuple(float(s) for s in prep.get("spacing_mm", (3.0, 3.0, 3.0)))
+    size = tuple(int(s) for s in prep.get("size", (64, 64, 64)))
+    return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir)
+
+
+def format_text(result: dict) -> str:
+    """Human-readable lines for one prediction."""
+    return (
+        f"image: {result['image']}\n"
+        f"CSF: {result['csf_ml']:.1f} mL\nGM: {result['gm_ml']:.1f} mL\nWM: {result['wm_ml']:.1f} mL\n"
+        f"predicted age: {result['predicted_age_years']:.1f} years (model {result['model']})"
+    )
+
+
+def batch_csv(rows: list[dict]) -> str:
+    """CSV text with :data:`CSV_COLUMNS`, one row per subject."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow([r["subject_id"]] + [f"{r[c]:.2f}" for c in CSV_COLUMNS[1:]])
+    return buf.getvalue()
+
+
+def run_batch(predictor: Predictor, images_dir, masks_dir, progress: bool = False, on_error=None) -> tuple[list[dict], list[FetalInputError]]:
+    """Predict every ``sub-<ID>_T1w_unbiased.nii.gz`` of ``images_dir`` with its mask in ``masks_dir``.
+
+    A subject whose files are bad is skipped (its FetalInputError collected and passed to
+    ``on_error``); the others still run.
+    """
+    from fetal_lib.brain_age.dataset import pair_batch
+
+    pairs = pair_batch(images_dir, masks_dir)
+    it = pairs
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(pairs, desc="brain-age predict", unit="subject")
+    rows, errors = [], []
+    for sid, img, msk in it:
+        try:
+            r = predictor(img, msk)
+        except FetalInputError as err:
+            errors.append(err)
+            if on_error is not None:
+                on_error(err)
+            continue
+        r["subject_id"] = sid
+        rows.append(r)
+    return rows, errors

@@ -1,0 +1,81 @@
+"""``fetal brain-age``: tissue volumes and predicted brain age from a T1 MRI and its brain mask.
+
+``fetal brain-age predict --image T1.nii.gz --mask MASK.nii.gz [--model DIR] [--json]``
+``fetal brain-age predict --images-dir D --masks-dir M -o results.csv [--model DIR]``
+
+Torch and SimpleITK are imported inside the handler only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fetal_lib.errors import FetalInputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "brain-age",
+        help="brain MRI: tissue volumes (mL) and predicted age (years)",
+        description="Brain age from T1 MRI (Cam-CAN layout): 3D Res-U-Net tissue segmentation, tissue volumes, age regression.",
+    )
+    parser.set_defaults(_parser=parser)
+    sub = parser.add_subparsers(dest="brain_age_command", metavar="ACTION")
+    p = sub.add_parser(
+        "predict",
+        help="segment CSF/GM/WM, report volumes (mL) and predicted age (years)",
+        description=(
+            "Preprocess (normalise inside the mask, 3 mm, 64^3), segment with the trained Res-U-Net, report "
+            "tissue volumes in mL and the predicted age in years. Single subject: --image and --mask. Batch: "
+            "--images-dir and --masks-dir with files named sub-<ID>_T1w_unbiased.nii.gz and "
+            "sub-<ID>_T1w_brain_mask.nii.gz, and -o results.csv (subject_id,csf_ml,gm_ml,wm_ml,"
+            "predicted_age_years). A bad subject prints one line and the others still run; the exit "
+            "status is 2 if any input was bad."
+        ),
+    )
+    p.add_argument("--image", help="T1 volume (NIfTI)")
+    p.add_argument("--mask", help="brain mask of that T1 (same geometry)")
+    p.add_argument("--images-dir", help="batch: folder of sub-<ID>_T1w_unbiased.nii.gz")
+    p.add_argument("--masks-dir", help="batch: folder of sub-<ID>_T1w_brain_mask.nii.gz")
+    p.add_argument("-o", "--output", help="batch: CSV to write (atomically)")
+    p.add_argument("--model", default=None, help="model folder (default: <build>/models/brain_age)")
+    p.add_argument("--json", action="store_true", help="single subject: print JSON")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for the network (default 2)")
+    p.set_defaults(func=_predict, _parser=p)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    single = args.image is not None or args.mask is not None
+    batch = args.images_dir is not None or args.masks_dir is not None
+    if single == batch:
+        raise FetalInputError(None, "give either --image and --mask, or --images-dir, --masks-dir and -o")
+    if single:
+        if not (args.image and args.mask):
+            raise FetalInputError(None, "--image and --mask go together")
+    elif not (args.images_dir and args.masks_dir and args.output):
+        raise FetalInputError(None, "batch mode needs --images-dir, --masks-dir and -o results.csv")
+
+    from fetal_lib.brain_age.predict import batch_csv, format_text, load_predictor, run_batch
+    from fetal_lib.io import write_text_atomic
+
+    if single:
+        # check the inputs before loading the models, so a bad file is named first
+        from fetal_lib.brain_age.preprocess import load_checked
+
+        load_checked(args.image, args.mask)
+        predictor = load_predictor(args.model, threads=args.threads)
+        result = predictor(args.image, args.mask)
+        print(json.dumps(result, indent=2) if args.json else format_text(result))
+        return 0
+
+    predictor = load_predictor(args.model, threads=args.threads)
+    rows, errors = run_batch(
+        predictor, args.images_dir, args.masks_dir, progress=sys.stderr.isatty(),
+        on_error=lambda err: print(f"fetal: error: {err}", file=sys.stderr),
+    )
+    write_text_atomic(Path(args.output), batch_csv(rows))
+    print(f"{len(rows)} subject(s) written to {args.output}; {len(errors)} failed", file=sys.stderr)
+    return 2 if errors else 0

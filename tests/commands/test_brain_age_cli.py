@@ -1,0 +1,135 @@
+"""``fetal brain-age predict``: a real subject, bad input (one line, exit 2), batch with one bad file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sitk = pytest.importorskip("SimpleITK")
+pytest.importorskip("torch")
+
+from fetal_lib.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(real_dataset, tmp_path_factory) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ba_conftest", Path(__file__).parents[1] / "brain_age" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.build_tiny_model(real_dataset("brain_age"), tmp_path_factory.mktemp("ba_cli_model"))
+
+
+@pytest.fixture(scope="module")
+def val_subjects(real_dataset):
+    from fetal_lib.brain_age import dataset
+
+    return [s for s in dataset.load(real_dataset("brain_age")) if s.role == "seg_val"]
+
+
+def _run(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_single_real_subject(capsys, model_dir, val_subjects):
+    s = val_subjects[0]
+    code, out, err = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
+                                   "--model", str(model_dir), "--json"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert {"csf_ml", "gm_ml", "wm_ml", "predicted_age_years"} <= set(res)
+    assert all(res[k] >= 0 for k in ("csf_ml", "gm_ml", "wm_ml")) and np.isfinite(res["predicted_age_years"])
+    code, out, _ = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
+                                 "--model", str(model_dir)])
+    assert code == 0 and "predicted age" in out and "mL" in out
+
+
+def _bad_inputs(tmp: Path, s) -> dict[str, tuple[Path, Path, str]]:
+    img = sitk.ReadImage(str(s.image_path))
+    msk = sitk.ReadImage(str(s.mask_path))
+    small = sitk.RegionOfInterest(msk, [90, 100, 80], [0, 0, 0])
+    sitk.WriteImage(small, str(tmp / "mask_small.nii.gz"))
+    sitk.WriteImage(img[:, :, 40], str(tmp / "slice2d.nii.gz"))
+    sitk.WriteImage(sitk.JoinSeries([img, img]), str(tmp / "four_d.nii.gz"))
+    sitk.WriteImage(msk * 0, str(tmp / "empty_mask.nii.gz"))
+    return {
+        "missing": (tmp / "absent.nii.gz", s.mask_path, "absent.nii.gz: file not found"),
+        "geometry": (s.image_path, tmp / "mask_small.nii.gz", "mask_small.nii.gz: mask does not match image"),
+        "2d": (tmp / "slice2d.nii.gz", s.mask_path, "slice2d.nii.gz: expected a 3D volume, got 2D"),
+        "4d": (tmp / "four_d.nii.gz", s.mask_path, "four_d.nii.gz: expected a 3D volume, got 4D"),
+        "empty": (s.image_path, tmp / "empty_mask.nii.gz", "empty_mask.nii.gz: brain mask is empty"),
+    }
+
+
+def test_bad_input_one_line(capsys, tmp_path, model_dir, val_subjects):
+    for case, (img, msk, expected) in _bad_inputs(tmp_path, val_subjects[0]).items():
+        code, out, err = _run(capsys, ["brain-age", "predict", "--image", str(img), "--mask", str(msk), "--model", str(model_dir)])
+        assert code == 2, case
+        assert err.strip().count("\n") == 0 and expected in err, (case, err)
+        assert out == ""
+
+
+def test_missing_model(capsys, tmp_path, val_subjects):
+    s = val_subjects[0]
+    code, _, err = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
+                                 "--model", str(tmp_path / "no_model")])
+    assert code == 2 and "no_model: model folder not found" in err and err.strip().count("\n") == 0
+    (tmp_path / "half").mkdir()
+    code, _, err = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
+                                 "--model", str(tmp_path / "half")])
+    assert code == 2 and "segmenter.json: trained segmenter not found" in err
+
+
+def test_batch_with_one_bad_file(capsys, tmp_path, model_dir, val_subjects):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for s in val_subjects[:2]:
+        shutil.copy(s.image_path, images / s.image_path.name)
+        shutil.copy(s.mask_path, masks / s.mask_path.name)
+    bad = val_subjects[2]
+    data = bad.image_path.read_bytes()
+    (images / bad.image_path.name).write_bytes(data[: len(data) // 2])  # truncated
+    shutil.copy(bad.mask_path, masks / bad.mask_path.name)
+    (images / "sub-NOMASK_T1w_unbiased.nii.gz").write_bytes(val_subjects[0].image_path.read_bytes())  # mask absent
+    out_csv = tmp_path / "results.csv"
+    code, _, err = _run(capsys, ["brain-age", "predict", "--images-dir", str(images), "--masks-dir", str(masks),
+                                 "-o", str(out_csv), "--model", str(model_dir)])
+    assert code == 2
+    assert bad.image_path.name in err and "truncated" in err.lower()
+    assert "sub-NOMASK_T1w_brain_mask.nii.gz: file not found" in err
+    with open(out_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["subject_id", "csf_ml", "gm_ml", "wm_ml", "predicted_age_years"]
+    assert sorted(r["subject_id"] for r in rows) == sorted(s.subject_id for s in val_subjects[:2])
+    # the batch row equals the single-subject result
+    s = val_subjects[0]
+    main(["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path), "--model", str(model_dir), "--json"])
+    single = json.loads(capsys.readouterr().out)
+    row = next(r for r in rows if r["subject_id"] == s.subject_id)
+    assert float(row["gm_ml"]) == pytest.approx(single["gm_ml"], abs=0.01)
+    assert float(row["predicted_age_years"]) == pytest.approx(single["predicted_age_years"], abs=0.01)
+
+
+def test_usage_errors(capsys):
+    code, _, err = _run(capsys, ["brain-age", "predict", "--image", "a.nii.gz"])
+    assert code == 2 and "--image and --mask go together" in err
+    code, _, err = _run(capsys, ["brain-age", "predict", "--images-dir", "x", "--masks-dir", "y"])
+    assert code == 2 and "-o results.csv" in err
+
+
+def test_bench_and_command_import_no_torch():
+    code = ("import sys, argparse; import fetal_lib.brain_age.bench as b, fetal_lib.commands.brain_age; "
+            "b.add_arguments(argparse.ArgumentParser()); "
+            "assert 'torch' not in sys.modules and 'SimpleITK' not in sys.modules, 'heavy import'")
+    subprocess.run([sys.executable, "-c", code], check=True)
