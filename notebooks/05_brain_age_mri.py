@@ -32,9 +32,13 @@
 # mask; the Cam-CAN reference segmentations label CSF up to ~14 mm outside that mask, so we keep
 # the (skull-on) image there and only forbid labels farther than 15 mm from the mask.
 # (2) Batch normalisation in the residual blocks, random 48^3 crops, left-right flips and a cosine
-# decay of Adam's learning rate, to train in minutes on 2 CPU cores. (3) Beyond the source's three-number models, a ridge regression on
-# regional tissue maps (thousands of numbers per brain). (4) Everything in the regression CV,
-# including the age-bias correction, is fitted on training folds only.
+# decay of Adam's learning rate, to train in minutes on 2 CPU cores. (3) The brain mask, which
+# `fetal brain-age predict` takes anyway, is a second input channel, and a soft Dice term joins the
+# cross-entropy. (4) Beyond the source's three-number models, a ridge regression on
+# regional tissue maps (thousands of numbers per brain). (5) Everything in the regression CV,
+# including the age-bias correction, is fitted on training folds only. (6) At prediction time the
+# features can be taken from the network's class probabilities (soft volumes and maps) instead of
+# its argmax labels; the chapter measures both on held-out subjects.
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | full
@@ -48,7 +52,10 @@ seg_depth = 3  # resolution levels
 seg_epochs = 1
 seg_batch_size = 2
 seg_crop = 32  # random training crops, voxels a side; 0 for whole volumes
-seg_time_budget_s = 60.0  # stop after the epoch that passes this (seconds)
+seg_mask_channel = True  # brain mask as a second input channel (False: image only, as the source)
+seg_loss = "ce_dice"  # "ce" (the source's cross-entropy) or "ce_dice" (cross-entropy + soft Dice)
+seg_time_budget_s = 60.0  # stop after the epoch that passes this (seconds); the cosine decay follows it
+seg_val_every = 1  # score the validation subjects every this many epochs (and after the last)
 seg_cv_folds = 2  # cross-validation over all image subjects; 0 to skip
 seg_cv_epochs = 1  # epochs per CV fold (reduced budget, stated in the text)
 seg_cv_time_budget_s = 60.0  # seconds per fold; 0 for none
@@ -59,6 +66,7 @@ reg_inner_folds = 3  # inner CV for the age-bias correction (within training fol
 map_factor = 3  # tissue maps pooled map_factor^3 voxels (3 mm -> 9 mm blocks)
 pca_components = 20
 deploy_model = "maps_ridge"  # regressor saved for `fetal brain-age predict`
+deploy_features = "soft"  # "soft" (class probabilities) or "hard" (argmax labels) features at prediction time
 n_bootstrap = 200
 save_models = False  # write build/models/brain_age (cpu/full only: a phantom model is no use)
 
@@ -78,6 +86,8 @@ from fetal_lib.metrics.regression import mae, r2
 
 t_start = time.perf_counter()
 settings = {k: v for k, v in dict(globals()).items() if k.startswith(("seg_", "reg_", "map_", "pca_", "deploy_", "n_boot", "save_"))}
+if deploy_features not in ("soft", "hard"):
+    raise ValueError(f"deploy_features must be 'soft' or 'hard', not {deploy_features!r}")
 source = resolve("brain_age", data_dir or None, source=data_source)
 run = ChapterRun("brain_age", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings)
 run.banner()
@@ -107,17 +117,18 @@ display(Markdown(f"{len(data.subjects)} image subjects preprocessed in {prep_sec
 # %% [markdown]
 # ## Tissue segmentation with the 3D Res-U-Net
 #
-# Trained on the segmentation-training subjects, scored on the validation subjects after each
-# epoch (the curve is for information; the last epoch is kept, no early stopping on validation).
+# Trained on the segmentation-training subjects, scored on the validation subjects every few
+# epochs (the curve is for information; the last epoch is kept, no early stopping on validation).
 
 # %%
 tr_idx, va_idx = data.role_index("seg_train"), data.role_index("seg_val")
 cfg = segmentation.TrainConfig(base_width=int(seg_base_width), depth=int(seg_depth), epochs=int(seg_epochs),
                                batch_size=int(seg_batch_size), crop=int(seg_crop) or None, seed=int(seed),
+                               mask_channel=bool(seg_mask_channel), loss=str(seg_loss), val_every=int(seg_val_every),
                                time_budget_s=float(seg_time_budget_s) if seg_time_budget_s else None)
 from fetal_lib.networks.torch.resunet3d import count_parameters  # noqa: E402
 
-trained = segmentation.train(data.images[tr_idx], data.segs[tr_idx], cfg,
+trained = segmentation.train(data.images[tr_idx], data.segs[tr_idx], cfg, masks=data.masks[tr_idx],
                              val=(data.images[va_idx], data.masks[va_idx], data.segs[va_idx]), progress=True, log=print)
 seg_model = trained.model
 epoch_seconds = float(np.mean([h["seconds"] for h in trained.history]))
@@ -150,7 +161,8 @@ if int(seg_cv_folds) >= 2:
     cv_cfg = segmentation.TrainConfig(**{**segmentation.config_dict(cfg), "epochs": int(seg_cv_epochs),
                                                  "time_budget_s": float(seg_cv_time_budget_s) or None})
     t0 = time.perf_counter()
-    oof_pred = pipeline.segmentation_cv(data, cv_cfg, int(seg_cv_folds), int(seed), log=print)
+    oof_proba = pipeline.segmentation_cv(data, cv_cfg, int(seg_cv_folds), int(seed), log=print)
+    oof_pred = segmentation.labels_of(oof_proba)
     seg_cv_seconds = time.perf_counter() - t0
     cv_table = pipeline.seg_metrics_table(oof_pred, data.segs, data.subjects, data.spacing_mm)
     cv_summary = pipeline.summarize_seg(cv_table, n_boot=int(n_bootstrap), seed=int(seed))
@@ -158,12 +170,12 @@ if int(seg_cv_folds) >= 2:
     run.table(cv_summary, "segmentation_cv_summary")
     display(Markdown(f"{seg_cv_folds}-fold CV, {seg_cv_epochs} epochs per fold, {seg_cv_seconds:.0f} s in all."))
     ba_table, ba_label = cv_table, f"out-of-fold predictions ({seg_cv_folds}-fold CV), all {len(data.subjects)} image subjects"
-    pred_segs_52 = oof_pred
+    pred_proba_52 = oof_proba
 else:
-    all_pred = segmentation.predict(seg_model, data.images, data.masks, spacing_mm=data.spacing_mm[0])
+    pred_proba_52 = segmentation.constrained_proba(seg_model, data.images, data.masks, spacing_mm=data.spacing_mm[0])
+    all_pred = segmentation.labels_of(pred_proba_52)
     ba_table = pipeline.seg_metrics_table(all_pred, data.segs, data.subjects, data.spacing_mm)
     ba_label = "main model (training subjects are in-sample)"
-    pred_segs_52 = all_pred
 
 # %% [markdown]
 # ## Volumes from predicted vs reference segmentations
@@ -221,7 +233,8 @@ run.figure(figures.brain_age_gap(reg_age, cv_results[best["model"]].predicted, c
 # regression subjects; every other model is fitted the same way for comparison. The image subjects are
 # not among the regression subjects and their ages are known, so we score each fitted model on their
 # features from the reference segmentations and from the Res-U-Net's predictions (out-of-fold where the
-# segmentation CV ran): the gap between the two columns is the domain shift that `predict` faces.
+# segmentation CV ran), taken from its argmax labels (hard) and from its class probabilities (soft):
+# the gap between the reference and predicted columns is the domain shift that `predict` faces.
 
 # %%
 fits = {m: regression.fit_deployable(m, reg_age, reg_feats["volumes"], reg_feats["maps"], int(map_factor), int(seed),
@@ -229,7 +242,8 @@ fits = {m: regression.fit_deployable(m, reg_age, reg_feats["volumes"], reg_feats
 deployed = fits[deploy_model]
 img_age = data.ages
 img_feats = {"reference": features.feature_matrix(data.segs, data.spacing_mm, int(map_factor)),
-             "predicted": features.feature_matrix(pred_segs_52, data.spacing_mm, int(map_factor))}
+             "predicted_hard": features.feature_matrix(segmentation.labels_of(pred_proba_52), data.spacing_mm, int(map_factor)),
+             "predicted_soft": features.soft_feature_matrix(pred_proba_52, data.spacing_mm, int(map_factor))}
 shift_rows = []
 for m, fitted in fits.items():
     row = {"model": m, "deployed": m == deploy_model, "n": len(img_age)}
@@ -240,7 +254,14 @@ for m, fitted in fits.items():
     shift_rows.append(row)
 shift_table = pd.DataFrame(shift_rows)
 dep_shift = shift_table.set_index("model").loc[deploy_model]
+dep_key = f"predicted_{deploy_features}"
 run.table(shift_table.round(3), "deployed_regressor_domain_shift")
+vol_bias = pd.DataFrame({label: (img_feats[label]["volumes"] - img_feats["reference"]["volumes"]).mean(0)
+                         for label in ("predicted_hard", "predicted_soft")}, index=["csf_ml", "gm_ml", "wm_ml"])
+run.table(vol_bias.round(1).rename_axis("mean bias vs reference (mL)").reset_index(), "volume_bias_hard_vs_soft")
+display(Markdown(f"Deployed: `{deploy_model}` with {deploy_features} features: MAE {dep_shift[f'mae_{dep_key}_segs_years']:.2f} years "
+                 f"on the {len(img_age)} image subjects' predicted segmentations ({ba_label}), "
+                 f"{dep_shift['mae_reference_segs_years']:.2f} years on their reference segmentations."))
 
 # %% [markdown]
 # ## Saving the deployable models
@@ -253,7 +274,7 @@ run.table(shift_table.round(3), "deployed_regressor_domain_shift")
 model_dir = default_model_dir()
 val_dice = {row["tissue"]: float(row["dice"]) for _, row in val_summary.iterrows()}
 if save_models:
-    segmentation.save(seg_model, model_dir, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)}})
+    segmentation.save(seg_model, model_dir, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)}, "features": deploy_features})
     regression.save(deployed, model_dir)
     dep_row = reg_table.set_index("model").loc[deploy_model]
     card = {
@@ -263,7 +284,8 @@ if save_models:
         "segmenter": {"config": seg_model.config, "train": segmentation.config_dict(cfg), "n_train": len(tr_idx), "n_val": len(va_idx),
                       "val_dice": val_dice, "epochs_run": len(trained.history)},
         "regressor": {"name": deploy_model, "n_train": deployed.n_train, "cv_mae_years": float(dep_row["mae_years"]),
-                      "cv_r2": float(dep_row["r2"]), "predicted_seg_mae_years": float(dep_shift["mae_predicted_segs_years"]),
+                      "cv_r2": float(dep_row["r2"]), "features": deploy_features,
+                      "predicted_seg_mae_years": float(dep_shift[f"mae_{dep_key}_segs_years"]), "predicted_seg_source": ba_label,
                       "map_factor": int(map_factor), "bias": dataclasses.asdict(deployed.bias)},
         "provenance": {k: v for k, v in run.provenance().items() if k in ("git", "profile", "seed", "started_utc", "packages")},
     }
@@ -275,7 +297,7 @@ else:
     from pathlib import Path
 
     check_dir = Path(tempfile.mkdtemp(prefix="brain_age_model_"))
-    segmentation.save(seg_model, check_dir, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)}})
+    segmentation.save(seg_model, check_dir, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)}, "features": deploy_features})
     regression.save(deployed, check_dir)
     predictor = load_predictor(check_dir)
 s0 = data.subjects[va_idx[0]]
@@ -300,9 +322,11 @@ metrics = {
     "cv_r2": {r["model"]: float(r["r2"]) for _, r in reg_table.iterrows()},
     "cv_mae_corrected_years": {r["model"]: float(r["mae_corrected_years"]) for _, r in reg_table.iterrows()},
     "deployed_model": deploy_model,
-    "image_subjects_mae_predicted_segs_years": {r["model"]: float(r["mae_predicted_segs_years"]) for _, r in shift_table.iterrows()},
+    "image_subjects_mae_predicted_hard_segs_years": {r["model"]: float(r["mae_predicted_hard_segs_years"]) for _, r in shift_table.iterrows()},
+    "image_subjects_mae_predicted_soft_segs_years": {r["model"]: float(r["mae_predicted_soft_segs_years"]) for _, r in shift_table.iterrows()},
+    "deployed_features": deploy_features,
     "deployed_mae_reference_segs_years": float(dep_shift["mae_reference_segs_years"]),
-    "deployed_mae_predicted_segs_years": float(dep_shift["mae_predicted_segs_years"]),
+    "deployed_mae_predicted_segs_years": float(dep_shift[f"mae_{dep_key}_segs_years"]),
     "predict_seconds_one_subject": predict_seconds,
     "n_regression_subjects": len(reg_subjects), "n_image_subjects": len(data.subjects),
 }

@@ -67,11 +67,12 @@ def training_curves(history):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
     ep = [h["epoch"] for h in history]
     axes[0].plot(ep, [h["loss"] for h in history], marker="o")
-    axes[0].set(xlabel="epoch", ylabel="cross-entropy (training)")
+    axes[0].set(xlabel="epoch", ylabel="training loss")
     for t in ("csf", "gm", "wm"):
         key = f"val_dice_{t}"
-        if key in history[0]:
-            axes[1].plot(ep, [h[key] for h in history], marker="o", label=t.upper())
+        scored = [h for h in history if key in h]  # validation may be scored every few epochs
+        if scored:
+            axes[1].plot([h["epoch"] for h in scored], [h[key] for h in scored], marker="o", label=t.upper())
     axes[1].set(xlabel="epoch", ylabel="Dice (validation)")
     axes[1].legend()
     fig.tight_layout()

@@ -53,8 +53,10 @@ def render(card: dict) -> str:
         "## Regressor",
         f"Model `{reg.get('name')}` trained on {reg.get('n_train')} subjects' reference segmentations brought to "
         "the preprocessed grid (nearest neighbour). 5-fold CV: MAE "
-        f"{_fmt(reg.get('cv_mae_years'))} years, R2 {_fmt(reg.get('cv_r2'))}. On predicted segmentations of the "
-        f"image subjects: MAE {_fmt(reg.get('predicted_seg_mae_years'))} years.",
+        f"{_fmt(reg.get('cv_mae_years'))} years, R2 {_fmt(reg.get('cv_r2'))}. At prediction time its features come from "
+        f"the segmenter's {'class probabilities (soft)' if reg.get('features') == 'soft' else 'argmax labels (hard)'}; "
+        f"on predicted segmentations of the image subjects ({reg.get('predicted_seg_source', 'see the chapter')}): "
+        f"MAE {_fmt(reg.get('predicted_seg_mae_years'))} years.",
         f"Age-bias correction (for group analyses; needs chronological age): {reg.get('bias')}.",
         "",
         "## Limitations",

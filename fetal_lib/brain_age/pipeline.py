@@ -114,16 +114,17 @@ def summarize_seg(table, n_boot: int = 1000, seed: int = 0):
 
 
 def segmentation_cv(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int, seed: int = 0, progress: bool = False, log=None) -> np.ndarray:
-    """Out-of-fold predicted label maps for every image subject (K-fold over subjects, stratified by age)."""
+    """Out-of-fold class probabilities (N, 4, D, H, W) float32 for every image subject (K-fold over
+    subjects, stratified by age); :func:`segmentation.labels_of` turns them into label maps."""
     from fetal_lib.brain_age.regression import age_folds
 
-    pred = np.zeros_like(data.segs)
+    proba = np.zeros((len(data.segs), 4) + data.segs.shape[1:], np.float32)
     for k, (tr, te) in enumerate(age_folds(data.ages, n_splits, seed)):
         if log:
             log(f"segmentation CV fold {k + 1}/{n_splits}: train {len(tr)}, test {len(te)}")
-        res = segmentation.train(data.images[tr], data.segs[tr], cfg, progress=progress)
-        pred[te] = segmentation.predict(res.model, data.images[te], data.masks[te], spacing_mm=data.spacing_mm[0])
-    return pred
+        res = segmentation.train(data.images[tr], data.segs[tr], cfg, masks=data.masks[tr], progress=progress)
+        proba[te] = segmentation.constrained_proba(res.model, data.images[te], data.masks[te], spacing_mm=data.spacing_mm[0])
+    return proba
 
 
 def regression_cv(models: Sequence[str], age: np.ndarray, feats: dict, n_splits: int, inner_splits: int, seed: int, n_components: int, progress: bool = False):

@@ -1,7 +1,8 @@
 """Deployed brain-age prediction: T1 + brain mask -> tissue volumes (mL) and predicted age (years).
 
-Image -> preprocessing (normalise in the mask, 3 mm, 64^3) -> Res-U-Net segmentation ->
-tissue volumes and maps -> regressor. The models live in ``default_model_dir()``
+Image -> preprocessing (normalise in the mask, 3 mm, 64^3) -> Res-U-Net class probabilities ->
+tissue volumes and maps -> regressor. The features are *soft* (from the probabilities) or *hard*
+(from the argmax labels), as recorded in ``segmenter.json`` by the chapter that trained the models. The models live in ``default_model_dir()``
 (``<build>/models/brain_age``), written by the brain_age chapter.
 """
 
@@ -36,17 +37,18 @@ class Predictor:
     spacing_mm: tuple[float, float, float]
     size: tuple[int, int, int]
     model_dir: Path
+    soft_features: bool = False  # volumes and maps from class probabilities rather than argmax labels
 
     def __call__(self, image_path: str | Path, mask_path: str | Path) -> dict:
         """Predict one subject; raises FetalInputError naming the bad file."""
         from fetal_lib.brain_age import features, preprocess, segmentation
 
         pre = preprocess.preprocess_files(image_path, mask_path, spacing_mm=self.spacing_mm, size=self.size)
-        labels = segmentation.predict(self.segmenter, pre.image, pre.mask, spacing_mm=pre.spacing_mm[0])
-        vols = features.tissue_volumes_ml(labels, pre.spacing_mm)
-        v = np.array([[vols["csf_ml"], vols["gm_ml"], vols["wm_ml"]]])
-        maps = features.tissue_maps(labels, self.regressor.map_factor).ravel()[None]
-        age = float(self.regressor.predict(v, maps)[0])
+        proba = segmentation.constrained_proba(self.segmenter, pre.image, pre.mask, spacing_mm=pre.spacing_mm[0])
+        seg = proba if self.soft_features else segmentation.labels_of(proba)
+        feats = features.features_of(seg, pre.spacing_mm, self.regressor.map_factor, soft=self.soft_features)
+        age = float(self.regressor.predict(feats["volumes"], feats["maps"])[0])
+        vols = dict(zip(("csf_ml", "gm_ml", "wm_ml"), (float(v) for v in feats["volumes"][0])))
         return {
             "image": str(image_path),
             "mask": str(mask_path),
@@ -73,7 +75,8 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2) -> Pre
     prep = meta.get("preprocessing", {})
     spacing = tuple(float(s) for s in prep.get("spacing_mm", (3.0, 3.0, 3.0)))
     size = tuple(int(s) for s in prep.get("size", (64, 64, 64)))
-    return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir)
+    soft = meta.get("features", "hard") == "soft"
+    return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir, soft_features=soft)
 
 
 def format_text(result: dict) -> str:

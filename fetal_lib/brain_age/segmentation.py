@@ -1,8 +1,14 @@
 """Training and inference of the 3D Res-U-Net tissue segmenter (background, CSF, GM, WM).
 
 Works in the preprocessed space of :mod:`fetal_lib.brain_age.preprocess` (3 mm, 64^3,
-normalised inside the brain mask). Cross-entropy loss and Adam (lr 1e-3) as in the source,
-with the learning rate annealed to 0 by a cosine schedule (``lr_schedule="constant"`` is the source's);
+normalised inside the brain mask). Cross-entropy loss and Adam (lr 1e-3) as in the source
+(``loss="ce_dice"`` adds a soft Dice term over the three tissues, which counters the
+under-segmentation of thin CSF that plain cross-entropy learns first),
+with the learning rate annealed to 0 by a cosine schedule over the planned steps or the time
+budget, whichever runs out first, so that a busy machine still ends on a decayed rate
+(``lr_schedule="constant"`` is the source's);
+with ``mask_channel`` the brain mask is a second input channel (it is an input of
+``fetal brain-age predict`` anyway, and tells the network where the brain ends);
 training takes random crops (``crop`` voxels a side) with left-right flips and a small
 intensity jitter, inference runs on the whole 64^3 volume. Predicted labels farther than
 ``MARGIN_MM`` from the brain mask are set to background (the reference segmentations label
@@ -12,6 +18,7 @@ CSF up to ~14 mm outside the mask, never farther).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,19 +40,22 @@ class TrainConfig:
     base_width: int = 8
     depth: int = 4
     norm: bool = True
+    mask_channel: bool = False  # feed the brain mask as a second input channel
+    loss: str = "ce"  # "ce" (the source's) or "ce_dice" (cross-entropy + soft Dice over CSF, GM, WM)
     epochs: int = 10
     batch_size: int = 2
     crop: int | None = 48  # None: whole volumes
     lr: float = 1e-3
-    lr_schedule: str = "cosine"  # "cosine" (per step, to 0 at the last epoch) or "constant" (the source's)
+    lr_schedule: str = "cosine"  # "cosine" (to 0 at the last step or at the time budget) or "constant" (the source's)
     flip: bool = True
     intensity_jitter: float = 0.1
     threads: int = 2
     seed: int = 0
     time_budget_s: float | None = None  # stop after the epoch that passes this budget
+    val_every: int = 1  # score the validation set every this many epochs (and after the last)
 
     def network_config(self) -> dict:
-        return {"in_channels": 1, "num_classes": 4, "base_width": self.base_width, "depth": self.depth, "norm": self.norm}
+        return {"in_channels": 2 if self.mask_channel else 1, "num_classes": 4, "base_width": self.base_width, "depth": self.depth, "norm": self.norm}
 
 
 @dataclass
@@ -55,28 +65,67 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _crop_batch(rng: np.random.Generator, images: np.ndarray, segs: np.ndarray, idx: Sequence[int], cfg: TrainConfig):
-    xs, ys = [], []
+def network_input(images: np.ndarray, masks: np.ndarray | None, in_channels: int) -> np.ndarray:
+    """(N, C, D, H, W) float32 network input: the image, and the brain mask (0/1) if ``in_channels`` is 2."""
+    images = np.asarray(images, dtype=np.float32)
+    if in_channels == 1:
+        return images[:, None]
+    if in_channels == 2:
+        if masks is None:
+            raise ValueError("this segmenter reads the brain mask as a second channel: pass masks")
+        return np.stack([images, (np.asarray(masks) > 0).astype(np.float32)], axis=1)
+    raise ValueError(f"unsupported in_channels {in_channels}")
+
+
+def _crop_batch(rng: np.random.Generator, images: np.ndarray, masks: np.ndarray | None, segs: np.ndarray, idx: Sequence[int], cfg: TrainConfig):
+    """A training batch ((B, C, d, h, w) float32, (B, d, h, w) int64): random crop, flip, intensity jitter."""
+    xs, ms, ys = [], [], []
     for i in idx:
         x, y = images[i], segs[i]
+        m = masks[i] if masks is not None else np.zeros_like(y)
         if cfg.crop is not None and cfg.crop < min(x.shape):
             starts = [int(rng.integers(0, s - cfg.crop + 1)) for s in x.shape]
             sl = tuple(slice(s, s + cfg.crop) for s in starts)
-            x, y = x[sl], y[sl]
+            x, m, y = x[sl], m[sl], y[sl]
         if cfg.flip and rng.random() < 0.5:
-            x, y = x[..., ::-1], y[..., ::-1]
+            x, m, y = x[..., ::-1], m[..., ::-1], y[..., ::-1]
         if cfg.intensity_jitter:
             j = cfg.intensity_jitter
             x = x * (1 + rng.uniform(-j, j)) + rng.uniform(-j, j)
         xs.append(np.ascontiguousarray(x, dtype=np.float32))
+        ms.append(np.ascontiguousarray(m))
         ys.append(np.ascontiguousarray(y, dtype=np.int64))
-    return np.stack(xs)[:, None], np.stack(ys)
+    in_channels = 2 if cfg.mask_channel else 1
+    return network_input(np.stack(xs), np.stack(ms), in_channels), np.stack(ys)
+
+
+def cosine_lr(base_lr: float, step_fraction: float, elapsed_s: float, time_budget_s: float | None) -> float:
+    """Cosine-annealed learning rate at the larger of the step fraction and the time fraction (0 at the end)."""
+    progress = step_fraction
+    if time_budget_s:
+        progress = max(progress, elapsed_s / time_budget_s)
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def soft_dice_loss(logits, target, labels: Sequence[int] = LABELS):
+    """1 - mean soft Dice over ``labels`` (batch pooled), from logits (B, K, ...) and integer targets (B, ...)."""
+    import torch
+    import torch.nn.functional as F
+
+    proba = torch.softmax(logits, 1)
+    onehot = F.one_hot(target, proba.shape[1]).movedim(-1, 1).to(proba.dtype)
+    dims = (0,) + tuple(range(2, proba.ndim))
+    inter = (proba * onehot).sum(dims)
+    denom = proba.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + 1.0) / (denom + 1.0)
+    return 1.0 - dice[list(labels)].mean()
 
 
 def train(
     images: np.ndarray,
     segs: np.ndarray,
     cfg: TrainConfig,
+    masks: np.ndarray | None = None,
     val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -87,6 +136,7 @@ def train(
         images: (N, D, H, W) float32 normalised images.
         segs: (N, D, H, W) labels 0..3.
         cfg: training configuration.
+        masks: (N, D, H, W) brain masks; required with ``cfg.mask_channel``.
         val: optional (images, masks, segs) scored (Dice per tissue) after each epoch.
         progress: show a tqdm bar per epoch.
         log: called with one line per epoch.
@@ -99,14 +149,18 @@ def train(
 
     from fetal_lib.networks.torch.resunet3d import ResUNet3d
 
+    if cfg.mask_channel and masks is None:
+        raise ValueError("cfg.mask_channel is set: pass the brain masks")
+    if cfg.loss not in ("ce", "ce_dice"):
+        raise ValueError(f"unknown loss {cfg.loss!r}; choose 'ce' or 'ce_dice'")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = ResUNet3d(**cfg.network_config())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     n = len(images)
-    steps = cfg.epochs * -(-n // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1)) if cfg.lr_schedule == "cosine" else None
+    steps = max(1, cfg.epochs * -(-n // cfg.batch_size))
+    step = 0
     history: list[dict] = []
     t_start = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -121,39 +175,50 @@ def train(
             it = tqdm(batches, desc=f"seg epoch {epoch + 1}/{cfg.epochs}", leave=False)
         losses = []
         for idx in it:
-            x, y = _crop_batch(rng, images, segs, idx, cfg)
+            x, y = _crop_batch(rng, images, masks, segs, idx, cfg)
+            x, y = torch.from_numpy(x), torch.from_numpy(y)
             opt.zero_grad()
-            loss = F.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            if cfg.loss == "ce_dice":
+                loss = loss + soft_dice_loss(logits, y)
             loss.backward()
             opt.step()
-            if sched is not None:
-                sched.step()
+            step += 1
+            if cfg.lr_schedule == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(cfg.lr, step / steps, time.perf_counter() - t_start, cfg.time_budget_s)
             losses.append(float(loss.detach()))
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
-        if val is not None:
+        out_of_time = cfg.time_budget_s is not None and time.perf_counter() - t_start > cfg.time_budget_s
+        last = out_of_time or epoch + 1 == cfg.epochs
+        if val is not None and (last or (epoch + 1) % max(1, cfg.val_every) == 0):
             pred = predict(model, val[0], val[1])
             d = mean_dice(pred, val[2])
             row.update({f"val_dice_{LABEL_NAMES[k]}": v for k, v in d.items()})
         history.append(row)
         if log is not None:
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if cfg.time_budget_s is not None and time.perf_counter() - t_start > cfg.time_budget_s:
+        if out_of_time:
             break
     model.eval()
     return TrainResult(model=model, history=history, seconds=time.perf_counter() - t_start)
 
 
-def predict_proba(model, images: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Softmax probabilities (N, 4, D, H, W) for (N, D, H, W) images, one volume at a time."""
+def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+    """Softmax probabilities (N, 4, D, H, W) for (N, D, H, W) images (and masks, if the network reads them), one volume at a time."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     model.eval()
+    in_channels = int(getattr(model, "config", {}).get("in_channels", 1))
     out = []
     with torch.inference_mode():
-        for x in images:
-            logits = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None])
+        for i, x in enumerate(images):
+            m = None if masks is None else np.asarray(masks)[i : i + 1]
+            inp = network_input(np.asarray(x)[None], m, in_channels)
+            logits = model(torch.from_numpy(np.ascontiguousarray(inp)))
             out.append(torch.softmax(logits, 1)[0].numpy())
     return np.stack(out)
 
@@ -168,17 +233,29 @@ def allowed_region(mask: np.ndarray, spacing_mm: float | Sequence[float] = 3.0, 
     return ndimage.distance_transform_edt(~m, sampling=spacing_mm) <= margin_mm
 
 
-def predict(model, images: np.ndarray, masks: np.ndarray, threads: int | None = None, spacing_mm: float = 3.0) -> np.ndarray:
-    """Label maps (N, D, H, W) uint8: argmax of the network, background farther than MARGIN_MM from the mask."""
+def constrained_proba(model, images: np.ndarray, masks: np.ndarray, threads: int | None = None, spacing_mm: float = 3.0) -> np.ndarray:
+    """Class probabilities (N, 4, D, H, W) float32, with voxels farther than MARGIN_MM from the
+    brain mask set to certain background; (4, D, H, W) for a single (D, H, W) image."""
     images = np.asarray(images)
     single = images.ndim == 3
     if single:
         images, masks = images[None], np.asarray(masks)[None]
-    proba = predict_proba(model, images, threads)
-    labels = proba.argmax(1).astype(np.uint8)
-    for lab, m in zip(labels, np.asarray(masks)):
-        lab[~allowed_region(m, spacing_mm)] = 0
-    return labels[0] if single else labels
+    proba = predict_proba(model, images, masks, threads)
+    for p, m in zip(proba, np.asarray(masks)):
+        outside = ~allowed_region(m, spacing_mm)
+        p[:, outside] = 0.0
+        p[0, outside] = 1.0
+    return proba[0] if single else proba
+
+
+def labels_of(proba: np.ndarray) -> np.ndarray:
+    """Label map(s) uint8 from class probabilities: argmax over the class axis (axis -4)."""
+    return np.asarray(proba).argmax(axis=-4).astype(np.uint8)
+
+
+def predict(model, images: np.ndarray, masks: np.ndarray, threads: int | None = None, spacing_mm: float = 3.0) -> np.ndarray:
+    """Label maps (N, D, H, W) uint8: argmax of the network, background farther than MARGIN_MM from the mask."""
+    return labels_of(constrained_proba(model, images, masks, threads, spacing_mm))
 
 
 def mean_dice(pred: np.ndarray, ref: np.ndarray) -> dict[int, float]:

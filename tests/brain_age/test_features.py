@@ -79,3 +79,20 @@ def test_tissue_maps_fractions():
     fm = features.feature_matrix([lab, lab], (3.0, 3.0, 3.0), 3)
     assert fm["volumes"].shape == (2, 3) and fm["maps"].shape == (2, 24)
     assert fm["volumes"][0, 1] == pytest.approx(27 * 27 / 1000)
+
+
+def test_soft_features_equal_hard_ones_on_one_hot_probabilities():
+    """A one-hot probability map gives exactly the hard features; a 50/50 voxel counts half."""
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 4, (7, 8, 9)).astype(np.uint8)
+    onehot = np.moveaxis(np.eye(4, dtype=np.float32)[lab], -1, 0)
+    hard = features.feature_matrix([lab], (3.0, 2.0, 1.0), 3)
+    soft = features.soft_feature_matrix([onehot], (3.0, 2.0, 1.0), 3)
+    for key in ("volumes", "relative", "maps"):
+        np.testing.assert_allclose(soft[key], hard[key], rtol=1e-6, atol=1e-9)
+    half = np.zeros((4, 3, 3, 3), np.float32)
+    half[0] = 1.0
+    half[:, 1, 1, 1] = [0.0, 0.5, 0.5, 0.0]  # one voxel, half CSF half GM
+    vols = features.soft_tissue_volumes_ml(half, (3.0, 3.0, 3.0))
+    assert vols == pytest.approx({"csf_ml": 0.0135, "gm_ml": 0.0135, "wm_ml": 0.0})
+    assert features.soft_tissue_maps(half, 3)[0, 0, 0, 0] == pytest.approx(0.5 / 27)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -41,6 +43,44 @@ def test_training_learns_a_toy_problem(tmp_path):
     np.testing.assert_array_equal(segmentation.predict(back, images, masks), segmentation.predict(res.model, images, masks))
 
 
+def test_mask_channel_training_and_save_load(tmp_path):
+    images, masks, segs = _toy(n=2)
+    cfg = segmentation.TrainConfig(base_width=2, depth=2, epochs=2, batch_size=2, crop=None, seed=0, mask_channel=True, loss="ce_dice")
+    with pytest.raises(ValueError, match="pass the brain masks"):
+        segmentation.train(images, segs, cfg)
+    res = segmentation.train(images, segs, cfg, masks=masks)
+    assert res.model.config["in_channels"] == 2
+    segmentation.save(res.model, tmp_path)
+    back = segmentation.load(tmp_path)
+    np.testing.assert_array_equal(segmentation.predict(back, images, masks), segmentation.predict(res.model, images, masks))
+    with pytest.raises(ValueError, match="pass masks"):
+        segmentation.predict_proba(back, images)
+    # the mask channel is read: a different mask changes the probabilities
+    p1 = segmentation.predict_proba(back, images, masks)
+    p0 = segmentation.predict_proba(back, images, np.zeros_like(masks))
+    assert not np.allclose(p1, p0)
+
+
+def test_soft_dice_loss_matches_hard_dice():
+    """With confident logits the soft Dice equals the metric's Dice (fetal_lib.metrics.segmentation)."""
+    import torch
+
+    from fetal_lib.metrics.segmentation import dice
+
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, 4, (2, 8, 8, 8))
+    pred = np.where(rng.random(target.shape) < 0.7, target, rng.integers(0, 4, target.shape))
+    logits = torch.from_numpy(np.moveaxis(np.eye(4)[pred], -1, 1) * 60.0)
+    loss = float(segmentation.soft_dice_loss(logits, torch.from_numpy(target)))
+    expected = 1 - np.mean([dice(pred == k, target == k) for k in (1, 2, 3)])
+    assert loss == pytest.approx(expected, abs=2e-3)  # the +1 smoothing moves it slightly
+    # a perfect prediction has (almost) no loss; the loss is differentiable
+    perfect = torch.from_numpy(np.moveaxis(np.eye(4)[target], -1, 1) * 60.0).requires_grad_()
+    out = segmentation.soft_dice_loss(perfect, torch.from_numpy(target))
+    out.backward()
+    assert float(out.detach()) < 1e-3 and perfect.grad is not None
+
+
 def test_allowed_region_margin():
     m = np.zeros((30, 30, 30), np.uint8)
     m[10:20, 10:20, 10:20] = 1
@@ -61,10 +101,26 @@ def test_predict_path_is_consistent(tiny_model, real_dataset):
     pred = load_predictor(tiny_model)
     out = pred(s.image_path, s.mask_path)
     pre = preprocess.preprocess_files(s.image_path, s.mask_path)
-    labels = segmentation.predict(pred.segmenter, pre.image, pre.mask)
-    vols = features.tissue_volumes_ml(labels, pre.spacing_mm)
+    proba = segmentation.constrained_proba(pred.segmenter, pre.image, pre.mask)
+    np.testing.assert_allclose(proba.sum(0), 1.0, rtol=1e-5)
+    # the tiny model is saved with soft features: volumes are summed probabilities
+    assert pred.soft_features
+    vols = features.soft_tissue_volumes_ml(proba, pre.spacing_mm)
     for k in ("csf_ml", "gm_ml", "wm_ml"):
         assert out[k] == pytest.approx(vols[k], abs=0.01)
     expected_age = pred.regressor.predict(np.array([[vols["csf_ml"], vols["gm_ml"], vols["wm_ml"]]]),
-                                          features.tissue_maps(labels, 3).ravel()[None])[0]
+                                          features.soft_tissue_maps(proba, 3).ravel()[None])[0]
     assert out["predicted_age_years"] == pytest.approx(expected_age, abs=0.01)
+    # hard features: argmax labels, as a model saved with "features": "hard" uses them
+    hard = dataclasses.replace(pred, soft_features=False)(s.image_path, s.mask_path)
+    labels = segmentation.predict(pred.segmenter, pre.image, pre.mask)
+    assert hard["gm_ml"] == pytest.approx(features.tissue_volumes_ml(labels, pre.spacing_mm)["gm_ml"], abs=0.01)
+
+
+def test_cosine_lr_follows_steps_or_time_whichever_is_further():
+    assert segmentation.cosine_lr(1e-3, 0.0, 0.0, None) == pytest.approx(1e-3)
+    assert segmentation.cosine_lr(1e-3, 0.5, 0.0, None) == pytest.approx(5e-4)
+    assert segmentation.cosine_lr(1e-3, 1.0, 0.0, None) == pytest.approx(0.0, abs=1e-12)
+    # half the steps but the whole time budget spent: the rate is already 0
+    assert segmentation.cosine_lr(1e-3, 0.5, 100.0, 100.0) == pytest.approx(0.0, abs=1e-12)
+    assert segmentation.cosine_lr(1e-3, 0.1, 50.0, 100.0) == pytest.approx(5e-4)
