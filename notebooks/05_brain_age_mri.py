@@ -262,6 +262,22 @@ run.table(vol_bias.round(1).rename_axis("mean bias vs reference (mL)").reset_ind
 display(Markdown(f"Deployed: `{deploy_model}` with {deploy_features} features: MAE {dep_shift[f'mae_{dep_key}_segs_years']:.2f} years "
                  f"on the {len(img_age)} image subjects' predicted segmentations ({ba_label}), "
                  f"{dep_shift['mae_reference_segs_years']:.2f} years on their reference segmentations."))
+# The deployed segmenter itself on the validation subjects (held out from its training): the path
+# `fetal brain-age predict` takes, end to end, on subjects it has not seen (only a handful: indicative).
+va_proba = segmentation.constrained_proba(seg_model, data.images[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0])
+va_feats = {"reference": features.feature_matrix(data.segs[va_idx], data.spacing_mm, int(map_factor)),
+            "deployed segmenter": (features.soft_feature_matrix(va_proba, data.spacing_mm, int(map_factor)) if deploy_features == "soft"
+                                   else features.feature_matrix(segmentation.labels_of(va_proba), data.spacing_mm, int(map_factor)))}
+va_age = data.ages[va_idx]
+va_rows = [{"subject_id": data.subjects[i].subject_id, "age_years": float(a),
+            **{f"predicted_{k.replace(' ', '_')}_years": float(deployed.predict(f["volumes"][j:j + 1], f["maps"][j:j + 1])[0])
+               for k, f in va_feats.items()}} for j, (i, a) in enumerate(zip(va_idx, va_age))]
+va_table = pd.DataFrame(va_rows)
+run.table(va_table.round(2), "deployed_path_validation_subjects")
+val_mae_ref = mae(va_age, va_table["predicted_reference_years"].to_numpy())
+val_mae_dep = mae(va_age, va_table["predicted_deployed_segmenter_years"].to_numpy())
+display(Markdown(f"Deployed path on the {len(va_idx)} validation subjects: MAE {val_mae_dep:.2f} years from the deployed "
+                 f"segmenter's {deploy_features} features, {val_mae_ref:.2f} years from their reference segmentations."))
 
 # %% [markdown]
 # ## Saving the deployable models
@@ -327,6 +343,7 @@ metrics = {
     "deployed_features": deploy_features,
     "deployed_mae_reference_segs_years": float(dep_shift["mae_reference_segs_years"]),
     "deployed_mae_predicted_segs_years": float(dep_shift[f"mae_{dep_key}_segs_years"]),
+    "val_subjects_mae_deployed_segmenter_years": val_mae_dep, "val_subjects_mae_reference_segs_years": val_mae_ref,
     "predict_seconds_one_subject": predict_seconds,
     "n_regression_subjects": len(reg_subjects), "n_image_subjects": len(data.subjects),
 }
