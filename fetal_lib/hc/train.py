@@ -20,7 +20,7 @@ import numpy as np
 class TrainConfig:
     """Everything that defines one training run (sizes in pixels, times in seconds)."""
 
-    input_shape: tuple[int, int] = (128, 192)  # (rows, cols) of the letterboxed input
+    input_shape: tuple[int, int] = (160, 240)  # (rows, cols) of the letterboxed input
     filters: int = 16
     depth: int = 4
     block: str = "corrected"  # "corrected" (ours) | "source" (the source's conv2d_block bug)
