@@ -98,7 +98,7 @@ def check_parameters(chapter: Chapter, nb: Any, params: Mapping[str, Any], secti
 
 @contextlib.contextmanager
 def kernel_environment(extra: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Environment the kernel inherits: Agg backend, this venv's kernelspec first."""
+    """Environment the kernel inherits: Agg backend, this venv's kernelspec first, quiet TensorFlow."""
     prefix_kernels = Path(sys.prefix) / "share" / "jupyter"
     env = {
         "MPLBACKEND": "Agg",
@@ -106,6 +106,7 @@ def kernel_environment(extra: Mapping[str, str] | None = None) -> Iterator[None]
         "PYTHONHASHSEED": "0",
         "TQDM_DISABLE": "1",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),  # TensorFlow's C++ start-up lines stay out of the pages
         **(extra or {}),
     }
     saved = {k: os.environ.get(k) for k in env}

@@ -137,9 +137,9 @@ def train(
         segs: (N, D, H, W) labels 0..3.
         cfg: training configuration.
         masks: (N, D, H, W) brain masks; required with ``cfg.mask_channel``.
-        val: optional (images, masks, segs) scored (Dice per tissue) after each epoch.
+        val: optional (images, masks, segs) scored (Dice per tissue) every ``cfg.val_every`` epochs and after the last.
         progress: show a tqdm bar per epoch.
-        log: called with one line per epoch.
+        log: called with a line for the first and last epochs and every ``val_every`` epochs.
 
     Returns:
         The trained model (eval mode) and a per-epoch history (loss, seconds, val Dice).
@@ -197,7 +197,7 @@ def train(
             d = mean_dice(pred, val[2])
             row.update({f"val_dice_{LABEL_NAMES[k]}": v for k, v in d.items()})
         history.append(row)
-        if log is not None:
+        if log is not None and (last or epoch == 0 or (epoch + 1) % max(1, cfg.val_every) == 0):  # the full history is returned
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if out_of_time:
             break
