@@ -106,7 +106,7 @@ def kernel_environment(extra: Mapping[str, str] | None = None) -> Iterator[None]
         "PYTHONHASHSEED": "0",
         "TQDM_DISABLE": "1",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),  # TensorFlow's C++ start-up lines stay out of the pages
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),  # TensorFlow C++ info/warning logs off (its pre-absl start-up lines still print)
         **(extra or {}),
     }
     saved = {k: os.environ.get(k) for k in env}
