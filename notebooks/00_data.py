@@ -42,6 +42,7 @@ from IPython.display import Markdown, display
 from fetal_lib.book import overview
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.data import (
+    DATASET_NAMES,
     brain_age,
     fetal_brain_anomaly_16class,
     fetal_brain_anomaly_us,
@@ -56,14 +57,7 @@ from fetal_lib.data.sources import resolve
 from fetal_lib.data.verify import verify
 from fetal_lib.metrics.biometry import fit_ellipse, head_circumference_mm
 
-DATASETS = [
-    "hc18",
-    "fetal_planes",
-    "fetal_brain_anomaly_us",
-    "fetal_brain_anomaly_16class",
-    "fetal_brain_atlases",
-    "brain_age",
-]
+DATASETS = list(DATASET_NAMES)
 sources = {name: resolve(name, data_dir or None, data_source) for name in DATASETS}
 real = [name for name, src in sources.items() if not src.is_phantom]
 # Checksums and formats of the real datasets (phantoms are synthetic: nothing to check).

@@ -525,15 +525,20 @@ def _write_anomaly_16class(dest: Path, rng: np.random.Generator, scale: int, see
 # --------------------------------------------------------------------------- fetal brain atlases
 
 
-def _atlas_volume(ga: float, shape=(48, 56, 48), spacing=2.0, seed_phase: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
-    """(parcellation uint16 zyx, srr float32 zyx, folding amplitude) at gestational age ``ga`` weeks."""
+def _centred_grid(shape: tuple[int, int, int], spacing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z, y, x) coordinates in mm of a zyx grid of ``shape``, origin at its centre."""
     nz, ny, nx = shape
-    z, y, x = np.meshgrid(
+    return np.meshgrid(
         (np.arange(nz) - (nz - 1) / 2) * spacing,
         (np.arange(ny) - (ny - 1) / 2) * spacing,
         (np.arange(nx) - (nx - 1) / 2) * spacing,
         indexing="ij",
     )
+
+
+def _atlas_volume(ga: float, shape=(48, 56, 48), spacing=2.0, seed_phase: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """(parcellation uint16 zyx, srr float32 zyx, folding amplitude) at gestational age ``ga`` weeks."""
+    z, y, x = _centred_grid(shape, spacing)
     g = ga - 21.0
     ax, ay, az = 21.0 + 1.15 * g, 27.0 + 1.5 * g, 18.0 + 1.05 * g  # semi-axes, mm
     az0 = 4.0  # brain centre a little above the volume centre
@@ -598,13 +603,7 @@ def _write_atlases(dest: Path, rng: np.random.Generator, scale: int) -> list[lis
 
 def _brain_age_subject(rng: np.random.Generator, age: float, shape=(48, 56, 48), spacing=4.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(seg uint8, T1 float32, mask uint8) zyx; GM shrinks and CSF grows with age (years)."""
-    nz, ny, nx = shape
-    z, y, x = np.meshgrid(
-        (np.arange(nz) - (nz - 1) / 2) * spacing,
-        (np.arange(ny) - (ny - 1) / 2) * spacing,
-        (np.arange(nx) - (nx - 1) / 2) * spacing,
-        indexing="ij",
-    )
+    z, y, x = _centred_grid(shape, spacing)
     head = rng.uniform(0.94, 1.06)
     ax, ay, az = 68 * head, 84 * head, 62 * head
     xn, yn, zn = x / ax, y / ay, (z - 6) / az
