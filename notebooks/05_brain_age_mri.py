@@ -33,8 +33,11 @@
 # the (skull-on) image there and only forbid labels farther than 15 mm from the mask.
 # (2) Batch normalisation in the residual blocks, random 48^3 crops, left-right flips and a cosine
 # decay of Adam's learning rate, to train in minutes on 2 CPU cores. (3) The brain mask, which
-# `fetal brain-age predict` takes anyway, is a second input channel, and a soft Dice term joins the
-# cross-entropy. (4) Beyond the source's three-number models, a ridge regression on
+# `fetal brain-age predict` takes anyway, is an input channel, and a soft Dice term joins the
+# cross-entropy. The image also enters resampled by nearest neighbour: a reference label on the
+# 3 mm grid is the label of the one 2 mm source voxel nearest the grid point, and this channel
+# gives the network that voxel's own intensity, which the B-spline resampling blends with its
+# neighbours'. It uses nothing but the T1 image, so `predict` computes it too. (4) Beyond the source's three-number models, a ridge regression on
 # regional tissue maps (thousands of numbers per brain). (5) Everything in the regression CV,
 # including the age-bias correction, is fitted on training folds only. (6) At prediction time the
 # features can be taken from the network's class probabilities (soft volumes and maps) instead of
@@ -52,7 +55,8 @@ seg_depth = 3  # resolution levels
 seg_epochs = 1
 seg_batch_size = 2
 seg_crop = 32  # random training crops, voxels a side; 0 for whole volumes
-seg_mask_channel = True  # brain mask as a second input channel (False: image only, as the source)
+seg_nn_channel = True  # also feed the image resampled by nearest neighbour (False: B-spline image only, as the source)
+seg_mask_channel = True  # brain mask as an input channel (False: image only, as the source)
 seg_loss = "ce_dice"  # "ce" (the source's cross-entropy) or "ce_dice" (cross-entropy + soft Dice)
 seg_time_budget_s = 60.0  # stop after the epoch that passes this (seconds); the cosine decay follows it
 seg_val_every = 1  # score the validation subjects every this many epochs (and after the last)
@@ -124,21 +128,23 @@ display(Markdown(f"{len(data.subjects)} image subjects preprocessed in {prep_sec
 tr_idx, va_idx = data.role_index("seg_train"), data.role_index("seg_val")
 cfg = segmentation.TrainConfig(base_width=int(seg_base_width), depth=int(seg_depth), epochs=int(seg_epochs),
                                batch_size=int(seg_batch_size), crop=int(seg_crop) or None, seed=int(seed),
-                               mask_channel=bool(seg_mask_channel), loss=str(seg_loss), val_every=int(seg_val_every),
-                               time_budget_s=float(seg_time_budget_s) if seg_time_budget_s else None)
+                               nn_channel=bool(seg_nn_channel), mask_channel=bool(seg_mask_channel), loss=str(seg_loss),
+                               val_every=int(seg_val_every), time_budget_s=float(seg_time_budget_s) if seg_time_budget_s else None)
 from fetal_lib.networks.torch.resunet3d import count_parameters  # noqa: E402
 
-trained = segmentation.train(data.images[tr_idx], data.segs[tr_idx], cfg, masks=data.masks[tr_idx],
-                             val=(data.images[va_idx], data.masks[va_idx], data.segs[va_idx]), progress=True, log=print)
+inputs = data.intensities(cfg.intensity_names())  # (N, D, H, W) image, or (N, C, D, H, W) with the NN channel
+print("segmenter inputs:", ", ".join(cfg.input_names()))
+trained = segmentation.train(inputs[tr_idx], data.segs[tr_idx], cfg, masks=data.masks[tr_idx],
+                             val=(inputs[va_idx], data.masks[va_idx], data.segs[va_idx]), progress=True, log=print)
 seg_model = trained.model
 epoch_seconds = float(np.mean([h["seconds"] for h in trained.history]))
-display(Markdown(f"Res-U-Net: {count_parameters(seg_model):,} parameters; {len(trained.history)} epochs in "
+display(Markdown(f"Res-U-Net reading {', '.join(cfg.input_names())}: {count_parameters(seg_model):,} parameters; {len(trained.history)} epochs in "
                  f"{trained.seconds:.0f} s ({epoch_seconds:.1f} s per epoch of {len(tr_idx)} subjects, 2 threads)."))
 run.table(pd.DataFrame(trained.history), "segmentation_training_history")
 run.figure(figures.training_curves(trained.history), "segmentation_training_curves")
 
 # %%
-val_pred = segmentation.predict(seg_model, data.images[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0])
+val_pred = segmentation.predict(seg_model, inputs[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0])
 val_table = pipeline.seg_metrics_table(val_pred, data.segs[va_idx], [data.subjects[i] for i in va_idx], data.spacing_mm)
 val_summary = pipeline.summarize_seg(val_table, n_boot=int(n_bootstrap), seed=int(seed))
 run.table(val_table, "segmentation_validation_per_subject", show=False)
@@ -172,7 +178,7 @@ if int(seg_cv_folds) >= 2:
     ba_table, ba_label = cv_table, f"out-of-fold predictions ({seg_cv_folds}-fold CV), all {len(data.subjects)} image subjects"
     pred_proba_52 = oof_proba
 else:
-    pred_proba_52 = segmentation.constrained_proba(seg_model, data.images, data.masks, spacing_mm=data.spacing_mm[0])
+    pred_proba_52 = segmentation.constrained_proba(seg_model, inputs, data.masks, spacing_mm=data.spacing_mm[0])
     all_pred = segmentation.labels_of(pred_proba_52)
     ba_table = pipeline.seg_metrics_table(all_pred, data.segs, data.subjects, data.spacing_mm)
     ba_label = "main model (training subjects are in-sample)"
@@ -264,7 +270,7 @@ display(Markdown(f"Deployed: `{deploy_model}` with {deploy_features} features: M
                  f"{dep_shift['mae_reference_segs_years']:.2f} years on their reference segmentations."))
 # The deployed segmenter itself on the validation subjects (held out from its training): the path
 # `fetal brain-age predict` takes, end to end, on subjects it has not seen (only a handful: indicative).
-va_proba = segmentation.constrained_proba(seg_model, data.images[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0])
+va_proba = segmentation.constrained_proba(seg_model, inputs[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0])
 va_feats = {"reference": features.feature_matrix(data.segs[va_idx], data.spacing_mm, int(map_factor)),
             "deployed segmenter": (features.soft_feature_matrix(va_proba, data.spacing_mm, int(map_factor)) if deploy_features == "soft"
                                    else features.feature_matrix(segmentation.labels_of(va_proba), data.spacing_mm, int(map_factor)))}

@@ -31,6 +31,17 @@ class ImageSet:
     segs: np.ndarray  # (N, D, H, W) uint8 reference labels
     spacing_mm: tuple[float, float, float]
     example_raw: tuple | None = None  # (image, mask, seg) SimpleITK of the first subject, for figures
+    images_nn: np.ndarray | None = None  # (N, D, H, W) float32, the images resampled by nearest neighbour
+
+    def intensities(self, names: Sequence[str] = ("image",)) -> np.ndarray:
+        """Segmenter input: (N, D, H, W) for ``("image",)``, else (N, C, D, H, W) with the named channels."""
+        arrays = {"image": self.images, "image_nn": self.images_nn}
+        for n in names:
+            if arrays.get(n) is None:
+                raise ValueError(f"no intensity channel {n!r} in this image set")
+        if tuple(names) == ("image",):
+            return self.images
+        return np.stack([arrays[n] for n in names], axis=1)
 
     @property
     def ages(self) -> np.ndarray:
@@ -48,7 +59,7 @@ def prepare_images(subjects: Sequence[Subject], spacing_mm=preprocess.SPACING_MM
         from tqdm.auto import tqdm
 
         it = tqdm(subs, desc="preprocess", unit="subject")
-    X, M, Y = [], [], []
+    X, XN, M, Y = [], [], [], []
     example = None
     spacing = None
     for s in it:
@@ -57,10 +68,11 @@ def prepare_images(subjects: Sequence[Subject], spacing_mm=preprocess.SPACING_MM
             example = (image, mask, seg)
         p = preprocess.preprocess(image, mask, seg, spacing_mm, size)
         X.append(p.image)
+        XN.append(p.image_nn)
         M.append(p.mask)
         Y.append(p.seg)
         spacing = p.spacing_mm
-    return ImageSet(list(subs), np.stack(X), np.stack(M), np.stack(Y), spacing, example)
+    return ImageSet(list(subs), np.stack(X), np.stack(M), np.stack(Y), spacing, example, images_nn=np.stack(XN))
 
 
 def prepare_reference_segs(subjects: Sequence[Subject], spacing_mm=preprocess.SPACING_MM, size=preprocess.SIZE, progress: bool = False) -> tuple[np.ndarray, tuple]:
@@ -119,11 +131,12 @@ def segmentation_cv(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int
     from fetal_lib.brain_age.regression import age_folds
 
     proba = np.zeros((len(data.segs), 4) + data.segs.shape[1:], np.float32)
+    inputs = data.intensities(cfg.intensity_names())
     for k, (tr, te) in enumerate(age_folds(data.ages, n_splits, seed)):
         if log:
             log(f"segmentation CV fold {k + 1}/{n_splits}: train {len(tr)}, test {len(te)}")
-        res = segmentation.train(data.images[tr], data.segs[tr], cfg, masks=data.masks[tr], progress=progress)
-        proba[te] = segmentation.constrained_proba(res.model, data.images[te], data.masks[te], spacing_mm=data.spacing_mm[0])
+        res = segmentation.train(inputs[tr], data.segs[tr], cfg, masks=data.masks[tr], progress=progress)
+        proba[te] = segmentation.constrained_proba(res.model, inputs[te], data.masks[te], spacing_mm=data.spacing_mm[0])
     return proba
 
 

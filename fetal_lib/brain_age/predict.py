@@ -44,7 +44,8 @@ class Predictor:
         from fetal_lib.brain_age import features, preprocess, segmentation
 
         pre = preprocess.preprocess_files(image_path, mask_path, spacing_mm=self.spacing_mm, size=self.size)
-        proba = segmentation.constrained_proba(self.segmenter, pre.image, pre.mask, spacing_mm=pre.spacing_mm[0])
+        inputs = pre.intensities(segmentation.intensity_names(self.segmenter))
+        proba = segmentation.constrained_proba(self.segmenter, inputs, pre.mask, spacing_mm=pre.spacing_mm[0])
         seg = proba if self.soft_features else segmentation.labels_of(proba)
         feats = features.features_of(seg, pre.spacing_mm, self.regressor.map_factor, soft=self.soft_features)
         age = float(self.regressor.predict(feats["volumes"], feats["maps"])[0])

@@ -6,6 +6,9 @@
    mask (7-14 % of the labelled voxels), which a masked input could never recover.
 2. Resampling about the volume centre to an isotropic grid (3 mm, 64^3 by default):
    B-spline for the image, nearest neighbour for label maps (brain mask, tissue segmentation).
+   The image is also resampled by nearest neighbour (``image_nn``): a reference label on the
+   3 mm grid is the label of the one source voxel nearest the grid point, and ``image_nn``
+   holds that voxel's intensity, where the B-spline value blends it with its neighbours.
 
 Arrays returned by :func:`to_array` are in SimpleITK's (z, y, x) order.
 """
@@ -104,10 +107,28 @@ class Preprocessed:
     mask: np.ndarray  # uint8 0/1
     seg: np.ndarray | None  # uint8 labels 0..3, or None
     reference: object  # SimpleITK image defining the output grid (spacing, origin, direction)
+    image_nn: np.ndarray | None = None  # float32, the normalised image resampled by nearest neighbour
+
+    def intensities(self, names: Sequence[str] = ("image",)) -> np.ndarray:
+        """(C, D, H, W) float32 stack of the named intensity channels (``"image"``, ``"image_nn"``)."""
+        return np.stack([intensity_channel(self, n) for n in names])
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
         return tuple(float(s) for s in self.reference.GetSpacing())
+
+
+INTENSITY_CHANNELS = ("image", "image_nn")
+
+
+def intensity_channel(pre: "Preprocessed", name: str) -> np.ndarray:
+    """One intensity channel of a preprocessed subject by name."""
+    if name not in INTENSITY_CHANNELS:
+        raise ValueError(f"unknown intensity channel {name!r}; choose from {', '.join(INTENSITY_CHANNELS)}")
+    value = getattr(pre, name)
+    if value is None:
+        raise ValueError(f"this subject was preprocessed without {name!r}")
+    return value
 
 
 def load_checked(image_path: str | Path, mask_path: str | Path, seg_path: str | Path | None = None):
@@ -142,21 +163,23 @@ def load_checked(image_path: str | Path, mask_path: str | Path, seg_path: str | 
 
 
 def preprocess(image, mask, seg=None, spacing_mm: Sequence[float] = SPACING_MM, size: Sequence[int] = SIZE, zero_outside: bool = False) -> Preprocessed:
-    """Normalise with in-mask statistics, then resample image (B-spline), mask and seg (nearest) to the grid."""
+    """Normalise with in-mask statistics, then resample image (B-spline and nearest), mask and seg (nearest) to the grid."""
     import SimpleITK as sitk
 
     norm = normalise(sitk.Cast(image, sitk.sitkFloat32), mask, zero_outside)
     img_r = resample(norm, spacing_mm, size, is_label=False)
     msk_r = resample(sitk.Cast(mask > 0, sitk.sitkUInt8), spacing_mm, size, is_label=True)
     img = sitk.GetArrayFromImage(img_r).astype(np.float32)
+    img_nn = sitk.GetArrayFromImage(resample(norm, spacing_mm, size, is_label=True)).astype(np.float32)
     msk = sitk.GetArrayFromImage(msk_r).astype(np.uint8)
     if zero_outside:
         img[msk == 0] = 0.0  # B-spline ringing must not leak outside the brain
+        img_nn[msk == 0] = 0.0
     seg_a = None
     if seg is not None:
         seg_r = resample(sitk.Cast(seg, sitk.sitkUInt8), spacing_mm, size, is_label=True)
         seg_a = sitk.GetArrayFromImage(seg_r).astype(np.uint8)
-    return Preprocessed(image=img, mask=msk, seg=seg_a, reference=msk_r)
+    return Preprocessed(image=img, mask=msk, seg=seg_a, reference=msk_r, image_nn=img_nn)
 
 
 def preprocess_files(image_path, mask_path, seg_path=None, spacing_mm=SPACING_MM, size=SIZE) -> Preprocessed:

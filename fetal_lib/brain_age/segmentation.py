@@ -7,10 +7,14 @@ under-segmentation of thin CSF that plain cross-entropy learns first),
 with the learning rate annealed to 0 by a cosine schedule over the planned steps or the time
 budget, whichever runs out first, so that a busy machine still ends on a decayed rate
 (``lr_schedule="constant"`` is the source's);
-with ``mask_channel`` the brain mask is a second input channel (it is an input of
+with ``nn_channel`` the image resampled by nearest neighbour is a second intensity channel
+(the reference labels on the 3 mm grid are nearest-neighbour samples, and this channel holds the
+intensity of exactly the source voxel each label comes from);
+with ``mask_channel`` the brain mask is a last input channel (it is an input of
 ``fetal brain-age predict`` anyway, and tells the network where the brain ends);
 training takes random crops (``crop`` voxels a side) with left-right flips and a small
-intensity jitter, inference runs on the whole 64^3 volume. Predicted labels farther than
+intensity jitter (tensors in the channels-last 3D layout, which the CPU convolutions run ~1.35x
+faster on), inference runs on the whole 64^3 volume. Predicted labels farther than
 ``MARGIN_MM`` from the brain mask are set to background (the reference segmentations label
 CSF up to ~14 mm outside the mask, never farther).
 """
@@ -40,7 +44,8 @@ class TrainConfig:
     base_width: int = 8
     depth: int = 4
     norm: bool = True
-    mask_channel: bool = False  # feed the brain mask as a second input channel
+    nn_channel: bool = False  # feed the nearest-neighbour-resampled image as a second intensity channel
+    mask_channel: bool = False  # feed the brain mask as the last input channel
     loss: str = "ce"  # "ce" (the source's) or "ce_dice" (cross-entropy + soft Dice over CSF, GM, WM)
     epochs: int = 10
     batch_size: int = 2
@@ -52,10 +57,19 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     time_budget_s: float | None = None  # stop after the epoch that passes this budget
+    channels_last: bool = True  # channels-last 3D memory layout: same numbers, ~1.35x faster convolutions on CPU
     val_every: int = 1  # score the validation set every this many epochs (and after the last)
 
+    def intensity_names(self) -> tuple[str, ...]:
+        """The intensity channels the network reads, in order (see ``Preprocessed.intensities``)."""
+        return ("image", "image_nn") if self.nn_channel else ("image",)
+
+    def input_names(self) -> tuple[str, ...]:
+        """All input channels in order: the intensity channels, then ``"mask"`` if read."""
+        return self.intensity_names() + (("mask",) if self.mask_channel else ())
+
     def network_config(self) -> dict:
-        return {"in_channels": 2 if self.mask_channel else 1, "num_classes": 4, "base_width": self.base_width, "depth": self.depth, "norm": self.norm}
+        return {"in_channels": len(self.input_names()), "num_classes": 4, "base_width": self.base_width, "depth": self.depth, "norm": self.norm}
 
 
 @dataclass
@@ -66,27 +80,37 @@ class TrainResult:
 
 
 def network_input(images: np.ndarray, masks: np.ndarray | None, in_channels: int) -> np.ndarray:
-    """(N, C, D, H, W) float32 network input: the image, and the brain mask (0/1) if ``in_channels`` is 2."""
+    """(N, C, D, H, W) float32 network input: the intensity channels, then the brain mask (0/1) if the
+    network reads one more channel than there are intensity channels.
+
+    ``images`` is (N, D, H, W) for one intensity channel or (N, C, D, H, W) for several.
+    """
     images = np.asarray(images, dtype=np.float32)
-    if in_channels == 1:
-        return images[:, None]
-    if in_channels == 2:
+    if images.ndim == 4:
+        images = images[:, None]
+    n_intensity = images.shape[1]
+    if in_channels == n_intensity:
+        return images
+    if in_channels == n_intensity + 1:
         if masks is None:
-            raise ValueError("this segmenter reads the brain mask as a second channel: pass masks")
-        return np.stack([images, (np.asarray(masks) > 0).astype(np.float32)], axis=1)
-    raise ValueError(f"unsupported in_channels {in_channels}")
+            raise ValueError("this segmenter reads the brain mask as an input channel: pass masks")
+        return np.concatenate([images, (np.asarray(masks) > 0).astype(np.float32)[:, None]], axis=1)
+    raise ValueError(f"this segmenter reads {in_channels} input channels; got {n_intensity} intensity channel(s)")
 
 
 def _crop_batch(rng: np.random.Generator, images: np.ndarray, masks: np.ndarray | None, segs: np.ndarray, idx: Sequence[int], cfg: TrainConfig):
-    """A training batch ((B, C, d, h, w) float32, (B, d, h, w) int64): random crop, flip, intensity jitter."""
+    """A training batch ((B, C, d, h, w) float32, (B, d, h, w) int64): random crop, flip, intensity jitter.
+
+    ``images`` is (N, D, H, W) or (N, C, D, H, W); every intensity channel gets the same jitter.
+    """
     xs, ms, ys = [], [], []
     for i in idx:
         x, y = images[i], segs[i]
         m = masks[i] if masks is not None else np.zeros_like(y)
-        if cfg.crop is not None and cfg.crop < min(x.shape):
-            starts = [int(rng.integers(0, s - cfg.crop + 1)) for s in x.shape]
+        if cfg.crop is not None and cfg.crop < min(y.shape):
+            starts = [int(rng.integers(0, s - cfg.crop + 1)) for s in y.shape]
             sl = tuple(slice(s, s + cfg.crop) for s in starts)
-            x, m, y = x[sl], m[sl], y[sl]
+            x, m, y = x[(Ellipsis,) + sl], m[sl], y[sl]
         if cfg.flip and rng.random() < 0.5:
             x, m, y = x[..., ::-1], m[..., ::-1], y[..., ::-1]
         if cfg.intensity_jitter:
@@ -95,8 +119,7 @@ def _crop_batch(rng: np.random.Generator, images: np.ndarray, masks: np.ndarray 
         xs.append(np.ascontiguousarray(x, dtype=np.float32))
         ms.append(np.ascontiguousarray(m))
         ys.append(np.ascontiguousarray(y, dtype=np.int64))
-    in_channels = 2 if cfg.mask_channel else 1
-    return network_input(np.stack(xs), np.stack(ms), in_channels), np.stack(ys)
+    return network_input(np.stack(xs), np.stack(ms), len(cfg.input_names())), np.stack(ys)
 
 
 def cosine_lr(base_lr: float, step_fraction: float, elapsed_s: float, time_budget_s: float | None) -> float:
@@ -133,7 +156,8 @@ def train(
     """Train a Res-U-Net on preprocessed volumes.
 
     Args:
-        images: (N, D, H, W) float32 normalised images.
+        images: (N, D, H, W) float32 normalised images, or (N, C, D, H, W) with the channels of
+            ``cfg.intensity_names()``.
         segs: (N, D, H, W) labels 0..3.
         cfg: training configuration.
         masks: (N, D, H, W) brain masks; required with ``cfg.mask_channel``.
@@ -147,16 +171,24 @@ def train(
     import torch
     import torch.nn.functional as F
 
+    from fetal_lib.allocator import keep_freed_memory
     from fetal_lib.networks.torch.resunet3d import ResUNet3d
 
     if cfg.mask_channel and masks is None:
         raise ValueError("cfg.mask_channel is set: pass the brain masks")
+    n_intensity = 1 if np.ndim(images) == 4 else np.shape(images)[1]
+    if n_intensity != len(cfg.intensity_names()):
+        raise ValueError(f"images have {n_intensity} intensity channel(s); the config reads {', '.join(cfg.intensity_names())}")
     if cfg.loss not in ("ce", "ce_dice"):
         raise ValueError(f"unknown loss {cfg.loss!r}; choose 'ce' or 'ce_dice'")
+    keep_freed_memory()  # without it a third of the CPU time goes to page faults (see fetal_lib.allocator)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = ResUNet3d(**cfg.network_config())
+    model.input_names = cfg.input_names()
+    layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     n = len(images)
     steps = max(1, cfg.epochs * -(-n // cfg.batch_size))
@@ -176,7 +208,7 @@ def train(
         losses = []
         for idx in it:
             x, y = _crop_batch(rng, images, masks, segs, idx, cfg)
-            x, y = torch.from_numpy(x), torch.from_numpy(y)
+            x, y = torch.from_numpy(x).contiguous(memory_format=layout), torch.from_numpy(y)
             opt.zero_grad()
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -206,7 +238,8 @@ def train(
 
 
 def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
-    """Softmax probabilities (N, 4, D, H, W) for (N, D, H, W) images (and masks, if the network reads them), one volume at a time."""
+    """Softmax probabilities (N, 4, D, H, W) for (N, D, H, W) or (N, C, D, H, W) images (and masks, if the
+    network reads them), one volume at a time."""
     import torch
 
     if threads:
@@ -218,7 +251,8 @@ def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, th
         for i, x in enumerate(images):
             m = None if masks is None else np.asarray(masks)[i : i + 1]
             inp = network_input(np.asarray(x)[None], m, in_channels)
-            logits = model(torch.from_numpy(np.ascontiguousarray(inp)))
+            # channels-last 3D is the faster layout for the CPU convolutions (results are the same)
+            logits = model(torch.from_numpy(np.ascontiguousarray(inp)).contiguous(memory_format=torch.channels_last_3d))
             out.append(torch.softmax(logits, 1)[0].numpy())
     return np.stack(out)
 
@@ -235,9 +269,9 @@ def allowed_region(mask: np.ndarray, spacing_mm: float | Sequence[float] = 3.0, 
 
 def constrained_proba(model, images: np.ndarray, masks: np.ndarray, threads: int | None = None, spacing_mm: float = 3.0) -> np.ndarray:
     """Class probabilities (N, 4, D, H, W) float32, with voxels farther than MARGIN_MM from the
-    brain mask set to certain background; (4, D, H, W) for a single (D, H, W) image."""
+    brain mask set to certain background; (4, D, H, W) for a single subject (a (D, H, W) mask)."""
     images = np.asarray(images)
-    single = images.ndim == 3
+    single = np.ndim(masks) == 3  # one subject: (D, H, W) or (C, D, H, W) images with a (D, H, W) mask
     if single:
         images, masks = images[None], np.asarray(masks)[None]
     proba = predict_proba(model, images, masks, threads)
@@ -269,6 +303,22 @@ def mean_dice(pred: np.ndarray, ref: np.ndarray) -> dict[int, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in LABELS}
 
 
+def _default_input_names(in_channels: int) -> tuple[str, ...]:
+    """Input channels of a model saved before ``inputs`` was recorded: the image, then the mask."""
+    return ("image", "mask")[: int(in_channels)]
+
+
+def input_names(model) -> tuple[str, ...]:
+    """The input channels a trained segmenter reads, in order (``"image"``, ``"image_nn"``, ``"mask"``)."""
+    names = getattr(model, "input_names", None)
+    return tuple(names) if names else _default_input_names(model.config["in_channels"])
+
+
+def intensity_names(model) -> tuple[str, ...]:
+    """The intensity channels a trained segmenter reads (its inputs without the mask)."""
+    return tuple(n for n in input_names(model) if n != "mask")
+
+
 def save(model, directory: str | Path, extra: dict | None = None) -> Path:
     """Write ``segmenter.pt`` (state dict) and ``segmenter.json`` (network config) atomically."""
     import torch
@@ -277,7 +327,7 @@ def save(model, directory: str | Path, extra: dict | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / "segmenter.pt") as tmp:
         torch.save(model.state_dict(), tmp)
-    write_json_atomic(directory / "segmenter.json", {"network": "resunet3d", "config": model.config, **(extra or {})})
+    write_json_atomic(directory / "segmenter.json", {"network": "resunet3d", "config": model.config, "inputs": list(input_names(model)), **(extra or {})})
     return directory / "segmenter.pt"
 
 
@@ -302,7 +352,9 @@ def load(directory: str | Path, threads: int = 2):
         model.load_state_dict(torch.load(directory / "segmenter.pt", map_location="cpu", weights_only=True))
     except Exception as exc:  # noqa: BLE001 - any corruption becomes one line
         raise FetalInputError(directory / "segmenter.pt", f"unreadable segmenter ({type(exc).__name__}: {exc})") from None
+    model.input_names = tuple(meta.get("inputs") or _default_input_names(model.config["in_channels"]))
     torch.set_num_threads(threads)
+    model = model.to(memory_format=torch.channels_last_3d)
     model.eval()
     return model
 

@@ -101,7 +101,9 @@ def test_predict_path_is_consistent(tiny_model, real_dataset):
     pred = load_predictor(tiny_model)
     out = pred(s.image_path, s.mask_path)
     pre = preprocess.preprocess_files(s.image_path, s.mask_path)
-    proba = segmentation.constrained_proba(pred.segmenter, pre.image, pre.mask)
+    assert segmentation.input_names(pred.segmenter) == ("image", "image_nn", "mask")  # recorded in segmenter.json
+    inputs = pre.intensities(("image", "image_nn"))
+    proba = segmentation.constrained_proba(pred.segmenter, inputs, pre.mask)
     np.testing.assert_allclose(proba.sum(0), 1.0, rtol=1e-5)
     # the tiny model is saved with soft features: volumes are summed probabilities
     assert pred.soft_features
@@ -113,7 +115,7 @@ def test_predict_path_is_consistent(tiny_model, real_dataset):
     assert out["predicted_age_years"] == pytest.approx(expected_age, abs=0.01)
     # hard features: argmax labels, as a model saved with "features": "hard" uses them
     hard = dataclasses.replace(pred, soft_features=False)(s.image_path, s.mask_path)
-    labels = segmentation.predict(pred.segmenter, pre.image, pre.mask)
+    labels = segmentation.predict(pred.segmenter, inputs, pre.mask)
     assert hard["gm_ml"] == pytest.approx(features.tissue_volumes_ml(labels, pre.spacing_mm)["gm_ml"], abs=0.01)
 
 
@@ -124,3 +126,65 @@ def test_cosine_lr_follows_steps_or_time_whichever_is_further():
     # half the steps but the whole time budget spent: the rate is already 0
     assert segmentation.cosine_lr(1e-3, 0.5, 100.0, 100.0) == pytest.approx(0.0, abs=1e-12)
     assert segmentation.cosine_lr(1e-3, 0.1, 50.0, 100.0) == pytest.approx(5e-4)
+
+
+def test_channels_last_layout_gives_the_same_training_and_predictions():
+    """The channels-last 3D layout is a speed choice: same losses and probabilities as the default layout."""
+    images, masks, segs = _toy(n=2)
+    runs = {}
+    for layout in (True, False):
+        cfg = segmentation.TrainConfig(base_width=2, depth=2, epochs=2, batch_size=2, crop=None, seed=0, mask_channel=True, channels_last=layout)
+        res = segmentation.train(images, segs, cfg, masks=masks)
+        runs[layout] = ([h["loss"] for h in res.history], segmentation.predict_proba(res.model, images, masks))
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-4)
+    np.testing.assert_allclose(runs[True][1], runs[False][1], atol=1e-4)
+
+
+def test_network_input_channels_and_errors():
+    images = np.zeros((2, 3, 8, 8, 8), np.float32)
+    images[:, 1] = 1.0
+    masks = np.ones((2, 8, 8, 8), np.uint8)
+    x = segmentation.network_input(images, masks, 4)
+    assert x.shape == (2, 4, 8, 8, 8)
+    np.testing.assert_array_equal(x[:, 1], 1.0)
+    np.testing.assert_array_equal(x[:, 3], 1.0)  # the mask comes last
+    assert segmentation.network_input(images, None, 3).shape == (2, 3, 8, 8, 8)
+    assert segmentation.network_input(images[:, 0], masks, 2).shape == (2, 2, 8, 8, 8)  # 4D: one intensity channel
+    with pytest.raises(ValueError, match="pass masks"):
+        segmentation.network_input(images, None, 4)
+    with pytest.raises(ValueError, match="reads 5 input channels"):
+        segmentation.network_input(images, masks, 5)
+
+
+def test_nn_channel_training_records_inputs(tmp_path):
+    images, masks, segs = _toy(n=2)
+    stacked = np.stack([images, images + 0.5], axis=1)
+    cfg = segmentation.TrainConfig(base_width=2, depth=2, epochs=1, batch_size=2, crop=None, seed=0, nn_channel=True, mask_channel=True)
+    assert cfg.input_names() == ("image", "image_nn", "mask")
+    with pytest.raises(ValueError, match="1 intensity channel"):
+        segmentation.train(images, segs, cfg, masks=masks)
+    res = segmentation.train(stacked, segs, cfg, masks=masks)
+    assert res.model.config["in_channels"] == 3
+    segmentation.save(res.model, tmp_path)
+    back = segmentation.load(tmp_path)
+    assert segmentation.intensity_names(back) == ("image", "image_nn")
+    np.testing.assert_array_equal(segmentation.predict(back, stacked, masks), segmentation.predict(res.model, stacked, masks))
+    # one subject: (C, D, H, W) intensities with a (D, H, W) mask
+    one = segmentation.constrained_proba(back, stacked[0], masks[0])
+    assert one.shape == (4,) + segs.shape[1:]
+
+
+def test_model_saved_before_inputs_were_recorded(tmp_path):
+    """A segmenter.json without "inputs" (earlier models: image + mask) still loads and predicts."""
+    import json
+
+    images, masks, segs = _toy(n=1)
+    cfg = segmentation.TrainConfig(base_width=2, depth=2, epochs=1, batch_size=1, crop=None, seed=0, mask_channel=True)
+    res = segmentation.train(images, segs, cfg, masks=masks)
+    segmentation.save(res.model, tmp_path)
+    meta = json.loads((tmp_path / "segmenter.json").read_text())
+    assert meta.pop("inputs") == ["image", "mask"]
+    (tmp_path / "segmenter.json").write_text(json.dumps(meta))
+    back = segmentation.load(tmp_path)
+    assert segmentation.input_names(back) == ("image", "mask")
+    np.testing.assert_array_equal(segmentation.predict(back, images, masks), segmentation.predict(res.model, images, masks))
