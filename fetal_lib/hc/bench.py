@@ -76,7 +76,7 @@ def bench_training(config, records, n_images: int, steps: int) -> dict:
     recs = list(records)[: max(config.batch_size, n_images)]
     x, y = load_arrays(recs, config.input_shape, config.mask_mode)
     model = build_model(config)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss))
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss), jit_compile=bool(config.jit_compile))
     batches = tf_batches(x, y, config.batch_size, config.seed, augment=config.augment).repeat()
     model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)  # warm-up (graph building)
     t0 = time.perf_counter()

@@ -89,11 +89,13 @@ def load_arrays(
 def tf_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool = True, config: AugmentConfig = AugmentConfig()):
     """A ``tf.data.Dataset`` of shuffled batches, augmented in TensorFlow (:func:`tf_augment`).
 
-    Reshuffled every epoch; the cardinality is ``ceil(len(x) / batch_size)`` batches.
+    Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches; the few images
+    left over differ from epoch to epoch), so an XLA-compiled training step compiles once
+    instead of again for a short last batch. With fewer images than ``batch_size``, one short batch.
     """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     if augment:
         ds = ds.map(lambda a, b: tf_augment(a, b, config), num_parallel_calls=1, deterministic=True)
-    return ds.batch(batch_size).prefetch(2)
+    return ds.batch(batch_size, drop_remainder=len(x) >= batch_size).prefetch(2)

@@ -44,3 +44,20 @@ def test_time_budget_finishes_the_decay_early() -> None:
     last_lr = _fit_with(callback, n_batches=6, sleep_s=0.06)
     assert callback.progress == pytest.approx(1.0)
     assert math.isclose(last_lr, 0.05e-3, rel_tol=1e-5)
+
+
+def test_first_step_compile_time_is_not_charged_to_the_budget() -> None:
+    """Tracing/XLA compilation happens in the first step; a slow first step must not use up the budget."""
+    import keras
+
+    class SlowFirstStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                time.sleep(0.3)  # longer than the whole budget
+
+    callback = budget_cosine_callback(1e-3, total_steps=10_000, time_budget_s=0.2)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    x = np.zeros((3, 2), np.float32)
+    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, SlowFirstStep()], shuffle=False)
+    assert callback.progress < 0.5
