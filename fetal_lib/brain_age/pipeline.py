@@ -35,9 +35,11 @@ class ImageSet:
 
     def intensities(self, names: Sequence[str] = ("image",)) -> np.ndarray:
         """Segmenter input: (N, D, H, W) for ``("image",)``, else (N, C, D, H, W) with the named channels."""
-        arrays = {"image": self.images, "image_nn": self.images_nn}
+        arrays = dict(zip(preprocess.INTENSITY_CHANNELS, (self.images, self.images_nn)))  # one channel vocabulary
         for n in names:
-            if arrays.get(n) is None:
+            if n not in arrays:
+                raise ValueError(f"unknown intensity channel {n!r}; choose from {', '.join(preprocess.INTENSITY_CHANNELS)}")
+            if arrays[n] is None:
                 raise ValueError(f"no intensity channel {n!r} in this image set")
         if tuple(names) == ("image",):
             return self.images
