@@ -174,7 +174,7 @@ def handle_measure(args: argparse.Namespace) -> int:
     results, failed = _measure_many(args.model, list(pixels.items()), args.overlay, progress=sys.stderr.isatty())
     if results or args.output is None:
         rows = [m.row() for _, m in results]
-        extra = [{"warnings": m.warnings, "ellipse_mask_iou": round(m.agreement, 4)} for _, m in results]
+        extra = [{"warnings": m.warnings, "ellipse_mask_iou": round(m.agreement, 4), "hc_uncalibrated_mm": m.hc_uncalibrated_mm} for _, m in results]
         _emit(_table(rows, COLUMNS, args.format, extra), args.output)
     return 2 if failed else 0
 
@@ -206,7 +206,8 @@ def handle_train(args: argparse.Namespace) -> int:
     print(data.source.describe(), file=sys.stderr)
     print("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()), file=sys.stderr)
     config = pipeline.train_config(settings, args.seed)
-    trained = pipeline.train_model(data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]), progress=True)
+    trained = pipeline.train_model(data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
+                                   progress=True, calibrate=bool(settings["calibrate"]))
     df = pipeline.evaluate(trained.model, data.part("test"), progress=True)
     summary = pipeline.summarize(df, seed=args.seed)
     card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed)

@@ -1,8 +1,9 @@
 """Measure head circumference on images: image -> probability -> ellipse (original pixels) -> HC18 row.
 
 :class:`HCModel` wraps a saved U-Net and the inference settings recorded in its model card
-(input size, threshold, test-time flips, checks). :meth:`HCModel.measure` returns a
-:class:`Measurement` whose :meth:`~Measurement.row` is the HC18 submission row plus ``hc_mm``.
+(input size, threshold, test-time flips, checks, the validation-fitted size calibration of
+:mod:`fetal_lib.hc.calibration`). :meth:`HCModel.measure` returns a :class:`Measurement` whose
+:meth:`~Measurement.row` is the HC18 submission row plus ``hc_mm``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from fetal_lib.errors import FetalInputError
 from fetal_lib.hc import postprocess
+from fetal_lib.hc.calibration import SizeCalibration
 from fetal_lib.hc.preprocess import letterbox, unletterbox
 from fetal_lib.metrics.biometry import Ellipse, ellipse_to_hc18_row, head_circumference_mm
 
@@ -32,7 +34,7 @@ def default_model_path() -> Path:
 
 @dataclass
 class Measurement:
-    """One measured image: the ellipse in original pixels, HC in mm, and check warnings."""
+    """One measured image: the (calibrated) ellipse in original pixels, HC in mm, and check warnings."""
 
     filename: str
     pixel_size_mm: float
@@ -41,6 +43,7 @@ class Measurement:
     agreement: float
     warnings: list[str] = field(default_factory=list)
     mask: np.ndarray | None = None  # the chosen head region (bool, original shape)
+    hc_uncalibrated_mm: float | None = None  # HC of the raw fit, before the size calibration
 
     def row(self) -> dict[str, object]:
         """HC18 submission columns plus ``hc_mm``."""
@@ -71,6 +74,7 @@ class HCModel:
         self.tta = list(settings.get("tta", ["hflip"]))
         self.min_agreement = float(settings.get("min_agreement", postprocess.MIN_AGREEMENT))
         self.min_axis_ratio = float(settings.get("min_axis_ratio", postprocess.MIN_AXIS_RATIO))
+        self.calibration = SizeCalibration.from_dict(settings.get("hc_calibration"))
         self._predict = None
 
     @classmethod
@@ -99,11 +103,22 @@ class HCModel:
         except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input
             raise FetalInputError(path, f"not a readable Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         card = read_card(path)
-        return cls(model, (card or {}).get("inference", {}))
+        try:
+            return cls(model, (card or {}).get("inference", {}))
+        except (TypeError, ValueError) as exc:
+            from fetal_lib.hc.model_card import card_path
+
+            raise FetalInputError(card_path(path), f"inference settings are not valid ({exc})") from None
 
     def settings(self) -> dict:
         """The inference settings (for the model card)."""
-        return {"threshold": self.threshold, "tta": self.tta, "min_agreement": self.min_agreement, "min_axis_ratio": self.min_axis_ratio}
+        return {
+            "threshold": self.threshold,
+            "tta": self.tta,
+            "min_agreement": self.min_agreement,
+            "min_axis_ratio": self.min_axis_ratio,
+            "hc_calibration": self.calibration.to_dict() if self.calibration else None,
+        }
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         if self._predict is None:
@@ -147,6 +162,10 @@ class HCModel:
             min_axis_ratio=self.min_axis_ratio,
         )
 
+    def calibrate(self, ellipse: Ellipse, pixel_size_mm: float) -> Ellipse:
+        """The ellipse after this model's size calibration (unchanged if it has none)."""
+        return self.calibration.apply(ellipse, pixel_size_mm) if self.calibration else ellipse
+
     def measure_array(self, image: np.ndarray, pixel_size_mm: float, filename: str = "image", keep_mask: bool = False) -> Measurement:
         """Measure one decoded image; raises FetalInputError(filename, "no head found ...")."""
         prob = self.probability(image)
@@ -154,14 +173,16 @@ class HCModel:
             head = self.fit(prob)
         except postprocess.NoHeadFound as exc:
             raise FetalInputError(filename, str(exc)) from None
+        ellipse = self.calibrate(head.ellipse, pixel_size_mm)
         return Measurement(
             filename=Path(filename).name,
             pixel_size_mm=pixel_size_mm,
-            ellipse=head.ellipse,
-            hc_mm=head_circumference_mm(head.ellipse, pixel_size_mm),
+            ellipse=ellipse,
+            hc_mm=head_circumference_mm(ellipse, pixel_size_mm),
             agreement=head.agreement,
             warnings=head.warnings,
             mask=head.mask if keep_mask else None,
+            hc_uncalibrated_mm=head_circumference_mm(head.ellipse, pixel_size_mm),
         )
 
     def measure(self, path: str | Path, pixel_size_mm: float | None, keep_mask: bool = False) -> Measurement:

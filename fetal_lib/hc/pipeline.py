@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "tta": "hflip",
     "max_images": 0,  # 0 = every training image
     "threshold_grid": "0.3,0.4,0.5,0.6,0.7,0.8",
+    "calibrate": True,  # fit the size calibration of the ellipse on the validation split
     "audit_epochs": 3,
     "audit_time_budget_s": 120.0,
     "audit_filters": 8,
@@ -120,6 +121,9 @@ def probabilities(model, records: Sequence[HC18Record], progress: bool = False) 
 def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] | None = None, threshold: float | None = None, progress: bool = False):
     """Per-image results on annotated records: HC (mm), Dice, IoU, HD95 (mm), checks.
 
+    ``hc_pred_mm`` and the ellipse columns are after the model's size calibration (if it has
+    one), as ``fetal hc measure`` reports them; ``hc_raw_mm`` is the HC of the raw fit. Dice,
+    IoU and HD95 compare the segmented head region with the reference mask.
     A record with no head found gets NaN HC, Dice 0, IoU 0, HD95 inf and ``found=False``.
 
     Returns:
@@ -142,12 +146,13 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
         try:
             head = model.fit(prob, threshold=threshold)
         except NoHeadFound:
-            row.update(found=False, hc_pred_mm=math.nan, dice=0.0, iou=0.0, hd95_mm=math.inf, agreement=0.0, warnings="no head found")
+            row.update(found=False, hc_pred_mm=math.nan, hc_raw_mm=math.nan, dice=0.0, iou=0.0, hd95_mm=math.inf, agreement=0.0, warnings="no head found")
         else:
-            e = head.ellipse
+            e = model.calibrate(head.ellipse, rec.pixel_size_mm)
             row.update(
                 found=True,
                 hc_pred_mm=head_circumference_mm(e, rec.pixel_size_mm),
+                hc_raw_mm=head_circumference_mm(head.ellipse, rec.pixel_size_mm),
                 dice=dice(head.mask, ref),
                 iou=iou(head.mask, ref),
                 hd95_mm=hd95_mm(head.mask, ref, spacing=rec.pixel_size_mm),
@@ -166,7 +171,8 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
 def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float], probs: Sequence[np.ndarray] | None = None):
     """The threshold (from ``grid``) with the lowest mean |HC difference| on ``records`` (validation).
 
-    A record with no head found counts as an error of its reference HC (the worst case), so a
+    The HC is that of the raw fit (before any size calibration, which is fitted afterwards at
+    the chosen threshold). A record with no head found counts as an error of its reference HC (the worst case), so a
     threshold cannot win by failing on hard images.
 
     Returns:
@@ -232,10 +238,15 @@ class TrainedHC:
     result: Any  # fetal_lib.hc.train.TrainResult
     config: Any  # fetal_lib.hc.train.TrainConfig
     threshold_table: Any  # DataFrame
+    val_results: Any = None  # DataFrame: pipeline.evaluate on the validation split (calibrated)
 
 
-def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequence[float] = (0.5,), cache: bool = True, progress: bool = False, verbose: int = 0) -> TrainedHC:
-    """Train on the train part, pick the threshold on the validation part; returns an HCModel."""
+def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequence[float] = (0.5,), cache: bool = True, progress: bool = False, verbose: int = 0, calibrate: bool = True) -> TrainedHC:
+    """Train on the train part; on the validation part pick the threshold, then (``calibrate``)
+    fit the size calibration of the ellipse (:mod:`fetal_lib.hc.calibration`) at that threshold.
+
+    Returns a :class:`TrainedHC` whose model carries both; the test split is not used."""
+    from fetal_lib.hc.calibration import fit_size_calibration
     from fetal_lib.hc.dataset import load_arrays
     from fetal_lib.hc.measure import HCModel
     from fetal_lib.hc.train import train
@@ -251,7 +262,12 @@ def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequen
     probs = probabilities(model, val_recs)
     best, table = choose_threshold(model, val_recs, threshold_grid, probs)
     model.threshold = best
-    return TrainedHC(model, result, config, table)
+    val_df = evaluate(model, val_recs, probs)
+    if calibrate:
+        model.calibration = fit_size_calibration(val_df["hc_raw_mm"], val_df["hc_ref_mm"])
+        if model.calibration is not None:
+            val_df = evaluate(model, val_recs, probs)
+    return TrainedHC(model, result, config, table, val_df)
 
 
 def parse_grid(text: str | Sequence[float]) -> list[float]:
@@ -297,6 +313,8 @@ def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, t
         },
         "inference": trained.model.settings(),
         "threshold_choice": "lowest mean |HC difference| on the validation split over " + ",".join(f"{t:g}" for t in trained.threshold_table["threshold"]),
+        "calibration": "relative HC error as a Huber line in the predicted HC, fitted on the validation split at the chosen threshold "
+        "(fetal_lib.hc.calibration); the semi-axes are scaled by 1/(1+r)" if trained.model.calibration else "none",
         "metrics": {"split": "test", **test_summary},
         "provenance": {"fetal_lib": __version__, "python": platform.python_version(), "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "settings": settings,

@@ -86,3 +86,27 @@ def test_model_card_round_trip_sets_inference(intensity_model_path, tmp_path):
     assert read_card(target)["name"] == "t" and card_path(target).name == "m.card.json"
     loaded = HCModel.load(target)
     assert loaded.threshold == 0.35 and loaded.tta == [] and loaded.min_agreement == 0.8
+
+
+def test_calibration_from_the_card_is_applied(intensity_model_path, tmp_path):
+    from fetal_lib.hc.calibration import SizeCalibration
+
+    base = HCModel.load(intensity_model_path)
+    cal = SizeCalibration(intercept=0.03, slope_per_mm=0.0, centre_mm=150.0, hc_min_mm=50.0, hc_max_mm=350.0, n_images=100)
+    target = tmp_path / "cal.keras"
+    save_model(base.model, target, {"name": "t", "inference": {**base.settings(), "hc_calibration": cal.to_dict()}})
+    calibrated = HCModel.load(target)
+    assert calibrated.calibration == cal and calibrated.settings()["hc_calibration"] == cal.to_dict()
+    image = np.where(filled_ellipse((540, 800), 380, 280, 200, 160, 20), 220, 15).astype(np.uint8)
+    m = calibrated.measure_array(image, 0.1, "x.png")
+    assert m.hc_uncalibrated_mm == pytest.approx(exact_hc(200, 160, 0.1), rel=0.01)
+    assert m.hc_mm == pytest.approx(m.hc_uncalibrated_mm / 1.03, rel=1e-9)
+    assert m.row()["semi_axes_a_mm"] == pytest.approx(max(m.ellipse.a, m.ellipse.b) * 0.1, rel=1e-6)
+
+
+def test_bad_calibration_record_names_the_card(intensity_model_path, tmp_path):
+    base = HCModel.load(intensity_model_path)
+    target = tmp_path / "badcal.keras"
+    save_model(base.model, target, {"name": "t", "inference": {"hc_calibration": {"intercept": 0.0}}})
+    with pytest.raises(FetalInputError, match="badcal.card.json.*inference settings are not valid"):
+        HCModel.load(target)

@@ -1,0 +1,94 @@
+"""Size calibration of the head ellipse: a known line recovered, applied as a scale of the axes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import special
+
+from fetal_lib.hc.calibration import MAX_CORRECTION, SizeCalibration, fit_size_calibration, leave_one_group_out
+from fetal_lib.metrics.biometry import Ellipse, head_circumference_mm
+
+
+def synthetic(n=120, intercept=-0.002, slope=0.0002, centre=175.0, noise=0.005, seed=0):
+    """References, and raw predictions whose relative error is a known line in the prediction."""
+    rng = np.random.default_rng(seed)
+    ref = rng.uniform(50, 340, n)
+    # solve pred = ref * (1 + intercept + slope * (pred - centre)) for pred, then add noise
+    pred = ref * (1 + intercept - slope * centre) / (1 - slope * ref)
+    pred *= 1 + rng.normal(0, noise, n)
+    return pred, ref
+
+
+def test_fit_recovers_a_known_line():
+    pred, ref = synthetic(noise=0.002)
+    cal = fit_size_calibration(pred, ref)
+    assert cal.n_images == 120 and cal.hc_min_mm == pytest.approx(pred.min()) and cal.hc_max_mm == pytest.approx(pred.max())
+    # the line at two sizes, against the generating line
+    for h in (100.0, 300.0):
+        assert cal.relative_error(h) == pytest.approx(-0.002 + 0.0002 * (h - 175.0), abs=0.002)
+    corrected = np.array([cal.hc_mm(p) for p in pred])
+    assert np.abs(corrected - ref).mean() < 0.5 * np.abs(pred - ref).mean()
+
+
+def test_fit_is_robust_to_gross_failures():
+    pred, ref = synthetic(noise=0.002)
+    clean = fit_size_calibration(pred, ref)
+    bad = pred.copy()
+    bad[:6] *= 1.3  # six gross failures, 30 % too large
+    robust = fit_size_calibration(bad, ref)
+    for h in (100.0, 300.0):
+        assert robust.relative_error(h) == pytest.approx(clean.relative_error(h), abs=0.003)
+
+
+def test_too_few_images_or_no_head_gives_no_calibration():
+    pred, ref = synthetic(n=30)
+    assert fit_size_calibration(pred[:19], ref[:19]) is None
+    pred[:15] = np.nan  # no head found: left out
+    assert fit_size_calibration(pred, ref) is None
+    with pytest.raises(ValueError, match="length"):
+        fit_size_calibration(pred[:5], ref)
+
+
+def test_apply_scales_both_axes_and_keeps_centre_and_angle():
+    cal = SizeCalibration(intercept=0.02, slope_per_mm=0.0, centre_mm=150.0, hc_min_mm=50.0, hc_max_mm=350.0, n_images=100)
+    raw = Ellipse(400.0, 270.0, 200.0, 150.0, 0.7)
+    out = cal.apply(raw, 0.15)
+    assert (out.cx, out.cy, out.angle_rad) == (raw.cx, raw.cy, raw.angle_rad)
+    assert out.a / raw.a == pytest.approx(1 / 1.02) and out.b / raw.b == pytest.approx(1 / 1.02)
+    # HC of the scaled ellipse, by an independent formula (complete elliptic integral, SciPy)
+    exact = 4 * out.a * special.ellipe(1 - (out.b / out.a) ** 2) * 0.15
+    assert head_circumference_mm(out, 0.15) == pytest.approx(exact, rel=1e-4)
+    assert head_circumference_mm(out, 0.15) == pytest.approx(cal.hc_mm(head_circumference_mm(raw, 0.15)), rel=1e-9)
+
+
+def test_no_extrapolation_and_bounded_factor():
+    cal = SizeCalibration(intercept=0.0, slope_per_mm=0.001, centre_mm=150.0, hc_min_mm=60.0, hc_max_mm=300.0, n_images=50)
+    assert cal.relative_error(400.0) == pytest.approx(cal.relative_error(300.0))  # clipped to the fitted range
+    assert cal.relative_error(10.0) == pytest.approx(cal.relative_error(60.0))
+    steep = SizeCalibration(intercept=0.0, slope_per_mm=0.01, centre_mm=150.0, hc_min_mm=60.0, hc_max_mm=300.0, n_images=50)
+    assert steep.factor(300.0) == pytest.approx(1 / (1 + MAX_CORRECTION))
+    assert steep.factor(60.0) == pytest.approx(1 / (1 - MAX_CORRECTION))
+
+
+def test_record_round_trip_and_bad_records():
+    cal = fit_size_calibration(*synthetic())
+    assert SizeCalibration.from_dict(cal.to_dict()) == cal
+    assert SizeCalibration.from_dict(None) is None and SizeCalibration.from_dict({}) is None
+    with pytest.raises(ValueError, match="slope_per_mm"):
+        SizeCalibration.from_dict({"intercept": 0.0})
+    bad = {**cal.to_dict(), "hc_min_mm": math.nan}
+    with pytest.raises(ValueError, match="not valid"):
+        SizeCalibration.from_dict(bad)
+
+
+def test_leave_one_group_out_matches_fits_without_the_group():
+    pred, ref = synthetic(n=60)
+    groups = np.repeat(np.arange(30), 2)
+    out = leave_one_group_out(pred, ref, groups)
+    for g in (0, 17):
+        held = groups == g
+        cal = fit_size_calibration(pred[~held], ref[~held])
+        np.testing.assert_allclose(out[held], [cal.hc_mm(v) for v in pred[held]])
