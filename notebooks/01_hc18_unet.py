@@ -36,9 +36,9 @@
 # a subject-level train/validation/test split (`NNN_HC` and `NNN_2HC` are one fetus).
 # Post-processing: threshold, connected components, hole filling, a robust ellipse fit in
 # original pixel coordinates, checks on the fitted ellipse, HC by Ramanujan's perimeter with
-# each image's own pixel size. The threshold is chosen on the validation split only, and
-# so is a size calibration of the fitted ellipse (the raw fit's relative error drifts with
-# head size; a robust line through it is removed).
+# each image's own pixel size. The threshold is chosen on the validation split only. A
+# size calibration of the fitted ellipse, also fitted on the validation split, was tried
+# and is not deployed: it is shown as a diagnostic at the end of the test results.
 #
 # **Audit.** In the same run and at an equal (reduced) budget, our recipe is trained against
 # the source's block and against the source's mask handling, so the cost of each flaw is
@@ -63,7 +63,7 @@ augment = True
 tta = "hflip"  # test-time flips averaged: "", "hflip", "hflip,vflip"
 max_images = 0  # 0 means every training image
 threshold_grid = "0.3,0.4,0.5,0.6,0.7,0.8"
-calibrate = True  # fit the size calibration of the ellipse on the validation split
+calibrate = False  # deploy the size calibration fitted on the validation split (see its section: it did not transfer)
 # audit arms (equal budget among themselves)
 audit_epochs = 1
 audit_time_budget_s = 30.0
@@ -83,7 +83,7 @@ from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.data.hc18 import load_mask
 from fetal_lib.data.imaging import read_image_gray
 from fetal_lib.hc import figures, pipeline
-from fetal_lib.hc.calibration import leave_one_group_out
+from fetal_lib.hc.calibration import fit_size_calibration, leave_one_group_out
 from fetal_lib.hc.measure import default_model_path
 from fetal_lib.hc.model_card import save_model as save_model_with_card
 from fetal_lib.hc.train import configure_tf
@@ -134,36 +134,6 @@ print(f"epochs run {trained.result.epochs_run} (best {trained.result.best_epoch}
 run.table(trained.threshold_table, "threshold_validation")
 
 # %% [markdown]
-# ## Size calibration (validation split)
-#
-# The raw fit's relative HC error is not flat in head size: the line below, a Huber
-# regression of the relative error on the predicted HC, is fitted on the validation images
-# at the chosen threshold and then divided out of every prediction (both semi-axes scaled
-# by the same factor; predicted HC clipped to the fitted range; the factor bounded to
-# +-10 %). It is part of the saved model and of `fetal hc measure`. The test split never
-# enters the fit; the test table below shows the error with and without it.
-
-# %%
-cal = hc_model.calibration
-val_df = trained.val_results
-if cal is None:
-    display(Markdown(f"No calibration (calibrate={calibrate}; validation images with a head: {int(val_df['found'].sum())}, "
-                     f"at least 20 needed)."))
-else:
-    print(f"relative error {100 * cal.intercept:+.2f} % at {cal.centre_mm:.0f} mm, {100 * 100 * cal.slope_per_mm:+.2f} % per 100 mm "
-          f"(fitted on {cal.n_images} validation images, predicted HC {cal.hc_min_mm:.0f}-{cal.hc_max_mm:.0f} mm)")
-val_found = val_df[val_df["found"]]
-val_loso = leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
-run.table(pd.DataFrame([
-    {"validation split": name, "HC |diff| mean (mm)": float(np.mean(np.abs(hc - val_found["hc_ref_mm"]))),
-     "signed mean (mm)": float(np.mean(hc - val_found["hc_ref_mm"]))}
-    for name, hc in [("raw fit", val_found["hc_raw_mm"]),
-                     ("calibrated, fitted on all (in-sample)", val_found["hc_pred_mm"]),
-                     ("calibrated, fitted without the image's subject", val_loso)]
-]), "calibration_validation")
-run.figure(figures.calibration_fit(val_df, cal), "calibration_fit")
-
-# %% [markdown]
 # ## Test split
 #
 # Every number below is computed in this run on the held-out test subjects, in original
@@ -175,10 +145,6 @@ t0 = time.perf_counter()
 test_df = pipeline.evaluate(hc_model, test_records)
 eval_seconds = time.perf_counter() - t0
 test_summary = pipeline.summarize(test_df, seed=seed)
-test_found = test_df[test_df["found"]]
-raw_abs = (test_found["hc_raw_mm"] - test_found["hc_ref_mm"]).abs()
-test_summary["hc_abs_diff_mean_uncalibrated_mm"] = float(raw_abs.mean()) if len(raw_abs) else np.nan
-test_summary["hc_abs_diff_median_uncalibrated_mm"] = float(raw_abs.median()) if len(raw_abs) else np.nan
 run.table(test_df.drop(columns=[c for c in ("cx", "cy", "a", "b", "angle_rad") if c in test_df]), "test_per_image")
 
 
@@ -203,8 +169,6 @@ results_table = pd.DataFrame(
 )
 run.table(results_table, "results_vs_anchors")
 display(Markdown(
-    f"Without the size calibration (raw fit, same segmentation) the test HC |diff| mean would be "
-    f"{fmt(test_summary['hc_abs_diff_mean_uncalibrated_mm'])} mm (median {fmt(test_summary['hc_abs_diff_median_uncalibrated_mm'])} mm). "
     f"No head found on {s['n_no_head_found']} of {s['n_images']} test images; {s['n_flagged']} fits flagged by the "
     f"checks (ellipse disagreeing with the region, or implausible axis ratio). The anchors are on the official HC18 "
     f"test set (335 images, hidden annotations); ours is a held-out subject split of the training set, so the "
@@ -229,6 +193,53 @@ records_by_name = {r.filename: r for r in data.records}
 run.figure(figures.worst_cases(test_df, records_by_name, hc_model, n=5), "worst_cases")
 
 # %% [markdown]
+# ## Size calibration: tried, not deployed
+#
+# On the validation split the raw fit's relative HC error drifts with head size (small heads
+# measured short, large heads long). A correction for it is a Huber line of the relative
+# error in the predicted HC, fitted on the validation images at the chosen threshold, whose
+# trend is divided out of each prediction (both semi-axes scaled by one factor; predicted HC
+# clipped to the fitted range; factor within +-10 %; `fetal_lib.hc.calibration`). A
+# leave-one-subject-out check within the validation split says it helps. In the run that
+# introduced it as the default, it lowered the validation error and *raised* the test error:
+# the large heads of the test split did not carry the validation split's bias, so the trend
+# is a property of the few large-head subjects in validation rather than of the model. It is
+# therefore off by default (`calibrate = False`); the tables below recompute, in this run,
+# what it does on both splits. With `calibrate = True` the model card carries it and
+# `fetal hc measure` applies it.
+
+# %%
+val_found = trained.val_results[trained.val_results["found"]]
+cal = hc_model.calibration or fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"])
+deployed = hc_model.calibration is not None
+if cal is None:
+    display(Markdown(f"No calibration could be fitted ({len(val_found)} validation images with a head; at least 20 needed)."))
+else:
+    print(f"fitted on {cal.n_images} validation images: relative error {100 * cal.intercept:+.2f} % at {cal.centre_mm:.0f} mm, "
+          f"{100 * 100 * cal.slope_per_mm:+.2f} % per 100 mm of predicted HC ({cal.hc_min_mm:.0f}-{cal.hc_max_mm:.0f} mm); "
+          f"{'deployed' if deployed else 'not deployed'}")
+    val_loso = leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
+    test_found = test_df[test_df["found"]]
+    rows = []
+    for split, d, variants in [
+        ("validation", val_found, [("raw fit", val_found["hc_raw_mm"]),
+                                   ("calibrated, fitted on all of validation (in-sample)", [cal.hc_mm(v) for v in val_found["hc_raw_mm"]]),
+                                   ("calibrated, fitted without the image's subject", val_loso)]),
+        ("test", test_found, [("raw fit", test_found["hc_raw_mm"]),
+                              ("calibrated (validation fit)", [cal.hc_mm(v) for v in test_found["hc_raw_mm"]])]),
+    ]:
+        for name, hc in variants:
+            diff = np.asarray(hc, float) - d["hc_ref_mm"].to_numpy(float)
+            ref_bins = figures.hc_bin(d["hc_ref_mm"])
+            rows.append({"split": split, "HC from": name, "n": len(d), "|diff| mean (mm)": float(np.mean(np.abs(diff))),
+                         "signed mean (mm)": float(np.mean(diff)),
+                         **{f"signed, {label.split(' (')[0]}": float(np.mean(diff[ref_bins == label])) if (ref_bins == label).any() else np.nan
+                            for label in figures.HC_BIN_LABELS}})
+    calibration_table = pd.DataFrame(rows)
+    run.table(calibration_table, "size_calibration")
+    run.figure(figures.calibration_fit({"validation": val_found, "test": test_found}, cal), "size_calibration")
+
+# %% [markdown]
 # ## Audit: what each flaw of the source costs
 #
 # Three arms at the same reduced budget (same input size, width, epochs and time limit, the
@@ -240,7 +251,7 @@ run.figure(figures.worst_cases(test_df, records_by_name, hc_model, n=5), "worst_
 # * **source masks**: the source's 0/2 outline targets with its plain BCE, everything else ours
 #   (the hole filling of our post-processing gives this arm its best chance).
 #
-# Each arm gets its own validation threshold and size calibration.
+# Each arm gets its own validation threshold (and, with `calibrate = True`, its own size calibration).
 #
 # The pixel accuracy the source reported is shown beside: a model that predicts only
 # background scores high on it.
@@ -314,7 +325,8 @@ metrics = {
     **headline,
     "test": test_summary,
     "validation_threshold": hc_model.threshold,
-    "calibration": cal.to_dict() if cal else None,
+    "size_calibration": {"deployed": bool(hc_model.calibration is not None), "fit": cal.to_dict() if cal else None,
+                         "table": calibration_table.to_dict("records") if cal else None},
     "training": {"epochs_run": trained.result.epochs_run, "best_epoch": trained.result.best_epoch,
                  "seconds": trained.result.seconds, "train_images_per_s": trained.result.train_images_per_s,
                  **config.to_dict()},

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="CSV in HC18's format (filename,pixel size(mm); extra columns ignored), matched by file name")
     m.add_argument("--model", type=Path, default=None, help="trained model (default: build/models/hc18_unet.keras)")
     m.add_argument("--overlay", type=Path, metavar="DIR", help="write <name>_hc.png with the fitted ellipse drawn")
-    m.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    m.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv; json adds warnings, ellipse_mask_iou and hc_uncalibrated_mm)")
     m.add_argument("-o", "--output", type=Path, help="write the table to this file (atomically) instead of stdout")
     m.set_defaults(func=handle_measure)
 

@@ -1,9 +1,8 @@
 """Size-dependent calibration of the fitted head ellipse, fitted on the validation split.
 
-The segmentation's HC error is not the same at every head size: on the validation split of the
-HC18 chapter the U-Net under-measures small heads by a few per cent and over-measures large ones
-(measured each run; see the chapter). A line through the relative error against the *predicted*
-HC removes that trend:
+On the validation split of the HC18 chapter the U-Net's raw fit under-measures small heads by a
+few per cent and over-measures large ones. A line through the relative error against the
+*predicted* HC removes that trend:
 
     r(h)  = intercept + slope_per_mm * (clip(h, hc_min_mm, hc_max_mm) - centre_mm)
     HC_calibrated = h / (1 + r(h))        (h: raw predicted HC in mm)
@@ -13,6 +12,10 @@ angle are kept and the HC18 row stays a consistent ellipse. The predicted HC is 
 range seen in fitting (no extrapolation), and the factor is bounded to +-``MAX_CORRECTION``.
 The line is a Huber regression (robust to the few gross failures) fitted on validation images
 only; the test split never enters it.
+
+Off by default (``calibrate: false``): the trend did not hold on the test split (its large heads
+carried a different bias), so the chapter shows it as a diagnostic and the model card carries it
+only when a profile turns it on.
 """
 
 from __future__ import annotations

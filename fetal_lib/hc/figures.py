@@ -116,21 +116,22 @@ def worst_cases(df, records_by_name, model, n: int = 5):
     return fig
 
 
-def calibration_fit(val_df, calibration):
-    """Validation split: relative HC error of the raw fit against the raw predicted HC, with the
-    fitted calibration line (none drawn if the model has no calibration)."""
+def calibration_fit(splits, calibration):
+    """Relative HC error of the raw fit against the raw predicted HC, one panel per split
+    (``{"validation": df, "test": df}``), with the size-calibration line fitted on validation."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.8, 3.8))
-    d = val_df[val_df["found"]]
-    rel = 100.0 * (d["hc_raw_mm"] / d["hc_ref_mm"] - 1.0)
-    ax.scatter(d["hc_raw_mm"], rel, s=14, alpha=0.7, label="validation images (raw fit)")
-    ax.axhline(0.0, color="k", lw=0.8)
-    if calibration is not None and len(d):
-        h = np.linspace(float(d["hc_raw_mm"].min()), float(d["hc_raw_mm"].max()), 100)
-        ax.plot(h, [100.0 * calibration.relative_error(v) for v in h], "r-", lw=2, label="fitted calibration line")
-    ax.set(xlabel="predicted HC, raw fit (mm)", ylabel="(raw - reference) / reference (%)",
-           title="Size calibration (validation split only)")
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 3.8), sharey=True, squeeze=False)
+    for ax, (name, df) in zip(axes[0], splits.items()):
+        d = df[df["found"]]
+        rel = 100.0 * (d["hc_raw_mm"] / d["hc_ref_mm"] - 1.0)
+        ax.scatter(d["hc_raw_mm"], rel, s=14, alpha=0.7, label=f"{name} images (raw fit)")
+        ax.axhline(0.0, color="k", lw=0.8)
+        if calibration is not None and len(d):
+            h = np.linspace(float(d["hc_raw_mm"].min()), float(d["hc_raw_mm"].max()), 100)
+            ax.plot(h, [100.0 * calibration.relative_error(v) for v in h], "r-", lw=2, label="calibration line (fitted on validation)")
+        ax.set(xlabel="predicted HC, raw fit (mm)", title=f"{name} split")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_ylabel("(raw - reference) / reference (%)")
     fig.tight_layout()
     return fig

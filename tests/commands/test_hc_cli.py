@@ -104,6 +104,7 @@ def test_measure_json_and_single_pixel_size(intensity_model, images, capsys):
     items = json.loads(out)
     assert items[0]["filename"] == "head_b.png"
     assert items[0]["hc_mm"] == pytest.approx(exact_hc(120.0, 100.0, 0.07), rel=0.01)
+    assert items[0]["hc_uncalibrated_mm"] == pytest.approx(items[0]["hc_mm"])  # this model has no calibration
 
 
 def test_batch_with_bad_files_still_measures_the_others(intensity_model, images, capsys):
