@@ -1,8 +1,8 @@
 """Measure head circumference on images: image -> probability -> ellipse (original pixels) -> HC18 row.
 
 :class:`HCModel` wraps a saved U-Net and the inference settings recorded in its model card
-(input size, threshold, test-time flips, checks, the validation-fitted size calibration of
-:mod:`fetal_lib.hc.calibration`). :meth:`HCModel.measure` returns a :class:`Measurement` whose
+(input size, threshold, test-time flips, checks, and, if the card has one, the size
+calibration of :mod:`fetal_lib.hc.calibration`; off by default). :meth:`HCModel.measure` returns a :class:`Measurement` whose
 :meth:`~Measurement.row` is the HC18 submission row plus ``hc_mm``.
 """
 
@@ -34,7 +34,8 @@ def default_model_path() -> Path:
 
 @dataclass
 class Measurement:
-    """One measured image: the (calibrated) ellipse in original pixels, HC in mm, and check warnings."""
+    """One measured image: the ellipse in original pixels (after the model's size calibration, if
+    any), HC in mm, and check warnings."""
 
     filename: str
     pixel_size_mm: float

@@ -172,8 +172,8 @@ def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float]
     """The threshold (from ``grid``) with the lowest mean |HC difference| on ``records`` (validation).
 
     The HC is that of the raw fit (before any size calibration, which is fitted afterwards at
-    the chosen threshold). A record with no head found counts as an error of its reference HC (the worst case), so a
-    threshold cannot win by failing on hard images.
+    the chosen threshold). A record with no head found counts as an error of its reference HC
+    (the worst case), so a threshold cannot win by failing on hard images.
 
     Returns:
         (best threshold, DataFrame of threshold, mean/median |HC diff| mm, failures).
@@ -238,7 +238,7 @@ class TrainedHC:
     result: Any  # fetal_lib.hc.train.TrainResult
     config: Any  # fetal_lib.hc.train.TrainConfig
     threshold_table: Any  # DataFrame
-    val_results: Any = None  # DataFrame: pipeline.evaluate on the validation split (calibrated)
+    val_results: Any = None  # DataFrame: evaluate() on the validation split at the chosen threshold
 
 
 def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequence[float] = (0.5,), cache: bool = True, progress: bool = False, verbose: int = 0, calibrate: bool = False) -> TrainedHC:
