@@ -3,6 +3,7 @@
     fetal hc measure IMAGE... (--pixel-size MM | --pixel-sizes CSV) [--model PATH] [--overlay DIR] [--format csv|json] [-o FILE]
     fetal hc submission --test-dir D --pixel-sizes CSV -o FILE [--model PATH] [--allow-missing]
     fetal hc train [--profile cpu] [--data-dir D] [--model PATH] [--epochs N] [--time-budget S]
+                   [--set KEY=VALUE ...] [--validation-only]
 
 Bad input (missing or non-image file, missing or non-positive pixel size, no head found) is
 reported as one line per file on stderr (``fetal: error: <file>: <problem>``); the other
@@ -64,6 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     t.add_argument("--time-budget", type=float, default=None, metavar="S", help="override the profile's training time budget (s)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="override any hc18 knob of the profile, e.g. --set augment_vflip=false (repeatable)")
+    t.add_argument("--validation-only", action="store_true",
+                   help="report the validation split only (the test split is not touched) and save nothing: for comparing settings")
     t.set_defaults(func=handle_train)
 
 
@@ -201,6 +206,11 @@ def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.hc.model_card import save_model
 
     overrides = {"epochs": args.epochs, "time_budget_s": args.time_budget}
+    try:
+        overrides.update(pipeline.parse_overrides(args.settings))
+    except ValueError as exc:
+        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+        return 2
     settings = pipeline.profile_settings(args.profile, overrides)
     data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     print(data.source.describe(), file=sys.stderr)
@@ -208,11 +218,16 @@ def handle_train(args: argparse.Namespace) -> int:
     config = pipeline.train_config(settings, args.seed)
     trained = pipeline.train_model(data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
                                    progress=True, calibrate=bool(settings["calibrate"]))
+    print(f"threshold (validation): {trained.model.threshold:g}; epochs run {trained.result.epochs_run}, "
+          f"{trained.result.train_images_per_s:.1f} train images/s", file=sys.stderr)
+    if args.validation_only:
+        val = pipeline.summarize(trained.val_results, seed=args.seed)
+        table = trained.threshold_table.to_dict("records")
+        print(json.dumps({"settings": settings, "validation": {**val, **pipeline.signed_by_range(trained.val_results)}, "thresholds": table}, indent=2))
+        return 0
     df = pipeline.evaluate(trained.model, data.part("test"), progress=True)
     summary = pipeline.summarize(df, seed=args.seed)
     card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed)
     path = save_model(trained.model.model, args.model or default_model_path(), card)
-    print(f"threshold (validation): {trained.model.threshold:g}; epochs run {trained.result.epochs_run}, "
-          f"{trained.result.train_images_per_s:.1f} train images/s", file=sys.stderr)
     print(json.dumps({"model": str(path), "test": summary}, indent=2))
     return 0

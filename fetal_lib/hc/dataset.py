@@ -86,16 +86,51 @@ def load_arrays(
     return x, y
 
 
-def tf_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool = True, config: AugmentConfig = AugmentConfig()):
+def mm_per_input_pixel(records: Sequence[HC18Record], out_shape: tuple[int, int]) -> np.ndarray:
+    """Millimetres per network-input pixel of each record (its pixel size over the letterbox scale).
+
+    A boundary off by one network pixel moves that image's HC by about 2*pi times this, so
+    weighting each image's loss by it makes the training loss count errors in mm, as the
+    HC metric does, rather than in network pixels.
+    """
+    from fetal_lib.hc.preprocess import letterbox_geometry
+
+    out = np.empty(len(records), np.float64)
+    for i, rec in enumerate(records):
+        shape = read_image_gray(rec.image_path).shape[:2]
+        out[i] = rec.pixel_size_mm / letterbox_geometry(shape, out_shape).scale
+    return out
+
+
+def tf_batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    seed: int,
+    augment: bool = True,
+    config: AugmentConfig = AugmentConfig(),
+    weights: np.ndarray | None = None,
+):
     """A ``tf.data.Dataset`` of shuffled batches, augmented in TensorFlow (:func:`tf_augment`).
 
     Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches; the few images
     left over differ from epoch to epoch), so an XLA-compiled training step compiles once
     instead of again for a short last batch. With fewer images than ``batch_size``, one short batch.
+    ``weights`` (one per image) are yielded as a third element, which Keras takes as sample weights.
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if weights is not None:
+        weights = np.asarray(weights, np.float32).reshape(-1)
+        if weights.shape[0] != len(x):
+            raise ValueError(f"{weights.shape[0]} sample weights for {len(x)} images")
+        ds = tf.data.Dataset.from_tensor_slices((x, y, weights))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     if augment:
-        ds = ds.map(lambda a, b: tf_augment(a, b, config), num_parallel_calls=1, deterministic=True)
+        if weights is not None:
+            ds = ds.map(lambda a, b, w: (*tf_augment(a, b, config), w), num_parallel_calls=1, deterministic=True)
+        else:
+            ds = ds.map(lambda a, b: tf_augment(a, b, config), num_parallel_calls=1, deterministic=True)
     return ds.batch(batch_size, drop_remainder=len(x) >= batch_size).prefetch(2)

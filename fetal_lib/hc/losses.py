@@ -1,16 +1,44 @@
-"""Losses for head segmentation (Keras 3 ops; TensorFlow is imported when called)."""
+"""Losses for head segmentation (Keras 3 ops; TensorFlow is imported when called).
+
+The ``*_per_image`` functions return one loss per image (shape ``(batch,)``): Keras averages
+them over the batch, weighted by the per-image sample weights when the dataset yields
+``(x, y, weight)`` (see ``TrainConfig.loss_weight``). The scalar versions are their batch means.
+"""
 
 from __future__ import annotations
+
+
+def soft_dice_per_image(y_true, y_pred, smooth: float = 1.0):
+    """Soft Dice coefficient of each image (a ``(batch,)`` tensor in [0, 1])."""
+    from keras import ops
+
+    axes = (1, 2, 3)
+    inter = ops.sum(y_true * y_pred, axis=axes)
+    total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
+    return (2.0 * inter + smooth) / (total + smooth)
 
 
 def soft_dice(y_true, y_pred, smooth: float = 1.0):
     """Soft Dice coefficient per image, averaged over the batch (a tensor in [0, 1])."""
     from keras import ops
 
-    axes = (1, 2, 3)
-    inter = ops.sum(y_true * y_pred, axis=axes)
-    total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
-    return ops.mean((2.0 * inter + smooth) / (total + smooth))
+    return ops.mean(soft_dice_per_image(y_true, y_pred, smooth))
+
+
+def bce_per_image(y_true, y_pred):
+    """Binary cross-entropy of each image, averaged over its pixels (``(batch,)``)."""
+    from keras import ops
+
+    y_true = ops.cast(y_true, y_pred.dtype)
+    return ops.mean(ops.binary_crossentropy(y_true, y_pred), axis=(1, 2, 3))
+
+
+def bce_dice_per_image(y_true, y_pred):
+    """BCE + (1 - soft Dice) of each image (``(batch,)``)."""
+    from keras import ops
+
+    y_true = ops.cast(y_true, y_pred.dtype)
+    return bce_per_image(y_true, y_pred) + (1.0 - soft_dice_per_image(y_true, y_pred))
 
 
 def bce_dice_loss(y_true, y_pred):
@@ -18,9 +46,7 @@ def bce_dice_loss(y_true, y_pred):
     the background dominating the pixel count (a head is ~10-40 % of an HC18 image)."""
     from keras import ops
 
-    y_true = ops.cast(y_true, y_pred.dtype)
-    bce = ops.mean(ops.binary_crossentropy(y_true, y_pred))
-    return bce + (1.0 - soft_dice(y_true, y_pred))
+    return ops.mean(bce_dice_per_image(y_true, y_pred))
 
 
 def bce_loss(y_true, y_pred):
@@ -28,13 +54,15 @@ def bce_loss(y_true, y_pred):
     source's 0/2 outline targets are passed through as they were)."""
     from keras import ops
 
-    y_true = ops.cast(y_true, y_pred.dtype)
-    return ops.mean(ops.binary_crossentropy(y_true, y_pred))
+    return ops.mean(bce_per_image(y_true, y_pred))
 
 
 def get_loss(name: str):
-    """Loss by name: "bce_dice" (ours) or "bce" (the source's)."""
-    losses = {"bce_dice": bce_dice_loss, "bce": bce_loss}
+    """The per-image training loss by name: "bce_dice" (ours) or "bce" (the source's).
+
+    Keras averages the per-image values over the batch (with sample weights if given), which
+    without weights equals :func:`bce_dice_loss` / :func:`bce_loss`."""
+    losses = {"bce_dice": bce_dice_per_image, "bce": bce_per_image}
     if name not in losses:
         raise ValueError(f"unknown loss {name!r}; choose from {sorted(losses)}")
     return losses[name]

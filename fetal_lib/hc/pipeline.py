@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "learning_rate": 1e-3,
     "time_budget_s": 600.0,
     "augment": True,
+    "augment_vflip": True,  # vertical flips in augmentation (the probe is at the top of every HC18 image)
+    "loss_weight": "none",  # "none" | "mm_per_pixel": each image's loss weighted by its mm per input pixel
     "tta": "hflip",
     "max_images": 0,  # 0 = every training image
     "threshold_grid": "0.3,0.4,0.5,0.6,0.7,0.8",
@@ -38,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "audit_input_rows": 96,
     "audit_input_cols": 144,
 }
+
+# Knobs that take one of a few words.
+CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel")}
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 
@@ -51,6 +56,39 @@ def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> d
     settings.update({k: v for k, v in section.items() if k in DEFAULTS})
     settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return settings
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["augment_vflip=false", "epochs=12"]`` -> typed overrides of :data:`DEFAULTS` knobs.
+
+    Each value is converted to the type of the knob's default (booleans: true/false/1/0/yes/no).
+
+    Raises:
+        ValueError: not ``KEY=VALUE``, an unknown key, or a value of the wrong type.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if key not in DEFAULTS:
+            raise ValueError(f"unknown hc18 setting {key!r}; known: {', '.join(sorted(DEFAULTS))}")
+        default = DEFAULTS[key]
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{key} takes true or false, got {text!r}")
+            out[key] = text.lower() in ("true", "1", "yes")
+        elif isinstance(default, (int, float)):
+            try:
+                out[key] = type(default)(float(text)) if isinstance(default, float) else int(text)
+            except ValueError:
+                raise ValueError(f"{key} takes a number, got {text!r}") from None
+        elif key in CHOICES and text not in CHOICES[key]:
+            raise ValueError(f"{key} takes one of {', '.join(CHOICES[key])}, got {text!r}")
+        else:
+            out[key] = text
+    return out
 
 
 def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, **changes) -> "TrainConfig":
@@ -67,6 +105,8 @@ def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, *
         learning_rate=float(settings["learning_rate"]),
         time_budget_s=float(settings[f"{prefix}time_budget_s"]) if settings.get(f"{prefix}time_budget_s") else None,
         augment=bool(settings["augment"]),
+        augment_vflip=bool(settings["augment_vflip"]),
+        loss_weight=str(settings["loss_weight"]),
         seed=int(seed),
     )
     for key, value in changes.items():
@@ -201,6 +241,24 @@ def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float]
     return best, df
 
 
+def signed_by_range(df) -> dict[str, Any]:
+    """Per reference-HC range (a proxy for the trimester): image count, mean |HC diff| and mean
+    signed HC diff (mm, predicted - reference), of the records where a head was found."""
+    from fetal_lib.hc.figures import HC_BIN_LABELS, hc_bin
+
+    found = df[df["found"]]
+    bins = hc_bin(found["hc_ref_mm"])
+    out = {}
+    for label in HC_BIN_LABELS:
+        part = found[bins == label]
+        out[label] = {
+            "n": int(len(part)),
+            "hc_abs_diff_mean_mm": float(part["hc_abs_diff_mm"].mean()) if len(part) else math.nan,
+            "hc_diff_mean_mm": float(part["hc_diff_mm"].mean()) if len(part) else math.nan,
+        }
+    return {"by_hc_range": out}
+
+
 def summarize(df, groups: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Test-split summary: HC |diff| mean, SD, median, cluster-bootstrap 95 % CI of the mean;
     Dice, IoU, HD95 means; counts of failures and flagged fits."""
@@ -256,7 +314,14 @@ def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequen
     train_recs, val_recs = data.part("train"), data.part("val")
     x_tr, y_tr = load_arrays(train_recs, config.input_shape, config.mask_mode, cache_dir, progress)
     x_va, y_va = load_arrays(val_recs, config.input_shape, "filled", cache_dir, progress)
-    result = train(config, x_tr, y_tr, x_va, y_va, verbose=verbose, progress=progress)
+    weights = None
+    if config.loss_weight == "mm_per_pixel":
+        from fetal_lib.hc.dataset import mm_per_input_pixel
+
+        weights = mm_per_input_pixel(train_recs, config.input_shape)
+    elif config.loss_weight != "none":
+        raise ValueError(f"loss_weight must be 'none' or 'mm_per_pixel', got {config.loss_weight!r}")
+    result = train(config, x_tr, y_tr, x_va, y_va, verbose=verbose, progress=progress, sample_weights=weights)
     tta_list = [t for t in str(tta).split(",") if t.strip()] if tta else []
     model = HCModel(result.model, {"tta": [t.strip() for t in tta_list]})
     probs = probabilities(model, val_recs)

@@ -27,6 +27,8 @@ class TrainConfig:
     mask_mode: str = "filled"  # "filled" (ours) | "outline" (the source's 0/2 outline masks)
     loss: str = "bce_dice"  # "bce_dice" (ours) | "bce" (the source's)
     augment: bool = True
+    augment_vflip: bool = True  # vertical flips (the probe, at the top of every HC18 image, then lies at the bottom)
+    loss_weight: str = "none"  # "none" | "mm_per_pixel": weight each image's loss by its mm per input pixel
     epochs: int = 10
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -124,6 +126,7 @@ def train(
     y_val: np.ndarray,
     verbose: int = 0,
     progress: bool = False,
+    sample_weights: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a U-Net; returns the model with the weights of its best validation-Dice epoch.
 
@@ -134,15 +137,24 @@ def train(
             the training targets, so every variant is selected on the same criterion.
         verbose: Keras verbosity (0 silent, 2 one line per epoch).
         progress: show a tqdm bar over epochs.
+        sample_weights: one loss weight per training image (``None``: equal weights); they
+            are divided by their mean, so the loss keeps its scale.
     """
     import keras
 
+    from fetal_lib.hc.augment import AugmentConfig
     from fetal_lib.hc.dataset import tf_batches
     from fetal_lib.hc.losses import get_loss
 
     configure_tf(seed=config.seed)
     model = build_model(config)
-    batches = tf_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment)
+    if sample_weights is not None:
+        sample_weights = np.asarray(sample_weights, np.float64)
+        if not (np.isfinite(sample_weights).all() and (sample_weights > 0).all()):
+            raise ValueError("sample weights must be finite and positive")
+        sample_weights = sample_weights / sample_weights.mean()
+    augment_config = AugmentConfig(flip_ud=bool(config.augment_vflip))
+    batches = tf_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment, config=augment_config, weights=sample_weights)
     steps = max(1, len(x_train) // config.batch_size) * max(1, config.epochs)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss), jit_compile=bool(config.jit_compile))
     schedule = budget_cosine_callback(config.learning_rate, steps, config.time_budget_s)

@@ -206,3 +206,24 @@ def test_measure_real_images_with_known_hc(real_dataset, capsys):
     assert float(np.median(errors)) <= metrics["hc_abs_diff_median_mm"] + metrics["hc_abs_diff_sd_mm"]
     # these images are in the chapter's test split: none may exceed its worst test error
     assert max(errors) <= metrics["hc_abs_diff_max_mm"] + 0.05
+
+
+def test_train_validation_only_on_phantom_reports_validation_and_saves_nothing(capsys, tmp_path, phantom_root):
+    """`fetal hc train --validation-only --set ...` (smoke profile, phantom): the overrides reach the
+    run, the validation split is reported, the test split is not, and no model is written."""
+    model_path = tmp_path / "never.keras"
+    code, out, err = run_cli(["hc", "train", "--profile", "smoke", "--data-dir", phantom_root("hc18").parent, "--data-source", "phantom",
+                              "--model", model_path, "--validation-only", "--set", "augment_vflip=false", "--set", "loss_weight=mm_per_pixel",
+                              "--set", "time_budget_s=20"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["settings"]["augment_vflip"] is False and report["settings"]["loss_weight"] == "mm_per_pixel"
+    assert report["settings"]["time_budget_s"] == 20.0
+    assert "test" not in report and report["validation"]["n_images"] > 0
+    assert set(report["validation"]["by_hc_range"]) and report["thresholds"]
+    assert not model_path.exists()
+
+
+def test_train_rejects_a_bad_override(capsys):
+    code, _, err = run_cli(["hc", "train", "--validation-only", "--set", "colour=red"], capsys)
+    assert code == 2 and "unknown hc18 setting 'colour'" in err

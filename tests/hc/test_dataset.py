@@ -56,3 +56,35 @@ def test_tf_augmentation_keeps_image_and_mask_aligned():
         moved += not np.allclose(b, img)
         assert 0.8 < b.sum() / img.sum() < 1.25  # scale in 0.9-1.1 (area 0.81-1.21)
     assert moved >= 6
+
+
+def test_mm_per_input_pixel_is_pixel_size_over_the_letterbox_scale(records):
+    from fetal_lib.data.imaging import read_image_gray
+    from fetal_lib.hc.dataset import mm_per_input_pixel
+
+    got = mm_per_input_pixel(records, (128, 192))
+    for value, rec in zip(got, records):
+        rows, cols = read_image_gray(rec.image_path).shape[:2]
+        scale = min(128 / rows, 192 / cols)  # the letterbox fits the image by its tighter side
+        assert value == pytest.approx(rec.pixel_size_mm / scale, rel=1e-12)
+        assert value > rec.pixel_size_mm  # the network sees fewer, coarser pixels
+
+
+def test_tf_batches_yield_each_image_with_its_weight():
+    pytest.importorskip("tensorflow")
+    from fetal_lib.hc.dataset import tf_batches
+
+    n = 12
+    x = np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((1, 8, 8, 1), np.float32)
+    weights = np.arange(n, dtype=np.float32) + 0.5
+    seen = []
+    for augment in (False, True):
+        for xb, yb, wb in tf_batches(x, x.copy(), 4, seed=0, augment=augment, weights=weights):
+            assert xb.shape[0] == yb.shape[0] == wb.shape[0] == 4
+            if not augment:  # without augmentation the image's value tells which image it is
+                index = xb.numpy()[:, 0, 0, 0].astype(int)
+                np.testing.assert_allclose(wb.numpy(), weights[index])
+                seen.extend(index.tolist())
+    assert sorted(seen) == list(range(n))  # shuffled, each image once per epoch
+    with pytest.raises(ValueError, match="sample weights"):
+        tf_batches(x, x, 4, seed=0, weights=weights[:5])

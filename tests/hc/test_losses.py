@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from fetal_lib.hc.losses import bce_dice_loss, bce_loss, get_loss, soft_dice  # noqa: E402
+from fetal_lib.hc.losses import bce_dice_loss, bce_dice_per_image, bce_loss, bce_per_image, get_loss, soft_dice  # noqa: E402
 
 
 def numpy_bce_dice(y, p, eps=1e-7):
@@ -38,7 +38,20 @@ def test_perfect_prediction_has_low_loss_and_background_only_does_not():
     assert float(bce_dice_loss(y, background)) > 0.9
 
 
+def test_per_image_losses_average_to_the_batch_loss():
+    rng = np.random.default_rng(1)
+    y = (rng.random((4, 8, 8, 1)) > 0.5).astype(np.float32)
+    p = rng.random((4, 8, 8, 1)).astype(np.float32)
+    per_image = np.asarray(bce_dice_per_image(y, p))
+    assert per_image.shape == (4,)
+    for i in range(4):  # each value is the loss of that image alone
+        bce, dice = numpy_bce_dice(y[i : i + 1], p[i : i + 1])
+        assert per_image[i] == pytest.approx(bce + 1 - dice, rel=1e-4)
+    assert per_image.mean() == pytest.approx(float(bce_dice_loss(y, p)), rel=1e-5)
+    assert np.asarray(bce_per_image(y, p)).mean() == pytest.approx(float(bce_loss(y, p)), rel=1e-5)
+
+
 def test_get_loss():
-    assert get_loss("bce_dice") is bce_dice_loss and get_loss("bce") is bce_loss
+    assert get_loss("bce_dice") is bce_dice_per_image and get_loss("bce") is bce_per_image
     with pytest.raises(ValueError):
         get_loss("focal")

@@ -55,3 +55,26 @@ def test_profile_settings_have_every_knob():
         cfg = pipeline.train_config(s)
         assert cfg.input_shape[0] % 2**cfg.depth == 0 and cfg.input_shape[1] % 2**cfg.depth == 0
     assert pipeline.parse_grid("0.3, 0.5") == [0.3, 0.5]
+
+
+def test_parse_overrides_types_and_errors():
+    got = pipeline.parse_overrides(["augment_vflip=false", "epochs=12", "learning_rate=2e-3", "loss_weight=mm_per_pixel", "tta=hflip"])
+    assert got == {"augment_vflip": False, "epochs": 12, "learning_rate": 0.002, "loss_weight": "mm_per_pixel", "tta": "hflip"}
+    assert isinstance(got["epochs"], int) and isinstance(got["learning_rate"], float)
+    assert pipeline.parse_overrides(["augment=YES"]) == {"augment": True}
+    for bad, problem in [("epochs", "KEY=VALUE"), ("colour=red", "unknown hc18 setting"), ("augment=maybe", "true or false"),
+                         ("epochs=many", "a number"), ("loss_weight=area", "one of none, mm_per_pixel")]:
+        with pytest.raises(ValueError, match=problem):
+            pipeline.parse_overrides([bad])
+
+
+def test_signed_by_range_counts_and_means():
+    import pandas as pd
+
+    df = pd.DataFrame({"found": [True, True, True, False], "hc_ref_mm": [80.0, 200.0, 300.0, 310.0],
+                       "hc_diff_mm": [-1.0, 2.0, -3.0, np.nan]})
+    df["hc_abs_diff_mm"] = df["hc_diff_mm"].abs()
+    got = pipeline.signed_by_range(df)["by_hc_range"]
+    assert [v["n"] for v in got.values()] == [1, 1, 1]  # the record with no head is left out
+    assert [v["hc_diff_mean_mm"] for v in got.values()] == [-1.0, 2.0, -3.0]
+    assert [v["hc_abs_diff_mean_mm"] for v in got.values()] == [1.0, 2.0, 3.0]

@@ -61,3 +61,34 @@ def test_first_step_compile_time_is_not_charged_to_the_budget() -> None:
     x = np.zeros((3, 2), np.float32)
     model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, SlowFirstStep()], shuffle=False)
     assert callback.progress < 0.5
+
+
+def test_keras_weights_the_per_image_loss_by_the_sample_weights() -> None:
+    """The per-image loss with (x, y, w) batches gives sum(w * loss) / batch, as train() relies on."""
+    import keras
+
+    from fetal_lib.hc.dataset import tf_batches
+    from fetal_lib.hc.losses import bce_dice_per_image, get_loss
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 8, 8, 1)).astype(np.float32)
+    y = (rng.random((4, 8, 8, 1)) > 0.5).astype(np.float32)
+    w = np.array([0.1, 0.2, 3.0, 0.7], np.float32)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")])
+    model.compile(loss=get_loss("bce_dice"))
+    pred = model.predict(x, verbose=0)
+    per_image = np.asarray(bce_dice_per_image(y, pred))
+    ds = tf_batches(x, y, 4, seed=0, augment=False, weights=w)
+    xb, yb, wb = next(iter(ds))
+    order = [int(np.argmin(np.abs(x - xi).sum(axis=(1, 2, 3)))) for xi in xb.numpy()]
+    expected = float(np.sum(w[order] * per_image[order]) / 4)
+    assert model.evaluate(ds, verbose=0) == pytest.approx(expected, rel=1e-4)
+    assert model.evaluate(tf_batches(x, y, 4, seed=0, augment=False), verbose=0) == pytest.approx(per_image.mean(), rel=1e-4)
+
+
+def test_train_rejects_bad_sample_weights() -> None:
+    from fetal_lib.hc.train import TrainConfig, train
+
+    x = np.zeros((4, 32, 32, 1), np.float32)
+    with pytest.raises(ValueError, match="finite and positive"):
+        train(TrainConfig(input_shape=(32, 32), filters=2, epochs=1), x, x, x, x, sample_weights=np.array([1.0, 0.0, 1.0, 1.0]))
