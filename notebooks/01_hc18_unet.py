@@ -31,8 +31,9 @@
 #    head circumference error in mm, the challenge's own measure.
 #
 # **Ours.** Filled head masks from the fitted outline ellipses; the corrected block;
-# BCE + Dice loss; ultrasound-suited augmentation (flips, small rotations and scaling,
-# gain/gamma/noise); the aspect ratio kept (letterbox; HC18 images are mostly 800x540);
+# BCE + Dice loss; ultrasound-suited augmentation (left-right flips, small rotations and
+# scaling, gain/gamma/noise; no upside-down flips, since the probe is at the top of every
+# HC18 image and the skull's echo depends on the beam's direction); the aspect ratio kept (letterbox; HC18 images are mostly 800x540);
 # a subject-level train/validation/test split (`NNN_HC` and `NNN_2HC` are one fetus).
 # Post-processing: threshold, connected components, hole filling, a robust ellipse fit in
 # original pixel coordinates, checks on the fitted ellipse, HC by Ramanujan's perimeter with
@@ -60,7 +61,9 @@ batch_size = 8
 learning_rate = 1e-3
 time_budget_s = 60.0  # training stops after the epoch that exceeds this (seconds)
 augment = True
-tta = "hflip"  # test-time flips averaged: "", "hflip", "hflip,vflip"
+augment_vflip = True  # vertical flips in augmentation (HC18's probe is always at the top)
+loss_weight = "none"  # "none" | "mm_per_pixel": weight each image's loss by its mm per network pixel
+tta = "hflip"  # test-time flips averaged: "", "hflip", "hflip,vflip" (vflip only for a model trained with vertical flips)
 max_images = 0  # 0 means every training image
 threshold_grid = "0.3,0.4,0.5,0.6,0.7,0.8"
 calibrate = False  # deploy the size calibration fitted on the validation split (see its section: it did not transfer)
