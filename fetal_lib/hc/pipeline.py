@@ -81,7 +81,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             out[key] = text.lower() in ("true", "1", "yes")
         elif isinstance(default, (int, float)):
             try:
-                out[key] = type(default)(float(text)) if isinstance(default, float) else int(text)
+                out[key] = float(text) if isinstance(default, float) else int(text)
             except ValueError:
                 raise ValueError(f"{key} takes a number, got {text!r}") from None
         elif key in CHOICES and text not in CHOICES[key]:
