@@ -63,6 +63,8 @@ time_budget_s = 60.0  # training stops after the epoch that exceeds this (second
 augment = True
 augment_vflip = True  # vertical flips in augmentation (HC18's probe is always at the top)
 loss_weight = "none"  # "none" | "mm_per_pixel": weight each image's loss by its mm per network pixel
+precision = "float32"  # training arithmetic: "float32" | "mixed_bfloat16" (about 2x faster on CPUs with AVX512-BF16; the saved model is float32)
+jit_compile = True  # XLA-compiled training step (float32 only)
 tta = "hflip"  # test-time flips averaged: "", "hflip", "hflip,vflip" (vflip only for a model trained with vertical flips)
 max_images = 0  # 0 means every training image
 threshold_grid = "0.3,0.4,0.5,0.6,0.7,0.8"
@@ -123,8 +125,9 @@ run.table(split_table, "split")
 # %% [markdown]
 # ## The main model
 #
-# Our recipe at the profile's size, trained under a wall-clock budget (XLA-compiled training
-# step; the clock starts once the first step has compiled); the weights of the
+# Our recipe at the profile's size, trained under a wall-clock budget (the clock starts once
+# the first step has compiled), in the profile's precision (`mixed_bfloat16`: bfloat16
+# activations, float32 weights; the network handed to inference is float32); the weights of the
 # epoch with the best validation Dice are kept; the probability threshold is then chosen on
 # the validation split (lowest mean HC error; a missed head counts as its whole HC).
 
@@ -133,7 +136,7 @@ config = pipeline.train_config(settings, seed)
 trained = pipeline.train_model(data, config, tta, pipeline.parse_grid(threshold_grid), calibrate=calibrate)
 hc_model = trained.model
 print(f"epochs run {trained.result.epochs_run} (best {trained.result.best_epoch}), {trained.result.seconds:.0f} s, "
-      f"{trained.result.train_images_per_s:.1f} training images/s; threshold {hc_model.threshold:g}")
+      f"{trained.result.train_images_per_s:.1f} training images/s ({config.precision}); threshold {hc_model.threshold:g}")
 run.table(trained.threshold_table, "threshold_validation")
 
 # %% [markdown]

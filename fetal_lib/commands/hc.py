@@ -223,7 +223,10 @@ def handle_train(args: argparse.Namespace) -> int:
     if args.validation_only:
         val = pipeline.summarize(trained.val_results, seed=args.seed)
         table = trained.threshold_table.to_dict("records")
-        print(json.dumps({"settings": settings, "validation": {**val, **pipeline.signed_by_range(trained.val_results)}, "thresholds": table}, indent=2))
+        r = trained.result
+        training = {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, "seconds": round(r.seconds, 1), "train_images_per_s": round(r.train_images_per_s, 2)}
+        print(json.dumps({"settings": settings, "training": training, "validation": {**val, **pipeline.signed_by_range(trained.val_results)},
+                          "thresholds": table, "threshold": trained.model.threshold}, indent=2))
         return 0
     df = pipeline.evaluate(trained.model, data.part("test"), progress=True)
     summary = pipeline.summarize(df, seed=args.seed)

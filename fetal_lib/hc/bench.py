@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -25,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-images", type=int, default=32, help="images in the training benchmark (default 32)")
     parser.add_argument("--train-steps", type=int, default=8, help="timed training batches (default 8)")
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads (default 2)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an hc18 setting of the profile for the training benchmark "
+                        "(e.g. precision=mixed_bfloat16); repeatable")
     parser.add_argument("--skip-train", action="store_true", help="inference only")
     parser.add_argument("--skip-inference", action="store_true", help="training only")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -68,15 +71,12 @@ def bench_inference(model, records, n_images: int) -> dict:
 def bench_training(config, records, n_images: int, steps: int) -> dict:
     """Training throughput (images/s) of a fresh U-Net with augmentation."""
     from fetal_lib.hc.dataset import load_arrays, tf_batches
-    from fetal_lib.hc.losses import get_loss
-    from fetal_lib.hc.train import build_model
-
-    import keras
+    from fetal_lib.hc.train import build_model, compile_model
 
     recs = list(records)[: max(config.batch_size, n_images)]
     x, y = load_arrays(recs, config.input_shape, config.mask_mode)
-    model = build_model(config)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss), jit_compile=bool(config.jit_compile))
+    model = build_model(config, config.precision)
+    compile_model(model, config)
     batches = tf_batches(x, y, config.batch_size, config.seed, augment=config.augment).repeat()
     model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)  # warm-up (graph building)
     t0 = time.perf_counter()
@@ -91,6 +91,8 @@ def bench_training(config, records, n_images: int, steps: int) -> dict:
         "seconds": seconds,
         "train_images_per_s": seen / seconds,
         "parameters": int(model.count_params()),
+        "precision": config.precision,
+        "jit_compile": bool(config.jit_compile) and config.precision == "float32",
     }
 
 
@@ -101,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
     from fetal_lib.hc.measure import HCModel
     from fetal_lib.hc.train import configure_tf
 
+    try:
+        overrides = pipeline.parse_overrides(args.set or [])
+    except ValueError as exc:
+        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+        return 2
     configure_tf(threads=args.threads)
     source = resolve("hc18", args.data_dir, "auto")
     records = hc18.load(source.root, "train")
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         model = HCModel.load(args.model)
         out["inference"] = bench_inference(model, records, args.n_images)
     if not args.skip_train:
-        settings = pipeline.profile_settings(args.profile)
+        settings = pipeline.profile_settings(args.profile, overrides)
         config = pipeline.train_config(settings)
         out["training"] = bench_training(config, records, args.train_images, args.train_steps)
     if args.json:
@@ -124,5 +131,6 @@ def run(args: argparse.Namespace) -> int:
     if "training" in out:
         t = out["training"]
         print(f"training: {t['train_images_per_s']:.2f} images/s (input {t['input_shape'][0]}x{t['input_shape'][1]}, "
-              f"{t['filters']} filters, batch {t['batch_size']}, {t['images']} images in {t['seconds']:.1f} s, with augmentation)")
+              f"{t['filters']} filters, batch {t['batch_size']}, {t['precision']}{' XLA' if t['jit_compile'] else ''}, "
+              f"{t['images']} images in {t['seconds']:.1f} s, with augmentation)")
     return 0

@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "augment": True,
     "augment_vflip": True,  # vertical flips in augmentation (the probe is at the top of every HC18 image)
     "loss_weight": "none",  # "none" | "mm_per_pixel": each image's loss weighted by its mm per input pixel
+    "precision": "float32",  # "float32" | "mixed_bfloat16" (training only; the trained model is float32)
+    "jit_compile": True,  # XLA-compiled training step (float32 only)
     "tta": "hflip",
     "max_images": 0,  # 0 = every training image
     "threshold_grid": "0.3,0.4,0.5,0.6,0.7,0.8",
@@ -42,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Knobs that take one of a few words.
-CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel")}
+CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel"), "precision": ("float32", "mixed_bfloat16")}
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 
@@ -107,6 +109,8 @@ def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, *
         augment=bool(settings["augment"]),
         augment_vflip=bool(settings["augment_vflip"]),
         loss_weight=str(settings["loss_weight"]),
+        precision=str(settings["precision"]),
+        jit_compile=bool(settings["jit_compile"]),
         seed=int(seed),
     )
     for key, value in changes.items():

@@ -26,3 +26,23 @@ def test_bench_runs_on_phantom(intensity_model_path, phantom_root, capsys, monke
     assert code == 0
     assert out["inference"]["n_images"] == 3 and out["inference"]["ms_per_image_mean"] > 0
     assert out["training"]["train_images_per_s"] > 0 and out["training"]["input_shape"] == [64, 96]
+
+
+def test_bench_set_overrides_the_training_settings(intensity_model_path, phantom_root, capsys):
+    pytest.importorskip("tensorflow")
+    from fetal_lib.cli import main
+
+    root = phantom_root("hc18")
+    code = main(["bench", "hc", "--skip-inference", "--data-dir", str(root.parent), "--profile", "smoke",
+                 "--train-images", "8", "--train-steps", "1", "--set", "precision=mixed_bfloat16", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["training"]["precision"] == "mixed_bfloat16" and out["training"]["jit_compile"] is False
+
+
+def test_bench_bad_set_is_one_clear_error(phantom_root, capsys):
+    from fetal_lib.cli import main
+
+    root = phantom_root("hc18")
+    code = main(["bench", "hc", "--skip-inference", "--data-dir", str(root.parent), "--set", "colour=red"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--set" in err and "unknown hc18 setting 'colour'" in err

@@ -62,8 +62,11 @@ def test_parse_overrides_types_and_errors():
     assert got == {"augment_vflip": False, "epochs": 12, "learning_rate": 0.002, "loss_weight": "mm_per_pixel", "tta": "hflip"}
     assert isinstance(got["epochs"], int) and isinstance(got["learning_rate"], float)
     assert pipeline.parse_overrides(["augment=YES"]) == {"augment": True}
+    assert pipeline.parse_overrides(["precision=mixed_bfloat16", "jit_compile=no"]) == {"precision": "mixed_bfloat16", "jit_compile": False}
+    assert pipeline.train_config(pipeline.profile_settings("smoke", {"precision": "mixed_bfloat16"})).precision == "mixed_bfloat16"
     for bad, problem in [("epochs", "KEY=VALUE"), ("colour=red", "unknown hc18 setting"), ("augment=maybe", "true or false"),
-                         ("epochs=many", "a number"), ("loss_weight=area", "one of none, mm_per_pixel")]:
+                         ("epochs=many", "a number"), ("loss_weight=area", "one of none, mm_per_pixel"),
+                         ("precision=float16", "one of float32, mixed_bfloat16")]:
         with pytest.raises(ValueError, match=problem):
             pipeline.parse_overrides([bad])
 

@@ -92,3 +92,40 @@ def test_train_rejects_bad_sample_weights() -> None:
     x = np.zeros((4, 32, 32, 1), np.float32)
     with pytest.raises(ValueError, match="finite and positive"):
         train(TrainConfig(input_shape=(32, 32), filters=2, epochs=1), x, x, x, x, sample_weights=np.array([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_dtype_policy_sets_and_restores_the_global_policy() -> None:
+    import keras
+
+    from fetal_lib.hc.train import dtype_policy
+
+    before = keras.mixed_precision.global_policy().name
+    with dtype_policy("mixed_bfloat16"):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == before
+    with pytest.raises(ValueError, match="precision must be one of"):
+        with dtype_policy("float8"):
+            pass
+    assert keras.mixed_precision.global_policy().name == before
+
+
+def test_mixed_bfloat16_training_returns_a_float32_model_with_the_trained_weights() -> None:
+    """Mixed precision trains in bfloat16 but hands back a float32 network: its weights are the
+    trained ones and its output matches the mixed network's to bfloat16 precision."""
+    import keras
+
+    from fetal_lib.hc.train import TrainConfig, build_model, train
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 32, 32, 1)).astype(np.float32)
+    y = (x > 0.5).astype(np.float32)
+    config = TrainConfig(input_shape=(32, 32), filters=4, depth=2, epochs=2, batch_size=4, precision="mixed_bfloat16")
+    mixed = build_model(config, "mixed_bfloat16")
+    assert mixed.get_layer("enc0_conv1").dtype_policy.name == "mixed_bfloat16"
+    assert mixed.output.dtype == "float32"  # the probability layer stays float32
+    result = train(config, x, y, x[:4], y[:4])
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert all(layer.dtype_policy.name == "float32" for layer in result.model.layers)
+    assert result.epochs_run == 2 and result.train_images_per_s > 0
+    mixed.set_weights(result.model.get_weights())
+    np.testing.assert_allclose(mixed.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=0.05)
