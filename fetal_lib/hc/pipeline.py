@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fetal_lib.data.hc18 import HC18Record
+from fetal_lib.hc.train import PRECISIONS
 
 # Knobs of the hc18 chapter (the profile's hc18: section overrides them; same names as the
 # chapter's parameters cell).
@@ -44,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Knobs that take one of a few words.
-CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel"), "precision": ("float32", "mixed_bfloat16")}
+CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel"), "precision": PRECISIONS}
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 
