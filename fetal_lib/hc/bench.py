@@ -71,7 +71,7 @@ def bench_inference(model, records, n_images: int) -> dict:
 def bench_training(config, records, n_images: int, steps: int) -> dict:
     """Training throughput (images/s) of a fresh U-Net with augmentation."""
     from fetal_lib.hc.dataset import load_arrays, tf_batches
-    from fetal_lib.hc.train import build_model, compile_model
+    from fetal_lib.hc.train import build_model, compile_model, uses_xla
 
     recs = list(records)[: max(config.batch_size, n_images)]
     x, y = load_arrays(recs, config.input_shape, config.mask_mode)
@@ -92,7 +92,7 @@ def bench_training(config, records, n_images: int, steps: int) -> dict:
         "train_images_per_s": seen / seconds,
         "parameters": int(model.count_params()),
         "precision": config.precision,
-        "jit_compile": bool(config.jit_compile) and config.precision == "float32",
+        "jit_compile": uses_xla(config),
     }
 
 

@@ -95,14 +95,18 @@ def build_model(config: TrainConfig, precision: str = "float32"):
         return build_unet((*config.input_shape, 1), filters=config.filters, depth=config.depth, block=config.block, name=f"hc18_unet_{config.block}")
 
 
+def uses_xla(config: TrainConfig) -> bool:
+    """Whether the training step is XLA-compiled: asked for, and in float32 only."""
+    return bool(config.jit_compile) and config.precision == "float32"
+
+
 def compile_model(model, config: TrainConfig) -> None:
-    """Adam + the config's loss; XLA only in float32 (see :attr:`TrainConfig.jit_compile`)."""
+    """Adam + the config's loss; XLA as :func:`uses_xla` says."""
     import keras
 
     from fetal_lib.hc.losses import get_loss
 
-    jit = bool(config.jit_compile) and config.precision == "float32"
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss), jit_compile=jit)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss), jit_compile=uses_xla(config))
 
 
 def cosine_lr(base_lr: float, progress: float, alpha: float = 0.05) -> float:

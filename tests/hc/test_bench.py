@@ -28,7 +28,7 @@ def test_bench_runs_on_phantom(intensity_model_path, phantom_root, capsys, monke
     assert out["training"]["train_images_per_s"] > 0 and out["training"]["input_shape"] == [64, 96]
 
 
-def test_bench_set_overrides_the_training_settings(intensity_model_path, phantom_root, capsys):
+def test_bench_set_overrides_the_training_settings(phantom_root, capsys):
     pytest.importorskip("tensorflow")
     from fetal_lib.cli import main
 
