@@ -199,6 +199,32 @@ records_by_name = {r.filename: r for r in data.records}
 run.figure(figures.worst_cases(test_df, records_by_name, hc_model, n=5), "worst_cases")
 
 # %% [markdown]
+# ## Where the remaining error lies
+#
+# The same model, the same post-processing and threshold, on its own training images (without
+# augmentation, as at inference), beside the held-out validation and test subjects. If the
+# model overfitted, its training-image error would sit well below the held-out error, and
+# regularisation, more data or ensembles would be the cure. If the three are about equal, the
+# network is not fitting even the images it learned from more closely than unseen ones: the
+# residual is a precision limit of the recipe at this budget (or the annotation's own spread),
+# and it has to be lowered on the training images first.
+
+# %%
+train_df = pipeline.evaluate(hc_model, data.part("train"))
+split_errors = pipeline.error_table({"train (seen in training)": train_df, "validation": trained.val_results, "test": test_df})
+run.table(split_errors, "error_by_split")
+train_mean = float(split_errors.loc[0, "HC |diff| mean (mm)"])
+held_out_mean = float(np.nanmean(split_errors.loc[1:, "HC |diff| mean (mm)"]))
+if train_mean < 0.8 * held_out_mean:
+    verdict = "well below the held-out error: the model overfits its training subjects"
+elif train_mean > 1.25 * held_out_mean:
+    verdict = "well above the held-out error: the held-out subjects happen to be easier than the training ones"
+else:
+    verdict = "about equal to the held-out error: the model does not overfit; it fits its training images no more closely than unseen subjects"
+display(Markdown(f"Mean HC error on the training images {train_mean:.2f} mm, on the held-out splits {held_out_mean:.2f} mm (mean of "
+                 f"validation and test): {verdict}."))
+
+# %% [markdown]
 # ## Size calibration: tried, not deployed
 #
 # On the validation split the raw fit's relative HC error drifts with head size (small heads
@@ -336,6 +362,7 @@ metrics = {
     "training": {"epochs_run": trained.result.epochs_run, "best_epoch": trained.result.best_epoch,
                  "seconds": trained.result.seconds, "train_images_per_s": trained.result.train_images_per_s,
                  **config.to_dict()},
+    "error_by_split": split_errors.to_dict("records"),
     "inference_ms_per_image_eval": 1000 * eval_seconds / max(1, len(test_records)),
     "audit": audit_rows,
     "pixel_accuracy_all_background": pixel_accuracy.set_index("target").iloc[:, 0].to_dict(),

@@ -264,6 +264,36 @@ def signed_by_range(df) -> dict[str, Any]:
     return {"by_hc_range": out}
 
 
+def error_table(results: dict[str, Any]) -> "pd.DataFrame":
+    """One row per split of :func:`evaluate` results: images, HC |diff| mean and median, signed
+    mean (mm, predicted - reference), Dice, and |diff| mean per reference-HC range.
+
+    Set beside each other, the training split's row (the model's own training images) and the
+    held-out rows tell overfitting (training error well below held-out) from underfitting
+    (about equal), whatever the absolute level.
+    """
+    import pandas as pd
+
+    rows = []
+    for split, df in results.items():
+        found = df[df["found"]]
+        row = {
+            "split": split,
+            "images": int(len(df)),
+            "no head found": int((~df["found"]).sum()),
+            "HC |diff| mean (mm)": float(found["hc_abs_diff_mm"].mean()) if len(found) else math.nan,
+            "HC |diff| median (mm)": float(found["hc_abs_diff_mm"].median()) if len(found) else math.nan,
+            "signed mean (mm)": float(found["hc_diff_mm"].mean()) if len(found) else math.nan,
+            "Dice": float(df["dice"].mean()),
+        }
+        by_range = signed_by_range(df)["by_hc_range"]
+        for label, part in by_range.items():
+            row[f"|diff| mean, {label.split(' (')[0]} (mm)"] = part["hc_abs_diff_mean_mm"]
+        row["images per HC range"] = "/".join(str(part["n"]) for part in by_range.values())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def summarize(df, groups: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Test-split summary: HC |diff| mean, SD, median, cluster-bootstrap 95 % CI of the mean;
     Dice, IoU, HD95 means; counts of failures and flagged fits."""

@@ -81,3 +81,32 @@ def test_signed_by_range_counts_and_means():
     assert [v["n"] for v in got.values()] == [1, 1, 1]  # the record with no head is left out
     assert [v["hc_diff_mean_mm"] for v in got.values()] == [-1.0, 2.0, -3.0]
     assert [v["hc_abs_diff_mean_mm"] for v in got.values()] == [1.0, 2.0, 3.0]
+
+
+def test_error_table_rows_per_split_against_pandas():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+
+    def fake(n):
+        ref = rng.uniform(60, 330, n)
+        diff = rng.normal(0, 2, n)
+        df = pd.DataFrame({"found": np.arange(n) % 7 != 0, "hc_ref_mm": ref, "hc_diff_mm": diff, "dice": rng.uniform(0.9, 1, n)})
+        df.loc[~df["found"], "hc_diff_mm"] = np.nan
+        df["hc_abs_diff_mm"] = df["hc_diff_mm"].abs()
+        return df
+
+    splits = {"train": fake(40), "test": fake(15)}
+    table = pipeline.error_table(splits)
+    assert list(table["split"]) == ["train", "test"]
+    for _, row in table.iterrows():
+        df = splits[row["split"]]
+        found = df[df["found"]]
+        assert row["images"] == len(df) and row["no head found"] == int((~df["found"]).sum())
+        assert row["HC |diff| mean (mm)"] == pytest.approx(found["hc_abs_diff_mm"].mean())
+        assert row["HC |diff| median (mm)"] == pytest.approx(np.median(found["hc_abs_diff_mm"]))
+        assert row["signed mean (mm)"] == pytest.approx(found["hc_diff_mm"].mean())
+        big = found[found["hc_ref_mm"] >= 250]
+        assert row["|diff| mean, >= 250 mm (mm)"] == pytest.approx(big["hc_abs_diff_mm"].mean())
+        assert sum(int(n) for n in row["images per HC range"].split("/")) == len(found)
+    assert not table.drop(columns=["images per HC range"]).isna().any().any()
