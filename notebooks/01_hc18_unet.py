@@ -187,12 +187,7 @@ display(Markdown(
 # %%
 run.figure(figures.hc_scatter(test_df), "hc_scatter")
 run.figure(figures.bland_altman(test_df), "bland_altman")
-run.figure(figures.error_by_range(test_df), "error_by_hc_range")
-by_range = (
-    test_df[test_df["found"]].assign(range=lambda d: figures.hc_bin(d["hc_ref_mm"]))
-    .groupby("range")["hc_abs_diff_mm"].agg(["count", "mean", "median", "max"]).reset_index()
-)
-run.table(by_range, "error_by_hc_range")
+run.figure(figures.error_by_range(test_df), "error_by_hc_range")  # the numbers per range: the table in the next section
 
 # %%
 records_by_name = {r.filename: r for r in data.records}
@@ -262,11 +257,10 @@ else:
     ]:
         for name, hc in variants:
             diff = np.asarray(hc, float) - d["hc_ref_mm"].to_numpy(float)
-            ref_bins = figures.hc_bin(d["hc_ref_mm"])
+            by_range = pipeline.signed_by_range(d.assign(hc_diff_mm=diff, hc_abs_diff_mm=np.abs(diff)))["by_hc_range"]
             rows.append({"split": split, "HC from": name, "n": len(d), "|diff| mean (mm)": float(np.mean(np.abs(diff))),
                          "signed mean (mm)": float(np.mean(diff)),
-                         **{f"signed, {label.split(' (')[0]}": float(np.mean(diff[ref_bins == label])) if (ref_bins == label).any() else np.nan
-                            for label in figures.HC_BIN_LABELS}})
+                         **{f"signed, {label.split(' (')[0]}": part["hc_diff_mean_mm"] for label, part in by_range.items()}})
     calibration_table = pd.DataFrame(rows)
     run.table(calibration_table, "size_calibration")
     run.figure(figures.calibration_fit({"validation": val_found, "test": test_found}, cal), "size_calibration")

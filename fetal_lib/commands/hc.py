@@ -4,6 +4,7 @@
     fetal hc submission --test-dir D --pixel-sizes CSV -o FILE [--model PATH] [--allow-missing]
     fetal hc train [--profile cpu] [--data-dir D] [--model PATH] [--epochs N] [--time-budget S]
                    [--set KEY=VALUE ...] [--validation-only]
+    fetal hc cv [--profile cpu] [--folds 5] [--data-dir D] [--set KEY=VALUE ...] [-o CSV]
 
 Bad input (missing or non-image file, missing or non-positive pixel size, no head found) is
 reported as one line per file on stderr (``fetal: error: <file>: <problem>``); the other
@@ -70,6 +71,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--validation-only", action="store_true",
                    help="report the validation split only (the test split is not touched) and save nothing: for comparing settings")
     t.set_defaults(func=handle_train)
+
+    c = sub.add_parser("cv", help="subject-level K-fold cross-validation of the training recipe (measures it; saves no model)",
+                       description="Train and score the profile's recipe in K subject-level folds, so every annotated image is "
+                       "scored once by a model that never saw its subject. Prints a JSON summary (pooled HC error, the fold "
+                       "means, the chapter's test images against the others); nothing is deployed or chosen from it. "
+                       "Each fold takes as long as one `fetal hc train` (about 11 min on the cpu profile, 2 cores).")
+    c.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="knobs from profiles/<name>.yaml hc18: (default cpu)")
+    c.add_argument("--folds", type=int, default=5, help="number of subject-level folds (default 5)")
+    c.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data)")
+    c.add_argument("--data-source", choices=("auto", "real", "phantom"), default="real",
+                   help="real (default: fail if HC18 is absent), auto (phantom if absent), phantom")
+    c.add_argument("--seed", type=int, default=0, help="seed of the folds and the training (the chapter's split uses the same seed)")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="override any hc18 knob of the profile (repeatable)")
+    c.add_argument("-o", "--output", type=Path, default=None, metavar="CSV",
+                   help="also write the per-image results of every fold (written atomically)")
+    c.set_defaults(func=handle_cv)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -234,3 +252,38 @@ def handle_train(args: argparse.Namespace) -> int:
     path = save_model(trained.model.model, args.model or default_model_path(), card)
     print(json.dumps({"model": str(path), "test": summary}, indent=2))
     return 0
+
+
+def handle_cv(args: argparse.Namespace) -> int:
+    from fetal_lib.hc import pipeline
+    from fetal_lib.hc.cross_validation import cross_validate, cv_summary
+
+    try:
+        overrides = pipeline.parse_overrides(args.settings)
+    except ValueError as exc:
+        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+        return 2
+    if args.folds < 2:
+        print(f"fetal: error: --folds: needs at least 2 folds, got {args.folds}", file=sys.stderr)
+        return 2
+    settings = pipeline.profile_settings(args.profile, overrides)
+    data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
+    print(data.source.describe(), file=sys.stderr)
+
+    def report(row: dict) -> None:
+        print(f"fold {row['fold']}: {row['held-out images']} held-out images, HC |diff| mean {row['HC |diff| mean (mm)']:.2f} mm, "
+              f"median {row['HC |diff| median (mm)']:.2f} mm ({row['epochs run']} epochs, threshold {row['threshold']:g})", file=sys.stderr)
+
+    try:
+        result = cross_validate(data, settings, args.folds, args.seed, progress=True, on_fold=report)
+    except ValueError as exc:
+        print(f"fetal: error: {exc}", file=sys.stderr)
+        return 2
+    if args.output is not None:
+        from fetal_lib.io import atomic_path
+
+        with atomic_path(args.output) as tmp:
+            result.per_image.to_csv(tmp, index=False)
+    print(json.dumps({"settings": settings, "summary": cv_summary(result, args.seed), "folds": result.folds.to_dict("records")}, indent=2))
+    return 0
+

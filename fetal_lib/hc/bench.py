@@ -77,7 +77,7 @@ def bench_training(config, records, n_images: int, steps: int) -> dict:
     x, y = load_arrays(recs, config.input_shape, config.mask_mode)
     model = build_model(config, config.precision)
     compile_model(model, config)
-    batches = tf_batches(x, y, config.batch_size, config.seed, augment=config.augment).repeat()
+    batches = tf_batches(x, y, config.batch_size, config.seed, augment=config.augment, config=config.augment_config()).repeat()
     model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)  # warm-up (graph building)
     t0 = time.perf_counter()
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # augmentation timed too

@@ -41,6 +41,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
+    def augment_config(self):
+        """The :class:`~fetal_lib.hc.augment.AugmentConfig` this run trains with (training and bench alike)."""
+        from fetal_lib.hc.augment import AugmentConfig
+
+        return AugmentConfig(flip_ud=bool(self.augment_vflip))
+
 
 @dataclass
 class TrainResult:
@@ -176,7 +182,6 @@ def train(
         sample_weights: one loss weight per training image (``None``: equal weights); they
             are divided by their mean, so the loss keeps its scale.
     """
-    from fetal_lib.hc.augment import AugmentConfig
     from fetal_lib.hc.dataset import tf_batches
 
     configure_tf(seed=config.seed)
@@ -186,7 +191,7 @@ def train(
         if not (np.isfinite(sample_weights).all() and (sample_weights > 0).all()):
             raise ValueError("sample weights must be finite and positive")
         sample_weights = sample_weights / sample_weights.mean()
-    augment_config = AugmentConfig(flip_ud=bool(config.augment_vflip))
+    augment_config = config.augment_config()
     batches = tf_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment, config=augment_config, weights=sample_weights)
     steps = max(1, len(x_train) // config.batch_size) * max(1, config.epochs)
     compile_model(model, config)

@@ -129,3 +129,14 @@ def test_mixed_bfloat16_training_returns_a_float32_model_with_the_trained_weight
     assert result.epochs_run == 2 and result.train_images_per_s > 0
     mixed.set_weights(result.model.get_weights())
     np.testing.assert_allclose(mixed.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=0.05)
+
+
+def test_augment_config_follows_the_vertical_flip_setting() -> None:
+    from fetal_lib.hc.augment import AugmentConfig
+    from fetal_lib.hc.pipeline import profile_settings, train_config
+    from fetal_lib.hc.train import TrainConfig
+
+    assert TrainConfig(augment_vflip=False).augment_config().flip_ud is False
+    assert TrainConfig(augment_vflip=True).augment_config() == AugmentConfig()
+    # the cpu profile's training (and so its bench) never flips upside down
+    assert train_config(profile_settings("cpu")).augment_config().flip_ud is False

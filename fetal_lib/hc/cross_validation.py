@@ -1,0 +1,115 @@
+"""Subject-level K-fold cross-validation of the HC18 recipe.
+
+The chapter scores one model on one fixed test split of about 100 images, so its HC error
+carries the luck of that split (its subject-bootstrap 95 % CI is about +-0.4 mm wide).
+Cross-validation scores every image once, each by a model that never saw its subject, and so
+measures the *recipe* (the profile's settings) over all the annotated images. Nothing here is
+deployed and nothing is chosen from it: each fold trains exactly as the chapter does (training
+part, a validation part for the threshold and the best epoch), on its own subject-level split.
+
+Fold ``k``'s held-out subjects are fold ``k`` of a grouped, HC-stratified K-fold; the remaining
+subjects are split into training and validation in the chapter's proportions (70 : 15).
+Each fold's held-out images are scored with :func:`fetal_lib.hc.pipeline.evaluate`; the pooled
+table marks the images of the chapter's own test split, so the two can be compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Per fold, ``{"train", "val", "test"}`` indices into ``data.records``, grouped by subject.
+
+    Every subject is in exactly one fold's test part; within a fold no subject crosses parts.
+
+    Raises:
+        ValueError: fewer subjects than the folds and their inner splits need.
+    """
+    from fetal_lib.data.splits import check_disjoint, grouped_kfold, grouped_split
+    from fetal_lib.hc.pipeline import SPLIT_FRACTIONS
+
+    groups = [r.subject_id for r in data.records]
+    hc_mm = [r.hc_mm for r in data.records]
+    val_share = SPLIT_FRACTIONS[1] / (SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1])
+    out = []
+    for k, (rest, test) in enumerate(grouped_kfold(groups, folds, seed=seed, stratify=hc_mm, stratify_bins=3)):
+        inner = grouped_split([groups[i] for i in rest], (1.0 - val_share, val_share), seed=seed + 1 + k,
+                              stratify=[hc_mm[i] for i in rest], stratify_bins=3)
+        parts = {"train": rest[inner["train"]], "val": rest[inner["test"]], "test": test}
+        check_disjoint(groups, parts)
+        out.append(parts)
+    return out
+
+
+@dataclass
+class CVResult:
+    """Per-image results of every fold's held-out images, and one row per fold."""
+
+    per_image: Any  # DataFrame: pipeline.evaluate() columns + fold, in_chapter_test
+    folds: Any  # DataFrame: fold, images per part, threshold, epochs, HC |diff| mean/median, Dice
+    settings: dict
+
+
+def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress: bool = False,
+                   on_fold: Callable[[dict], None] | None = None) -> CVResult:
+    """Train and score the recipe ``settings`` (``pipeline.profile_settings``) in ``folds`` folds.
+
+    ``data`` is :func:`fetal_lib.hc.pipeline.load_data`'s result; its own split marks the
+    chapter's test images (``in_chapter_test``). ``on_fold`` is called with each fold's row as
+    soon as the fold is done (for progress reports).
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from fetal_lib.hc import pipeline
+
+    chapter_test = set(int(i) for i in data.parts.get("test", []))
+    per_image, rows = [], []
+    for k, parts in enumerate(tqdm(cv_parts(data, folds, seed), desc="folds", disable=not progress)):
+        fold_data = pipeline.HCData(data.source, data.records, parts)
+        config = pipeline.train_config(settings, seed)
+        trained = pipeline.train_model(fold_data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
+                                       calibrate=bool(settings["calibrate"]))
+        df = pipeline.evaluate(trained.model, fold_data.part("test"))
+        df.insert(0, "fold", k)
+        df["in_chapter_test"] = [int(i) in chapter_test for i in parts["test"]]
+        per_image.append(df)
+        found = df[df["found"]]
+        row = {
+            "fold": k,
+            "train images": len(parts["train"]), "val images": len(parts["val"]), "held-out images": len(parts["test"]),
+            "threshold": trained.model.threshold,
+            "epochs run": trained.result.epochs_run,
+            "HC |diff| mean (mm)": float(found["hc_abs_diff_mm"].mean()) if len(found) else float("nan"),
+            "HC |diff| median (mm)": float(found["hc_abs_diff_mm"].median()) if len(found) else float("nan"),
+            "no head found": int((~df["found"]).sum()),
+            "Dice": float(df["dice"].mean()),
+        }
+        rows.append(row)
+        if on_fold is not None:
+            on_fold(row)
+    return CVResult(pd.concat(per_image, ignore_index=True), pd.DataFrame(rows), dict(settings))
+
+
+def cv_summary(result: CVResult, seed: int = 0) -> dict[str, Any]:
+    """Pooled summary over all held-out images (:func:`pipeline.summarize`, by HC range), the
+    spread of the fold means, and the pooled error on the chapter's test images vs the others."""
+    from fetal_lib.hc import pipeline
+
+    df = result.per_image
+    fold_means = result.folds["HC |diff| mean (mm)"].to_numpy(float)
+    out: dict[str, Any] = {
+        "folds": int(len(result.folds)),
+        "pooled": {**pipeline.summarize(df, seed=seed), **pipeline.signed_by_range(df)},
+        "fold_mean_mm": {"mean": float(np.mean(fold_means)), "min": float(np.min(fold_means)), "max": float(np.max(fold_means))},
+    }
+    for name, part in (("chapter_test_images", df[df["in_chapter_test"]]), ("other_images", df[~df["in_chapter_test"]])):
+        found = part[part["found"]]
+        out[name] = {"n_images": int(len(part)),
+                     "hc_abs_diff_mean_mm": float(found["hc_abs_diff_mm"].mean()) if len(found) else float("nan"),
+                     "hc_abs_diff_median_mm": float(found["hc_abs_diff_mm"].median()) if len(found) else float("nan")}
+    return out

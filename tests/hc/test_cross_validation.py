@@ -1,0 +1,63 @@
+"""Subject-level cross-validation of the HC18 recipe: the folds on the real records (no
+training), and `fetal hc cv` end to end on the phantom (smoke profile)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from fetal_lib.hc import pipeline
+from fetal_lib.hc.cross_validation import cv_parts
+
+
+def test_every_subject_is_held_out_once_and_never_crosses_parts(real_dataset):
+    data = pipeline.load_data(str(real_dataset("hc18").parent), "real", seed=0)
+    parts = cv_parts(data, folds=5, seed=0)
+    subject = np.array([r.subject_id for r in data.records])
+    held_out = np.concatenate([p["test"] for p in parts])
+    assert sorted(held_out.tolist()) == list(range(len(data.records)))  # every image scored exactly once
+    for p in parts:
+        assert sum(len(v) for v in p.values()) == len(data.records)
+        sets = {k: set(subject[v]) for k, v in p.items()}
+        assert not (sets["train"] & sets["val"]) and not (sets["train"] & sets["test"]) and not (sets["val"] & sets["test"])
+        assert 0.15 <= len(p["test"]) / len(data.records) <= 0.25
+        # the rest splits train : val about as the chapter does (70 : 15)
+        assert len(p["val"]) / (len(p["train"]) + len(p["val"])) == pytest.approx(0.15 / 0.85, abs=0.03)
+        # stratified by HC: each fold's held-out images span the sizes like the whole set
+        hc = np.array([data.records[i].hc_mm for i in p["test"]])
+        assert np.median(hc) == pytest.approx(np.median([r.hc_mm for r in data.records]), rel=0.15)
+    # same seed, same folds
+    again = cv_parts(data, folds=5, seed=0)
+    assert all(np.array_equal(a["test"], b["test"]) and np.array_equal(a["val"], b["val"]) for a, b in zip(parts, again))
+
+
+def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom_root):
+    pytest.importorskip("tensorflow")
+    from fetal_lib.cli import main
+
+    out_csv = tmp_path / "cv.csv"
+    code = main(["hc", "cv", "--profile", "smoke", "--folds", "2", "--data-dir", str(phantom_root("hc18").parent),
+                 "--data-source", "phantom", "--set", "time_budget_s=10", "-o", str(out_csv)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    data = pipeline.load_data(str(phantom_root("hc18").parent), "phantom", seed=0)
+    assert report["summary"]["folds"] == 2 and len(report["folds"]) == 2
+    assert report["summary"]["pooled"]["n_images"] == len(data.records)
+    rows = list(csv.DictReader(out_csv.open()))
+    assert Counter(r["filename"] for r in rows) == Counter(r.filename for r in data.records)
+    # the chapter's own test images are marked, and both groups are summarised
+    n_chapter_test = sum(r["in_chapter_test"] == "True" for r in rows)
+    assert n_chapter_test == len(data.parts["test"]) == report["summary"]["chapter_test_images"]["n_images"]
+    assert "fold 0:" in err and "fold 1:" in err
+
+
+def test_cv_command_rejects_one_fold(capsys):
+    from fetal_lib.cli import main
+
+    code = main(["hc", "cv", "--folds", "1"])
+    assert code == 2 and "at least 2 folds" in capsys.readouterr().err
