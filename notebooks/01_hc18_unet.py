@@ -182,6 +182,13 @@ display(Markdown(
 ))
 
 # %% [markdown]
+# One fixed split of about a hundred test images carries its own luck: the confidence interval
+# above is its width. To measure the recipe rather than one split, `fetal hc cv --folds 5` trains
+# and scores it in five subject-level folds, so every annotated image is scored once by a model
+# that never saw its subject, and it compares this chapter's test images with the others. It
+# takes five trainings (about an hour on two cores), too long for this chapter, and deploys nothing.
+
+# %% [markdown]
 # ## Figures
 
 # %%

@@ -271,8 +271,10 @@ def handle_cv(args: argparse.Namespace) -> int:
     print(data.source.describe(), file=sys.stderr)
 
     def report(row: dict) -> None:
-        print(f"fold {row['fold']}: {row['held-out images']} held-out images, HC |diff| mean {row['HC |diff| mean (mm)']:.2f} mm, "
-              f"median {row['HC |diff| median (mm)']:.2f} mm ({row['epochs run']} epochs, threshold {row['threshold']:g})", file=sys.stderr)
+        from tqdm import tqdm
+
+        tqdm.write(f"fold {row['fold']}: {row['held-out images']} held-out images, HC |diff| mean {row['HC |diff| mean (mm)']:.2f} mm, "
+                   f"median {row['HC |diff| median (mm)']:.2f} mm ({row['epochs run']} epochs, threshold {row['threshold']:g})", file=sys.stderr)
 
     try:
         result = cross_validate(data, settings, args.folds, args.seed, progress=True, on_fold=report)
