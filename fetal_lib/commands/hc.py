@@ -266,6 +266,17 @@ def handle_cv(args: argparse.Namespace) -> int:
     if args.folds < 2:
         print(f"fetal: error: --folds: needs at least 2 folds, got {args.folds}", file=sys.stderr)
         return 2
+    if args.output is not None:  # fail now, not after an hour of training
+        import os
+
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _error(args.output, f"cannot create its folder ({exc.strerror})")
+            return 2
+        if args.output.is_dir() or not os.access(args.output.parent, os.W_OK):
+            _error(args.output, "is a folder" if args.output.is_dir() else "its folder is not writable")
+            return 2
     settings = pipeline.profile_settings(args.profile, overrides)
     data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     print(data.source.describe(), file=sys.stderr)

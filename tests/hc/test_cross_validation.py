@@ -61,3 +61,11 @@ def test_cv_command_rejects_one_fold(capsys):
 
     code = main(["hc", "cv", "--folds", "1"])
     assert code == 2 and "at least 2 folds" in capsys.readouterr().err
+
+
+def test_cv_command_refuses_an_unwritable_output_before_training(capsys, tmp_path):
+    from fetal_lib.cli import main
+
+    code = main(["hc", "cv", "--folds", "2", "-o", str(tmp_path)])  # a folder, not a file
+    err = capsys.readouterr().err
+    assert code == 2 and str(tmp_path) in err and "is a folder" in err
