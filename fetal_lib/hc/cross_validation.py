@@ -50,7 +50,7 @@ class CVResult:
     """Per-image results of every fold's held-out images, and one row per fold."""
 
     per_image: Any  # DataFrame: pipeline.evaluate() columns + fold, in_chapter_test
-    folds: Any  # DataFrame: fold, images per part, threshold, epochs, HC |diff| mean/median, Dice
+    folds: Any  # DataFrame: fold, images per part, threshold, epochs, then pipeline.error_table columns
     settings: dict
 
 
@@ -78,16 +78,12 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
         df.insert(0, "fold", k)
         df["in_chapter_test"] = [int(i) in chapter_test for i in parts["test"]]
         per_image.append(df)
-        found = df[df["found"]]
         row = {
             "fold": k,
             "train images": len(parts["train"]), "val images": len(parts["val"]), "held-out images": len(parts["test"]),
             "threshold": trained.model.threshold,
             "epochs run": trained.result.epochs_run,
-            "HC |diff| mean (mm)": float(found["hc_abs_diff_mm"].mean()) if len(found) else float("nan"),
-            "HC |diff| median (mm)": float(found["hc_abs_diff_mm"].median()) if len(found) else float("nan"),
-            "no head found": int((~df["found"]).sum()),
-            "Dice": float(df["dice"].mean()),
+            **pipeline.error_table({"held-out": df}).iloc[0].drop(["split", "images"]).to_dict(),
         }
         rows.append(row)
         if on_fold is not None:
