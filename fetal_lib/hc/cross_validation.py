@@ -103,9 +103,8 @@ def cv_summary(result: CVResult, seed: int = 0) -> dict[str, Any]:
         "pooled": {**pipeline.summarize(df, seed=seed), **pipeline.signed_by_range(df)},
         "fold_mean_mm": {"mean": float(np.mean(fold_means)), "min": float(np.min(fold_means)), "max": float(np.max(fold_means))},
     }
-    for name, part in (("chapter_test_images", df[df["in_chapter_test"]]), ("other_images", df[~df["in_chapter_test"]])):
-        found = part[part["found"]]
-        out[name] = {"n_images": int(len(part)),
-                     "hc_abs_diff_mean_mm": float(found["hc_abs_diff_mm"].mean()) if len(found) else float("nan"),
-                     "hc_abs_diff_median_mm": float(found["hc_abs_diff_mm"].median()) if len(found) else float("nan")}
+    table = pipeline.error_table({"chapter_test_images": df[df["in_chapter_test"]], "other_images": df[~df["in_chapter_test"]]})
+    for row in table.to_dict("records"):
+        out[row["split"]] = {"n_images": int(row["images"]), "hc_abs_diff_mean_mm": row["HC |diff| mean (mm)"],
+                             "hc_abs_diff_median_mm": row["HC |diff| median (mm)"]}
     return out
