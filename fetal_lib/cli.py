@@ -15,6 +15,7 @@ from typing import Sequence
 
 from fetal_lib import __version__
 from fetal_lib.errors import FetalInputError
+from fetal_lib.training.floor import BelowFloorError
 
 # Module names under fetal_lib.commands, in the order they appear in --help.
 COMMAND_MODULES = ["data", "book", "hc", "brain_age", "bench"]
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FetalInputError as err:
         print(f"fetal: error: {err}", file=sys.stderr)
         return 2
+    except BelowFloorError as err:
+        print(f"fetal: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fetal: interrupted; no partial result was written", file=sys.stderr)
         return 130

@@ -83,12 +83,17 @@ def _total_ram_gib() -> float | None:
 
 
 def machine_summary() -> dict[str, Any]:
-    """CPU count, RAM (GiB), OS and Python version; deliberately no host or user name."""
+    """CPU model and its bfloat16 flags, CPU count, RAM (GiB), OS and Python version; deliberately
+    no host or user name."""
+    from fetal_lib.training.precision import cpu_flags, cpu_model, native_bf16
+
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         usable = os.cpu_count()
     return {
+        "cpu_model": cpu_model(),
+        "cpu_native_bf16": native_bf16(cpu_flags()),
         "cpu_count": os.cpu_count(),
         "cpu_usable": usable,
         "ram_gib": _total_ram_gib(),

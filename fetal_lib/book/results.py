@@ -81,6 +81,7 @@ class ChapterRun:
     seed: int
     data_status: Mapping[str, Mapping[str, Any]] | None = None
     parameters: Mapping[str, Any] | None = None
+    compute: Mapping[str, Any] | None = None  # e.g. {"precision": PrecisionChoice.to_dict()}: shown at the top, recorded
 
     def __post_init__(self) -> None:
         self.results_dir = Path(self.results_dir)
@@ -89,6 +90,9 @@ class ChapterRun:
         self._started = datetime.now(timezone.utc)
         self.figures: list[str] = []
         self.tables: list[str] = []
+        self.warnings: list[str] = []
+        self.compute = dict(self.compute or {})
+        self._banner_display = None
         self.results_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ status
@@ -122,13 +126,35 @@ class ChapterRun:
             )
         else:
             head = f":::{{note}} Data used\nProfile `{self.profile}`, seed {self.seed}.\n\n"
-        return head + rows + "\n:::\n"
+        text = head + rows + self._compute_markdown() + "\n:::\n"
+        for message in self.warnings:
+            text += f"\n:::{{warning}} Training cut short\n{message}\n:::\n"
+        return text
+
+    def _compute_markdown(self) -> str:
+        precision = self.compute.get("precision")
+        if not precision:
+            return ""
+        return f"\n- training precision: `{precision['precision']}` ({precision['reason']})"
 
     def banner(self) -> None:
-        """Display :meth:`banner_markdown` in the notebook (rendered by the book)."""
+        """Display :meth:`banner_markdown` in the notebook (rendered by the book); :meth:`warn`
+        later updates this same output, so a warning shows at the top of the chapter."""
         from IPython.display import Markdown, display
 
-        display(Markdown(self.banner_markdown()))
+        if self._banner_display is None:
+            self._banner_display = display(Markdown(self.banner_markdown()), display_id=True)
+        else:
+            self._banner_display.update(Markdown(self.banner_markdown()))
+
+    def warn(self, message: str) -> None:
+        """Record a warning in ``metrics.json``, show it here and in the banner at the top."""
+        from IPython.display import Markdown, display
+
+        self.warnings.append(message)
+        display(Markdown(f":::{{warning}}\n{message}\n:::\n"))
+        if self._banner_display is not None:
+            self.banner()
 
     # ------------------------------------------------------------------ outputs
     def figure(self, fig: Any, name: str, dpi: int = 110, show: bool = True) -> None:
@@ -171,6 +197,8 @@ class ChapterRun:
             "parameters": _jsonable(dict(self.parameters or {})),
             "data": self.data_status,
             "on_phantom": self.on_phantom,
+            "compute": _jsonable(self.compute),
+            "warnings": list(self.warnings),
             "packages": package_versions(),
             "machine": machine_summary(),
             "started_utc": self._started.isoformat(timespec="seconds"),

@@ -15,8 +15,38 @@ import numpy as np
 
 from fetal_lib.brain_age import features, preprocess, segmentation
 from fetal_lib.brain_age.dataset import Subject
+from fetal_lib.training.floor import Floor
 
 TISSUE_NAMES = {1: "CSF", 2: "GM", 3: "WM"}
+
+# The sanity floor of the deployed segmenter on the validation subjects (fetal_lib.training.floor):
+# below it the chapter stops and deploys nothing. Real Cam-CAN: every tissue's Dice at least
+# 0.75 (working models score 0.85-0.96; the source reports 0.79-0.92). Phantom: what a 1-epoch
+# smoke model clears.
+FLOORS = {
+    "real": tuple(Floor(f"dice_{name.lower()}", 0.75, "min") for name in ("CSF", "GM", "WM")),
+    "phantom": tuple(Floor(f"dice_{name.lower()}", 0.05, "min") for name in ("CSF", "GM", "WM")),
+}
+FLOOR_ADVICE = ("Look at the training log (epochs run, loss, validation Dice): if a wall-time cap (seg_time_budget_s) cut "
+                "training short, remove it or give more epochs; on a CPU without native bfloat16 train in float32 "
+                "(seg_precision=auto does; `fetal doctor` shows what this machine resolves to).")
+
+
+def precision_choice(requested: str, flags=None):
+    """The torch training precision ``requested`` ("auto", "float32", "bfloat16") resolves to on this CPU."""
+    from fetal_lib.training.precision import resolve
+
+    return resolve(str(requested), "torch", flags)
+
+
+def check_floor(val_dice: dict[str, float], is_phantom: bool, what: str) -> dict[str, float]:
+    """``{"dice_csf": .., "dice_gm": .., "dice_wm": ..}`` from ``{"CSF": ..}``; raises ``BelowFloorError``
+    below :data:`FLOORS`. Call it before saving: a segmenter below the floor is never deployed."""
+    from fetal_lib.training.floor import check
+
+    scores = {f"dice_{k.lower()}": float(v) for k, v in val_dice.items()}
+    check(scores, FLOORS["phantom" if is_phantom else "real"], what, FLOOR_ADVICE)
+    return scores
 SOURCE_VAL_DICE = {"CSF": 0.789, "GM": 0.882, "WM": 0.915}
 SOURCE_HOLDOUT = {"mae_years": 6.90, "r2": 0.81}
 

@@ -56,7 +56,8 @@ class TrainConfig:
     intensity_jitter: float = 0.1
     threads: int = 2
     seed: int = 0
-    time_budget_s: float | None = None  # stop after the epoch that passes this budget
+    time_budget_s: float | None = None  # optional wall-time cap (s; None = off): stop after the epoch that passes it
+    precision: str = "float32"  # "float32" | "bfloat16" (CPU autocast; resolved from "auto" by fetal_lib.training.precision); weights stay float32
     channels_last: bool = True  # channels-last 3D memory layout: same numbers, ~1.2x faster convolutions on CPU
     val_every: int = 1  # score the validation set every this many epochs (and after the last)
 
@@ -77,6 +78,7 @@ class TrainResult:
     model: object
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    time_capped: bool = False  # the wall-time cap ended training before cfg.epochs
 
 
 def network_input(images: np.ndarray, masks: np.ndarray | None, in_channels: int) -> np.ndarray:
@@ -181,6 +183,8 @@ def train(
         raise ValueError(f"images have {n_intensity} intensity channel(s); the config reads {', '.join(cfg.intensity_names())}")
     if cfg.loss not in ("ce", "ce_dice"):
         raise ValueError(f"unknown loss {cfg.loss!r}; choose 'ce' or 'ce_dice'")
+    if cfg.precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be 'float32' or 'bfloat16' (resolve 'auto' first), got {cfg.precision!r}")
     keep_freed_memory()  # without it a third of the CPU time goes to page faults (see fetal_lib.allocator)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -210,7 +214,9 @@ def train(
             x, y = _crop_batch(rng, images, masks, segs, idx, cfg)
             x, y = torch.from_numpy(x).contiguous(memory_format=layout), torch.from_numpy(y)
             opt.zero_grad()
-            logits = model(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+                logits = model(x)
+            logits = logits.float()
             loss = F.cross_entropy(logits, y)
             if cfg.loss == "ce_dice":
                 loss = loss + soft_dice_loss(logits, y)
@@ -234,7 +240,7 @@ def train(
         if out_of_time:
             break
     model.eval()
-    return TrainResult(model=model, history=history, seconds=time.perf_counter() - t_start)
+    return TrainResult(model=model, history=history, seconds=time.perf_counter() - t_start, time_capped=len(history) < cfg.epochs)
 
 
 def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:

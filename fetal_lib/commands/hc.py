@@ -64,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="real (default: fail if HC18 is absent), auto (phantom if absent), phantom")
     t.add_argument("--model", type=Path, default=None, help="where to save (default: build/models/hc18_unet.keras)")
     t.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
-    t.add_argument("--time-budget", type=float, default=None, metavar="S", help="override the profile's training time budget (s)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="optional wall-time cap (s) on top of the epochs (default: the profile's, off); a cap that cuts training short is reported")
+    t.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0, as the chapter)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="override any hc18 knob of the profile, e.g. --set augment_vflip=false (repeatable)")
     t.add_argument("--validation-only", action="store_true",
@@ -236,8 +237,12 @@ def handle_train(args: argparse.Namespace) -> int:
     config = pipeline.train_config(settings, args.seed)
     trained = pipeline.train_model(data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
                                    progress=True, calibrate=bool(settings["calibrate"]))
-    print(f"threshold (validation): {trained.model.threshold:g}; epochs run {trained.result.epochs_run}, "
+    print(f"precision: {config.precision} ({pipeline.precision_choice(settings).reason})", file=sys.stderr)
+    print(f"threshold (validation): {trained.model.threshold:g}; epochs run {trained.result.epochs_run} of {config.epochs}, "
           f"{trained.result.train_images_per_s:.1f} train images/s", file=sys.stderr)
+    if trained.result.time_capped:
+        print(f"fetal: warning: the wall-time cap ({settings['time_budget_s']:g} s) ended training after {trained.result.epochs_run} "
+              f"of {config.epochs} epochs", file=sys.stderr)
     if args.validation_only:
         val = pipeline.summarize(trained.val_results, seed=args.seed)
         table = trained.threshold_table.to_dict("records")
@@ -246,6 +251,7 @@ def handle_train(args: argparse.Namespace) -> int:
         print(json.dumps({"settings": settings, "training": training, "validation": {**val, **pipeline.signed_by_range(trained.val_results)},
                           "thresholds": table, "threshold": trained.model.threshold}, indent=2))
         return 0
+    pipeline.check_floor(trained, data.source.is_phantom)  # BelowFloorError: nothing is saved
     df = pipeline.evaluate(trained.model, data.part("test"), progress=True)
     summary = pipeline.summarize(df, seed=args.seed)
     card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed)
