@@ -58,11 +58,12 @@ seg_crop = 32  # random training crops, voxels a side; 0 for whole volumes
 seg_nn_channel = True  # also feed the image resampled by nearest neighbour (False: B-spline image only, as the source)
 seg_mask_channel = True  # brain mask as an input channel (False: image only, as the source)
 seg_loss = "ce_dice"  # "ce" (the source's cross-entropy) or "ce_dice" (cross-entropy + soft Dice)
-seg_time_budget_s = 60.0  # stop after the epoch that passes this (seconds); the cosine decay follows it
+seg_precision = "auto"  # training arithmetic: "auto" (bfloat16 autocast only on a CPU with native bfloat16) | "float32" | "bfloat16"
+seg_time_budget_s = 0.0  # optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)
 seg_val_every = 1  # score the validation subjects every this many epochs (and after the last)
 seg_cv_folds = 2  # cross-validation over all image subjects; 0 to skip
 seg_cv_epochs = 1  # epochs per CV fold (reduced budget, stated in the text)
-seg_cv_time_budget_s = 60.0  # seconds per fold; 0 for none
+seg_cv_time_budget_s = 0.0  # optional wall-time cap per fold (s); 0: off
 # regression
 reg_models = "linear,bayesian_ridge,cubic,maps_ridge,maps_pca_ridge"
 reg_folds = 5
@@ -75,7 +76,6 @@ n_bootstrap = 200
 save_models = False  # write build/models/brain_age (cpu/full only: a phantom model is no use)
 
 # %%
-import dataclasses
 import time
 
 import numpy as np
@@ -83,7 +83,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from fetal_lib.book.results import ChapterRun, data_status
-from fetal_lib.brain_age import dataset, features, figures, model_card, pipeline, preprocess, regression, segmentation
+from fetal_lib.brain_age import dataset, features, figures, pipeline, regression, segmentation
 from fetal_lib.brain_age.predict import default_model_dir, load_predictor
 from fetal_lib.data.sources import resolve
 from fetal_lib.metrics.regression import mae, r2
@@ -93,7 +93,9 @@ settings = {k: v for k, v in dict(globals()).items() if k.startswith(("seg_", "r
 if deploy_features not in ("soft", "hard"):
     raise ValueError(f"deploy_features must be 'soft' or 'hard', not {deploy_features!r}")
 source = resolve("brain_age", data_dir or None, source=data_source)
-run = ChapterRun("brain_age", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings)
+precision_choice = pipeline.precision_choice(seg_precision)
+run = ChapterRun("brain_age", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
+                 compute={"precision": precision_choice.to_dict()})
 run.banner()
 display(Markdown(f"Data: {source.describe()}"))
 subjects = dataset.load(source.root)
@@ -126,10 +128,7 @@ display(Markdown(f"{len(data.subjects)} image subjects preprocessed in {prep_sec
 
 # %%
 tr_idx, va_idx = data.role_index("seg_train"), data.role_index("seg_val")
-cfg = segmentation.TrainConfig(base_width=int(seg_base_width), depth=int(seg_depth), epochs=int(seg_epochs),
-                               batch_size=int(seg_batch_size), crop=int(seg_crop) or None, seed=int(seed),
-                               nn_channel=bool(seg_nn_channel), mask_channel=bool(seg_mask_channel), loss=str(seg_loss),
-                               val_every=int(seg_val_every), time_budget_s=float(seg_time_budget_s) if seg_time_budget_s else None)
+cfg = pipeline.seg_train_config(settings, int(seed))
 from fetal_lib.networks.torch.resunet3d import count_parameters  # noqa: E402
 
 inputs = data.intensities(cfg.intensity_names())  # (N, D, H, W) image, or (N, C, D, H, W) with the NN channel
@@ -137,6 +136,10 @@ print("segmenter inputs:", ", ".join(cfg.input_names()))
 trained = segmentation.train(inputs[tr_idx], data.segs[tr_idx], cfg, masks=data.masks[tr_idx],
                              val=(inputs[va_idx], data.masks[va_idx], data.segs[va_idx]), progress=True, log=print)
 seg_model = trained.model
+if trained.time_capped:
+    run.warn(f"The wall-time cap `seg_time_budget_s = {seg_time_budget_s:g}` ended the segmenter's training after "
+             f"{len(trained.history)} of {cfg.epochs} epochs: this is not the model the profile specifies, and another machine "
+             "would train a different one. Set `seg_time_budget_s = 0` to train every epoch.")
 epoch_seconds = float(np.mean([h["seconds"] for h in trained.history]))
 display(Markdown(f"Res-U-Net reading {', '.join(cfg.input_names())}: {count_parameters(seg_model):,} parameters; {len(trained.history)} epochs in "
                  f"{trained.seconds:.0f} s ({epoch_seconds:.1f} s per epoch of {len(tr_idx)} subjects, 2 threads)."))
@@ -153,6 +156,11 @@ run.figure(figures.segmentation_examples(data.images[va_idx], data.segs[va_idx],
                                          [data.subjects[i].subject_id for i in va_idx]), "segmentation_examples")
 display(Markdown("Dice and HD95 on the 3 mm grid against the reference segmentation resampled by nearest neighbour, "
                  f"as in the source; 95% bootstrap CIs over the {len(va_idx)} validation subjects (few: wide)."))
+# The sanity floor (real data: every tissue's Dice at least 0.75): below it the chapter stops here
+# and the previously deployed models stay in place.
+floor_scores = pipeline.check_floor({r["tissue"]: r["dice"] for _, r in val_summary.iterrows()}, source.is_phantom,
+                                    f"The Res-U-Net segmenter ({len(trained.history)} of {cfg.epochs} epochs, {cfg.precision})")
+print("sanity floor on validation passed: " + ", ".join(f"{k} {v:.3f}" for k, v in floor_scores.items()))
 
 # %% [markdown]
 # ## Segmentation cross-validation over all image subjects
@@ -295,33 +303,20 @@ display(Markdown(f"Deployed path on the {len(va_idx)} validation subjects: MAE {
 # %%
 model_dir = default_model_dir()
 val_dice = {row["tissue"]: float(row["dice"]) for _, row in val_summary.iterrows()}
+dep_row = reg_table.set_index("model").loc[deploy_model]
+card = pipeline.model_card(
+    profile, source, reg_age, seg_model, cfg, trained, len(tr_idx), len(va_idx), val_dice, deployed, deploy_model, deploy_features,
+    int(map_factor), {k: v for k, v in run.provenance().items() if k in ("git", "profile", "seed", "started_utc", "packages")},
+    regressor_metrics={"cv_mae_years": float(dep_row["mae_years"]), "cv_r2": float(dep_row["r2"]),
+                       "predicted_seg_mae_years": float(dep_shift[f"mae_{dep_key}_segs_years"]), "predicted_seg_source": ba_label})
 if save_models:
-    segmentation.save(seg_model, model_dir, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)}, "features": deploy_features})
-    regression.save(deployed, model_dir)
-    dep_row = reg_table.set_index("model").loc[deploy_model]
-    card = {
-        "profile": profile, "data_status": source.describe(),
-        "age_range_years": f"{reg_age.min():.0f}-{reg_age.max():.0f}",
-        "preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE), "normalisation": "zero mean, unit variance in the brain mask"},
-        "segmenter": {"config": seg_model.config, "train": segmentation.config_dict(cfg), "n_train": len(tr_idx), "n_val": len(va_idx),
-                      "val_dice": val_dice, "epochs_run": len(trained.history)},
-        "regressor": {"name": deploy_model, "n_train": deployed.n_train, "cv_mae_years": float(dep_row["mae_years"]),
-                      "cv_r2": float(dep_row["r2"]), "features": deploy_features,
-                      "predicted_seg_mae_years": float(dep_shift[f"mae_{dep_key}_segs_years"]), "predicted_seg_source": ba_label,
-                      "map_factor": int(map_factor), "bias": dataclasses.asdict(deployed.bias)},
-        "provenance": {k: v for k, v in run.provenance().items() if k in ("git", "profile", "seed", "started_utc", "packages")},
-    }
-    model_card.write(model_dir, card)
-    predictor = load_predictor(model_dir)
-    check_dir = model_dir
+    check_dir = pipeline.save_deployable(model_dir, seg_model, deployed, deploy_features, card)
 else:
     import tempfile
     from pathlib import Path
 
-    check_dir = Path(tempfile.mkdtemp(prefix="brain_age_model_"))
-    segmentation.save(seg_model, check_dir, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)}, "features": deploy_features})
-    regression.save(deployed, check_dir)
-    predictor = load_predictor(check_dir)
+    check_dir = pipeline.save_deployable(Path(tempfile.mkdtemp(prefix="brain_age_model_")), seg_model, deployed, deploy_features)
+predictor = load_predictor(check_dir)
 s0 = data.subjects[va_idx[0]]
 t0 = time.perf_counter()
 one = predictor(s0.image_path, s0.mask_path)
@@ -338,6 +333,8 @@ metrics = {
     "val_dice_csf": val_dice["CSF"], "val_dice_gm": val_dice["GM"], "val_dice_wm": val_dice["WM"],
     "val_hd95_mm": {r["tissue"]: float(r["hd95_mm"]) for _, r in val_summary.iterrows()},
     "seg_epochs_run": len(trained.history), "seg_seconds": trained.seconds, "seg_epoch_seconds": epoch_seconds,
+    "seg_time_capped": trained.time_capped, "seg_precision": precision_choice.to_dict(), "validation_floor_scores": floor_scores,
+    "training_seconds": trained.seconds + (seg_cv_seconds if cv_summary is not None else 0.0),
     "seg_parameters": count_parameters(seg_model),
     "best_model": str(best["model"]), "best_cv_mae_years": float(best["mae_years"]), "best_cv_r2": float(best["r2"]),
     "cv_mae_years": {r["model"]: float(r["mae_years"]) for _, r in reg_table.iterrows()},

@@ -77,6 +77,23 @@ def parameter_names(nb: Any) -> set[str] | None:
     return None
 
 
+def parameter_defaults(nb: Any) -> dict[str, Any]:
+    """The literal values assigned in the ``parameters`` cell (``{}`` when there is none)."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    try:
+                        out[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        continue  # not a literal: left out
+            break
+    return out
+
+
 def check_parameters(chapter: Chapter, nb: Any, params: Mapping[str, Any], section_keys: set[str]) -> list[str]:
     """Validate the chapter's ``parameters`` cell against what the pipeline injects.
 

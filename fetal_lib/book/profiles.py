@@ -60,3 +60,17 @@ def chapter_parameters(
     )
     params["seed"] = int(params["seed"])
     return params
+
+
+def chapter_settings(chapter_id: str, profile: str, profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
+    """A chapter's knobs as a profile runs it: the literal defaults of its parameters cell, then the
+    profile's ``<chapter_id>:`` section (what a command that trains outside the book needs)."""
+    from fetal_lib.book.chapters import find_source
+    from fetal_lib.book.execute import parameter_defaults, read_source
+
+    source = find_source(chapter_id)
+    if source is None:
+        raise FetalInputError(None, f"no chapter notebook for {chapter_id!r}")
+    settings = parameter_defaults(read_source(source))
+    settings.update(load_profile(profile, profile_dir).get(chapter_id) or {})
+    return settings

@@ -60,3 +60,27 @@ def run(args: argparse.Namespace) -> int:
         )
     sys.stdout.flush()
     return 0
+
+
+def bench_training(cfg, n_subjects: int = 6, epochs: int = 3, size: int = 64) -> dict:
+    """Training throughput of the segmenter of ``cfg`` (subjects, i.e. random crops, per second).
+
+    Trains ``epochs`` epochs on ``n_subjects`` random volumes of ``size``^3 (the speed of a
+    convolution does not depend on the values) and times the epochs after the first, which pays
+    the one-off allocations.
+    """
+    import numpy as np
+
+    from fetal_lib.brain_age import segmentation
+
+    rng = np.random.default_rng(0)
+    n_intensity = len(cfg.intensity_names())
+    shape = (n_subjects, n_intensity, size, size, size) if n_intensity > 1 else (n_subjects, size, size, size)
+    images = rng.standard_normal(shape).astype(np.float32)
+    segs = rng.integers(0, 4, (n_subjects, size, size, size)).astype(np.uint8)
+    masks = np.ones((n_subjects, size, size, size), np.uint8)
+    run_cfg = segmentation.TrainConfig(**{**segmentation.config_dict(cfg), "epochs": max(2, epochs), "time_budget_s": None, "val_every": 10**6})
+    result = segmentation.train(images, segs, run_cfg, masks=masks if cfg.mask_channel else None)
+    timed = [h["seconds"] for h in result.history[1:]]
+    return {"subjects_per_s": n_subjects * len(timed) / sum(timed), "crop": cfg.crop, "base_width": cfg.base_width,
+            "batch_size": cfg.batch_size, "precision": cfg.precision}

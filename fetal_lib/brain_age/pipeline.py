@@ -32,6 +32,20 @@ FLOOR_ADVICE = ("Look at the training log (epochs run, loss, validation Dice): i
                 "(seg_precision=auto does; `fetal doctor` shows what this machine resolves to).")
 
 
+def seg_train_config(settings: dict, seed: int = 0, flags=None) -> segmentation.TrainConfig:
+    """The segmenter's :class:`~fetal_lib.brain_age.segmentation.TrainConfig` from the chapter's ``seg_*``
+    parameters (its parameters cell, or a profile's ``brain_age:`` section over it); ``seg_precision``
+    is resolved for this CPU (or for ``flags``)."""
+    g = settings
+    return segmentation.TrainConfig(
+        base_width=int(g["seg_base_width"]), depth=int(g["seg_depth"]), epochs=int(g["seg_epochs"]),
+        batch_size=int(g["seg_batch_size"]), crop=int(g["seg_crop"]) or None, seed=int(seed),
+        nn_channel=bool(g["seg_nn_channel"]), mask_channel=bool(g["seg_mask_channel"]), loss=str(g["seg_loss"]),
+        val_every=int(g["seg_val_every"]), time_budget_s=float(g["seg_time_budget_s"]) if g.get("seg_time_budget_s") else None,
+        precision=precision_choice(g.get("seg_precision", "auto"), flags).precision,
+    )
+
+
 def precision_choice(requested: str, flags=None):
     """The torch training precision ``requested`` ("auto", "float32", "bfloat16") resolves to on this CPU."""
     from fetal_lib.training.precision import resolve
@@ -200,3 +214,78 @@ def regression_cv(models: Sequence[str], age: np.ndarray, feats: dict, n_splits:
             "mae_corrected_years": mae(age, r.corrected),
         })
     return results, pd.DataFrame(rows)
+
+
+def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmentation.TrainConfig, trained: segmentation.TrainResult,
+               n_train: int, n_val: int, val_dice: dict[str, float], deployed, deploy_model: str, deploy_features: str,
+               map_factor: int, provenance: dict, regressor_metrics: dict | None = None) -> dict:
+    """The card of the deployed brain-age models (:mod:`fetal_lib.brain_age.model_card`); ``regressor_metrics``
+    adds what the chapter measured (CV MAE, MAE on predicted segmentations), which `fetal brain-age train` does not."""
+    import dataclasses
+
+    return {
+        "profile": profile, "data_status": source.describe(),
+        "age_range_years": f"{np.min(reg_age):.0f}-{np.max(reg_age):.0f}",
+        "preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE), "normalisation": "zero mean, unit variance in the brain mask"},
+        "segmenter": {"config": seg_model.config, "train": segmentation.config_dict(cfg), "n_train": int(n_train), "n_val": int(n_val),
+                      "val_dice": val_dice, "epochs_run": len(trained.history), "time_capped": trained.time_capped},
+        "regressor": {"name": deploy_model, "n_train": deployed.n_train, "features": deploy_features, "map_factor": int(map_factor),
+                      "bias": dataclasses.asdict(deployed.bias), **(regressor_metrics or {})},
+        "provenance": provenance,
+    }
+
+
+def save_deployable(directory: str | Path, seg_model, deployed, deploy_features: str, card: dict | None = None) -> Path:
+    """Write the segmenter, the regressor and (if given) the model card into ``directory``, each atomically;
+    ``fetal brain-age predict`` reads them back."""
+    from fetal_lib.brain_age import model_card as card_mod
+    from fetal_lib.brain_age import regression
+
+    directory = Path(directory)
+    segmentation.save(seg_model, directory, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)},
+                                                   "features": deploy_features})
+    regression.save(deployed, directory)
+    if card is not None:
+        card_mod.write(directory, card)
+    return directory
+
+
+def train_deployable(settings: dict, profile: str, data_dir: str | None, data_source: str, seed: int, model_dir: str | Path,
+                     progress: bool = False, log=None) -> dict:
+    """What `fetal brain-age train` does: the chapter's segmenter and deployed regressor, trained outside the book.
+
+    Segmenter on the segmentation-training subjects (the profile's epochs), scored on the validation
+    subjects, checked against :data:`FLOORS` (``BelowFloorError``: nothing is written); the deployed
+    regressor (``deploy_model``) fitted on every regression subject's reference segmentation; both saved
+    with their card. Returns a summary (validation Dice, epochs, seconds, where the models went).
+    """
+    from fetal_lib.book.provenance import git_state, package_versions
+    from fetal_lib.brain_age import dataset, regression
+    from fetal_lib.data.sources import resolve
+
+    source = resolve("brain_age", data_dir, data_source)
+    subjects = dataset.load(source.root)
+    data = prepare_images(subjects, progress=progress)
+    cfg = seg_train_config(settings, seed)
+    tr, va = data.role_index("seg_train"), data.role_index("seg_val")
+    inputs = data.intensities(cfg.intensity_names())
+    trained = segmentation.train(inputs[tr], data.segs[tr], cfg, masks=data.masks[tr], val=(inputs[va], data.masks[va], data.segs[va]),
+                                 progress=progress, log=log)
+    val_pred = segmentation.predict(trained.model, inputs[va], data.masks[va], spacing_mm=data.spacing_mm[0])
+    val_dice = {row["tissue"]: float(row["dice"]) for _, row in
+                summarize_seg(seg_metrics_table(val_pred, data.segs[va], [data.subjects[i] for i in va], data.spacing_mm), n_boot=100, seed=seed).iterrows()}
+    check_floor(val_dice, source.is_phantom, f"The Res-U-Net segmenter ({len(trained.history)} of {cfg.epochs} epochs, {cfg.precision})")
+    reg_subjects = [s for s in subjects if s.role == "regression"]
+    reg_age = np.array([s.age_years for s in reg_subjects])
+    reg_segs, grid_spacing = prepare_reference_segs(reg_subjects, progress=progress)
+    feats = features.feature_matrix(reg_segs, grid_spacing, int(settings["map_factor"]))
+    deploy_model, deploy_features = str(settings["deploy_model"]), str(settings["deploy_features"])
+    deployed = regression.fit_deployable(deploy_model, reg_age, feats["volumes"], feats["maps"], int(settings["map_factor"]), seed,
+                                         int(settings["pca_components"]))
+    provenance = {"git": git_state(), "profile": profile, "seed": seed, "packages": package_versions(), "trained_by": "fetal brain-age train"}
+    card = model_card(profile, source, reg_age, trained.model, cfg, trained, len(tr), len(va), val_dice, deployed, deploy_model,
+                      deploy_features, int(settings["map_factor"]), provenance)
+    save_deployable(model_dir, trained.model, deployed, deploy_features, card)
+    return {"model_dir": str(model_dir), "data": source.describe(), "val_dice": val_dice, "epochs_run": len(trained.history),
+            "epochs": cfg.epochs, "precision": cfg.precision, "time_capped": trained.time_capped, "seg_seconds": round(trained.seconds, 1),
+            "regressor": deploy_model, "n_regression_subjects": len(reg_subjects)}

@@ -2,7 +2,7 @@
 
     fetal hc measure IMAGE... (--pixel-size MM | --pixel-sizes CSV) [--model PATH] [--overlay DIR] [--format csv|json] [-o FILE]
     fetal hc submission --test-dir D --pixel-sizes CSV -o FILE [--model PATH] [--allow-missing]
-    fetal hc train [--profile cpu] [--data-dir D] [--model PATH] [--epochs N] [--time-budget S]
+    fetal hc train [--profile cpu] [--data-dir D] [--model PATH] [--epochs N] [--time-budget S (optional cap; off)]
                    [--set KEY=VALUE ...] [--validation-only]
     fetal hc cv [--profile cpu] [--folds 5] [--data-dir D] [--set KEY=VALUE ...] [-o CSV]
 
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Train and score the profile's recipe in K subject-level folds, so every annotated image is "
                        "scored once by a model that never saw its subject. Prints a JSON summary (pooled HC error, the fold "
                        "means, the chapter's test images against the others); nothing is deployed or chosen from it. "
-                       "Each fold takes as long as one `fetal hc train` (about 11 min on the cpu profile, 2 cores).")
+                       "Each fold takes as long as one `fetal hc train` (`fetal doctor` predicts that for this machine).")
     c.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="knobs from profiles/<name>.yaml hc18: (default cpu)")
     c.add_argument("--folds", type=int, default=5, help="number of subject-level folds (default 5)")
     c.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data)")

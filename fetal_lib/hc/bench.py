@@ -5,7 +5,7 @@ Inference: the saved model (``--model``, default ``build/models/hc18_unet.keras`
 un-letterbox, threshold, components, ellipse fit, checks) after a warm-up; the time to decode
 the PNG is excluded and reported apart. Training: a fresh U-Net of the profile's size trains
 on ``--train-images`` letterboxed images with augmentation for ``--train-steps`` batches after
-one warm-up batch. TensorFlow is imported in :func:`run` only.
+a few warm-up batches. TensorFlow is imported in :func:`run` only.
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def bench_inference(model, records, n_images: int) -> dict:
     }
 
 
-def bench_training(config, records, n_images: int, steps: int) -> dict:
-    """Training throughput (images/s) of a fresh U-Net with augmentation."""
+def bench_training(config, records, n_images: int, steps: int, warmup_steps: int = 4) -> dict:
+    """Training throughput (images/s) of a fresh U-Net with augmentation, timed after ``warmup_steps``
+    batches (the first steps trace and compile the graph and are several times slower)."""
     from fetal_lib.hc.dataset import load_arrays, tf_batches
     from fetal_lib.hc.train import build_model, compile_model, uses_xla
 
@@ -78,7 +79,7 @@ def bench_training(config, records, n_images: int, steps: int) -> dict:
     model = build_model(config, config.precision)
     compile_model(model, config)
     batches = tf_batches(x, y, config.batch_size, config.seed, augment=config.augment, config=config.augment_config()).repeat()
-    model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)  # warm-up (graph building)
+    model.fit(batches, steps_per_epoch=max(1, warmup_steps), epochs=1, verbose=0, shuffle=False)  # warm-up (graph building)
     t0 = time.perf_counter()
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # augmentation timed too
     seconds = time.perf_counter() - t0

@@ -41,3 +41,33 @@ def test_bad_profiles_name_the_file(tmp_path):
     (tmp_path / "list.yaml").write_text("hc18: [1, 2]\n")
     with pytest.raises(FetalInputError, match="section 'hc18' must be a mapping"):
         load_profile("list", tmp_path)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_budgets_are_epochs_no_wall_time_cap_is_on(name):
+    """A wall-clock budget made a slower machine train a worse model: every cap is off, and the
+    chapters' defaults (their parameters cells) leave it off too."""
+    from fetal_lib.book.chapters import discover
+    from fetal_lib.book.execute import parameter_defaults, read_source
+
+    doc = load_profile(name)
+    for section, knobs in doc.items():
+        for key, value in (knobs or {}).items():
+            if key.endswith("time_budget_s"):
+                assert not value, f"profiles/{name}.yaml {section}.{key} = {value}: budgets are epochs"
+    for chapter in discover():
+        for key, value in parameter_defaults(read_source(chapter.source)).items():
+            if key.endswith("time_budget_s"):
+                assert not value, f"{chapter.source.name}: {key} = {value} in its parameters cell"
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_precision_is_auto_wherever_a_profile_sets_it(name):
+    doc = load_profile(name)
+    for section, knobs in doc.items():
+        for key, value in (knobs or {}).items():
+            if key.endswith("precision"):
+                assert value == "auto", f"profiles/{name}.yaml {section}.{key} = {value}"
+    for section in ("hc18", "brain_age"):
+        if name != "smoke":  # smoke takes the chapters' defaults, which are auto as well
+            assert any(k.endswith("precision") for k in doc.get(section) or {}), f"profiles/{name}.yaml {section}: no precision"

@@ -89,3 +89,19 @@ def test_load_metrics_reads_all_and_flags_corrupt(tmp_path):
     assert got["data"]["metrics"] == {"a": 1}
     assert "unreadable" in got["hc18"]["error"]
     assert load_metrics(tmp_path / "absent") == {}
+
+
+def test_warnings_and_precision_show_at_the_top_and_are_recorded(tmp_path):
+    choice = {"precision": "float32", "reason": "auto: the CPU has no native bfloat16"}
+    run = ChapterRun("hc18", "cpu", "", tmp_path, 0, {"hc18": {"is_phantom": False, "status": "complete"}},
+                     compute={"precision": choice})
+    top = run.banner_markdown()
+    assert "training precision: `float32` (auto: the CPU has no native bfloat16)" in top and "Training cut short" not in top
+    run.warn("The wall-time cap ended training after 3 of 16 epochs.")
+    top = run.banner_markdown()
+    assert ":::{warning} Training cut short" in top and "3 of 16 epochs" in top
+    run.finish({"x": 1.0})
+    prov = json.loads((tmp_path / "metrics.json").read_text())["provenance"]
+    assert prov["warnings"] == ["The wall-time cap ended training after 3 of 16 epochs."]
+    assert prov["compute"]["precision"] == choice
+    assert "cpu_model" in prov["machine"] and isinstance(prov["machine"]["cpu_native_bf16"], list)

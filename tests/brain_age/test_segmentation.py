@@ -188,3 +188,49 @@ def test_model_saved_before_inputs_were_recorded(tmp_path):
     back = segmentation.load(tmp_path)
     assert segmentation.input_names(back) == ("image", "mask")
     np.testing.assert_array_equal(segmentation.predict(back, images, masks), segmentation.predict(res.model, images, masks))
+
+
+def test_a_wall_time_cap_that_cuts_training_short_is_reported():
+    images, masks, segs = _toy(n=2, size=16)
+    full = segmentation.train(images, segs, segmentation.TrainConfig(base_width=2, depth=2, epochs=2, batch_size=2, crop=None))
+    assert len(full.history) == 2 and not full.time_capped
+    capped = segmentation.train(images, segs, segmentation.TrainConfig(base_width=2, depth=2, epochs=3, batch_size=2, crop=None,
+                                                                       time_budget_s=1e-9))
+    assert len(capped.history) == 1 and capped.time_capped
+
+
+def test_bfloat16_autocast_trains_and_keeps_float32_weights():
+    """bfloat16 (what auto picks on a CPU with native bfloat16; emulated, slowly, elsewhere) trains the
+    same network with float32 weights and float32 predictions."""
+    import torch
+
+    images, masks, segs = _toy(n=2, size=16)
+    cfg = segmentation.TrainConfig(base_width=2, depth=2, epochs=2, batch_size=2, crop=None, precision="bfloat16")
+    result = segmentation.train(images, segs, cfg)
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    proba = segmentation.predict_proba(result.model, images)
+    assert proba.dtype == np.float32 and np.isfinite(proba).all() and np.allclose(proba.sum(1), 1.0, atol=1e-5)
+    assert np.isfinite([h["loss"] for h in result.history]).all()
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        segmentation.train(images, segs, dataclasses.replace(cfg, precision="auto"))
+
+
+def test_floor_stops_a_segmenter_below_it():
+    from fetal_lib.brain_age import pipeline
+    from fetal_lib.training.floor import BelowFloorError
+
+    good = {"CSF": 0.85, "GM": 0.94, "WM": 0.96}
+    assert pipeline.check_floor(good, False, "segmenter") == {"dice_csf": 0.85, "dice_gm": 0.94, "dice_wm": 0.96}
+    with pytest.raises(BelowFloorError, match=r"dice_csf = 0\.6 \(needs dice_csf >= 0\.75\)"):
+        pipeline.check_floor({**good, "CSF": 0.6}, False, "segmenter")
+    pipeline.check_floor({**good, "CSF": 0.6}, True, "segmenter")  # the phantom has its own, lower floor
+
+
+def test_seg_train_config_resolves_precision_from_the_cpu_flags():
+    from fetal_lib.brain_age import pipeline
+
+    settings = {"seg_base_width": 4, "seg_depth": 3, "seg_epochs": 5, "seg_batch_size": 2, "seg_crop": 0, "seg_nn_channel": True,
+                "seg_mask_channel": True, "seg_loss": "ce_dice", "seg_val_every": 1, "seg_time_budget_s": 0, "seg_precision": "auto"}
+    assert pipeline.seg_train_config(settings, flags=["avx2"]).precision == "float32"
+    cfg = pipeline.seg_train_config(settings, flags=["avx2", "amx_bf16"])
+    assert cfg.precision == "bfloat16" and cfg.crop is None and cfg.time_budget_s is None and cfg.epochs == 5

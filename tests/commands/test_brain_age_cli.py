@@ -133,3 +133,37 @@ def test_bench_and_command_import_no_torch():
             "b.add_arguments(argparse.ArgumentParser()); "
             "assert 'torch' not in sys.modules and 'SimpleITK' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_train_on_the_phantom_saves_models_predict_can_use(tmp_path, phantom_root, capsys):
+    from fetal_lib.cli import main
+
+    model_dir = tmp_path / "models"
+    code = main(["brain-age", "train", "--profile", "smoke", "--data-dir", str(phantom_root("brain_age").parent),
+                 "--data-source", "phantom", "--model", str(model_dir)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["epochs_run"] == summary["epochs"] and not summary["time_capped"] and set(summary["val_dice"]) == {"CSF", "GM", "WM"}
+    assert {"segmenter.pt", "segmenter.json", "regressor.pkl", "model_card.json", "MODEL_CARD.md"} <= {p.name for p in model_dir.iterdir()}
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert card["provenance"]["trained_by"] == "fetal brain-age train" and card["segmenter"]["val_dice"] == summary["val_dice"]
+
+
+@pytest.mark.slow
+def test_train_below_the_floor_writes_nothing(tmp_path, phantom_root, capsys, monkeypatch):
+    """A segmenter below the floor stops `fetal brain-age train` before anything is written."""
+    from fetal_lib.brain_age import pipeline
+    from fetal_lib.cli import main
+    from fetal_lib.training.floor import Floor
+
+    monkeypatch.setitem(pipeline.FLOORS, "phantom", (Floor("dice_csf", 1.01, "min"),))  # no segmenter reaches it
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    (model_dir / "segmenter.pt").write_bytes(b"previous")
+    code = main(["brain-age", "train", "--profile", "smoke", "--data-dir", str(phantom_root("brain_age").parent),
+                 "--data-source", "phantom", "--model", str(model_dir)])
+    err = capsys.readouterr().err
+    assert code == 1 and "below its sanity floor" in err and "needs dice_csf >= 1.01" in err
+    assert [p.name for p in model_dir.iterdir()] == ["segmenter.pt"] and (model_dir / "segmenter.pt").read_bytes() == b"previous"

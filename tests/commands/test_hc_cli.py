@@ -214,11 +214,11 @@ def test_train_validation_only_on_phantom_reports_validation_and_saves_nothing(c
     model_path = tmp_path / "never.keras"
     code, out, err = run_cli(["hc", "train", "--profile", "smoke", "--data-dir", phantom_root("hc18").parent, "--data-source", "phantom",
                               "--model", model_path, "--validation-only", "--set", "augment_vflip=false", "--set", "loss_weight=mm_per_pixel",
-                              "--set", "time_budget_s=20"], capsys)
+                              "--set", "epochs=2"], capsys)
     assert code == 0, err
     report = json.loads(out)
     assert report["settings"]["augment_vflip"] is False and report["settings"]["loss_weight"] == "mm_per_pixel"
-    assert report["settings"]["time_budget_s"] == 20.0
+    assert report["settings"]["epochs"] == 2
     assert "test" not in report and report["validation"]["n_images"] > 0
     assert set(report["validation"]["by_hc_range"]) and report["thresholds"]
     assert not model_path.exists()
@@ -227,3 +227,19 @@ def test_train_validation_only_on_phantom_reports_validation_and_saves_nothing(c
 def test_train_rejects_a_bad_override(capsys):
     code, _, err = run_cli(["hc", "train", "--validation-only", "--set", "colour=red"], capsys)
     assert code == 2 and "unknown hc18 setting 'colour'" in err
+
+
+@pytest.mark.slow
+def test_train_below_the_floor_deploys_nothing_and_keeps_the_old_model(capsys, tmp_path, phantom_root):
+    """A deliberately untrained model (learning rate 0) on the phantom breaks the phantom floor:
+    the command fails with the reason, and the previously deployed model and card are untouched."""
+    model_path = tmp_path / "deployed.keras"
+    model_path.write_bytes(b"the previously deployed model")
+    card = tmp_path / "deployed.card.json"
+    card.write_text('{"name": "previous"}')
+    code, out, err = run_cli(["hc", "train", "--profile", "smoke", "--data-dir", phantom_root("hc18").parent, "--data-source", "phantom",
+                              "--model", model_path, "--set", "learning_rate=0", "--epochs", "1"], capsys)
+    assert code == 1 and out == ""
+    assert "below its sanity floor on the validation split" in err and "needs dice_mean >= 0.5" in err and "NOT deployed" in err
+    assert model_path.read_bytes() == b"the previously deployed model" and card.read_text() == '{"name": "previous"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deployed.card.json", "deployed.keras"]

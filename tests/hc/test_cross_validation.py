@@ -41,7 +41,7 @@ def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom
 
     out_csv = tmp_path / "cv.csv"
     code = main(["hc", "cv", "--profile", "smoke", "--folds", "2", "--data-dir", str(phantom_root("hc18").parent),
-                 "--data-source", "phantom", "--set", "time_budget_s=10", "-o", str(out_csv)])
+                 "--data-source", "phantom", "--set", "epochs=2", "-o", str(out_csv)])
     out, err = capsys.readouterr()
     assert code == 0, err
     report = json.loads(out)

@@ -66,7 +66,7 @@ def test_parse_overrides_types_and_errors():
     assert pipeline.train_config(pipeline.profile_settings("smoke", {"precision": "mixed_bfloat16"})).precision == "mixed_bfloat16"
     for bad, problem in [("epochs", "KEY=VALUE"), ("colour=red", "unknown hc18 setting"), ("augment=maybe", "true or false"),
                          ("epochs=many", "a number"), ("loss_weight=area", "one of none, mm_per_pixel"),
-                         ("precision=float16", "one of float32, mixed_bfloat16")]:
+                         ("precision=float16", "one of auto, float32, mixed_bfloat16")]:
         with pytest.raises(ValueError, match=problem):
             pipeline.parse_overrides([bad])
 

@@ -1,0 +1,46 @@
+"""``fetal doctor``: this machine, the precision ``auto`` picks here, the chapters' measured training
+speed and predicted wall time. Run it first on a new machine (about two minutes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fetal_lib.book.profiles import PROFILES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="this machine: CPU flags, precision auto, measured training speed, predicted chapter times",
+        description="Print the CPU model and the flags that matter to the frameworks, the precision `auto` resolves to, "
+        "the training speed of each chapter's main networks measured here (a few batches each), and the predicted "
+        "wall time of each chapter on this machine for a profile. Takes about two minutes; nothing is written.",
+    )
+    parser.add_argument("--profile", choices=PROFILES, default="cpu", help="profile whose epochs and sizes to predict for (default cpu)")
+    parser.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data; image counts come from it)")
+    parser.add_argument("--only", action="append", metavar="CHAPTER", help="measure only these chapters (hc18, brain_age); repeatable")
+    parser.add_argument("--skip-bench", action="store_true", help="machine and precision only: measure nothing")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from fetal_lib import doctor
+
+    machine = doctor.machine_report()
+    chapters = None
+    if args.only:
+        chapters = [c.strip() for item in args.only for c in item.split(",") if c.strip()]
+        unknown = [c for c in chapters if c not in doctor.ESTIMATES]
+        if unknown:
+            print(f"fetal: error: --only: unknown chapter(s) {', '.join(unknown)}; measurable: {', '.join(doctor.ESTIMATES)}", file=sys.stderr)
+            return 2
+    estimates = {} if args.skip_bench else doctor.chapter_estimates(
+        args.profile, args.data_dir, chapters, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.format == "json":
+        print(json.dumps({"machine": machine, "profile": args.profile, "chapters": estimates}, indent=2))
+    else:
+        print(doctor.format_report(machine, estimates, args.profile))
+    return 0

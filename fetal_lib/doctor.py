@@ -1,0 +1,150 @@
+"""``fetal doctor``: what this machine is, what precision ``auto`` resolves to here, how fast each
+chapter's networks train here, and how long each chapter's training will take on it.
+
+The predictions are measured, not looked up: each chapter's main networks train for a few
+batches on this machine (:func:`fetal_lib.hc.bench.bench_training`,
+:func:`fetal_lib.brain_age.bench.bench_training`), and the profile's epochs and the data's image
+counts turn the rates into training time. What a chapter does besides training (evaluation,
+figures) is added from its last run on this machine when ``<build>/results/<chapter>/metrics.json``
+holds one of the same profile; otherwise it is said to be unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from fetal_lib.training import precision as precision_mod
+
+
+def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO) -> dict[str, Any]:
+    """CPU model, usable cores, the frameworks' relevant CPU flags, and what ``auto`` resolves to."""
+    flags = precision_mod.cpu_flags(cpuinfo)
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        usable = os.cpu_count()
+    return {
+        "cpu_model": precision_mod.cpu_model(cpuinfo),
+        "cpu_usable": usable,
+        "flags": {f: f in flags for f in precision_mod.REPORTED_FLAGS},
+        "native_bf16": precision_mod.native_bf16(flags),
+        "threads": 2,  # what the chapters' training uses (TensorFlow intra-op, torch.set_num_threads)
+        "precision_auto": {fw: precision_mod.resolve("auto", fw, flags).to_dict() for fw in ("keras", "torch")},
+    }
+
+
+def last_run_overhead_s(chapter_id: str, profile: str, results_root: Path | None = None) -> float | None:
+    """Seconds the chapter's last run here spent outside training (None when there is no such run)."""
+    from fetal_lib.paths import build_dir
+
+    path = (results_root or build_dir() / "results") / chapter_id / "metrics.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    prov, metrics = doc.get("provenance", {}), doc.get("metrics", {})
+    if prov.get("profile") != profile or prov.get("on_phantom") or "training_seconds" not in metrics:
+        return None
+    return max(0.0, float(prov["wall_time_s"]) - float(metrics["training_seconds"]))
+
+
+def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
+    """Chapter 1: training images/s of the main U-Net and of the audit arms' network; training seconds."""
+    from fetal_lib.hc import pipeline
+    from fetal_lib.hc.bench import bench_training
+    from fetal_lib.hc.train import configure_tf
+
+    configure_tf(threads=2)
+    settings = pipeline.profile_settings(profile)
+    data = pipeline.load_data(data_dir, "phantom" if profile == "smoke" else "auto", 0, int(settings["max_images"]))
+    n_train = len(data.parts["train"])
+    records = data.part("train")
+    main = bench_training(pipeline.train_config(settings), records, 32, 16)
+    audit = bench_training(pipeline.train_config(settings, audit=True), records, 32, 16)
+    seconds = (int(settings["epochs"]) * n_train / main["train_images_per_s"]
+               + 3 * int(settings["audit_epochs"]) * n_train / audit["train_images_per_s"])
+    return {
+        "data": data.source.describe(),
+        "networks": {
+            "main U-Net": {**_rate(main["train_images_per_s"], "images/s"), "epochs": int(settings["epochs"]), "images_per_epoch": n_train,
+                           "input": main["input_shape"], "precision": main["precision"]},
+            "audit arms (x3)": {**_rate(audit["train_images_per_s"], "images/s"), "epochs": int(settings["audit_epochs"]),
+                                "images_per_epoch": n_train, "input": audit["input_shape"], "precision": audit["precision"]},
+        },
+        "training_s": seconds,
+    }
+
+
+def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
+    """Chapter 5: subjects/s of the Res-U-Net segmenter; training seconds of the main model and the CV folds."""
+    from fetal_lib.brain_age import dataset, pipeline
+    from fetal_lib.brain_age.bench import bench_training
+    from fetal_lib.data.sources import resolve
+
+    from fetal_lib.book.profiles import chapter_settings
+
+    settings = chapter_settings("brain_age", profile)
+    source = resolve("brain_age", data_dir, "phantom" if profile == "smoke" else "auto")
+    subjects = [s for s in dataset.load(source.root) if s.image_path is not None and s.mask_path is not None]
+    n_train = sum(1 for s in subjects if s.role == "seg_train")
+    cfg = pipeline.seg_train_config(settings)
+    rate = bench_training(cfg)["subjects_per_s"]
+    folds = int(settings.get("seg_cv_folds") or 0)
+    cv_subjects = len(subjects) * (folds - 1) / folds if folds >= 2 else 0
+    seconds = (cfg.epochs * n_train + folds * int(settings.get("seg_cv_epochs") or 0) * cv_subjects) / rate
+    return {
+        "data": source.describe(),
+        "networks": {"Res-U-Net segmenter": {**_rate(rate, "subjects/s"), "epochs": cfg.epochs, "subjects_per_epoch": n_train,
+                                             "cv_folds": folds, "cv_epochs": int(settings.get("seg_cv_epochs") or 0),
+                                             "crop": cfg.crop, "precision": cfg.precision}},
+        "training_s": seconds,
+    }
+
+
+def _rate(value: float, unit: str) -> dict[str, Any]:
+    return {"rate": round(float(value), 2), "unit": unit}
+
+
+ESTIMATES: dict[str, Callable[[str, str | None], dict[str, Any]]] = {"hc18": hc18_estimate, "brain_age": brain_age_estimate}
+
+
+def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Per chapter: measured rates, predicted training seconds, and the prediction of the whole chapter
+    (training + the last local run's other work) where a last run exists."""
+    out = {}
+    for chapter_id in chapters or list(ESTIMATES):
+        if progress:
+            progress(f"measuring {chapter_id} ...")
+        est = ESTIMATES[chapter_id](profile, data_dir)
+        overhead = last_run_overhead_s(chapter_id, profile)
+        est["other_work_s_last_run"] = overhead
+        est["predicted_chapter_s"] = None if overhead is None else est["training_s"] + overhead
+        out[chapter_id] = est
+    return out
+
+
+def format_report(machine: dict[str, Any], estimates: dict[str, Any], profile: str) -> str:
+    """The report as text for people."""
+    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in machine["flags"].items())
+    lines = [
+        f"CPU: {machine['cpu_model']}, {machine['cpu_usable']} usable core(s); the chapters train with {machine['threads']} threads",
+        f"flags: {flags}",
+        f"native bfloat16: {', '.join(machine['native_bf16']) or 'no'}",
+    ]
+    for fw, choice in machine["precision_auto"].items():
+        lines.append(f"precision auto ({fw}): {choice['precision']}: {choice['reason']}")
+    for chapter_id, est in estimates.items():
+        lines.append(f"\n{chapter_id} (profile {profile}; {est['data']})")
+        for name, net in est["networks"].items():
+            extra = ", ".join(f"{k} {v}" for k, v in net.items() if k not in ("rate", "unit"))
+            lines.append(f"  {name}: {net['rate']:.2f} {net['unit']} ({extra})")
+        lines.append(f"  predicted training time: {est['training_s'] / 60:.1f} min")
+        if est["predicted_chapter_s"] is None:
+            lines.append("  predicted chapter time: training + evaluation and figures (not known until the chapter has run once here)")
+        else:
+            lines.append(f"  predicted chapter time: {est['predicted_chapter_s'] / 60:.1f} min "
+                         f"(training + {est['other_work_s_last_run'] / 60:.1f} min of other work in its last run here)")
+    return "\n".join(lines)

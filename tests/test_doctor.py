@@ -1,0 +1,60 @@
+"""`fetal doctor`: the machine report (injected /proc/cpuinfo), the command, the chapter estimates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fetal_lib import doctor
+from fetal_lib.cli import main
+
+
+def test_machine_report_from_an_injected_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: sse2 avx2 fma\n")
+    report = doctor.machine_report(info)
+    assert report["cpu_model"] == "AMD EPYC" and report["native_bf16"] == []
+    assert report["flags"]["avx2"] and not report["flags"]["avx512_bf16"] and not report["flags"]["amx_bf16"]
+    assert report["precision_auto"]["keras"]["precision"] == "float32" and report["precision_auto"]["torch"]["precision"] == "float32"
+    info.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16\n")
+    report = doctor.machine_report(info)
+    assert report["native_bf16"] == ["avx512_bf16", "amx_bf16"]
+    assert report["precision_auto"]["keras"]["precision"] == "mixed_bfloat16" and report["precision_auto"]["torch"]["precision"] == "bfloat16"
+
+
+def test_doctor_without_bench_prints_the_machine(capsys):
+    assert main(["doctor", "--skip-bench", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["chapters"] == {} and doc["machine"]["precision_auto"]["keras"]["reason"].startswith("auto:")
+    assert main(["doctor", "--skip-bench"]) == 0
+    text = capsys.readouterr().out
+    assert "precision auto (keras):" in text and "native bfloat16:" in text
+
+
+def test_doctor_refuses_an_unknown_chapter(capsys):
+    assert main(["doctor", "--only", "us_classification"]) == 2
+    assert "unknown chapter(s) us_classification" in capsys.readouterr().err
+
+
+def test_overhead_comes_from_the_last_real_run_of_the_same_profile(tmp_path):
+    folder = tmp_path / "hc18"
+    folder.mkdir()
+    doc = {"metrics": {"training_seconds": 600.0}, "provenance": {"profile": "cpu", "on_phantom": False, "wall_time_s": 900.0}}
+    (folder / "metrics.json").write_text(json.dumps(doc))
+    assert doctor.last_run_overhead_s("hc18", "cpu", tmp_path) == pytest.approx(300.0)
+    assert doctor.last_run_overhead_s("hc18", "full", tmp_path) is None
+    assert doctor.last_run_overhead_s("brain_age", "cpu", tmp_path) is None
+    doc["provenance"]["on_phantom"] = True
+    (folder / "metrics.json").write_text(json.dumps(doc))
+    assert doctor.last_run_overhead_s("hc18", "cpu", tmp_path) is None
+
+
+@pytest.mark.slow
+def test_doctor_measures_the_brain_age_segmenter_on_the_smoke_profile(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
+    assert main(["doctor", "--profile", "smoke", "--only", "brain_age", "--format", "json"]) == 0
+    est = json.loads(capsys.readouterr().out)["chapters"]["brain_age"]
+    net = est["networks"]["Res-U-Net segmenter"]
+    assert net["rate"] > 0 and net["unit"] == "subjects/s" and net["epochs"] == 1
+    assert est["training_s"] > 0 and est["predicted_chapter_s"] is None  # no earlier run in this build folder

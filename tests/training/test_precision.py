@@ -1,0 +1,63 @@
+"""Precision ``auto``: bfloat16 only on a CPU with native bfloat16 flags (the flag source is injected)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fetal_lib.training import precision
+
+AMD_EPYC = "fpu vme sse sse2 avx f16c avx2 fma bmi2 sha_ni vaes"  # no AVX-512 at all
+SAPPHIRE_RAPIDS = "sse2 avx2 fma avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8"
+
+
+def _cpuinfo(tmp_path, flags: str, model: str = "Test CPU"):
+    path = tmp_path / "cpuinfo"
+    block = f"processor\t: 0\nmodel name\t: {model}\nflags\t\t: {flags}\n\n"
+    path.write_text(block + block.replace("processor\t: 0", "processor\t: 1"))
+    return path
+
+
+def test_flags_and_model_are_read_from_cpuinfo(tmp_path):
+    path = _cpuinfo(tmp_path, SAPPHIRE_RAPIDS, "Intel(R) Xeon(R) Platinum 8481C")
+    assert precision.cpu_flags(path) == frozenset(SAPPHIRE_RAPIDS.split())
+    assert precision.cpu_model(path) == "Intel(R) Xeon(R) Platinum 8481C"
+    assert precision.cpu_flags(tmp_path / "absent") == frozenset() and precision.cpu_model(tmp_path / "absent") == "unknown"
+
+
+@pytest.mark.parametrize("framework, bf16_name", [("keras", "mixed_bfloat16"), ("torch", "bfloat16")])
+def test_auto_is_float32_without_native_bfloat16(framework, bf16_name):
+    choice = precision.resolve("auto", framework, AMD_EPYC.split())
+    assert choice.precision == "float32" and not choice.is_bfloat16
+    assert "no native bfloat16" in choice.reason and choice.requested == "auto"
+
+
+@pytest.mark.parametrize("framework, bf16_name", [("keras", "mixed_bfloat16"), ("torch", "bfloat16")])
+@pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
+def test_auto_is_bfloat16_with_either_flag(framework, bf16_name, flag):
+    choice = precision.resolve("auto", framework, ["avx2", flag])
+    assert choice.precision == bf16_name and choice.is_bfloat16 and flag in choice.reason
+
+
+def test_avx512f_alone_is_not_native_bfloat16():
+    assert precision.resolve("auto", "keras", ["avx2", "avx512f", "avx512_vnni"]).precision == "float32"
+
+
+def test_explicit_values_are_kept_and_emulated_bfloat16_is_flagged():
+    assert precision.resolve("float32", "keras", SAPPHIRE_RAPIDS.split()).precision == "float32"
+    slow = precision.resolve("mixed_bfloat16", "keras", AMD_EPYC.split())
+    assert slow.precision == "mixed_bfloat16" and "WARNING" in slow.reason and "emulated" in slow.reason
+    assert "WARNING" not in precision.resolve("bfloat16", "torch", SAPPHIRE_RAPIDS.split()).reason
+
+
+def test_bad_names_are_refused():
+    with pytest.raises(ValueError, match="one of auto, float32, mixed_bfloat16"):
+        precision.resolve("float16", "keras", [])
+    with pytest.raises(ValueError, match="one of auto, float32, bfloat16"):
+        precision.resolve("mixed_bfloat16", "torch", [])
+    with pytest.raises(ValueError, match="framework"):
+        precision.resolve("auto", "jax", [])
+
+
+def test_default_flag_source_is_this_machine():
+    here = precision.resolve("auto", "keras")
+    assert here.is_bfloat16 == bool(precision.native_bf16(precision.cpu_flags()))
