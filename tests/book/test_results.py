@@ -105,3 +105,27 @@ def test_warnings_and_precision_show_at_the_top_and_are_recorded(tmp_path):
     assert prov["warnings"] == ["The wall-time cap ended training after 3 of 16 epochs."]
     assert prov["compute"]["precision"] == choice
     assert "cpu_model" in prov["machine"] and isinstance(prov["machine"]["cpu_native_bf16"], list)
+
+
+@pytest.mark.slow
+def test_a_warning_raised_mid_chapter_appears_in_the_banner_at_its_top(tmp_path):
+    """Executed as the book executes chapters (papermill), ``run.warn`` rewrites the first output."""
+    import nbformat
+    import papermill
+
+    from fetal_lib.book.execute import KERNEL_NAME, ensure_kernel, kernel_environment
+
+    ensure_kernel()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"from fetal_lib.book.results import ChapterRun\nrun = ChapterRun('x', 'cpu', '', {str(tmp_path / 'r')!r}, 0)\nrun.banner()"),
+        nbformat.v4.new_code_cell("print('training ...')"),
+        nbformat.v4.new_code_cell("run.warn('The cap ended training after 2 of 9 epochs.')"),
+    ]
+    src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, src)
+    with kernel_environment():
+        papermill.execute_notebook(str(src), str(out), kernel_name=KERNEL_NAME, progress_bar=False)
+    cells = nbformat.read(out, as_version=4).cells
+    top = "".join(o["data"]["text/markdown"] for o in cells[0].outputs if "data" in o)
+    assert "Training cut short" in top and "2 of 9 epochs" in top
