@@ -55,9 +55,9 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 1: training images/s of the main U-Net and of the audit arms' network; training seconds."""
     from fetal_lib.hc import pipeline
     from fetal_lib.hc.bench import bench_training
-    from fetal_lib.hc.train import configure_tf
+    from fetal_lib.training.keras import configure
 
-    configure_tf(threads=2)
+    configure(threads=2)
     settings = pipeline.profile_settings(profile)
     data = pipeline.load_data(data_dir, "phantom" if profile == "smoke" else "auto", 0, int(settings["max_images"]))
     n_train = len(data.parts["train"])

@@ -90,11 +90,11 @@ from fetal_lib.data.imaging import read_image_gray
 from fetal_lib.hc import figures, pipeline
 from fetal_lib.hc.calibration import fit_size_calibration, leave_one_group_out
 from fetal_lib.hc.measure import default_model_path
-from fetal_lib.hc.model_card import save_model as save_model_with_card
-from fetal_lib.hc.train import configure_tf
+from fetal_lib.model_card import save_keras as save_model_with_card
+from fetal_lib.training.keras import configure as configure_keras
 
 t_start = time.perf_counter()
-configure_tf(threads=2, seed=seed)
+configure_keras(threads=2, seed=seed)
 settings = {k: globals()[k] for k in pipeline.DEFAULTS}
 precision_choice = pipeline.precision_choice(settings)
 data = pipeline.load_data(data_dir, data_source, seed, int(max_images))
@@ -213,6 +213,20 @@ run.figure(figures.error_by_range(test_df), "error_by_hc_range")  # the numbers 
 # %%
 records_by_name = {r.filename: r for r in data.records}
 run.figure(figures.worst_cases(test_df, records_by_name, hc_model, n=5), "worst_cases")
+
+# %% [markdown]
+# ## Where the network looks: Grad-CAM
+#
+# Grad-CAM (Selvaraju et al. 2017) weighs the U-Net's bottleneck channels by the gradient of a
+# score and shows where the weighted activations are high. For a segmentation the score is the
+# logit summed over the pixels the model labels as head (at the threshold chosen on validation),
+# as in Seg-Grad-CAM (Vinogradova et al. 2020): warm regions are those that raise the network's
+# belief in the region it outlined. Shown on the best, the median and the five worst test images;
+# a map that lights up the skull echo supports the segmentation, one that lights up the probe
+# shadow or the placenta flags a shortcut.
+
+# %%
+run.figure(figures.gradcam_cases(test_df, records_by_name, hc_model, n_worst=5), "gradcam_cases")
 
 # %% [markdown]
 # ## Where the remaining error lies

@@ -86,7 +86,7 @@ from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.brain_age import dataset, features, figures, pipeline, regression, segmentation
 from fetal_lib.brain_age.predict import default_model_dir, load_predictor
 from fetal_lib.data.sources import resolve
-from fetal_lib.metrics.regression import mae, r2
+from fetal_lib.metrics.regression import limits_of_agreement, mae, r2
 
 t_start = time.perf_counter()
 settings = {k: v for k, v in dict(globals()).items() if k.startswith(("seg_", "reg_", "map_", "pca_", "deploy_", "n_boot", "save_"))}
@@ -199,10 +199,9 @@ else:
 
 # %%
 run.figure(figures.bland_altman(ba_table), "volumes_bland_altman")
-vol_agreement = (ba_table.assign(diff=lambda d: d["pred_ml"] - d["ref_ml"])
-                 .groupby("tissue")["diff"].agg(bias_ml="mean", sd_ml="std").reset_index())
-vol_agreement["loa_low_ml"] = vol_agreement["bias_ml"] - 1.96 * vol_agreement["sd_ml"]
-vol_agreement["loa_high_ml"] = vol_agreement["bias_ml"] + 1.96 * vol_agreement["sd_ml"]
+agreements = {tissue: limits_of_agreement(t["ref_ml"], t["pred_ml"]) for tissue, t in ba_table.groupby("tissue")}
+vol_agreement = pd.DataFrame([{"tissue": tissue, "bias_ml": a.bias, "sd_ml": a.sd, "loa_low_ml": a.low, "loa_high_ml": a.high, "n": a.n}
+                              for tissue, a in agreements.items()])
 run.table(vol_agreement, "volumes_agreement")
 display(Markdown(f"Predictions: {ba_label}."))
 
@@ -292,6 +291,31 @@ val_mae_ref = mae(va_age, va_table["predicted_reference_years"].to_numpy())
 val_mae_dep = mae(va_age, va_table["predicted_deployed_segmenter_years"].to_numpy())
 display(Markdown(f"Deployed path on the {len(va_idx)} validation subjects: MAE {val_mae_dep:.2f} years from the deployed "
                  f"segmenter's {deploy_features} features, {val_mae_ref:.2f} years from their reference segmentations."))
+
+# %% [markdown]
+# ## What the models look at
+#
+# The deployed regressor is linear in its standardised features, so its weights are its
+# explanation: each tissue-map feature is one tissue's share of a 9 mm block, and its weight
+# (years per +1 SD of that share) laid back on the brain shows where more of a tissue makes the
+# predicted brain older (red) or younger (blue). Ageing is expected to show as CSF gained in the
+# ventricles and sulci and grey matter lost in the cortex. The segmenter is explained with
+# Grad-CAM on one validation subject: per tissue, the regions whose bottleneck features raise
+# its logit over the voxels it labels as that tissue.
+
+# %%
+from fetal_lib.brain_age import explain as ba_explain  # noqa: E402
+
+try:
+    weights = ba_explain.regression_weights(deployed, data.images.shape[-3:])
+    run.figure(figures.regression_weight_maps(weights), "regression_weight_maps")
+except ValueError as err:  # a model that is not linear in its features (the cubic one) has no weight map
+    display(Markdown(f"No weight map: {err}."))
+gc_subject = int(va_idx[0])
+gc_input = segmentation.network_input(inputs[gc_subject:gc_subject + 1], data.masks[gc_subject:gc_subject + 1],
+                                      seg_model.config["in_channels"])[0]
+gc_maps = ba_explain.segmenter_gradcam(seg_model, gc_input)
+run.figure(figures.segmenter_gradcam(data.images[gc_subject], gc_maps, data.subjects[gc_subject].subject_id), "segmenter_gradcam")
 
 # %% [markdown]
 # ## Saving the deployable models

@@ -8,10 +8,9 @@ Imports nothing heavy at import time.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import sys
 import time
+
+from fetal_lib.bench import emit, peak_rss_mib
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         predictor(s.image_path, s.mask_path)
         times.append(time.perf_counter() - t)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
     result = {
         "target": "brain-age predict",
         "data": "phantom" if src.is_phantom else "real",
@@ -48,18 +46,12 @@ def run(args: argparse.Namespace) -> int:
         "model_load_s": round(load_s, 3),
         "seconds_per_subject_mean": round(sum(times) / len(times), 3),
         "seconds_per_subject_max": round(max(times), 3),
-        "peak_rss_mib": round(peak_mib, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(
-            f"brain-age predict on {result['subjects']} {result['data']} subject(s), {args.threads} thread(s): "
-            f"{result['seconds_per_subject_mean']:.3f} s/subject (max {result['seconds_per_subject_max']:.3f} s), "
-            f"model load {result['model_load_s']:.2f} s, peak memory {result['peak_rss_mib']:.0f} MiB (RSS)"
-        )
-    sys.stdout.flush()
-    return 0
+    return emit(result, args.json, [
+        f"brain-age predict on {result['subjects']} {result['data']} subject(s), {args.threads} thread(s): "
+        f"{result['seconds_per_subject_mean']:.3f} s/subject (max {result['seconds_per_subject_max']:.3f} s), "
+        f"model load {result['model_load_s']:.2f} s, peak memory {result['peak_rss_mib']:.0f} MiB (RSS)"])
 
 
 def bench_training(cfg, n_subjects: int = 6, epochs: int = 3, size: int = 64) -> dict:

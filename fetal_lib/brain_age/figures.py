@@ -61,40 +61,18 @@ def segmentation_examples(images, refs, preds, titles, n: int = 3):
 
 
 def training_curves(history):
-    """Loss and validation Dice per epoch."""
-    import matplotlib.pyplot as plt
+    """Loss and validation Dice per tissue per epoch (validation may be scored every few epochs)."""
+    from fetal_lib.figures.curves import training_curves as curves
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-    ep = [h["epoch"] for h in history]
-    axes[0].plot(ep, [h["loss"] for h in history], marker="o")
-    axes[0].set(xlabel="epoch", ylabel="training loss")
-    for t in ("csf", "gm", "wm"):
-        key = f"val_dice_{t}"
-        scored = [h for h in history if key in h]  # validation may be scored every few epochs
-        if scored:
-            axes[1].plot([h["epoch"] for h in scored], [h[key] for h in scored], marker="o", label=t.upper())
-    axes[1].set(xlabel="epoch", ylabel="Dice (validation)")
-    axes[1].legend()
-    fig.tight_layout()
-    return fig
+    return curves({"Res-U-Net": history}, {"training loss": ["loss"], "Dice (validation)": {f"val_dice_{t}": t.upper() for t in ("csf", "gm", "wm")}})
 
 
 def bland_altman(table):
     """Bland-Altman of tissue volumes, predicted vs reference segmentation (one panel per tissue)."""
-    import matplotlib.pyplot as plt
+    from fetal_lib.figures.agreement import bland_altman as agreement
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, name in zip(axes, TISSUES):
-        t = table[table["tissue"] == name]
-        mean = (t["pred_ml"] + t["ref_ml"]) / 2
-        diff = t["pred_ml"] - t["ref_ml"]
-        md, sd = float(diff.mean()), float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-        ax.scatter(mean, diff, s=14)
-        for v, ls in ((md, "-"), (md + 1.96 * sd, "--"), (md - 1.96 * sd, "--")):
-            ax.axhline(v, color="k", ls=ls, lw=0.8)
-        ax.set(title=f"{name}: bias {md:+.1f} mL, LoA ±{1.96 * sd:.1f}", xlabel="mean volume (mL)", ylabel="predicted - reference (mL)")
-    fig.tight_layout()
-    return fig
+    pairs = {name: (table.loc[table["tissue"] == name, "ref_ml"].to_numpy(float), table.loc[table["tissue"] == name, "pred_ml"].to_numpy(float)) for name in TISSUES}
+    return agreement(pairs, unit="mL", what="volume")
 
 
 def predicted_vs_true(age, preds: dict, title: str = ""):
@@ -127,5 +105,58 @@ def brain_age_gap(age, raw, corrected, name: str):
         r = float(np.corrcoef(age, gap)[0, 1])
         ax.set(xlabel="age (years)", title=f"{name}: {t}\nr(gap, age) = {r:.2f}")
     axes[0].set_ylabel("brain-age gap (years)")
+    fig.tight_layout()
+    return fig
+
+
+def _mid_slices(vol: np.ndarray):
+    """Axial, coronal and sagittal middle slices of a (D, H, W) array."""
+    z, y, x = (s // 2 for s in vol.shape)
+    return vol[z], vol[:, y], vol[:, :, x]
+
+
+def regression_weight_maps(weights, underlay=None):
+    """The deployed regressor's weights per tissue on mid-slices in three planes (years per +1 SD
+    of a block's tissue fraction; red: more tissue there, older prediction), or, for a
+    volume-only model, a bar per tissue volume."""
+    import matplotlib.pyplot as plt
+
+    if weights.maps is None:
+        fig, ax = plt.subplots(figsize=(4.5, 3))
+        ax.bar([k.replace("_ml", "").upper() for k in weights.volumes], list(weights.volumes.values()), color="tab:purple")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set(ylabel="years per +1 SD of the volume", title=f"{weights.model}: weights of the tissue volumes")
+        fig.tight_layout()
+        return fig
+    limit = float(np.abs(weights.maps).max()) or 1.0
+    fig, axes = plt.subplots(3, 3, figsize=(9, 8.4))
+    planes = ("axial", "coronal", "sagittal")
+    for r, (tissue, tmap) in enumerate(zip(TISSUES, weights.maps)):
+        for c, sl in enumerate(_mid_slices(tmap)):
+            image = axes[r, c].imshow(sl, cmap="RdBu_r", vmin=-limit, vmax=limit, origin="lower", interpolation="nearest")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(planes[c], fontsize=9)
+        vol_w = weights.volumes[f"{tissue.lower()}_ml"]
+        axes[r, 0].set_ylabel(f"{tissue.upper()}\n(volume weight {vol_w:+.2f} y/SD)", fontsize=9)
+    fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label="years per +1 SD of the block's tissue fraction")
+    fig.suptitle(f"Deployed regressor ({weights.model}): where each tissue's amount moves the predicted age", fontsize=10)
+    return fig
+
+
+def segmenter_gradcam(image: np.ndarray, maps: np.ndarray, subject: str):
+    """Grad-CAM per tissue (rows) over the T1 on mid-slices in three planes (columns)."""
+    import matplotlib.pyplot as plt
+
+    from fetal_lib.explain.overlay import overlay
+
+    fig, axes = plt.subplots(len(maps), 3, figsize=(8.4, 2.8 * len(maps)), squeeze=False)
+    for r, (tissue, heat) in enumerate(zip(TISSUES, maps)):
+        for c, (img_sl, heat_sl) in enumerate(zip(_mid_slices(image), _mid_slices(heat))):
+            axes[r, c].imshow(overlay(img_sl, heat_sl), origin="lower")
+            axes[r, c].axis("off")
+        axes[r, 0].set_title(f"{tissue.upper()}", loc="left", fontsize=9)
+    fig.suptitle(f"Grad-CAM of the Res-U-Net (bottleneck) per tissue, validation subject {subject}", fontsize=10)
     fig.tight_layout()
     return fig

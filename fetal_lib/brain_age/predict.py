@@ -14,8 +14,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from fetal_lib.errors import FetalInputError
 
 CSV_COLUMNS = ("subject_id", "csf_ml", "gm_ml", "wm_ml", "predicted_age_years")

@@ -22,8 +22,6 @@ CSF up to ~14 mm outside the mask, never farther).
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -69,6 +67,15 @@ class TrainConfig:
         """All input channels in order: the intensity channels, then ``"mask"`` if read."""
         return self.intensity_names() + (("mask",) if self.mask_channel else ())
 
+    def loop_config(self):
+        """What the harness's loop needs (:class:`fetal_lib.training.config.TrainConfig`): the last
+        epoch is kept (validation is for information), cosine decay to 0."""
+        from fetal_lib.training.config import TrainConfig as LoopConfig
+
+        return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.lr, lr_schedule=self.lr_schedule,
+                          lr_floor=0.0, time_budget_s=self.time_budget_s, precision=self.precision, threads=self.threads,
+                          seed=self.seed, val_every=self.val_every, checkpoint="last")
+
     def network_config(self) -> dict:
         return {"in_channels": len(self.input_names()), "num_classes": 4, "base_width": self.base_width, "depth": self.depth, "norm": self.norm}
 
@@ -79,6 +86,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     time_capped: bool = False  # the wall-time cap ended training before cfg.epochs
+    device: str = "cpu"  # where it trained (cuda when torch sees a GPU)
 
 
 def network_input(images: np.ndarray, masks: np.ndarray | None, in_channels: int) -> np.ndarray:
@@ -124,14 +132,6 @@ def _crop_batch(rng: np.random.Generator, images: np.ndarray, masks: np.ndarray 
     return network_input(np.stack(xs), np.stack(ms), len(cfg.input_names())), np.stack(ys)
 
 
-def cosine_lr(base_lr: float, step_fraction: float, elapsed_s: float, time_budget_s: float | None) -> float:
-    """Cosine-annealed learning rate at the larger of the step fraction and the time fraction (0 at the end)."""
-    progress = step_fraction
-    if time_budget_s:
-        progress = max(progress, elapsed_s / time_budget_s)
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 def soft_dice_loss(logits, target, labels: Sequence[int] = LABELS):
     """1 - mean soft Dice over ``labels`` (batch pooled), from logits (B, K, ...) and integer targets (B, ...)."""
     import torch
@@ -174,7 +174,8 @@ def train(
     import torch.nn.functional as F
 
     from fetal_lib.allocator import keep_freed_memory
-    from fetal_lib.networks.torch.resunet3d import ResUNet3d
+    from fetal_lib.networks.torch import create
+    from fetal_lib.training import torch as harness
 
     if cfg.mask_channel and masks is None:
         raise ValueError("cfg.mask_channel is set: pass the brain masks")
@@ -183,64 +184,33 @@ def train(
         raise ValueError(f"images have {n_intensity} intensity channel(s); the config reads {', '.join(cfg.intensity_names())}")
     if cfg.loss not in ("ce", "ce_dice"):
         raise ValueError(f"unknown loss {cfg.loss!r}; choose 'ce' or 'ce_dice'")
-    if cfg.precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision must be 'float32' or 'bfloat16' (resolve 'auto' first), got {cfg.precision!r}")
+    loop = cfg.loop_config()
     keep_freed_memory()  # without it a third of the CPU time goes to page faults (see fetal_lib.allocator)
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    harness.configure(cfg.threads, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = ResUNet3d(**cfg.network_config())
+    model = create("resunet3d", **cfg.network_config())
     model.input_names = cfg.input_names()
     layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     n = len(images)
-    steps = max(1, cfg.epochs * -(-n // cfg.batch_size))
-    step = 0
-    history: list[dict] = []
-    t_start = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        model.train()
-        t0 = time.perf_counter()
-        order = rng.permutation(n)
-        batches = [order[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
-        it = batches
-        if progress:
-            from tqdm.auto import tqdm
 
-            it = tqdm(batches, desc=f"seg epoch {epoch + 1}/{cfg.epochs}", leave=False)
-        losses = []
-        for idx in it:
-            x, y = _crop_batch(rng, images, masks, segs, idx, cfg)
-            x, y = torch.from_numpy(x).contiguous(memory_format=layout), torch.from_numpy(y)
-            opt.zero_grad()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
-                logits = model(x)
-            logits = logits.float()
-            loss = F.cross_entropy(logits, y)
-            if cfg.loss == "ce_dice":
-                loss = loss + soft_dice_loss(logits, y)
-            loss.backward()
-            opt.step()
-            step += 1
-            if cfg.lr_schedule == "cosine":
-                for group in opt.param_groups:
-                    group["lr"] = cosine_lr(cfg.lr, step / steps, time.perf_counter() - t_start, cfg.time_budget_s)
-            losses.append(float(loss.detach()))
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
-        out_of_time = cfg.time_budget_s is not None and time.perf_counter() - t_start > cfg.time_budget_s
-        last = out_of_time or epoch + 1 == cfg.epochs
-        if val is not None and (last or (epoch + 1) % max(1, cfg.val_every) == 0):
-            pred = predict(model, val[0], val[1])
-            d = mean_dice(pred, val[2])
-            row.update({f"val_dice_{LABEL_NAMES[k]}": v for k, v in d.items()})
-        history.append(row)
-        if log is not None and (last or epoch == 0 or (epoch + 1) % max(1, cfg.val_every) == 0):  # the full history is returned
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if out_of_time:
-            break
-    model.eval()
-    return TrainResult(model=model, history=history, seconds=time.perf_counter() - t_start, time_capped=len(history) < cfg.epochs)
+    def epoch_batches(epoch: int):
+        order = rng.permutation(n)
+        for i in range(0, n, cfg.batch_size):
+            x, y = _crop_batch(rng, images, masks, segs, order[i : i + cfg.batch_size], cfg)
+            yield torch.from_numpy(x).contiguous(memory_format=layout), torch.from_numpy(y)
+
+    def loss_fn(logits, y):
+        loss = F.cross_entropy(logits, y)
+        return loss + soft_dice_loss(logits, y) if cfg.loss == "ce_dice" else loss
+
+    def validate(m) -> dict[str, float]:
+        d = mean_dice(predict(m, val[0], val[1]), val[2])
+        return {f"val_dice_{LABEL_NAMES[k]}": v for k, v in d.items()}
+
+    fit = harness.fit(model, epoch_batches, -(-n // cfg.batch_size), loss_fn, loop, validate if val is not None else None,
+                      desc="seg epoch", progress=progress, log=log)
+    return TrainResult(model=fit.model, history=fit.history, seconds=fit.seconds, time_capped=fit.time_capped, device=fit.device)
 
 
 def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
@@ -346,7 +316,7 @@ def load(directory: str | Path, threads: int = 2):
     import torch
 
     from fetal_lib.errors import FetalInputError
-    from fetal_lib.networks.torch.resunet3d import ResUNet3d
+    from fetal_lib.networks.torch import create
 
     directory = Path(directory)
     for name in ("segmenter.json", "segmenter.pt"):
@@ -354,7 +324,7 @@ def load(directory: str | Path, threads: int = 2):
             raise FetalInputError(directory / name, "trained segmenter not found (run the brain_age chapter, cpu profile, to train it)")
     try:
         meta = json.loads((directory / "segmenter.json").read_text())
-        model = ResUNet3d(**meta["config"])
+        model = create(meta.get("network", "resunet3d"), **meta["config"])
         model.load_state_dict(torch.load(directory / "segmenter.pt", map_location="cpu", weights_only=True))
     except Exception as exc:  # noqa: BLE001 - any corruption becomes one line
         raise FetalInputError(directory / "segmenter.pt", f"unreadable segmenter ({type(exc).__name__}: {exc})") from None

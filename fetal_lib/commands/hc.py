@@ -222,7 +222,7 @@ def handle_submission(args: argparse.Namespace) -> int:
 def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.hc import pipeline
     from fetal_lib.hc.measure import default_model_path
-    from fetal_lib.hc.model_card import save_model
+    from fetal_lib.model_card import save_keras
 
     overrides = {"epochs": args.epochs, "time_budget_s": args.time_budget}
     try:
@@ -255,7 +255,7 @@ def handle_train(args: argparse.Namespace) -> int:
     df = pipeline.evaluate(trained.model, data.part("test"), progress=True)
     summary = pipeline.summarize(df, seed=args.seed)
     card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed)
-    path = save_model(trained.model.model, args.model or default_model_path(), card)
+    path = save_keras(trained.model.model, args.model or default_model_path(), card)
     print(json.dumps({"model": str(path), "test": summary}, indent=2))
     return 0
 

@@ -11,11 +11,12 @@ a few warm-up batches. TensorFlow is imported in :func:`run` only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
+
+from fetal_lib.bench import emit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +73,8 @@ def bench_training(config, records, n_images: int, steps: int, warmup_steps: int
     """Training throughput (images/s) of a fresh U-Net with augmentation, timed after ``warmup_steps``
     batches (the first steps trace and compile the graph and are several times slower)."""
     from fetal_lib.hc.dataset import load_arrays, tf_batches
-    from fetal_lib.hc.train import build_model, compile_model, uses_xla
+    from fetal_lib.hc.train import build_model, compile_model
+    from fetal_lib.training.keras import uses_xla
 
     recs = list(records)[: max(config.batch_size, n_images)]
     x, y = load_arrays(recs, config.input_shape, config.mask_mode)
@@ -93,7 +95,7 @@ def bench_training(config, records, n_images: int, steps: int, warmup_steps: int
         "train_images_per_s": seen / seconds,
         "parameters": int(model.count_params()),
         "precision": config.precision,
-        "jit_compile": uses_xla(config),
+        "jit_compile": uses_xla(config.loop_config()),
     }
 
 
@@ -102,14 +104,14 @@ def run(args: argparse.Namespace) -> int:
     from fetal_lib.data.sources import resolve
     from fetal_lib.hc import pipeline
     from fetal_lib.hc.measure import HCModel
-    from fetal_lib.hc.train import configure_tf
+    from fetal_lib.training.keras import configure
 
     try:
         overrides = pipeline.parse_overrides(args.set or [])
     except ValueError as exc:
         print(f"fetal: error: --set: {exc}", file=sys.stderr)
         return 2
-    configure_tf(threads=args.threads)
+    configure(threads=args.threads)
     source = resolve("hc18", args.data_dir, "auto")
     records = hc18.load(source.root, "train")
     out: dict = {"data": source.describe()}
@@ -120,18 +122,15 @@ def run(args: argparse.Namespace) -> int:
         settings = pipeline.profile_settings(args.profile, overrides)
         config = pipeline.train_config(settings)
         out["training"] = bench_training(config, records, args.train_images, args.train_steps)
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    print(out["data"])
+    lines = [out["data"]]
     if "inference" in out:
         i = out["inference"]
-        print(f"inference: {i['ms_per_image_mean']:.1f} ms/image mean ({i['ms_per_image_median']:.1f} median) over {i['n_images']} images, "
-              f"network {i['network_ms_mean']:.1f} ms (TTA {','.join(i['tta']) or 'none'}), post-processing {i['postprocess_ms_mean']:.1f} ms; "
-              f"PNG decode {i['decode_ms_mean']:.1f} ms not included")
+        lines.append(f"inference: {i['ms_per_image_mean']:.1f} ms/image mean ({i['ms_per_image_median']:.1f} median) over {i['n_images']} images, "
+                     f"network {i['network_ms_mean']:.1f} ms (TTA {','.join(i['tta']) or 'none'}), post-processing {i['postprocess_ms_mean']:.1f} ms; "
+                     f"PNG decode {i['decode_ms_mean']:.1f} ms not included")
     if "training" in out:
         t = out["training"]
-        print(f"training: {t['train_images_per_s']:.2f} images/s (input {t['input_shape'][0]}x{t['input_shape'][1]}, "
-              f"{t['filters']} filters, batch {t['batch_size']}, {t['precision']}{' XLA' if t['jit_compile'] else ''}, "
-              f"{t['images']} images in {t['seconds']:.1f} s, with augmentation)")
-    return 0
+        lines.append(f"training: {t['train_images_per_s']:.2f} images/s (input {t['input_shape'][0]}x{t['input_shape'][1]}, "
+                     f"{t['filters']} filters, batch {t['batch_size']}, {t['precision']}{' XLA' if t['jit_compile'] else ''}, "
+                     f"{t['images']} images in {t['seconds']:.1f} s, with augmentation)")
+    return emit(out, args.json, lines)

@@ -14,20 +14,10 @@ HC_BIN_LABELS = ("< 100 mm (~1st trim.)", "100-250 mm (~2nd)", ">= 250 mm (~3rd)
 
 
 def training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]):
-    """Training loss and validation Dice per epoch, one line per run."""
-    import matplotlib.pyplot as plt
+    """Training loss and validation Dice per epoch, one line per run (Keras-style histories)."""
+    from fetal_lib.figures.curves import training_curves as curves
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for name, h in histories.items():
-        epochs = np.arange(1, len(h["loss"]) + 1)
-        ax1.plot(epochs, h["loss"], marker="o", label=name)
-        ax2.plot(epochs, h["val_dice"], marker="o", label=name)
-    ax1.set(xlabel="epoch", ylabel="training loss", title="Training loss (each run's own loss)")
-    ax2.set(xlabel="epoch", ylabel="Dice (validation, threshold 0.5)", title="Validation Dice")
-    ax1.legend(fontsize=8)
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return curves(histories, {"training loss (each run's own loss)": ["loss"], "Dice (validation, threshold 0.5)": ["val_dice"]})
 
 
 def hc_scatter(df):
@@ -46,22 +36,11 @@ def hc_scatter(df):
 
 
 def bland_altman(df):
-    """Difference (pred - ref) against the mean, with bias and 95 % limits of agreement."""
-    import matplotlib.pyplot as plt
+    """Difference (pred - ref) against the mean, with bias and 95 % limits of agreement (images with a head found)."""
+    from fetal_lib.figures.agreement import bland_altman as agreement
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.0))
     d = df[df["found"]]
-    mean = (d["hc_pred_mm"] + d["hc_ref_mm"]) / 2
-    diff = d["hc_diff_mm"]
-    ax.scatter(mean, diff, s=14, alpha=0.7)
-    if len(d) > 1:
-        bias, sd = float(diff.mean()), float(diff.std(ddof=1))
-        for y, style, label in ((bias, "-", f"bias {bias:+.2f} mm"), (bias + 1.96 * sd, "--", f"+1.96 SD {bias + 1.96 * sd:+.2f}"), (bias - 1.96 * sd, "--", f"-1.96 SD {bias - 1.96 * sd:+.2f}")):
-            ax.axhline(y, color="k", ls=style, lw=1, label=label)
-        ax.legend(fontsize=8)
-    ax.set(xlabel="mean of predicted and reference HC (mm)", ylabel="predicted - reference (mm)", title="Bland-Altman (test split)")
-    fig.tight_layout()
-    return fig
+    return agreement({"Bland-Altman, test split": (d["hc_ref_mm"].to_numpy(float), d["hc_pred_mm"].to_numpy(float))}, unit="mm", what="HC")
 
 
 def hc_bin(values) -> np.ndarray:
@@ -114,6 +93,32 @@ def worst_cases(df, records_by_name, model, n: int = 5):
     fig.suptitle("Worst test cases: reference (red), predicted (green)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def gradcam_cases(df, records_by_name, hc_model, n_worst: int = 5):
+    """Grad-CAM of the U-Net on the best, the median and the ``n_worst`` worst test images,
+    with the reference (red) and predicted (green) ellipses drawn over the map."""
+    from fetal_lib.data.imaging import read_image_gray
+    from fetal_lib.explain.overlay import overlay
+    from fetal_lib.figures.explain import gradcam_grid
+    from fetal_lib.hc.explain import explained_cases, gradcam
+    from fetal_lib.hc.measure import draw_overlay
+    from fetal_lib.metrics.biometry import Ellipse, fit_ellipse
+
+    panels, titles = [], []
+    for label, row in explained_cases(df, n_worst):
+        rec = records_by_name[row["filename"]]
+        image = read_image_gray(rec.image_path)
+        heat = gradcam(hc_model, image)
+        ellipses = [(fit_ellipse(read_image_gray(rec.annotation_path) > 0, outline=True), (255, 0, 0))]
+        if row["found"]:
+            ellipses.append((Ellipse(row["cx"], row["cy"], row["a"], row["b"], row["angle_rad"]), (0, 255, 0)))
+        panels.append(draw_overlay(overlay(image, heat), ellipses))
+        pred = f"{row['hc_pred_mm']:.1f}" if row["found"] else "none"
+        titles.append(f"{label}: {row['filename']}\nref {row['hc_ref_mm']:.1f} / pred {pred} mm")
+    blank = [np.zeros(p.shape[:2], np.float32) for p in panels]  # the maps are already blended in
+    return gradcam_grid(panels, blank, titles, ncols=4,
+                        suptitle="Grad-CAM (U-Net bottleneck; target: logit inside the predicted head); reference red, predicted green")
 
 
 def calibration_fit(splits, calibration):

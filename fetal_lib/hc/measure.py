@@ -85,7 +85,7 @@ class HCModel:
         Raises:
             FetalInputError: the model file is missing (says how to make one) or unreadable.
         """
-        from fetal_lib.hc.model_card import read_card
+        from fetal_lib.model_card import load_keras, read_card
 
         path = Path(path) if path is not None else default_model_path()
         if not path.is_file():
@@ -94,20 +94,18 @@ class HCModel:
                 "no trained HC18 model here; make one with `fetal hc train --profile cpu` "
                 "(or `fetal book --profile cpu --only hc18`), or pass --model PATH",
             )
-        from fetal_lib.hc.train import configure_tf
+        from fetal_lib.training.keras import configure
 
-        configure_tf()
-        import keras
-
+        configure()
         try:
-            model = keras.saving.load_model(path, compile=False)
+            model = load_keras(path)
         except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input
             raise FetalInputError(path, f"not a readable Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         card = read_card(path)
         try:
             return cls(model, (card or {}).get("inference", {}))
         except (TypeError, ValueError) as exc:
-            from fetal_lib.hc.model_card import card_path
+            from fetal_lib.model_card import card_path
 
             raise FetalInputError(card_path(path), f"inference settings are not valid ({exc})") from None
 
@@ -222,10 +220,10 @@ def read_pixel_sizes(csv_path: str | Path) -> dict[str, float | None]:
 
 
 def draw_overlay(image: np.ndarray, ellipses: Sequence[tuple[Ellipse, tuple[int, int, int]]], label: str | None = None) -> np.ndarray:
-    """An RGB copy of ``image`` with ellipses drawn (colour as BGR tuples) and an optional label."""
+    """An RGB copy of ``image`` (grey, or already RGB) with ellipses drawn (colours as RGB tuples) and an optional label."""
     import cv2
 
-    rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    rgb = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     thickness = max(1, int(round(min(image.shape) / 270)))
     for ellipse, colour in ellipses:
         cv2.ellipse(rgb, ((ellipse.cx, ellipse.cy), (2 * ellipse.a, 2 * ellipse.b), math.degrees(ellipse.angle_rad)), colour, thickness, cv2.LINE_AA)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -415,14 +414,19 @@ def parse_grid(text: str | Sequence[float]) -> list[float]:
 
 
 def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, test_summary: dict, seed: int) -> dict:
-    """The model card dict (see :mod:`fetal_lib.hc.model_card`)."""
-    import platform
-    from datetime import datetime, timezone
-
-    from fetal_lib import __version__
+    """The model card dict (see :mod:`fetal_lib.model_card`)."""
+    from fetal_lib.model_card import common_fields
 
     src = data.source
+    cfg = trained.config
+    common = common_fields(
+        "keras", "unet",
+        {"input_shape": [*cfg.input_shape, 1], "filters": cfg.filters, "depth": cfg.depth, "block": cfg.block, "name": f"hc18_unet_{cfg.block}"},
+        {"shape": [*cfg.input_shape, 1], "layout": "rows, cols, channels", "values": "grey image / 255, letterboxed (aspect kept, zero padding)"},
+        profile,
+    )
     return {
+        **common,
         "name": "HC18 U-Net (fetal head segmentation -> ellipse -> head circumference)",
         "intended_use": "Research and teaching: head circumference (mm) on 2D fetal ultrasound standard planes like HC18's. Not a medical device.",
         "limitations": "Trained on HC18 (one centre, Voluson scanners); one head per image; the pixel size must be given. "
@@ -455,6 +459,5 @@ def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, t
         "calibration": "relative HC error as a Huber line in the predicted HC, fitted on the validation split at the chosen threshold "
         "(fetal_lib.hc.calibration); the semi-axes are scaled by 1/(1+r)" if trained.model.calibration else "none",
         "metrics": {"split": "test", **test_summary},
-        "provenance": {"fetal_lib": __version__, "python": platform.python_version(), "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "settings": settings,
     }

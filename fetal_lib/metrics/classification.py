@@ -18,11 +18,21 @@ Conventions:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "roc_auc", "classification_report"]
+__all__ = [
+    "confusion_matrix",
+    "roc_auc",
+    "roc_curve",
+    "RocCurves",
+    "multiclass_roc",
+    "classification_report",
+    "ReliabilityBins",
+    "reliability_bins",
+    "expected_calibration_error",
+]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[Any]) -> np.ndarray:
@@ -71,6 +81,147 @@ def roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
     ranks = rankdata(s)  # average ranks for ties
     u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
+
+
+def roc_curve(is_positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Binary ROC curve: false- and true-positive rates at every distinct score threshold.
+
+    A case is called positive when its score is >= the threshold. The curve starts at
+    (0, 0) with threshold ``inf`` and ends at (1, 1); every distinct score is one point
+    (scikit-learn's ``roc_curve(..., drop_intermediate=False)``), so the trapezoid area
+    under it equals :func:`roc_auc`.
+
+    Returns:
+        ``(fpr, tpr, thresholds)``, each of length (number of distinct scores + 1),
+        thresholds decreasing.
+
+    Raises:
+        ValueError: lengths differ, scores are not finite, or there is no positive or no
+            negative case (the rates are then undefined).
+    """
+    y = np.asarray(is_positive, dtype=bool).ravel()
+    s = np.asarray(score, dtype=float).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"{y.size} labels but {s.size} scores")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contain NaN or infinite values")
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"a ROC curve needs positive and negative cases; got {n_pos} positive, {n_neg} negative")
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
+    tps = np.cumsum(y_sorted)[last_of_each_score]
+    fps = (last_of_each_score + 1) - tps
+    fpr = np.r_[0.0, fps / n_neg]
+    tpr = np.r_[0.0, tps / n_pos]
+    thresholds = np.r_[np.inf, s_sorted[last_of_each_score]]
+    return fpr, tpr, thresholds
+
+
+class RocCurves(NamedTuple):
+    """One-vs-rest ROC curves of a classifier: per class, micro- and macro-averaged.
+
+    ``curves`` maps each class label (as str), ``"micro"`` and ``"macro"`` to ``(fpr, tpr)``;
+    ``auc`` maps the same keys to the area (macro = mean of the per-class AUCs, as
+    scikit-learn's ``roc_auc_score(average="macro")``; micro = AUC of the pooled one-vs-rest
+    decisions, ``average="micro"``). Classes absent from ``y_true`` are left out.
+    """
+
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]
+    auc: dict[str, float]
+
+
+def multiclass_roc(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[Any]) -> RocCurves:
+    """Per-class (one-vs-rest), micro- and macro-averaged ROC curves and their AUCs.
+
+    Args:
+        y_true: true class per case (n,).
+        y_score: (n, K) scores, one column per class in ``labels`` order.
+        labels: class order.
+
+    Raises:
+        ValueError: y_score of the wrong shape, or fewer than two classes present.
+    """
+    t = np.asarray(y_true).ravel()
+    s = np.asarray(y_score, dtype=float)
+    labels = list(labels)
+    if s.shape != (t.size, len(labels)):
+        raise ValueError(f"y_score shape {s.shape} != (n cases, n labels) = {(t.size, len(labels))}")
+    unknown = sorted(set(t.tolist()) - set(labels), key=str)
+    if unknown:
+        raise ValueError(f"y_true holds values that are not in labels {labels}: {unknown[:5]}")
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    auc: dict[str, float] = {}
+    onehot = np.stack([t == lab for lab in labels], axis=1)
+    present = [i for i in range(len(labels)) if 0 < onehot[:, i].sum() < t.size]
+    if len(present) < 2 and len(labels) > 2:
+        raise ValueError(f"ROC curves need at least two classes present in y_true; found {len(present)}")
+    for i in present:
+        fpr, tpr, _ = roc_curve(onehot[:, i], s[:, i])
+        curves[str(labels[i])] = (fpr, tpr)
+        auc[str(labels[i])] = roc_auc(onehot[:, i], s[:, i])
+    fpr, tpr, _ = roc_curve(onehot[:, present].ravel(), s[:, present].ravel())
+    curves["micro"] = (fpr, tpr)
+    auc["micro"] = roc_auc(onehot[:, present].ravel(), s[:, present].ravel())
+    grid = np.unique(np.concatenate([curves[str(labels[i])][0] for i in present]))
+    mean_tpr = np.mean([np.interp(grid, *curves[str(labels[i])]) for i in present], axis=0)
+    curves["macro"] = (grid, mean_tpr)
+    auc["macro"] = float(np.mean([auc[str(labels[i])] for i in present]))
+    return RocCurves(curves, auc)
+
+
+class ReliabilityBins(NamedTuple):
+    """Equal-width confidence bins of a reliability diagram (empty bins have count 0, NaN means)."""
+
+    edges: np.ndarray  # (n_bins + 1,) bin edges in [0, 1]
+    count: np.ndarray  # (n_bins,) cases per bin
+    confidence: np.ndarray  # (n_bins,) mean predicted probability per bin
+    accuracy: np.ndarray  # (n_bins,) observed fraction correct (or positive) per bin
+
+
+def reliability_bins(correct: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> ReliabilityBins:
+    """Bin cases by predicted probability and compare it with the observed frequency.
+
+    Args:
+        correct: per case, whether the event happened (binary: the case is positive;
+            multi-class top-label: the predicted class is right).
+        confidence: the predicted probability of that event, in [0, 1].
+        n_bins: number of equal-width bins on [0, 1]; a value on an inner edge goes to the
+            lower bin (as scikit-learn's ``calibration_curve(strategy="uniform")``).
+
+    Raises:
+        ValueError: lengths differ, probabilities outside [0, 1] or not finite, n_bins < 1.
+    """
+    y = np.asarray(correct, dtype=float).ravel()
+    p = np.asarray(confidence, dtype=float).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"{y.size} outcomes but {p.size} probabilities")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    if not np.all(np.isfinite(p)) or p.min(initial=0.0) < 0.0 or p.max(initial=0.0) > 1.0:
+        raise ValueError("probabilities must be finite and in [0, 1]")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    ids = np.searchsorted(edges[1:-1], p)
+    count = np.bincount(ids, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.bincount(ids, weights=p, minlength=n_bins) / count
+        acc = np.bincount(ids, weights=y, minlength=n_bins) / count
+    return ReliabilityBins(edges, count, conf, acc)
+
+
+def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> float:
+    """ECE = sum over bins of (cases in bin / N) * |observed frequency - mean confidence|.
+
+    Same arguments as :func:`reliability_bins`; for a multi-class classifier pass whether
+    the arg-max class is right and the arg-max probability (top-label ECE). In [0, 1].
+    """
+    bins = reliability_bins(correct, confidence, n_bins)
+    filled = bins.count > 0
+    if not filled.any():
+        raise ValueError("no cases")
+    gaps = np.abs(bins.accuracy[filled] - bins.confidence[filled])
+    return float(np.sum(bins.count[filled] * gaps) / bins.count.sum())
 
 
 def _div(num: float, den: float) -> float:

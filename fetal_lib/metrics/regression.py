@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["mae", "rmse", "r2", "pearson_r", "AgeBiasCorrection", "age_bias_correction"]
+__all__ = ["mae", "rmse", "r2", "pearson_r", "Agreement", "limits_of_agreement", "AgeBiasCorrection", "age_bias_correction"]
 
 
 def _pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -23,6 +23,30 @@ def _pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(p))):
         raise ValueError("inputs contain NaN or infinite values")
     return t, p
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Bland-Altman agreement of a measurement with its reference (unit of the inputs).
+
+    ``bias`` is the mean of (predicted - reference), ``sd`` its sample standard deviation
+    (ddof=1; 0 for one case), ``low``/``high`` the 95 % limits of agreement bias -/+ 1.96 sd.
+    """
+
+    bias: float
+    sd: float
+    low: float
+    high: float
+    n: int
+
+
+def limits_of_agreement(reference: np.ndarray, predicted: np.ndarray) -> Agreement:
+    """Bland-Altman bias and 95 % limits of agreement of ``predicted`` against ``reference``."""
+    t, p = _pair(reference, predicted)
+    diff = p - t
+    bias = float(diff.mean())
+    sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+    return Agreement(bias, sd, bias - 1.96 * sd, bias + 1.96 * sd, int(diff.size))
 
 
 def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -119,15 +119,6 @@ def test_predict_path_is_consistent(tiny_model, real_dataset):
     assert hard["gm_ml"] == pytest.approx(features.tissue_volumes_ml(labels, pre.spacing_mm)["gm_ml"], abs=0.01)
 
 
-def test_cosine_lr_follows_steps_or_time_whichever_is_further():
-    assert segmentation.cosine_lr(1e-3, 0.0, 0.0, None) == pytest.approx(1e-3)
-    assert segmentation.cosine_lr(1e-3, 0.5, 0.0, None) == pytest.approx(5e-4)
-    assert segmentation.cosine_lr(1e-3, 1.0, 0.0, None) == pytest.approx(0.0, abs=1e-12)
-    # half the steps but the whole time budget spent: the rate is already 0
-    assert segmentation.cosine_lr(1e-3, 0.5, 100.0, 100.0) == pytest.approx(0.0, abs=1e-12)
-    assert segmentation.cosine_lr(1e-3, 0.1, 50.0, 100.0) == pytest.approx(5e-4)
-
-
 def test_channels_last_layout_gives_the_same_training_and_predictions():
     """The channels-last 3D layout is a speed choice: same losses and probabilities as the default layout."""
     images, masks, segs = _toy(n=2)
@@ -220,10 +211,13 @@ def test_floor_stops_a_segmenter_below_it():
     from fetal_lib.training.floor import BelowFloorError
 
     good = {"CSF": 0.85, "GM": 0.94, "WM": 0.96}
-    assert pipeline.check_floor(good, False, "segmenter") == {"dice_csf": 0.85, "dice_gm": 0.94, "dice_wm": 0.96}
+    assert pipeline.check_floor(good, False, "segmenter") == pytest.approx({"dice_csf": 0.85, "dice_gm": 0.94, "dice_wm": 0.96, "dice_mean": 0.9166667})
     with pytest.raises(BelowFloorError, match=r"dice_csf = 0\.6 \(needs dice_csf >= 0\.75\)"):
         pipeline.check_floor({**good, "CSF": 0.6}, False, "segmenter")
     pipeline.check_floor({**good, "CSF": 0.6}, True, "segmenter")  # the phantom has its own, lower floor
+    untrained = {"CSF": 0.277, "GM": 0.0, "WM": 0.0}  # what one epoch on the phantom gives
+    with pytest.raises(BelowFloorError, match="dice_mean"):
+        pipeline.check_floor(untrained, True, "segmenter")
 
 
 def test_seg_train_config_resolves_precision_from_the_cpu_flags():

@@ -187,7 +187,7 @@ def _trained_model() -> Path:
 def test_measure_real_images_with_known_hc(real_dataset, capsys):
     """The trained model on real HC18 test-split images: error within the chapter's own figures."""
     from fetal_lib.data import hc18
-    from fetal_lib.hc.model_card import read_card
+    from fetal_lib.model_card import read_card
 
     model_path = _trained_model()
     card = read_card(model_path)

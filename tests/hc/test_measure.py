@@ -13,7 +13,8 @@ pytest.importorskip("tensorflow")
 from fetal_lib.data.hc18 import filled_ellipse  # noqa: E402
 from fetal_lib.errors import FetalInputError  # noqa: E402
 from fetal_lib.hc.measure import HCModel, check_pixel_size, read_pixel_sizes  # noqa: E402
-from fetal_lib.hc.model_card import card_path, read_card, save_model  # noqa: E402
+from fetal_lib.model_card import card_path, read_card  # noqa: E402
+from fetal_lib.model_card import save_keras as save_model  # noqa: E402
 
 
 def exact_hc(a, b, pixel):

@@ -1,66 +1,10 @@
-"""The learning-rate schedule completes its decay within the step count or the time budget."""
+"""Training the HC18 U-Net: sample weights, precision, augmentation settings (the loop itself: tests/training)."""
 
 from __future__ import annotations
-
-import math
-import time
 
 import numpy as np
 import pytest
 
-from fetal_lib.hc.train import budget_cosine_callback, cosine_lr
-
-
-def test_cosine_lr_endpoints_and_midpoint() -> None:
-    assert cosine_lr(1e-3, 0.0) == pytest.approx(1e-3)
-    assert cosine_lr(1e-3, 1.0) == pytest.approx(0.05e-3)
-    assert cosine_lr(1e-3, 0.5) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))
-    assert cosine_lr(1e-3, 2.0) == cosine_lr(1e-3, 1.0)  # clipped
-
-
-def _fit_with(callback, n_batches: int, sleep_s: float = 0.0):
-    import keras
-
-    class Sleep(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            time.sleep(sleep_s)
-
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    x = np.zeros((n_batches, 2), np.float32)
-    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, Sleep()], shuffle=False)
-    return float(model.optimizer.learning_rate.numpy())
-
-
-def test_step_progress_decays_over_the_planned_steps() -> None:
-    callback = budget_cosine_callback(1e-3, total_steps=4, time_budget_s=None)
-    last_lr = _fit_with(callback, n_batches=4)
-    assert callback.progress == pytest.approx(1.0)
-    assert last_lr == pytest.approx(cosine_lr(1e-3, 3 / 4), rel=1e-5)  # lr set before the 4th batch
-
-
-def test_time_budget_finishes_the_decay_early() -> None:
-    callback = budget_cosine_callback(1e-3, total_steps=10_000, time_budget_s=0.2)
-    last_lr = _fit_with(callback, n_batches=6, sleep_s=0.06)
-    assert callback.progress == pytest.approx(1.0)
-    assert math.isclose(last_lr, 0.05e-3, rel_tol=1e-5)
-
-
-def test_first_step_compile_time_is_not_charged_to_the_budget() -> None:
-    """Tracing/XLA compilation happens in the first step; a slow first step must not use up the budget."""
-    import keras
-
-    class SlowFirstStep(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if batch == 0:
-                time.sleep(0.3)  # longer than the whole budget
-
-    callback = budget_cosine_callback(1e-3, total_steps=10_000, time_budget_s=0.2)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    x = np.zeros((3, 2), np.float32)
-    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, SlowFirstStep()], shuffle=False)
-    assert callback.progress < 0.5
 
 
 def test_keras_weights_the_per_image_loss_by_the_sample_weights() -> None:
@@ -92,21 +36,6 @@ def test_train_rejects_bad_sample_weights() -> None:
     x = np.zeros((4, 32, 32, 1), np.float32)
     with pytest.raises(ValueError, match="finite and positive"):
         train(TrainConfig(input_shape=(32, 32), filters=2, epochs=1), x, x, x, x, sample_weights=np.array([1.0, 0.0, 1.0, 1.0]))
-
-
-def test_dtype_policy_sets_and_restores_the_global_policy() -> None:
-    import keras
-
-    from fetal_lib.hc.train import dtype_policy
-
-    before = keras.mixed_precision.global_policy().name
-    with dtype_policy("mixed_bfloat16"):
-        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-    assert keras.mixed_precision.global_policy().name == before
-    with pytest.raises(ValueError, match="precision must be one of"):
-        with dtype_policy("float8"):
-            pass
-    assert keras.mixed_precision.global_policy().name == before
 
 
 def test_mixed_bfloat16_training_returns_a_float32_model_with_the_trained_weights() -> None:

@@ -113,3 +113,85 @@ def test_bad_input_raises() -> None:
         classification_report(np.array([0, 1, 2]), np.array([0, 1, 2]), np.ones(3))
     with pytest.raises(ValueError):
         classification_report(np.array([0, 1]), np.array([0]))
+
+
+# --- ROC curves and calibration -------------------------------------------------------
+
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.preprocessing import label_binarize  # noqa: E402
+
+from fetal_lib.metrics.classification import (  # noqa: E402
+    expected_calibration_error,
+    multiclass_roc,
+    reliability_bins,
+    roc_curve,
+)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roc_curve_matches_sklearn_and_its_area_is_the_auc(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 200).astype(bool)
+    s = np.round(rng.normal(0, 1, 200) + y, 1)  # ties
+    fpr, tpr, thr = roc_curve(y, s)
+    ref_fpr, ref_tpr, ref_thr = skm.roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    np.testing.assert_allclose(thr[1:], ref_thr[1:])
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(y, s))
+    assert np.trapezoid(tpr, fpr) == pytest.approx(skm.roc_auc_score(y, s))
+
+
+def test_roc_curve_refuses_a_single_class() -> None:
+    with pytest.raises(ValueError, match="positive and negative"):
+        roc_curve(np.ones(5, bool), np.arange(5.0))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_multiclass_roc_aucs_match_sklearn_macro_and_micro(seed: int) -> None:
+    y, _, prob = _multiclass(seed)
+    labels = [0, 1, 2, 3]
+    roc = multiclass_roc(y, prob, labels)
+    assert roc.auc["macro"] == pytest.approx(skm.roc_auc_score(y, prob, multi_class="ovr", average="macro"))
+    onehot = label_binarize(y, classes=labels)
+    assert roc.auc["micro"] == pytest.approx(skm.roc_auc_score(onehot, prob, average="micro"))
+    for lab in labels:
+        fpr, tpr = roc.curves[str(lab)]
+        assert np.trapezoid(tpr, fpr) == pytest.approx(roc.auc[str(lab)])
+    grid, mean_tpr = roc.curves["macro"]
+    assert grid[0] == 0.0 and grid[-1] == 1.0 and np.all(np.diff(mean_tpr) >= -1e-12)
+
+
+@pytest.mark.parametrize("n_bins", [5, 10, 15])
+def test_reliability_bins_match_sklearn_calibration_curve(n_bins: int) -> None:
+    rng = np.random.default_rng(n_bins)
+    p = rng.uniform(0, 1, 500)
+    p[:10] = np.linspace(0, 1, n_bins + 1)[:10] if n_bins >= 9 else p[:10]  # values on edges
+    y = rng.uniform(0, 1, 500) < p**1.5  # over-confident
+    bins = reliability_bins(y, p, n_bins)
+    prob_true, prob_pred = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
+    filled = bins.count > 0
+    np.testing.assert_allclose(bins.accuracy[filled], prob_true)
+    np.testing.assert_allclose(bins.confidence[filled], prob_pred)
+    assert bins.count.sum() == 500
+
+
+def test_expected_calibration_error_by_hand_and_for_a_calibrated_model() -> None:
+    # two bins of width 0.5: cases at 0.2 (1 of 2 correct) and 0.9 (2 of 2 correct)
+    ece = expected_calibration_error([True, False, True, True], [0.2, 0.2, 0.9, 0.9], n_bins=2)
+    assert ece == pytest.approx((2 * abs(0.5 - 0.2) + 2 * abs(1.0 - 0.9)) / 4)
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 200_000)
+    calibrated = rng.uniform(0, 1, p.size) < p
+    assert expected_calibration_error(calibrated, p, 10) < 0.01
+    assert expected_calibration_error(calibrated, np.clip(p + 0.2, 0, 1), 10) > 0.1
+
+
+def test_reliability_bins_refuse_probabilities_outside_0_1() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        reliability_bins([True], [1.2])
+
+
+def test_multiclass_roc_names_labels_it_does_not_know() -> None:
+    with pytest.raises(ValueError, match="not in labels"):
+        multiclass_roc(np.array([0, 1, 2]), np.eye(3), ["a", "b", "c"])

@@ -1,1 +1,35 @@
-"""Keras 3 architectures (import TensorFlow/Keras lazily: only these modules do)."""
+"""Keras 3 architectures (import TensorFlow/Keras lazily: only these modules do).
+
+``create(name, **options)`` builds one by name, ``names()`` lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fetal_lib.networks.registry import Entry, Registry
+
+REGISTRY = Registry(
+    "keras",
+    [
+        Entry(
+            "unet",
+            "fetal_lib.networks.keras.unet:build_unet",
+            "2-D U-Net with a sigmoid foreground map (chapter 1; block='source' keeps the source's bug)",
+            example_options={"input_shape": (32, 32, 1), "filters": 4, "depth": 2},
+            example_input_shape=(32, 32, 1),
+            example_output_shape=(32, 32, 1),
+            example_parameters=7637,
+        ),
+    ],
+)
+
+
+def names() -> list[str]:
+    """Registered Keras architectures."""
+    return REGISTRY.names()
+
+
+def create(name: str, /, **options: Any):
+    """Build the Keras model ``name`` (an uncompiled ``keras.Model``)."""
+    return REGISTRY.create(name, **options)

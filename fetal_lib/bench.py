@@ -1,0 +1,36 @@
+"""Benchmarks behind ``fetal bench NAME``: the registry of targets and what they share.
+
+Each target lives beside its pipeline as ``fetal_lib/<pipeline>/bench.py`` with
+``add_arguments(parser)`` and ``run(args) -> int``, and reports through :func:`emit`: a JSON
+document with ``--json``, otherwise one line per figure. Benchmarks print figures measured on
+the machine at hand; nothing asserts a speed (timed tests flake on shared machines).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from typing import Any, Iterable
+
+# bench name -> (module holding add_arguments(parser) and run(args), one-line summary)
+TARGETS: dict[str, tuple[str, str]] = {
+    "hc": ("fetal_lib.hc.bench", "HC18 U-Net: inference ms/image (with post-processing), training images/s"),
+    "brain-age": ("fetal_lib.brain_age.bench", "brain-age predict: seconds per subject, peak memory"),
+}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def emit(result: dict[str, Any], as_json: bool, lines: Iterable[str]) -> int:
+    """Print ``result`` as JSON, or the human-readable ``lines``; returns the exit status 0."""
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        for line in lines:
+            print(line)
+    sys.stdout.flush()
+    return 0

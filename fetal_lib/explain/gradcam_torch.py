@@ -1,0 +1,91 @@
+"""Grad-CAM for PyTorch networks, with Captum's ``LayerGradCam``.
+
+Models return logits: (N, K) for classification, (N, K, *spatial) for segmentation (K = 1:
+a sigmoid foreground; K > 1: softmax classes), (N,) or (N, K) for regression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fetal_lib.explain import targets
+
+
+def _target_score(output: torch.Tensor, target: str, class_index: int | None, threshold: float) -> torch.Tensor:
+    """One scalar per input whose gradient Grad-CAM follows."""
+    n = output.shape[0]
+    if target == "regression":
+        return output.reshape(n, -1)[:, class_index or 0]
+    # segmentation: the logit summed inside the predicted mask (the mask itself carries no gradient)
+    if output.shape[1] == 1:
+        logit = output[:, 0]
+        mask = torch.sigmoid(logit) > threshold
+    else:
+        logit = output[:, class_index]
+        mask = output.argmax(dim=1) == class_index
+    return (logit * mask.detach()).reshape(n, -1).sum(dim=1)
+
+
+def gradcam(
+    model: nn.Module,
+    layer: nn.Module,
+    inputs: torch.Tensor | np.ndarray,
+    target: targets.Target = "class",
+    class_index: int | None = None,
+    threshold: float = 0.5,
+    normalise: bool = True,
+) -> np.ndarray:
+    """Grad-CAM maps of ``layer`` for a batch, upsampled to the input size.
+
+    Args:
+        model: the network (put in eval mode for the computation, then restored).
+        layer: the module whose output is explained (usually the last convolutional block).
+        inputs: (N, C, *spatial) float batch, 2-D or 3-D.
+        target: "class", "segmentation" or "regression" (see :mod:`fetal_lib.explain.targets`).
+        class_index: class to explain (default for "class": each input's predicted class);
+            required for multi-class segmentation; output column for "regression".
+        threshold: probability above which a pixel is in a sigmoid segmentation's mask.
+        normalise: scale each map to [0, 1] by its maximum (an all-zero map stays zero).
+
+    Returns:
+        (N, *spatial) float32 array, non-negative (ReLU of the weighted channel sum).
+    """
+    from captum.attr import LayerGradCam
+
+    x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs, dtype=torch.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            probe = model(x[:1])
+        n_outputs = int(probe.shape[1]) if probe.ndim > 1 else 1
+        targets.check(target, class_index, n_outputs)
+        if target == "class":
+            forward = model
+            if class_index is None:
+                with torch.no_grad():
+                    cam_target = model(x).argmax(dim=1).tolist()
+            else:
+                cam_target = [class_index] * x.shape[0]
+        else:
+            def forward(batch: torch.Tensor) -> torch.Tensor:
+                return _target_score(model(batch), target, class_index, threshold)
+
+            cam_target = None
+        attribution = LayerGradCam(forward, layer).attribute(x, target=cam_target, relu_attributions=True)
+    finally:
+        model.train(was_training)
+    spatial = tuple(x.shape[2:])
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial)]
+    maps = F.interpolate(attribution.detach().float(), size=spatial, mode=mode, align_corners=False)[:, 0]
+    maps = maps.clamp_min(0).numpy().astype(np.float32)
+    return _normalise(maps) if normalise else maps
+
+
+def _normalise(maps: np.ndarray) -> np.ndarray:
+    peak = maps.reshape(maps.shape[0], -1).max(axis=1)
+    scale = np.where(peak > 0, peak, 1.0).reshape((-1,) + (1,) * (maps.ndim - 1))
+    return (maps / scale).astype(np.float32)

@@ -1,0 +1,34 @@
+"""What a Grad-CAM explains: the scalar whose gradient weighs the layer's channels."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Target = Literal["class", "segmentation", "regression"]
+TARGETS: tuple[str, ...] = ("class", "segmentation", "regression")
+
+DESCRIPTIONS = {
+    "class": "the score of one class before softmax (default: the predicted class of each input)",
+    "segmentation": "the logit summed over the pixels of the predicted mask (one class for multi-class outputs)",
+    "regression": "the regression output (one column for multi-output models)",
+}
+
+
+def check(target: str, class_index: int | None, n_outputs: int) -> None:
+    """Refuse a target the model's output cannot give, with a message that says why.
+
+    Args:
+        target: one of :data:`TARGETS`.
+        class_index: the class (classification, multi-class segmentation) or output column.
+        n_outputs: number of output channels or classes of the model.
+
+    Raises:
+        ValueError: unknown target, or a class index the output does not have, or a
+            multi-class segmentation without a class index.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
+    if class_index is not None and not 0 <= class_index < n_outputs:
+        raise ValueError(f"class_index {class_index} is out of range: the model has {n_outputs} output(s)")
+    if target == "segmentation" and n_outputs > 1 and class_index is None:
+        raise ValueError(f"a segmentation with {n_outputs} classes needs class_index (which class's mask to explain)")

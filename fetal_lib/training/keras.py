@@ -1,0 +1,190 @@
+"""The Keras 3 training harness: threads and seeds, precision policy, the cosine schedule as a
+callback, and an epoch loop with validation, best-epoch checkpoint, optional wall-time cap,
+a tqdm line per epoch, and a float32 model at the end whatever the training precision.
+
+The chapter builds and compiles its model (its loss is its own) and hands over a
+``tf.data`` pipeline and a validation score; the loop does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fetal_lib.training.config import TrainConfig
+
+KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfloat16": "mixed_bfloat16"}
+
+
+def configure(threads: int = 2, seed: int = 0) -> None:
+    """Quiet TensorFlow, use ``threads`` CPU threads, seed Python/NumPy/TF (call before building a model)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised: the first call's setting stays
+    keras.utils.set_random_seed(int(seed))
+
+
+def device() -> str:
+    """Where Keras computes: ``"GPU:0 (<name>)"`` when TensorFlow sees a GPU, else ``"CPU"``."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU:0 ({details.get('device_name', gpus[0].name)})"
+
+
+@contextmanager
+def dtype_policy(precision: str):
+    """Keras's global dtype policy for ``precision`` ("float32", "bfloat16" or "mixed_bfloat16") inside the block."""
+    import keras
+
+    if precision not in KERAS_POLICIES:
+        raise ValueError(f"precision must be one of float32, mixed_bfloat16, got {precision!r}")
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(KERAS_POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def uses_xla(config: TrainConfig) -> bool:
+    """Whether the training step is XLA-compiled: asked for, and in float32 only (XLA on CPU has no fast bfloat16 convolutions)."""
+    return bool(config.compile) and config.precision == "float32"
+
+
+def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | None, floor: float = 0.0, constant: bool = False):
+    """A Keras callback: cosine decay (to ``floor`` x ``base_lr``) over steps or wall time, whichever runs out first.
+
+    ``.progress`` tells the loop when the decay is complete. The clock starts after the first
+    step, which traces (and with XLA compiles) the training step: that one-off cost differs
+    between networks and machines and would otherwise make equal caps unequal.
+    """
+    import keras
+
+    from fetal_lib.training.schedule import cosine_lr, training_progress
+
+    class Schedule(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.step = 0
+            self.progress = 0.0
+            self.start: float | None = None
+
+        def _update_progress(self) -> None:
+            elapsed = time.perf_counter() - self.start if self.start is not None else 0.0
+            self.progress = training_progress(self.step / max(total_steps, 1), elapsed, time_budget_s)
+
+        def on_train_batch_begin(self, batch, logs=None) -> None:
+            self._update_progress()
+            if not constant:
+                self.model.optimizer.learning_rate.assign(cosine_lr(base_lr, self.progress, floor))
+            self.step += 1
+
+        def on_train_batch_end(self, batch, logs=None) -> None:
+            if self.start is None:  # the first step (tracing, compilation) is not charged to the cap
+                self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            self._update_progress()
+
+    return Schedule()
+
+
+@dataclass
+class FitResult:
+    """A trained Keras model (float32) and what happened (seconds of wall time)."""
+
+    model: Any
+    history: dict = field(default_factory=dict)  # per-epoch lists: loss, the validation metric, seconds (since start)
+    epochs_run: int = 0
+    best_epoch: int = 0
+    seconds: float = 0.0  # whole loop, validation included
+    train_seconds: float = 0.0  # optimiser epochs only
+    time_capped: bool = False  # the wall-time cap ended training before config.epochs
+    device: str = "CPU"
+
+
+def fit(
+    model,
+    batches,
+    steps_per_epoch: int,
+    config: TrainConfig,
+    validate: Callable[[Any], float],
+    metric: str = "val_score",
+    rebuild_float32: Callable[[], Any] | None = None,
+    desc: str = "train",
+    progress: bool = False,
+    verbose: int = 0,
+) -> FitResult:
+    """Train a compiled model for ``config.epochs`` epochs (or until the optional cap).
+
+    Args:
+        model: a compiled ``keras.Model`` (built under ``dtype_policy(config.precision)``).
+        batches: a ``tf.data.Dataset`` (or anything ``model.fit`` takes) giving one epoch.
+        steps_per_epoch: optimiser steps in one epoch (for the schedule).
+        config: the loop's settings.
+        validate: score of the model on the validation data, higher is better (e.g. Dice).
+        metric: the history key of that score.
+        rebuild_float32: builds the same network in float32; with a bfloat16 policy the trained
+            float32 weights are moved into it, so the returned model is plain float32.
+        desc: the progress bar's label.
+        progress: a tqdm bar with one step per epoch.
+        verbose: Keras verbosity (0 silent, 2 one line per epoch).
+    """
+    total_steps = max(1, steps_per_epoch) * config.epochs
+    schedule = schedule_callback(config.learning_rate, total_steps, config.cap_s, config.lr_floor, config.lr_schedule == "constant")
+    history: dict[str, list] = {"loss": [], metric: [], "seconds": []}
+    best = {"score": -float("inf"), "epoch": 0, "weights": None}
+    start = time.perf_counter()
+    train_seconds = 0.0
+    epochs_run = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, desc=desc, unit="epoch")
+    for epoch in range(config.epochs):
+        t0 = time.perf_counter()
+        result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False, callbacks=[schedule])
+        train_seconds += time.perf_counter() - t0
+        epochs_run += 1
+        score = float(validate(model))
+        history["loss"].append(float(result.history["loss"][-1]))
+        history[metric].append(score)
+        history["seconds"].append(time.perf_counter() - start)
+        if config.checkpoint == "last" or score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1, "weights": model.get_weights()}
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({"loss": f"{history['loss'][-1]:.3f}", metric: f"{score:.3f}"})
+        if schedule.progress >= 1.0:  # step count or cap reached: the decay is complete
+            break
+    if bar is not None:
+        bar.close()
+    if best["weights"] is not None:
+        model.set_weights(best["weights"])
+    if config.precision != "float32" and rebuild_float32 is not None:
+        trained, model = model, rebuild_float32()
+        model.set_weights(trained.get_weights())
+    return FitResult(
+        model=model,
+        history=history,
+        epochs_run=epochs_run,
+        best_epoch=int(best["epoch"]),
+        seconds=time.perf_counter() - start,
+        train_seconds=train_seconds,
+        time_capped=epochs_run < config.epochs,
+        device=device(),
+    )

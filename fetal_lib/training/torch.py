@@ -1,0 +1,135 @@
+"""The PyTorch training harness: threads and seeds, device selection, bfloat16 autocast, the
+cosine schedule, and an epoch loop with validation every few epochs, best- or last-epoch
+checkpoint, optional wall-time cap, a tqdm line per epoch, and a log line per scored epoch.
+
+The chapter builds its network, gives one epoch of batches at a time and its loss; the loop
+does the rest. On CPU the weights stay float32 (autocast computes in bfloat16 only inside).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from fetal_lib.training.config import TrainConfig
+
+
+def configure(threads: int = 2, seed: int = 0) -> None:
+    """Use ``threads`` CPU threads and seed torch (call before building the network)."""
+    import torch
+
+    torch.set_num_threads(int(threads))
+    torch.manual_seed(int(seed))
+
+
+def select_device(requested: str = "auto") -> str:
+    """``"cuda"`` when asked for or (``"auto"``) when a CUDA GPU is visible, else ``"cpu"``.
+
+    Raises:
+        ValueError: ``"cuda"`` asked for on a machine without one, or an unknown device.
+    """
+    import torch
+
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {requested!r}")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU here")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+@dataclass
+class FitResult:
+    """A trained network (eval mode) and what happened (seconds of wall time)."""
+
+    model: Any
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, loss, seconds, and the validation scores when scored
+    seconds: float = 0.0
+    time_capped: bool = False  # the wall-time cap ended training before config.epochs
+    best_epoch: int = 0
+    device: str = "cpu"
+
+
+def fit(
+    model,
+    epoch_batches: Callable[[int], Iterable[tuple[Any, Any]]],
+    batches_per_epoch: int,
+    loss_fn: Callable[[Any, Any], Any],
+    config: TrainConfig,
+    validate: Callable[[Any], dict[str, float]] | None = None,
+    score: Callable[[dict[str, float]], float] | None = None,
+    desc: str = "epoch",
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Train ``model`` with Adam for ``config.epochs`` epochs (or until the optional cap).
+
+    Args:
+        model: the network (moved to the selected device here).
+        epoch_batches: ``epoch_batches(epoch)`` yields that epoch's ``(inputs, targets)`` tensors.
+        batches_per_epoch: how many it yields (for the schedule and the progress bar).
+        loss_fn: ``loss_fn(float32 outputs, targets)`` -> scalar tensor.
+        config: the loop's settings (``checkpoint="best"`` needs ``validate`` and ``score``).
+        validate: scores of the model on validation data (e.g. Dice per tissue), computed every
+            ``config.val_every`` epochs and after the last one; merged into the history rows.
+        score: the one number (higher is better) a ``"best"`` checkpoint is chosen by.
+        log: called with a line for the first and last epochs and every scored epoch.
+    """
+    import torch
+
+    from fetal_lib.training.schedule import cosine_lr, training_progress
+
+    device = select_device(config.device)
+    model = model.to(device)
+    training_model = torch.compile(model) if config.compile else model
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    total_steps = max(1, config.epochs * batches_per_epoch)
+    keep_best = config.checkpoint == "best" and validate is not None and score is not None
+    best = {"score": -float("inf"), "epoch": 0, "state": None}
+    step = 0
+    history: list[dict] = []
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        batches: Iterable = epoch_batches(epoch)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, total=batches_per_epoch, desc=f"{desc} {epoch + 1}/{config.epochs}", leave=False)
+        losses = []
+        for inputs, targets in batches:
+            inputs, targets = inputs.to(device), targets.to(device)
+            optimiser.zero_grad()
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=config.precision == "bfloat16"):
+                outputs = training_model(inputs)
+            loss = loss_fn(outputs.float(), targets)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            if config.lr_schedule == "cosine":
+                progress_now = training_progress(step / total_steps, time.perf_counter() - start, config.cap_s)
+                for group in optimiser.param_groups:
+                    group["lr"] = cosine_lr(config.learning_rate, progress_now, config.lr_floor)
+            losses.append(float(loss.detach()))
+        row: dict = {"epoch": epoch + 1, "loss": float(sum(losses) / max(len(losses), 1)), "seconds": time.perf_counter() - t0}
+        out_of_time = config.cap_s is not None and time.perf_counter() - start > config.cap_s
+        last = out_of_time or epoch + 1 == config.epochs
+        scored = validate is not None and (last or (epoch + 1) % max(1, config.val_every) == 0)
+        if scored:
+            row.update(validate(model))
+            if keep_best and score(row) > best["score"]:
+                best = {"score": score(row), "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
+        history.append(row)
+        if log is not None and (last or epoch == 0 or scored):
+            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if out_of_time:
+            break
+    if keep_best and best["state"] is not None:
+        model.load_state_dict(best["state"])
+    model.eval()
+    return FitResult(model=model, history=history, seconds=time.perf_counter() - start, time_capped=len(history) < config.epochs,
+                     best_epoch=int(best["epoch"]) if keep_best else len(history), device=device)

@@ -1,0 +1,138 @@
+"""The Keras harness: the schedule callback, the precision policy, and the epoch loop's
+checkpoint, cap and float32 hand-back, on tiny models with known answers."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from fetal_lib.training.config import TrainConfig
+from fetal_lib.training.keras import dtype_policy, fit, schedule_callback, uses_xla
+from fetal_lib.training.schedule import cosine_lr
+
+
+def _fit_with(callback, n_batches: int, sleep_s: float = 0.0):
+    import keras
+
+    class Sleep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(sleep_s)
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    x = np.zeros((n_batches, 2), np.float32)
+    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, Sleep()], shuffle=False)
+    return float(model.optimizer.learning_rate.numpy())
+
+
+def test_step_progress_decays_over_the_planned_steps() -> None:
+    callback = schedule_callback(1e-3, total_steps=4, time_budget_s=None, floor=0.05)
+    last_lr = _fit_with(callback, n_batches=4)
+    assert callback.progress == pytest.approx(1.0)
+    assert last_lr == pytest.approx(cosine_lr(1e-3, 3 / 4, 0.05), rel=1e-5)  # lr set before the 4th batch
+
+
+def test_time_budget_finishes_the_decay_early() -> None:
+    callback = schedule_callback(1e-3, total_steps=10_000, time_budget_s=0.2, floor=0.05)
+    last_lr = _fit_with(callback, n_batches=6, sleep_s=0.06)
+    assert callback.progress == pytest.approx(1.0)
+    assert math.isclose(last_lr, 0.05e-3, rel_tol=1e-5)
+
+
+def test_first_step_compile_time_is_not_charged_to_the_budget() -> None:
+    """Tracing/XLA compilation happens in the first step; a slow first step must not use up the budget."""
+    import keras
+
+    class SlowFirstStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                time.sleep(0.3)  # longer than the whole budget
+
+    callback = schedule_callback(1e-3, total_steps=10_000, time_budget_s=0.2, floor=0.05)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    x = np.zeros((3, 2), np.float32)
+    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, SlowFirstStep()], shuffle=False)
+    assert callback.progress < 0.5
+
+
+def test_dtype_policy_sets_and_restores_the_global_policy() -> None:
+    import keras
+
+    before = keras.mixed_precision.global_policy().name
+    with dtype_policy("mixed_bfloat16"):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == before
+    with pytest.raises(ValueError, match="precision must be one of"):
+        with dtype_policy("float8"):
+            pass
+    assert keras.mixed_precision.global_policy().name == before
+
+
+def _tiny(precision: str = "float32"):
+    import keras
+
+    with dtype_policy(precision):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="dense")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    return model
+
+
+def _data():
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(0, 1, (16, 2)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices((x, x[:, :1] * 2)).batch(4)
+
+
+@pytest.mark.parametrize("checkpoint,expected_epoch", [("best", 2), ("last", 4)])
+def test_fit_keeps_the_best_or_the_last_epoch(checkpoint: str, expected_epoch: int) -> None:
+    model = _tiny()
+    scores = iter([0.1, 0.9, 0.5, 0.3])
+    weights_by_epoch = []
+
+    def validate(m) -> float:
+        weights_by_epoch.append([w.copy() for w in m.get_weights()])
+        return next(scores)
+
+    result = fit(model, _data(), 4, TrainConfig(epochs=4, checkpoint=checkpoint), validate, metric="val_r")
+    assert result.best_epoch == expected_epoch and result.epochs_run == 4 and not result.time_capped
+    assert result.history["val_r"] == [0.1, 0.9, 0.5, 0.3] and len(result.history["loss"]) == 4
+    for got, want in zip(result.model.get_weights(), weights_by_epoch[expected_epoch - 1]):
+        np.testing.assert_array_equal(got, want)
+    assert result.device == "CPU"
+
+
+def test_fit_with_a_cap_says_it_was_cut_short() -> None:
+
+    def validate(m) -> float:
+        time.sleep(0.25)
+        return 0.0
+
+    result = fit(_tiny(), _data(), 4, TrainConfig(epochs=50, time_budget_s=0.2), validate)
+    assert result.time_capped and result.epochs_run < 50
+
+
+def test_fit_in_bfloat16_hands_back_a_float32_model() -> None:
+    model = _tiny("mixed_bfloat16")
+    result = fit(model, _data(), 4, TrainConfig(epochs=2, precision="bfloat16"), lambda m: 0.0, rebuild_float32=_tiny)
+    assert result.model.get_layer("dense").dtype_policy.name == "float32"
+    np.testing.assert_array_equal(result.model.get_weights()[0], model.get_weights()[0])
+
+
+def test_xla_only_in_float32() -> None:
+    assert uses_xla(TrainConfig(compile=True)) is True
+    assert uses_xla(TrainConfig(compile=True, precision="bfloat16")) is False
+    assert uses_xla(TrainConfig(compile=False)) is False
+
+
+def test_config_refuses_unresolved_or_unknown_settings() -> None:
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        TrainConfig(precision="auto")
+    with pytest.raises(ValueError, match="checkpoint"):
+        TrainConfig(checkpoint="middle")
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)

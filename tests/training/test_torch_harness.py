@@ -1,0 +1,83 @@
+"""The torch harness on a tiny regression: it learns, keeps the best or last epoch, honours
+the cap, runs bfloat16 autocast with float32 weights, and logs scored epochs."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from fetal_lib.training.config import TrainConfig
+from fetal_lib.training.torch import configure, fit, select_device
+
+
+def _problem():
+    configure(threads=1, seed=0)
+    x = torch.randn(64, 3)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]])
+    model = torch.nn.Linear(3, 1)
+
+    def epoch_batches(epoch: int):
+        for i in range(0, 64, 16):
+            yield x[i : i + 16], y[i : i + 16]
+
+    return model, epoch_batches, x, y
+
+
+def test_fit_learns_and_logs_scored_epochs() -> None:
+    model, batches, x, y = _problem()
+    lines: list[str] = []
+
+    def validate(m):
+        with torch.no_grad():
+            return {"val_neg_mse": -float(torch.nn.functional.mse_loss(m(x), y))}
+
+    result = fit(model, batches, 4, torch.nn.functional.mse_loss, TrainConfig(epochs=30, learning_rate=0.05, val_every=10, checkpoint="last"),
+                 validate, log=lines.append)
+    assert result.history[-1]["loss"] < 0.05 * result.history[0]["loss"]
+    assert [row["epoch"] for row in result.history if "val_neg_mse" in row] == [10, 20, 30]
+    assert len(lines) == 4 and lines[0].startswith("epoch=1 ")  # first, 10, 20, 30
+    assert result.device == "cpu" and not result.model.training and result.best_epoch == 30
+
+
+def test_best_checkpoint_restores_the_best_scored_weights() -> None:
+    model, batches, x, y = _problem()
+    scores = iter([0.2, 0.9, 0.1])
+    saved = []
+
+    def validate(m):
+        saved.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {"s": next(scores)}
+
+    result = fit(model, batches, 4, torch.nn.functional.mse_loss, TrainConfig(epochs=3, learning_rate=0.05), validate, score=lambda r: r["s"])
+    assert result.best_epoch == 2
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, saved[1][k])
+
+
+def test_cap_ends_training_and_says_so() -> None:
+    model, batches, _, _ = _problem()
+
+    def slow_batches(epoch):
+        time.sleep(0.15)
+        yield from batches(epoch)
+
+    result = fit(model, slow_batches, 4, torch.nn.functional.mse_loss, TrainConfig(epochs=100, time_budget_s=0.3))
+    assert result.time_capped and len(result.history) < 100
+
+
+def test_bfloat16_autocast_keeps_float32_weights() -> None:
+    model, batches, _, _ = _problem()
+    result = fit(model, batches, 4, torch.nn.functional.mse_loss, TrainConfig(epochs=2, precision="bfloat16"))
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+
+
+def test_select_device() -> None:
+    assert select_device("cpu") == "cpu"
+    assert select_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            select_device("cuda")
