@@ -300,8 +300,9 @@ display(Markdown(f"Deployed path on the {len(va_idx)} validation subjects: MAE {
 # (years per +1 SD of that share) laid back on the brain shows where more of a tissue makes the
 # predicted brain older (red) or younger (blue). Ageing is expected to show as CSF gained in the
 # ventricles and sulci and grey matter lost in the cortex. The segmenter is explained with
-# Grad-CAM on one validation subject: per tissue, the regions whose bottleneck features raise
-# its logit over the voxels it labels as that tissue.
+# Grad-CAM on one validation subject: per tissue, the regions whose features in the last decoder
+# block (full resolution, read by the output convolution) raise its logit over the voxels it
+# labels as that tissue. The bottleneck's maps were empty for grey and white matter.
 
 # %%
 from fetal_lib.brain_age import explain as ba_explain  # noqa: E402

@@ -6,7 +6,10 @@
   ``map_factor``^3 voxels); for the PCA variant the ridge weights are projected back through
   the components. Positive: more of that tissue there predicts an older brain.
 * :func:`segmenter_gradcam`: Grad-CAM of the Res-U-Net for each tissue (the tissue's logit
-  summed over the voxels it labels as that tissue) on one subject.
+  summed over the voxels it labels as that tissue) on one subject, at the last decoder block
+  (full resolution). At the bottleneck the deployed segmenter's maps were empty for grey and
+  white matter (a ReLU of negative channel sums; checked on a validation subject), so the
+  default is the block whose features the output convolution reads.
 """
 
 from __future__ import annotations
@@ -64,12 +67,12 @@ def segmenter_gradcam(model, inputs: np.ndarray, layer=None, labels: Sequence[in
     Args:
         model: the trained Res-U-Net (``fetal_lib.networks.torch.resunet3d``).
         inputs: (C, D, H, W) network input of one subject (see ``segmentation.network_input``).
-        layer: module explained (default: the bottleneck, the deepest encoder block).
+        layer: module explained (default: the last decoder block, at full resolution).
     """
     import torch
 
     from fetal_lib.explain.gradcam_torch import gradcam
 
-    layer = layer if layer is not None else model.encoders[-1]
+    layer = layer if layer is not None else model.decoders[-1]
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)[None])
     return np.stack([gradcam(model, layer, x, target="segmentation", class_index=int(k))[0] for k in labels])

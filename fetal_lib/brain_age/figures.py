@@ -157,6 +157,6 @@ def segmenter_gradcam(image: np.ndarray, maps: np.ndarray, subject: str):
             axes[r, c].imshow(overlay(img_sl, heat_sl), origin="lower")
             axes[r, c].axis("off")
         axes[r, 0].set_title(f"{tissue.upper()}", loc="left", fontsize=9)
-    fig.suptitle(f"Grad-CAM of the Res-U-Net (bottleneck) per tissue, validation subject {subject}", fontsize=10)
+    fig.suptitle(f"Grad-CAM of the Res-U-Net (last decoder block) per tissue, validation subject {subject}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -53,11 +53,7 @@ def gradcam(
         model: a functional or sequential ``keras.Model``.
         layer: name of the layer whose output is explained (a 2-D feature map).
         images: (N, rows, cols, channels) float batch.
-        target: "class", "segmentation" or "regression" (see :mod:`fetal_lib.explain.targets`).
-        class_index: class to explain (default for "class": each image's predicted class);
-            required for multi-class segmentation; output column for "regression".
-        threshold: probability above which a pixel is in a sigmoid segmentation's mask.
-        normalise: scale each map to [0, 1] by its maximum (an all-zero map stays zero).
+        target, class_index, threshold, normalise: as :mod:`fetal_lib.explain.targets` describes.
 
     Returns:
         (N, rows, cols) float32 array, non-negative.
@@ -85,10 +81,7 @@ def gradcam(
     cam = tf.nn.relu(tf.reduce_sum(weights * acts, axis=-1))
     cam = tf.image.resize(cam[..., None], (int(x.shape[1]), int(x.shape[2])), method="bilinear")[..., 0]
     maps = np.maximum(cam.numpy(), 0.0).astype(np.float32)
-    if normalise:
-        peak = maps.reshape(maps.shape[0], -1).max(axis=1)
-        maps = maps / np.where(peak > 0, peak, 1.0)[:, None, None]
-    return maps.astype(np.float32)
+    return targets.scale_per_map(maps) if normalise else maps
 
 
 def _target_score(tf, logits, target: str, class_index: int | None, threshold: float, final: str | None):

@@ -44,11 +44,7 @@ def gradcam(
         model: the network (put in eval mode for the computation, then restored).
         layer: the module whose output is explained (usually the last convolutional block).
         inputs: (N, C, *spatial) float batch, 2-D or 3-D.
-        target: "class", "segmentation" or "regression" (see :mod:`fetal_lib.explain.targets`).
-        class_index: class to explain (default for "class": each input's predicted class);
-            required for multi-class segmentation; output column for "regression".
-        threshold: probability above which a pixel is in a sigmoid segmentation's mask.
-        normalise: scale each map to [0, 1] by its maximum (an all-zero map stays zero).
+        target, class_index, threshold, normalise: as :mod:`fetal_lib.explain.targets` describes.
 
     Returns:
         (N, *spatial) float32 array, non-negative (ReLU of the weighted channel sum).
@@ -82,10 +78,4 @@ def gradcam(
     mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial)]
     maps = F.interpolate(attribution.detach().float(), size=spatial, mode=mode, align_corners=False)[:, 0]
     maps = maps.clamp_min(0).numpy().astype(np.float32)
-    return _normalise(maps) if normalise else maps
-
-
-def _normalise(maps: np.ndarray) -> np.ndarray:
-    peak = maps.reshape(maps.shape[0], -1).max(axis=1)
-    scale = np.where(peak > 0, peak, 1.0).reshape((-1,) + (1,) * (maps.ndim - 1))
-    return (maps / scale).astype(np.float32)
+    return targets.scale_per_map(maps) if normalise else maps

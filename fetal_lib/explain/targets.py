@@ -1,8 +1,21 @@
-"""What a Grad-CAM explains: the scalar whose gradient weighs the layer's channels."""
+"""What a Grad-CAM explains (the scalar whose gradient weighs the layer's channels), and what
+both frameworks' ``gradcam`` share.
+
+Arguments common to :func:`fetal_lib.explain.gradcam_keras.gradcam` and
+:func:`fetal_lib.explain.gradcam_torch.gradcam`:
+
+* ``target``: "class", "segmentation" or "regression" (see :data:`DESCRIPTIONS`).
+* ``class_index``: the class to explain (default for "class": each input's predicted class);
+  required for a multi-class segmentation; the output column for "regression".
+* ``threshold``: probability above which a pixel is in a sigmoid segmentation's mask.
+* ``normalise``: scale each map to [0, 1] by its maximum (an all-zero map stays zero).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
+
+import numpy as np
 
 Target = Literal["class", "segmentation", "regression"]
 TARGETS: tuple[str, ...] = ("class", "segmentation", "regression")
@@ -32,3 +45,11 @@ def check(target: str, class_index: int | None, n_outputs: int) -> None:
         raise ValueError(f"class_index {class_index} is out of range: the model has {n_outputs} output(s)")
     if target == "segmentation" and n_outputs > 1 and class_index is None:
         raise ValueError(f"a segmentation with {n_outputs} classes needs class_index (which class's mask to explain)")
+
+
+def scale_per_map(maps: np.ndarray) -> np.ndarray:
+    """Each map (axis 0) divided by its maximum, as float32; an all-zero map stays zero."""
+    maps = np.asarray(maps, dtype=np.float32)
+    peak = maps.reshape(maps.shape[0], -1).max(axis=1)
+    scale = np.where(peak > 0, peak, 1.0).reshape((-1,) + (1,) * (maps.ndim - 1))
+    return (maps / scale).astype(np.float32)

@@ -54,6 +54,17 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[An
     return np.bincount(ti * k + pi, minlength=k * k).reshape(k, k)
 
 
+def _binary_inputs(is_positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean truth and float scores as 1-D arrays; ValueError if lengths differ or a score is not finite."""
+    y = np.asarray(is_positive, dtype=bool).ravel()
+    s = np.asarray(score, dtype=float).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"{y.size} labels but {s.size} scores")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contain NaN or infinite values")
+    return y, s
+
+
 def roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
     """Binary ROC-AUC = P(score of a positive > score of a negative), ties counting 1/2.
 
@@ -67,12 +78,7 @@ def roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
     Raises:
         ValueError: lengths differ or scores are not finite.
     """
-    y = np.asarray(is_positive, dtype=bool).ravel()
-    s = np.asarray(score, dtype=float).ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"{y.size} labels but {s.size} scores")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("scores contain NaN or infinite values")
+    y, s = _binary_inputs(is_positive, score)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
@@ -99,12 +105,7 @@ def roc_curve(is_positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, n
         ValueError: lengths differ, scores are not finite, or there is no positive or no
             negative case (the rates are then undefined).
     """
-    y = np.asarray(is_positive, dtype=bool).ravel()
-    s = np.asarray(score, dtype=float).ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"{y.size} labels but {s.size} scores")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("scores contain NaN or infinite values")
+    y, s = _binary_inputs(is_positive, score)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"a ROC curve needs positive and negative cases; got {n_pos} positive, {n_neg} negative")

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fetal_lib.networks.registry import Entry, Registry
 
 REGISTRY = Registry(
@@ -25,11 +23,5 @@ REGISTRY = Registry(
 )
 
 
-def names() -> list[str]:
-    """Registered Keras architectures."""
-    return REGISTRY.names()
-
-
-def create(name: str, /, **options: Any):
-    """Build the Keras model ``name`` (an uncompiled ``keras.Model``)."""
-    return REGISTRY.create(name, **options)
+names = REGISTRY.names  # registered architectures, sorted
+create = REGISTRY.create  # create(name, /, **options): build one (its factory's keyword arguments)
