@@ -72,7 +72,8 @@ def segmenter_gradcam(model, inputs: np.ndarray, layer=None, labels: Sequence[in
     import torch
 
     from fetal_lib.explain.gradcam_torch import gradcam
+    from fetal_lib.explain.targets import Target
 
     layer = layer if layer is not None else model.decoders[-1]
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)[None])
-    return np.stack([gradcam(model, layer, x, target="segmentation", class_index=int(k))[0] for k in labels])
+    return np.stack([gradcam(model, layer, x, Target("segmentation", class_index=int(k)))[0] for k in labels])

@@ -22,13 +22,14 @@ CSF up to ~14 mm outside the mask, never farther).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from fetal_lib.io import atomic_path, write_json_atomic
+from fetal_lib.training.torch import FitResult
 
 LABELS = (1, 2, 3)
 LABEL_NAMES = {1: "csf", 2: "gm", 3: "wm"}
@@ -80,13 +81,7 @@ class TrainConfig:
         return {"in_channels": len(self.input_names()), "num_classes": 4, "base_width": self.base_width, "depth": self.depth, "norm": self.norm}
 
 
-@dataclass
-class TrainResult:
-    model: object
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    time_capped: bool = False  # the wall-time cap ended training before cfg.epochs
-    device: str = "cpu"  # where it trained (cuda when torch sees a GPU)
+TrainResult = FitResult  # the trained network (eval mode, last epoch) and its per-epoch history
 
 
 def network_input(images: np.ndarray, masks: np.ndarray | None, in_channels: int) -> np.ndarray:
@@ -208,9 +203,8 @@ def train(
         d = mean_dice(predict(m, val[0], val[1]), val[2])
         return {f"val_dice_{LABEL_NAMES[k]}": v for k, v in d.items()}
 
-    fit = harness.fit(model, epoch_batches, -(-n // cfg.batch_size), loss_fn, loop, validate if val is not None else None,
-                      desc="seg epoch", progress=progress, log=log)
-    return TrainResult(model=fit.model, history=fit.history, seconds=fit.seconds, time_capped=fit.time_capped, device=fit.device)
+    return harness.fit(model, epoch_batches, -(-n // cfg.batch_size), loss_fn, loop, validate if val is not None else None,
+                       desc="seg epoch", progress=progress, log=log)
 
 
 def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:

@@ -38,22 +38,14 @@ def _logit_model(model, layer):
     return forward, final
 
 
-def gradcam(
-    model,
-    layer: str,
-    images: np.ndarray,
-    target: targets.Target = "class",
-    class_index: int | None = None,
-    threshold: float = 0.5,
-    normalise: bool = True,
-) -> np.ndarray:
+def gradcam(model, layer: str, images: np.ndarray, target: targets.Target | str = "class", normalise: bool = True) -> np.ndarray:
     """Grad-CAM maps of the layer named ``layer`` for a batch, upsampled to the image size.
 
     Args:
         model: a functional or sequential ``keras.Model``.
         layer: name of the layer whose output is explained (a 2-D feature map).
         images: (N, rows, cols, channels) float batch.
-        target, class_index, threshold, normalise: as :mod:`fetal_lib.explain.targets` describes.
+        target: a :class:`~fetal_lib.explain.targets.Target` or its kind; normalise: maps scaled to [0, 1].
 
     Returns:
         (N, rows, cols) float32 array, non-negative.
@@ -67,14 +59,15 @@ def gradcam(
         layer_obj = model.get_layer(layer)
     except ValueError:
         raise ValueError(f"model {model.name!r} has no layer {layer!r}") from None
+    target = targets.as_target(target)
     x = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
     forward, final = _logit_model(model, layer_obj)
     with tf.GradientTape() as tape:
         acts, logits = forward(x)
         logits = tf.cast(logits, tf.float32)
         n_outputs = int(logits.shape[-1]) if logits.shape.rank > 1 else 1
-        targets.check(target, class_index, n_outputs)
-        score = _target_score(tf, logits, target, class_index, threshold, final)
+        targets.check(target.kind, target.class_index, n_outputs)
+        score = _target_score(tf, logits, target.kind, target.class_index, target.threshold, final)
     grads = tape.gradient(score, acts)
     acts, grads = tf.cast(acts, tf.float32), tf.cast(grads, tf.float32)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)

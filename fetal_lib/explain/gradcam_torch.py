@@ -29,28 +29,22 @@ def _target_score(output: torch.Tensor, target: str, class_index: int | None, th
     return (logit * mask.detach()).reshape(n, -1).sum(dim=1)
 
 
-def gradcam(
-    model: nn.Module,
-    layer: nn.Module,
-    inputs: torch.Tensor | np.ndarray,
-    target: targets.Target = "class",
-    class_index: int | None = None,
-    threshold: float = 0.5,
-    normalise: bool = True,
-) -> np.ndarray:
+def gradcam(model: nn.Module, layer: nn.Module, inputs: torch.Tensor | np.ndarray, target: targets.Target | str = "class", normalise: bool = True) -> np.ndarray:
     """Grad-CAM maps of ``layer`` for a batch, upsampled to the input size.
 
     Args:
         model: the network (put in eval mode for the computation, then restored).
         layer: the module whose output is explained (usually the last convolutional block).
         inputs: (N, C, *spatial) float batch, 2-D or 3-D.
-        target, class_index, threshold, normalise: as :mod:`fetal_lib.explain.targets` describes.
+        target: a :class:`~fetal_lib.explain.targets.Target` or its kind; normalise: maps scaled to [0, 1].
 
     Returns:
         (N, *spatial) float32 array, non-negative (ReLU of the weighted channel sum).
     """
     from captum.attr import LayerGradCam
 
+    target = targets.as_target(target)
+    kind, class_index, threshold = target.kind, target.class_index, target.threshold
     x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs, dtype=torch.float32)
     was_training = model.training
     model.eval()
@@ -58,8 +52,8 @@ def gradcam(
         with torch.no_grad():
             probe = model(x[:1])
         n_outputs = int(probe.shape[1]) if probe.ndim > 1 else 1
-        targets.check(target, class_index, n_outputs)
-        if target == "class":
+        targets.check(kind, class_index, n_outputs)
+        if kind == "class":
             forward = model
             if class_index is None:
                 with torch.no_grad():
@@ -68,7 +62,7 @@ def gradcam(
                 cam_target = [class_index] * x.shape[0]
         else:
             def forward(batch: torch.Tensor) -> torch.Tensor:
-                return _target_score(model(batch), target, class_index, threshold)
+                return _target_score(model(batch), kind, class_index, threshold)
 
             cam_target = None
         attribution = LayerGradCam(forward, layer).attribute(x, target=cam_target, relu_attributions=True)

@@ -1,23 +1,19 @@
 """What a Grad-CAM explains (the scalar whose gradient weighs the layer's channels), and what
 both frameworks' ``gradcam`` share.
 
-Arguments common to :func:`fetal_lib.explain.gradcam_keras.gradcam` and
-:func:`fetal_lib.explain.gradcam_torch.gradcam`:
-
-* ``target``: "class", "segmentation" or "regression" (see :data:`DESCRIPTIONS`).
-* ``class_index``: the class to explain (default for "class": each input's predicted class);
-  required for a multi-class segmentation; the output column for "regression".
-* ``threshold``: probability above which a pixel is in a sigmoid segmentation's mask.
-* ``normalise``: scale each map to [0, 1] by its maximum (an all-zero map stays zero).
+Both frameworks' ``gradcam(model, layer, inputs, target, normalise)`` take a :class:`Target`
+(or just its kind as a string) and, with ``normalise``, scale each map to [0, 1] by its
+maximum (an all-zero map stays zero).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-Target = Literal["class", "segmentation", "regression"]
+Kind = Literal["class", "segmentation", "regression"]
 TARGETS: tuple[str, ...] = ("class", "segmentation", "regression")
 
 DESCRIPTIONS = {
@@ -25,6 +21,26 @@ DESCRIPTIONS = {
     "segmentation": "the logit summed over the pixels of the predicted mask (one class for multi-class outputs)",
     "regression": "the regression output (one column for multi-output models)",
 }
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to explain.
+
+    ``kind``: "class", "segmentation" or "regression" (:data:`DESCRIPTIONS`); ``class_index``:
+    the class (default for "class": each input's predicted class; required for a multi-class
+    segmentation) or the regression output column; ``threshold``: probability above which a
+    pixel is in a sigmoid segmentation's mask.
+    """
+
+    kind: Kind = "class"
+    class_index: int | None = None
+    threshold: float = 0.5
+
+
+def as_target(target: "Target | str") -> Target:
+    """A :class:`Target` from itself or from its kind."""
+    return target if isinstance(target, Target) else Target(str(target))
 
 
 def check(target: str, class_index: int | None, n_outputs: int) -> None:

@@ -23,10 +23,11 @@ def gradcam(hc_model, image: np.ndarray, layer: str = GRADCAM_LAYER) -> np.ndarr
         layer: the U-Net layer explained (default: the bottleneck's last activation).
     """
     from fetal_lib.explain.gradcam_keras import gradcam as keras_gradcam
+    from fetal_lib.explain.targets import Target
     from fetal_lib.hc.preprocess import letterbox, unletterbox
 
     x, geometry = letterbox(image, hc_model.input_shape)
-    maps = keras_gradcam(hc_model.model, layer, x[None, ..., None], target="segmentation", threshold=hc_model.threshold)
+    maps = keras_gradcam(hc_model.model, layer, x[None, ..., None], Target("segmentation", threshold=hc_model.threshold))
     return np.clip(unletterbox(maps[0], geometry), 0.0, 1.0)
 
 

@@ -9,9 +9,11 @@ exhausts it; :attr:`TrainResult.time_capped` then says that it cut the run short
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from fetal_lib.training.keras import FitResult
 
 
 @dataclass
@@ -53,18 +55,7 @@ class TrainConfig:
         return AugmentConfig(flip_ud=bool(self.augment_vflip))
 
 
-@dataclass
-class TrainResult:
-    """The trained model (best validation Dice weights) and what happened."""
-
-    model: object
-    history: dict = field(default_factory=dict)  # per-epoch lists: loss, val_loss, val_dice, seconds
-    epochs_run: int = 0
-    best_epoch: int = 0
-    seconds: float = 0.0
-    train_images_per_s: float = 0.0
-    time_capped: bool = False  # the wall-time cap ended training before the configured epochs
-    device: str = "CPU"  # where it trained (a GPU when TensorFlow sees one)
+TrainResult = FitResult  # the trained float32 model (best validation-Dice weights) and what happened
 
 
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras names of the training precisions
@@ -134,19 +125,9 @@ def train(
     def validate(m) -> float:
         return _mean_dice(m.predict(x_val, batch_size=16, verbose=0) > 0.5, val_ref)
 
-    fit = harness.fit(model, batches, max(1, len(x_train) // config.batch_size), loop, validate, metric="val_dice",
-                      rebuild_float32=lambda: build_model(config), desc=f"train {config.block}/{config.mask_mode}",
-                      progress=progress, verbose=verbose)
-    return TrainResult(
-        model=fit.model,
-        history=fit.history,
-        epochs_run=fit.epochs_run,
-        best_epoch=fit.best_epoch,
-        seconds=fit.seconds,
-        train_images_per_s=(fit.epochs_run * len(x_train) / fit.train_seconds) if fit.train_seconds > 0 else 0.0,
-        time_capped=fit.time_capped,
-        device=fit.device,
-    )
+    return harness.fit(model, batches, max(1, len(x_train) // config.batch_size), loop, validate, samples_per_epoch=len(x_train),
+                       metric="val_dice", rebuild_float32=lambda: build_model(config), desc=f"train {config.block}/{config.mask_mode}",
+                       progress=progress, verbose=verbose)
 
 
 def _mean_dice(pred: np.ndarray, ref: np.ndarray) -> float:

@@ -112,6 +112,7 @@ class FitResult:
     best_epoch: int = 0
     seconds: float = 0.0  # whole loop, validation included
     train_seconds: float = 0.0  # optimiser epochs only
+    train_images_per_s: float = 0.0  # training samples per second of optimiser time
     time_capped: bool = False  # the wall-time cap ended training before config.epochs
     device: str = "CPU"
 
@@ -122,6 +123,7 @@ def fit(
     steps_per_epoch: int,
     config: TrainConfig,
     validate: Callable[[Any], float],
+    samples_per_epoch: int = 0,
     metric: str = "val_score",
     rebuild_float32: Callable[[], Any] | None = None,
     desc: str = "train",
@@ -136,6 +138,7 @@ def fit(
         steps_per_epoch: optimiser steps in one epoch (for the schedule).
         config: the loop's settings.
         validate: score of the model on the validation data, higher is better (e.g. Dice).
+        samples_per_epoch: training samples (images) in one epoch, for ``train_images_per_s``.
         metric: the history key of that score.
         rebuild_float32: builds the same network in float32; with a bfloat16 policy the trained
             float32 weights are moved into it, so the returned model is plain float32.
@@ -185,6 +188,7 @@ def fit(
         best_epoch=int(best["epoch"]),
         seconds=time.perf_counter() - start,
         train_seconds=train_seconds,
+        train_images_per_s=epochs_run * samples_per_epoch / train_seconds if train_seconds > 0 else 0.0,
         time_capped=epochs_run < config.epochs,
         device=device(),
     )

@@ -15,6 +15,7 @@ from torch import nn
 
 from fetal_lib.explain import gradcam_keras, gradcam_torch
 from fetal_lib.explain.overlay import overlay
+from fetal_lib.explain.targets import Target
 
 SIZE = 32
 
@@ -103,7 +104,7 @@ def test_torch_gradcam_of_the_brain_age_segmenter_runs_on_a_volume() -> None:
     from fetal_lib.networks.torch.resunet3d import create
 
     net = create(base_width=4, depth=3)
-    maps = gradcam_torch.gradcam(net, net.decoders[-1], torch.rand(1, 1, 16, 16, 16), target="segmentation", class_index=2)
+    maps = gradcam_torch.gradcam(net, net.decoders[-1], torch.rand(1, 1, 16, 16, 16), Target("segmentation", class_index=2))
     assert maps.shape == (1, 16, 16, 16) and np.isfinite(maps).all()
 
 
@@ -146,7 +147,7 @@ def test_keras_gradcam_of_the_hc18_unet_with_its_sigmoid_output() -> None:
 
     net = build_unet((32, 32, 1), filters=4, depth=2)
     images = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
-    maps = gradcam_keras.gradcam(net, "dec0_relu2", images, target="segmentation", threshold=0.0)
+    maps = gradcam_keras.gradcam(net, "dec0_relu2", images, Target("segmentation", threshold=0.0))
     assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
     assert net.layers[-1].activation.__name__ == "sigmoid", "the final activation is restored"
 
