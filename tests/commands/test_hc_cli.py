@@ -240,6 +240,6 @@ def test_train_below_the_floor_deploys_nothing_and_keeps_the_old_model(capsys, t
     code, out, err = run_cli(["hc", "train", "--profile", "smoke", "--data-dir", phantom_root("hc18").parent, "--data-source", "phantom",
                               "--model", model_path, "--set", "learning_rate=0", "--epochs", "1"], capsys)
     assert code == 1 and out == ""
-    assert "below its sanity floor on the validation split" in err and "needs dice_mean >= 0.5" in err and "NOT deployed" in err
+    assert "below its sanity floor on the validation split" in err and "needs hc_abs_diff_mean_mm <= 50 mm" in err and "NOT deployed" in err
     assert model_path.read_bytes() == b"the previously deployed model" and card.read_text() == '{"name": "previous"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deployed.card.json", "deployed.keras"]
