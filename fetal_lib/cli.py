@@ -21,6 +21,18 @@ from fetal_lib.training.floor import BelowFloorError
 COMMAND_MODULES = ["doctor", "data", "book", "hc", "brain_age", "bench"]
 
 
+class CommandImportError(RuntimeError):
+    """A command's module failed to import: the command would silently vanish from ``fetal --help``."""
+
+
+def _import_command(module_name: str, command: str):
+    """Import a command's module, or raise :class:`CommandImportError` naming the command and the reason."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CommandImportError(f"the '{command}' command could not be loaded ({module_name}): {type(exc).__name__}: {exc}") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fetal",
@@ -29,12 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fetal {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fetal_lib.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"fetal_lib.commands.{name}":
-                continue  # command not written yet
-            raise
+        module = _import_command(f"fetal_lib.commands.{name}", name)
         module.register(sub)
     return parser
 

@@ -54,3 +54,19 @@ def test_import_and_help_do_not_load_tensorflow_or_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "", f"heavy modules imported: {out.strip()}"
+
+
+def test_a_command_that_fails_to_import_is_an_error_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fetal_lib import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "no_such_command"])
+    with pytest.raises(cli.CommandImportError, match=r"'no_such_command' command could not be loaded .*ModuleNotFoundError"):
+        cli.build_parser()
+
+
+def test_a_bench_target_that_fails_to_import_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fetal_lib import bench, cli
+
+    monkeypatch.setitem(bench.TARGETS, "ghost", ("fetal_lib.ghost.bench", "nothing"))
+    with pytest.raises(cli.CommandImportError, match="'bench ghost' command could not be loaded"):
+        cli.build_parser()

@@ -1,18 +1,22 @@
-"""Access to the brain-age records, via the shared loader ``fetal_lib.data.brain_age.load``.
+"""The brain-age subjects of the chapter and the commands, from the shared loader ``fetal_lib.data.brain_age``.
 
-Until that loader exists, a private fallback reads the same Cam-CAN teaching-set layout
-(``meta/*.csv``, ``segs_refs/``, ``images/``, ``masks/``). Roles are normalised to
-``"seg_train"``, ``"seg_val"`` and ``"regression"``.
+Only the three roles of the teaching set take part, each mapped exactly:
+``segmentation_train`` -> ``"seg_train"``, ``segmentation_val`` -> ``"seg_val"``,
+``regression_train`` -> ``"regression"``. A subject of any other role (a withheld
+``regression_test`` placed beside them, say) is left out with a warning: it must never become
+training data by the look of its name.
 """
 
 from __future__ import annotations
 
-import csv
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from fetal_lib.errors import FetalInputError
+
+ROLES = {"segmentation_train": "seg_train", "segmentation_val": "seg_val", "regression_train": "regression"}
 
 
 @dataclass(frozen=True)
@@ -28,77 +32,34 @@ class Subject:
     mask_path: Path | None
 
 
-def normalise_role(role: str) -> str:
-    """Map a loader's role string onto seg_train / seg_val / regression."""
-    r = str(role).lower()
-    if "reg" in r:
-        return "regression"
-    if "val" in r:
-        return "seg_val"
-    if "seg" in r or "train" in r:
-        return "seg_train"
-    return r
-
-
 def load(root: str | Path) -> list[Subject]:
-    """All subjects under a brain_age root (the shared loader if present, else the fallback)."""
-    try:
-        from fetal_lib.data import brain_age as shared  # written by helper "loaders"
-    except ImportError:
-        shared = None
-    if shared is not None and hasattr(shared, "load"):
-        out = []
-        for r in shared.load(root):
-            img = getattr(r, "image_path", None)
-            msk = getattr(r, "mask_path", None)
-            out.append(
-                Subject(
-                    subject_id=str(r.subject_id),
-                    age_years=float(r.age_years),
-                    sex=str(getattr(r, "sex", "")),
-                    role=normalise_role(r.role),
-                    seg_path=Path(r.seg_path),
-                    image_path=Path(img) if img is not None and Path(img).is_file() else None,
-                    mask_path=Path(msk) if msk is not None and Path(msk).is_file() else None,
-                )
+    """The subjects of the three known roles under a brain_age root; other roles are left out (with a warning).
+
+    Raises:
+        FetalInputError: as ``fetal_lib.data.brain_age.load`` (missing or malformed meta CSVs).
+    """
+    from fetal_lib.data import brain_age as shared
+
+    out, other_roles = [], set()
+    for r in shared.load(root):
+        if r.role not in ROLES:
+            other_roles.add(r.role)
+            continue
+        img, msk = getattr(r, "image_path", None), getattr(r, "mask_path", None)
+        out.append(
+            Subject(
+                subject_id=str(r.subject_id),
+                age_years=float(r.age_years),
+                sex=str(getattr(r, "sex", "")),
+                role=ROLES[r.role],
+                seg_path=Path(r.seg_path),
+                image_path=Path(img) if img is not None and Path(img).is_file() else None,
+                mask_path=Path(msk) if msk is not None and Path(msk).is_file() else None,
             )
-        return out
-    return _fallback_load(Path(root))
-
-
-_META = {
-    "meta_data_segmentation_train.csv": "seg_train",
-    "meta_data_segmentation_val.csv": "seg_val",
-    "meta_data_regression_train.csv": "regression",
-}
-
-
-def _fallback_load(root: Path) -> list[Subject]:
-    out: list[Subject] = []
-    for name, role in _META.items():
-        path = root / "meta" / name
-        if not path.is_file():
-            raise FetalInputError(path, "metadata CSV not found")
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        for row in rows:
-            for col in ("subject_id", "age"):
-                if col not in row:
-                    raise FetalInputError(path, f"missing column {col!r}")
-            sid = row["subject_id"].strip()
-            img = root / "images" / f"sub-{sid}_T1w_unbiased.nii.gz"
-            msk = root / "masks" / f"sub-{sid}_T1w_brain_mask.nii.gz"
-            out.append(
-                Subject(
-                    subject_id=sid,
-                    age_years=float(row["age"]),
-                    sex=str(row.get("gender_text", "")),
-                    role=role,
-                    seg_path=root / "segs_refs" / f"sub-{sid}_T1w_seg.nii.gz",
-                    image_path=img if img.is_file() else None,
-                    mask_path=msk if msk.is_file() else None,
-                )
-            )
+        )
+    if other_roles:
+        warnings.warn(f"brain_age: subjects of role(s) {sorted(other_roles)} under {root} are not used "
+                      f"(only {', '.join(ROLES)} take part)", UserWarning, stacklevel=2)
     return out
 
 
