@@ -64,12 +64,14 @@ def uses_xla(config: TrainConfig) -> bool:
     return bool(config.compile) and config.precision == "float32"
 
 
-def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | None, floor: float = 0.0, constant: bool = False):
+def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | None, floor: float = 0.0, constant: bool = False,
+                      clock: Callable[[], float] = time.perf_counter):
     """A Keras callback: cosine decay (to ``floor`` x ``base_lr``) over steps or wall time, whichever runs out first.
 
     ``.progress`` tells the loop when the decay is complete. The clock starts after the first
     step, which traces (and with XLA compiles) the training step: that one-off cost differs
-    between networks and machines and would otherwise make equal caps unequal.
+    between networks and machines and would otherwise make equal caps unequal. ``clock`` gives
+    seconds (tests inject their own).
     """
     import keras
 
@@ -83,7 +85,7 @@ def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | N
             self.start: float | None = None
 
         def _update_progress(self) -> None:
-            elapsed = time.perf_counter() - self.start if self.start is not None else 0.0
+            elapsed = clock() - self.start if self.start is not None else 0.0
             self.progress = training_progress(self.step / max(total_steps, 1), elapsed, time_budget_s)
 
         def on_train_batch_begin(self, batch, logs=None) -> None:
@@ -94,7 +96,7 @@ def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | N
 
         def on_train_batch_end(self, batch, logs=None) -> None:
             if self.start is None:  # the first step (tracing, compilation) is not charged to the cap
-                self.start = time.perf_counter()
+                self.start = clock()
 
         def on_epoch_end(self, epoch, logs=None) -> None:
             self._update_progress()
@@ -129,6 +131,7 @@ def fit(
     desc: str = "train",
     progress: bool = False,
     verbose: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> FitResult:
     """Train a compiled model for ``config.epochs`` epochs (or until the optional cap).
 
@@ -145,12 +148,13 @@ def fit(
         desc: the progress bar's label.
         progress: a tqdm bar with one step per epoch.
         verbose: Keras verbosity (0 silent, 2 one line per epoch).
+        clock: seconds for the cap and the timings (tests inject their own).
     """
     total_steps = max(1, steps_per_epoch) * config.epochs
-    schedule = schedule_callback(config.learning_rate, total_steps, config.cap_s, config.lr_floor, config.lr_schedule == "constant")
+    schedule = schedule_callback(config.learning_rate, total_steps, config.cap_s, config.lr_floor, config.lr_schedule == "constant", clock)
     history: dict[str, list] = {"loss": [], metric: [], "seconds": []}
     best = {"score": -float("inf"), "epoch": 0, "weights": None}
-    start = time.perf_counter()
+    start = clock()
     train_seconds = 0.0
     epochs_run = 0
     bar = None
@@ -159,14 +163,14 @@ def fit(
 
         bar = tqdm(total=config.epochs, desc=desc, unit="epoch")
     for epoch in range(config.epochs):
-        t0 = time.perf_counter()
+        t0 = clock()
         result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False, callbacks=[schedule])
-        train_seconds += time.perf_counter() - t0
+        train_seconds += clock() - t0
         epochs_run += 1
         score = float(validate(model))
         history["loss"].append(float(result.history["loss"][-1]))
         history[metric].append(score)
-        history["seconds"].append(time.perf_counter() - start)
+        history["seconds"].append(clock() - start)
         if config.checkpoint == "last" or score > best["score"]:
             best = {"score": score, "epoch": epoch + 1, "weights": model.get_weights()}
         if bar is not None:
@@ -186,7 +190,7 @@ def fit(
         history=history,
         epochs_run=epochs_run,
         best_epoch=int(best["epoch"]),
-        seconds=time.perf_counter() - start,
+        seconds=clock() - start,
         train_seconds=train_seconds,
         train_images_per_s=epochs_run * samples_per_epoch / train_seconds if train_seconds > 0 else 0.0,
         time_capped=epochs_run < config.epochs,

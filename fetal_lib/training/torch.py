@@ -64,6 +64,7 @@ def fit(
     desc: str = "epoch",
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> FitResult:
     """Train ``model`` with Adam for ``config.epochs`` epochs (or until the optional cap).
 
@@ -77,6 +78,7 @@ def fit(
             ``config.val_every`` epochs and after the last one; merged into the history rows.
         score: the one number (higher is better) a ``"best"`` checkpoint is chosen by.
         log: called with a line for the first and last epochs and every scored epoch.
+        clock: seconds for the cap and the timings (tests inject their own).
     """
     import torch
 
@@ -91,10 +93,10 @@ def fit(
     best = {"score": -float("inf"), "epoch": 0, "state": None}
     step = 0
     history: list[dict] = []
-    start = time.perf_counter()
+    start = clock()
     for epoch in range(config.epochs):
         model.train()
-        t0 = time.perf_counter()
+        t0 = clock()
         batches: Iterable = epoch_batches(epoch)
         if progress:
             from tqdm.auto import tqdm
@@ -111,12 +113,12 @@ def fit(
             optimiser.step()
             step += 1
             if config.lr_schedule == "cosine":
-                progress_now = training_progress(step / total_steps, time.perf_counter() - start, config.cap_s)
+                progress_now = training_progress(step / total_steps, clock() - start, config.cap_s)
                 for group in optimiser.param_groups:
                     group["lr"] = cosine_lr(config.learning_rate, progress_now, config.lr_floor)
             losses.append(float(loss.detach()))
-        row: dict = {"epoch": epoch + 1, "loss": float(sum(losses) / max(len(losses), 1)), "seconds": time.perf_counter() - t0}
-        out_of_time = config.cap_s is not None and time.perf_counter() - start > config.cap_s
+        row: dict = {"epoch": epoch + 1, "loss": float(sum(losses) / max(len(losses), 1)), "seconds": clock() - t0}
+        out_of_time = config.cap_s is not None and clock() - start > config.cap_s
         last = out_of_time or epoch + 1 == config.epochs
         scored = validate is not None and (last or (epoch + 1) % max(1, config.val_every) == 0)
         if scored:
@@ -131,5 +133,5 @@ def fit(
     if keep_best and best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
-    return FitResult(model=model, history=history, seconds=time.perf_counter() - start, time_capped=len(history) < config.epochs,
+    return FitResult(model=model, history=history, seconds=clock() - start, time_capped=len(history) < config.epochs,
                      best_epoch=int(best["epoch"]) if keep_best else len(history), device=device)

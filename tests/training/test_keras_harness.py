@@ -4,7 +4,6 @@ checkpoint, cap and float32 hand-back, on tiny models with known answers."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -14,17 +13,32 @@ from fetal_lib.training.keras import dtype_policy, fit, schedule_callback, uses_
 from fetal_lib.training.schedule import cosine_lr
 
 
-def _fit_with(callback, n_batches: int, sleep_s: float = 0.0):
+class FakeClock:
+    """Seconds that pass only when a test says so (no wall clock, so no flakes on a busy machine)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _fit_with(callback, n_batches: int, clock: FakeClock | None = None, seconds_per_batch: float = 0.0, first_batch_s: float = 0.0):
     import keras
 
-    class Sleep(keras.callbacks.Callback):
+    class Tick(keras.callbacks.Callback):  # runs after the schedule's own hooks
+        def on_train_batch_begin(self, batch, logs=None):
+            if clock is not None and batch == 0:
+                clock.now += first_batch_s
+
         def on_train_batch_end(self, batch, logs=None):
-            time.sleep(sleep_s)
+            if clock is not None:
+                clock.now += seconds_per_batch
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     x = np.zeros((n_batches, 2), np.float32)
-    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, Sleep()], shuffle=False)
+    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, Tick()], shuffle=False)
     return float(model.optimizer.learning_rate.numpy())
 
 
@@ -36,27 +50,20 @@ def test_step_progress_decays_over_the_planned_steps() -> None:
 
 
 def test_time_budget_finishes_the_decay_early() -> None:
-    callback = schedule_callback(1e-3, total_steps=10_000, time_budget_s=0.2, floor=0.05)
-    last_lr = _fit_with(callback, n_batches=6, sleep_s=0.06)
-    assert callback.progress == pytest.approx(1.0)
+    clock = FakeClock()
+    callback = schedule_callback(1e-3, total_steps=10_000, time_budget_s=0.2, floor=0.05, clock=clock)
+    last_lr = _fit_with(callback, n_batches=6, clock=clock, seconds_per_batch=0.06)
+    assert callback.progress == pytest.approx(1.0)  # 5 x 0.06 s after the first step > 0.2 s
     assert math.isclose(last_lr, 0.05e-3, rel_tol=1e-5)
 
 
 def test_first_step_compile_time_is_not_charged_to_the_budget() -> None:
     """Tracing/XLA compilation happens in the first step; a slow first step must not use up the budget."""
-    import keras
-
-    class SlowFirstStep(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if batch == 0:
-                time.sleep(0.3)  # longer than the whole budget
-
-    callback = schedule_callback(1e-3, total_steps=10_000, time_budget_s=0.2, floor=0.05)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    x = np.zeros((3, 2), np.float32)
-    model.fit(x, x[:, :1], batch_size=1, epochs=1, verbose=0, callbacks=[callback, SlowFirstStep()], shuffle=False)
-    assert callback.progress < 0.5
+    clock = FakeClock()
+    callback = schedule_callback(1e-3, total_steps=10_000, time_budget_s=0.2, floor=0.05, clock=clock)
+    _fit_with(callback, n_batches=3, clock=clock, first_batch_s=0.3, seconds_per_batch=0.01)
+    # the clock starts when the first step ends: its 0.3 s are not counted, the 3 x 0.01 s ticked after are
+    assert callback.progress == pytest.approx(0.03 / 0.2)
 
 
 def test_dtype_policy_sets_and_restores_the_global_policy() -> None:
@@ -107,13 +114,14 @@ def test_fit_keeps_the_best_or_the_last_epoch(checkpoint: str, expected_epoch: i
 
 
 def test_fit_with_a_cap_says_it_was_cut_short() -> None:
+    clock = FakeClock()
 
     def validate(m) -> float:
-        time.sleep(0.25)
+        clock.now += 0.25  # each epoch's validation takes 0.25 s by this clock
         return 0.0
 
-    result = fit(_tiny(), _data(), 4, TrainConfig(epochs=50, time_budget_s=0.2), validate)
-    assert result.time_capped and result.epochs_run < 50
+    result = fit(_tiny(), _data(), 4, TrainConfig(epochs=50, time_budget_s=0.2), validate, clock=clock)
+    assert result.time_capped and result.epochs_run == 2  # the schedule's clock starts after the first step
 
 
 def test_fit_in_bfloat16_hands_back_a_float32_model() -> None:

@@ -3,8 +3,6 @@ the cap, runs bfloat16 autocast with float32 weights, and logs scored epochs."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -58,13 +56,14 @@ def test_best_checkpoint_restores_the_best_scored_weights() -> None:
 
 def test_cap_ends_training_and_says_so() -> None:
     model, batches, _, _ = _problem()
+    now = [0.0]
 
     def slow_batches(epoch):
-        time.sleep(0.15)
+        now[0] += 0.15  # each epoch takes 0.15 s by the injected clock
         yield from batches(epoch)
 
-    result = fit(model, slow_batches, 4, torch.nn.functional.mse_loss, TrainConfig(epochs=100, time_budget_s=0.3))
-    assert result.time_capped and len(result.history) < 100
+    result = fit(model, slow_batches, 4, torch.nn.functional.mse_loss, TrainConfig(epochs=100, time_budget_s=0.3), clock=lambda: now[0])
+    assert result.time_capped and len(result.history) == 3  # 0.45 s > 0.3 s after the third epoch
 
 
 def test_bfloat16_autocast_keeps_float32_weights() -> None:
