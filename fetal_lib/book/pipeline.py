@@ -19,6 +19,7 @@ from fetal_lib.book.build import build_book, write_generated, write_toc
 from fetal_lib.book.chapters import Chapter, select
 from fetal_lib.book.execute import ChapterExecutionError, execute_chapter
 from fetal_lib.book.profiles import chapter_parameters, load_profile
+from fetal_lib.book.summary import chapter_lines, phantom_chapters
 from fetal_lib.paths import BOOK_DIR, NOTEBOOK_DIR, PROFILE_DIR, build_dir
 
 
@@ -29,6 +30,7 @@ class PipelineReport:
     executed: list[tuple[str, float]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     index_html: Path | None = None
+    summary: list[str] = field(default_factory=list)  # one line per executed chapter: real/PHANTOM, wall time, headline
 
     @property
     def ok(self) -> bool:
@@ -104,8 +106,13 @@ def run(
     profile_dir: Path = PROFILE_DIR,
     quiet: bool = False,
     progress: bool = False,
+    require_real: bool = False,
 ) -> PipelineReport:
-    """Execute the selected chapters (all existing ones by default), then build the book."""
+    """Execute the selected chapters (all existing ones by default), then build the book.
+
+    With ``require_real``, a chapter that fell back to a phantom counts as failed (its results
+    stay, the book is not built).
+    """
     report = PipelineReport()
     t_start = time.perf_counter()
     if execute:
@@ -125,6 +132,14 @@ def run(
             report.executed.append((chapter.id, seconds))
             _log(f"{tag}: ok in {seconds:.1f} s -> {Path(book_dir).name}/chapters/{chapter.executed_name}", quiet)
     results_root = build_dir() / "results"
+    lines = chapter_lines(results_root, [cid for cid, _ in report.executed])
+    report.summary = [line.text() for line in lines]
+    for text in report.summary:
+        _log(f"fetal book: {text}", quiet)
+    if require_real:
+        for cid in phantom_chapters(lines):
+            report.failed.append(f"chapter '{cid}' ran on PHANTOM data and --require-real was given "
+                                 "(point --data-dir or FETAL_DATA_DIR at the real data; `fetal data verify` says what is missing)")
     if report.failed:
         _log(f"fetal book: {len(report.failed)} chapter(s) failed; book not built", quiet)
         return report

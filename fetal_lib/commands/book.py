@@ -1,10 +1,12 @@
 """``fetal book``: execute the chapters with a profile and build the Jupyter Book.
 
-    fetal book --profile {smoke,cpu,full} [--data-dir D] [--only CHAPTER] [--no-build | --build-only]
+    fetal book --profile {smoke,cpu,full} [--data-dir D] [--only CHAPTER] [--no-build | --build-only] [--require-real]
 
 Executed notebooks go to ``book/chapters/`` (generated), results to
 ``<build>/results/<chapter>/`` (``$FETAL_BUILD_DIR`` or ``build/``), the HTML to
-``book/_build/html/``. Exit status: 0 ok, 1 a chapter or the build failed, 2 bad input.
+``book/_build/html/``. The run ends with a line per executed chapter: real data or PHANTOM,
+wall time, headline. Exit status: 0 ok, 1 a chapter or the build failed (or, with
+``--require-real``, a chapter ran on a phantom), 2 bad input.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--no-build", action="store_true", help="execute chapters, do not run jupyter-book")
     mode.add_argument("--build-only", action="store_true", help="build the book from the executed chapters only")
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    parser.add_argument("--require-real", action="store_true",
+                        help="fail (exit 1, book not built) if a chapter had to fall back to a phantom dataset")
     parser.set_defaults(func=handle)
 
 
@@ -50,6 +54,7 @@ def handle(args: argparse.Namespace) -> int:
             execute=not args.build_only,
             build=not args.no_build,
             progress=not args.no_progress and sys.stderr.isatty(),
+            require_real=args.require_real,
         )
     except RuntimeError as err:  # jupyter-book build failed
         print(f"fetal: error: {err}", file=sys.stderr)

@@ -106,3 +106,27 @@ def test_cli_rejects_unknown_chapter_and_profile(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["book", "--profile", "gpu"])
     assert exit_info.value.code == 2
+
+
+PHANTOM_CHAPTER = GOOD.replace(
+    'run = ChapterRun("data", profile, data_dir, results_dir, seed, {})',
+    'run = ChapterRun("data", profile, data_dir, results_dir, seed, '
+    '{"hc18": {"is_phantom": True, "status": "phantom", "root": "/tmp"}, "brain_age": {"is_phantom": False, "status": "complete", "root": "/d"}})',
+).replace('run.finish({"n": n,', 'run.finish({"n": n, "dice": 0.5,')
+
+
+def test_the_run_ends_with_a_line_per_chapter_saying_real_or_phantom(tree):
+    (tree / "notebooks" / "00_data.py").write_text(PHANTOM_CHAPTER)
+    report = _run(tree)
+    assert report.ok and len(report.summary) == 1
+    line = report.summary[0]
+    assert line.startswith("data: PHANTOM (hc18) + real (brain_age); ") and " s; " in line and "dice 0.5" in line
+
+
+def test_require_real_fails_a_build_that_fell_back_to_a_phantom(tree):
+    (tree / "notebooks" / "00_data.py").write_text(PHANTOM_CHAPTER)
+    report = _run(tree, require_real=True)
+    assert not report.ok and "chapter 'data' ran on PHANTOM data and --require-real was given" in report.failed[0]
+    assert (tree / "build" / "results" / "data" / "metrics.json").is_file()  # its results stay
+    (tree / "notebooks" / "00_data.py").write_text(GOOD)  # no dataset at all: nothing to fall back from
+    assert _run(tree, require_real=True).ok
