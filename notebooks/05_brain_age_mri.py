@@ -230,13 +230,19 @@ cv_results, reg_table = pipeline.regression_cv(models, reg_age, reg_feats, int(r
 reg_seconds = time.perf_counter() - t0
 reg_table["source_holdout_mae_years"] = pipeline.SOURCE_HOLDOUT["mae_years"]
 run.table(reg_table.round(3), "regression_cv")
+# The headline is the CV MAE of `deploy_model`, fixed in the profile before these folds ran. The lowest MAE
+# over all the models is a winner's pick on the same folds (optimistic), shown only for comparison.
+dep_cv = reg_table.set_index("model").loc[deploy_model]
 best = reg_table.sort_values("mae_years").iloc[0]
-display(Markdown(f"{len(reg_subjects)} subjects, {reg_feats['maps'].shape[1]} map features; all models in {reg_seconds:.0f} s. "
-                 f"Best raw CV MAE: **{best['model']} {best['mae_years']:.2f} years** (95% CI {best['mae_ci_low']:.2f}-"
-                 f"{best['mae_ci_high']:.2f}), R2 {best['r2']:.3f}. Source: hold-out MAE 6.90 years, R2 0.81 (one split)."))
+display(Markdown(
+    f"{len(reg_subjects)} subjects, {reg_feats['maps'].shape[1]} map features; all models in {reg_seconds:.0f} s. "
+    f"Pre-registered model `{deploy_model}`: raw CV MAE **{dep_cv['mae_years']:.2f} years** (95% CI {dep_cv['mae_ci_low']:.2f}-"
+    f"{dep_cv['mae_ci_high']:.2f}), R2 {dep_cv['r2']:.3f}. Lowest of the {len(models)} models on the same folds (a winner's pick, "
+    f"optimistic): {best['model']} {best['mae_years']:.2f} years. Source project: hold-out MAE "
+    f"{pipeline.SOURCE_HOLDOUT['mae_years']:.2f} years, R2 {pipeline.SOURCE_HOLDOUT['r2']:.2f} (one split)."))
 run.figure(figures.predicted_vs_true(reg_age, {m: cv_results[m].predicted for m in models}, "5-fold CV, reference segmentations"),
            "regression_predicted_vs_true")
-run.figure(figures.brain_age_gap(reg_age, cv_results[best["model"]].predicted, cv_results[best["model"]].corrected, best["model"]),
+run.figure(figures.brain_age_gap(reg_age, cv_results[deploy_model].predicted, cv_results[deploy_model].corrected, deploy_model),
            "brain_age_gap")
 
 # %% [markdown]
@@ -361,7 +367,9 @@ metrics = {
     "seg_time_capped": trained.time_capped, "seg_precision": precision_choice.to_dict(), "validation_floor_scores": floor_scores,
     "training_seconds": trained.seconds + (seg_cv_seconds if cv_summary is not None else 0.0),
     "seg_parameters": count_parameters(seg_model),
-    "best_model": str(best["model"]), "best_cv_mae_years": float(best["mae_years"]), "best_cv_r2": float(best["r2"]),
+    "deployed_cv_mae_years": float(dep_cv["mae_years"]), "deployed_cv_r2": float(dep_cv["r2"]),
+    "deployed_cv_mae_ci_years": [float(dep_cv["mae_ci_low"]), float(dep_cv["mae_ci_high"])],
+    "lowest_cv_mae_model": str(best["model"]), "lowest_cv_mae_years": float(best["mae_years"]),  # a winner's pick: not a headline
     "cv_mae_years": {r["model"]: float(r["mae_years"]) for _, r in reg_table.iterrows()},
     "cv_r2": {r["model"]: float(r["r2"]) for _, r in reg_table.iterrows()},
     "cv_mae_corrected_years": {r["model"]: float(r["mae_corrected_years"]) for _, r in reg_table.iterrows()},
@@ -377,6 +385,6 @@ metrics = {
 }
 if cv_summary is not None:
     metrics.update({f"seg_cv_dice_{r['tissue'].lower()}": float(r["dice"]) for _, r in cv_summary.iterrows()})
-run.finish(metrics, headline=["val_dice_csf", "val_dice_gm", "val_dice_wm", "best_cv_mae_years", "best_cv_r2",
+run.finish(metrics, headline=["val_dice_csf", "val_dice_gm", "val_dice_wm", "deployed_cv_mae_years", "deployed_cv_r2",
                               "deployed_mae_predicted_segs_years"])
 print(f"chapter wall time {time.perf_counter() - t_start:.0f} s")
