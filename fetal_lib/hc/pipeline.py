@@ -314,6 +314,24 @@ def error_table(results: dict[str, Any]) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
+def fit_verdict(train_mean_mm: float, test_mean_mm: float) -> str:
+    """Over- or underfitting, judged by the mean HC error (mm) on the training images against the test split.
+
+    The validation split is not used: it chose the epoch and the threshold, so it is not held out
+    from the model's selection. Below 0.8 x the test error the model overfits; above 1.25 x the
+    test subjects are easier than the training ones; in between it fits its training images no
+    more closely than unseen subjects.
+    """
+    if not (math.isfinite(train_mean_mm) and math.isfinite(test_mean_mm)) or test_mean_mm <= 0:
+        return "not judged (an error is missing)"
+    ratio = train_mean_mm / test_mean_mm
+    if ratio < 0.8:
+        return "well below the test error: the model overfits its training subjects"
+    if ratio > 1.25:
+        return "well above the test error: the test subjects happen to be easier than the training ones"
+    return "about equal to the test error: the model does not overfit; it fits its training images no more closely than unseen subjects"
+
+
 def summarize(df, groups: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Test-split summary: HC |diff| mean, SD, median, cluster-bootstrap 95 % CI of the mean;
     Dice, IoU, HD95 means; counts of failures and flagged fits."""

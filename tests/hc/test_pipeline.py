@@ -110,3 +110,12 @@ def test_error_table_rows_per_split_against_pandas():
         assert row["|diff| mean, >= 250 mm (mm)"] == pytest.approx(big["hc_abs_diff_mm"].mean())
         assert sum(int(n) for n in row["images per HC range"].split("/")) == len(found)
     assert not table.drop(columns=["images per HC range"]).isna().any().any()
+
+
+def test_fit_verdict_compares_training_with_test_only() -> None:
+    from fetal_lib.hc.pipeline import fit_verdict
+
+    assert "overfits" in fit_verdict(1.0, 2.6)
+    assert "does not overfit" in fit_verdict(1.84, 2.07)
+    assert "easier" in fit_verdict(3.0, 2.0)
+    assert "not judged" in fit_verdict(float("nan"), 2.0)
