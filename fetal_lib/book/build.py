@@ -5,7 +5,8 @@ Generated (git-ignored) files under the book root, rewritten on every run:
 - ``_toc.yml``: intro, the static pages, and every executed chapter present in
   ``chapters/`` (Jupyter Book 1 fails on a toc entry whose file is missing).
 - ``generated/results.md``: the results table read from ``<build>/results/*/metrics.json``
-  (included by ``intro.md``); ``generated/provenance.md`` (included by ``audit.md``).
+  (included by ``intro.md``); ``generated/provenance.md`` (included by ``audit.md``);
+  ``generated/chapters.md``: each chapter of the registry, in this book or planned (both pages).
 
 ``jupyter-book build`` runs as a subprocess of this venv with ``execute_notebooks: off``;
 Sphinx warnings are tolerated, ``ERROR``/``CRITICAL`` messages fail the build.
@@ -19,10 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from fetal_lib.book.chapters import REGISTRY
+from fetal_lib.book.chapters import REGISTRY, find_source
 from fetal_lib.book.results import load_metrics
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import write_text_atomic
+from fetal_lib.paths import NOTEBOOK_DIR
 
 STATIC_BEFORE = ("data",)  # book/data.md, if present, right after the intro
 STATIC_AFTER = ("audit",)  # book/audit.md at the end
@@ -135,13 +137,23 @@ def provenance_markdown(metrics: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_generated(book_dir: Path, results_root: Path) -> list[Path]:
-    """(Re)write ``generated/results.md`` and ``generated/provenance.md`` under ``book_dir``."""
+def chapters_markdown(notebook_dir: Path = NOTEBOOK_DIR) -> str:
+    """The chapter list from the registry: each chapter in this book, or planned (no notebook yet)."""
+    lines = ["| # | chapter | status |", "|---|---|---|"]
+    for cid, (number, title) in REGISTRY.items():
+        status = "in this book" if find_source(cid, notebook_dir) is not None else "**planned**: not written yet"
+        lines.append(f"| {number} | {title} (`{cid}`) | {status} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_generated(book_dir: Path, results_root: Path, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """(Re)write ``generated/results.md``, ``generated/provenance.md`` and ``generated/chapters.md`` under ``book_dir``."""
     metrics = load_metrics(results_root)
     gen = Path(book_dir) / "generated"
     return [
         write_text_atomic(gen / "results.md", results_markdown(metrics)),
         write_text_atomic(gen / "provenance.md", provenance_markdown(metrics)),
+        write_text_atomic(gen / "chapters.md", chapters_markdown(notebook_dir)),
     ]
 
 

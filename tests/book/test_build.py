@@ -58,3 +58,12 @@ def test_build_log_errors_are_found_and_warnings_ignored():
         "reading sources... [ 50%] chapters/00_data\n"
     )
     assert [ln.split(":")[0] for ln in build_errors(log)] == ["/b/intro.md", "/b/a.md"]
+
+
+def test_chapter_list_marks_chapters_without_a_notebook_as_planned(tmp_path):
+    from fetal_lib.book.build import chapters_markdown
+
+    (tmp_path / "01_hc18_unet.py").write_text("# %%\n")
+    rows = {line.split("`")[1]: line for line in chapters_markdown(tmp_path).splitlines() if "`" in line}
+    assert "in this book" in rows["hc18"]
+    assert all("**planned**" in rows[c] for c in ("data", "seg_benchmark", "us_classification", "fetal_mri_ga", "brain_age"))
