@@ -9,23 +9,11 @@ import numpy as np
 from fetal_lib.metrics.classification import (
     confusion_matrix,
     expected_calibration_error,
+    multiclass_auc,
     multiclass_roc,
     reliability_bins,
-    roc_auc,
 )
 from fetal_lib.metrics.uncertainty import bootstrap_ci
-
-
-def _auc_of(key: str, y_true: np.ndarray, y_score: np.ndarray, labels: list) -> float:
-    """AUC of one curve (a class label, "micro" or "macro"), as :func:`multiclass_roc` defines it."""
-    onehot = np.stack([y_true == lab for lab in labels], axis=1)
-    present = [i for i in range(len(labels)) if 0 < onehot[:, i].sum() < y_true.size]
-    if key == "micro":
-        return roc_auc(onehot[:, present].ravel(), y_score[:, present].ravel()) if present else float("nan")
-    if key == "macro":
-        return float(np.mean([roc_auc(onehot[:, i], y_score[:, i]) for i in present])) if present else float("nan")
-    i = [str(lab) for lab in labels].index(key)
-    return roc_auc(onehot[:, i], y_score[:, i])
 
 
 def _auc_ci(key: str, y_true: np.ndarray, y_score: np.ndarray, labels: list, n_boot: int, seed: int, groups):
@@ -34,7 +22,8 @@ def _auc_ci(key: str, y_true: np.ndarray, y_score: np.ndarray, labels: list, n_b
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # resamples missing a class are dropped
-        return bootstrap_ci(lambda t, s: _auc_of(key, t, s, labels), y_true, y_score, n_boot=n_boot, seed=seed, groups=groups)
+        return bootstrap_ci(lambda t, s: multiclass_auc(t, s, labels).get(key, float("nan")), y_true, y_score,
+                            n_boot=n_boot, seed=seed, groups=groups)
 
 
 def roc_curves(

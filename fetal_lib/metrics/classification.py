@@ -28,6 +28,7 @@ __all__ = [
     "roc_curve",
     "RocCurves",
     "multiclass_roc",
+    "multiclass_auc",
     "classification_report",
     "ReliabilityBins",
     "reliability_bins",
@@ -133,6 +134,31 @@ class RocCurves(NamedTuple):
     auc: dict[str, float]
 
 
+def _one_vs_rest(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(one-hot truth (n, K), scores (n, K), indices of the classes present with both outcomes)."""
+    t = np.asarray(y_true).ravel()
+    s = np.asarray(y_score, dtype=float)
+    labels = list(labels)
+    if s.shape != (t.size, len(labels)):
+        raise ValueError(f"y_score shape {s.shape} != (n cases, n labels) = {(t.size, len(labels))}")
+    unknown = sorted(set(t.tolist()) - set(labels), key=str)
+    if unknown:
+        raise ValueError(f"y_true holds values that are not in labels {labels}: {unknown[:5]}")
+    onehot = np.stack([t == lab for lab in labels], axis=1)
+    present = [i for i in range(len(labels)) if 0 < onehot[:, i].sum() < t.size]
+    return onehot, s, present
+
+
+def multiclass_auc(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[Any]) -> dict[str, float]:
+    """One-vs-rest AUC per class present (keyed by str(label)), ``"micro"`` and ``"macro"``, as :func:`multiclass_roc`
+    defines them, without the curves (fast enough for bootstrap intervals)."""
+    onehot, s, present = _one_vs_rest(y_true, y_score, labels)
+    auc = {str(labels[i]): roc_auc(onehot[:, i], s[:, i]) for i in present}
+    auc["micro"] = roc_auc(onehot[:, present].ravel(), s[:, present].ravel()) if present else float("nan")
+    auc["macro"] = float(np.mean([auc[str(labels[i])] for i in present])) if present else float("nan")
+    return auc
+
+
 def multiclass_roc(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[Any]) -> RocCurves:
     """Per-class (one-vs-rest), micro- and macro-averaged ROC curves and their AUCs.
 
@@ -142,34 +168,21 @@ def multiclass_roc(y_true: np.ndarray, y_score: np.ndarray, labels: Sequence[Any
         labels: class order.
 
     Raises:
-        ValueError: y_score of the wrong shape, or fewer than two classes present.
+        ValueError: y_score of the wrong shape, an unknown label, or fewer than two classes present.
     """
-    t = np.asarray(y_true).ravel()
-    s = np.asarray(y_score, dtype=float)
     labels = list(labels)
-    if s.shape != (t.size, len(labels)):
-        raise ValueError(f"y_score shape {s.shape} != (n cases, n labels) = {(t.size, len(labels))}")
-    unknown = sorted(set(t.tolist()) - set(labels), key=str)
-    if unknown:
-        raise ValueError(f"y_true holds values that are not in labels {labels}: {unknown[:5]}")
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    auc: dict[str, float] = {}
-    onehot = np.stack([t == lab for lab in labels], axis=1)
-    present = [i for i in range(len(labels)) if 0 < onehot[:, i].sum() < t.size]
+    onehot, s, present = _one_vs_rest(y_true, y_score, labels)
     if len(present) < 2 and len(labels) > 2:
         raise ValueError(f"ROC curves need at least two classes present in y_true; found {len(present)}")
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for i in present:
         fpr, tpr, _ = roc_curve(onehot[:, i], s[:, i])
         curves[str(labels[i])] = (fpr, tpr)
-        auc[str(labels[i])] = roc_auc(onehot[:, i], s[:, i])
     fpr, tpr, _ = roc_curve(onehot[:, present].ravel(), s[:, present].ravel())
     curves["micro"] = (fpr, tpr)
-    auc["micro"] = roc_auc(onehot[:, present].ravel(), s[:, present].ravel())
     grid = np.unique(np.concatenate([curves[str(labels[i])][0] for i in present]))
-    mean_tpr = np.mean([np.interp(grid, *curves[str(labels[i])]) for i in present], axis=0)
-    curves["macro"] = (grid, mean_tpr)
-    auc["macro"] = float(np.mean([auc[str(labels[i])] for i in present]))
-    return RocCurves(curves, auc)
+    curves["macro"] = (grid, np.mean([np.interp(grid, *curves[str(labels[i])]) for i in present], axis=0))
+    return RocCurves(curves, multiclass_auc(y_true, y_score, labels))
 
 
 class ReliabilityBins(NamedTuple):
