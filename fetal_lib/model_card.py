@@ -99,14 +99,19 @@ def read_card(path: str | Path) -> dict | None:
         return None
 
 
+def _write_card_files(card: Mapping[str, Any], json_path: Path, markdown_path: Path) -> None:
+    """The card's JSON and its Markdown rendering (callers make them atomic)."""
+    json_path.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+    markdown_path.write_text(render_markdown(card), encoding="utf-8")
+
+
 def write_card(json_path: str | Path, card: Mapping[str, Any], markdown_path: str | Path | None = None) -> Path:
     """Write the card's JSON and its Markdown rendering (default: ``MODEL_CARD.md`` beside it), each atomically."""
     json_path = Path(json_path)
     md = Path(markdown_path) if markdown_path else json_path.with_name("MODEL_CARD.md")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(json_path) as tmp_json, atomic_path(md) as tmp_md:
-        tmp_json.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
-        tmp_md.write_text(render_markdown(card), encoding="utf-8")
+        _write_card_files(card, tmp_json, tmp_md)
     return json_path
 
 
@@ -118,8 +123,7 @@ def save_keras(model, model_path: str | Path, card: Mapping[str, Any]) -> Path:
     model_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_path, suffix=".keras") as tmp_model, atomic_path(cpath) as tmp_card, atomic_path(mpath) as tmp_md:
         model.save(tmp_model)
-        tmp_card.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
-        tmp_md.write_text(render_markdown(card), encoding="utf-8")
+        _write_card_files(card, tmp_card, tmp_md)
     return model_path
 
 

@@ -19,8 +19,7 @@ def before_after(raw_image, raw_mask, pre_image, pre_seg=None):
         rows.append(("reference tissues on the 3 mm grid (nearest neighbour)", pre_seg, "viridis"))
     fig, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)))
     for r, (title, vol, cmap) in enumerate(rows):
-        z, y, x = (s // 2 for s in vol.shape)
-        for c, sl in enumerate((vol[z], vol[:, y], vol[:, :, x])):
+        for c, sl in enumerate(_mid_slices(vol)):
             ax = axes[r, c]
             ax.imshow(sl, cmap=cmap, origin="lower")
             ax.axis("off")
