@@ -76,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("cv", help="subject-level K-fold cross-validation of the training recipe (measures it; saves no model)",
                        description="Train and score the profile's recipe in K subject-level folds, so every annotated image is "
                        "scored once by a model that never saw its subject. Prints a JSON summary (pooled HC error, the fold "
-                       "means, the chapter's test images against the others); nothing is deployed or chosen from it. "
+                       "means, the chapter's test images against the others, the size-calibration decision taken on the "
+                       "images outside the chapter's test split) and writes it with its provenance to "
+                       "build/results/hc18_cv/, where chapter 1 reads it; no model is saved. "
                        "Each fold takes as long as one `fetal hc train` (`fetal doctor` predicts that for this machine).")
     c.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="knobs from profiles/<name>.yaml hc18: (default cpu)")
     c.add_argument("--folds", type=int, default=5, help="number of subject-level folds (default 5)")
@@ -88,6 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="override any hc18 knob of the profile (repeatable)")
     c.add_argument("-o", "--output", type=Path, default=None, metavar="CSV",
                    help="also write the per-image results of every fold (written atomically)")
+    c.add_argument("--results-dir", type=Path, default=None, metavar="DIR",
+                   help="where the summary, tables and provenance go (default: build/results/hc18_cv, read by chapter 1)")
     c.set_defaults(func=handle_cv)
 
 
@@ -286,6 +290,13 @@ def handle_cv(args: argparse.Namespace) -> int:
     settings = pipeline.profile_settings(args.profile, overrides)
     data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     print(data.source.describe(), file=sys.stderr)
+    from fetal_lib.book.results import ChapterRun, data_status
+    from fetal_lib.paths import build_dir
+
+    results_dir = args.results_dir or build_dir() / "results" / "hc18_cv"
+    run = ChapterRun("hc18_cv", args.profile, args.data_dir or "", results_dir, args.seed, data_status([data.source]),
+                     parameters={**settings, "folds": args.folds},
+                     compute={"precision": pipeline.precision_choice(settings).to_dict()})
 
     def report(row: dict) -> None:
         from tqdm import tqdm
@@ -303,6 +314,16 @@ def handle_cv(args: argparse.Namespace) -> int:
 
         with atomic_path(args.output) as tmp:
             result.per_image.to_csv(tmp, index=False)
-    print(json.dumps({"settings": settings, "summary": cv_summary(result, args.seed), "folds": result.folds.to_dict("records")}, indent=2))
+    summary = cv_summary(result, args.seed)
+    run.table(result.per_image, "per_image", show=False)
+    run.table(result.folds, "folds", show=False)
+    import contextlib
+
+    pooled = summary["pooled"]
+    headline = {"hc_abs_diff_mean_mm": pooled.get("hc_abs_diff_mean_mm"), "hc_abs_diff_median_mm": pooled.get("hc_abs_diff_median_mm"),
+                "dice": pooled.get("dice_mean")}
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON summary only
+        run.finish({**headline, **summary, "folds_table": result.folds.to_dict("records")}, headline=list(headline))
+    print(json.dumps({"settings": settings, "summary": summary, "folds": result.folds.to_dict("records")}, indent=2))
     return 0
 

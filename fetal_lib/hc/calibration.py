@@ -13,9 +13,13 @@ range seen in fitting (no extrapolation), and the factor is bounded to +-``MAX_C
 The line is a Huber regression (robust to the few gross failures) fitted on validation images
 only; the test split never enters it.
 
-Off by default (``calibrate: false``): the trend did not hold on the test split (its large heads
-carried a different bias), so the chapter shows it as a diagnostic and the model card carries it
-only when a profile turns it on.
+Whether to deploy it is decided on training-side data only, by :func:`cv_decision` on the
+out-of-fold images of ``fetal hc cv`` that lie outside the chapter's test split: each fold fits
+the calibration on its own validation part and applies it to its held-out subjects. The rule is
+fixed before the folds run: deploy only if the paired difference of the mean |HC error|
+(calibrated minus raw) has a 95 % subject-bootstrap interval entirely below zero. The chapter
+shows the decision, the data it was taken on, and (as a diagnostic only) what the calibration
+does on its test split. The model card carries the calibration only when a profile turns it on.
 """
 
 from __future__ import annotations
@@ -128,3 +132,41 @@ def leave_one_group_out(hc_pred_mm: Sequence[float], hc_ref_mm: Sequence[float],
             continue
         out[held] = [cal.hc_mm(v) if np.isfinite(v) else np.nan for v in pred[held]]
     return out
+
+
+def cv_decision(per_image, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The deploy-or-not decision for the size calibration, from ``fetal hc cv`` results.
+
+    ``per_image`` is the CV's pooled per-image table (columns ``hc_raw_mm``,
+    ``hc_calibrated_mm`` (from each fold's own validation fit), ``hc_ref_mm``, ``subject_id``,
+    ``found``, ``in_chapter_test``). Only images outside the chapter's test split with a head
+    found enter, so the decision never reads the test split. Returns the raw and calibrated mean
+    |HC difference| (mm), their paired difference with a subject-bootstrap 95 % CI, and
+    ``deploy``: True iff that interval lies entirely below zero (the rule, fixed in advance).
+    """
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    missing = [c for c in ("hc_raw_mm", "hc_calibrated_mm", "hc_ref_mm", "subject_id", "found", "in_chapter_test")
+               if c not in per_image.columns]
+    if missing:
+        raise ValueError(f"CV results lack the column(s) {', '.join(missing)} (written by an older `fetal hc cv`?)")
+    d = per_image[per_image["found"].astype(bool) & ~per_image["in_chapter_test"].astype(bool)]
+    d = d[np.isfinite(d["hc_raw_mm"].to_numpy(float)) & np.isfinite(d["hc_calibrated_mm"].to_numpy(float))]
+    if len(d) == 0:
+        raise ValueError("no out-of-fold image outside the chapter's test split with a head found and a calibrated HC")
+    ref = d["hc_ref_mm"].to_numpy(float)
+    raw = np.abs(d["hc_raw_mm"].to_numpy(float) - ref)
+    cal = np.abs(d["hc_calibrated_mm"].to_numpy(float) - ref)
+    diff = bootstrap_ci(lambda a, b: float(np.mean(b - a)), raw, cal, n_boot=n_boot, seed=seed,
+                        groups=d["subject_id"].to_numpy())
+    return {
+        "data": "fetal hc cv out-of-fold images outside the chapter's test split (each fold's calibration fitted on its own validation part)",
+        "n_images": int(len(d)),
+        "n_subjects": int(d["subject_id"].nunique()),
+        "raw_abs_diff_mean_mm": float(raw.mean()),
+        "calibrated_abs_diff_mean_mm": float(cal.mean()),
+        "difference_mm": diff.estimate,
+        "difference_ci95_mm": [diff.low, diff.high],
+        "rule": "deploy iff the 95 % subject-bootstrap CI of (calibrated - raw) mean |HC difference| lies below 0",
+        "deploy": bool(diff.high < 0),
+    }

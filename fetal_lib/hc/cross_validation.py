@@ -4,8 +4,10 @@ The chapter scores one model on one fixed test split of about 100 images, so its
 carries the luck of that split (its subject-bootstrap 95 % CI is about +-0.4 mm wide).
 Cross-validation scores every image once, each by a model that never saw its subject, and so
 measures the *recipe* (the profile's settings) over all the annotated images. Nothing here is
-deployed and nothing is chosen from it: each fold trains exactly as the chapter does (training
-part, a validation part for the threshold and the best epoch), on its own subject-level split.
+deployed. One decision is taken from it, on training-side images only: whether to deploy the
+size calibration (:func:`fetal_lib.hc.calibration.cv_decision`, which leaves out the chapter's
+test split). Each fold trains exactly as the chapter does (training part, a validation part for
+the threshold, the best epoch and the fold's size calibration), on its own subject-level split.
 
 Fold ``k``'s held-out subjects are fold ``k`` of a grouped, HC-stratified K-fold; the remaining
 subjects are split into training and validation in the chapter's proportions (70 : 15).
@@ -15,6 +17,7 @@ table marks the images of the chapter's own test split, so the two can be compar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -76,6 +79,7 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
                                        calibrate=bool(settings["calibrate"]))
         df = pipeline.evaluate(trained.model, fold_data.part("test"))
         df.insert(0, "fold", k)
+        df["hc_calibrated_mm"] = _calibrated(trained.val_results, df["hc_raw_mm"])
         df["in_chapter_test"] = [int(i) in chapter_test for i in parts["test"]]
         per_image.append(df)
         row = {
@@ -91,10 +95,21 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
     return CVResult(pd.concat(per_image, ignore_index=True), pd.DataFrame(rows), dict(settings))
 
 
+def _calibrated(val_results, hc_raw_mm) -> list[float]:
+    """``hc_raw_mm`` through the size calibration fitted on one fold's validation part (NaN if
+    none could be fitted), so that :func:`fetal_lib.hc.calibration.cv_decision` can judge it."""
+    from fetal_lib.hc.calibration import fit_size_calibration
+
+    found = val_results[val_results["found"]]
+    cal = fit_size_calibration(found["hc_raw_mm"], found["hc_ref_mm"])
+    return [cal.hc_mm(v) if cal is not None and np.isfinite(v) else math.nan for v in hc_raw_mm]
+
+
 def cv_summary(result: CVResult, seed: int = 0) -> dict[str, Any]:
     """Pooled summary over all held-out images (:func:`pipeline.summarize`, by HC range), the
     spread of the fold means, and the pooled error on the chapter's test images vs the others."""
     from fetal_lib.hc import pipeline
+    from fetal_lib.hc.calibration import cv_decision
 
     df = result.per_image
     fold_means = result.folds["HC |diff| mean (mm)"].to_numpy(float)
@@ -103,6 +118,10 @@ def cv_summary(result: CVResult, seed: int = 0) -> dict[str, Any]:
         "pooled": {**pipeline.summarize(df, seed=seed), **pipeline.signed_by_range(df)},
         "fold_mean_mm": {"mean": float(np.mean(fold_means)), "min": float(np.min(fold_means)), "max": float(np.max(fold_means))},
     }
+    try:
+        out["calibration_decision"] = cv_decision(df, seed=seed)
+    except ValueError as exc:  # e.g. no validation part large enough to fit a calibration
+        out["calibration_decision"] = {"deploy": False, "error": str(exc)}
     table = pipeline.error_table({"chapter_test_images": df[df["in_chapter_test"]], "other_images": df[~df["in_chapter_test"]]})
     for row in table.to_dict("records"):
         out[row["split"]] = {"n_images": int(row["images"]), "hc_abs_diff_mean_mm": row["HC |diff| mean (mm)"],

@@ -92,3 +92,39 @@ def test_leave_one_group_out_matches_fits_without_the_group():
         held = groups == g
         cal = fit_size_calibration(pred[~held], ref[~held])
         np.testing.assert_allclose(out[held], [cal.hc_mm(v) for v in pred[held]])
+
+
+def _cv_table(raw, cal, ref, in_test=None):
+    import pandas as pd
+
+    n = len(raw)
+    return pd.DataFrame({"hc_raw_mm": raw, "hc_calibrated_mm": cal, "hc_ref_mm": ref, "subject_id": [f"s{i // 2}" for i in range(n)],
+                         "found": True, "in_chapter_test": in_test if in_test is not None else [False] * n})
+
+
+def test_cv_decision_deploys_only_a_clear_improvement_and_never_reads_the_test_split():
+    from fetal_lib.hc.calibration import cv_decision
+
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(60, 340, 200)
+    raw = ref * 1.04  # a 4 % over-measurement
+    fixed = ref * (1 + rng.normal(0, 0.002, ref.size))
+    yes = cv_decision(_cv_table(raw, fixed, ref))
+    assert yes["deploy"] and yes["difference_ci95_mm"][1] < 0
+    assert yes["raw_abs_diff_mean_mm"] == pytest.approx(np.mean(np.abs(raw - ref)))
+    # no improvement -> not deployed
+    assert not cv_decision(_cv_table(raw, raw * (1 + rng.normal(0, 0.001, ref.size)), ref))["deploy"]
+    # test-split images are left out: a calibration that only helps on them is not deployed
+    in_test = np.arange(ref.size) < 100
+    mixed = np.where(in_test, fixed, raw * 1.01)
+    no = cv_decision(_cv_table(raw, mixed, ref, in_test))
+    assert not no["deploy"] and no["n_images"] == 100
+
+
+def test_cv_decision_names_missing_columns():
+    import pandas as pd
+
+    from fetal_lib.hc.calibration import cv_decision
+
+    with pytest.raises(ValueError, match="hc_calibrated_mm"):
+        cv_decision(pd.DataFrame({"hc_raw_mm": [1.0]}))

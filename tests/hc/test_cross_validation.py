@@ -69,3 +69,21 @@ def test_cv_command_refuses_an_unwritable_output_before_training(capsys, tmp_pat
     code = main(["hc", "cv", "--folds", "2", "-o", str(tmp_path)])  # a folder, not a file
     err = capsys.readouterr().err
     assert code == 2 and str(tmp_path) in err and "is a folder" in err
+
+
+def test_cv_command_writes_its_results_with_provenance_and_a_calibration_decision(capsys, tmp_path, phantom_root):
+    pytest.importorskip("tensorflow")
+    from fetal_lib.cli import main
+
+    results = tmp_path / "hc18_cv"
+    code = main(["hc", "cv", "--profile", "smoke", "--folds", "2", "--data-dir", str(phantom_root("hc18").parent),
+                 "--data-source", "phantom", "--set", "epochs=2", "--results-dir", str(results)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    json.loads(out)  # stdout stays pure JSON
+    doc = json.loads((results / "metrics.json").read_text())
+    assert doc["chapter"] == "hc18_cv" and doc["provenance"]["on_phantom"] is True
+    assert doc["provenance"]["parameters"]["folds"] == 2
+    assert (results / "tables" / "per_image.csv").is_file()
+    decision = doc["metrics"]["calibration_decision"]
+    assert isinstance(decision["deploy"], bool)
