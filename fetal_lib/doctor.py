@@ -84,9 +84,9 @@ def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     from fetal_lib.brain_age.bench import bench_training
     from fetal_lib.data.sources import resolve
 
-    from fetal_lib.book.profiles import chapter_settings
+    from fetal_lib.book.profiles import chapter_knobs
 
-    settings = chapter_settings("brain_age", profile)
+    settings = chapter_knobs("brain_age", profile)
     source = resolve("brain_age", data_dir, "phantom" if profile == "smoke" else "auto")
     subjects = [s for s in dataset.load(source.root) if s.image_path is not None and s.mask_path is not None]
     n_train = sum(1 for s in subjects if s.role == "seg_train")

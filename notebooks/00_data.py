@@ -32,7 +32,8 @@ data_dir = ""  # data root (empty: $FETAL_DATA_DIR, else ./data)
 data_source = "phantom"  # "phantom" (smoke), "auto" (real where present, else phantom), "real"
 results_dir = "build/results/data"
 seed = 0
-n_samples = 4  # sample images shown per dataset
+# Knobs. None takes the profile's value (the profile is the one place values live); set one to override it.
+n_samples = None  # sample images shown per dataset
 
 # %% tags=["hide-input"]
 import numpy as np
@@ -40,6 +41,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from fetal_lib.book import overview
+from fetal_lib.book.profiles import chapter_knobs, knob_names
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.data import (
     DATASET_NAMES,
@@ -57,6 +59,9 @@ from fetal_lib.data.sources import resolve
 from fetal_lib.data.verify import verify
 from fetal_lib.metrics.biometry import fit_ellipse, head_circumference_mm
 
+# the knob from the profile, unless set above or by papermill; the resolved value replaces the None
+settings = chapter_knobs("data", profile, {name: globals()[name] for name in knob_names("data")})
+globals().update(settings)
 DATASETS = list(DATASET_NAMES)
 sources = {name: resolve(name, data_dir or None, data_source) for name in DATASETS}
 real = [name for name, src in sources.items() if not src.is_phantom]
@@ -68,7 +73,7 @@ for name in real:
     status[name]["problems"] = len(report[name].problems)
 
 run = ChapterRun("data", profile, data_dir, results_dir, seed, status,
-                 parameters={"data_source": data_source, "n_samples": n_samples})
+                 parameters={"data_source": data_source, **settings})
 run.banner()
 metrics: dict = {}
 
@@ -251,8 +256,7 @@ metrics["atlas_volumes"] = len(atl)
 ba = brain_age.load(sources["brain_age"].root)
 ba_df = pd.DataFrame([{"role": r.role, "sex": r.sex, "age": r.age_years, "has T1": r.image_path is not None}
                       for r in ba])
-ba_df["age band"] = pd.cut(ba_df["age"], bins=[0, 30, 40, 50, 60, 70, 80, 120], right=False,
-                           labels=["<30", "30-39", "40-49", "50-59", "60-69", "70-79", "80+"])
+ba_df["age band"] = overview.decade_bands(ba_df["age"])
 run.table(ba_df.groupby("role").agg(subjects=("age", "size"), with_T1=("has T1", "sum"),
                                     female=("sex", lambda s: int((s == "F").sum())),
                                     age_min=("age", "min"), age_median=("age", "median"),

@@ -37,57 +37,65 @@
 # a subject-level train/validation/test split (`NNN_HC` and `NNN_2HC` are one fetus).
 # Post-processing: threshold, connected components, hole filling, a robust ellipse fit in
 # original pixel coordinates, checks on the fitted ellipse, HC by Ramanujan's perimeter with
-# each image's own pixel size. The threshold is chosen on the validation split only. A
-# size calibration of the fitted ellipse, also fitted on the validation split, was tried
-# and is not deployed: it is shown as a diagnostic at the end of the test results.
+# each image's own pixel size. The threshold is chosen on the validation split only. A size
+# calibration of the fitted ellipse, fitted on the validation split, is deployed only where
+# training-side cross-validation says it helps; its section shows the decision and its data.
+#
+# **What was decided on which data.** The epoch kept and the probability threshold: on the
+# validation split. The profile's settings (input size, width, epochs, flips, loss weighting):
+# on validation in earlier runs (the comments in `profiles/cpu.yaml`). The size calibration: on
+# the out-of-fold images of `fetal hc cv` outside the test split. The test split is scored once,
+# at the end, and decides nothing.
 #
 # **Audit.** In the same run and at an equal (reduced) budget, our recipe is trained against
 # the source's block and against the source's mask handling, so the cost of each flaw is
 # measured rather than asserted.
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke | cpu | full
+profile = "smoke"  # smoke | cpu | full: profiles/<profile>.yaml gives every knob below its value
 data_dir = ""  # data root (empty: $FETAL_DATA_DIR, else ./data)
 data_source = "phantom"  # phantom | auto | real
 results_dir = "build/results/hc18"
 seed = 0
+# Knobs. None takes the profile's value (the profile is the one place values live); set one to override it.
 # main model
-input_rows = 64  # letterboxed network input (rows, cols); divisible by 2**depth
-input_cols = 96
-filters = 4  # channels of the first level (doubles per level)
-depth = 4
-epochs = 1
-batch_size = 8
-learning_rate = 1e-3
-time_budget_s = 0.0  # optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)
-augment = True
-augment_vflip = True  # vertical flips in augmentation (HC18's probe is always at the top)
-loss_weight = "none"  # "none" | "mm_per_pixel": weight each image's loss by its mm per network pixel
-precision = "auto"  # training arithmetic: "auto" (bfloat16 only on a CPU with native bfloat16) | "float32" | "mixed_bfloat16"; the saved model is float32
-jit_compile = True  # XLA-compiled training step (float32 only)
-tta = "hflip"  # test-time flips averaged: "", "hflip", "hflip,vflip" (vflip only for a model trained with vertical flips)
-max_images = 0  # 0 means every training image
-threshold_grid = "0.3,0.4,0.5,0.6,0.7,0.8"
-calibrate = False  # deploy the size calibration fitted on the validation split (see its section: it did not transfer)
+input_rows = None  # letterboxed network input (rows, cols); divisible by 2**depth
+input_cols = None
+filters = None  # channels of the first level (doubles per level)
+depth = None
+epochs = None  # the training budget
+batch_size = None
+learning_rate = None
+time_budget_s = None  # optional wall-time cap (s) on top of the epochs; 0 is off (the published profiles leave it off)
+augment = None
+augment_vflip = None  # vertical flips in augmentation (HC18's probe is always at the top)
+loss_weight = None  # "none" or "mm_per_pixel": weight each image's loss by its mm per network pixel
+precision = None  # training arithmetic: "auto" (bfloat16 only on a CPU with native bfloat16), "float32" or "mixed_bfloat16"
+jit_compile = None  # XLA-compiled training step (float32 only)
+tta = None  # test-time flips averaged: "", "hflip" or "hflip,vflip" (vflip only for a model trained with vertical flips)
+max_images = None  # 0 means every training image
+threshold_grid = None  # probability thresholds tried on the validation split, comma-separated
+calibrate = None  # deploy the size calibration (decided on training-side data: see its section)
 # audit arms (equal budget among themselves)
-audit_epochs = 1
-audit_time_budget_s = 0.0  # optional wall-time cap per audit arm (s); 0: off
-audit_filters = 4
-audit_input_rows = 64
-audit_input_cols = 96
-save_model = True  # write build/models/hc18_unet.keras + card (not in smoke: a phantom model is no use)
+audit_epochs = None
+audit_time_budget_s = None  # optional wall-time cap per audit arm (s); 0 is off
+audit_filters = None
+audit_input_rows = None
+audit_input_cols = None
+save_model = None  # write build/models/hc18_unet.keras and its card (never for a phantom model)
 
 # %%
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
+from fetal_lib import anchors
+from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
-from fetal_lib.data.hc18 import load_mask
-from fetal_lib.data.imaging import read_image_gray
-from fetal_lib.hc import figures, pipeline
+from fetal_lib.hc import figures, pipeline, report
 from fetal_lib.hc.calibration import fit_size_calibration, leave_one_group_out
 from fetal_lib.hc.measure import default_model_path
 from fetal_lib.model_card import save_keras as save_model_with_card
@@ -95,7 +103,9 @@ from fetal_lib.training.keras import configure as configure_keras
 
 t_start = time.perf_counter()
 configure_keras(threads=2, seed=seed)
-settings = {k: globals()[k] for k in pipeline.DEFAULTS}
+# every knob from the profile, unless set above or by papermill (-p epochs 5); the resolved values replace the Nones
+settings = pipeline.profile_settings(profile, {name: globals()[name] for name in knob_names("hc18")})
+globals().update(settings)
 precision_choice = pipeline.precision_choice(settings)
 data = pipeline.load_data(data_dir, data_source, seed, int(max_images))
 run = ChapterRun("hc18", profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
@@ -136,8 +146,8 @@ run.table(split_table, "split")
 # then chosen on the validation split (lowest mean HC error; a missed head counts as its whole HC).
 #
 # Before anything else uses it, the model must clear a sanity floor on the validation split
-# (real data: Dice at least 0.95 and a mean HC error at most 5 mm): below it the chapter stops
-# with an error and the previously deployed model stays in place.
+# (`fetal_lib.hc.pipeline.FLOORS`, printed below): below it the chapter stops with an error and
+# the previously deployed model stays in place.
 
 # %%
 config = pipeline.train_config(settings, seed)
@@ -150,7 +160,8 @@ if trained.result.time_capped:
              f"{trained.result.epochs_run} of {config.epochs} epochs: this model is not the one the profile specifies, "
              "and another machine would train a different one. Set `time_budget_s = 0` to train every epoch.")
 floor_scores = pipeline.check_floor(trained, data.source.is_phantom)
-print("sanity floor on validation passed: " + ", ".join(f"{k} {v:.3f}" for k, v in floor_scores.items()))
+print(f"sanity floor on validation ({report.floor_sentence(data.source.is_phantom)}) passed: "
+      + ", ".join(f"{k} {v:.3f}" for k, v in floor_scores.items()))
 run.table(trained.threshold_table, "threshold_validation")
 
 # %% [markdown]
@@ -168,39 +179,39 @@ test_summary = pipeline.summarize(test_df, seed=seed)
 run.table(test_df.drop(columns=[c for c in ("cx", "cy", "a", "b", "angle_rad") if c in test_df]), "test_per_image")
 
 
-def fmt(v, digits=2):
-    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{digits}f}"
-
-
-s = test_summary
-ci = s.get("hc_abs_diff_ci95_mm", [np.nan, np.nan])
-results_table = pd.DataFrame(
-    [
-        {"method": f"Ours (this run, {profile} profile, test split n={s['n_images']})",
-         "HC |diff| mean +- SD (mm)": f"{fmt(s.get('hc_abs_diff_mean_mm'))} +- {fmt(s.get('hc_abs_diff_sd_mm'))}",
-         "median (mm)": fmt(s.get("hc_abs_diff_median_mm")),
-         "95% CI of mean (mm)": f"{fmt(ci[0])}-{fmt(ci[1])}",
-         "Dice": fmt(s["dice_mean"], 4), "IoU": fmt(s["iou_mean"], 4), "HD95 (mm)": fmt(s["hd95_mean_mm"])},
-        {"method": "Plain U-Net (anchor, HC18 test set)", "HC |diff| mean +- SD (mm)": "3.97 +- 6.97",
-         "median (mm)": "", "95% CI of mean (mm)": "", "Dice": "", "IoU": "", "HD95 (mm)": ""},
-        {"method": "Best published on HC18 test set (Zeng et al. 2021)", "HC |diff| mean +- SD (mm)": "1.77 +- 1.69",
-         "median (mm)": "", "95% CI of mean (mm)": "", "Dice": "", "IoU": "", "HD95 (mm)": ""},
-    ]
-)
-run.table(results_table, "results_vs_anchors")
+run.table(report.results_vs_anchors(test_summary, profile), "results_vs_anchors")
 display(Markdown(
-    f"No head found on {s['n_no_head_found']} of {s['n_images']} test images; {s['n_flagged']} fits flagged by the "
-    f"checks (ellipse disagreeing with the region, or implausible axis ratio). The anchors are on the official HC18 "
-    f"test set (335 images, hidden annotations); ours is a held-out subject split of the training set, so the "
-    f"comparison is indicative. Challenge: van den Heuvel et al., PLOS ONE 2018."
+    f"No head found on {test_summary['n_no_head_found']} of {test_summary['n_images']} test images; {test_summary['n_flagged']} "
+    f"fits flagged by the checks (ellipse disagreeing with the region, or implausible axis ratio). {report.anchors_note()} "
+    "Challenge: van den Heuvel et al., PLOS ONE 2018."
 ))
 
 # %% [markdown]
+# ## The recipe, cross-validated
+#
 # One fixed split of about a hundred test images carries its own luck: the confidence interval
-# above is its width. To measure the recipe rather than one split, `fetal hc cv --folds 5` trains
-# and scores it in five subject-level folds, so every annotated image is scored once by a model
-# that never saw its subject, and it compares this chapter's test images with the others. It
-# takes five trainings (about an hour on two cores), too long for this chapter, and deploys nothing.
+# above is its width, and no pass mark is set on it alone. To measure the recipe rather than one
+# split, `fetal hc cv --profile cpu` trains and scores it in five subject-level folds, so every
+# annotated image is scored once by a model that never saw its subject, and compares this
+# chapter's test images with the others. It takes five trainings, too long for this chapter;
+# it writes `build/results/hc18_cv/` with its provenance, and this section reads it when present.
+# The deployed model itself is judged on withheld HC18 subjects through `fetal hc measure`,
+# outside the book.
+
+# %%
+cv_doc = report.read_cv(Path(results_dir).parent)
+if cv_doc is None:
+    display(Markdown("No cross-validation of this recipe was found (`build/results/hc18_cv/metrics.json`): "
+                     "run `fetal hc cv --profile cpu` to measure it."))
+else:
+    cv_prov = cv_doc["provenance"]
+    cv_diffs = report.cv_recipe_differences(cv_doc, settings, profile)
+    run.table(report.cv_table(cv_doc), "recipe_cv")
+    display(Markdown(
+        f"`fetal hc cv`, {cv_doc['metrics']['folds']} folds, run {cv_prov['started_utc']} at commit "
+        f"`{(cv_prov.get('git') or {}).get('commit', 'unknown')[:7]}`{' on PHANTOM data' if cv_prov.get('on_phantom') else ''}. "
+        + ("Same recipe as this chapter." if not cv_diffs else
+           "**Not the same recipe as this chapter**: " + "; ".join(cv_diffs) + ".")))
 
 # %% [markdown]
 # ## Figures
@@ -252,49 +263,37 @@ display(Markdown(f"Mean HC error on the training images {train_mean:.2f} mm, on 
                  f"{pipeline.fit_verdict(train_mean, test_mean)}."))
 
 # %% [markdown]
-# ## Size calibration: tried, not deployed
+# ## Size calibration: decided on training-side data
 #
-# On the validation split the raw fit's relative HC error drifts with head size (small heads
-# measured short, large heads long). A correction for it is a Huber line of the relative
-# error in the predicted HC, fitted on the validation images at the chosen threshold, whose
-# trend is divided out of each prediction (both semi-axes scaled by one factor; predicted HC
-# clipped to the fitted range; factor within +-10 %; `fetal_lib.hc.calibration`). A
-# leave-one-subject-out check within the validation split says it helps. In the run that
-# introduced it as the default, it lowered the validation error and *raised* the test error:
-# the large heads of the test split did not carry the validation split's bias, so the trend
-# is a property of the few large-head subjects in validation rather than of the model. It is
-# therefore off by default (`calibrate = False`); the tables below recompute, in this run,
-# what it does on both splits. With `calibrate = True` the model card carries it and
-# `fetal hc measure` applies it.
+# On validation the raw fit's relative HC error can drift with head size (small heads measured
+# short, large heads long). A correction for it is a Huber line of the relative error in the
+# predicted HC, fitted on the validation images at the chosen threshold, whose trend is divided
+# out of each prediction (both semi-axes scaled by one factor; predicted HC clipped to the fitted
+# range; a bounded factor; `fetal_lib.hc.calibration`). Whether to deploy it is decided on
+# training-side data only: the out-of-fold images of `fetal hc cv` outside this chapter's test
+# split, each fold fitting the calibration on its own validation part, with a rule fixed before
+# the folds ran. The profile's `calibrate` records the decision; with `calibrate = True` the model
+# card carries the calibration and `fetal hc measure` applies it. The table shows, in this run,
+# what it does on validation (in-sample and leave-one-subject-out) and, as a diagnostic that took
+# no part in the decision, on the test split.
 
 # %%
+cv_decision = cv_doc["metrics"].get("calibration_decision") if cv_doc is not None else None
+display(Markdown(report.decision_sentence(cv_decision, bool(calibrate))))
 val_found = trained.val_results[trained.val_results["found"]]
 cal = hc_model.calibration or fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"])
-deployed = hc_model.calibration is not None
+calibration_table = None
 if cal is None:
-    display(Markdown(f"No calibration could be fitted ({len(val_found)} validation images with a head; at least 20 needed)."))
+    display(Markdown(f"No calibration could be fitted ({len(val_found)} validation images with a head; too few)."))
 else:
     print(f"fitted on {cal.n_images} validation images: relative error {100 * cal.intercept:+.2f} % at {cal.centre_mm:.0f} mm, "
           f"{100 * 100 * cal.slope_per_mm:+.2f} % per 100 mm of predicted HC ({cal.hc_min_mm:.0f}-{cal.hc_max_mm:.0f} mm); "
-          f"{'deployed' if deployed else 'not deployed'}")
-    val_loso = leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
+          f"{'deployed' if hc_model.calibration is not None else 'not deployed'}")
     test_found = test_df[test_df["found"]]
-    rows = []
-    for split, d, variants in [
-        ("validation", val_found, [("raw fit", val_found["hc_raw_mm"]),
-                                   ("calibrated, fitted on all of validation (in-sample)", [cal.hc_mm(v) for v in val_found["hc_raw_mm"]]),
-                                   ("calibrated, fitted without the image's subject", val_loso)]),
-        ("test", test_found, [("raw fit", test_found["hc_raw_mm"]),
-                              ("calibrated (validation fit)", [cal.hc_mm(v) for v in test_found["hc_raw_mm"]])]),
-    ]:
-        for name, hc in variants:
-            diff = np.asarray(hc, float) - d["hc_ref_mm"].to_numpy(float)
-            by_range = pipeline.signed_by_range(d.assign(hc_diff_mm=diff, hc_abs_diff_mm=np.abs(diff)))["by_hc_range"]
-            rows.append({"split": split, "HC from": name, "n": len(d), "|diff| mean (mm)": float(np.mean(np.abs(diff))),
-                         "signed mean (mm)": float(np.mean(diff)),
-                         **{f"signed, {label.split(' (')[0]}": part["hc_diff_mean_mm"] for label, part in by_range.items()}})
-    calibration_table = pd.DataFrame(rows)
+    val_loso = leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
+    calibration_table = report.calibration_table(val_found, test_found, cal, val_loso)
     run.table(calibration_table, "size_calibration")
+    display(Markdown(report.calibration_sentence(calibration_table)))
     run.figure(figures.calibration_fit({"validation": val_found, "test": test_found}, cal), "size_calibration")
 
 # %% [markdown]
@@ -319,39 +318,17 @@ arms = {
     "source block": {"block": "source"},
     "source masks": {"mask_mode": "outline", "loss": "bce"},
 }
-audit_rows, histories = [], {"main model": trained.result.history}
-for arm, change in arms.items():
-    arm_config = pipeline.train_config(settings, seed, audit=True, **change)
-    arm_trained = pipeline.train_model(data, arm_config, tta, pipeline.parse_grid(threshold_grid), calibrate=calibrate)
-    arm_df = pipeline.evaluate(arm_trained.model, test_records)
-    arm_summary = pipeline.summarize(arm_df, seed=seed)
-    histories[f"audit: {arm}"] = arm_trained.result.history
-    audit_rows.append({
-        "arm": arm, "block": arm_config.block, "targets": arm_config.mask_mode, "loss": arm_config.loss,
-        "epochs run": arm_trained.result.epochs_run, "train s": round(arm_trained.result.seconds),
-        "threshold (val)": arm_trained.model.threshold,
-        "HC |diff| mean (mm)": arm_summary.get("hc_abs_diff_mean_mm", np.nan),
-        "HC |diff| median (mm)": arm_summary.get("hc_abs_diff_median_mm", np.nan),
-        "Dice": arm_summary["dice_mean"], "HD95 (mm)": arm_summary["hd95_mean_mm"],
-        "no head found": arm_summary["n_no_head_found"],
-    })
-audit_table = pd.DataFrame(audit_rows)
+audit_table, arm_histories = report.audit_arms(data, settings, seed, arms, calibrate=bool(calibrate))
+histories = {"main model": trained.result.history, **arm_histories}
 run.table(audit_table, "audit")
-capped = [row["arm"] for row in audit_rows if row["epochs run"] < audit_epochs]
+capped = audit_table.loc[audit_table["epochs run"] < audit_epochs, "arm"].tolist()
 if capped:
     run.warn(f"The wall-time cap `audit_time_budget_s = {audit_time_budget_s:g}` ended the audit arm(s) {', '.join(capped)} "
              f"before their {audit_epochs} epochs: the arms no longer had an equal budget. Set `audit_time_budget_s = 0`.")
 
 # %%
 # Pixel accuracy of a predictor that says "background" everywhere, on the test split.
-outline_fg, filled_fg = [], []
-for rec in test_records:
-    outline_fg.append(float((read_image_gray(rec.annotation_path) > 0).mean()))
-    filled_fg.append(float(load_mask(rec).mean()))
-pixel_accuracy = pd.DataFrame([
-    {"target": "outline masks (the source's)", "pixel accuracy of all-background": 1 - float(np.mean(outline_fg))},
-    {"target": "filled head masks (ours)", "pixel accuracy of all-background": 1 - float(np.mean(filled_fg))},
-])
+pixel_accuracy = report.background_pixel_accuracy(test_records)
 run.table(pixel_accuracy, "pixel_accuracy_background")
 
 # %%
@@ -374,6 +351,7 @@ else:
     print("model not saved (phantom data or save_model=False)")
 
 # %%
+s = test_summary
 headline = {
     "hc_abs_diff_mean_mm": s.get("hc_abs_diff_mean_mm", np.nan),
     "hc_abs_diff_sd_mm": s.get("hc_abs_diff_sd_mm", np.nan),
@@ -387,17 +365,20 @@ metrics = {
     "test": test_summary,
     "validation_threshold": hc_model.threshold,
     "size_calibration": {"deployed": bool(hc_model.calibration is not None), "fit": cal.to_dict() if cal else None,
-                         "table": calibration_table.to_dict("records") if cal else None},
+                         "table": calibration_table.to_dict("records") if calibration_table is not None else None,
+                         "decision": cv_decision},
+    "recipe_cv": ({"started_utc": cv_doc["provenance"]["started_utc"], "same_recipe": not cv_diffs,
+                   "hc_abs_diff_mean_mm": cv_doc["metrics"]["pooled"].get("hc_abs_diff_mean_mm")} if cv_doc is not None else None),
     "training": {"epochs_run": trained.result.epochs_run, "best_epoch": trained.result.best_epoch,
                  "seconds": trained.result.seconds, "train_images_per_s": trained.result.train_images_per_s,
                  "time_capped": trained.result.time_capped, "precision_choice": precision_choice.to_dict(),
                  "validation_floor_scores": floor_scores, **config.to_dict()},
-    "training_seconds": trained.result.seconds + sum(row["train s"] for row in audit_rows),
+    "training_seconds": trained.result.seconds + float(audit_table["train s"].sum()),
     "error_by_split": split_errors.to_dict("records"),
     "inference_ms_per_image_eval": 1000 * eval_seconds / max(1, len(test_records)),
-    "audit": audit_rows,
+    "audit": audit_table.to_dict("records"),
     "pixel_accuracy_all_background": pixel_accuracy.set_index("target").iloc[:, 0].to_dict(),
-    "anchors": {"plain_unet_hc_abs_diff_mm": [3.97, 6.97], "zeng2021_hc_abs_diff_mm": [1.77, 1.69]},
+    "anchors": {a.key: a.to_dict() for a in anchors.for_chapter("hc18")},
     "model_path": str(model_path) if model_path else None,
     "chapter_seconds": time.perf_counter() - t_start,
 }

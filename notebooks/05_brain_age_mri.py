@@ -18,19 +18,19 @@
 # Cam-CAN teaching set (Shafto et al. 2014; Taylor et al. 2017): T1 images preprocessed with
 # SimpleITK (zero mean, unit variance in the brain mask; 3 mm, 64^3), a 3D Res-U-Net (PyTorch)
 # segmenting CSF, grey matter (GM) and white matter (WM), tissue volumes as features, and age
-# regression with linear, Bayesian ridge and cubic polynomial models. The source reports a
-# validation Dice of CSF 0.789, GM 0.882, WM 0.915 and a hold-out MAE of 6.90 years (R2 0.81).
+# regression with linear, Bayesian ridge and cubic polynomial models. Its reported figures,
+# and what the data root holds, are printed under the settings below.
 #
-# **What is here.** 47 segmentation-training and 5 validation subjects with images, brain masks
-# and reference segmentations; 500 regression subjects with **reference segmentations only (no
-# images)**. So the regressors are trained and cross-validated on features of the reference
-# segmentations, brought into the same preprocessed space (3 mm, 64^3, nearest neighbour) as the
-# network's predictions; on the 52 image subjects we measure how far volumes from *predicted*
-# segmentations agree with reference ones, and how the deployed regressor fares on them.
+# The segmentation subjects have images, brain masks and reference segmentations; the regression
+# subjects have **reference segmentations only (no images)**. So the regressors are trained and
+# cross-validated on features of the reference segmentations, brought into the same preprocessed
+# space (3 mm, 64^3, nearest neighbour) as the network's predictions; on the image subjects we
+# measure how far volumes from *predicted* segmentations agree with reference ones, and how the
+# deployed regressor fares on them.
 #
 # **Ours, and departures from the source.** (1) The source zeroed the image outside the brain
-# mask; the Cam-CAN reference segmentations label CSF up to ~14 mm outside that mask, so we keep
-# the (skull-on) image there and only forbid labels farther than 15 mm from the mask.
+# mask; the Cam-CAN reference segmentations label CSF outside that mask, so we keep the
+# (skull-on) image there and only forbid labels farther than 15 mm from the mask.
 # (2) Batch normalisation in the residual blocks, random 48^3 crops, left-right flips and a cosine
 # decay of Adam's learning rate, to train in minutes on 2 CPU cores. (3) The brain mask, which
 # `fetal brain-age predict` takes anyway, is an input channel, and a soft Dice term joins the
@@ -44,52 +44,59 @@
 # its argmax labels; the chapter measures both on held-out subjects.
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke | cpu | full
+profile = "smoke"  # smoke | cpu | full: profiles/<profile>.yaml gives every knob below its value
 data_dir = ""  # data root (empty: $FETAL_DATA_DIR, else ./data)
 data_source = "phantom"  # phantom | auto | real
 results_dir = "build/results/brain_age"
 seed = 0
+# Knobs. None takes the profile's value (the profile is the one place values live); set one to override it.
 # segmentation (3D Res-U-Net)
-seg_base_width = 4  # channels at the first level (doubles per level)
-seg_depth = 3  # resolution levels
-seg_epochs = 1
-seg_batch_size = 2
-seg_crop = 32  # random training crops, voxels a side; 0 for whole volumes
-seg_nn_channel = True  # also feed the image resampled by nearest neighbour (False: B-spline image only, as the source)
-seg_mask_channel = True  # brain mask as an input channel (False: image only, as the source)
-seg_loss = "ce_dice"  # "ce" (the source's cross-entropy) or "ce_dice" (cross-entropy + soft Dice)
-seg_precision = "auto"  # training arithmetic: "auto" (bfloat16 autocast only on a CPU with native bfloat16) | "float32" | "bfloat16"
-seg_time_budget_s = 0.0  # optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)
-seg_val_every = 1  # score the validation subjects every this many epochs (and after the last)
-seg_cv_folds = 2  # cross-validation over all image subjects; 0 to skip
-seg_cv_epochs = 1  # epochs per CV fold (reduced budget, stated in the text)
-seg_cv_time_budget_s = 0.0  # optional wall-time cap per fold (s); 0: off
+seg_base_width = None  # channels at the first level (doubles per level)
+seg_depth = None  # resolution levels
+seg_epochs = None
+seg_batch_size = None
+seg_crop = None  # random training crops, voxels a side; 0 for whole volumes
+seg_nn_channel = None  # also feed the image resampled by nearest neighbour (False: B-spline image only, as the source)
+seg_mask_channel = None  # brain mask as an input channel (False: image only, as the source)
+seg_loss = None  # "ce" (the source's cross-entropy) or "ce_dice" (cross-entropy + soft Dice)
+seg_precision = None  # training arithmetic: "auto" (bfloat16 autocast only on a CPU with native bfloat16) | "float32" | "bfloat16"
+seg_time_budget_s = None  # optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)
+seg_val_every = None  # score the validation subjects every this many epochs (and after the last)
+seg_cv_folds = None  # cross-validation over all image subjects; 0 to skip
+seg_cv_epochs = None  # epochs per CV fold (reduced budget, stated in the text)
+seg_cv_time_budget_s = None  # optional wall-time cap per fold (s); 0: off
 # regression
-reg_models = "linear,bayesian_ridge,cubic,maps_ridge,maps_pca_ridge"
-reg_folds = 5
-reg_inner_folds = 3  # inner CV for the age-bias correction (within training folds)
-map_factor = 3  # tissue maps pooled map_factor^3 voxels (3 mm -> 9 mm blocks)
-pca_components = 20
-deploy_model = "maps_ridge"  # regressor saved for `fetal brain-age predict`
-deploy_features = "soft"  # "soft" (class probabilities) or "hard" (argmax labels) features at prediction time
-n_bootstrap = 200
-save_models = False  # write build/models/brain_age (cpu/full only: a phantom model is no use)
+reg_models = None
+reg_folds = None
+reg_inner_folds = None  # inner CV for the age-bias correction (within training folds)
+map_factor = None  # tissue maps pooled map_factor^3 voxels (3 mm -> 9 mm blocks)
+pca_components = None
+deploy_model = None  # regressor saved for `fetal brain-age predict`
+deploy_features = None  # "soft" (class probabilities) or "hard" (argmax labels) features at prediction time
+n_bootstrap = None
+save_models = None  # write build/models/brain_age (cpu/full only: a phantom model is no use)
+
 
 # %%
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
+from fetal_lib.book.profiles import chapter_knobs, knob_names
 from fetal_lib.book.results import ChapterRun, data_status
-from fetal_lib.brain_age import dataset, features, figures, pipeline, regression, segmentation
+from fetal_lib.brain_age import dataset, features, figures, pipeline, regression, report, segmentation
 from fetal_lib.brain_age.predict import default_model_dir, load_predictor
 from fetal_lib.data.sources import resolve
-from fetal_lib.metrics.regression import limits_of_agreement, mae, r2
+from fetal_lib.metrics.regression import limits_of_agreement, mae
 
 t_start = time.perf_counter()
-settings = {k: v for k, v in dict(globals()).items() if k.startswith(("seg_", "reg_", "map_", "pca_", "deploy_", "n_boot", "save_"))}
+# every knob from the profile, unless set above or by papermill (-p seg_epochs 5); the resolved values replace the Nones
+settings = chapter_knobs("brain_age", profile, {name: globals()[name] for name in knob_names("brain_age")})
+globals().update(settings)
 if deploy_features not in ("soft", "hard"):
     raise ValueError(f"deploy_features must be 'soft' or 'hard', not {deploy_features!r}")
 source = resolve("brain_age", data_dir or None, source=data_source)
@@ -102,6 +109,7 @@ subjects = dataset.load(source.root)
 counts = pd.Series([s.role for s in subjects]).value_counts().rename_axis("role").reset_index(name="subjects")
 counts["with images"] = [sum(1 for s in subjects if s.role == r and s.image_path is not None) for r in counts["role"]]
 run.table(counts, "subjects")
+display(Markdown(report.source_sentence() + " " + report.data_sentence(subjects)))
 
 # %% [markdown]
 # ## Preprocessing (SimpleITK)
@@ -263,20 +271,11 @@ img_age = data.ages
 img_feats = {"reference": features.feature_matrix(data.segs, data.spacing_mm, int(map_factor)),
              "predicted_hard": features.feature_matrix(segmentation.labels_of(pred_proba_52), data.spacing_mm, int(map_factor)),
              "predicted_soft": features.soft_feature_matrix(pred_proba_52, data.spacing_mm, int(map_factor))}
-shift_rows = []
-for m, fitted in fits.items():
-    row = {"model": m, "deployed": m == deploy_model, "n": len(img_age)}
-    for label, f in img_feats.items():
-        p = fitted.predict(f["volumes"], f["maps"])
-        row.update({f"mae_{label}_segs_years": mae(img_age, p), f"r2_{label}_segs": r2(img_age, p),
-                    f"mean_gap_{label}_segs_years": float(np.mean(p - img_age))})
-    shift_rows.append(row)
-shift_table = pd.DataFrame(shift_rows)
+shift_table = report.domain_shift(fits, img_age, img_feats, deploy_model)
 dep_shift = shift_table.set_index("model").loc[deploy_model]
 dep_key = f"predicted_{deploy_features}"
 run.table(shift_table.round(3), "deployed_regressor_domain_shift")
-vol_bias = pd.DataFrame({label: (img_feats[label]["volumes"] - img_feats["reference"]["volumes"]).mean(0)
-                         for label in ("predicted_hard", "predicted_soft")}, index=["csf_ml", "gm_ml", "wm_ml"])
+vol_bias = report.volume_bias(img_feats)
 run.table(vol_bias.round(1).rename_axis("mean bias vs reference (mL)").reset_index(), "volume_bias_hard_vs_soft")
 display(Markdown(f"Deployed: `{deploy_model}` with {deploy_features} features: MAE {dep_shift[f'mae_{dep_key}_segs_years']:.2f} years "
                  f"on the {len(img_age)} image subjects' predicted segmentations ({ba_label}), "
@@ -288,10 +287,7 @@ va_feats = {"reference": features.feature_matrix(data.segs[va_idx], data.spacing
             "deployed segmenter": (features.soft_feature_matrix(va_proba, data.spacing_mm, int(map_factor)) if deploy_features == "soft"
                                    else features.feature_matrix(segmentation.labels_of(va_proba), data.spacing_mm, int(map_factor)))}
 va_age = data.ages[va_idx]
-va_rows = [{"subject_id": data.subjects[i].subject_id, "age_years": float(a),
-            **{f"predicted_{k.replace(' ', '_')}_years": float(deployed.predict(f["volumes"][j:j + 1], f["maps"][j:j + 1])[0])
-               for k, f in va_feats.items()}} for j, (i, a) in enumerate(zip(va_idx, va_age))]
-va_table = pd.DataFrame(va_rows)
+va_table = report.deployed_path_table(deployed, [data.subjects[i].subject_id for i in va_idx], va_age, va_feats)
 run.table(va_table.round(2), "deployed_path_validation_subjects")
 val_mae_ref = mae(va_age, va_table["predicted_reference_years"].to_numpy())
 val_mae_dep = mae(va_age, va_table["predicted_deployed_segmenter_years"].to_numpy())
@@ -340,13 +336,9 @@ card = pipeline.model_card(
     int(map_factor), {k: v for k, v in run.provenance().items() if k in ("git", "profile", "seed", "started_utc", "packages")},
     regressor_metrics={"cv_mae_years": float(dep_row["mae_years"]), "cv_r2": float(dep_row["r2"]),
                        "predicted_seg_mae_years": float(dep_shift[f"mae_{dep_key}_segs_years"]), "predicted_seg_source": ba_label})
-if save_models:
-    check_dir = pipeline.save_deployable(model_dir, seg_model, deployed, deploy_features, card)
-else:
-    import tempfile
-    from pathlib import Path
-
-    check_dir = pipeline.save_deployable(Path(tempfile.mkdtemp(prefix="brain_age_model_")), seg_model, deployed, deploy_features)
+# saved for users in cpu/full; otherwise into a temporary folder, only for the check below
+target_dir = model_dir if save_models else Path(tempfile.mkdtemp(prefix="brain_age_model_"))
+check_dir = pipeline.save_deployable(target_dir, seg_model, deployed, deploy_features, card if save_models else None)
 predictor = load_predictor(check_dir)
 s0 = data.subjects[va_idx[0]]
 t0 = time.perf_counter()

@@ -56,7 +56,7 @@ def test_doctor_measures_the_brain_age_segmenter_on_the_smoke_profile(capsys, tm
     assert main(["doctor", "--profile", "smoke", "--only", "brain_age", "--format", "json"]) == 0
     est = json.loads(capsys.readouterr().out)["chapters"]["brain_age"]
     net = est["networks"]["Res-U-Net segmenter"]
-    from fetal_lib.book.profiles import chapter_settings
+    from fetal_lib.book.profiles import chapter_knobs
 
-    assert net["rate"] > 0 and net["unit"] == "subjects/s" and net["epochs"] == chapter_settings("brain_age", "smoke")["seg_epochs"]
+    assert net["rate"] > 0 and net["unit"] == "subjects/s" and net["epochs"] == chapter_knobs("brain_age", "smoke")["seg_epochs"]
     assert est["training_s"] > 0 and est["predicted_chapter_s"] is None  # no earlier run in this build folder

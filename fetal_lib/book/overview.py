@@ -207,3 +207,12 @@ def atlas_montage(slices: Mapping[tuple[str, int], np.ndarray], aspect: float = 
                         ha="right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def decade_bands(ages_years, first: int = 30, last: int = 80):
+    """Ages (years) binned by decade: ``"<first"``, ``"first-first+9"`` ... ``"last+"`` (a categorical)."""
+    import pandas as pd
+
+    edges = list(range(first, last + 1, 10))
+    labels = [f"<{first}"] + [f"{lo}-{lo + 9}" for lo in edges[:-1]] + [f"{last}+"]
+    return pd.cut(ages_years, bins=[-float("inf"), *edges, float("inf")], right=False, labels=labels)

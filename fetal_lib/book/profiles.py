@@ -9,7 +9,7 @@ values the pipeline always sets (``profile``, ``data_dir``, ``results_dir``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -62,15 +62,85 @@ def chapter_parameters(
     return params
 
 
-def chapter_settings(chapter_id: str, profile: str, profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
-    """A chapter's knobs as a profile runs it: the literal defaults of its parameters cell, then the
-    profile's ``<chapter_id>:`` section (what a command that trains outside the book needs)."""
+# Parameters every chapter takes from the run, not from its profile section.
+RUN_PARAMETERS = ("profile", "data_dir", "data_source", "results_dir", "seed")
+
+
+def knob_names(chapter_id: str) -> list[str]:
+    """A chapter's knobs: the names its ``parameters`` cell assigns, in order, without
+    :data:`RUN_PARAMETERS`. The cell gives them no values (``None``): the profile does."""
+    import ast
+
     from fetal_lib.book.chapters import find_source
-    from fetal_lib.book.execute import parameter_defaults, read_source
+    from fetal_lib.book.execute import read_source
 
     source = find_source(chapter_id)
     if source is None:
         raise FetalInputError(None, f"no chapter notebook for {chapter_id!r}")
-    settings = parameter_defaults(read_source(source))
-    settings.update(load_profile(profile, profile_dir).get(chapter_id) or {})
+    for cell in read_source(source).cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            names = [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                     for t in node.targets if isinstance(t, ast.Name)]
+            return [n for n in names if n not in RUN_PARAMETERS]
+    raise FetalInputError(source, 'no cell tagged "parameters"')
+
+
+def chapter_knobs(chapter_id: str, profile: str, overrides: Mapping[str, Any] | None = None,
+                  profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
+    """A chapter's knobs as ``profile`` sets them, then the non-``None`` ``overrides``.
+
+    The profile's ``<chapter_id>:`` section is the one place a knob's value lives: it must set
+    every knob of the chapter (FetalInputError naming the file and the missing knobs).
+
+    Raises:
+        ValueError: an override that is not a knob of the chapter.
+    """
+    names = knob_names(chapter_id)
+    section = load_profile(profile, profile_dir).get(chapter_id) or {}
+    missing = [n for n in names if n not in section]
+    if missing:
+        raise FetalInputError(Path(profile_dir) / f"{profile}.yaml",
+                              f"section {chapter_id}: does not set {', '.join(missing)} (every profile sets every knob of "
+                              "the chapter; its parameters cell holds no values)")
+    settings = {n: section[n] for n in names}
+    for key, value in (overrides or {}).items():
+        if key not in settings:
+            raise ValueError(f"unknown {chapter_id} setting {key!r}; known: {', '.join(sorted(settings))}")
+        if value is not None:
+            settings[key] = value
     return settings
+
+
+def parse_overrides(chapter_id: str, items: Sequence[str], choices: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """``["augment_vflip=false", "epochs=12"]`` -> overrides of ``chapter_id``'s knobs, each
+    converted to the type of the knob's value in the smoke profile (booleans: true/false/1/0/yes/no).
+
+    Raises:
+        ValueError: not ``KEY=VALUE``, an unknown key, a value of the wrong type, or a word not
+            among ``choices[key]``.
+    """
+    reference = chapter_knobs(chapter_id, "smoke")
+    choices = choices or {}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if key not in reference:
+            raise ValueError(f"unknown {chapter_id} setting {key!r}; known: {', '.join(sorted(reference))}")
+        kind = reference[key]
+        if isinstance(kind, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{key} takes true or false, got {text!r}")
+            out[key] = text.lower() in ("true", "1", "yes")
+        elif isinstance(kind, (int, float)):
+            try:
+                out[key] = float(text) if isinstance(kind, float) else int(text)
+            except ValueError:
+                raise ValueError(f"{key} takes a number, got {text!r}") from None
+        elif key in choices and text not in choices[key]:
+            raise ValueError(f"{key} takes one of {', '.join(choices[key])}, got {text!r}")
+        else:
+            out[key] = text
+    return out

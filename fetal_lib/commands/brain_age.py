@@ -1,8 +1,8 @@
 """``fetal brain-age``: tissue volumes and predicted brain age from a T1 MRI and its brain mask.
 
-``fetal brain-age predict --image T1.nii.gz --mask MASK.nii.gz [--model DIR] [--json]``
-``fetal brain-age predict --images-dir D --masks-dir M -o results.csv [--model DIR]``
-``fetal brain-age train [--profile cpu] [--data-dir D] [--model DIR]``
+``fetal brain-age predict T1.nii.gz --mask MASK.nii.gz [--model DIR] [--format text|json]``
+``fetal brain-age predict --images-dir DIR --masks-dir DIR -o results.csv [--model DIR]``
+``fetal brain-age train [--profile cpu] [--data-dir DIR] [--model DIR]``
 
 Torch and SimpleITK are imported inside the handler only.
 """
@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.errors import FetalInputError
 
 
@@ -30,21 +31,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="segment CSF/GM/WM, report volumes (mL) and predicted age (years)",
         description=(
             "Preprocess (normalise inside the mask, 3 mm, 64^3), segment with the trained Res-U-Net, report "
-            "tissue volumes in mL and the predicted age in years. Single subject: --image and --mask. Batch: "
+            "tissue volumes in mL and the predicted age in years. Single subject: IMAGE and --mask. Batch: "
             "--images-dir and --masks-dir with files named sub-<ID>_T1w_unbiased.nii.gz and "
             "sub-<ID>_T1w_brain_mask.nii.gz, and -o results.csv (subject_id,csf_ml,gm_ml,wm_ml,"
             "predicted_age_years). A bad subject prints one line and the others still run; the exit "
             "status is 2 if any input was bad."
         ),
     )
-    p.add_argument("--image", help="T1 volume (NIfTI)")
-    p.add_argument("--mask", help="brain mask of that T1 (same geometry)")
-    p.add_argument("--images-dir", help="batch: folder of sub-<ID>_T1w_unbiased.nii.gz")
-    p.add_argument("--masks-dir", help="batch: folder of sub-<ID>_T1w_brain_mask.nii.gz")
-    p.add_argument("-o", "--output", help="batch: CSV to write (atomically)")
-    p.add_argument("--model", default=None, help="model folder (default: <build>/models/brain_age)")
-    p.add_argument("--json", action="store_true", help="single subject: print JSON")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for the network (default 2)")
+    p.add_argument("image", nargs="?", metavar="IMAGE", help="single subject: T1 volume (NIfTI)")
+    p.add_argument("--image", dest="image_option", help=argparse.SUPPRESS)  # old spelling of IMAGE
+    p.add_argument("--mask", metavar="MASK", help="single subject: brain mask of IMAGE (same geometry)")
+    p.add_argument("--images-dir", metavar="DIR", help="batch: folder of sub-<ID>_T1w_unbiased.nii.gz")
+    p.add_argument("--masks-dir", metavar="DIR", help="batch: folder of sub-<ID>_T1w_brain_mask.nii.gz")
+    p.add_argument("-o", "--output", metavar="CSV", help="batch: CSV to write (atomically)")
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: <build>/models/brain_age)")
+    add_format(p, ("text", "json"), "text", "single subject: text (default) or json; a batch always writes CSV")
+    p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for the network (default 2)")
     p.set_defaults(func=_predict, _parser=p)
 
     t = sub.add_parser(
@@ -58,25 +60,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "command only trains and saves what `fetal brain-age predict` uses."
         ),
     )
-    t.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="knobs from profiles/<name>.yaml brain_age: (default cpu)")
-    t.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data)")
-    t.add_argument("--data-source", choices=("auto", "real", "phantom"), default="real",
-                   help="real (default: fail if the data is absent), auto (phantom if absent), phantom")
-    t.add_argument("--model", default=None, help="model folder to write (default: <build>/models/brain_age)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the training (default 0, as the chapter)")
+    add_profile(t, "knobs from profiles/<name>.yaml brain_age: (default cpu)")
+    add_data_dir(t)
+    add_data_source(t, "the brain-age data")
+    t.add_argument("--model", default=None, metavar="DIR", help="model folder to write (default: <build>/models/brain_age)")
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the training (default 0, as the chapter)")
     t.set_defaults(func=_train, _parser=t)
 
 
+def _image(args: argparse.Namespace) -> str | None:
+    """IMAGE, or the old ``--image`` spelling of it."""
+    given = [p for p in (args.image, args.image_option) if p is not None]
+    if len(given) == 2 and given[0] != given[1]:
+        raise FetalInputError(None, f"two images given ({given[0]} and {given[1]}): give one IMAGE")
+    return given[0] if given else None
+
+
 def _predict(args: argparse.Namespace) -> int:
+    args.image = _image(args)
     single = args.image is not None or args.mask is not None
     batch = args.images_dir is not None or args.masks_dir is not None
     if single == batch:
-        raise FetalInputError(None, "give either --image and --mask, or --images-dir, --masks-dir and -o")
+        raise FetalInputError(None, "give either IMAGE and --mask, or --images-dir, --masks-dir and -o")
     if single:
         if not (args.image and args.mask):
-            raise FetalInputError(None, "--image and --mask go together")
+            raise FetalInputError(None, "IMAGE and --mask go together")
     elif not (args.images_dir and args.masks_dir and args.output):
         raise FetalInputError(None, "batch mode needs --images-dir, --masks-dir and -o results.csv")
+    elif args.format != "text":
+        raise FetalInputError(None, f"--format {args.format} is for a single subject; a batch writes CSV to -o")
 
     from fetal_lib.brain_age.predict import batch_csv, format_text, load_predictor, run_batch
     from fetal_lib.io import write_text_atomic
@@ -88,7 +100,7 @@ def _predict(args: argparse.Namespace) -> int:
         load_checked(args.image, args.mask)
         predictor = load_predictor(args.model, threads=args.threads)
         result = predictor(args.image, args.mask)
-        print(json.dumps(result, indent=2) if args.json else format_text(result))
+        print(json.dumps(result, indent=2) if args.format == "json" else format_text(result))
         return 0
 
     predictor = load_predictor(args.model, threads=args.threads)
@@ -102,11 +114,11 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fetal_lib.book.profiles import chapter_settings
+    from fetal_lib.book.profiles import chapter_knobs
     from fetal_lib.brain_age.pipeline import train_deployable
     from fetal_lib.brain_age.predict import default_model_dir
 
-    settings = chapter_settings("brain_age", args.profile)
+    settings = chapter_knobs("brain_age", args.profile)
     summary = train_deployable(settings, args.profile, args.data_dir, args.data_source, args.seed, args.model or default_model_dir(),
                                progress=sys.stderr.isatty(), log=lambda line: print(line, file=sys.stderr, flush=True))
     if summary["time_capped"]:

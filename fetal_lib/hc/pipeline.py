@@ -1,8 +1,8 @@
 """The HC18 experiment as library calls: data and split, training, threshold choice, evaluation.
 
 Used by the chapter (``notebooks/01_hc18_unet.py``) and by ``fetal hc train``, so both train the
-same model the same way. Profile knobs come from the ``hc18:`` section of
-``profiles/<profile>.yaml`` over :data:`DEFAULTS`.
+same model the same way. The knobs' values come from the ``hc18:`` section of
+``profiles/<profile>.yaml`` (:func:`profile_settings`), the one place they live.
 """
 
 from __future__ import annotations
@@ -16,33 +16,6 @@ import numpy as np
 from fetal_lib.data.hc18 import HC18Record
 from fetal_lib.training import precision as precision_mod
 from fetal_lib.training.floor import Floor
-
-# Knobs of the hc18 chapter (the profile's hc18: section overrides them; same names as the
-# chapter's parameters cell).
-DEFAULTS: dict[str, Any] = {
-    "input_rows": 128,
-    "input_cols": 192,
-    "filters": 16,
-    "depth": 4,
-    "epochs": 16,
-    "batch_size": 8,
-    "learning_rate": 1e-3,
-    "time_budget_s": 0.0,  # optional wall-time cap (s); 0 = off: the epochs are the budget
-    "augment": True,
-    "augment_vflip": True,  # vertical flips in augmentation (the probe is at the top of every HC18 image)
-    "loss_weight": "none",  # "none" | "mm_per_pixel": each image's loss weighted by its mm per input pixel
-    "precision": "auto",  # "auto" (bfloat16 only on a CPU with native bfloat16) | "float32" | "mixed_bfloat16"; the trained model is float32
-    "jit_compile": True,  # XLA-compiled training step (float32 only)
-    "tta": "hflip",
-    "max_images": 0,  # 0 = every training image
-    "threshold_grid": "0.3,0.4,0.5,0.6,0.7,0.8",
-    "calibrate": False,  # deploy a size calibration of the ellipse fitted on validation (did not transfer to test: off)
-    "audit_epochs": 8,
-    "audit_time_budget_s": 0.0,
-    "audit_filters": 8,
-    "audit_input_rows": 96,
-    "audit_input_cols": 144,
-}
 
 # Knobs that take one of a few words.
 CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel"), "precision": precision_mod.choices("keras")}
@@ -66,47 +39,22 @@ SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """:data:`DEFAULTS` <- ``profiles/<profile>.yaml`` ``hc18:`` section <- ``overrides``."""
-    from fetal_lib.book.profiles import load_profile
+    """The chapter's knobs as ``profiles/<profile>.yaml`` ``hc18:`` sets them, then ``overrides``
+    (the profile is the one place their values live; the chapter's parameters cell names them)."""
+    from fetal_lib.book.profiles import chapter_knobs
 
-    settings = dict(DEFAULTS)
-    section = load_profile(profile).get("hc18") or {}
-    settings.update({k: v for k, v in section.items() if k in DEFAULTS})
-    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return settings
+    return chapter_knobs("hc18", profile, overrides)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``["augment_vflip=false", "epochs=12"]`` -> typed overrides of :data:`DEFAULTS` knobs.
-
-    Each value is converted to the type of the knob's default (booleans: true/false/1/0/yes/no).
+    """``["augment_vflip=false", "epochs=12"]`` -> typed overrides of the hc18 knobs.
 
     Raises:
         ValueError: not ``KEY=VALUE``, an unknown key, or a value of the wrong type.
     """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = str(item).partition("=")
-        key, text = key.strip(), text.strip()
-        if not sep or not key:
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        if key not in DEFAULTS:
-            raise ValueError(f"unknown hc18 setting {key!r}; known: {', '.join(sorted(DEFAULTS))}")
-        default = DEFAULTS[key]
-        if isinstance(default, bool):
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"{key} takes true or false, got {text!r}")
-            out[key] = text.lower() in ("true", "1", "yes")
-        elif isinstance(default, (int, float)):
-            try:
-                out[key] = float(text) if isinstance(default, float) else int(text)
-            except ValueError:
-                raise ValueError(f"{key} takes a number, got {text!r}") from None
-        elif key in CHOICES and text not in CHOICES[key]:
-            raise ValueError(f"{key} takes one of {', '.join(CHOICES[key])}, got {text!r}")
-        else:
-            out[key] = text
-    return out
+    from fetal_lib.book.profiles import parse_overrides as parse
+
+    return parse("hc18", items, CHOICES)
 
 
 def precision_choice(settings: dict[str, Any], flags=None) -> "precision_mod.PrecisionChoice":

@@ -6,6 +6,7 @@ import pytest
 
 from fetal_lib.book.chapters import REGISTRY
 from fetal_lib.book.profiles import PROFILES, chapter_parameters, load_profile
+from fetal_lib.paths import PROFILE_DIR
 from fetal_lib.errors import FetalInputError
 
 
@@ -71,3 +72,36 @@ def test_precision_is_auto_wherever_a_profile_sets_it(name):
     for section in ("hc18", "brain_age"):
         if name != "smoke":  # smoke takes the chapters' defaults, which are auto as well
             assert any(k.endswith("precision") for k in doc.get(section) or {}), f"profiles/{name}.yaml {section}: no precision"
+
+
+def test_knob_values_live_only_in_the_profiles():
+    """One source for every knob's value: the chapters' parameters cells assign None to each
+    knob, and every profile sets every knob of every chapter it has a section for."""
+    from fetal_lib.book.chapters import discover
+    from fetal_lib.book.execute import parameter_defaults, read_source
+    from fetal_lib.book.profiles import RUN_PARAMETERS, chapter_knobs, knob_names
+
+    for chapter in discover():
+        cell = parameter_defaults(read_source(chapter.source))
+        knobs = knob_names(chapter.id)
+        assert knobs, chapter.source.name
+        valued = {k: v for k, v in cell.items() if k not in RUN_PARAMETERS and v is not None}
+        assert not valued, f"{chapter.source.name}: knobs with a value in the parameters cell: {valued}"
+        for name in PROFILES:
+            settings = chapter_knobs(chapter.id, name)
+            assert list(settings) == knobs
+
+
+def test_a_profile_that_misses_a_knob_is_named(tmp_path):
+    import shutil
+
+    from fetal_lib.book.profiles import chapter_knobs
+
+    text = (PROFILE_DIR / "smoke.yaml").read_text().replace("  jit_compile: true\n", "", 1)
+    (tmp_path / "smoke.yaml").write_text(text)
+    with pytest.raises(FetalInputError, match="does not set jit_compile"):
+        chapter_knobs("hc18", "smoke", profile_dir=tmp_path)
+    shutil.copy(PROFILE_DIR / "smoke.yaml", tmp_path / "smoke.yaml")
+    assert chapter_knobs("hc18", "smoke", {"epochs": 3, "filters": None}, profile_dir=tmp_path)["epochs"] == 3
+    with pytest.raises(ValueError, match="unknown hc18 setting 'colour'"):
+        chapter_knobs("hc18", "smoke", {"colour": "red"}, profile_dir=tmp_path)

@@ -49,9 +49,11 @@ def test_evaluate_and_threshold_on_phantom(phantom_root, intensity_model_path):
 
 
 def test_profile_settings_have_every_knob():
-    for profile in ("smoke", "cpu", "full"):
+    from fetal_lib.book.profiles import PROFILES, knob_names
+
+    for profile in PROFILES:
         s = pipeline.profile_settings(profile)
-        assert set(pipeline.DEFAULTS) <= set(s)
+        assert list(s) == knob_names("hc18") and all(v is not None for v in s.values())
         cfg = pipeline.train_config(s)
         assert cfg.input_shape[0] % 2**cfg.depth == 0 and cfg.input_shape[1] % 2**cfg.depth == 0
     assert pipeline.parse_grid("0.3, 0.5") == [0.3, 0.5]

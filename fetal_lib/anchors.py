@@ -1,0 +1,106 @@
+"""Published figures the chapters compare against: one table, each row with its source.
+
+Every number a chapter or book page quotes from a paper or a source project comes from here
+(rendered with :meth:`Anchor.text`), never typed into prose; everything else is computed by the
+run. ``bib`` is the key in ``book/references.bib`` (a test checks that it exists); ``note`` says
+what the figure does and does not measure, and flags a figure whose primary table we could not
+check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One published figure: ``value`` (+- ``sd``) in ``unit``, on ``data``, from ``bib``."""
+
+    key: str
+    chapter: str  # chapter id that quotes it
+    claim: str  # what was measured, by whom
+    value: float
+    unit: str  # "mm", "years", "" (a fraction), "images" ...
+    bib: str  # key in book/references.bib
+    data: str  # on which data and split
+    sd: float | None = None
+    digits: int = 2
+    note: str = ""
+    high: float | None = None  # upper end of a range ("21-38 weeks")
+
+    def text(self, digits: int | None = None) -> str:
+        """``"1.77 +- 1.69 mm"``, ``"0.789"``, ``"335 images"``, ``"21-38 weeks"``."""
+        d = self.digits if digits is None else digits
+        out = f"{self.value:,.{d}f}" if d == 0 else f"{self.value:.{d}f}"
+        if self.high is not None:
+            out += f"-{self.high:.{d}f}"
+        if self.sd is not None:
+            out += f" +- {self.sd:.{d}f}"
+        return f"{out} {self.unit}".strip()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_ROWS = (
+    # --- chapter 0: the datasets' own descriptions ------------------------------------------------
+    Anchor("data.planes.images", "data", "FETAL_PLANES_DB images", 12400, "images", "burgosartizzu2020planes",
+           "the full dataset", digits=0),
+    Anchor("data.planes.patients", "data", "FETAL_PLANES_DB patients", 1792, "patients", "burgosartizzu2020planes",
+           "the full dataset", digits=0),
+    Anchor("data.planes.best_cnn_top1", "data", "Best CNN of the dataset paper, top-1 accuracy on its six planes", 93.6, "%",
+           "burgosartizzu2020planes", "its patient-level test split", digits=1,
+           note="as the chapter-3 brief gives it; not yet checked against the paper's table"),
+    Anchor("data.atlas.gholipour2017.weeks", "data", "CRL fetal brain atlas, gestational weeks", 21, "weeks",
+           "gholipour2017atlas", "one template per week", digits=0, high=38),
+    Anchor("data.atlas.wu2021.weeks", "data", "Chinese-population fetal brain atlas, gestational weeks", 22, "weeks",
+           "wu2021chineseatlas", "one template per week", digits=0, high=35),
+    # --- chapter 1: HC18 ------------------------------------------------------------------------
+    Anchor("hc18.test_set_images", "hc18", "HC18 challenge test set size (annotations hidden)", 335, "images",
+           "vandenheuvel2018hc18", "HC18 test set", digits=0),
+    Anchor("hc18.zeng2021.hc_abs_diff", "hc18", "Deeply supervised attention-gated V-Net, HC absolute difference",
+           1.77, "mm", "zeng2021dagvnet", "HC18 test set", sd=1.69,
+           note="best published figure on the HC18 test set known to the brief of chapter 1"),
+    Anchor("hc18.zeng2021.dice", "hc18", "Deeply supervised attention-gated V-Net, Dice", 0.9793, "", "zeng2021dagvnet",
+           "HC18 test set", digits=4),
+    Anchor("hc18.plain_unet.hc_abs_diff", "hc18", "Plain U-Net, HC absolute difference", 3.97, "mm",
+           "zeng2021dagvnet", "HC18 test set", sd=6.97,
+           note="the figure the chapter-1 brief gives for a conventional U-Net on the HC18 test set; Zeng et al. 2021 "
+                "compare their network with a conventional U-Net there, but we could not check the primary table offline"),
+    # --- chapter 5: brain age (the Imperial College coursework on Cam-CAN) ------------------------
+    Anchor("brain_age.source.val_dice_csf", "brain_age", "Source Res-U-Net validation Dice, CSF", 0.789, "",
+           "imperial_mli_brainage", "Cam-CAN teaching set, 5 validation subjects", digits=3),
+    Anchor("brain_age.source.val_dice_gm", "brain_age", "Source Res-U-Net validation Dice, GM", 0.882, "",
+           "imperial_mli_brainage", "Cam-CAN teaching set, 5 validation subjects", digits=3),
+    Anchor("brain_age.source.val_dice_wm", "brain_age", "Source Res-U-Net validation Dice, WM", 0.915, "",
+           "imperial_mli_brainage", "Cam-CAN teaching set, 5 validation subjects", digits=3),
+    Anchor("brain_age.source.holdout_mae", "brain_age", "Source tissue-volume regression, hold-out MAE", 6.90, "years",
+           "imperial_mli_brainage", "Cam-CAN teaching set, 100-subject hold-out split",
+           note="one split, three tissue volumes from the source's own segmentations"),
+    Anchor("brain_age.source.holdout_r2", "brain_age", "Source tissue-volume regression, hold-out R2", 0.81, "",
+           "imperial_mli_brainage", "Cam-CAN teaching set, 100-subject hold-out split"),
+)
+
+ANCHORS: dict[str, Anchor] = {a.key: a for a in _ROWS}
+
+
+def get(key: str) -> Anchor:
+    """The anchor ``key`` (KeyError naming the known keys otherwise)."""
+    try:
+        return ANCHORS[key]
+    except KeyError:
+        raise KeyError(f"no anchor {key!r}; known: {', '.join(sorted(ANCHORS))}") from None
+
+
+def for_chapter(chapter: str) -> list[Anchor]:
+    """The anchors one chapter quotes, in table order."""
+    return [a for a in _ROWS if a.chapter == chapter]
+
+
+def table(chapter: str | None = None):
+    """The anchors (of one chapter, or all) as a DataFrame, with their bib keys."""
+    import pandas as pd
+
+    rows = [a for a in _ROWS if chapter is None or a.chapter == chapter]
+    return pd.DataFrame([{"claim": a.claim, "figure": a.text(), "data": a.data, "source (bib key)": a.bib, "note": a.note}
+                         for a in rows])

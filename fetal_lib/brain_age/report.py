@@ -1,0 +1,67 @@
+"""The tables and sentences of chapter 5, built from this run's numbers and the anchors table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from fetal_lib import anchors
+from fetal_lib.metrics.regression import mae, r2
+
+
+def source_sentence() -> str:
+    """The source project's reported figures (from :mod:`fetal_lib.anchors`)."""
+    d = {t: anchors.get(f"brain_age.source.val_dice_{t}") for t in ("csf", "gm", "wm")}
+    holdout, holdout_r2 = anchors.get("brain_age.source.holdout_mae"), anchors.get("brain_age.source.holdout_r2")
+    return (f"The source reports a validation Dice of CSF {d['csf'].text()}, GM {d['gm'].text()}, WM {d['wm'].text()} and a "
+            f"hold-out MAE of {holdout.text()} (R2 {holdout_r2.text()}) on {holdout.data} ({holdout.bib}).")
+
+
+def data_sentence(subjects: Sequence[Any]) -> str:
+    """What the data root holds, counted: subjects per role, and which have images."""
+    roles = Counter(s.role for s in subjects)
+    with_images = Counter(s.role for s in subjects if s.image_path is not None)
+    return (f"**What is here.** {roles.get('seg_train', 0)} segmentation-training and {roles.get('seg_val', 0)} validation "
+            f"subjects ({with_images.get('seg_train', 0) + with_images.get('seg_val', 0)} with images, brain masks and reference "
+            f"segmentations); {roles.get('regression', 0)} regression subjects with reference segmentations and "
+            f"{'no images' if not with_images.get('regression') else str(with_images['regression']) + ' images'}.")
+
+
+def domain_shift(fits: Mapping[str, Any], ages: np.ndarray, features_by_source: Mapping[str, Mapping[str, np.ndarray]],
+                 deploy_model: str):
+    """Every fitted regressor scored on the image subjects' features from each source
+    (``{"reference": {...}, "predicted_hard": {...}, "predicted_soft": {...}}``, each with
+    ``volumes`` and ``maps``): MAE, R2 and mean gap (years) per source, one row per model."""
+    import pandas as pd
+
+    rows = []
+    for name, fitted in fits.items():
+        row: dict[str, Any] = {"model": name, "deployed": name == deploy_model, "n": len(ages)}
+        for label, f in features_by_source.items():
+            p = fitted.predict(f["volumes"], f["maps"])
+            row.update({f"mae_{label}_segs_years": mae(ages, p), f"r2_{label}_segs": r2(ages, p),
+                        f"mean_gap_{label}_segs_years": float(np.mean(p - ages))})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def volume_bias(features_by_source: Mapping[str, Mapping[str, np.ndarray]]):
+    """Mean tissue-volume bias (mL) of each predicted source against the reference segmentations."""
+    import pandas as pd
+
+    ref = features_by_source["reference"]["volumes"]
+    return pd.DataFrame({label: (f["volumes"] - ref).mean(0) for label, f in features_by_source.items() if label != "reference"},
+                        index=["csf_ml", "gm_ml", "wm_ml"])
+
+
+def deployed_path_table(deployed, subject_ids: Sequence[str], ages: np.ndarray,
+                        features_by_source: Mapping[str, Mapping[str, np.ndarray]]):
+    """One row per subject: age and the deployed regressor's prediction from each feature source."""
+    import pandas as pd
+
+    preds = {label: deployed.predict(f["volumes"], f["maps"]) for label, f in features_by_source.items()}
+    return pd.DataFrame([{"subject_id": sid, "age_years": float(a),
+                          **{f"predicted_{label.replace(' ', '_')}_years": float(p[j]) for label, p in preds.items()}}
+                         for j, (sid, a) in enumerate(zip(subject_ids, ages))])

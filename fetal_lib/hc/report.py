@@ -1,0 +1,206 @@
+"""The tables and sentences of chapter 1, built from this run's numbers.
+
+The chapter narrates and calls these; nothing here trains except :func:`audit_arms`, which runs
+the three audit arms through :func:`fetal_lib.hc.pipeline.train_model`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from fetal_lib import anchors
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals, or ``"n/a"`` for None / NaN / infinity."""
+    if value is None:
+        return "n/a"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{v:.{digits}f}" if math.isfinite(v) else "n/a"
+
+
+def results_vs_anchors(summary: Mapping[str, Any], profile: str):
+    """Our test-split figures beside the published anchors (from :mod:`fetal_lib.anchors`)."""
+    import pandas as pd
+
+    ci = summary.get("hc_abs_diff_ci95_mm") or [math.nan, math.nan]
+    rows = [{
+        "method": f"Ours (this run, {profile} profile, test split n={summary['n_images']})",
+        "HC |diff| mean +- SD (mm)": f"{fmt(summary.get('hc_abs_diff_mean_mm'))} +- {fmt(summary.get('hc_abs_diff_sd_mm'))}",
+        "median (mm)": fmt(summary.get("hc_abs_diff_median_mm")),
+        "95% CI of mean (mm)": f"{fmt(ci[0])}-{fmt(ci[1])}",
+        "Dice": fmt(summary.get("dice_mean"), 4), "IoU": fmt(summary.get("iou_mean"), 4),
+        "HD95 (mm)": fmt(summary.get("hd95_mean_mm")), "source": "",
+    }]
+    for key, label in (("hc18.plain_unet.hc_abs_diff", "Plain U-Net (anchor)"),
+                       ("hc18.zeng2021.hc_abs_diff", "Best published (Zeng et al. 2021)")):
+        a = anchors.get(key)
+        dice = anchors.get("hc18.zeng2021.dice").text() if key.startswith("hc18.zeng2021") else ""
+        rows.append({"method": f"{label}, {a.data}", "HC |diff| mean +- SD (mm)": a.text().removesuffix(" mm"),
+                     "median (mm)": "", "95% CI of mean (mm)": "", "Dice": dice, "IoU": "", "HD95 (mm)": "",
+                     "source": a.bib + (" (see note)" if a.note and "could not check" in a.note else "")})
+    return pd.DataFrame(rows)
+
+
+def anchors_note() -> str:
+    """The sentence under the anchors table: where the anchors come from and why the comparison is indicative."""
+    n_test = anchors.get("hc18.test_set_images")
+    unet = anchors.get("hc18.plain_unet.hc_abs_diff")
+    return (f"The anchors are on the official HC18 test set ({n_test.text()}, annotations hidden; {n_test.bib}); ours is a "
+            f"held-out subject split of the training set, so the comparison is indicative. The plain U-Net figure: {unet.note}.")
+
+
+def calibration_table(val_found, test_found, cal, loso_hc: Sequence[float]):
+    """Raw vs calibrated HC error on validation (in-sample and leave-one-subject-out) and on
+    test (a diagnostic only), with the signed mean per reference-HC range."""
+    import pandas as pd
+
+    from fetal_lib.hc.pipeline import signed_by_range
+
+    rows = []
+    for split, d, variants in [
+        ("validation", val_found, [("raw fit", val_found["hc_raw_mm"]),
+                                   ("calibrated, fitted on all of validation (in-sample)", [cal.hc_mm(v) for v in val_found["hc_raw_mm"]]),
+                                   ("calibrated, fitted without the image's subject", loso_hc)]),
+        ("test", test_found, [("raw fit", test_found["hc_raw_mm"]),
+                              ("calibrated (validation fit)", [cal.hc_mm(v) for v in test_found["hc_raw_mm"]])]),
+    ]:
+        for name, hc in variants:
+            diff = np.asarray(hc, float) - d["hc_ref_mm"].to_numpy(float)
+            by_range = signed_by_range(d.assign(hc_diff_mm=diff, hc_abs_diff_mm=np.abs(diff)))["by_hc_range"]
+            rows.append({"split": split, "HC from": name, "n": len(d), "|diff| mean (mm)": float(np.nanmean(np.abs(diff))),
+                         "signed mean (mm)": float(np.nanmean(diff)),
+                         **{f"signed, {label.split(' (')[0]}": part["hc_diff_mean_mm"] for label, part in by_range.items()}})
+    return pd.DataFrame(rows)
+
+
+def calibration_sentence(table) -> str:
+    """What the calibration did in this run, read from :func:`calibration_table`'s rows."""
+    t = table.set_index(["split", "HC from"])["|diff| mean (mm)"]
+
+    def change(before: float, after: float) -> str:
+        verb = "lowered" if after < before else "raised" if after > before else "left"
+        return f"{verb} the mean |HC error| from {before:.2f} to {after:.2f} mm"
+
+    loso = "calibrated, fitted without the image's subject"
+    val_raw = t[("validation", "raw fit")]
+    return (f"In this run, on validation the calibration {change(val_raw, t[('validation', 'calibrated, fitted on all of validation (in-sample)')])} "
+            f"in-sample and {change(val_raw, t[('validation', loso)])} with each subject left out of its fit; on the test split "
+            f"(a diagnostic, not used for the decision) it {change(t[('test', 'raw fit')], t[('test', 'calibrated (validation fit)')])}.")
+
+
+def read_cv(results_root: str | Path) -> dict | None:
+    """``<results_root>/hc18_cv/metrics.json`` written by ``fetal hc cv``, or None when absent."""
+    path = Path(results_root) / "hc18_cv" / "metrics.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def cv_recipe_differences(cv_doc: Mapping[str, Any], settings: Mapping[str, Any], profile: str) -> list[str]:
+    """The knobs (and the profile) in which a CV run's recipe differs from this chapter's."""
+    params = cv_doc.get("provenance", {}).get("parameters", {})
+    out = [f"{k}: {params.get(k)!r} vs {v!r}" for k, v in settings.items()
+           if k in params and params[k] != v and not k.startswith("audit_") and k != "save_model"]
+    cv_profile = cv_doc.get("provenance", {}).get("profile")
+    if cv_profile != profile:
+        out.insert(0, f"profile: {cv_profile!r} vs {profile!r}")
+    return out
+
+
+def cv_table(cv_doc: Mapping[str, Any]):
+    """The CV run's pooled figures and its chapter-test vs other images, one row each."""
+    import pandas as pd
+
+    m = cv_doc["metrics"]
+    pooled = m["pooled"]
+    ci = pooled.get("hc_abs_diff_ci95_mm") or [math.nan, math.nan]
+    rows = [{"images": "all, each scored by the fold that held out its subject", "n": pooled["n_images"],
+             "HC |diff| mean (mm)": pooled.get("hc_abs_diff_mean_mm"), "95% CI (mm)": f"{fmt(ci[0])}-{fmt(ci[1])}",
+             "median (mm)": pooled.get("hc_abs_diff_median_mm")}]
+    for key, label in (("chapter_test_images", "this chapter's test images"), ("other_images", "the other images")):
+        if key in m:
+            rows.append({"images": label, "n": m[key]["n_images"], "HC |diff| mean (mm)": m[key]["hc_abs_diff_mean_mm"],
+                         "95% CI (mm)": "", "median (mm)": m[key]["hc_abs_diff_median_mm"]})
+    return pd.DataFrame(rows)
+
+
+def decision_sentence(decision: Mapping[str, Any] | None, deployed: bool) -> str:
+    """The calibration decision, the data it was taken on, and whether the profile follows it."""
+    if decision is None:
+        return (f"No `fetal hc cv` run of this recipe was found, so the size calibration stays as the profile sets it "
+                f"({'deployed' if deployed else 'not deployed'}), a choice no training-side evidence in this run supports "
+                "or contradicts. Run `fetal hc cv --profile cpu` to take the decision on training-side data.")
+    if "error" in decision:
+        return f"The CV run could not judge the calibration ({decision['error']}); it stays {'on' if deployed else 'off'}."
+    lo, hi = decision["difference_ci95_mm"]
+    verdict = "deploy it" if decision["deploy"] else "do not deploy it"
+    agree = "The profile follows it." if bool(decision["deploy"]) == bool(deployed) else (
+        f"**The profile does not follow it** (calibrate is {deployed}): change `calibrate` in the profile.")
+    return (f"Decision, on training-side data only ({decision['data']}; {decision['n_images']} images of "
+            f"{decision['n_subjects']} subjects): mean |HC error| {decision['raw_abs_diff_mean_mm']:.2f} mm raw, "
+            f"{decision['calibrated_abs_diff_mean_mm']:.2f} mm calibrated; difference {decision['difference_mm']:+.2f} mm "
+            f"(95% CI {lo:+.2f} to {hi:+.2f}). Rule, fixed before the folds ran: {decision['rule']}. Verdict: {verdict}. {agree}")
+
+
+def audit_arms(data, settings: Mapping[str, Any], seed: int, arms: Mapping[str, Mapping[str, Any]],
+               calibrate: bool = False) -> tuple[Any, dict[str, list]]:
+    """Train and score each audit arm (``{name: TrainConfig changes}``) at the audit budget.
+
+    Returns the table (one row per arm: block, targets, loss, epochs, seconds, threshold, test
+    HC error, Dice, HD95, misses) and each arm's training history.
+    """
+    import pandas as pd
+
+    from fetal_lib.hc import pipeline
+
+    test_records = data.part("test")
+    rows, histories = [], {}
+    for arm, change in arms.items():
+        config = pipeline.train_config(dict(settings), seed, audit=True, **change)
+        trained = pipeline.train_model(data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
+                                       calibrate=calibrate)
+        summary = pipeline.summarize(pipeline.evaluate(trained.model, test_records), seed=seed)
+        histories[f"audit: {arm}"] = trained.result.history
+        rows.append({
+            "arm": arm, "block": config.block, "targets": config.mask_mode, "loss": config.loss,
+            "epochs run": trained.result.epochs_run, "train s": round(trained.result.seconds),
+            "threshold (val)": trained.model.threshold,
+            "HC |diff| mean (mm)": summary.get("hc_abs_diff_mean_mm", math.nan),
+            "HC |diff| median (mm)": summary.get("hc_abs_diff_median_mm", math.nan),
+            "Dice": summary["dice_mean"], "HD95 (mm)": summary["hd95_mean_mm"],
+            "no head found": summary["n_no_head_found"],
+        })
+    return pd.DataFrame(rows), histories
+
+
+def background_pixel_accuracy(records) -> Any:
+    """Pixel accuracy of a predictor that says "background" everywhere, on outline and on filled masks."""
+    import pandas as pd
+
+    from fetal_lib.data.hc18 import load_mask
+    from fetal_lib.data.imaging import read_image_gray
+
+    outline = [float((read_image_gray(r.annotation_path) > 0).mean()) for r in records]
+    filled = [float(load_mask(r).mean()) for r in records]
+    return pd.DataFrame([
+        {"target": "outline masks (the source's)", "pixel accuracy of all-background": 1 - float(np.mean(outline))},
+        {"target": "filled head masks (ours)", "pixel accuracy of all-background": 1 - float(np.mean(filled))},
+    ])
+
+
+def floor_sentence(is_phantom: bool) -> str:
+    """The sanity floor the deployed model must clear, from :data:`fetal_lib.hc.pipeline.FLOORS`."""
+    from fetal_lib.hc.pipeline import FLOORS
+
+    parts = [f"{'Dice' if f.metric == 'dice_mean' else 'mean HC error'} {'at least' if f.kind == 'min' else 'at most'} "
+             f"{f.bound:g}{(' ' + f.unit) if f.unit else ''}" for f in FLOORS["phantom" if is_phantom else "real"]]
+    return " and ".join(parts)
