@@ -2,7 +2,7 @@
 
 Each target lives beside its pipeline as ``fetal_lib/<pipeline>/bench.py`` with
 ``add_arguments(parser)`` and ``run(args) -> int``, and reports through :func:`emit`: a JSON
-document with ``--json``, otherwise one line per figure. Benchmarks print figures measured on
+document with ``--format json``, otherwise (``--format text``) one line per figure. Benchmarks print figures measured on
 the machine at hand; nothing asserts a speed (timed tests flake on shared machines).
 """
 
@@ -25,9 +25,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def emit(result: dict[str, Any], as_json: bool, lines: Iterable[str]) -> int:
-    """Print ``result`` as JSON, or the human-readable ``lines``; returns the exit status 0."""
-    if as_json:
+FORMAT_HELP = "text (default: one line per figure) or json"
+
+
+def emit(result: dict[str, Any], fmt: str, lines: Iterable[str]) -> int:
+    """Print ``result`` as JSON (``fmt == "json"``), or the human-readable ``lines``; returns the exit status 0."""
+    if fmt == "json":
         print(json.dumps(result, indent=2))
     else:
         for line in lines:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import time
 
-from fetal_lib.bench import emit, peak_rss_mib
+from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_format
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data)")
-    parser.add_argument("--model", default=None, help="model folder (default: <build>/models/brain_age)")
-    parser.add_argument("-n", "--subjects", type=int, default=10, help="subjects to time (default 10)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_data_dir(parser)
+    add_data_source(parser, "the brain-age data")  # the default of `fetal brain-age train`
+    parser.add_argument("--model", default=None, metavar="DIR", help="model folder (default: <build>/models/brain_age)")
+    parser.add_argument("-n", "--subjects", type=int, default=10, metavar="N", help="subjects to time (default 10)")
+    parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads (default 2)")
+    add_format(parser, ("text", "json"), "text", FORMAT_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from fetal_lib.brain_age.predict import load_predictor
     from fetal_lib.data.sources import resolve
 
-    src = resolve("brain_age", args.data_dir, source="auto")
+    src = resolve("brain_age", args.data_dir, source=args.data_source)
     subjects = [s for s in dataset.load(src.root) if s.image_path is not None and s.mask_path is not None]
     subjects = subjects[: max(1, args.subjects)]
     t0 = time.perf_counter()
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds_per_subject_max": round(max(times), 3),
         "peak_rss_mib": round(peak_rss_mib(), 1),
     }
-    return emit(result, args.json, [
+    return emit(result, args.format, [
         f"brain-age predict on {result['subjects']} {result['data']} subject(s), {args.threads} thread(s): "
         f"{result['seconds_per_subject_mean']:.3f} s/subject (max {result['seconds_per_subject_max']:.3f} s), "
         f"model load {result['model_load_s']:.2f} s, peak memory {result['peak_rss_mib']:.0f} MiB (RSS)"])

@@ -1,6 +1,6 @@
 """``fetal book``: execute the chapters with a profile and build the Jupyter Book.
 
-    fetal book --profile {smoke,cpu,full} [--data-dir D] [--only CHAPTER] [--no-build | --build-only] [--require-real]
+    fetal book --profile {smoke,cpu,full} [--data-dir DIR] [--only CHAPTER] [--no-build | --build-only] [--require-real]
 
 Executed notebooks go to ``book/chapters/`` (generated), results to
 ``<build>/results/<chapter>/`` (``$FETAL_BUILD_DIR`` or ``build/``), the HTML to
@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from fetal_lib.book.chapters import REGISTRY
-from fetal_lib.book.profiles import PROFILES
+from fetal_lib.commands.options import add_data_dir, add_profile
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,10 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(metrics.json, figures/, tables/), book/_build/html/. Chapters run with the repository root as "
         "working directory. Exit status: 0 ok, 1 a chapter or the build failed, 2 bad input.",
     )
-    parser.add_argument("--profile", choices=PROFILES, default="cpu",
-                        help="parameter profile from profiles/<name>.yaml (default: cpu)")
-    parser.add_argument("--data-dir", default=None,
-                        help="data root (default: $FETAL_DATA_DIR, else ./data); ignored by smoke (phantoms)")
+    add_profile(parser, "parameter profile from profiles/<name>.yaml (default: cpu)")
+    add_data_dir(parser, "; ignored by smoke (phantoms)")
     parser.add_argument("--only", action="append", metavar="CHAPTER",
                         help=f"run only these chapters (repeatable or comma list): {', '.join(REGISTRY)}")
     mode = parser.add_mutually_exclusive_group()

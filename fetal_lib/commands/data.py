@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+from fetal_lib.commands.options import add_data_dir, add_format
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -31,22 +33,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "not an error."),
     )
     p_verify.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
-    p_verify.add_argument("--data-dir", default=None,
-                          help="data root (default: $FETAL_DATA_DIR, else ./data)")
-    p_verify.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
+    add_data_dir(p_verify)
+    add_format(p_verify, ("text", "json"), "text", "text (default: one line per dataset and per problem) or json (machine-readable)")
     p_verify.set_defaults(func=_verify)
 
     p_fetch = sub.add_parser(
         "fetch", help="download an open dataset (HC18, FETAL_PLANES_DB) into the data root",
         description=("Download an openly downloadable release (resumable), check its checksums and unpack it "
-                     "atomically into <dest>/<dataset>. For registration-only datasets, print what to do "
+                     "atomically into <data root>/<dataset>. For registration-only datasets, print what to do "
                      "and exit with status 2."),
     )
     p_fetch.add_argument("name", metavar="NAME", help="dataset name (see `fetal data list`)")
-    p_fetch.add_argument("--dest", default=None, help="data root to fill (default: $FETAL_DATA_DIR, else ./data)")
-    p_fetch.add_argument("--base-url", default=None,
+    add_data_dir(p_fetch, "; the dataset goes to DIR/NAME")
+    p_fetch.add_argument("--dest", dest="data_dir", help=argparse.SUPPRESS)  # old spelling of --data-dir
+    p_fetch.add_argument("--base-url", default=None, metavar="URL",
                          help="override the download base URL (also $FETAL_FETCH_BASE_URL)")
-    p_fetch.add_argument("--timeout", type=float, default=60.0, help="seconds per network operation (default 60)")
+    p_fetch.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per network operation (default 60)")
     p_fetch.set_defaults(func=_fetch)
 
 
@@ -66,7 +68,7 @@ def _verify(args: argparse.Namespace) -> int:
     from fetal_lib.data.verify import verify
 
     report = verify(args.data_dir, args.names or None, progress=True)
-    if args.json:
+    if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report.format_text())
@@ -77,7 +79,7 @@ def _fetch(args: argparse.Namespace) -> int:
     from fetal_lib.data.fetch import FetchError, RegistrationRequired, fetch
 
     try:
-        target = fetch(args.name, args.dest, base_url=args.base_url, progress=True, timeout=args.timeout)
+        target = fetch(args.name, args.data_dir, base_url=args.base_url, progress=True, timeout=args.timeout)
     except RegistrationRequired as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from fetal_lib.book.profiles import PROFILES
+from fetal_lib.commands.options import add_data_dir, add_format, add_profile
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,11 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the training speed of each chapter's main networks measured here (a few batches each), and the predicted "
         "wall time of each chapter on this machine for a profile. Takes about two minutes; nothing is written.",
     )
-    parser.add_argument("--profile", choices=PROFILES, default="cpu", help="profile whose epochs and sizes to predict for (default cpu)")
-    parser.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data; image counts come from it)")
+    add_profile(parser, "profile whose epochs and sizes to predict for (default cpu)")
+    add_data_dir(parser, "; image counts come from it")
     parser.add_argument("--only", action="append", metavar="CHAPTER", help="measure only these chapters (hc18, brain_age); repeatable")
     parser.add_argument("--skip-bench", action="store_true", help="machine and precision only: measure nothing")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    add_format(parser, ("text", "json"), "text", "text (default: a report to read) or json (machine-readable)")
     parser.set_defaults(func=handle)
 
 

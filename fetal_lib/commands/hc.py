@@ -1,10 +1,10 @@
 """``fetal hc``: measure head circumference on your own images, write an HC18 submission, train.
 
     fetal hc measure IMAGE... (--pixel-size MM | --pixel-sizes CSV) [--model PATH] [--overlay DIR] [--format csv|json] [-o FILE]
-    fetal hc submission --test-dir D --pixel-sizes CSV -o FILE [--model PATH] [--allow-missing]
-    fetal hc train [--profile cpu] [--data-dir D] [--model PATH] [--epochs N] [--time-budget S (optional cap; off)]
+    fetal hc submission TEST_DIR --pixel-sizes CSV -o CSV [--model PATH] [--allow-missing]
+    fetal hc train [--profile cpu] [--data-dir DIR] [--model PATH] [--epochs N] [--time-budget S (optional cap; off)]
                    [--set KEY=VALUE ...] [--validation-only]
-    fetal hc cv [--profile cpu] [--folds 5] [--data-dir D] [--set KEY=VALUE ...] [-o CSV]
+    fetal hc cv [--profile cpu] [--folds N] [--data-dir DIR] [--set KEY=VALUE ...] [--format json|csv] [-o CSV]
 
 Bad input (missing or non-image file, missing or non-positive pixel size, no head found) is
 reported as one line per file on stderr (``fetal: error: <file>: <problem>``); the other
@@ -22,15 +22,18 @@ import math
 import sys
 from pathlib import Path
 
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.errors import FetalInputError
+
+PROFILE_HELP = "knobs from profiles/<name>.yaml hc18: (default cpu)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("hc", help="fetal head circumference (HC18 U-Net): measure, submission, train",
+    parser = subparsers.add_parser("hc", help="fetal head circumference (HC18 U-Net): measure, submission, train, cv",
                                    description="Fetal head circumference (HC18 U-Net): measure it on your own images, "
-                                   "write an HC18 submission, or train the model.")
+                                   "write an HC18 submission, train the model, or cross-validate its recipe.")
     parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="hc_command", metavar="SUBCOMMAND")
+    sub = parser.add_subparsers(dest="hc_command", metavar="ACTION")
 
     m = sub.add_parser("measure", help="measure HC (mm) on images; prints HC18 columns + hc_mm",
                        description="Fit the head ellipse on each image and print the HC18 submission columns "
@@ -40,33 +43,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     px.add_argument("--pixel-size", type=str, metavar="MM", help="pixel size in mm, for every image")
     px.add_argument("--pixel-sizes", type=Path, metavar="CSV",
                     help="CSV in HC18's format (filename,pixel size(mm); extra columns ignored), matched by file name")
-    m.add_argument("--model", type=Path, default=None, help="trained model (default: build/models/hc18_unet.keras)")
+    m.add_argument("--model", type=Path, default=None, metavar="PATH", help="trained model (default: build/models/hc18_unet.keras)")
     m.add_argument("--overlay", type=Path, metavar="DIR", help="write <name>_hc.png with the fitted ellipse drawn")
-    m.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv; json adds warnings, ellipse_mask_iou and hc_uncalibrated_mm)")
-    m.add_argument("-o", "--output", type=Path, help="write the table to this file (atomically) instead of stdout")
+    add_format(m, ("csv", "json"), "csv", "csv (default) or json (adds warnings, ellipse_mask_iou and hc_uncalibrated_mm)")
+    m.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the table to this file (atomically) instead of stdout")
     m.set_defaults(func=handle_measure)
 
     s = sub.add_parser("submission", help="write the HC18 submission CSV for a test set",
                        description="Measure every image listed in the pixel-size CSV and write the HC18 submission CSV.")
-    s.add_argument("--test-dir", type=Path, required=True, help="folder of the test images")
+    s.add_argument("test_dir", type=Path, nargs="?", metavar="TEST_DIR", help="folder of the test images (required)")
+    s.add_argument("--test-dir", type=Path, dest="test_dir_option", help=argparse.SUPPRESS)  # old spelling of TEST_DIR
     s.add_argument("--pixel-sizes", type=Path, required=True, metavar="CSV", help="test_set_pixel_size.csv")
-    s.add_argument("-o", "--output", type=Path, required=True, help="submission CSV to write")
-    s.add_argument("--model", type=Path, default=None, help="trained model (default: build/models/hc18_unet.keras)")
+    s.add_argument("-o", "--output", type=Path, required=True, metavar="CSV", help="submission CSV to write")
+    s.add_argument("--model", type=Path, default=None, metavar="PATH", help="trained model (default: build/models/hc18_unet.keras)")
     s.add_argument("--allow-missing", action="store_true", help="write the file even if some images failed (rows left out)")
     s.set_defaults(func=handle_submission)
 
     t = sub.add_parser("train", help="train the HC18 U-Net outside the book (same model as the chapter)",
                        description="Train on the HC18 training images (subject-level split), choose the threshold on the "
                        "validation split, report the test split, save the model and its card.")
-    t.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="knobs from profiles/<name>.yaml hc18: (default cpu)")
-    t.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data)")
-    t.add_argument("--data-source", choices=("auto", "real", "phantom"), default="real",
-                   help="real (default: fail if HC18 is absent), auto (phantom if absent), phantom")
-    t.add_argument("--model", type=Path, default=None, help="where to save (default: build/models/hc18_unet.keras)")
-    t.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    add_profile(t, PROFILE_HELP)
+    add_data_dir(t)
+    add_data_source(t, "HC18")
+    t.add_argument("--model", type=Path, default=None, metavar="PATH", help="where to save (default: build/models/hc18_unet.keras)")
+    t.add_argument("--epochs", type=int, default=None, metavar="N", help="override the profile's epochs")
     t.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="optional wall-time cap (s) on top of the epochs (default: the profile's, off); a cap that cuts training short is reported")
-    t.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0, as the chapter)")
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split and the training (default 0, as the chapter)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="override any hc18 knob of the profile, e.g. --set augment_vflip=false (repeatable)")
     t.add_argument("--validation-only", action="store_true",
@@ -77,17 +80,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Train and score the profile's recipe in K subject-level folds, so every annotated image is "
                        "scored once by a model that never saw its subject. Prints a JSON summary (pooled HC error, the fold "
                        "means, the chapter's test images against the others, the size-calibration decision taken on the "
-                       "images outside the chapter's test split) and writes it with its provenance to "
+                       "images outside the chapter's test split), or with --format csv the per-fold table, and writes the "
+                       "summary with its provenance to "
                        "build/results/hc18_cv/, where chapter 1 reads it; no model is saved. "
                        "Each fold takes as long as one `fetal hc train` (`fetal doctor` predicts that for this machine).")
-    c.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="knobs from profiles/<name>.yaml hc18: (default cpu)")
-    c.add_argument("--folds", type=int, default=5, help="number of subject-level folds (default 5)")
-    c.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data)")
-    c.add_argument("--data-source", choices=("auto", "real", "phantom"), default="real",
-                   help="real (default: fail if HC18 is absent), auto (phantom if absent), phantom")
-    c.add_argument("--seed", type=int, default=0, help="seed of the folds and the training (the chapter's split uses the same seed)")
+    add_profile(c, PROFILE_HELP)
+    c.add_argument("--folds", type=int, default=5, metavar="N", help="number of subject-level folds (default 5)")
+    add_data_dir(c)
+    add_data_source(c, "HC18")
+    c.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the folds and the training (default 0; the chapter's split uses the same seed)")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="override any hc18 knob of the profile (repeatable)")
+    add_format(c, ("json", "csv"), "json", "json (default: the summary, the settings and the folds) or csv (the per-fold table)")
     c.add_argument("-o", "--output", type=Path, default=None, metavar="CSV",
                    help="also write the per-image results of every fold (written atomically)")
     c.add_argument("--results-dir", type=Path, default=None, metavar="DIR",
@@ -207,13 +211,24 @@ def handle_measure(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _test_dir(args: argparse.Namespace) -> Path:
+    """TEST_DIR, or the old ``--test-dir`` spelling of it."""
+    given = [d for d in (args.test_dir, args.test_dir_option) if d is not None]
+    if not given:
+        raise FetalInputError(None, "missing TEST_DIR: the folder of the test images")
+    if len(given) == 2 and given[0] != given[1]:
+        raise FetalInputError(None, f"two test folders given ({given[0]} and {given[1]}): give one TEST_DIR")
+    return given[0]
+
+
 def handle_submission(args: argparse.Namespace) -> int:
     from fetal_lib.hc.measure import HC18_COLUMNS, read_pixel_sizes
 
-    if not args.test_dir.is_dir():
-        raise FetalInputError(args.test_dir, "test folder not found")
+    test_dir = _test_dir(args)
+    if not test_dir.is_dir():
+        raise FetalInputError(test_dir, "test folder not found")
     table = read_pixel_sizes(args.pixel_sizes)
-    items = [(args.test_dir / name, pixel) for name, pixel in table.items()]
+    items = [(test_dir / name, pixel) for name, pixel in table.items()]
     results, failed = _measure_many(args.model, items, progress=sys.stderr.isatty())
     if failed and not args.allow_missing:
         print(f"fetal: error: {args.output}: not written: {failed} of {len(items)} image(s) failed (see above; --allow-missing writes the rest)", file=sys.stderr)
@@ -322,8 +337,11 @@ def handle_cv(args: argparse.Namespace) -> int:
     pooled = summary["pooled"]
     headline = {"hc_abs_diff_mean_mm": pooled.get("hc_abs_diff_mean_mm"), "hc_abs_diff_median_mm": pooled.get("hc_abs_diff_median_mm"),
                 "dice": pooled.get("dice_mean")}
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON summary only
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the summary (or the fold table) only
         run.finish({**headline, **summary, "folds_table": result.folds.to_dict("records")}, headline=list(headline))
-    print(json.dumps({"settings": settings, "summary": summary, "folds": result.folds.to_dict("records")}, indent=2))
+    if args.format == "csv":
+        sys.stdout.write(result.folds.to_csv(index=False, lineterminator="\n"))
+    else:
+        print(json.dumps({"settings": settings, "summary": summary, "folds": result.folds.to_dict("records")}, indent=2))
     return 0
 

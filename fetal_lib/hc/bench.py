@@ -5,7 +5,8 @@ Inference: the saved model (``--model``, default ``build/models/hc18_unet.keras`
 un-letterbox, threshold, components, ellipse fit, checks) after a warm-up; the time to decode
 the PNG is excluded and reported apart. Training: a fresh U-Net of the profile's size trains
 on ``--train-images`` letterboxed images with augmentation for ``--train-steps`` batches after
-a few warm-up batches. TensorFlow is imported in :func:`run` only.
+a few warm-up batches. The images come from ``--data-source`` (default ``real``, as ``fetal hc
+train``: fail if HC18 is absent). TensorFlow is imported in :func:`run` only.
 """
 
 from __future__ import annotations
@@ -16,22 +17,24 @@ import time
 
 import numpy as np
 
-from fetal_lib.bench import emit
+from fetal_lib.bench import FORMAT_HELP, emit
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="trained model (default: build/models/hc18_unet.keras)")
-    parser.add_argument("--data-dir", default=None, help="data root (default: $FETAL_DATA_DIR, else ./data; phantom if HC18 is absent)")
-    parser.add_argument("--profile", choices=("smoke", "cpu", "full"), default="cpu", help="network size for the training benchmark")
-    parser.add_argument("--n-images", type=int, default=20, help="images timed for inference (default 20)")
-    parser.add_argument("--train-images", type=int, default=32, help="images in the training benchmark (default 32)")
-    parser.add_argument("--train-steps", type=int, default=8, help="timed training batches (default 8)")
-    parser.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads (default 2)")
+    parser.add_argument("--model", default=None, metavar="PATH", help="trained model (default: build/models/hc18_unet.keras)")
+    add_data_dir(parser)
+    add_data_source(parser, "HC18")  # the default of `fetal hc train`
+    add_profile(parser, "network size and settings for the training benchmark (default cpu)")
+    parser.add_argument("--n-images", type=int, default=20, metavar="N", help="images timed for inference (default 20)")
+    parser.add_argument("--train-images", type=int, default=32, metavar="N", help="images in the training benchmark (default 32)")
+    parser.add_argument("--train-steps", type=int, default=8, metavar="N", help="timed training batches (default 8)")
+    parser.add_argument("--threads", type=int, default=2, metavar="N", help="TensorFlow CPU threads (default 2)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an hc18 setting of the profile for the training benchmark "
                         "(e.g. precision=mixed_bfloat16); repeatable")
     parser.add_argument("--skip-train", action="store_true", help="inference only")
     parser.add_argument("--skip-inference", action="store_true", help="training only")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_format(parser, ("text", "json"), "text", FORMAT_HELP)
 
 
 def bench_inference(model, records, n_images: int) -> dict:
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fetal: error: --set: {exc}", file=sys.stderr)
         return 2
     configure(threads=args.threads)
-    source = resolve("hc18", args.data_dir, "auto")
+    source = resolve("hc18", args.data_dir, args.data_source)
     records = hc18.load(source.root, "train")
     out: dict = {"data": source.describe()}
     if not args.skip_inference:
@@ -133,4 +136,4 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"training: {t['train_images_per_s']:.2f} images/s (input {t['input_shape'][0]}x{t['input_shape'][1]}, "
                      f"{t['filters']} filters, batch {t['batch_size']}, {t['precision']}{' XLA' if t['jit_compile'] else ''}, "
                      f"{t['images']} images in {t['seconds']:.1f} s, with augmentation)")
-    return emit(out, args.json, lines)
+    return emit(out, args.format, lines)

@@ -43,15 +43,19 @@ def _run(capsys, argv):
 
 def test_single_real_subject(capsys, model_dir, val_subjects):
     s = val_subjects[0]
-    code, out, err = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
-                                   "--model", str(model_dir), "--json"])
+    code, out, err = _run(capsys, ["brain-age", "predict", str(s.image_path), "--mask", str(s.mask_path),
+                                   "--model", str(model_dir), "--format", "json"])
     assert code == 0, err
     res = json.loads(out)
     assert {"csf_ml", "gm_ml", "wm_ml", "predicted_age_years"} <= set(res)
     assert all(res[k] >= 0 for k in ("csf_ml", "gm_ml", "wm_ml")) and np.isfinite(res["predicted_age_years"])
-    code, out, _ = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
+    code, out, _ = _run(capsys, ["brain-age", "predict", str(s.image_path), "--mask", str(s.mask_path),
                                  "--model", str(model_dir)])
     assert code == 0 and "predicted age" in out and "mL" in out
+    # the old spelling --image still works (hidden from --help)
+    code, old, _ = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
+                                 "--model", str(model_dir)])
+    assert code == 0 and old == out
 
 
 def _bad_inputs(tmp: Path, s) -> dict[str, tuple[Path, Path, str]]:
@@ -73,7 +77,7 @@ def _bad_inputs(tmp: Path, s) -> dict[str, tuple[Path, Path, str]]:
 
 def test_bad_input_one_line(capsys, tmp_path, model_dir, val_subjects):
     for case, (img, msk, expected) in _bad_inputs(tmp_path, val_subjects[0]).items():
-        code, out, err = _run(capsys, ["brain-age", "predict", "--image", str(img), "--mask", str(msk), "--model", str(model_dir)])
+        code, out, err = _run(capsys, ["brain-age", "predict", str(img), "--mask", str(msk), "--model", str(model_dir)])
         assert code == 2, case
         assert err.strip().count("\n") == 0 and expected in err, (case, err)
         assert out == ""
@@ -81,11 +85,11 @@ def test_bad_input_one_line(capsys, tmp_path, model_dir, val_subjects):
 
 def test_missing_model(capsys, tmp_path, val_subjects):
     s = val_subjects[0]
-    code, _, err = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
+    code, _, err = _run(capsys, ["brain-age", "predict", str(s.image_path), "--mask", str(s.mask_path),
                                  "--model", str(tmp_path / "no_model")])
     assert code == 2 and "no_model: model folder not found" in err and err.strip().count("\n") == 0
     (tmp_path / "half").mkdir()
-    code, _, err = _run(capsys, ["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path),
+    code, _, err = _run(capsys, ["brain-age", "predict", str(s.image_path), "--mask", str(s.mask_path),
                                  "--model", str(tmp_path / "half")])
     assert code == 2 and "segmenter.json: trained segmenter not found" in err
 
@@ -114,7 +118,7 @@ def test_batch_with_one_bad_file(capsys, tmp_path, model_dir, val_subjects):
     assert sorted(r["subject_id"] for r in rows) == sorted(s.subject_id for s in val_subjects[:2])
     # the batch row equals the single-subject result
     s = val_subjects[0]
-    main(["brain-age", "predict", "--image", str(s.image_path), "--mask", str(s.mask_path), "--model", str(model_dir), "--json"])
+    main(["brain-age", "predict", str(s.image_path), "--mask", str(s.mask_path), "--model", str(model_dir), "--format", "json"])
     single = json.loads(capsys.readouterr().out)
     row = next(r for r in rows if r["subject_id"] == s.subject_id)
     assert float(row["gm_ml"]) == pytest.approx(single["gm_ml"], abs=0.01)
@@ -122,10 +126,18 @@ def test_batch_with_one_bad_file(capsys, tmp_path, model_dir, val_subjects):
 
 
 def test_usage_errors(capsys):
+    code, _, err = _run(capsys, ["brain-age", "predict", "a.nii.gz"])
+    assert code == 2 and "IMAGE and --mask go together" in err
     code, _, err = _run(capsys, ["brain-age", "predict", "--image", "a.nii.gz"])
-    assert code == 2 and "--image and --mask go together" in err
+    assert code == 2 and "IMAGE and --mask go together" in err
+    code, _, err = _run(capsys, ["brain-age", "predict", "a.nii.gz", "--image", "b.nii.gz", "--mask", "m.nii.gz"])
+    assert code == 2 and "two images given" in err
     code, _, err = _run(capsys, ["brain-age", "predict", "--images-dir", "x", "--masks-dir", "y"])
     assert code == 2 and "-o results.csv" in err
+    code, _, err = _run(capsys, ["brain-age", "predict", "--images-dir", "x", "--masks-dir", "y", "-o", "r.csv", "--format", "json"])
+    assert code == 2 and err.strip() == "fetal: error: --format json is for a single subject; a batch writes CSV to -o"
+    code, _, err = _run(capsys, ["brain-age", "predict", "a.nii.gz", "--mask", "m.nii.gz", "--images-dir", "x"])
+    assert code == 2 and "give either IMAGE and --mask, or --images-dir" in err
 
 
 def test_bench_and_command_import_no_torch():

@@ -1,4 +1,4 @@
-"""``fetal data``: help, verify (exit status, one line per problem, --json, no TF/torch), fetch messages."""
+"""``fetal data``: help, verify (exit status, one line per problem, --format json, no TF/torch), fetch messages."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_verify_exits_non_zero_with_one_line_per_problem_and_no_heavy_imports(co
 
 def test_verify_json_is_machine_readable(corrupted_root):
     root, bad = corrupted_root
-    result = run_fetal("data", "verify", "--json", "--data-dir", str(root), "hc18")
+    result = run_fetal("data", "verify", "--format", "json", "--data-dir", str(root), "hc18")
     assert result.returncode == 1
     report = json.loads(result.stdout.split("HEAVY_MODULES=")[0])
     assert report["ok"] is False
@@ -104,24 +104,27 @@ def test_verify_on_a_real_dataset_from_the_environment(real_dataset):
 
 
 def test_fetch_registration_only_prints_what_to_do(tmp_path, capsys):
-    assert main(["data", "fetch", "brain_age", "--dest", str(tmp_path)]) == 2
+    assert main(["data", "fetch", "brain_age", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not openly downloadable" in err and "camcan" in err and str(tmp_path / "brain_age") in err
     assert list(tmp_path.iterdir()) == []
+    # the old spelling --dest still works (hidden from --help)
+    assert main(["data", "fetch", "brain_age", "--dest", str(tmp_path / "old")]) == 2
+    assert str(tmp_path / "old" / "brain_age") in capsys.readouterr().err
 
 
 def test_fetch_without_network_names_the_url(tmp_path, capsys):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}/records/1327317/files"
-    rc = main(["data", "fetch", "hc18", "--dest", str(tmp_path / "d"), "--base-url", closed, "--timeout", "5"])
+    rc = main(["data", "fetch", "hc18", "--data-dir", str(tmp_path / "d"), "--base-url", closed, "--timeout", "5"])
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith(f"fetal: error: {closed}/training_set.zip?download=1: download failed")
 
 
 def test_fetch_unknown_dataset_is_one_error_line(tmp_path, capsys):
-    assert main(["data", "fetch", "nope", "--dest", str(tmp_path)]) == 2
+    assert main(["data", "fetch", "nope", "--data-dir", str(tmp_path)]) == 2
     assert "no manifest for dataset 'nope'" in capsys.readouterr().err
 
 

@@ -164,15 +164,28 @@ def test_submission(intensity_model, images, capsys, tmp_path):
     sizes = tmp_path / "test_set_pixel_size.csv"
     sizes.write_text("filename,pixel size(mm)\r\n" + "".join(f"{n},{s[-1]}\r\n" for n, s in ELLIPSES.items()))
     out_csv = tmp_path / "submission.csv"
-    code, _, err = run_cli(["hc", "submission", "--test-dir", test_dir, "--pixel-sizes", sizes, "-o", out_csv, "--model", intensity_model], capsys)
+    code, _, err = run_cli(["hc", "submission", test_dir, "--pixel-sizes", sizes, "-o", out_csv, "--model", intensity_model], capsys)
     assert code == 0, err
     rows = list(csv.DictReader(out_csv.open()))
     assert list(rows[0]) == COLUMNS[:-1] and len(rows) == 2
+    # the old spelling --test-dir still works (hidden from --help)
+    code, _, err = run_cli(["hc", "submission", "--test-dir", test_dir, "--pixel-sizes", sizes, "-o", tmp_path / "old.csv", "--model", intensity_model], capsys)
+    assert code == 0 and (tmp_path / "old.csv").read_text() == out_csv.read_text(), err
     # one image missing: nothing written without --allow-missing
     (test_dir / "head_b.png").unlink()
     out2 = tmp_path / "submission2.csv"
-    code, _, err = run_cli(["hc", "submission", "--test-dir", test_dir, "--pixel-sizes", sizes, "-o", out2, "--model", intensity_model], capsys)
+    code, _, err = run_cli(["hc", "submission", test_dir, "--pixel-sizes", sizes, "-o", out2, "--model", intensity_model], capsys)
     assert code == 2 and "head_b.png" in err and not out2.exists()
+
+
+def test_submission_without_a_test_folder_is_one_clear_error(capsys, tmp_path):
+    code, out, err = run_cli(["hc", "submission", "--pixel-sizes", tmp_path / "sizes.csv", "-o", tmp_path / "s.csv"], capsys)
+    assert code == 2 and out == "" and err == "fetal: error: missing TEST_DIR: the folder of the test images\n"
+    code, _, err = run_cli(["hc", "submission", tmp_path / "a", "--test-dir", tmp_path / "b", "--pixel-sizes", tmp_path / "sizes.csv",
+                            "-o", tmp_path / "s.csv"], capsys)
+    assert code == 2 and "two test folders given" in err
+    code, _, err = run_cli(["hc", "submission", tmp_path / "absent", "--pixel-sizes", tmp_path / "sizes.csv", "-o", tmp_path / "s.csv"], capsys)
+    assert code == 2 and err == f"fetal: error: {tmp_path / 'absent'}: test folder not found\n"
 
 
 def _trained_model() -> Path:
@@ -208,6 +221,7 @@ def test_measure_real_images_with_known_hc(real_dataset, capsys):
     assert max(errors) <= metrics["hc_abs_diff_max_mm"] + 0.05
 
 
+@pytest.mark.slow
 def test_train_validation_only_on_phantom_reports_validation_and_saves_nothing(capsys, tmp_path, phantom_root):
     """`fetal hc train --validation-only --set ...` (smoke profile, phantom): the overrides reach the
     run, the validation split is reported, the test split is not, and no model is written."""

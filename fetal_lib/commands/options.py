@@ -1,0 +1,45 @@
+"""Options shared by the ``fetal`` sub-commands, so they are spelled, named and explained one way.
+
+The style every command follows (``tests/test_cli.py`` walks the parsers and checks it):
+
+* ``--format`` chooses what is printed: ``csv|json`` for a table, ``text|json`` for a report
+  meant to be read (never a ``--json`` flag);
+* ``--data-dir DIR`` is the data root wherever a command reads one (never ``--dest``);
+* ``--profile`` takes its choices from the profile registry (:data:`fetal_lib.book.profiles.PROFILES`);
+* ``--data-source`` defaults to ``real``, as ``fetal hc train`` and ``fetal brain-age train``;
+* files a command works on are positional arguments; metavars are upper-case words
+  (``DIR``, ``CSV``, ``MM``, ``S``, ``N``, ``KEY=VALUE``); every option has help text.
+
+This module is not a command (it is not listed in :data:`fetal_lib.cli.COMMAND_MODULES`) and
+imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fetal_lib.book.profiles import PROFILES
+from fetal_lib.data.sources import SOURCES
+
+DATA_DIR_HELP = "data root (default: $FETAL_DATA_DIR, else ./data)"
+
+
+def add_data_dir(parser: argparse.ArgumentParser, note: str = "") -> argparse.Action:
+    """``--data-dir DIR``; ``note`` is appended to the help (e.g. "; ignored by smoke (phantoms)")."""
+    return parser.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP + note)
+
+
+def add_profile(parser: argparse.ArgumentParser, help: str) -> argparse.Action:
+    """``--profile {smoke,cpu,...}`` from the profile registry, default ``cpu``."""
+    return parser.add_argument("--profile", choices=PROFILES, default="cpu", help=help)
+
+
+def add_data_source(parser: argparse.ArgumentParser, dataset: str) -> argparse.Action:
+    """``--data-source {auto,real,phantom}``, default ``real`` (fail if ``dataset`` is absent)."""
+    return parser.add_argument("--data-source", choices=SOURCES, default="real",
+                               help=f"real (default: fail if {dataset} is absent), auto (phantom if absent), phantom")
+
+
+def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...], default: str | None, help: str) -> argparse.Action:
+    """``--format {choices}``: what the command prints (or writes with ``-o``)."""
+    return parser.add_argument("--format", choices=choices, default=default, help=help)
