@@ -60,6 +60,7 @@ def _run(tree, **kw):
                         profile_dir=tree / "profiles", build=False, quiet=True, **kw)
 
 
+@pytest.mark.slow
 def test_good_chapter_runs_and_failing_chapter_leaves_previous_outputs(tree):
     (tree / "notebooks" / "00_data.py").write_text(GOOD)
     (tree / "notebooks" / "01_hc18_tiny.py").write_text(FAILING)
@@ -115,6 +116,7 @@ PHANTOM_CHAPTER = GOOD.replace(
 ).replace('run.finish({"n": n,', 'run.finish({"n": n, "dice": 0.5,')
 
 
+@pytest.mark.slow
 def test_the_run_ends_with_a_line_per_chapter_saying_real_or_phantom(tree):
     (tree / "notebooks" / "00_data.py").write_text(PHANTOM_CHAPTER)
     report = _run(tree)
@@ -123,6 +125,7 @@ def test_the_run_ends_with_a_line_per_chapter_saying_real_or_phantom(tree):
     assert line.startswith("data: PHANTOM (hc18) + real (brain_age); ") and " s; " in line and "dice 0.5" in line
 
 
+@pytest.mark.slow
 def test_require_real_fails_a_build_that_fell_back_to_a_phantom(tree):
     (tree / "notebooks" / "00_data.py").write_text(PHANTOM_CHAPTER)
     report = _run(tree, require_real=True)

@@ -30,6 +30,7 @@ def _toy(n=4, size=16, seed=0):
     return images, masks, segs
 
 
+@pytest.mark.slow
 def test_training_learns_a_toy_problem(tmp_path):
     images, masks, segs = _toy()
     cfg = segmentation.TrainConfig(base_width=4, depth=2, norm=False, epochs=60, batch_size=2, crop=None, seed=0, flip=False, lr=3e-3)
@@ -43,6 +44,7 @@ def test_training_learns_a_toy_problem(tmp_path):
     np.testing.assert_array_equal(segmentation.predict(back, images, masks), segmentation.predict(res.model, images, masks))
 
 
+@pytest.mark.slow
 def test_mask_channel_training_and_save_load(tmp_path):
     images, masks, segs = _toy(n=2)
     cfg = segmentation.TrainConfig(base_width=2, depth=2, epochs=2, batch_size=2, crop=None, seed=0, mask_channel=True, loss="ce_dice")
@@ -95,6 +97,7 @@ def test_missing_model(tmp_path):
         load_predictor(tmp_path / "absent")
 
 
+@pytest.mark.slow
 def test_predict_path_is_consistent(tiny_model, real_dataset):
     root = real_dataset("brain_age")
     s = [x for x in dataset.load(root) if x.role == "seg_val"][0]
@@ -119,6 +122,7 @@ def test_predict_path_is_consistent(tiny_model, real_dataset):
     assert hard["gm_ml"] == pytest.approx(features.tissue_volumes_ml(labels, pre.spacing_mm)["gm_ml"], abs=0.01)
 
 
+@pytest.mark.slow
 def test_channels_last_layout_gives_the_same_training_and_predictions():
     """The channels-last 3D layout is a speed choice: same losses and probabilities as the default layout."""
     images, masks, segs = _toy(n=2)
@@ -147,6 +151,7 @@ def test_network_input_channels_and_errors():
         segmentation.network_input(images, masks, 5)
 
 
+@pytest.mark.slow
 def test_nn_channel_training_records_inputs(tmp_path):
     images, masks, segs = _toy(n=2)
     stacked = np.stack([images, images + 0.5], axis=1)
@@ -165,6 +170,7 @@ def test_nn_channel_training_records_inputs(tmp_path):
     assert one.shape == (4,) + segs.shape[1:]
 
 
+@pytest.mark.slow
 def test_model_saved_before_inputs_were_recorded(tmp_path):
     """A segmenter.json without "inputs" (earlier models: image + mask) still loads and predicts."""
     import json
@@ -181,6 +187,7 @@ def test_model_saved_before_inputs_were_recorded(tmp_path):
     np.testing.assert_array_equal(segmentation.predict(back, images, masks), segmentation.predict(res.model, images, masks))
 
 
+@pytest.mark.slow
 def test_a_wall_time_cap_that_cuts_training_short_is_reported():
     images, masks, segs = _toy(n=2, size=16)
     full = segmentation.train(images, segs, segmentation.TrainConfig(base_width=2, depth=2, epochs=2, batch_size=2, crop=None))
@@ -190,6 +197,7 @@ def test_a_wall_time_cap_that_cuts_training_short_is_reported():
     assert len(capped.history) == 1 and capped.time_capped
 
 
+@pytest.mark.slow
 def test_bfloat16_autocast_trains_and_keeps_float32_weights():
     """bfloat16 (what auto picks on a CPU with native bfloat16; emulated, slowly, elsewhere) trains the
     same network with float32 weights and float32 predictions."""

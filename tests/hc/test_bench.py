@@ -15,26 +15,28 @@ def test_import_does_not_load_tensorflow():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_bench_runs_on_phantom(intensity_model_path, phantom_root, capsys, monkeypatch):
     pytest.importorskip("tensorflow")
     from fetal_lib.cli import main
 
     root = phantom_root("hc18")
     code = main(["bench", "hc", "--model", str(intensity_model_path), "--data-dir", str(root.parent), "--profile", "smoke",
-                 "--n-images", "3", "--train-images", "8", "--train-steps", "2", "--json"])
+                 "--n-images", "3", "--train-images", "8", "--train-steps", "2", "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert out["inference"]["n_images"] == 3 and out["inference"]["ms_per_image_mean"] > 0
     assert out["training"]["train_images_per_s"] > 0 and out["training"]["input_shape"] == [64, 96]
 
 
+@pytest.mark.slow
 def test_bench_set_overrides_the_training_settings(phantom_root, capsys):
     pytest.importorskip("tensorflow")
     from fetal_lib.cli import main
 
     root = phantom_root("hc18")
     code = main(["bench", "hc", "--skip-inference", "--data-dir", str(root.parent), "--profile", "smoke",
-                 "--train-images", "8", "--train-steps", "1", "--set", "precision=mixed_bfloat16", "--json"])
+                 "--train-images", "8", "--train-steps", "1", "--set", "precision=mixed_bfloat16", "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["training"]["precision"] == "mixed_bfloat16" and out["training"]["jit_compile"] is False
 

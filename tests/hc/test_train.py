@@ -38,6 +38,7 @@ def test_train_rejects_bad_sample_weights() -> None:
         train(TrainConfig(input_shape=(32, 32), filters=2, epochs=1), x, x, x, x, sample_weights=np.array([1.0, 0.0, 1.0, 1.0]))
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_training_returns_a_float32_model_with_the_trained_weights() -> None:
     """Mixed precision trains in bfloat16 but hands back a float32 network: its weights are the
     trained ones and its output matches the mixed network's to bfloat16 precision."""

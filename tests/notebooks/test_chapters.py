@@ -1,15 +1,23 @@
-"""Every chapter notebook runs on the smoke profile (phantoms), and the book builds from them.
+"""Every chapter notebook runs on the smoke profile (phantoms), gives the phantoms' known answers,
+and the book builds from them.
 
 Chapters are executed once per test session into a temporary build folder (phantoms are
 written once there and shared); nothing in the repository's book/ or build/ is touched.
+The known answers (counts, subjects per split part) are computed here from a phantom written
+afresh by ``fetal_lib.data.phantoms`` and read by the loaders; the quality bounds are the
+chapters' own phantom floors (``FLOORS["phantom"]`` of ``fetal_lib.hc.pipeline`` and
+``fetal_lib.brain_age.pipeline``), applied to the held-out split as well as to validation.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -49,6 +57,55 @@ def smoke_book(tmp_path_factory):
         os.environ["FETAL_BUILD_DIR"] = saved
 
 
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """``generated(name)``: a phantom of dataset ``name`` written afresh by the generator, with the
+    seed and size the chapters' data sources use (once per session)."""
+    from fetal_lib.data import phantoms
+    from fetal_lib.data.sources import PHANTOM_SEED, PHANTOM_SIZE
+
+    root = tmp_path_factory.mktemp("generated")
+    done: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in done:
+            done[name] = phantoms.write(name, root / name, seed=PHANTOM_SEED, size=PHANTOM_SIZE)
+        return done[name]
+
+    return get
+
+
+def _chapter(chapter_id: str):
+    found = [c for c in CHAPTERS if c.id == chapter_id]
+    if not found:
+        pytest.skip(f"no {chapter_id} chapter")
+    return found[0]
+
+
+def _results(smoke_book, generated, chapter_id: str) -> tuple[dict, Path]:
+    """Run the chapter (once per session); its metrics.json and results folder. Checks that the
+    phantoms it ran on are the ones :func:`generated` writes, so the counts below apply to them."""
+    root, execute = smoke_book
+    execute(_chapter(chapter_id))
+    results = root / "build" / "results" / chapter_id
+    doc = json.loads((results / "metrics.json").read_text())
+    for name, status in doc["provenance"]["data"].items():
+        assert (Path(status["root"]) / "PHANTOM.txt").read_text() == (generated(name) / "PHANTOM.txt").read_text(), name
+    return doc["metrics"], results
+
+
+def _table(results: Path, name: str) -> list[dict[str, str]]:
+    path = results / "tables" / f"{name}.csv"
+    assert path.is_file(), f"the chapter no longer writes the table {name!r}, which this test reads"
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _is_number(value) -> bool:
+    """A finite number (metrics.json stores NaN and inf as null)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.id for c in CHAPTERS])
 def test_chapter_runs_on_smoke_profile(chapter, smoke_book):
     assert parameter_names(read_source(chapter.source)) is not None, f'{chapter.source}: no "parameters" cell'
@@ -64,6 +121,99 @@ def test_chapter_runs_on_smoke_profile(chapter, smoke_book):
     assert prov["machine"]["python_executable"] == sys.executable, "chapter ran in another interpreter"
     assert prov["data"] and all(s["is_phantom"] for s in prov["data"].values()), "smoke must run on phantoms"
     assert doc["metrics"], "a chapter must report at least one number"
+    assert doc["headline"], "a chapter must name its headline numbers"
+    not_numbers = {k: doc["metrics"][k] for k in doc["headline"] if not _is_number(doc["metrics"][k])}
+    assert not not_numbers, f"headline metrics that are NaN, infinite or not numbers: {not_numbers}"
+
+
+def test_data_chapter_counts_what_the_phantoms_hold(smoke_book, generated):
+    from fetal_lib.data import (DATASET_NAMES, brain_age, fetal_brain_anomaly_16class, fetal_brain_anomaly_us, fetal_brain_atlases,
+                                fetal_planes, hc18)
+
+    m, _ = _results(smoke_book, generated, "data")
+    assert m["n_datasets_real"] == 0 and m["n_datasets_phantom"] == len(DATASET_NAMES) and m["verify_problems"] == 0
+    hc = hc18.load(generated("hc18"), "train")
+    planes = fetal_planes.load(generated("fetal_planes"))
+    us = fetal_brain_anomaly_us.load(generated("fetal_brain_anomaly_us"))
+    ba = brain_age.load(generated("brain_age"))
+    expected = {
+        "hc18_train_images": len(hc),
+        "hc18_train_subjects": len({r.subject_id for r in hc}),
+        "fetal_planes_images": len(planes),
+        "fetal_planes_patients": len({r.patient_id for r in planes}),
+        "anomaly_us_images": len(us),
+        "anomaly_us_groups": len({r.group for r in us}),
+        "anomaly_16class_images": len(fetal_brain_anomaly_16class.load(generated("fetal_brain_anomaly_16class"))),
+        "atlas_volumes": len(fetal_brain_atlases.load(generated("fetal_brain_atlases"))),
+        "brain_age_subjects": len(ba),
+        "brain_age_subjects_with_t1": sum(r.image_path is not None for r in ba),
+        "split_groups_crossing": 0,  # the chapter's own split is grouped
+    }
+    assert {k: m[k] for k in expected} == expected
+    # the phantom's export puts some patients' planes in more than one export split (as the real one does)
+    with open(generated("fetal_brain_anomaly_us") / "PHANTOM_truth.csv", newline="") as f:
+        splits_of: dict[str, set] = {}
+        for row in csv.DictReader(f):
+            splits_of.setdefault(fetal_brain_anomaly_us.group_of(row["source_image"]), set()).add(row["export_split"])
+    assert m["anomaly_us_groups_crossing_export_splits"] == sum(len(v) > 1 for v in splits_of.values())
+    # the reference HC of the phantom is the analytic perimeter of the drawn ellipse: the fit to its
+    # 3 px outline at whole degrees agrees within 1 % (tests/hc/test_postprocess.py)
+    assert 0 <= m["hc18_fit_vs_reference_mae_mm"] <= 0.01 * sum(r.hc_mm for r in hc) / len(hc)
+
+
+def test_hc18_chapter_splits_by_subject_and_clears_the_phantom_floor_on_test(smoke_book, generated):
+    from fetal_lib.data import hc18
+    from fetal_lib.hc.pipeline import FLOORS
+    from fetal_lib.training.floor import failures
+
+    m, results = _results(smoke_book, generated, "hc18")
+    records = hc18.load(generated("hc18"), "train")
+    split = {row["part"]: row for row in _table(results, "split")}
+    assert set(split) == {"train", "val", "test"}
+    images = {part: int(row["images"]) for part, row in split.items()}
+    subjects = {part: int(row["subjects"]) for part, row in split.items()}
+    assert all(images.values()) and sum(images.values()) == len(records)
+    # each part counts its own subjects: they add up to the phantom's subjects only if none is in two parts
+    assert sum(subjects.values()) == len({r.subject_id for r in records})
+
+    per_image = _table(results, "test_per_image")
+    assert len(per_image) == images["test"] == m["test"]["n_images"]
+    assert len({row["subject_id"] for row in per_image}) == subjects["test"]
+    assert {row["filename"] for row in per_image} <= {r.filename for r in records}
+    assert [row["images"] for row in m["error_by_split"]] == [images["train"], images["val"], images["test"]]
+
+    floors = FLOORS["phantom"]
+    assert not failures(m["training"]["validation_floor_scores"], floors)
+    test_scores = {"dice_mean": m["test"]["dice_mean"], "hc_abs_diff_mean_mm": m["test"].get("hc_abs_diff_mean_mm", math.nan)}
+    broken = failures(test_scores, floors)
+    assert not broken, f"on the phantom's test split: {[f'{f.metric} = {v} (needs {f.describe()})' for f, v in broken]}"
+
+
+def test_brain_age_chapter_keeps_validation_subjects_out_of_training_and_clears_the_phantom_floor(smoke_book, generated):
+    from fetal_lib.brain_age import dataset
+    from fetal_lib.brain_age.pipeline import FLOORS
+    from fetal_lib.training.floor import failures
+
+    m, results = _results(smoke_book, generated, "brain_age")
+    subjects = dataset.load(generated("brain_age"))
+    ids = {role: {s.subject_id for s in subjects if s.role == role} for role in ("seg_train", "seg_val", "regression")}
+    with_images = {s.subject_id for s in subjects if s.image_path is not None}
+    assert m["n_image_subjects"] == len(with_images) and m["n_regression_subjects"] == len(ids["regression"])
+    counts = {row["role"]: (int(row["subjects"]), int(row["with images"])) for row in _table(results, "subjects")}
+    assert counts == {role: (len(v), len(v & with_images)) for role, v in ids.items()}
+
+    val_ids = {row["subject_id"] for row in _table(results, "segmentation_validation_per_subject")}
+    assert val_ids == ids["seg_val"] and not val_ids & ids["seg_train"]
+    assert {row["subject_id"] for row in _table(results, "deployed_path_validation_subjects")} == ids["seg_val"]
+    if (results / "tables" / "segmentation_cv_per_subject.csv").is_file():  # out of fold: every image subject scored once per tissue
+        scored = Counter((row["subject_id"], row["tissue"]) for row in _table(results, "segmentation_cv_per_subject"))
+        assert {s for s, _ in scored} == with_images and set(scored.values()) == {1}
+
+    dice = {t: m[f"val_dice_{t}"] for t in ("csf", "gm", "wm")}
+    assert all(_is_number(v) and 0 <= v <= 1 for v in dice.values()), dice
+    scores = {**{f"dice_{t}": v for t, v in dice.items()}, "dice_mean": sum(dice.values()) / len(dice)}
+    broken = failures(scores, FLOORS["phantom"])
+    assert not broken, f"validation Dice on the phantom: {[f'{f.metric} = {v:.3f} (needs {f.describe()})' for f, v in broken]}"
 
 
 @pytest.mark.skipif(not any(c.id == "data" for c in CHAPTERS), reason="no data chapter")

@@ -42,6 +42,7 @@ def _fit_with(callback, n_batches: int, clock: FakeClock | None = None, seconds_
     return float(model.optimizer.learning_rate.numpy())
 
 
+@pytest.mark.slow
 def test_step_progress_decays_over_the_planned_steps() -> None:
     callback = schedule_callback(1e-3, total_steps=4, time_budget_s=None, floor=0.05)
     last_lr = _fit_with(callback, n_batches=4)
@@ -49,6 +50,7 @@ def test_step_progress_decays_over_the_planned_steps() -> None:
     assert last_lr == pytest.approx(cosine_lr(1e-3, 3 / 4, 0.05), rel=1e-5)  # lr set before the 4th batch
 
 
+@pytest.mark.slow
 def test_time_budget_finishes_the_decay_early() -> None:
     clock = FakeClock()
     callback = schedule_callback(1e-3, total_steps=10_000, time_budget_s=0.2, floor=0.05, clock=clock)
@@ -57,6 +59,7 @@ def test_time_budget_finishes_the_decay_early() -> None:
     assert math.isclose(last_lr, 0.05e-3, rel_tol=1e-5)
 
 
+@pytest.mark.slow
 def test_first_step_compile_time_is_not_charged_to_the_budget() -> None:
     """Tracing/XLA compilation happens in the first step; a slow first step must not use up the budget."""
     clock = FakeClock()
@@ -95,6 +98,7 @@ def _data():
     return tf.data.Dataset.from_tensor_slices((x, x[:, :1] * 2)).batch(4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint,expected_epoch", [("best", 2), ("last", 4)])
 def test_fit_keeps_the_best_or_the_last_epoch(checkpoint: str, expected_epoch: int) -> None:
     model = _tiny()
@@ -113,6 +117,7 @@ def test_fit_keeps_the_best_or_the_last_epoch(checkpoint: str, expected_epoch: i
     assert result.device == "CPU"
 
 
+@pytest.mark.slow
 def test_fit_with_a_cap_says_it_was_cut_short() -> None:
     clock = FakeClock()
 
@@ -124,6 +129,7 @@ def test_fit_with_a_cap_says_it_was_cut_short() -> None:
     assert result.time_capped and result.epochs_run == 2  # the schedule's clock starts after the first step
 
 
+@pytest.mark.slow
 def test_fit_in_bfloat16_hands_back_a_float32_model() -> None:
     model = _tiny("mixed_bfloat16")
     result = fit(model, _data(), 4, TrainConfig(epochs=2, precision="bfloat16"), lambda m: 0.0, rebuild_float32=_tiny)

@@ -23,6 +23,7 @@ def _problem():
     return model, epoch_batches, x, y
 
 
+@pytest.mark.slow
 def test_fit_learns_and_logs_scored_epochs() -> None:
     model, batches, x, y = _problem()
     lines: list[str] = []
@@ -39,6 +40,7 @@ def test_fit_learns_and_logs_scored_epochs() -> None:
     assert result.device == "cpu" and not result.model.training and result.best_epoch == 30
 
 
+@pytest.mark.slow
 def test_best_checkpoint_restores_the_best_scored_weights() -> None:
     model, batches, x, y = _problem()
     scores = iter([0.2, 0.9, 0.1])
@@ -54,6 +56,7 @@ def test_best_checkpoint_restores_the_best_scored_weights() -> None:
         assert torch.equal(v, saved[1][k])
 
 
+@pytest.mark.slow
 def test_cap_ends_training_and_says_so() -> None:
     model, batches, _, _ = _problem()
     now = [0.0]
@@ -66,6 +69,7 @@ def test_cap_ends_training_and_says_so() -> None:
     assert result.time_capped and len(result.history) == 3  # 0.45 s > 0.3 s after the third epoch
 
 
+@pytest.mark.slow
 def test_bfloat16_autocast_keeps_float32_weights() -> None:
     model, batches, _, _ = _problem()
     result = fit(model, batches, 4, torch.nn.functional.mse_loss, TrainConfig(epochs=2, precision="bfloat16"))

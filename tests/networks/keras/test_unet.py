@@ -45,6 +45,7 @@ def test_corrected_block_chains_convs_source_block_does_not(models):
     assert not np.allclose(before, after)
 
 
+@pytest.mark.slow
 def test_training_step_reduces_loss():
     import keras
 
