@@ -94,11 +94,12 @@ def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     rate = bench_training(cfg)["subjects_per_s"]
     folds = int(settings.get("seg_cv_folds") or 0)
     cv_subjects = len(subjects) * (folds - 1) / folds if folds >= 2 else 0
-    seconds = (cfg.epochs * n_train + folds * int(settings.get("seg_cv_epochs") or 0) * cv_subjects) / rate
+    # the out-of-fold segmenters train with the deployed recipe, epochs included
+    seconds = (cfg.epochs * n_train + folds * cfg.epochs * cv_subjects) / rate
     return {
         "data": source.describe(),
         "networks": {"Res-U-Net segmenter": {**_rate(rate, "subjects/s"), "epochs": cfg.epochs, "subjects_per_epoch": n_train,
-                                             "cv_folds": folds, "cv_epochs": int(settings.get("seg_cv_epochs") or 0),
+                                             "cv_folds": folds, "cv_epochs": cfg.epochs if folds >= 2 else 0,
                                              "crop": cfg.crop, "precision": cfg.precision}},
         "training_s": seconds,
     }

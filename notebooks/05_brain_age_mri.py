@@ -62,9 +62,7 @@ seg_loss = None  # "ce" (the source's cross-entropy) or "ce_dice" (cross-entropy
 seg_precision = None  # training arithmetic: "auto" (bfloat16 autocast only on a CPU with native bfloat16) | "float32" | "bfloat16"
 seg_time_budget_s = None  # optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)
 seg_val_every = None  # score the validation subjects every this many epochs (and after the last)
-seg_cv_folds = None  # cross-validation over all image subjects; 0 to skip
-seg_cv_epochs = None  # epochs per CV fold (reduced budget, stated in the text)
-seg_cv_time_budget_s = None  # optional wall-time cap per fold (s); 0: off
+seg_cv_folds = None  # out-of-fold segmenters over all image subjects (the deployed recipe and epochs); 0 to skip
 # regression
 reg_models = None
 reg_folds = None
@@ -73,6 +71,7 @@ map_factor = None  # tissue maps pooled map_factor^3 voxels (3 mm -> 9 mm blocks
 pca_components = None
 deploy_model = None  # regressor saved for `fetal brain-age predict`
 deploy_features = None  # "soft" (class probabilities) or "hard" (argmax labels) features at prediction time
+feature_correction = None  # "none" or "tissue_mixing" (predicted -> reference tissue fractions, fitted on out-of-fold image subjects)
 n_bootstrap = None
 save_models = None  # write build/models/brain_age (cpu/full only: a phantom model is no use)
 
@@ -171,26 +170,26 @@ floor_scores = pipeline.check_floor({r["tissue"]: r["dice"] for _, r in val_summ
 print("sanity floor on validation passed: " + ", ".join(f"{k} {v:.3f}" for k, v in floor_scores.items()))
 
 # %% [markdown]
-# ## Segmentation cross-validation over all image subjects
+# ## Out-of-fold segmentations of every image subject
 #
-# Five validation subjects say little, so we also cross-validate over all image subjects
-# (folds stratified by age). Each fold's network gets a reduced budget (`seg_cv_epochs`) to keep
-# the chapter within its time limit, so these Dice values are a conservative estimate for the main model.
+# Five validation subjects say little, and users have images, not reference segmentations. So
+# every image subject is also segmented by a network that never saw it: K folds over the image
+# subjects (stratified by age), each fold's network trained with the deployed segmenter's recipe
+# and epochs. Their Dice estimates the deployed segmenter's; their features, through the deployed
+# regressor, estimate the error of the path `fetal brain-age predict` takes (the next sections).
 
 # %%
 cv_summary = None
 if int(seg_cv_folds) >= 2:
-    cv_cfg = segmentation.TrainConfig(**{**segmentation.config_dict(cfg), "epochs": int(seg_cv_epochs),
-                                                 "time_budget_s": float(seg_cv_time_budget_s) or None})
     t0 = time.perf_counter()
-    oof_proba = pipeline.segmentation_cv(data, cv_cfg, int(seg_cv_folds), int(seed), log=print)
+    oof_proba = pipeline.segmentation_cv(data, cfg, int(seg_cv_folds), int(seed), log=print)
     oof_pred = segmentation.labels_of(oof_proba)
     seg_cv_seconds = time.perf_counter() - t0
     cv_table = pipeline.seg_metrics_table(oof_pred, data.segs, data.subjects, data.spacing_mm)
     cv_summary = pipeline.summarize_seg(cv_table, n_boot=int(n_bootstrap), seed=int(seed))
     run.table(cv_table, "segmentation_cv_per_subject", show=False)
     run.table(cv_summary, "segmentation_cv_summary")
-    display(Markdown(f"{seg_cv_folds}-fold CV, {seg_cv_epochs} epochs per fold, {seg_cv_seconds:.0f} s in all."))
+    display(Markdown(f"{seg_cv_folds}-fold CV, {cfg.epochs} epochs per fold (as the deployed segmenter), {seg_cv_seconds:.0f} s in all."))
     ba_table, ba_label = cv_table, f"out-of-fold predictions ({seg_cv_folds}-fold CV), all {len(data.subjects)} image subjects"
     pred_proba_52 = oof_proba
 else:
@@ -220,7 +219,8 @@ display(Markdown(f"Predictions: {ba_label}."))
 # (each tissue's share of every 9 mm block, thousands of numbers) plus the volumes. 5-fold CV
 # stratified by age. The age-bias correction (Beheshti et al. 2019) of each outer fold is fitted on
 # inner out-of-fold predictions of that fold's training subjects only. The corrected MAE uses the
-# test subjects' chronological age by construction, so the **raw MAE is the headline**.
+# test subjects' chronological age by construction, so the raw MAE is the figure to read. All of this is
+# on reference segmentations: an upper bound for what a user with images gets (next section).
 
 # %%
 reg_subjects = [s for s in subjects if s.role == "regression"]
@@ -238,13 +238,14 @@ cv_results, reg_table = pipeline.regression_cv(models, reg_age, reg_feats, int(r
 reg_seconds = time.perf_counter() - t0
 reg_table["source_holdout_mae_years"] = pipeline.SOURCE_HOLDOUT["mae_years"]
 run.table(reg_table.round(3), "regression_cv")
-# The headline is the CV MAE of `deploy_model`, fixed in the profile before these folds ran. The lowest MAE
-# over all the models is a winner's pick on the same folds (optimistic), shown only for comparison.
+# `deploy_model` was fixed in the profile before these folds ran. The lowest MAE over all the models is a
+# winner's pick on the same folds (optimistic), shown only for comparison.
 dep_cv = reg_table.set_index("model").loc[deploy_model]
 best = reg_table.sort_values("mae_years").iloc[0]
 display(Markdown(
     f"{len(reg_subjects)} subjects, {reg_feats['maps'].shape[1]} map features; all models in {reg_seconds:.0f} s. "
-    f"Pre-registered model `{deploy_model}`: raw CV MAE **{dep_cv['mae_years']:.2f} years** (95% CI {dep_cv['mae_ci_low']:.2f}-"
+    f"Pre-registered model `{deploy_model}`, on reference segmentations (an upper bound: users have images, see the deployed "
+    f"path below): raw CV MAE {dep_cv['mae_years']:.2f} years (95% CI {dep_cv['mae_ci_low']:.2f}-"
     f"{dep_cv['mae_ci_high']:.2f}), R2 {dep_cv['r2']:.3f}. Lowest of the {len(models)} models on the same folds (a winner's pick, "
     f"optimistic): {best['model']} {best['mae_years']:.2f} years. Source project: hold-out MAE "
     f"{pipeline.SOURCE_HOLDOUT['mae_years']:.2f} years, R2 {pipeline.SOURCE_HOLDOUT['r2']:.2f} (one split)."))
@@ -254,14 +255,20 @@ run.figure(figures.brain_age_gap(reg_age, cv_results[deploy_model].predicted, cv
            "brain_age_gap")
 
 # %% [markdown]
-# ## The deployed regressor, and the domain shift to predicted segmentations
+# ## The deployed path: what a user gets
 #
-# The regressor behind `fetal brain-age predict` (`deploy_model`, fixed in the profile) is fitted on all
-# regression subjects; every other model is fitted the same way for comparison. The image subjects are
-# not among the regression subjects and their ages are known, so we score each fitted model on their
-# features from the reference segmentations and from the Res-U-Net's predictions (out-of-fold where the
-# segmentation CV ran), taken from its argmax labels (hard) and from its class probabilities (soft):
-# the gap between the reference and predicted columns is the domain shift that `predict` faces.
+# Users have images, not reference segmentations. The regressor behind `fetal brain-age predict`
+# (`deploy_model`, fixed in the profile) is fitted on all regression subjects' reference
+# segmentations; on the image subjects it meets the segmenter's output instead. The image subjects
+# are not among the regression subjects and their ages are known, so the deployed regressor is
+# scored on each of them from its out-of-fold segmentation (a network that never saw it, trained
+# like the deployed one): that is the error of the deployed path, the chapter's headline. Beside it:
+# the same subjects from their reference segmentations (an upper bound no user reaches), the hard
+# (argmax) and soft (probability) features, and each corrected by a tissue-mixing matrix that maps
+# predicted tissue fractions to reference ones (`fetal_lib.brain_age.correction`; its error here is
+# nested: each subject's correction is fitted on the other subjects only). Which path is deployed
+# (`deploy_features`, `feature_correction`) is set in the profile, chosen on these training-side
+# subjects; the withheld test subjects took no part.
 
 # %%
 fits = {m: regression.fit_deployable(m, reg_age, reg_feats["volumes"], reg_feats["maps"], int(map_factor), int(seed),
@@ -271,28 +278,48 @@ img_age = data.ages
 img_feats = {"reference": features.feature_matrix(data.segs, data.spacing_mm, int(map_factor)),
              "predicted_hard": features.feature_matrix(segmentation.labels_of(pred_proba_52), data.spacing_mm, int(map_factor)),
              "predicted_soft": features.soft_feature_matrix(pred_proba_52, data.spacing_mm, int(map_factor))}
+paths, path_predictions = report.deployed_path_variants(deployed, img_feats, img_age, deploy_features, feature_correction,
+                                      n_boot=int(n_bootstrap), seed=int(seed))
+run.table(paths.round(3), "deployed_path_variants")
+dep_path = paths[paths["deployed"]].iloc[0]
+upper = paths.iloc[0]
+display(Markdown(
+    f"**Deployed path** (`{deploy_model}`, {deploy_features} features, correction `{feature_correction}`) on the "
+    f"{len(img_age)} image subjects' {ba_label}: MAE **{dep_path['mae_years']:.2f} years** (95% CI {dep_path['mae_ci_low']:.2f}-"
+    f"{dep_path['mae_ci_high']:.2f}), R2 {dep_path['r2']:.3f}. From their reference segmentations (upper bound): "
+    f"{upper['mae_years']:.2f} years. Source project: {report.source_sentence()}"))
+run.figure(figures.predicted_vs_true(img_age, {p: path_predictions[p] for p in (upper["path"], dep_path["path"])},
+                                     "deployed regressor, image subjects"), "deployed_path_predicted_vs_true")
+correction = pipeline.fit_correction(data, cfg, settings, int(seed), oof_proba=pred_proba_52 if cv_summary is not None else None)
+if correction is not None:
+    run.table(pd.DataFrame(correction.matrix, index=["CSF", "GM", "WM"], columns=["to CSF", "to GM", "to WM"]).round(3)
+              .rename_axis("predicted").reset_index(), "tissue_mixing_matrix")
+
+# %% [markdown]
+# Every regression model of the CV above, fitted on all regression subjects and scored on the same
+# image subjects from reference and predicted features: the gap between the columns is the domain
+# shift that `predict` faces, model by model; and the tissue volumes' mean bias against reference.
+
+# %%
 shift_table = report.domain_shift(fits, img_age, img_feats, deploy_model)
-dep_shift = shift_table.set_index("model").loc[deploy_model]
-dep_key = f"predicted_{deploy_features}"
 run.table(shift_table.round(3), "deployed_regressor_domain_shift")
 vol_bias = report.volume_bias(img_feats)
 run.table(vol_bias.round(1).rename_axis("mean bias vs reference (mL)").reset_index(), "volume_bias_hard_vs_soft")
-display(Markdown(f"Deployed: `{deploy_model}` with {deploy_features} features: MAE {dep_shift[f'mae_{dep_key}_segs_years']:.2f} years "
-                 f"on the {len(img_age)} image subjects' predicted segmentations ({ba_label}), "
-                 f"{dep_shift['mae_reference_segs_years']:.2f} years on their reference segmentations."))
 # The deployed segmenter itself on the validation subjects (held out from its training): the path
 # `fetal brain-age predict` takes, end to end, on subjects it has not seen (only a handful: indicative).
 va_proba = segmentation.constrained_proba(seg_model, inputs[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0])
+va_pred_feats = (features.soft_feature_matrix(va_proba, data.spacing_mm, int(map_factor)) if deploy_features == "soft"
+                 else features.feature_matrix(segmentation.labels_of(va_proba), data.spacing_mm, int(map_factor)))
 va_feats = {"reference": features.feature_matrix(data.segs[va_idx], data.spacing_mm, int(map_factor)),
-            "deployed segmenter": (features.soft_feature_matrix(va_proba, data.spacing_mm, int(map_factor)) if deploy_features == "soft"
-                                   else features.feature_matrix(segmentation.labels_of(va_proba), data.spacing_mm, int(map_factor)))}
+            "deployed segmenter": correction.apply(va_pred_feats) if correction is not None else va_pred_feats}
 va_age = data.ages[va_idx]
 va_table = report.deployed_path_table(deployed, [data.subjects[i].subject_id for i in va_idx], va_age, va_feats)
 run.table(va_table.round(2), "deployed_path_validation_subjects")
 val_mae_ref = mae(va_age, va_table["predicted_reference_years"].to_numpy())
 val_mae_dep = mae(va_age, va_table["predicted_deployed_segmenter_years"].to_numpy())
-display(Markdown(f"Deployed path on the {len(va_idx)} validation subjects: MAE {val_mae_dep:.2f} years from the deployed "
-                 f"segmenter's {deploy_features} features, {val_mae_ref:.2f} years from their reference segmentations."))
+display(Markdown(f"Deployed path on the {len(va_idx)} validation subjects, through the deployed segmenter itself: MAE "
+                 f"{val_mae_dep:.2f} years, {val_mae_ref:.2f} years from their reference segmentations (few subjects: indicative; "
+                 "they are also among the out-of-fold subjects above, and the correction was fitted with them)."))
 
 # %% [markdown]
 # ## What the models look at
@@ -334,11 +361,15 @@ dep_row = reg_table.set_index("model").loc[deploy_model]
 card = pipeline.model_card(
     profile, source, reg_age, seg_model, cfg, trained, len(tr_idx), len(va_idx), val_dice, deployed, deploy_model, deploy_features,
     int(map_factor), {k: v for k, v in run.provenance().items() if k in ("git", "profile", "seed", "started_utc", "packages")},
-    regressor_metrics={"cv_mae_years": float(dep_row["mae_years"]), "cv_r2": float(dep_row["r2"]),
-                       "predicted_seg_mae_years": float(dep_shift[f"mae_{dep_key}_segs_years"]), "predicted_seg_source": ba_label})
+    regressor_metrics={"reference_cv_mae_years": float(dep_row["mae_years"]), "reference_cv_r2": float(dep_row["r2"]),
+                       "deployed_path_mae_years": float(dep_path["mae_years"]),
+                       "deployed_path_mae_ci_years": [float(dep_path["mae_ci_low"]), float(dep_path["mae_ci_high"])],
+                       "deployed_path_data": f"{len(img_age)} image subjects' {ba_label}"},
+    correction=correction)
 # saved for users in cpu/full; otherwise into a temporary folder, only for the check below
 target_dir = model_dir if save_models else Path(tempfile.mkdtemp(prefix="brain_age_model_"))
-check_dir = pipeline.save_deployable(target_dir, seg_model, deployed, deploy_features, card if save_models else None)
+check_dir = pipeline.save_deployable(target_dir, seg_model, deployed, deploy_features, card if save_models else None,
+                                     correction=correction)
 predictor = load_predictor(check_dir)
 s0 = data.subjects[va_idx[0]]
 t0 = time.perf_counter()
@@ -359,8 +390,15 @@ metrics = {
     "seg_time_capped": trained.time_capped, "seg_precision": precision_choice.to_dict(), "validation_floor_scores": floor_scores,
     "training_seconds": trained.seconds + (seg_cv_seconds if cv_summary is not None else 0.0),
     "seg_parameters": count_parameters(seg_model),
-    "deployed_cv_mae_years": float(dep_cv["mae_years"]), "deployed_cv_r2": float(dep_cv["r2"]),
-    "deployed_cv_mae_ci_years": [float(dep_cv["mae_ci_low"]), float(dep_cv["mae_ci_high"])],
+    # the headline: the deployed path (segmenter -> features -> correction -> regressor) on image subjects it never saw
+    "deployed_path_mae_years": float(dep_path["mae_years"]), "deployed_path_r2": float(dep_path["r2"]),
+    "deployed_path_mae_ci_years": [float(dep_path["mae_ci_low"]), float(dep_path["mae_ci_high"])],
+    "deployed_path_out_of_fold": cv_summary is not None, "deployed_path_n_subjects": len(img_age),
+    "deployed_path_variants": paths.to_dict("records"), "feature_correction": correction.to_dict() if correction is not None else None,
+    # upper bounds no user reaches: reference segmentations (CV on the regression subjects; the image subjects)
+    "reference_cv_mae_years": float(dep_cv["mae_years"]), "reference_cv_r2": float(dep_cv["r2"]),
+    "reference_cv_mae_ci_years": [float(dep_cv["mae_ci_low"]), float(dep_cv["mae_ci_high"])],
+    "image_subjects_mae_reference_segs_years": float(upper["mae_years"]),
     "lowest_cv_mae_model": str(best["model"]), "lowest_cv_mae_years": float(best["mae_years"]),  # a winner's pick: not a headline
     "cv_mae_years": {r["model"]: float(r["mae_years"]) for _, r in reg_table.iterrows()},
     "cv_r2": {r["model"]: float(r["r2"]) for _, r in reg_table.iterrows()},
@@ -369,14 +407,12 @@ metrics = {
     "image_subjects_mae_predicted_hard_segs_years": {r["model"]: float(r["mae_predicted_hard_segs_years"]) for _, r in shift_table.iterrows()},
     "image_subjects_mae_predicted_soft_segs_years": {r["model"]: float(r["mae_predicted_soft_segs_years"]) for _, r in shift_table.iterrows()},
     "deployed_features": deploy_features,
-    "deployed_mae_reference_segs_years": float(dep_shift["mae_reference_segs_years"]),
-    "deployed_mae_predicted_segs_years": float(dep_shift[f"mae_{dep_key}_segs_years"]),
     "val_subjects_mae_deployed_segmenter_years": val_mae_dep, "val_subjects_mae_reference_segs_years": val_mae_ref,
     "predict_seconds_one_subject": predict_seconds,
     "n_regression_subjects": len(reg_subjects), "n_image_subjects": len(data.subjects),
 }
 if cv_summary is not None:
     metrics.update({f"seg_cv_dice_{r['tissue'].lower()}": float(r["dice"]) for _, r in cv_summary.iterrows()})
-run.finish(metrics, headline=["val_dice_csf", "val_dice_gm", "val_dice_wm", "deployed_cv_mae_years", "deployed_cv_r2",
-                              "deployed_mae_predicted_segs_years"])
+run.finish(metrics, headline=["deployed_path_mae_years", "deployed_path_r2", "reference_cv_mae_years",
+                              "val_dice_csf", "val_dice_gm", "val_dice_wm"])
 print(f"chapter wall time {time.perf_counter() - t_start:.0f} s")

@@ -225,7 +225,7 @@ def regression_cv(models: Sequence[str], age: np.ndarray, feats: dict, n_splits:
 
 def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmentation.TrainConfig, trained: segmentation.TrainResult,
                n_train: int, n_val: int, val_dice: dict[str, float], deployed, deploy_model: str, deploy_features: str,
-               map_factor: int, provenance: dict, regressor_metrics: dict | None = None) -> dict:
+               map_factor: int, provenance: dict, regressor_metrics: dict | None = None, correction=None) -> dict:
     """The card of the deployed brain-age models (:mod:`fetal_lib.model_card`); ``regressor_metrics``
     adds what the chapter measured (CV MAE, MAE on predicted segmentations), which `fetal brain-age train` does not."""
     import dataclasses
@@ -243,7 +243,7 @@ def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmen
                         "MNI-aligned adult T1 MRI with its brain mask, as in the Cam-CAN teaching set (2 mm, 98x116x94). Not a clinical "
                         f"device. Predictions for other scanners, ages outside {age_range} years, or other preprocessing are unvalidated.",
         "limitations": ["The regressor is trained on reference segmentations; at prediction time it sees Res-U-Net segmentations "
-                        "(the domain shift is reported in the chapter).",
+                        "(the domain shift, and the feature correction that narrows it where deployed, are reported in the chapter).",
                         "The predicted age is uncorrected: it regresses towards the training mean age; the age-bias correction "
                         "(for group analyses) needs the chronological age.",
                         "Cam-CAN data usage agreement: research use, no redistribution of the data."],
@@ -254,23 +254,63 @@ def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmen
                       "val_dice": val_dice, "epochs_run": len(trained.history), "time_capped": trained.time_capped},
         "regressor": {"name": deploy_model, "n_train": deployed.n_train, "features": deploy_features, "map_factor": int(map_factor),
                       "bias": dataclasses.asdict(deployed.bias), **(regressor_metrics or {})},
+        "feature_correction": correction.to_dict() if correction is not None else None,
         "provenance": {**common["provenance"], **provenance},
     }
 
 
-def save_deployable(directory: str | Path, seg_model, deployed, deploy_features: str, card: dict | None = None) -> Path:
-    """Write the segmenter, the regressor and (if given) the model card into ``directory``, each atomically;
-    ``fetal brain-age predict`` reads them back."""
+def save_deployable(directory: str | Path, seg_model, deployed, deploy_features: str, card: dict | None = None,
+                    correction=None) -> Path:
+    """Write the segmenter, the regressor, the feature correction (or remove a stale one) and (if
+    given) the model card into ``directory``, each atomically; ``fetal brain-age predict`` reads them back."""
     from fetal_lib.brain_age import regression
+    from fetal_lib.brain_age.predict import CORRECTION_FILE
+    from fetal_lib.io import write_json_atomic
     from fetal_lib.model_card import write_card
 
     directory = Path(directory)
     segmentation.save(seg_model, directory, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)},
                                                    "features": deploy_features})
     regression.save(deployed, directory)
+    if correction is not None:
+        write_json_atomic(directory / CORRECTION_FILE, correction.to_dict())
+    else:
+        (directory / CORRECTION_FILE).unlink(missing_ok=True)
     if card is not None:
         write_card(directory / "model_card.json", card)
     return directory
+
+
+CORRECTIONS = ("none", "tissue_mixing")
+
+
+def fit_correction(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict, seed: int = 0, oof_proba: np.ndarray | None = None,
+                   log=None):
+    """The feature correction the profile's ``feature_correction`` asks for: None, or a
+    :class:`~fetal_lib.brain_age.correction.TissueMixing` fitted on out-of-fold segmentations of every
+    image subject (``oof_proba``, computed here with ``seg_cv_folds`` folds of the deployed recipe if not given).
+
+    Raises:
+        ValueError: an unknown correction, or ``tissue_mixing`` without at least 2 folds.
+    """
+    from fetal_lib.brain_age.correction import fit_mixing
+
+    kind = str(settings["feature_correction"])
+    if kind not in CORRECTIONS:
+        raise ValueError(f"feature_correction must be one of {', '.join(CORRECTIONS)}, not {kind!r}")
+    if kind == "none":
+        return None
+    if oof_proba is None:
+        folds = int(settings["seg_cv_folds"])
+        if folds < 2:
+            raise ValueError("feature_correction tissue_mixing needs out-of-fold segmentations: seg_cv_folds must be at least 2")
+        oof_proba = segmentation_cv(data, cfg, folds, seed, log=log)
+    factor = int(settings["map_factor"])
+    predicted = features.soft_feature_matrix(oof_proba, data.spacing_mm, factor) if settings["deploy_features"] == "soft" \
+        else features.feature_matrix(segmentation.labels_of(oof_proba), data.spacing_mm, factor)
+    reference = features.feature_matrix(data.segs, data.spacing_mm, factor)
+    return fit_mixing(predicted["maps"], reference["maps"],
+                      f"out-of-fold {settings['deploy_features']} segmentations of {len(data.subjects)} image subjects")
 
 
 def train_deployable(settings: dict, profile: str, data_dir: str | None, data_source: str, seed: int, model_dir: str | Path,
@@ -305,10 +345,11 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
     deploy_model, deploy_features = str(settings["deploy_model"]), str(settings["deploy_features"])
     deployed = regression.fit_deployable(deploy_model, reg_age, feats["volumes"], feats["maps"], int(settings["map_factor"]), seed,
                                          int(settings["pca_components"]))
+    correction = fit_correction(data, cfg, settings, seed, log=log)
     provenance = {"git": git_state(), "profile": profile, "seed": seed, "packages": package_versions(), "trained_by": "fetal brain-age train"}
     card = model_card(profile, source, reg_age, trained.model, cfg, trained, len(tr), len(va), val_dice, deployed, deploy_model,
-                      deploy_features, int(settings["map_factor"]), provenance)
-    save_deployable(model_dir, trained.model, deployed, deploy_features, card)
+                      deploy_features, int(settings["map_factor"]), provenance, correction=correction)
+    save_deployable(model_dir, trained.model, deployed, deploy_features, card, correction=correction)
     return {"model_dir": str(model_dir), "data": source.describe(), "val_dice": val_dice, "epochs_run": len(trained.history),
             "epochs": cfg.epochs, "precision": cfg.precision, "time_capped": trained.time_capped, "seg_seconds": round(trained.seconds, 1),
             "regressor": deploy_model, "n_regression_subjects": len(reg_subjects)}

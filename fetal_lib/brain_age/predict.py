@@ -26,6 +26,9 @@ def default_model_dir() -> Path:
     return build_dir() / "models" / "brain_age"
 
 
+CORRECTION_FILE = "feature_correction.json"
+
+
 @dataclass
 class Predictor:
     """Loaded segmenter + regressor + the preprocessing grid they were trained on."""
@@ -36,6 +39,7 @@ class Predictor:
     size: tuple[int, int, int]
     model_dir: Path
     soft_features: bool = False  # volumes and maps from class probabilities rather than argmax labels
+    correction: object = None  # fetal_lib.brain_age.correction.TissueMixing applied to the features before the regressor
 
     def __call__(self, image_path: str | Path, mask_path: str | Path) -> dict:
         """Predict one subject; raises FetalInputError naming the bad file."""
@@ -46,7 +50,8 @@ class Predictor:
         proba = segmentation.constrained_proba(self.segmenter, inputs, pre.mask, spacing_mm=pre.spacing_mm[0])
         seg = proba if self.soft_features else segmentation.labels_of(proba)
         feats = features.features_of(seg, pre.spacing_mm, self.regressor.map_factor, soft=self.soft_features)
-        age = float(self.regressor.predict(feats["volumes"], feats["maps"])[0])
+        age_feats = self.correction.apply(feats) if self.correction is not None else feats
+        age = float(self.regressor.predict(age_feats["volumes"], age_feats["maps"])[0])
         vols = dict(zip(("csf_ml", "gm_ml", "wm_ml"), (float(v) for v in feats["volumes"][0])))
         return {
             "image": str(image_path),
@@ -75,7 +80,21 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2) -> Pre
     spacing = tuple(float(s) for s in prep.get("spacing_mm", (3.0, 3.0, 3.0)))
     size = tuple(int(s) for s in prep.get("size", (64, 64, 64)))
     soft = meta.get("features", "hard") == "soft"
-    return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir, soft_features=soft)
+    return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir, soft_features=soft,
+                     correction=load_correction(model_dir))
+
+
+def load_correction(model_dir: Path):
+    """The feature correction saved beside the regressor (``feature_correction.json``), or None."""
+    from fetal_lib.brain_age.correction import TissueMixing
+
+    path = Path(model_dir) / CORRECTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        return TissueMixing.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise FetalInputError(path, f"unreadable feature correction ({exc})") from None
 
 
 def format_text(result: dict) -> str:

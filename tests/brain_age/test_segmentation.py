@@ -116,6 +116,26 @@ def test_predict_path_is_consistent(tiny_model, real_dataset):
     expected_age = pred.regressor.predict(np.array([[vols["csf_ml"], vols["gm_ml"], vols["wm_ml"]]]),
                                           features.soft_tissue_maps(proba, 3).ravel()[None])[0]
     assert out["predicted_age_years"] == pytest.approx(expected_age, abs=0.01)
+    # a saved feature correction is applied to the features before the regressor (the volumes reported stay as segmented)
+    from fetal_lib.brain_age.correction import TissueMixing
+    from fetal_lib.brain_age.predict import CORRECTION_FILE, load_correction
+    from fetal_lib.io import write_json_atomic
+
+    mixing = TissueMixing(((1.0, 0.0, 0.0), (0.0, 0.8, 0.2), (0.0, 0.0, 1.0)), 3, "test")
+    write_json_atomic(tiny_model / CORRECTION_FILE, mixing.to_dict())
+    try:
+        corrected = load_predictor(tiny_model)
+        assert corrected.correction == mixing
+        out_c = corrected(s.image_path, s.mask_path)
+        fixed = mixing.apply({"volumes": np.array([[vols["csf_ml"], vols["gm_ml"], vols["wm_ml"]]]),
+                              "maps": features.soft_tissue_maps(proba, 3).ravel()[None]})
+        assert out_c["gm_ml"] == out["gm_ml"]
+        assert out_c["predicted_age_years"] == pytest.approx(pred.regressor.predict(fixed["volumes"], fixed["maps"])[0], abs=0.01)
+        (tiny_model / CORRECTION_FILE).write_text("{not json")
+        with pytest.raises(FetalInputError, match="unreadable feature correction"):
+            load_correction(tiny_model)
+    finally:
+        (tiny_model / CORRECTION_FILE).unlink(missing_ok=True)
     # hard features: argmax labels, as a model saved with "features": "hard" uses them
     hard = dataclasses.replace(pred, soft_features=False)(s.image_path, s.mask_path)
     labels = segmentation.predict(pred.segmenter, inputs, pre.mask)
