@@ -67,7 +67,7 @@ seg_cv_folds = None  # out-of-fold segmenters over all image subjects (the deplo
 reg_models = None
 reg_folds = None
 reg_inner_folds = None  # inner CV for the age-bias correction (within training folds)
-map_factor = None  # tissue maps pooled map_factor^3 voxels (3 mm -> 9 mm blocks)
+map_factor = None  # tissue maps pooled over blocks of map_factor^3 voxels
 pca_components = None
 deploy_model = None  # regressor saved for `fetal brain-age predict`
 deploy_features = None  # "soft" (class probabilities) or "hard" (argmax labels) features at prediction time
@@ -216,7 +216,7 @@ display(Markdown(f"Predictions: {ba_label}."))
 # ## Age regression on the regression subjects (reference segmentations)
 #
 # Features: the three tissue volumes (mL) for the source's models; for ours, tissue-fraction maps
-# (each tissue's share of every 9 mm block, thousands of numbers) plus the volumes. 5-fold CV
+# (each tissue's share of every block of `map_factor`^3 voxels, thousands of numbers) plus the volumes. 5-fold CV
 # stratified by age. The age-bias correction (Beheshti et al. 2019) of each outer fold is fitted on
 # inner out-of-fold predictions of that fold's training subjects only. The corrected MAE uses the
 # test subjects' chronological age by construction, so the raw MAE is the figure to read. All of this is
@@ -325,7 +325,7 @@ display(Markdown(f"Deployed path on the {len(va_idx)} validation subjects, throu
 # ## What the models look at
 #
 # The deployed regressor is linear in its standardised features, so its weights are its
-# explanation: each tissue-map feature is one tissue's share of a 9 mm block, and its weight
+# explanation: each tissue-map feature is one tissue's share of a block, and its weight
 # (years per +1 SD of that share) laid back on the brain shows where more of a tissue makes the
 # predicted brain older (red) or younger (blue). Ageing is expected to show as CSF gained in the
 # ventricles and sulci and grey matter lost in the cortex. The segmenter is explained with

@@ -46,7 +46,6 @@ DESIGN_CONSTANTS: list[tuple[str, object, str]] = [
     (r"\b0\.027 mL per voxel", lambda: abs(3.0 ** 3 / 1000 - 0.027) < 1e-12 and _spacing()[0] == (3.0, 3.0, 3.0),
      "voxel volume at 3 mm"),
     (r"\b48\^3 crops", lambda: _profile("cpu", "brain_age", "seg_crop") == 48, "cpu profile's training crops"),
-    (r"\b9 mm block", lambda: _profile("cpu", "brain_age", "map_factor") * 3 == 9, "tissue-map blocks"),
     (r"\b15 mm from the mask", lambda: __import__("fetal_lib.brain_age.segmentation", fromlist=["x"]).MARGIN_MM == 15.0,
      "label margin around the brain mask"),
     (r"\b256x256\b", lambda: (_profile("full", "hc18", "input_rows"), _profile("full", "hc18", "input_cols")) == (256, 256),
