@@ -209,7 +209,7 @@ else:
     run.table(report.cv_table(cv_doc), "recipe_cv")
     display(Markdown(
         f"`fetal hc cv`, {cv_doc['metrics']['folds']} folds, run {cv_prov['started_utc']} at commit "
-        f"`{(cv_prov.get('git') or {}).get('commit', 'unknown')[:7]}`{' on PHANTOM data' if cv_prov.get('on_phantom') else ''}. "
+        f"`{str((cv_prov.get('git') or {}).get('sha', 'unknown'))[:10]}`{' on PHANTOM data' if cv_prov.get('on_phantom') else ''}. "
         + ("Same recipe as this chapter." if not cv_diffs else
            "**Not the same recipe as this chapter**: " + "; ".join(cv_diffs) + ".")))
 
@@ -279,7 +279,7 @@ display(Markdown(f"Mean HC error on the training images {train_mean:.2f} mm, on 
 
 # %%
 cv_decision = cv_doc["metrics"].get("calibration_decision") if cv_doc is not None else None
-display(Markdown(report.decision_sentence(cv_decision, bool(calibrate))))
+display(Markdown(report.decision_sentence(cv_decision, bool(calibrate), cv_diffs if cv_doc is not None else None)))
 val_found = trained.val_results[trained.val_results["found"]]
 cal = hc_model.calibration or fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"])
 calibration_table = None

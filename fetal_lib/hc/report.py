@@ -133,8 +133,9 @@ def cv_table(cv_doc: Mapping[str, Any]):
     return pd.DataFrame(rows)
 
 
-def decision_sentence(decision: Mapping[str, Any] | None, deployed: bool) -> str:
-    """The calibration decision, the data it was taken on, and whether the profile follows it."""
+def decision_sentence(decision: Mapping[str, Any] | None, deployed: bool, recipe_differences: Sequence[str] | None = None) -> str:
+    """The calibration decision, the data it was taken on, whether the profile follows it, and
+    (``recipe_differences``) where the CV's recipe differs from this chapter's."""
     if decision is None:
         return (f"No `fetal hc cv` run of this recipe was found, so the size calibration stays as the profile sets it "
                 f"({'deployed' if deployed else 'not deployed'}), a choice no training-side evidence in this run supports "
@@ -145,10 +146,13 @@ def decision_sentence(decision: Mapping[str, Any] | None, deployed: bool) -> str
     verdict = "deploy it" if decision["deploy"] else "do not deploy it"
     agree = "The profile follows it." if bool(decision["deploy"]) == bool(deployed) else (
         f"**The profile does not follow it** (calibrate is {deployed}): change `calibrate` in the profile.")
+    caveat = ("" if not recipe_differences else
+              f" It was taken on a CV of another recipe ({'; '.join(recipe_differences)}): rerun `fetal hc cv` with this "
+              "chapter's profile to retake it on this recipe.")
     return (f"Decision, on training-side data only ({decision['data']}; {decision['n_images']} images of "
             f"{decision['n_subjects']} subjects): mean |HC error| {decision['raw_abs_diff_mean_mm']:.2f} mm raw, "
             f"{decision['calibrated_abs_diff_mean_mm']:.2f} mm calibrated; difference {decision['difference_mm']:+.2f} mm "
-            f"(95% CI {lo:+.2f} to {hi:+.2f}). Rule, fixed before the folds ran: {decision['rule']}. Verdict: {verdict}. {agree}")
+            f"(95% CI {lo:+.2f} to {hi:+.2f}). Rule, fixed before the folds ran: {decision['rule']}. Verdict: {verdict}. {agree}{caveat}")
 
 
 def audit_arms(data, settings: Mapping[str, Any], seed: int, arms: Mapping[str, Mapping[str, Any]],

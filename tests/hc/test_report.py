@@ -58,6 +58,7 @@ def test_decision_sentence_names_data_rule_and_disagreement():
     agreeing = report.decision_sentence(d, True)
     assert "Verdict: deploy it" in agreeing and "The profile follows it" in agreeing and "600 images" in agreeing
     assert "does not follow it" in report.decision_sentence(d, False)
+    assert "another recipe (epochs: 16 vs 25)" in report.decision_sentence(d, True, ["epochs: 16 vs 25"])
 
 
 def test_cv_recipe_differences():
