@@ -104,8 +104,9 @@ def soft_feature_matrix(probas, spacing_mm: Sequence[float], map_factor: int = 3
     return {"volumes": np.asarray(vols, float), "relative": np.asarray(rels, float), "maps": np.asarray(maps, np.float32)}
 
 
-def features_of(labels_or_proba, spacing_mm: Sequence[float], map_factor: int = 3, soft: bool = False) -> dict[str, np.ndarray]:
-    """Features of one subject, shaped (1, ...): from labels (hard) or from class probabilities (soft)."""
+def from_probabilities(probas, spacing_mm: Sequence[float], map_factor: int = 3, soft: bool = True) -> dict[str, np.ndarray]:
+    """Features of many subjects' class probabilities (each (4, D, H, W)): soft (:func:`soft_feature_matrix`)
+    or from their argmax labels (:func:`feature_matrix`), as a deployed model's ``features`` setting says."""
     if soft:
-        return soft_feature_matrix([labels_or_proba], spacing_mm, map_factor)
-    return feature_matrix([labels_or_proba], spacing_mm, map_factor)
+        return soft_feature_matrix(probas, spacing_mm, map_factor)
+    return feature_matrix([np.asarray(p).argmax(axis=-4).astype(np.uint8) for p in probas], spacing_mm, map_factor)

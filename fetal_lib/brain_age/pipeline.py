@@ -306,8 +306,7 @@ def fit_correction(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict
             raise ValueError("feature_correction tissue_mixing needs out-of-fold segmentations: seg_cv_folds must be at least 2")
         oof_proba = segmentation_cv(data, cfg, folds, seed, log=log)
     factor = int(settings["map_factor"])
-    predicted = features.soft_feature_matrix(oof_proba, data.spacing_mm, factor) if settings["deploy_features"] == "soft" \
-        else features.feature_matrix(segmentation.labels_of(oof_proba), data.spacing_mm, factor)
+    predicted = features.from_probabilities(oof_proba, data.spacing_mm, factor, soft=settings["deploy_features"] == "soft")
     reference = features.feature_matrix(data.segs, data.spacing_mm, factor)
     return fit_mixing(predicted["maps"], reference["maps"],
                       f"out-of-fold {settings['deploy_features']} segmentations of {len(data.subjects)} image subjects")

@@ -48,8 +48,7 @@ class Predictor:
         pre = preprocess.preprocess_files(image_path, mask_path, spacing_mm=self.spacing_mm, size=self.size)
         inputs = pre.intensities(segmentation.intensity_names(self.segmenter))
         proba = segmentation.constrained_proba(self.segmenter, inputs, pre.mask, spacing_mm=pre.spacing_mm[0])
-        seg = proba if self.soft_features else segmentation.labels_of(proba)
-        feats = features.features_of(seg, pre.spacing_mm, self.regressor.map_factor, soft=self.soft_features)
+        feats = features.from_probabilities([proba], pre.spacing_mm, self.regressor.map_factor, soft=self.soft_features)
         age_feats = self.correction.apply(feats) if self.correction is not None else feats
         age = float(self.regressor.predict(age_feats["volumes"], age_feats["maps"])[0])
         vols = dict(zip(("csf_ml", "gm_ml", "wm_ml"), (float(v) for v in feats["volumes"][0])))

@@ -96,3 +96,17 @@ def test_soft_features_equal_hard_ones_on_one_hot_probabilities():
     vols = features.soft_tissue_volumes_ml(half, (3.0, 3.0, 3.0))
     assert vols == pytest.approx({"csf_ml": 0.0135, "gm_ml": 0.0135, "wm_ml": 0.0})
     assert features.soft_tissue_maps(half, 3)[0, 0, 0, 0] == pytest.approx(0.5 / 27)
+
+
+def test_from_probabilities_is_soft_or_argmax():
+    from fetal_lib.brain_age import features
+
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([1, 1, 1, 1], size=(6, 6, 6)).transpose(3, 0, 1, 2).astype(np.float32)
+    soft = features.from_probabilities([proba], (3.0, 3.0, 3.0), 3, soft=True)
+    hard = features.from_probabilities([proba], (3.0, 3.0, 3.0), 3, soft=False)
+    ref_soft = features.soft_feature_matrix([proba], (3.0, 3.0, 3.0), 3)
+    ref_hard = features.feature_matrix([proba.argmax(0)], (3.0, 3.0, 3.0), 3)
+    for got, ref in ((soft, ref_soft), (hard, ref_hard)):
+        assert all(np.allclose(got[k], ref[k]) for k in ref)
+    assert not np.allclose(soft["volumes"], hard["volumes"])
