@@ -67,6 +67,28 @@ _ROWS = (
            "zeng2021dagvnet", "HC18 test set", sd=6.97,
            note="the figure the chapter-1 brief gives for a conventional U-Net on the HC18 test set; Zeng et al. 2021 "
                 "compare their network with a conventional U-Net there, but we could not check the primary table offline"),
+    # --- chapter 2: the segmentation benchmark's source (its table: test, HC18 + private data) ---
+    *(Anchor(f"seg_benchmark.source.{arch}.{metric}", "seg_benchmark", f"Source benchmark, {name}, {label}", value, unit,
+             "fetal_biometry_xai_source", "image-level split of HC18 plus a private clinical set of 300 scans",
+             digits=digits)
+      for arch, name, values in (
+          ("medsegdiff_v2", "MedSegDiff-V2", (0.9852, 0.9726, 0.9864, 0.961, 70)),
+          ("ducknet", "DUCK-Net", (0.9682, 0.9395, 0.9699, 0.932, 175)),
+          ("attention_unet", "Attention U-Net", (0.9671, 0.9365, 0.9622, 0.920, 41)),
+          ("unext", "UNeXt", (0.9615, 0.9251, 0.9630, 0.918, 40)),
+          ("transunet", "TransUNet", (0.9556, 0.9128, 0.9579, 0.901, 33)),
+      )
+      for (metric, label, unit, digits), value in zip(
+          (("dice", "Dice", "", 4), ("iou", "IoU", "", 4), ("recall", "recall", "", 4), ("map", "mAP (undefined in the source)", "", 3),
+           ("training_min", "training time", "min", 0)), values)),
+    Anchor("seg_benchmark.source.private_scans", "seg_benchmark", "Source benchmark, private clinical scans added to HC18", 300,
+           "scans", "fetal_biometry_xai_source", "not public", digits=0),
+    Anchor("seg_benchmark.source.medsegdiff_v2.text_dice", "seg_benchmark", "Source benchmark, MedSegDiff-V2 Dice claimed in its text",
+           0.9887, "", "fetal_biometry_xai_source", "as above; its own table gives another figure", digits=4,
+           note="the text's figure, which the source's table does not show"),
+    Anchor("seg_benchmark.source.medsegdiff_v2.text_iou", "seg_benchmark", "Source benchmark, MedSegDiff-V2 IoU claimed in its text",
+           0.9780, "", "fetal_biometry_xai_source", "as above; its own table gives another figure", digits=4,
+           note="the text's figure, which the source's table does not show"),
     # --- chapter 5: brain age (the Imperial College coursework on Cam-CAN) ------------------------
     Anchor("brain_age.source.val_dice_csf", "brain_age", "Source Res-U-Net validation Dice, CSF", 0.789, "",
            "imperial_mli_brainage", "Cam-CAN teaching set, 5 validation subjects", digits=3),

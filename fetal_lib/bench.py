@@ -16,6 +16,7 @@ from typing import Any, Iterable
 # bench name -> (module holding add_arguments(parser) and run(args), one-line summary)
 TARGETS: dict[str, tuple[str, str]] = {
     "hc": ("fetal_lib.hc.bench", "HC18 U-Net: inference ms/image (with post-processing), training images/s"),
+    "seg": ("fetal_lib.seg_benchmark.bench", "chapter-2 segmenters: parameters, training images/s, inference ms/image, peak memory"),
     "brain-age": ("fetal_lib.brain_age.bench", "brain-age predict: seconds per subject, peak memory"),
 }
 

@@ -80,10 +80,16 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+MODEL_SUFFIXES = (".keras", ".pt")  # a model file (Keras, or a torch state dict) with its card beside it
+
+
 def card_path(model_path: str | Path) -> Path:
-    """The card beside a Keras model file: ``hc18_unet.keras`` -> ``hc18_unet.card.json``."""
+    """The card beside a model file: ``hc18_unet.keras`` -> ``hc18_unet.card.json``, ``best.pt`` -> ``best.card.json``."""
     model_path = Path(model_path)
-    return model_path.with_name(model_path.name.removesuffix(".keras") + ".card.json")
+    stem = model_path.name
+    for suffix in MODEL_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    return model_path.with_name(stem + ".card.json")
 
 
 def read_card(path: str | Path) -> dict | None:
@@ -91,7 +97,7 @@ def read_card(path: str | Path) -> dict | None:
     path = Path(path)
     if path.is_dir():
         path = path / "model_card.json"
-    elif path.suffix == ".keras":
+    elif path.suffix in MODEL_SUFFIXES:
         path = card_path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -123,6 +129,20 @@ def save_keras(model, model_path: str | Path, card: Mapping[str, Any]) -> Path:
     model_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_path, suffix=".keras") as tmp_model, atomic_path(cpath) as tmp_card, atomic_path(mpath) as tmp_md:
         model.save(tmp_model)
+        _write_card_files(card, tmp_card, tmp_md)
+    return model_path
+
+
+def save_torch(model, model_path: str | Path, card: Mapping[str, Any]) -> Path:
+    """Save a torch network's state dict (``.pt``) and its card (``<name>.card.json`` and ``.card.md``) together, atomically."""
+    import torch
+
+    model_path = Path(model_path)
+    cpath = card_path(model_path)
+    mpath = cpath.with_name(cpath.name.removesuffix(".json") + ".md")
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_path, suffix=".pt") as tmp_model, atomic_path(cpath) as tmp_card, atomic_path(mpath) as tmp_md:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp_model)
         _write_card_files(card, tmp_card, tmp_md)
     return model_path
 

@@ -1,6 +1,7 @@
 """Measure head circumference on images: image -> probability -> ellipse (original pixels) -> HC18 row.
 
-:class:`HCModel` wraps a saved U-Net and the inference settings recorded in its model card
+:class:`HCModel` wraps a saved network (chapter 1's Keras U-Net, or any of chapter 2's torch
+segmenters, :class:`fetal_lib.seg_benchmark.predictor.TorchSegmenter`) and the inference settings recorded in its model card
 (input size, threshold, test-time flips, checks, and, if the card has one, the size
 calibration of :mod:`fetal_lib.hc.calibration`; off by default). :meth:`HCModel.measure` returns a :class:`Measurement` whose
 :meth:`~Measurement.row` is the HC18 submission row plus ``hc_mm``.
@@ -80,12 +81,13 @@ class HCModel:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "HCModel":
-        """Load a saved model (default :func:`default_model_path`) and its card's settings.
+        """Load a saved model (default :func:`default_model_path`) and its card's settings: a
+        ``.keras`` file (chapter 1) or a ``.pt`` torch segmenter with its card (chapter 2).
 
         Raises:
             FetalInputError: the model file is missing (says how to make one) or unreadable.
         """
-        from fetal_lib.model_card import load_keras, read_card
+        from fetal_lib.model_card import load_keras
 
         path = Path(path) if path is not None else default_model_path()
         if not path.is_file():
@@ -94,6 +96,11 @@ class HCModel:
                 "no trained HC18 model here; make one with `fetal hc train --profile cpu` "
                 "(or `fetal book --profile cpu --only hc18`), or pass --model PATH",
             )
+        if path.suffix == ".pt":
+            from fetal_lib.seg_benchmark.predictor import TorchSegmenter
+
+            segmenter = TorchSegmenter.load(path)
+            return cls._with_card_settings(segmenter, path)
         from fetal_lib.training.keras import configure
 
         configure()
@@ -101,12 +108,16 @@ class HCModel:
             model = load_keras(path)
         except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input
             raise FetalInputError(path, f"not a readable Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        return cls._with_card_settings(model, path)
+
+    @classmethod
+    def _with_card_settings(cls, network, path: Path) -> "HCModel":
+        from fetal_lib.model_card import card_path, read_card
+
         card = read_card(path)
         try:
-            return cls(model, (card or {}).get("inference", {}))
+            return cls(network, (card or {}).get("inference", {}))
         except (TypeError, ValueError) as exc:
-            from fetal_lib.model_card import card_path
-
             raise FetalInputError(card_path(path), f"inference settings are not valid ({exc})") from None
 
     def settings(self) -> dict:
@@ -120,6 +131,8 @@ class HCModel:
         }
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if hasattr(self.model, "predict_nhwc"):  # a torch segmenter
+            return self.model.predict_nhwc(batch)
         if self._predict is None:
             import tensorflow as tf
 

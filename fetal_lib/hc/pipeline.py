@@ -132,7 +132,7 @@ def probabilities(model, records: Sequence[HC18Record], progress: bool = False) 
 
 
 def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] | None = None, threshold: float | None = None, progress: bool = False):
-    """Per-image results on annotated records: HC (mm), Dice, IoU, HD95 (mm), checks.
+    """Per-image results on annotated records: HC (mm), Dice, IoU, recall, precision, HD95 (mm), checks.
 
     ``hc_pred_mm`` and the ellipse columns are after the model's size calibration (if it has
     one), as ``fetal hc measure`` reports them; ``hc_raw_mm`` is the HC of the raw fit. Dice,
@@ -148,7 +148,7 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
     from fetal_lib.data.hc18 import load_mask
     from fetal_lib.hc.postprocess import NoHeadFound
     from fetal_lib.metrics.biometry import head_circumference_mm
-    from fetal_lib.metrics.segmentation import dice, hd95_mm, iou
+    from fetal_lib.metrics.segmentation import dice, hd95_mm, iou, precision, recall
 
     if probs is None:
         probs = probabilities(model, records, progress)
@@ -159,7 +159,7 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
         try:
             head = model.fit(prob, threshold=threshold)
         except NoHeadFound:
-            row.update(found=False, hc_pred_mm=math.nan, hc_raw_mm=math.nan, dice=0.0, iou=0.0, hd95_mm=math.inf, agreement=0.0, warnings="no head found")
+            row.update(found=False, hc_pred_mm=math.nan, hc_raw_mm=math.nan, dice=0.0, iou=0.0, recall=0.0, precision=0.0, hd95_mm=math.inf, agreement=0.0, warnings="no head found")
         else:
             e = model.calibrate(head.ellipse, rec.pixel_size_mm)
             row.update(
@@ -168,6 +168,8 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
                 hc_raw_mm=head_circumference_mm(head.ellipse, rec.pixel_size_mm),
                 dice=dice(head.mask, ref),
                 iou=iou(head.mask, ref),
+                recall=recall(head.mask, ref),
+                precision=precision(head.mask, ref),
                 hd95_mm=hd95_mm(head.mask, ref, spacing=rec.pixel_size_mm),
                 agreement=head.agreement,
                 warnings="; ".join(head.warnings),

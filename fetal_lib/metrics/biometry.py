@@ -31,6 +31,7 @@ __all__ = [
     "ofd_mm",
     "ellipse_mask",
     "ellipse_to_hc18_row",
+    "ga_weeks_from_hc_hadlock",
 ]
 
 
@@ -308,3 +309,18 @@ def ellipse_to_hc18_row(ellipse: Ellipse, pixel_size_mm: float) -> dict[str, flo
         "semi_axes_b_mm": ellipse.b * ps,
         "angle_rad": ellipse.angle_rad,
     }
+
+
+def ga_weeks_from_hc_hadlock(hc_mm: float | np.ndarray) -> float | np.ndarray:
+    """Gestational age in weeks from head circumference by Hadlock et al. (Radiology 1984):
+    GA = 8.96 + 0.540 HC + 0.0003 HC^3, HC in cm.
+
+    Raises:
+        ValueError: a head circumference that is not positive and finite.
+    """
+    hc = np.asarray(hc_mm, dtype=float)
+    if not np.all(np.isfinite(hc) & (hc > 0)):
+        raise ValueError(f"head circumference must be positive mm, got {hc_mm}")
+    cm = hc / 10.0
+    ga = 8.96 + 0.540 * cm + 0.0003 * cm**3
+    return float(ga) if ga.ndim == 0 else ga

@@ -36,6 +36,8 @@ __all__ = [
     "hausdorff_mm",
     "hd95_mm",
     "average_precision",
+    "COCO_IOU_THRESHOLDS",
+    "ap_over_iou_thresholds",
 ]
 
 
@@ -310,3 +312,24 @@ def average_precision(prob: np.ndarray, ref: np.ndarray) -> float:
     rec = tp / n_pos
     d_rec = np.diff(np.r_[0.0, rec])
     return float(np.sum(d_rec * prec))
+
+
+COCO_IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))  # 0.50, 0.55, ..., 0.95
+
+
+def ap_over_iou_thresholds(iou_value: float, thresholds: Sequence[float] = COCO_IOU_THRESHOLDS) -> float:
+    """Average precision of one predicted object against one reference object, averaged over IoU
+    thresholds as COCO does (0.50:0.05:0.95).
+
+    With one object per image, the prediction is a true positive at threshold t when its IoU
+    with the reference is at least t (precision 1, recall 1), else a false positive and a miss
+    (precision 0): the AP at t is 1 or 0, and the mean over thresholds is the fraction of
+    thresholds the IoU reaches. The mean of this over images is what chapter 2 calls mAP.
+
+    Raises:
+        ValueError: ``iou_value`` outside [0, 1] or not finite.
+    """
+    v = float(iou_value)
+    if not (0.0 <= v <= 1.0):
+        raise ValueError(f"IoU must lie in [0, 1], got {iou_value}")
+    return float(np.mean([v >= t for t in thresholds]))

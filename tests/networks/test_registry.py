@@ -58,7 +58,7 @@ def test_keras_network(name: str, tmp_path) -> None:
 
 
 def test_unknown_names_and_options_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="no torch network named 'vgg99'; known: resunet3d"):
+    with pytest.raises(ValueError, match="no torch network named 'vgg99'; known: attention_unet, ducknet, medsegdiff_v2, resunet3d, transunet, unext"):
         torch_nets.create("vgg99")
     with pytest.raises(ValueError, match="does not take these options"):
         torch_nets.create("resunet3d", widths=3)

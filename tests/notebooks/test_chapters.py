@@ -216,6 +216,26 @@ def test_brain_age_chapter_keeps_validation_subjects_out_of_training_and_clears_
     assert not broken, f"validation Dice on the phantom: {[f'{f.metric} = {v:.3f} (needs {f.describe()})' for f, v in broken]}"
 
 
+def test_seg_benchmark_scores_every_architecture_on_chapter1_test_split(smoke_book, generated):
+    from fetal_lib.seg_benchmark.pipeline import parse_archs, profile_settings
+
+    m, results = _results(smoke_book, generated, "seg_benchmark")
+    _, hc_results = _results(smoke_book, generated, "hc18")
+    archs = parse_archs(profile_settings("smoke")["archs"])
+    rows = _table(results, "results")
+    assert [r["architecture"] for r in rows] == archs
+    for row in rows:
+        for key in ("Dice", "IoU", "recall", "precision", "mAP"):
+            assert 0.0 <= float(row[key]) <= 1.0, (row["architecture"], key, row[key])
+        assert int(row["epochs"]) == profile_settings("smoke")["epochs"]  # every architecture the same epochs
+    per_image = _table(results, "test_per_image")
+    chapter1_test = {row["filename"] for row in _table(hc_results, "test_per_image")}
+    for arch in archs:  # the same test images as chapter 1: the split is imported, not re-derived
+        assert {row["filename"] for row in per_image if row["architecture"] == arch} == chapter1_test
+    assert len(_table(results, "paired_dice")) == len(archs) * (len(archs) - 1) // 2
+    assert m["best_architecture"] in archs
+
+
 @pytest.mark.skipif(not any(c.id == "data" for c in CHAPTERS), reason="no data chapter")
 def test_book_builds_from_smoke_chapters(smoke_book):
     root, execute = smoke_book

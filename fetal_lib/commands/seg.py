@@ -1,0 +1,294 @@
+"""``fetal seg``: chapter 2's head-segmentation networks (HC18) outside the book: train one, evaluate it.
+
+    fetal seg train --arch NAME [--profile cpu] [--data-dir DIR] [--data-source real] [--seed N]
+                    [--set KEY=VALUE ...] [--model PATH]
+    fetal seg evaluate --arch NAME [--model PATH] [--profile cpu] [--data-dir DIR] [--data-source real]
+                       [--seed N] [--format text|json]
+
+``train`` does what the chapter does for one architecture (:func:`fetal_lib.seg_benchmark.pipeline.run_arch`:
+chapter 1's subject-level split, the profile's ``seg_benchmark:`` knobs, the best validation epoch,
+the threshold chosen on validation, the test split scored once), stops at the sanity floor
+(exit 1, nothing written), and saves the network with its model card to
+``build/models/seg_benchmark/<arch>.pt``, where ``fetal hc measure --model`` reads it.
+``evaluate`` scores a saved network on the test split. PyTorch is imported only when a
+sub-command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.errors import FetalInputError
+
+CHAPTER = "seg_benchmark"
+PROFILE_HELP = "knobs from profiles/<name>.yaml seg_benchmark: (default cpu)"
+ARCH_HELP = "architecture (registry name), e.g. attention_unet or unext"
+# Knobs --set cannot change: a mapping (edit the profile) or one that --arch chooses.
+NOT_SETTABLE = {
+    "arch_options": "it is a mapping of each architecture's constructor options; edit the seg_benchmark: section of "
+                    "profiles/<profile>.yaml (or copy the profile) instead",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("seg", help="chapter 2's HC18 segmentation networks: train one, evaluate it",
+                                   description="Chapter 2's HC18 head-segmentation benchmark outside the book: train one "
+                                   "architecture as the chapter does and save it for `fetal hc measure --model`, or score "
+                                   "a saved one on the test split. Speed figures: `fetal bench seg`.")
+    parser.set_defaults(_parser=parser)
+    sub = parser.add_subparsers(dest="seg_command", metavar="ACTION")
+
+    t = sub.add_parser("train", help="train one architecture as chapter 2 does; save it with its model card",
+                       description="Train one architecture on the HC18 training images (chapter 1's subject-level split), keep "
+                       "the best validation epoch, choose the threshold on the validation split, score the test split, "
+                       "and save the network with its model card (build/models/seg_benchmark/<arch>.pt by default). "
+                       "A network below the sanity floor on validation is not saved (exit status 1). Prints a JSON summary.")
+    t.add_argument("--arch", required=True, metavar="NAME", help=ARCH_HELP + " (required)")
+    add_profile(t, PROFILE_HELP)
+    add_data_dir(t)
+    add_data_source(t, "HC18")
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split and the training (default 0, as the chapter)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="override a seg_benchmark knob of the profile, e.g. --set epochs=4 (repeatable; not arch_options)")
+    t.add_argument("--model", type=Path, default=None, metavar="PATH",
+                   help="where to save, a .pt file (default: build/models/seg_benchmark/<arch>.pt)")
+    t.set_defaults(func=handle_train)
+
+    e = sub.add_parser("evaluate", help="score a saved network on the test split (Dice, IoU, mAP, HC error in mm)",
+                       description="Load a network saved by `fetal seg train` (or the chapter) and score it on the test split "
+                       "of chapter 1's subject-level split with the threshold and test-time flips of its model card: "
+                       "Dice, IoU, recall, precision, mAP, HD95, and the HC error in mm (mean, SD, median, "
+                       "subject-bootstrap 95 % CI of the mean).")
+    e.add_argument("--arch", required=True, metavar="NAME", help=ARCH_HELP + "; must be the one the model card names")
+    e.add_argument("--model", type=Path, default=None, metavar="PATH",
+                   help="the saved network, a .pt file with its card beside it (default: build/models/seg_benchmark/<arch>.pt)")
+    add_profile(e, "profile whose max_images sets the data the split is made of (default cpu)")
+    add_data_dir(e)
+    add_data_source(e, "HC18")
+    e.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="seed of the split (default: the one the model card records, else 0)")
+    add_format(e, ("text", "json"), "text", "text (default: a few lines) or json")
+    e.set_defaults(func=handle_evaluate)
+
+
+# ----------------------------------------------------------------------------- shared with `fetal bench seg`
+
+
+def registered_archs() -> list[str]:
+    """The chapter's architectures (:data:`~fetal_lib.seg_benchmark.predictor.SEGMENTERS`, in its order)
+    that the torch registry can build now."""
+    from fetal_lib.networks import torch as torch_nets
+    from fetal_lib.seg_benchmark.predictor import SEGMENTERS
+
+    known = set(torch_nets.names())
+    return [a for a in SEGMENTERS if a in known]
+
+
+def check_archs(text: str | Sequence[str], option: str = "--arch") -> list[str]:
+    """Architecture names (comma list or sequence), each a chapter-2 segmenter that is registered.
+
+    Raises:
+        FetalInputError: an unknown name, or one the registry does not hold yet (the message lists
+            the known and the registered names).
+    """
+    from fetal_lib.seg_benchmark import pipeline
+
+    try:
+        names = pipeline.parse_archs(text)
+    except ValueError as exc:
+        raise FetalInputError(None, f"{option}: {exc}") from None
+    ready = registered_archs()
+    missing = [a for a in names if a not in ready]
+    if missing:
+        raise FetalInputError(None, f"{option}: {', '.join(missing)} not registered in fetal_lib.networks.torch yet; "
+                                    f"available now: {', '.join(ready) or 'none'}")
+    return names
+
+
+def settings_from_args(profile: str, items: Sequence[str] | None, refuse: dict[str, str] | None = None) -> dict[str, Any]:
+    """The profile's ``seg_benchmark:`` knobs with the ``--set KEY=VALUE`` overrides.
+
+    Raises:
+        FetalInputError: an override that is malformed, unknown, of the wrong type, or of a knob
+            that cannot be set from the command line (``arch_options``, and those in ``refuse``).
+    """
+    from fetal_lib.book.profiles import parse_overrides
+    from fetal_lib.seg_benchmark import pipeline
+    from fetal_lib.training import precision as precision_mod
+
+    refuse = {**NOT_SETTABLE, **(refuse or {})}
+    for item in items or []:
+        key = str(item).partition("=")[0].strip()
+        if key in refuse:
+            raise FetalInputError(None, f"--set {key}: cannot be set with --set: {refuse[key]}")
+    try:
+        overrides = parse_overrides(CHAPTER, list(items or []), {"precision": precision_mod.choices("torch")})
+        return pipeline.profile_settings(profile, overrides)
+    except ValueError as exc:
+        raise FetalInputError(None, f"--set: {exc}") from None
+
+
+def default_model_path(arch: str) -> Path:
+    """``<build_dir>/models/seg_benchmark/<arch>.pt``, where the chapter saves it too."""
+    from fetal_lib.paths import build_dir
+
+    return build_dir() / "models" / "seg_benchmark" / f"{arch}.pt"
+
+
+def _one_arch(text: str) -> str:
+    names = check_archs(text)
+    if len(names) != 1:
+        raise FetalInputError(None, f"--arch: give one architecture, got {', '.join(names)} (`fetal bench seg --arch` takes a list)")
+    return names[0]
+
+
+def _model_path(path: Path | None, arch: str) -> Path:
+    path = Path(path) if path is not None else default_model_path(arch)
+    if path.suffix != ".pt":
+        raise FetalInputError(path, "a chapter-2 network is saved as a .pt file (its card goes beside it as <name>.card.json)")
+    return path
+
+
+def _check_writable(path: Path) -> None:
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetalInputError(path, f"cannot create its folder ({exc.strerror})") from None
+    if path.is_dir() or not os.access(path.parent, os.W_OK):
+        raise FetalInputError(path, "is a folder" if path.is_dir() else "its folder is not writable")
+
+
+def _clean(value):
+    """JSON-ready: NaN/inf -> None, numpy scalars -> Python ones, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    arch = _one_arch(args.arch)
+    path = _model_path(args.model, arch)
+    settings = settings_from_args(args.profile, args.settings,
+                                  {"archs": "this command trains the one architecture --arch names"})
+    _check_writable(path)  # fail now, not after the training
+
+    from fetal_lib.hc import pipeline as hc_pipeline
+    from fetal_lib.model_card import save_torch
+    from fetal_lib.seg_benchmark import pipeline
+
+    data = hc_pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
+    _log(data.source.describe())
+    _log("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()))
+    _log(f"precision: {pipeline.train_config(settings, arch, args.seed).precision} ({pipeline.precision_choice(settings).reason})")
+    run = pipeline.run_arch(data, settings, arch, args.seed, progress=sys.stderr.isatty(), log=_log)
+    fit = run.trained.fit
+    _log(f"{arch}: {run.trained.parameters:,} parameters, {fit.seconds / 60:.1f} min, {run.trained.train_images_per_s:.1f} "
+         f"training images/s, best epoch {fit.best_epoch} of {len(fit.history)}, threshold (validation) {run.hc_model.threshold:g}")
+    pipeline.check_floor(run, data.source.is_phantom)  # BelowFloorError (exit 1): nothing is saved
+    row = pipeline.summary_row(run, args.seed)
+    card = pipeline.model_card(run, data, args.profile, settings, row, args.seed)
+    saved = save_torch(run.trained.segmenter.net, path, card)
+    if data.source.is_phantom:
+        print("fetal: warning: trained on a phantom: this model only shows that the path runs; it cannot measure real heads",
+              file=sys.stderr)
+    print(json.dumps(_clean({"model": str(saved), "architecture": arch, "data": data.source.describe(), "test": row}), indent=2))
+    return 0
+
+
+def _split_warning(card: dict, data, seed: int) -> str | None:
+    """Why the test split here may hold images the model was trained on (None if it matches the card)."""
+    split = card.get("split") or {}
+    here = {f"n_{k}": len(v) for k, v in data.parts.items()}
+    differences = []
+    if "seed" in split and int(split["seed"]) != int(seed):
+        differences.append(f"seed {seed} here, {split['seed']} in training")
+    recorded = {k: split[k] for k in here if k in split}
+    if recorded and recorded != {k: here[k] for k in recorded}:
+        differences.append("sizes " + "/".join(str(here[k]) for k in recorded) + " here, "
+                           + "/".join(str(v) for v in recorded.values()) + " in training")
+    card_data = card.get("data") or {}
+    if "is_phantom" in card_data and bool(card_data["is_phantom"]) != bool(data.source.is_phantom):
+        differences.append(f"{'phantom' if card_data['is_phantom'] else 'real'} data in training, "
+                           f"{'phantom' if data.source.is_phantom else 'real'} here")
+    if not differences:
+        return None
+    return ("this split differs from the one the model was trained with (" + "; ".join(differences)
+            + "): its test images may include images the model has seen")
+
+
+def evaluate_summary(df, seed: int = 0) -> dict[str, Any]:
+    """The test figures of one network: the chapter's results columns (:func:`pipeline.test_scores`)."""
+    from fetal_lib.seg_benchmark import pipeline
+
+    return {"images": int(len(df)), **pipeline.test_scores(df, seed), "flagged": int(df["flagged"].sum())}
+
+
+def _mm(value) -> str:
+    return "n/a" if value is None or not math.isfinite(float(value)) else f"{float(value):.2f} mm"
+
+
+def handle_evaluate(args: argparse.Namespace) -> int:
+    arch = _one_arch(args.arch)
+    path = _model_path(args.model, arch)
+    if not path.is_file():
+        raise FetalInputError(path, f"no saved network here; train one with `fetal seg train --arch {arch}` "
+                                    f"(or `fetal book --profile cpu --only seg_benchmark`), or pass --model PATH")
+
+    from fetal_lib.hc import pipeline as hc_pipeline
+    from fetal_lib.hc.measure import HCModel
+    from fetal_lib.model_card import card_path, read_card
+    from fetal_lib.seg_benchmark import pipeline
+
+    model = HCModel.load(path)  # refuses a missing or foreign card, naming it
+    card = read_card(path) or {}
+    saved_arch = getattr(model.model, "arch", None) or (card.get("architecture") or {}).get("name")
+    if saved_arch != arch:
+        raise FetalInputError(card_path(path), f"the model card names architecture {saved_arch!r}, but --arch is {arch!r}; "
+                                               f"pass --arch {saved_arch}, or --model a {arch!r} model")
+    settings = pipeline.profile_settings(args.profile)
+    seed = args.seed if args.seed is not None else int((card.get("split") or {}).get("seed", 0))
+    data = hc_pipeline.load_data(args.data_dir, args.data_source, seed, int(settings["max_images"]))
+    _log(data.source.describe())
+    warning = _split_warning(card, data, seed)
+    if warning:
+        print(f"fetal: warning: {warning}", file=sys.stderr)
+    df = pipeline.add_ap_column(hc_pipeline.evaluate(model, data.part("test"), progress=sys.stderr.isatty()))
+    test = evaluate_summary(df, seed)
+    result = {"model": str(path), "architecture": arch, "data": data.source.describe(), "split": "test", "seed": seed,
+              "threshold": model.threshold, "tta": list(model.tta), "test": test}
+    if args.format == "json":
+        print(json.dumps(_clean(result), indent=2))
+        return 0
+    print(f"{arch} ({path}) on the test split: {test['images']} images, seed {seed}, threshold {model.threshold:g}, "
+          f"test-time flips: {', '.join(model.tta) or 'none'}")
+    print(f"Dice {test['Dice']:.4f}  IoU {test['IoU']:.4f}  recall {test['recall']:.4f}  precision {test['precision']:.4f}  "
+          f"mAP {test['mAP']:.4f}  HD95 {_mm(test['HD95 (mm)'])}")
+    print(f"HC |diff|: mean {_mm(test['HC |diff| mean (mm)'])} (95 % CI {_mm(test['HC CI low (mm)'])} to "
+          f"{_mm(test['HC CI high (mm)'])}), SD {_mm(test['HC |diff| SD (mm)'])}, median {_mm(test['HC |diff| median (mm)'])}")
+    print(f"no head found: {test['no head found']} of {test['images']}; flagged fits: {test['flagged']}")
+    print(f"data: {result['data']}")
+    return 0

@@ -1,0 +1,267 @@
+"""The chapter-2 benchmark as library calls: every architecture trained, thresholded on
+validation and scored on the test split of chapter 1, the same way.
+
+The split (:func:`fetal_lib.hc.pipeline.load_data`), the letterboxed arrays
+(:func:`fetal_lib.hc.dataset.load_arrays`), the threshold choice, the post-processing, the ellipse
+and the HC in mm (:func:`fetal_lib.hc.pipeline.evaluate`) are chapter 1's, imported, never
+re-derived. The knobs' values live in the ``seg_benchmark:`` section of ``profiles/<profile>.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fetal_lib.seg_benchmark.predictor import SEGMENTERS, Sampling
+from fetal_lib.seg_benchmark.train import SegTrainConfig, SegTrainResult
+
+CHAPTER = "seg_benchmark"
+CHOICES: dict[str, tuple[str, ...]] = {}
+
+
+def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The chapter's knobs as ``profiles/<profile>.yaml`` ``seg_benchmark:`` sets them, then ``overrides``."""
+    from fetal_lib.book.profiles import chapter_knobs
+
+    return chapter_knobs(CHAPTER, profile, overrides)
+
+
+def parse_archs(text: str | Sequence[str]) -> list[str]:
+    """``"attention_unet,unext"`` -> names, each checked against :data:`SEGMENTERS`.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    names = [a.strip() for a in (text.split(",") if isinstance(text, str) else text) if str(a).strip()]
+    for name in names:
+        if name not in SEGMENTERS:
+            raise ValueError(f"unknown architecture {name!r}; known: {', '.join(SEGMENTERS)}")
+    if not names:
+        raise ValueError(f"no architecture given; known: {', '.join(SEGMENTERS)}")
+    return names
+
+
+def precision_choice(settings: dict[str, Any], flags=None):
+    """The torch training precision the ``precision`` knob resolves to on this CPU."""
+    from fetal_lib.training import precision as precision_mod
+
+    return precision_mod.resolve(str(settings["precision"]), "torch", flags)
+
+
+def train_config(settings: dict[str, Any], arch: str, seed: int = 0) -> SegTrainConfig:
+    """The training configuration of ``arch`` under ``settings`` (every architecture the same epochs)."""
+    options = dict((settings.get("arch_options") or {}).get(arch) or {})
+    return SegTrainConfig(
+        arch=arch,
+        options=options,
+        input_shape=(int(settings["input_rows"]), int(settings["input_cols"])),
+        epochs=int(settings["epochs"]),
+        batch_size=int(settings["batch_size"]),
+        learning_rate=float(settings["learning_rate"]),
+        augment=bool(settings["augment"]),
+        augment_vflip=bool(settings["augment_vflip"]),
+        precision=precision_choice(settings).precision,
+        val_every=int(settings["val_every"]),
+        sampling=Sampling(steps=int(settings["ddim_steps"]), n_samples=int(settings["diffusion_samples"]), seed=int(seed)),
+        val_samples=1,
+        seed=int(seed),
+    )
+
+
+@dataclass
+class ArchRun:
+    """One architecture trained and scored."""
+
+    arch: str
+    trained: SegTrainResult
+    hc_model: Any  # fetal_lib.hc.measure.HCModel around the trained segmenter
+    threshold_table: Any  # DataFrame (validation)
+    val_df: Any  # evaluate() on validation at the chosen threshold
+    test_df: Any  # evaluate() on test, with the AP column
+    inference_ms_per_image: float  # whole path per test image: letterbox, network (with TTA), resize back
+
+
+def add_ap_column(df) -> Any:
+    """``df`` (from :func:`fetal_lib.hc.pipeline.evaluate`) with ``ap_iou``, each image's AP over the
+    COCO IoU thresholds (:func:`fetal_lib.metrics.segmentation.ap_over_iou_thresholds`); its mean
+    is the chapter's mAP."""
+    from fetal_lib.metrics.segmentation import ap_over_iou_thresholds
+
+    out = df.copy()
+    out["ap_iou"] = [ap_over_iou_thresholds(v) for v in out["iou"].clip(0, 1)]
+    return out
+
+
+def run_arch(data, settings: dict[str, Any], arch: str, seed: int = 0, progress: bool = False,
+             log: Callable[[str], None] | None = None) -> ArchRun:
+    """Train ``arch`` on the train part, choose the threshold on validation, score the test part."""
+    from fetal_lib.hc import pipeline as hc_pipeline
+    from fetal_lib.hc.dataset import load_arrays
+    from fetal_lib.hc.measure import HCModel
+    from fetal_lib.paths import build_dir
+    from fetal_lib.seg_benchmark.train import train
+
+    config = train_config(settings, arch, seed)
+    cache = build_dir() / "cache" / "hc18"
+    x_tr, y_tr = load_arrays(data.part("train"), config.input_shape, "filled", cache, progress)
+    x_va, y_va = load_arrays(data.part("val"), config.input_shape, "filled", cache, progress)
+    trained = train(config, x_tr, y_tr, x_va, y_va, progress=progress, log=log)
+    tta = [t.strip() for t in str(settings["tta"]).split(",") if t.strip()]
+    hc_model = HCModel(trained.segmenter, {"tta": tta})
+    val_recs, test_recs = data.part("val"), data.part("test")
+    val_probs = hc_pipeline.probabilities(hc_model, val_recs)
+    best, table = hc_pipeline.choose_threshold(hc_model, val_recs, hc_pipeline.parse_grid(settings["threshold_grid"]), val_probs)
+    hc_model.threshold = best
+    val_df = hc_pipeline.evaluate(hc_model, val_recs, val_probs)
+    t0 = time.perf_counter()
+    test_probs = hc_pipeline.probabilities(hc_model, test_recs)
+    ms = 1000 * (time.perf_counter() - t0) / max(1, len(test_recs))
+    test_df = add_ap_column(hc_pipeline.evaluate(hc_model, test_recs, test_probs))
+    return ArchRun(arch, trained, hc_model, table, val_df, test_df, ms)
+
+
+def test_scores(df, seed: int = 0) -> dict[str, Any]:
+    """The chapter's test columns of one network from its per-image table (with ``ap_iou``): overlap
+    means, HD95 and HC error in mm with the subject-bootstrap CI of the mean, failures."""
+    from fetal_lib.hc.pipeline import summarize
+
+    s = summarize(df, seed=seed)
+    ci = s.get("hc_abs_diff_ci95_mm") or [math.nan, math.nan]
+    return {
+        "Dice": float(df["dice"].mean()),
+        "IoU": float(df["iou"].mean()),
+        "recall": float(df["recall"].mean()),
+        "precision": float(df["precision"].mean()),
+        "mAP": float(df["ap_iou"].mean()),
+        "HD95 (mm)": s["hd95_mean_mm"],
+        "HC |diff| mean (mm)": s.get("hc_abs_diff_mean_mm", math.nan),
+        "HC |diff| SD (mm)": s.get("hc_abs_diff_sd_mm", math.nan),
+        "HC |diff| median (mm)": s.get("hc_abs_diff_median_mm", math.nan),
+        "HC CI low (mm)": ci[0],
+        "HC CI high (mm)": ci[1],
+        "no head found": s["n_no_head_found"],
+    }
+
+
+def summary_row(run: ArchRun, seed: int = 0) -> dict[str, Any]:
+    """The results-table row of one architecture: :func:`test_scores`, then its cost (parameters,
+    training minutes and images/s, inference ms per image) and its validation figures."""
+    fit = run.trained.fit
+    val = validation_scores(run)
+    return {
+        "architecture": run.arch,
+        **test_scores(run.test_df, seed),
+        "parameters": run.trained.parameters,
+        "epochs": len(fit.history),
+        "best epoch": fit.best_epoch,
+        "training (min)": fit.seconds / 60.0,
+        "training images/s": run.trained.train_images_per_s,
+        "inference ms/image": run.inference_ms_per_image,
+        "validation HC |diff| mean (mm)": val["hc_abs_diff_mean_mm"],
+        "validation Dice": val["dice_mean"],
+        "threshold": run.hc_model.threshold,
+    }
+
+
+def choose_best(rows: Sequence[dict[str, Any]]) -> str:
+    """The architecture with the lowest mean HC error on the validation split (the test split
+    decides nothing); ties, and architectures that found no head there, go by validation Dice."""
+    if not rows:
+        raise ValueError("no architecture to choose from")
+
+    def key(row):
+        hc = row["validation HC |diff| mean (mm)"]
+        return (hc if math.isfinite(hc) else math.inf, -row.get("validation Dice", 0.0))
+
+    return min(rows, key=key)["architecture"]
+
+
+def paired_differences(runs: Sequence[ArchRun], column: str, seed: int = 0, n_boot: int = 1000):
+    """Per-pair mean difference (row minus column architecture) of a per-image test column
+    (``dice`` or ``hc_abs_diff_mm``) over the images both scored, with a subject-bootstrap 95 % CI.
+
+    Returns:
+        DataFrame: pair, mean difference, CI low, CI high, images, and whether the CI excludes zero
+        (NaN and 0 images for a pair without a common image where both found a head).
+    """
+    import pandas as pd
+
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    rows = []
+    for i, a in enumerate(runs):
+        for b in runs[i + 1 :]:
+            left = a.test_df.set_index("filename")
+            right = b.test_df.set_index("filename")
+            both = left.index.intersection(right.index)
+            diff = (left.loc[both, column] - right.loc[both, column]).to_numpy(float)
+            keep = np.isfinite(diff)
+            if not keep.any():  # neither found a head on any common image: nothing to compare
+                rows.append({"pair": f"{a.arch} - {b.arch}", "mean difference": math.nan, "CI low": math.nan, "CI high": math.nan,
+                             "images": 0, "CI excludes 0": False})
+                continue
+            groups = left.loc[both, "subject_id"].to_numpy()[keep]
+            ci = bootstrap_ci(lambda v: float(np.mean(v)), diff[keep], n_boot=n_boot, seed=seed, groups=groups)
+            rows.append({"pair": f"{a.arch} - {b.arch}", "mean difference": ci.estimate, "CI low": ci.low, "CI high": ci.high,
+                         "images": int(keep.sum()), "CI excludes 0": bool(ci.low > 0 or ci.high < 0)})
+    return pd.DataFrame(rows)
+
+
+def model_card(run: ArchRun, data, profile: str, settings: dict[str, Any], test_row: dict[str, Any], seed: int, chosen: bool = False) -> dict:
+    """The model card of one trained architecture (:mod:`fetal_lib.model_card`): what
+    ``fetal hc measure --model`` needs to rebuild it and measure as the chapter did."""
+    seg = run.trained.segmenter
+    return {
+        **seg.card_fields(profile),
+        "name": f"HC18 head segmentation, {run.arch} (chapter 2)" + (", chosen on validation" if chosen else ""),
+        "intended_use": "Research and teaching: head circumference (mm) on 2D fetal ultrasound standard planes like HC18's. Not a medical device.",
+        "limitations": "Trained on HC18 (one centre); one head per image; the pixel size must be given. Widths reduced for a CPU "
+                       "in the cpu profile (see architecture options).",
+        "data": {"dataset": "HC18 (van den Heuvel et al., PLOS ONE 2018; Zenodo 1327317), CC BY 4.0",
+                 "source": data.source.describe(), "is_phantom": bool(data.source.is_phantom), "n_images": len(data.records)},
+        "split": {"method": "chapter 1's: grouped by subject, stratified by HC tercile, fractions 70/15/15", "seed": seed,
+                  **{f"n_{k}": int(len(v)) for k, v in data.parts.items()}},
+        "training": {**run.trained.config.to_dict(), "seconds": round(run.trained.fit.seconds, 1),
+                     "best_epoch": run.trained.fit.best_epoch, "train_images_per_s": round(run.trained.train_images_per_s, 2),
+                     "parameters": run.trained.parameters},
+        "inference": run.hc_model.settings(),
+        "metrics": {"split": "test", **{k: v for k, v in test_row.items() if k != "architecture"}},
+        "settings": settings,
+    }
+
+
+def validation_scores(run: ArchRun) -> dict[str, float]:
+    """Validation Dice and mean HC error (mm) of one architecture at its chosen threshold."""
+    val = run.val_df
+    found = val[val["found"]]
+    return {"dice_mean": float(val["dice"].mean()),
+            "hc_abs_diff_mean_mm": float(found["hc_abs_diff_mm"].mean()) if len(found) else math.nan}
+
+
+def check_floor(run: ArchRun, is_phantom: bool) -> dict[str, float]:
+    """Chapter 1's sanity floor (:data:`fetal_lib.hc.pipeline.FLOORS`) on ``run``'s validation
+    scores; raises ``BelowFloorError`` below it, so a broken network is never deployed."""
+    from fetal_lib.hc.pipeline import FLOOR_ADVICE, FLOORS
+    from fetal_lib.training.floor import check
+
+    scores = validation_scores(run)
+    fit = run.trained.fit
+    what = (f"The {run.arch} segmenter ({len(fit.history)} of {run.trained.config.epochs} epochs, "
+            f"{run.trained.train_images_per_s:.1f} training images/s, {run.trained.config.precision})")
+    check(scores, FLOORS["phantom" if is_phantom else "real"], what, FLOOR_ADVICE)
+    return scores
+
+
+def below_floor(run: ArchRun, is_phantom: bool) -> str | None:
+    """The floor's message when ``run`` is below it, else None."""
+    from fetal_lib.training.floor import BelowFloorError
+
+    try:
+        check_floor(run, is_phantom)
+    except BelowFloorError as exc:
+        return str(exc)
+    return None

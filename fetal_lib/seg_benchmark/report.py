@@ -1,0 +1,199 @@
+"""Chapter 2's tables and sentences, built from the run's numbers and the anchors table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from fetal_lib import anchors
+
+SOURCE_MARK = "source (image-level split, with private data)"
+METRICS = (("dice", "Dice"), ("iou", "IoU"), ("recall", "recall"), ("map", "mAP"), ("training_min", "training (min)"))
+
+
+def source_table():
+    """The source's published table as rows like ours (from :mod:`fetal_lib.anchors`)."""
+    import pandas as pd
+
+    rows = []
+    for arch in ("attention_unet", "unext", "transunet", "ducknet", "medsegdiff_v2"):
+        row: dict[str, Any] = {"architecture": arch, "what": SOURCE_MARK}
+        for key, column in METRICS:
+            row[column] = anchors.get(f"seg_benchmark.source.{arch}.{key}").value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def side_by_side(ours, source=None):
+    """Our test-split figures and the source's, one row each per architecture."""
+    import pandas as pd
+
+    source = source_table() if source is None else source
+    ours = ours.assign(what="ours (subject-level split, HC18 only)")
+    columns = ["architecture", "what", "Dice", "IoU", "recall", "mAP", "training (min)"]
+    both = pd.concat([ours[columns], source[columns]], ignore_index=True)
+    order = {a: i for i, a in enumerate(ours["architecture"])}
+    return both.sort_values(["architecture", "what"], key=lambda s: s.map(order).fillna(99) if s.name == "architecture" else s,
+                            kind="mergesort").reset_index(drop=True)
+
+
+def reference_diameters(records) -> dict[str, tuple[float, float]]:
+    """Reference BPD and OFD (mm) per file name: the minor and major axes of the ellipse fitted to
+    the HC18 annotation outline, times the image's pixel size."""
+    from fetal_lib.data.imaging import read_image_gray
+    from fetal_lib.metrics.biometry import bpd_mm, fit_ellipse, ofd_mm
+
+    out = {}
+    for rec in records:
+        e = fit_ellipse(read_image_gray(rec.annotation_path) > 0, outline=True)
+        out[rec.filename] = (bpd_mm(e, rec.pixel_size_mm), ofd_mm(e, rec.pixel_size_mm))
+    return out
+
+
+def biometry_columns(df, reference: Mapping[str, tuple[float, float]]):
+    """``df`` (a test table of :func:`fetal_lib.hc.pipeline.evaluate`) with predicted and reference
+    BPD and OFD (mm), and gestational age from HC (Hadlock 1984) for the predicted and reference
+    HC with the error in days that the HC error implies."""
+    from fetal_lib.metrics.biometry import ga_weeks_from_hc_hadlock
+
+    out = df.copy()
+    found = out["found"].to_numpy(bool)
+    px = out["pixel_size_mm"].to_numpy(float)
+    out["bpd_pred_mm"] = np.where(found, 2.0 * out.get("b", np.nan) * px, np.nan)
+    out["ofd_pred_mm"] = np.where(found, 2.0 * out.get("a", np.nan) * px, np.nan)
+    out["bpd_ref_mm"] = [reference[f][0] for f in out["filename"]]
+    out["ofd_ref_mm"] = [reference[f][1] for f in out["filename"]]
+    out["ga_ref_weeks"] = ga_weeks_from_hc_hadlock(out["hc_ref_mm"].to_numpy(float))
+    pred = out["hc_pred_mm"].to_numpy(float)
+    ga_pred = np.full(len(out), np.nan)
+    ok = np.isfinite(pred) & (pred > 0)
+    ga_pred[ok] = ga_weeks_from_hc_hadlock(pred[ok])
+    out["ga_pred_weeks"] = ga_pred
+    out["ga_abs_diff_days"] = 7.0 * np.abs(out["ga_pred_weeks"] - out["ga_ref_weeks"])
+    return out
+
+
+def biometry_table(test_tables: Mapping[str, Any]):
+    """Per architecture: mean absolute error of HC, BPD, OFD (mm) and of GA from HC (days), on the
+    test images where a head was found."""
+    import pandas as pd
+
+    rows = []
+    for arch, df in test_tables.items():
+        d = df[df["found"]]
+        rows.append({
+            "architecture": arch,
+            "HC |diff| mean (mm)": float((d["hc_pred_mm"] - d["hc_ref_mm"]).abs().mean()),
+            "BPD |diff| mean (mm)": float((d["bpd_pred_mm"] - d["bpd_ref_mm"]).abs().mean()),
+            "OFD |diff| mean (mm)": float((d["ofd_pred_mm"] - d["ofd_ref_mm"]).abs().mean()),
+            "GA from HC |diff| mean (days)": float(d["ga_abs_diff_days"].mean()),
+            "GA from HC |diff| 95th percentile (days)": float(np.percentile(d["ga_abs_diff_days"], 95)) if len(d) else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def chosen_cases(df, n_worst: int = 2) -> list[tuple[str, str]]:
+    """(label, file name) of the best, the median and the ``n_worst`` worst test images of one model
+    by |HC difference| (no head found counts as worst)."""
+    from fetal_lib.hc.explain import explained_cases
+
+    return [(label, row["filename"]) for label, row in explained_cases(df, n_worst)]
+
+
+def winner_sentence(best: str, rows: Sequence[Mapping[str, Any]], chapter1: Mapping[str, Any] | None, paired=None) -> str:
+    """Which model `fetal hc measure` should use (chosen on validation), with its test figures and
+    the comparison with chapter 1 on the same split when chapter 1's results are present."""
+    row = next(r for r in rows if r["architecture"] == best)
+    text = (f"Chosen on validation (lowest mean HC error there, {row['validation HC |diff| mean (mm)']:.2f} mm): **{best}**. "
+            f"On the test split it scores Dice {row['Dice']:.4f} and a mean HC error of {row['HC |diff| mean (mm)']:.2f} mm "
+            f"(CI {row['HC CI low (mm)']:.2f}-{row['HC CI high (mm)']:.2f}).")
+    if chapter1 is None:
+        return text + " Chapter 1's results were not found, so no comparison with its U-Net is made here."
+    text += f" Chapter 1's U-Net on the same test split: {chapter1['hc_abs_diff_mean_mm']:.2f} mm, Dice {chapter1['dice']:.4f}."
+    if paired is not None:
+        text += (f" Paired over the same images (winner minus chapter 1, subject-bootstrap CI): {paired.estimate:+.2f} mm "
+                 f"({paired.low:+.2f} to {paired.high:+.2f}); "
+                 + ("the CI excludes zero." if (paired.low > 0 or paired.high < 0) else "the CI includes zero: no difference shown."))
+    return text
+
+
+def read_chapter1(results_root, profile: str) -> dict | None:
+    """Chapter 1's headline metrics (``<results_root>/hc18/metrics.json``) when that chapter ran on
+    real data with the same profile, else None (no comparison is then made)."""
+    import json
+    from pathlib import Path
+
+    path = Path(results_root) / "hc18" / "metrics.json"
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    prov = doc.get("provenance") or {}
+    if prov.get("on_phantom") or prov.get("profile") != profile:
+        return None
+    return doc["metrics"]
+
+
+def paired_vs_chapter1(test_df, results_root, seed: int = 0):
+    """Mean over the common test images of (this model's |HC diff| - chapter 1's), with a
+    subject-bootstrap 95 % CI (:class:`~fetal_lib.metrics.uncertainty.BootstrapCI`), or None if
+    chapter 1's per-image table is absent or shares no image."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    path = Path(results_root) / "hc18" / "tables" / "test_per_image.csv"
+    if not path.is_file():
+        return None
+    theirs = pd.read_csv(path, dtype={"subject_id": str}).set_index("filename")
+    ours = test_df.set_index("filename")
+    common = ours.index.intersection(theirs.index)
+    diff = (ours.loc[common, "hc_abs_diff_mm"] - theirs.loc[common, "hc_abs_diff_mm"]).to_numpy(float)
+    keep = np.isfinite(diff)
+    if not keep.any():
+        return None
+    groups = ours.loc[common, "subject_id"].astype(str).to_numpy()[keep]
+    return bootstrap_ci(lambda v: float(np.mean(v)), diff[keep], seed=seed, groups=groups)
+
+
+def letterboxed(cases, records_by_name, shape: tuple[int, int]):
+    """Letterboxed images and filled reference masks (N, rows, cols, 1) of the cases' files."""
+    from fetal_lib.hc.dataset import load_arrays
+
+    return load_arrays([records_by_name[f] for _, f in cases], shape, "filled")
+
+
+def uncertainty_sentence(prob: np.ndarray, unc: np.ndarray, ref: np.ndarray, threshold: float) -> str:
+    """How much higher the diffusion model's uncertainty is on its wrong pixels than on its right ones."""
+    wrong = (prob > threshold) != (ref > 0.5)
+    if not wrong.any():
+        return "On these images no pixel is wrong, so uncertainty and error cannot be compared."
+    return (f"On these images the mean uncertainty (SD over samples) is {float(unc[wrong].mean()):.3f} on the "
+            f"{int(wrong.sum())} wrong pixels and {float(unc[~wrong].mean()):.3f} on the right ones.")
+
+
+def save_models(runs: Mapping[str, Any], best: str, data, profile: str, settings: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """Write every architecture that clears the sanity floor on validation to
+    ``build/models/seg_benchmark/<arch>.pt`` and the winner also to ``best.pt``, each with its model
+    card; returns {name: path}. The winner below the floor raises ``BelowFloorError`` before
+    anything is written; another architecture below it is skipped (its message is printed)."""
+    from fetal_lib.model_card import save_torch
+    from fetal_lib.paths import build_dir
+    from fetal_lib.seg_benchmark.pipeline import below_floor, check_floor, model_card, summary_row
+
+    check_floor(runs[best], bool(data.source.is_phantom))
+    out = {}
+    folder = build_dir() / "models" / "seg_benchmark"
+    for arch, run in runs.items():
+        problem = below_floor(run, bool(data.source.is_phantom))
+        if problem:
+            print(f"{arch} not saved: {problem}")
+            continue
+        card = model_card(run, data, profile, settings, summary_row(run, seed), seed, chosen=arch == best)
+        out[arch] = save_torch(run.trained.segmenter.net, folder / f"{arch}.pt", card)
+        if arch == best:
+            out["best"] = save_torch(run.trained.segmenter.net, folder / "best.pt", card)
+    return out

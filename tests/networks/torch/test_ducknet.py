@@ -1,0 +1,174 @@
+"""DUCK-Net: shapes, a backward pass, the size check, rebuilding from the config, every DUCK
+branch and the second down-sampling path contributing, the branches' dilations and kernels
+(checked on their impulse responses), Grad-CAM."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fetal_lib.explain import targets  # noqa: E402
+from fetal_lib.explain.gradcam_torch import gradcam  # noqa: E402
+from fetal_lib.networks.torch.ducknet import DUCKBlock, DUCKNet, create  # noqa: E402
+
+BRANCHES = ["widescope", "midscope", "residual_1", "residual_2", "residual_3", "separated"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine thread barriers make them slow."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(**options) -> DUCKNet:
+    torch.manual_seed(0)
+    return create(**{"starting_filters": 2, "depth": 3, **options})
+
+
+@pytest.mark.parametrize("size", [(32, 48), (64, 64)])
+@pytest.mark.parametrize("num_classes", [1, 3])
+def test_shapes(size, num_classes):
+    model = tiny(num_classes=num_classes, in_channels=2)
+    y = model(torch.randn(2, 2, *size))
+    assert y.shape == (2, num_classes, *size)
+
+
+def test_backward_gives_finite_gradients_to_every_weight():
+    model = tiny()
+    x = torch.randn(2, 1, 32, 48)
+    target = (torch.rand(2, 1, 32, 48) > 0.5).float()
+    torch.nn.functional.binary_cross_entropy_with_logits(model(x), target).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_defaults_and_paper_layout():
+    model = create()
+    assert model.config == {"in_channels": 1, "num_classes": 1, "starting_filters": 4, "depth": 4, "separated_size": 6}
+    assert 300_000 < sum(p.numel() for p in model.parameters()) < 1_500_000
+    paper = create(in_channels=3, starting_filters=17, depth=5)
+    assert [b.bn_out.num_features for b in paper.encoder] == [17, 34, 68, 136, 272]
+    assert [b.bn_out.num_features for b in paper.decoder] == [136, 68, 34, 17, 17]
+    assert [c.out_channels for c in paper.input_path] == [34, 68, 136, 272, 544]
+    assert all(c.kernel_size == (2, 2) and c.stride == (2, 2) for c in list(paper.input_path) + list(paper.downsample))
+
+
+@pytest.mark.parametrize("size", [(36, 48), (32, 44)])
+def test_rejects_indivisible_size(size):
+    with pytest.raises(ValueError, match=r"must be divisible by 8"):
+        tiny()(torch.zeros(1, 1, *size))
+
+
+def test_config_rebuilds_the_same_model():
+    model = tiny(num_classes=2).eval()
+    config = json.loads(json.dumps(model.config))  # as stored in a model card
+    again = create(**config).eval()
+    assert again.config == model.config
+    again.load_state_dict(model.state_dict())
+    x = torch.randn(1, 1, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+
+
+def _zero(module: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.zero_()
+
+
+@pytest.mark.parametrize("branch", BRANCHES)
+def test_every_branch_contributes(branch):
+    torch.manual_seed(0)
+    block = DUCKBlock(3, 4).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        before = block(x)
+        ablated = copy.deepcopy(block)
+        _zero(ablated.branches[branch])
+        assert torch.count_nonzero(ablated.branches[branch](ablated.bn_in(x))) == 0  # the branch is silenced
+        assert not torch.allclose(ablated(x), before, atol=1e-4)
+    # and inside the network: silencing the branch of the first encoder block changes the logits
+    model = tiny().eval()
+    x = torch.randn(1, 1, 32, 48)
+    with torch.no_grad():
+        before = model(x)
+        _zero(model.encoder[0].branches[branch])
+        assert not torch.allclose(model(x), before, atol=1e-5)
+
+
+def test_second_downsampling_path_is_added_at_every_level():
+    model = tiny().eval()
+    x = torch.randn(1, 1, 32, 48)
+    with torch.no_grad():
+        before = model(x)
+        for level in range(len(model.input_path)):
+            ablated = copy.deepcopy(model)
+            _zero(ablated.input_path[level])
+            assert not torch.allclose(ablated(x), before, atol=1e-5), level
+
+
+def _impulse_support(branch: torch.nn.Module, size: int = 31) -> tuple[list[int], list[int]]:
+    """Rows and columns (relative to the impulse) where a branch with all-positive weights responds."""
+    with torch.no_grad():
+        for m in branch.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.fill_(0.1)
+                m.bias.zero_()
+    branch.eval()
+    x = torch.zeros(1, 1, size, size)
+    c = size // 2
+    x[0, 0, c, c] = 1.0
+    with torch.no_grad():
+        y = branch(x)[0, 0]
+    assert y.shape == (size, size)  # 'same' padding
+    rows = (y.abs().sum(dim=1) > 0).nonzero().flatten() - c
+    cols = (y.abs().sum(dim=0) > 0).nonzero().flatten() - c
+    return rows.tolist(), cols.tolist()
+
+
+def test_dilations_and_kernels_are_as_in_the_paper():
+    block = DUCKBlock(1, 1)
+    convs = {name: [m for m in b.modules() if isinstance(m, torch.nn.Conv2d)] for name, b in block.branches.items()}
+    assert [c.dilation for c in convs["widescope"]] == [(1, 1), (2, 2), (3, 3)]
+    assert [c.dilation for c in convs["midscope"]] == [(1, 1), (2, 2)]
+    assert all(c.kernel_size == (3, 3) for c in convs["widescope"] + convs["midscope"])
+    assert [c.kernel_size for c in convs["separated"]] == [(1, 6), (6, 1)]
+    for depth in (1, 2, 3):  # residual units: two 3x3 convolutions and a 1x1 shortcut each
+        kernels = [c.kernel_size for c in convs[f"residual_{depth}"]]
+        assert kernels == [(1, 1), (3, 3), (3, 3)] * depth
+    # receptive fields: widescope 1 + 2 * (1 + 2 + 3) = 13, midscope 1 + 2 * (1 + 2) = 7 (dense: the
+    # dilations leave no holes), separated 6 x 6 with the even kernel's extra tap at the end, as Keras' 'same'
+    assert _impulse_support(block.branches["widescope"]) == (list(range(-6, 7)), list(range(-6, 7)))
+    assert _impulse_support(block.branches["midscope"]) == (list(range(-3, 4)), list(range(-3, 4)))
+    assert _impulse_support(block.branches["separated"]) == (list(range(-3, 3)), list(range(-3, 3)))
+    assert _impulse_support(block.branches["residual_2"]) == (list(range(-4, 5)), list(range(-4, 5)))
+
+
+def test_gradcam_layer_and_maps():
+    model = tiny()
+    assert model.gradcam_layer() is model.decoder[-1]
+    x = torch.rand(2, 1, 32, 48)
+    maps = gradcam(model, model.gradcam_layer(), x, target="segmentation")
+    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+    assert model.training  # restored
+    # With every pixel in the mask (threshold 0) the explained score is the sum of the logits; the
+    # 1x1 head makes each channel's gradient its head weight, so the map is exactly ReLU(logit - bias).
+    with torch.no_grad():
+        model.head.weight.abs_()  # features >= 0 and a positive head: a map that is not empty
+    maps = gradcam(model, model.gradcam_layer(), x, target=targets.Target("segmentation", threshold=0.0), normalise=False)
+    model.eval()
+    with torch.no_grad():
+        expected = torch.relu(model(x)[:, 0] - model.head.bias[0]).numpy()
+    assert expected.max() > 0
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * expected.max())
+    multi = tiny(num_classes=3)
+    maps = gradcam(multi, multi.gradcam_layer(), x, target=targets.Target("segmentation", class_index=2))
+    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all()

@@ -1,0 +1,148 @@
+"""TransUNet: shapes, a backward pass, the size check, rebuilding from the config, resized
+position embeddings, global token mixing by the attention, Grad-CAM."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from fetal_lib.explain import targets  # noqa: E402
+from fetal_lib.explain.gradcam_torch import gradcam  # noqa: E402
+from fetal_lib.networks.torch.transunet import TransUNet, create  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine thread barriers make them slow."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+TINY = {"encoder_widths": (4, 8, 8, 16), "hidden_size": 16, "num_layers": 1, "num_heads": 2, "mlp_dim": 32,
+        "head_width": 16, "decoder_widths": (8, 8, 4, 4)}
+
+
+def tiny(**options) -> TransUNet:
+    torch.manual_seed(0)
+    return create(**{"img_size": (32, 48), **TINY, **options})
+
+
+@pytest.mark.parametrize("size", [(32, 48), (64, 64)])
+@pytest.mark.parametrize("num_classes", [1, 3])
+def test_shapes(size, num_classes):
+    model = tiny(num_classes=num_classes, in_channels=2)
+    y = model(torch.randn(2, 2, *size))
+    assert y.shape == (2, num_classes, *size)
+
+
+def test_backward_gives_finite_gradients_to_every_weight():
+    model = tiny()
+    x = torch.randn(2, 1, 32, 48)
+    target = (torch.rand(2, 1, 32, 48) > 0.5).float()
+    torch.nn.functional.binary_cross_entropy_with_logits(model(x), target).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_defaults_and_paper_sizes_build():
+    model = create()
+    assert model.config["in_channels"] == 1 and model.config["num_classes"] == 1
+    n = sum(p.numel() for p in model.parameters())
+    assert 300_000 < n < 1_500_000
+    assert model(torch.zeros(1, 1, 128, 192)).shape == (1, 1, 128, 192)
+
+
+@pytest.mark.parametrize("size", [(40, 48), (32, 50)])
+def test_rejects_indivisible_size(size):
+    with pytest.raises(ValueError, match=r"must be divisible by 16"):
+        tiny()(torch.zeros(1, 1, *size))
+
+
+def test_rejects_bad_options():
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        create(hidden_size=10, num_heads=4)
+    with pytest.raises(ValueError, match="img_size"):
+        create(img_size=(100, 192))
+
+
+def test_config_rebuilds_the_same_model():
+    model = tiny(num_classes=2).eval()
+    config = json.loads(json.dumps(model.config))  # as stored in a model card
+    again = create(**config).eval()
+    assert again.config == model.config
+    again.load_state_dict(model.state_dict())
+    x = torch.randn(1, 1, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+
+
+def test_position_embeddings_are_resized_for_another_input_size():
+    torch.manual_seed(0)
+    model = create(img_size=(128, 192), **TINY).eval()
+    assert model.position_embedding.shape == (1, 8 * 12, 16)
+    assert model.position_embeddings((8, 12)) is model.position_embedding  # the built grid: unchanged
+    resized = model.position_embeddings((4, 6))
+    assert resized.shape == (1, 4 * 6, 16)
+    # bilinear resizing keeps a constant embedding constant
+    with torch.no_grad():
+        model.position_embedding.copy_(torch.arange(16.0).expand(1, 96, 16))
+    assert torch.allclose(model.position_embeddings((4, 6)), torch.arange(16.0).expand(1, 24, 16))
+    with torch.no_grad():
+        y = model(torch.randn(1, 1, 64, 96))
+    assert y.shape == (1, 1, 64, 96) and torch.isfinite(y).all()
+
+
+def test_attention_mixes_tokens_across_the_whole_image():
+    """The output at the opposite corner depends on the top-left pixel through the attention, and
+    only through it: with the attention's output projections zeroed, the rest of the network (CNN,
+    token-wise norms and MLPs, decoder) reaches about 100 pixels, too little to connect the
+    corners of a 128x192 image. Checked on the exact input gradient (a finite change at one
+    pixel moves the far logits by less than float32 rounding at initialisation)."""
+    torch.manual_seed(0)
+    model = create(img_size=(128, 192), **TINY).eval()
+    x = torch.rand(1, 1, 128, 192)
+
+    def corner_gradients(m: TransUNet) -> tuple[float, float]:
+        """d(sum of the logits in the bottom-right corner) and d(... top-left corner) / d(top-left pixel)."""
+        xx = x.clone().requires_grad_()
+        y = m(xx)
+        far, = torch.autograd.grad(y[..., 64:, 144:].sum(), xx, retain_graph=True)
+        near, = torch.autograd.grad(y[..., :16, :16].sum(), xx)
+        return float(far[0, 0, 0, 0]), float(near[0, 0, 0, 0])
+
+    far, near = corner_gradients(model)
+    assert far != 0.0 and near != 0.0
+    for layer in model.layers:
+        with torch.no_grad():
+            layer.attn.out_proj.weight.zero_()
+            layer.attn.out_proj.bias.zero_()
+    far, near = corner_gradients(model)
+    assert far == 0.0 and near != 0.0
+
+
+def test_gradcam_layer_and_maps():
+    model = tiny()
+    assert model.gradcam_layer() is model.decoder[-1]
+    x = torch.rand(2, 1, 32, 48)
+    maps = gradcam(model, model.gradcam_layer(), x, target="segmentation")
+    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+    assert model.training  # restored
+    # With every pixel in the mask (threshold 0) the explained score is the sum of the logits; the
+    # 1x1 head makes each channel's gradient its head weight, so the map is exactly ReLU(logit - bias).
+    with torch.no_grad():
+        model.head.weight.abs_()  # features >= 0 and a positive head: a map that is not empty
+    maps = gradcam(model, model.gradcam_layer(), x, target=targets.Target("segmentation", threshold=0.0), normalise=False)
+    model.eval()
+    with torch.no_grad():
+        expected = torch.relu(model(x)[:, 0] - model.head.bias[0]).numpy()
+    assert expected.max() > 0
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * expected.max())
+    multi = tiny(num_classes=3)
+    maps = gradcam(multi, multi.gradcam_layer(), x, target=targets.Target("segmentation", class_index=2))
+    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all()
