@@ -17,6 +17,7 @@ from typing import Any, Iterable
 TARGETS: dict[str, tuple[str, str]] = {
     "hc": ("fetal_lib.hc.bench", "HC18 U-Net: inference ms/image (with post-processing), training images/s"),
     "seg": ("fetal_lib.seg_benchmark.bench", "chapter-2 segmenters: parameters, training images/s, inference ms/image, peak memory"),
+    "us": ("fetal_lib.us.bench", "chapter-3 classifiers: parameters, FLOPs, inference ms/image, training images/s"),
     "brain-age": ("fetal_lib.brain_age.bench", "brain-age predict: seconds per subject, peak memory"),
 }
 

@@ -105,11 +105,35 @@ def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     }
 
 
+def seg_benchmark_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
+    """Chapter 2: training images/s of each architecture at the profile's size; training seconds of all of them."""
+    from fetal_lib.hc import pipeline as hc_pipeline
+    from fetal_lib.hc.dataset import load_arrays
+    from fetal_lib.seg_benchmark import pipeline
+    from fetal_lib.seg_benchmark.bench import bench_training
+    from fetal_lib.training import torch as harness
+
+    harness.configure(threads=2)
+    settings = pipeline.profile_settings(profile)
+    data = hc_pipeline.load_data(data_dir, "phantom" if profile == "smoke" else "auto", 0, int(settings["max_images"]))
+    n_train = len(data.parts["train"])
+    networks, seconds = {}, 0.0
+    for arch in pipeline.parse_archs(settings["archs"]):
+        config = pipeline.train_config(settings, arch)
+        x, y = load_arrays(data.part("train")[:32], config.input_shape, "filled")
+        rate = bench_training(config, x, y, steps=4)["train_images_per_s"]
+        networks[arch] = {**_rate(rate, "images/s"), "epochs": config.epochs, "images_per_epoch": n_train,
+                          "input": list(config.input_shape), "precision": config.precision}
+        seconds += config.epochs * n_train / rate
+    return {"data": data.source.describe(), "networks": networks, "training_s": seconds}
+
+
 def _rate(value: float, unit: str) -> dict[str, Any]:
     return {"rate": round(float(value), 2), "unit": unit}
 
 
-ESTIMATES: dict[str, Callable[[str, str | None], dict[str, Any]]] = {"hc18": hc18_estimate, "brain_age": brain_age_estimate}
+ESTIMATES: dict[str, Callable[[str, str | None], dict[str, Any]]] = {"hc18": hc18_estimate, "seg_benchmark": seg_benchmark_estimate,
+                                                                      "brain_age": brain_age_estimate}
 
 
 def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

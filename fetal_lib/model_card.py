@@ -121,30 +121,30 @@ def write_card(json_path: str | Path, card: Mapping[str, Any], markdown_path: st
     return json_path
 
 
-def save_keras(model, model_path: str | Path, card: Mapping[str, Any]) -> Path:
-    """Save a Keras model and its card (``<name>.card.json`` and ``<name>.card.md``) together, atomically."""
+def _save_with_card(model_path: Path, card: Mapping[str, Any], suffix: str, write_model) -> Path:
+    """``write_model(temporary path)`` and the card (``<name>.card.json`` and ``.card.md``) beside
+    ``model_path``, all three renamed into place only when every write succeeded."""
     model_path = Path(model_path)
     cpath = card_path(model_path)
     mpath = cpath.with_name(cpath.name.removesuffix(".json") + ".md")
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_path, suffix=".keras") as tmp_model, atomic_path(cpath) as tmp_card, atomic_path(mpath) as tmp_md:
-        model.save(tmp_model)
+    with atomic_path(model_path, suffix=suffix) as tmp_model, atomic_path(cpath) as tmp_card, atomic_path(mpath) as tmp_md:
+        write_model(tmp_model)
         _write_card_files(card, tmp_card, tmp_md)
     return model_path
+
+
+def save_keras(model, model_path: str | Path, card: Mapping[str, Any]) -> Path:
+    """Save a Keras model and its card (``<name>.card.json`` and ``<name>.card.md``) together, atomically."""
+    return _save_with_card(Path(model_path), card, ".keras", model.save)
 
 
 def save_torch(model, model_path: str | Path, card: Mapping[str, Any]) -> Path:
     """Save a torch network's state dict (``.pt``) and its card (``<name>.card.json`` and ``.card.md``) together, atomically."""
     import torch
 
-    model_path = Path(model_path)
-    cpath = card_path(model_path)
-    mpath = cpath.with_name(cpath.name.removesuffix(".json") + ".md")
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_path, suffix=".pt") as tmp_model, atomic_path(cpath) as tmp_card, atomic_path(mpath) as tmp_md:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp_model)
-        _write_card_files(card, tmp_card, tmp_md)
-    return model_path
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return _save_with_card(Path(model_path), card, ".pt", lambda tmp: torch.save(state, tmp))
 
 
 def rebuild(card: Mapping[str, Any]):

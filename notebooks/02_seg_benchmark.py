@@ -115,6 +115,8 @@ for arch in arch_names:
           f"best epoch {r.trained.fit.best_epoch}, threshold {r.hc_model.threshold:g}")
 rows = [pipeline.summary_row(r, seed) for r in runs.values()]
 results = pd.DataFrame(rows)
+if "medsegdiff_v2" in runs:
+    display(Markdown(report.diffusion_sentence(settings)))
 
 # %% [markdown]
 # ## Results on the test split
@@ -245,6 +247,7 @@ metrics = {
                     {"mean_difference_mm": paired_vs_chapter1.estimate, "ci": [paired_vs_chapter1.low, paired_vs_chapter1.high]}),
     "training": {arch: {**r.trained.config.to_dict(), "seconds": r.trained.fit.seconds, "best_epoch": r.trained.fit.best_epoch,
                         "history": r.trained.fit.history} for arch, r in runs.items()},
+    "training_seconds": float(sum(r.trained.fit.seconds for r in runs.values())),
     "precision_choice": precision_choice.to_dict(),
     "anchors": {a.key: a.to_dict() for a in anchors.for_chapter("seg_benchmark")},
     "model_paths": {k: str(v) for k, v in saved.items()},

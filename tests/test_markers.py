@@ -47,6 +47,11 @@ SLOW_ENTRY_POINTS = (
     "fetal_lib.brain_age.pipeline.segmentation_cv",
     "fetal_lib.training.keras.fit",
     "fetal_lib.training.torch.fit",
+    "fetal_lib.seg_benchmark.train.train",
+    "fetal_lib.seg_benchmark.pipeline.run_arch",
+    "fetal_lib.us.train.train",
+    "fetal_lib.us.pipeline.run_model",
+    "fetal_lib.us.efficiency.training_images_per_s",
     "fetal_lib.book.pipeline.run",
     "fetal_lib.book.pipeline.run_chapter",
     "fetal_lib.book.execute.execute_chapter",
@@ -60,6 +65,7 @@ NOT_SLOW = {
     "tests/book/test_pipeline.py::test_missing_parameters_cell_or_unknown_profile_key_fail_before_running":
         "the parameter check fails before any notebook is executed",
     "tests/hc/test_train.py::test_train_rejects_bad_sample_weights": "train() refuses the weights before building a model",
+    "tests/us/test_train.py::test_train_refuses_arrays_that_do_not_fit_before_building": "train() refuses the arrays before building a model",
     "tests/commands/test_hc_cli.py::test_train_rejects_a_bad_override": "`fetal hc train` refuses the --set before loading data",
     "tests/hc/test_cross_validation.py::test_cv_command_rejects_one_fold": "`fetal hc cv` refuses --folds 1 before loading data",
     "tests/hc/test_cross_validation.py::test_cv_command_refuses_an_unwritable_output_before_training":

@@ -236,6 +236,30 @@ def test_seg_benchmark_scores_every_architecture_on_chapter1_test_split(smoke_bo
     assert m["best_architecture"] in archs
 
 
+def test_us_classification_splits_by_group_and_scores_every_model_on_every_task(smoke_book, generated):
+    from fetal_lib.us.pipeline import profile_settings, split_names
+    from fetal_lib.us.tasks import load_task
+
+    m, results = _results(smoke_book, generated, "us_classification")
+    settings = profile_settings("smoke")
+    tasks, archs = split_names(settings["tasks"]), split_names(settings["archs"])
+    splits = _table(results, "splits")
+    for task in tasks:
+        data = load_task(task, None, "phantom", 0)
+        rows = [r for r in splits if r["task"] == task]
+        assert sum(int(r["images"]) for r in rows) == len(data.items)
+        # each part counts its own groups: they add up to the task's groups only if none is in two parts
+        assert sum(int(r["groups"]) for r in rows) == len({i.group for i in data.items})
+    rows = _table(results, "results")
+    assert sorted((r["task"], r["model"]) for r in rows) == sorted((t, a) for t in tasks for a in archs)
+    for row in rows:
+        for key in ("accuracy", "balanced accuracy", "F1 (macro)"):
+            assert 0.0 <= float(row[key]) <= 1.0, (row["task"], row["model"], key)
+    if settings["leak_task"] in tasks:
+        assert {r["measure"] for r in _table(results, "leak_demonstration")} == {"accuracy", "balanced accuracy", "AUC"}
+    assert set(m["deployed"]) == set(tasks) and set(m["deployed"].values()) <= set(archs)
+
+
 @pytest.mark.skipif(not any(c.id == "data" for c in CHAPTERS), reason="no data chapter")
 def test_book_builds_from_smoke_chapters(smoke_book):
     root, execute = smoke_book

@@ -1,7 +1,8 @@
 """Keras 3 architectures, one file each (TensorFlow/Keras are imported lazily, by those files only).
 
 ``create(name, **options)`` builds an uncompiled ``keras.Model`` by registry name; ``names()``
-lists them. Chapters 3-4 add their classifiers and regressors here.
+lists them. Chapter 3 adds its three classifiers (plain_cnn, separable_cnn, xception), chapter 4 its
+regressors.
 """
 
 from __future__ import annotations
@@ -13,6 +14,20 @@ _UNET = Entry("unet", "fetal_lib.networks.keras.unet:build_unet",
               example_options={"input_shape": (32, 32, 1), "filters": 4, "depth": 2},
               example_input_shape=(32, 32, 1), example_output_shape=(32, 32, 1), example_parameters=7637)
 
-REGISTRY = Registry("keras", [_UNET])
+_PLAIN_CNN = Entry("plain_cnn", "fetal_lib.networks.keras.plain_cnn:create",
+                   "chapter 3's plain CNN: Conv2D(3x3)-BN-ReLU-MaxPool blocks, global average pooling, dropout, class logits",
+                   example_options={"input_shape": (32, 32, 1), "num_classes": 3, "widths": (4, 8, 16)},
+                   example_input_shape=(32, 32, 1), example_output_shape=(3,), example_parameters=1639)
+_SEPARABLE_CNN = Entry("separable_cnn", "fetal_lib.networks.keras.separable_cnn:create",
+                       "chapter 3's separable CNN: the plain CNN with SeparableConv2D (first block plain on a grey input), class logits",
+                       example_options={"input_shape": (32, 32, 1), "num_classes": 3, "widths": (4, 8, 16)},
+                       example_input_shape=(32, 32, 1), example_output_shape=(3,), example_parameters=467)
+_XCEPTION = Entry("xception", "fetal_lib.networks.keras.xception:create",
+                  "Xception (Chollet 2017; keras.applications, no top, average pooling) + dropout + class logits; grey input "
+                  "rescaled to [-1, 1] and repeated to 3 channels inside the model (the full network: it has no width option)",
+                  example_options={"input_shape": (71, 71, 1), "num_classes": 3},
+                  example_input_shape=(71, 71, 1), example_output_shape=(3,), example_parameters=20867627)
+
+REGISTRY = Registry("keras", [_UNET, _PLAIN_CNN, _SEPARABLE_CNN, _XCEPTION])
 names = REGISTRY.names  # registered architectures, sorted
 create = REGISTRY.create  # create(name, /, **options): the factory's keyword arguments

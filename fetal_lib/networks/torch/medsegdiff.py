@@ -362,14 +362,19 @@ class MedSegDiffV2(nn.Module):
         nbp_hidden, nbp_blocks: width and number of hidden layers of the NBP-Filters.
         concat_image: also feed the image to the diffusion U-Net's input (as the official code).
         anchor_weight: weight of the anchor loss (Dice + BCE on the condition model's output).
+        prediction: what the denoiser outputs: "epsilon" (the noise, as the paper and DDPM) or "x0"
+            (the clean mask itself, as several later segmentation diffusion models; it learns in far
+            fewer steps). ``forward`` returns that output; :meth:`x0_and_eps` turns it into both.
     """
 
     def __init__(self, in_channels: int = 1, base_width: int = 16, depth: int = 4, timesteps: int = 1000,
                  schedule: str = "linear", channel_mult: Sequence[int] | None = None, cond_width: int | None = None,
                  cond_channel_mult: Sequence[int] | None = None, patch_size: int = 2, ssformer_blocks: int = 1,
                  heads: int = 4, nbp_hidden: int = 32, nbp_blocks: int = 2, concat_image: bool = True,
-                 anchor_weight: float = 1.0):
+                 anchor_weight: float = 1.0, prediction: str = "epsilon"):
         super().__init__()
+        if prediction not in ("epsilon", "x0"):
+            raise ValueError(f"prediction must be 'epsilon' or 'x0', got {prediction!r}")
         if depth < 2:
             raise ValueError("depth must be at least 2")
         if timesteps < 2:
@@ -381,8 +386,9 @@ class MedSegDiffV2(nn.Module):
             "schedule": schedule, "channel_mult": channel_mult, "cond_width": cond_width,
             "cond_channel_mult": cond_channel_mult, "patch_size": patch_size, "ssformer_blocks": ssformer_blocks,
             "heads": heads, "nbp_hidden": nbp_hidden, "nbp_blocks": nbp_blocks, "concat_image": concat_image,
-            "anchor_weight": anchor_weight,
+            "anchor_weight": anchor_weight, "prediction": prediction,
         }
+        self.prediction = prediction
         self.in_channels = in_channels
         self.depth = depth
         self.timesteps = timesteps
@@ -486,13 +492,21 @@ class MedSegDiffV2(nn.Module):
         abar = self._at(self.alphas_cumprod, t)
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
+    def x0_and_eps(self, x_t: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clean-mask estimate (clipped to [-1, 1]) and the noise consistent with it, from the
+        denoiser's output ``out`` (noise or clean mask, as ``prediction`` says) at ``x_t``."""
+        abar = self._at(self.alphas_cumprod, t)
+        x0 = (out if self.prediction == "x0" else (x_t - (1 - abar).sqrt() * out) / abar.sqrt()).clamp(-1, 1)
+        return x0, (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The clean mask implied by ``x_t`` and the noise ``eps``: (x_t - sqrt(1 - abar) eps) / sqrt(abar)."""
         abar = self._at(self.alphas_cumprod, t)
         return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
 
     def training_loss(self, image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """MSE between predicted and true noise at a uniform random t, plus the weighted anchor loss.
+        """MSE between the prediction and its target (the noise, or the clean mask with ``prediction="x0"``) at a uniform
+        random t, plus the weighted anchor loss.
 
         Args:
             image: (batch, in_channels, H, W); mask: (batch, 1, H, W) in {0, 1};
@@ -504,8 +518,8 @@ class MedSegDiffV2(nn.Module):
         x0 = mask * 2 - 1
         t = torch.randint(0, self.timesteps, (image.shape[0],), generator=generator, device=image.device)
         noise = torch.randn(x0.shape, generator=generator, device=image.device, dtype=image.dtype)
-        eps, anchor_logits = self.denoise(torch.cat([image, self.q_sample(x0, t, noise)], dim=1), t)
-        loss = F.mse_loss(eps, noise)
+        out, anchor_logits = self.denoise(torch.cat([image, self.q_sample(x0, t, noise)], dim=1), t)
+        loss = F.mse_loss(out, x0 if self.prediction == "x0" else noise)
         if self.anchor_weight:
             loss = loss + self.anchor_weight * anchor_loss(anchor_logits, mask)
         return loss
@@ -537,12 +551,10 @@ class MedSegDiffV2(nn.Module):
         x0 = x
         for i, step in enumerate(ts):
             t = torch.full((b * n_samples,), step, dtype=torch.long, device=image.device)
-            eps = self(torch.cat([images, x], dim=1), t)
-            abar = self.alphas_cumprod[step]
-            x0 = ((x - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1)
+            x0, eps = self.x0_and_eps(x, t, self(torch.cat([images, x], dim=1), t))  # eps consistent with the clipped x0
             if i == len(ts) - 1:
                 break
-            eps = (x - abar.sqrt() * x0) / (1 - abar).sqrt()  # consistent with the clipped x0
+            abar = self.alphas_cumprod[step]
             abar_prev = self.alphas_cumprod[ts[i + 1]]
             sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).sqrt()
             x = abar_prev.sqrt() * x0 + (1 - abar_prev - sigma**2).clamp_min(0).sqrt() * eps
@@ -587,8 +599,10 @@ class DenoiserAtStep(nn.Module):
         else:
             raise ValueError(f"x_t has {x_t.shape[0]} masks for a batch of {n} images")
         t = torch.full((n,), self.t, dtype=torch.long, device=image.device)
-        eps = self.model(torch.cat([image, x_t], dim=1), t)
-        return self.logit_scale * self.model.predict_x0(x_t, t, eps)
+        out = self.model(torch.cat([image, x_t], dim=1), t)
+        if self.model.prediction == "x0":
+            return self.logit_scale * out
+        return self.logit_scale * self.model.predict_x0(x_t, t, out)
 
 
 def paper_config(in_channels: int = 1) -> dict:

@@ -1,8 +1,7 @@
-"""2-D Attention U-Net: shapes, backward, size check, rebuild from config, attention gates, Grad-CAM."""
+"""2-D Attention U-Net: shapes, backward, size check, rebuild from config, attention gates (Grad-CAM: test_segmenter_gradcam.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -68,24 +67,3 @@ def test_gate_multiplies_each_pixel_by_one_coefficient():
     with torch.no_grad():
         gate.psi.bias.fill_(50.0)
     assert torch.allclose(gate(x, g)[0], x)
-
-
-def test_gradcam_on_last_decoder_block():
-    pytest.importorskip("captum")
-    from fetal_lib.explain.gradcam_torch import gradcam
-    from fetal_lib.explain.targets import Target
-
-    torch.manual_seed(0)
-    model = AttentionUNet(base_width=2, depth=3)
-    with torch.no_grad():  # every pixel in the predicted mask, logits increasing in the features
-        model.head.weight.fill_(0.5)
-        model.head.bias.fill_(5.0)
-    x = torch.randn(2, 1, 32, 48)
-    maps = gradcam(model, model.gradcam_layer(), x, target="segmentation")
-    assert maps.shape == (2, 32, 48)
-    assert np.isfinite(maps).all() and maps.min() >= 0 and np.allclose(maps.max(axis=(1, 2)), 1.0)
-    assert model.training  # mode restored
-
-    multi = AttentionUNet(num_classes=3, base_width=2, depth=3)
-    maps = gradcam(multi, multi.gradcam_layer(), x, target=Target("segmentation", class_index=1))
-    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all()

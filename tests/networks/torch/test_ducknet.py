@@ -1,19 +1,16 @@
 """DUCK-Net: shapes, a backward pass, the size check, rebuilding from the config, every DUCK
 branch and the second down-sampling path contributing, the branches' dilations and kernels
-(checked on their impulse responses), Grad-CAM."""
+(checked on their impulse responses) (Grad-CAM: test_segmenter_gradcam.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from fetal_lib.explain import targets  # noqa: E402
-from fetal_lib.explain.gradcam_torch import gradcam  # noqa: E402
 from fetal_lib.networks.torch.ducknet import DUCKBlock, DUCKNet, create  # noqa: E402
 
 BRANCHES = ["widescope", "midscope", "residual_1", "residual_2", "residual_3", "separated"]
@@ -150,25 +147,3 @@ def test_dilations_and_kernels_are_as_in_the_paper():
     assert _impulse_support(block.branches["midscope"]) == (list(range(-3, 4)), list(range(-3, 4)))
     assert _impulse_support(block.branches["separated"]) == (list(range(-3, 3)), list(range(-3, 3)))
     assert _impulse_support(block.branches["residual_2"]) == (list(range(-4, 5)), list(range(-4, 5)))
-
-
-def test_gradcam_layer_and_maps():
-    model = tiny()
-    assert model.gradcam_layer() is model.decoder[-1]
-    x = torch.rand(2, 1, 32, 48)
-    maps = gradcam(model, model.gradcam_layer(), x, target="segmentation")
-    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
-    assert model.training  # restored
-    # With every pixel in the mask (threshold 0) the explained score is the sum of the logits; the
-    # 1x1 head makes each channel's gradient its head weight, so the map is exactly ReLU(logit - bias).
-    with torch.no_grad():
-        model.head.weight.abs_()  # features >= 0 and a positive head: a map that is not empty
-    maps = gradcam(model, model.gradcam_layer(), x, target=targets.Target("segmentation", threshold=0.0), normalise=False)
-    model.eval()
-    with torch.no_grad():
-        expected = torch.relu(model(x)[:, 0] - model.head.bias[0]).numpy()
-    assert expected.max() > 0
-    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * expected.max())
-    multi = tiny(num_classes=3)
-    maps = gradcam(multi, multi.gradcam_layer(), x, target=targets.Target("segmentation", class_index=2))
-    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all()

@@ -119,6 +119,31 @@ def test_ddim_recovers_the_mask_with_the_true_noise(steps):
         assert torch.allclose(x_t, model.q_sample(x0, t, eps_T), atol=1e-4)
 
 
+class OracleX0(MedSegDiffV2):
+    """With ``prediction="x0"``: returns the known clean mask itself."""
+
+    def __init__(self, x0: torch.Tensor, **options):
+        super().__init__(**options, prediction="x0")
+        self.x0 = x0
+
+    def forward(self, x, t=None):
+        return self.x0.repeat_interleave(x.shape[0] // self.x0.shape[0], dim=0)
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+def test_x0_prediction_samples_and_trains_on_the_mask(steps):
+    mask = torch.cat([_disk(16, 24, 5.0), 1 - _disk(16, 24, 3.0)])
+    oracle = OracleX0(mask * 2 - 1, **TINY)
+    prob, unc = oracle.sample(torch.rand(2, 1, 16, 24), steps=steps, n_samples=3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(prob, mask, atol=1e-5) and unc.max() < 1e-5
+    # the training target is the clean mask in [-1, 1]: an oracle has zero denoising loss (anchor loss off)
+    exact = OracleX0(mask * 2 - 1, **{**TINY, "anchor_weight": 0.0})
+    exact.denoise = lambda x, t: (exact.x0.repeat_interleave(x.shape[0] // 2, dim=0), None)
+    assert float(exact.training_loss(torch.rand(2, 1, 16, 24), mask)) == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(ValueError, match="prediction must be"):
+        MedSegDiffV2(**TINY, prediction="v")
+
+
 def test_stochastic_ddim_with_the_true_noise_also_recovers_the_mask():
     mask = _disk(16, 24, 5.0)
     model = OracleDenoiser(mask * 2 - 1, **TINY)

@@ -1,17 +1,14 @@
 """TransUNet: shapes, a backward pass, the size check, rebuilding from the config, resized
-position embeddings, global token mixing by the attention, Grad-CAM."""
+position embeddings, global token mixing by the attention (Grad-CAM: test_segmenter_gradcam.py)."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from fetal_lib.explain import targets  # noqa: E402
-from fetal_lib.explain.gradcam_torch import gradcam  # noqa: E402
 from fetal_lib.networks.torch.transunet import TransUNet, create  # noqa: E402
 
 
@@ -124,25 +121,3 @@ def test_attention_mixes_tokens_across_the_whole_image():
             layer.attn.out_proj.bias.zero_()
     far, near = corner_gradients(model)
     assert far == 0.0 and near != 0.0
-
-
-def test_gradcam_layer_and_maps():
-    model = tiny()
-    assert model.gradcam_layer() is model.decoder[-1]
-    x = torch.rand(2, 1, 32, 48)
-    maps = gradcam(model, model.gradcam_layer(), x, target="segmentation")
-    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
-    assert model.training  # restored
-    # With every pixel in the mask (threshold 0) the explained score is the sum of the logits; the
-    # 1x1 head makes each channel's gradient its head weight, so the map is exactly ReLU(logit - bias).
-    with torch.no_grad():
-        model.head.weight.abs_()  # features >= 0 and a positive head: a map that is not empty
-    maps = gradcam(model, model.gradcam_layer(), x, target=targets.Target("segmentation", threshold=0.0), normalise=False)
-    model.eval()
-    with torch.no_grad():
-        expected = torch.relu(model(x)[:, 0] - model.head.bias[0]).numpy()
-    assert expected.max() > 0
-    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * expected.max())
-    multi = tiny(num_classes=3)
-    maps = gradcam(multi, multi.gradcam_layer(), x, target=targets.Target("segmentation", class_index=2))
-    assert maps.shape == (2, 32, 48) and np.isfinite(maps).all()

@@ -1,8 +1,7 @@
-"""2-D UNeXt: shapes, backward, size check, rebuild from config, shifted MLP, receptive fields, Grad-CAM."""
+"""2-D UNeXt: shapes, backward, size check, rebuild from config, shifted MLP, receptive fields (Grad-CAM: test_segmenter_gradcam.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -106,24 +105,3 @@ def test_output_depends_on_far_away_pixels():
     model(x)[0, 0, 0, 0].backward()
     assert x.grad[0, 0, -1, -1].abs() > 0
     assert x.grad[0, 0, 48:, 72:].abs().sum() > 0
-
-
-def test_gradcam_on_last_decoder_stage():
-    pytest.importorskip("captum")
-    from fetal_lib.explain.gradcam_torch import gradcam
-    from fetal_lib.explain.targets import Target
-
-    torch.manual_seed(0)
-    model = UNeXt(widths=TINY)
-    with torch.no_grad():  # every pixel in the predicted mask, logits increasing in the features
-        model.head.weight.fill_(0.5)
-        model.head.bias.fill_(5.0)
-    x = torch.randn(2, 1, 32, 64)
-    maps = gradcam(model, model.gradcam_layer(), x, target="segmentation")
-    assert maps.shape == (2, 32, 64)
-    assert np.isfinite(maps).all() and maps.min() >= 0 and np.allclose(maps.max(axis=(1, 2)), 1.0)
-    assert model.training  # mode restored
-
-    multi = UNeXt(num_classes=3, widths=TINY)
-    maps = gradcam(multi, multi.gradcam_layer(), x, target=Target("segmentation", class_index=2))
-    assert maps.shape == (2, 32, 64) and np.isfinite(maps).all()

@@ -1,0 +1,220 @@
+"""``fetal us``: classify fetal ultrasound images (chapter 3's models), or train one.
+
+    fetal us classify IMAGE... [--task T] [--model PATH] [--format csv|json] [-o FILE]
+    fetal us train [--task T] [--profile cpu] [--data-dir DIR] [--data-source real] [--arch NAME]
+                   [--seed N] [--set KEY=VALUE ...] [--model PATH]
+
+``classify`` prints one row per image: ``filename,predicted,confidence,p_<class>...`` (the
+probabilities are calibrated: softmax of the logits over the model's temperature). A bad image
+(missing, not an image, empty) is one line on stderr naming the file and the problem; the others
+are still classified and the exit status is 1. If no image can be read, or the model is missing,
+the exit status is 2. The table is written atomically with ``-o``.
+
+``train`` trains one model as chapter 3 does (the profile's ``us_classification:`` knobs, the
+grouped split), fits its temperature on the validation split, and saves it with its card only if
+its validation balanced accuracy beats chance (1/K) by :data:`FLOOR_MARGIN`; otherwise nothing is
+written and the exit status is 1. TensorFlow is imported only when a sub-command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.errors import FetalInputError
+from fetal_lib.us.tasks import TASK_DESCRIPTIONS, TASKS
+
+CHAPTER = "us_classification"
+#: A deployed classifier's validation balanced accuracy must be at least 1/K + FLOOR_MARGIN.
+FLOOR_MARGIN = 0.1
+TASK_HELP = "; ".join(f"{t}: {d}" for t, d in TASK_DESCRIPTIONS.items())
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("us", help="fetal ultrasound classification (chapter 3): classify images, train a model",
+                                   description="Fetal ultrasound classification (chapter 3): classify your own images with a "
+                                   "trained model (standard plane, brain plane, normal vs abnormal brain, anomaly type), or "
+                                   "train one as the chapter does. Tasks: " + TASK_HELP + ".")
+    parser.set_defaults(_parser=parser)
+    sub = parser.add_subparsers(dest="us_command", metavar="ACTION")
+
+    c = sub.add_parser("classify", help="classify images; prints filename,predicted,confidence,p_<class>...",
+                       description="Classify each image with a trained model and print one row per image: filename, "
+                       "predicted class, its calibrated probability (confidence) and one probability column per class. "
+                       "Bad images are reported on stderr (exit status 1) and the others still classified.")
+    c.add_argument("images", nargs="+", metavar="IMAGE", help="ultrasound image files (PNG, JPEG ...), grey or colour (converted to grey)")
+    c.add_argument("--task", choices=TASKS, default=None,
+                   help="what to classify (default: the --model's own task, else planes); its model is build/models/us_<task>.keras")
+    c.add_argument("--model", type=Path, default=None, metavar="PATH", help="trained model with its card (default: build/models/us_<task>.keras)")
+    add_format(c, ("csv", "json"), "csv", "csv (default) or json (adds the warnings of each image)")
+    c.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the table to this file (atomically) instead of stdout")
+    c.set_defaults(func=handle_classify)
+
+    t = sub.add_parser("train", help="train one classifier outside the book (same recipe as chapter 3)",
+                       description="Train one network on a task's grouped split (patients or source images never on two "
+                       "sides) with the profile's us_classification knobs, keep its best validation epoch, fit its "
+                       "temperature on validation, check it beats chance on validation (balanced accuracy >= 1/K + "
+                       f"{FLOOR_MARGIN:g}; else nothing is saved and the exit status is 1), score the test split, and save "
+                       "the model with its card. Prints a JSON summary.")
+    t.add_argument("--task", choices=TASKS, default="planes", help="the task (default planes)")
+    add_profile(t, "knobs from profiles/<name>.yaml us_classification: (default cpu)")
+    add_data_dir(t)
+    add_data_source(t, "the task's data set")
+    t.add_argument("--arch", default=None, metavar="NAME",
+                   help="network: plain_cnn, separable_cnn or xception (default: the first of the profile's archs)")
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split and the training (default 0, as the chapter)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="override a us_classification knob of the profile, e.g. --set epochs=5 (repeatable)")
+    t.add_argument("--model", type=Path, default=None, metavar="PATH", help="where to save (default: build/models/us_<task>.keras)")
+    t.set_defaults(func=handle_train)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _error(path, problem: str) -> None:
+    print(f"fetal: error: {FetalInputError(path, problem)}", file=sys.stderr)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".") if math.isfinite(value) else "nan"
+    return str(value)
+
+
+def _table(rows: list[dict], columns: list[str], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([{**{c: r[c] for c in columns}, "warnings": r.get("warnings", [])} for r in rows], indent=2) + "\n"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([_fmt(r[c]) for c in columns])
+    return buf.getvalue()
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from fetal_lib.io import write_text_atomic
+
+        write_text_atomic(output, text)
+
+
+# ----------------------------------------------------------------------------- classify
+
+
+def _model_task(model: Path | None, task: str | None) -> str | None:
+    """The task to check the model against: ``--task`` if given, else None (the model's own)."""
+    return task if (task is not None or model is not None) else "planes"
+
+
+def handle_classify(args: argparse.Namespace) -> int:
+    from fetal_lib.us.classifier import UsClassifier, read_images
+
+    ready, errors = read_images(args.images)  # cheap checks first: bad input is reported before the model loads
+    for path, problem in errors:
+        _error(path, problem)
+    if not ready:
+        print(f"fetal: error: none of the {len(errors)} image(s) could be read; nothing classified", file=sys.stderr)
+        return 2
+    classifier = UsClassifier.load(args.model, _model_task(args.model, args.task))  # FetalInputError: exit 2
+    rows = classifier.predict_images(ready)
+    for row in rows:
+        for warning in row["warnings"]:
+            print(f"fetal: warning: {row['filename']}: {warning}", file=sys.stderr)
+    _emit(_table(rows, classifier.columns, args.format), args.output)
+    return 1 if errors else 0
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def classifier_archs() -> list[str]:
+    """Registered Keras networks that classify (the registry minus chapter 1's U-Net)."""
+    from fetal_lib.networks.keras import names
+
+    return [n for n in names() if n != "unet"]
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    from fetal_lib.book.profiles import parse_overrides
+    from fetal_lib.paths import build_dir
+    from fetal_lib.training.floor import Floor, check
+    from fetal_lib.training.keras import configure
+    from fetal_lib.us import pipeline
+    from fetal_lib.us.arrays import load_arrays
+    from fetal_lib.us.calibration import fit_temperature
+    from fetal_lib.us.classifier import UsClassifier, default_model_path, scores
+    from fetal_lib.us.tasks import load_task
+    from fetal_lib.us.train import train
+
+    try:
+        overrides = parse_overrides(CHAPTER, args.settings)
+    except ValueError as exc:
+        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+        return 2
+    settings = pipeline.profile_settings(args.profile, overrides)
+    arch = args.arch or (pipeline.split_names(settings["archs"]) or ["plain_cnn"])[0]
+    if arch not in classifier_archs():
+        print(f"fetal: error: --arch: unknown network {arch!r}; known: {', '.join(classifier_archs())}", file=sys.stderr)
+        return 2
+    configure(threads=2, seed=args.seed)
+    data = load_task(args.task, args.data_dir, args.data_source, args.seed)
+    print(data.source.describe(), file=sys.stderr)
+    print(f"task {data.task}: {len(data.classes)} classes ({', '.join(data.classes)}); split (images/groups): "
+          + ", ".join(f"{p} {len(v)}/{len(set(data.groups(p)))}" for p, v in data.parts.items()), file=sys.stderr)
+    for note in data.notes:
+        print(f"note: {note}", file=sys.stderr)
+    size = (int(settings["input_rows"]), int(settings["input_cols"]))
+    cache = build_dir() / "cache" / "us"
+    x = {p: load_arrays(data.part(p), size, cache, progress=sys.stderr.isatty()) for p in data.parts}
+    y = {p: data.labels(p) for p in data.parts}
+    k = len(data.classes)
+    try:
+        config = pipeline.train_config(settings, arch, args.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"fetal: error: {arch}: {exc}", file=sys.stderr)
+        return 2
+    print(f"training {arch} ({config.epochs} epochs, input {size[0]}x{size[1]}, {config.precision}) ...", file=sys.stderr)
+    fit = train(config, x["train"], y["train"], x["val"], y["val"], k, progress=True)
+    classifier = UsClassifier(fit.model, data.task, data.classes, size, 1.0, arch=arch, options=config.options)
+    logits_val = classifier.logits_arrays(x["val"])
+    classifier.temperature = float(fit_temperature(logits_val, y["val"]))
+    validation = {"before_temperature": scores(logits_val, y["val"], k, 1.0),
+                  "after_temperature": scores(logits_val, y["val"], k, classifier.temperature)}
+    floor = Floor("validation balanced accuracy", round(1.0 / k + FLOOR_MARGIN, 6))
+    check({floor.metric: validation["after_temperature"]["balanced_accuracy"]}, [floor],
+          f"The {data.task} classifier ({arch}, {fit.epochs_run} epochs, best epoch {fit.best_epoch})",
+          f"Chance is 1/{k}; train longer (--set epochs=N), check the data (`fetal data verify`), or try another --arch.")
+    test = scores(classifier.logits_arrays(x["test"]), y["test"], k, classifier.temperature) if "test" in x else None
+    training = {**config.to_dict(), "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "seconds": round(fit.seconds, 1),
+                "train_images_per_s": round(fit.train_images_per_s, 2)}
+    card = {
+        **classifier.card_fields(args.profile),
+        "name": f"Fetal ultrasound classifier, {data.task} ({arch}), fetal us train",
+        "intended_use": "Research and teaching. Not a medical device.",
+        "limitations": [f"Trained on {data.source.describe()}.",
+                        "Probabilities are calibrated on the validation split of the same data set; other machines, "
+                        "operators or populations may be classified less well and less honestly."],
+        "data": data.summary(),
+        "split": {"method": "grouped by patient or source image, stratified by class", "seed": args.seed,
+                  **{f"n_{p}": int(len(v)) for p, v in data.parts.items()}},
+        "training": training,
+        "metrics": {"validation": validation, "test": test, "floor": floor.describe()},
+        "settings": settings,
+    }
+    path = classifier.save(args.model or default_model_path(data.task), card)
+    print(json.dumps({"model": str(path), "task": data.task, "arch": arch, "classes": data.classes,
+                      "temperature": classifier.temperature, "validation": validation, "test": test,
+                      "training": {k_: training[k_] for k_ in ("epochs_run", "best_epoch", "seconds", "train_images_per_s")}},
+                     indent=2))
+    return 0

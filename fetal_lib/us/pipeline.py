@@ -1,0 +1,231 @@
+"""Chapter 3 as library calls: per task, each model trained on the grouped split, its temperature
+fitted on validation, and its test split scored; the leak demonstration; the efficiency figures.
+
+The data and splits come from :mod:`fetal_lib.us.tasks` (grouped by patient or source image), the
+arrays from :mod:`fetal_lib.us.arrays`, training from :mod:`fetal_lib.us.train` (the shared Keras
+harness), the temperature from :mod:`fetal_lib.us.calibration`. The knobs' values live in the
+``us_classification:`` section of ``profiles/<profile>.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+CHAPTER = "us_classification"
+
+
+def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The chapter's knobs as ``profiles/<profile>.yaml`` ``us_classification:`` sets them, then ``overrides``."""
+    from fetal_lib.book.profiles import chapter_knobs
+
+    return chapter_knobs(CHAPTER, profile, overrides)
+
+
+def split_names(text: str | Sequence[str]) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``."""
+    return [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if str(t).strip()]
+
+
+def precision_choice(settings: dict[str, Any], flags=None):
+    """The Keras training precision the ``precision`` knob resolves to on this CPU."""
+    from fetal_lib.training import precision as precision_mod
+
+    return precision_mod.resolve(str(settings["precision"]), "keras", flags)
+
+
+def train_config(settings: dict[str, Any], arch: str, seed: int = 0):
+    """The :class:`~fetal_lib.us.train.UsTrainConfig` of ``arch`` under ``settings`` (every model the same epochs)."""
+    from fetal_lib.us.train import UsTrainConfig
+
+    return UsTrainConfig(
+        arch=arch,
+        options=dict((settings.get("arch_options") or {}).get(arch) or {}),
+        input_size=(int(settings["input_rows"]), int(settings["input_cols"])),
+        channels=1,
+        epochs=int(settings["epochs"]),
+        batch_size=int(settings["batch_size"]),
+        learning_rate=float(settings["learning_rate"]),
+        augment=bool(settings["augment"]),
+        precision=precision_choice(settings).precision,
+        jit_compile=bool(settings["jit_compile"]),
+        class_weight=str(settings["class_weight"]),
+        seed=int(seed),
+        weights_path=(str(settings["xception_weights"]) or None) if arch == "xception" else None,
+    )
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``."""
+    z = np.asarray(logits, float) / float(temperature)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class ModelRun:
+    """One model trained on one task and scored on its test split."""
+
+    task: str
+    arch: str
+    classes: list[str]
+    fit: Any  # fetal_lib.training.keras.FitResult (float32 logits model)
+    config: Any  # UsTrainConfig
+    temperature: float
+    y_val: np.ndarray
+    logits_val: np.ndarray
+    y_test: np.ndarray
+    logits_test: np.ndarray
+    groups_test: np.ndarray
+    files_test: list[str]
+    inference_ms_per_image: float
+
+    def probabilities(self, calibrated: bool = True, part: str = "test") -> np.ndarray:
+        logits = self.logits_test if part == "test" else self.logits_val
+        return softmax(logits, self.temperature if calibrated else 1.0)
+
+
+def _predict_logits(model, x: np.ndarray) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    out = model.predict(x, batch_size=32, verbose=0)
+    return np.asarray(out, float), 1000 * (time.perf_counter() - t0) / max(1, len(x))
+
+
+def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arch: str, seed: int = 0,
+              progress: bool = False) -> ModelRun:
+    """Train ``arch`` on ``data``'s train part, keep its best validation epoch, fit the temperature on
+    validation, and predict the test part (``arrays``: part -> (N, rows, cols, 1) images)."""
+    from fetal_lib.us.calibration import fit_temperature
+    from fetal_lib.us.train import train
+
+    config = train_config(settings, arch, seed)
+    k = len(data.classes)
+    fit = train(config, arrays["train"], data.labels("train"), arrays["val"], data.labels("val"), k, progress=progress)
+    logits_val, _ = _predict_logits(fit.model, arrays["val"])
+    temperature = float(fit_temperature(logits_val, data.labels("val")))
+    logits_test, ms = _predict_logits(fit.model, arrays["test"])
+    return ModelRun(data.task, arch, list(data.classes), fit, config, temperature, data.labels("val"), logits_val,
+                    data.labels("test"), logits_test, np.asarray(data.groups("test")), [i.path.name for i in data.part("test")], ms)
+
+
+def scores(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Test figures of one model: accuracy, balanced accuracy, macro precision/recall/F1, macro AUC
+    (each with a bootstrap 95 % CI resampling whole groups: patients or source images), ECE before
+    and after the temperature, and the per-class report."""
+    from fetal_lib.metrics.classification import classification_report, expected_calibration_error
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    k = len(run.classes)
+    labels = list(range(k))
+    prob = run.probabilities(calibrated=True)
+    raw = run.probabilities(calibrated=False)
+    pred = prob.argmax(axis=1)
+    y = run.y_test
+    report = classification_report(y, pred, prob if k > 2 else prob[:, 1], labels)
+    groups = run.groups_test if len(np.unique(run.groups_test)) > 1 else None
+
+    def ci(stat, *arrays):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            c = bootstrap_ci(stat, *arrays, n_boot=n_boot, seed=seed, groups=groups)
+        return [float(c.low), float(c.high)]
+
+    def macro(name):
+        return lambda t, s: classification_report(t, s.argmax(axis=1), s if k > 2 else s[:, 1], labels)["macro"][name]
+
+    def overall(name):
+        return lambda t, s: classification_report(t, s.argmax(axis=1), None, labels)[name]
+
+    correct = pred == y
+    return {
+        "task": run.task, "model": run.arch, "n_test": int(len(y)), "n_test_groups": int(len(np.unique(run.groups_test))),
+        "accuracy": report["accuracy"], "accuracy_ci": ci(overall("accuracy"), y, prob),
+        "balanced_accuracy": report["balanced_accuracy"], "balanced_accuracy_ci": ci(overall("balanced_accuracy"), y, prob),
+        "precision_macro": report["macro"]["precision"], "recall_macro": report["macro"]["recall"],
+        "f1_macro": report["macro"]["f1"], "f1_macro_ci": ci(macro("f1"), y, prob),
+        "auc_macro": report["macro"]["roc_auc"], "auc_macro_ci": ci(macro("roc_auc"), y, prob),
+        "ece_before": expected_calibration_error(raw.argmax(axis=1) == y, raw.max(axis=1)),
+        "ece_after": expected_calibration_error(correct, prob.max(axis=1)),
+        "temperature": run.temperature,
+        "per_class": report["per_class"],
+        "confusion_matrix": report["confusion_matrix"],
+    }
+
+
+def efficiency(run: ModelRun) -> dict[str, Any]:
+    """Parameters, FLOPs per image, training images/s and inference ms per image of one trained model."""
+    from fetal_lib.us.efficiency import count_parameters, flops
+
+    rows, cols = run.config.input_size
+    return {"task": run.task, "model": run.arch, "parameters": int(count_parameters(run.fit.model)),
+            "GFLOPs per image": flops(run.fit.model, (rows, cols, run.config.channels)) / 1e9,
+            "training images/s": float(run.fit.train_images_per_s), "training (min)": float(run.fit.seconds) / 60.0,
+            "inference ms/image": float(run.inference_ms_per_image)}
+
+
+def results_table(all_scores: Sequence[dict[str, Any]]):
+    """One row per task and model: the headline test figures with their CIs."""
+    import pandas as pd
+
+    rows = []
+    for s in all_scores:
+        rows.append({
+            "task": s["task"], "model": s["model"], "test images": s["n_test"], "test groups": s["n_test_groups"],
+            "accuracy": s["accuracy"], "accuracy CI": _ci_text(s["accuracy_ci"]),
+            "balanced accuracy": s["balanced_accuracy"], "balanced accuracy CI": _ci_text(s["balanced_accuracy_ci"]),
+            "precision (macro)": s["precision_macro"], "recall (macro)": s["recall_macro"],
+            "F1 (macro)": s["f1_macro"], "F1 CI": _ci_text(s["f1_macro_ci"]),
+            "AUC (macro)": s["auc_macro"], "AUC CI": _ci_text(s["auc_macro_ci"]),
+            "ECE before T": s["ece_before"], "ECE after T": s["ece_after"], "temperature": s["temperature"],
+        })
+    return pd.DataFrame(rows)
+
+
+def _ci_text(ci: Sequence[float]) -> str:
+    lo, hi = ci
+    return "-" if not (math.isfinite(lo) and math.isfinite(hi)) else f"{lo:.3f}-{hi:.3f}"
+
+
+def per_class_table(s: dict[str, Any], classes: Sequence[str]):
+    """Per-class precision, recall, F1, AUC and support of one model."""
+    import pandas as pd
+
+    rows = []
+    for i, name in enumerate(classes):
+        c = s["per_class"][str(i)]
+        rows.append({"class": name, "precision": c["precision"], "recall": c["recall"], "F1": c["f1"], "AUC": c["roc_auc"],
+                     "support": c["support"]})
+    return pd.DataFrame(rows)
+
+
+def best_model(all_scores: Sequence[dict[str, Any]], task: str, runs: dict) -> str:
+    """The model deployed for ``task``: the highest balanced accuracy on the VALIDATION split (test decides nothing)."""
+    from fetal_lib.metrics.classification import classification_report
+
+    best, best_value = None, -math.inf
+    for (t, arch), run in runs.items():
+        if t != task:
+            continue
+        value = classification_report(run.y_val, run.probabilities(True, "val").argmax(axis=1), None, list(range(len(run.classes))))["balanced_accuracy"]
+        if value > best_value:
+            best, best_value = arch, value
+    return best
+
+
+def leak_gap(grouped: dict[str, Any], image_level: dict[str, Any]):
+    """The leak demonstration's table: the same model and recipe scored on a grouped and on an
+    image-level split, and the image-level split's optimism (its figure minus the grouped one)."""
+    import pandas as pd
+
+    rows = []
+    for key, name in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("auc_macro", "AUC")):
+        rows.append({"measure": name, "grouped split (by source image)": grouped[key], "image-level split": image_level[key],
+                     "optimism (image-level - grouped)": image_level[key] - grouped[key]})
+    return pd.DataFrame(rows)

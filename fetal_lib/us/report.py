@@ -1,0 +1,205 @@
+"""Chapter 3's tables, figures and sentences, built from the run's numbers."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+def split_table(datasets: Mapping[str, Any]):
+    """Per task and part: images, groups, and images per class."""
+    import pandas as pd
+
+    rows = []
+    for task, d in datasets.items():
+        for part in ("train", "val", "test"):
+            labels = d.labels(part)
+            rows.append({"task": task, "part": part, "images": int(len(labels)), "groups": int(len(set(d.groups(part)))),
+                         **{c: int((labels == i).sum()) for i, c in enumerate(d.classes)}})
+    table = pd.DataFrame(rows).fillna(0)
+    return table.astype({c: int for c in table.columns if c not in ("task", "part")})
+
+
+def results_sentence(results, tasks: Sequence[str]) -> str:
+    """Per task: which model scored the highest balanced accuracy on test, and whether its CI
+    separates it from the others (a pointer; the deployed model is chosen on validation)."""
+    parts = []
+    for task in tasks:
+        part = results[results["task"] == task].sort_values("balanced accuracy", ascending=False)
+        if part.empty:
+            continue
+        top = part.iloc[0]
+        parts.append(f"**{task}**: {top['model']} reaches the highest test balanced accuracy, {top['balanced accuracy']:.3f} "
+                     f"(CI {top['balanced accuracy CI']}), macro AUC {top['AUC (macro)']:.3f} (CI {top['AUC CI']}).")
+    return " ".join(parts) + (" The test split decides nothing: the deployed model of each task is the one with the best "
+                              "validation balanced accuracy (below). Overlapping CIs mean this test split cannot rank the models.")
+
+
+def _panels(n: int, width: float = 4.6, height: float = 4.2):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    return fig, axes[0]
+
+
+def roc_figure(task: str, classes: Sequence[str], runs: Mapping[str, Any], seed: int = 0, n_boot: int = 200):
+    """One panel per model: ROC curves per class (one against the rest) with AUC and its group-bootstrap CI."""
+    from fetal_lib.figures.classification import _auc_ci
+    from fetal_lib.metrics.classification import multiclass_roc
+
+    fig, axes = _panels(len(runs))
+    labels = list(range(len(classes)))
+    for ax, (arch, run) in zip(axes, runs.items()):
+        prob = run.probabilities(calibrated=True)
+        roc = multiclass_roc(run.y_test, prob, labels)
+        groups = run.groups_test if len(np.unique(run.groups_test)) > 1 else None
+        keys = [k for k in roc.curves if k not in ("micro", "macro")] + (["macro"] if len(labels) > 2 else [])
+        for key in keys:
+            fpr, tpr = roc.curves[key]
+            ci = _auc_ci(key, run.y_test, prob, labels, n_boot, seed, groups)
+            name = classes[int(key)] if str(key).isdigit() else key
+            ax.plot(fpr, tpr, lw=2.2 if key == "macro" else 1.4, ls="--" if key == "macro" else "-",
+                    label=f"{name}: {roc.auc[key]:.3f} ({ci.low:.3f}-{ci.high:.3f})")
+        ax.plot([0, 1], [0, 1], color="0.8", lw=1)
+        ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"{task}: {arch}", xlim=(0, 1), ylim=(0, 1.01))
+        ax.legend(fontsize=7, loc="lower right", title="AUC (95 % CI by group)", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(task: str, classes: Sequence[str], runs: Mapping[str, Any]):
+    """One confusion matrix per model (rows: true class, columns: predicted), test split."""
+    from fetal_lib.metrics.classification import confusion_matrix
+
+    fig, axes = _panels(len(runs), 4.2, 3.9)
+    for ax, (arch, run) in zip(axes, runs.items()):
+        cm = confusion_matrix(run.y_test, run.probabilities().argmax(axis=1), list(range(len(classes))))
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="white" if v > cm.max() / 2 else "black")
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        ax.set(xlabel="predicted", ylabel="true", title=f"{task}: {arch}")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(task: str, runs: Mapping[str, Any], n_bins: int = 10):
+    """Observed accuracy against confidence per model, before (grey) and after (blue) the temperature, with ECE."""
+    from fetal_lib.metrics.classification import expected_calibration_error, reliability_bins
+
+    fig, axes = _panels(len(runs), 4.0, 3.8)
+    for ax, (arch, run) in zip(axes, runs.items()):
+        for calibrated, colour in ((False, "0.6"), (True, "tab:blue")):
+            prob = run.probabilities(calibrated=calibrated)
+            correct, conf = prob.argmax(axis=1) == run.y_test, prob.max(axis=1)
+            bins = reliability_bins(correct, conf, n_bins)
+            filled = bins.count > 0
+            centres = (bins.edges[:-1] + bins.edges[1:]) / 2
+            ece = expected_calibration_error(correct, conf, n_bins)
+            ax.plot(centres[filled], bins.accuracy[filled], "o-", color=colour,
+                    label=f"{'after' if calibrated else 'before'} T: ECE {ece:.3f}")
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        ax.set(xlabel="confidence", ylabel="observed accuracy", title=f"{task}: {arch} (T = {run.temperature:.2f})", xlim=(0, 1),
+               ylim=(0, 1.02))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def efficiency_figure(eff):
+    """Balanced accuracy against GFLOPs, parameters and inference ms per image, one point per task and model."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, x in zip(axes, ("GFLOPs per image", "parameters", "inference ms/image")):
+        for model, part in eff.groupby("model"):
+            ax.scatter(part[x], part["balanced accuracy"], label=model, s=30)
+            for _, row in part.iterrows():
+                ax.annotate(row["task"], (row[x], row["balanced accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set(xlabel=x, ylabel="balanced accuracy (test)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Cost against accuracy (this machine)")
+    fig.tight_layout()
+    return fig
+
+
+def gradcam_cases(run, per_class: int = 1) -> list[tuple[int, str]]:
+    """(test index, label) of up to ``per_class`` correct and wrong test images of every class."""
+    pred = run.probabilities().argmax(axis=1)
+    picks = []
+    for k, name in enumerate(run.classes):
+        for correct in (True, False):
+            idx = np.flatnonzero((run.y_test == k) & ((pred == k) == correct))[:per_class]
+            picks += [(int(i), f"{name}, {'right' if correct else 'wrong: ' + run.classes[pred[i]]}") for i in idx]
+    return picks
+
+
+def gradcam_figure(task: str, data, runs: Mapping[str, Any], x_test: np.ndarray):
+    """Rows: models; columns: the cases of :func:`gradcam_cases` of the first model (the same images for all)."""
+    import matplotlib.pyplot as plt
+
+    from fetal_lib.explain.gradcam_keras import gradcam
+    from fetal_lib.explain.overlay import overlay
+    from fetal_lib.explain.targets import Target
+    from fetal_lib.us.train import gradcam_layer
+
+    first = next(iter(runs.values()))
+    cases = gradcam_cases(first)
+    if not cases:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0, 0.5, "no test image to explain")
+        return fig
+    fig, axes = plt.subplots(len(runs), len(cases), figsize=(2.4 * len(cases), 2.5 * len(runs)), squeeze=False)
+    images = x_test[[i for i, _ in cases]]
+    for r, (arch, run) in enumerate(runs.items()):
+        maps = gradcam(run.fit.model, gradcam_layer(arch), images, Target("class"))
+        pred = run.probabilities().argmax(axis=1)
+        for c, ((i, label), heat) in enumerate(zip(cases, maps)):
+            ax = axes[r, c]
+            ax.imshow(overlay((images[c, ..., 0] * 255).astype(np.uint8), heat))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{label}\n{arch}: {run.classes[pred[i]]}" if r else f"{label}", fontsize=7)
+            if c == 0:
+                ax.set_ylabel(arch, fontsize=8)
+    fig.suptitle(f"{task}: Grad-CAM of the predicted class (rows: models; the same test images)")
+    fig.tight_layout()
+    return fig
+
+
+def leak_sentence(image_level, leak) -> str:
+    """How many source images the image-level split put on both sides, and the optimism it bought."""
+    train = set(image_level.groups("train")) | set(image_level.groups("val"))
+    shared = len(train & set(image_level.groups("test")))
+    acc = leak.set_index("measure").loc["balanced accuracy"]
+    return (f"The image-level split put {shared} of the {len(set(image_level.groups('test')))} test source images' copies "
+            f"in training as well. Balanced accuracy: {acc['image-level split']:.3f} on it against "
+            f"{acc['grouped split (by source image)']:.3f} on the grouped split, an optimism of "
+            f"{acc['optimism (image-level - grouped)']:+.3f}.")
+
+
+def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], datasets, profile: str, settings, all_scores) -> dict:
+    """Save each task's chosen model as ``build/models/us_<task>.keras`` with its card."""
+    from fetal_lib.us.classifier import UsClassifier, default_model_path
+
+    out = {}
+    for task, arch in chosen.items():
+        run = runs[(task, arch)]
+        clf = UsClassifier(run.fit.model, task, run.classes, tuple(run.config.input_size), run.temperature,
+                           arch=run.config.arch, options=run.config.options)
+        s = next(x for x in all_scores if x["task"] == task and x["model"] == arch)
+        d = datasets[task]
+        card = {**clf.card_fields(profile), "name": f"Fetal ultrasound classifier, {task} ({arch}, chapter 3)",
+                "intended_use": "Research and teaching. Not a medical device.",
+                "data": {"source": d.source.describe(), "classes": run.classes, "notes": d.notes},
+                "split": {"method": "grouped by patient or source image, stratified by class, 70/15/15",
+                          **{f"n_{p}": int(len(v)) for p, v in d.parts.items()}},
+                "training": {**run.config.to_dict(), "seconds": run.fit.seconds, "best_epoch": run.fit.best_epoch},
+                "metrics": {k: v for k, v in s.items() if k not in ("per_class", "confusion_matrix")},
+                "settings": settings}
+        out[task] = clf.save(default_model_path(task), card)
+    return out

@@ -1,0 +1,340 @@
+"""Training chapter 3's classifiers (Keras 3 on TensorFlow) through the shared harness.
+
+:func:`train` fits one network (``plain_cnn``, ``separable_cnn`` or ``xception`` from
+:mod:`fetal_lib.networks.keras`, all returning logits) on arrays of grey images, with
+
+* Adam and the cross-entropy of softmax(logits) with optional label smoothing (the labels are
+  one-hot in the pipeline so that smoothing is available; without smoothing this is exactly the
+  sparse categorical cross-entropy of the integer labels);
+* balanced class weights (``class_weight="balanced"``): each image weighs N / (K n_c) for its
+  class c with n_c images among N in K classes (scikit-learn's "balanced"), passed to Keras as
+  per-sample weights, so every class contributes equally to the loss;
+* the cosine learning-rate decay of the harness (to 5 % of the base rate) and the weights of the
+  epoch with the best validation BALANCED accuracy (mean recall over the classes: plain accuracy
+  would favour the majority class on these unbalanced sets);
+* the float32 model at the end whatever the training precision.
+
+Augmentation (``augment=True``; :func:`tf_augment_image`, in ``tf.data``, so it never slows
+training): horizontal flips, rotation within +-10 degrees, scaling 0.9-1.1 and shifts of up to
+5 % of the size (chapter 1's :func:`fetal_lib.hc.augment.affine_params`), then chapter 1's
+intensity changes -- gain, offset, gamma and mild multiplicative noise, with the ranges of
+:class:`fetal_lib.hc.augment.AugmentConfig`. Horizontal flips are fine for these planes: a
+transventricular, transthalamic or transcerebellar plane mirrored left-right is still the same
+plane (the head is near-symmetric and the side it lies on in the image depends on how the probe is
+held), and a finding such as ventriculomegaly keeps its label. Vertical flips are off, as in
+chapter 1: the probe is at the top of every image and the beam direction shapes the echoes.
+Rotation is milder than chapter 1's +-15 degrees: the classifier sees the whole plane, and its
+orientation in the image is part of how sonographers acquire it.
+
+Inputs: (N, rows, cols, channels) float32 images in [0, 1] (``channels`` 1 for grey ultrasound;
+Xception repeats it to 3 inside the model) and integer labels 0..K-1.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from fetal_lib.training.keras import FitResult
+
+PRECISIONS = ("float32", "mixed_bfloat16")  # Keras names of the training precisions
+CLASS_WEIGHTS = ("balanced", "none")
+LR_FLOOR = 0.05  # the cosine decay ends at 5 % of the base learning rate (fetal_lib.training.schedule)
+METRIC = "val_balanced_accuracy"  # the history key of the validation score the best epoch is chosen by
+
+
+@dataclass
+class UsTrainConfig:
+    """Everything that defines one training run (sizes in pixels, times in seconds).
+
+    ``options`` are the network's own keyword arguments (e.g. ``{"widths": [16, 32, 64, 128],
+    "dropout": 0.3}``); the input shape and class count come from the run. ``weights_path``
+    (Xception only) is a local file of backbone weights (e.g. ImageNet's), never downloaded.
+    ``precision`` is "float32" or "mixed_bfloat16" (resolve "auto" with
+    :func:`fetal_lib.training.precision.resolve` first). ``time_budget_s``: an optional wall-time
+    cap (None: off).
+    """
+
+    arch: str = "plain_cnn"
+    options: dict = field(default_factory=dict)
+    input_size: tuple[int, int] = (128, 128)  # (rows, cols)
+    channels: int = 1
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    augment: bool = True
+    precision: str = "float32"
+    # XLA-compiled training step (float32 only). Off by default: on the 2-core CPU it made these networks train
+    # SLOWER (128x128, batch 16: plain 131 vs 199, separable 75 vs 209, Xception 2.7 vs 14 images/s), XLA's CPU
+    # depthwise and separable convolutions being far slower than oneDNN's.
+    jit_compile: bool = False
+    label_smoothing: float = 0.0
+    class_weight: str = "balanced"  # "balanced" | "none"
+    seed: int = 0
+    weights_path: str | None = None
+    time_budget_s: float | None = None
+
+    def __post_init__(self) -> None:
+        from fetal_lib.networks.keras import names
+
+        self.input_size = tuple(int(s) for s in self.input_size)
+        self.options = dict(self.options or {})
+        if self.arch not in names():
+            raise ValueError(f"arch must be a registered Keras network ({', '.join(names())}), got {self.arch!r}")
+        if len(self.input_size) != 2 or min(self.input_size) < 1:
+            raise ValueError(f"input_size must be (rows, cols), got {self.input_size}")
+        if self.channels < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"channels, epochs and batch_size must be >= 1, got {self.channels}, {self.epochs}, {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (resolve 'auto' first), got {self.precision!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.weights_path is not None and self.arch != "xception":
+            raise ValueError(f"weights_path is for the xception backbone only, not {self.arch!r}")
+        if "weights_path" in self.options or {"input_shape", "num_classes", "name"} & set(self.options):
+            raise ValueError("options are the network's own settings: input_shape, num_classes and name come from the run, "
+                             "weights_path from the config")
+
+    def to_dict(self) -> dict:
+        """JSON-ready (tuples as lists); :meth:`from_dict` gives the config back."""
+        return {k: _jsonable(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> UsTrainConfig:
+        """The config of :meth:`to_dict` (unknown keys refused)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown UsTrainConfig keys: {', '.join(unknown)}")
+        return cls(**copy.deepcopy(dict(data)))
+
+    def loop_config(self):
+        """What the harness's loop needs (:class:`fetal_lib.training.config.TrainConfig`)."""
+        from fetal_lib.training.config import TrainConfig as LoopConfig
+
+        return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, lr_floor=LR_FLOOR,
+                          time_budget_s=self.time_budget_s, precision="bfloat16" if self.precision == "mixed_bfloat16" else self.precision,
+                          compile=self.jit_compile, seed=self.seed, checkpoint="best")
+
+    def augment_config(self):
+        """The augmentation this run trains with (:func:`augment_config`)."""
+        return augment_config()
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(rows, cols, channels) of the network input."""
+        return (*self.input_size, self.channels)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def augment_config():
+    """The :class:`~fetal_lib.hc.augment.AugmentConfig` of the classifiers: horizontal flips only,
+    rotation +-10 degrees, chapter 1's scaling (0.9-1.1), shift (5 %) and intensity ranges."""
+    from fetal_lib.hc.augment import AugmentConfig
+
+    return AugmentConfig(flip_lr=True, flip_ud=False, rotation_deg=10.0)
+
+
+TrainResult = FitResult  # the trained float32 model (best validation balanced-accuracy weights) and what happened
+
+
+def gradcam_layer(arch: str) -> str:
+    """The name of the layer Grad-CAM explains in network ``arch`` (its module's ``GRADCAM_LAYER``)."""
+    import importlib
+
+    from fetal_lib.networks.keras import REGISTRY
+
+    module = importlib.import_module(REGISTRY.entry(arch).factory.split(":")[0])
+    try:
+        return str(module.GRADCAM_LAYER)
+    except AttributeError:
+        raise ValueError(f"Keras network {arch!r} names no Grad-CAM layer (GRADCAM_LAYER)") from None
+
+
+def build_model(config: UsTrainConfig, num_classes: int, precision: str = "float32", load_weights: bool = True):
+    """The (uncompiled) network of ``config`` for ``num_classes`` classes, its layers computing in
+    ``precision`` (the logits are float32 either way). ``load_weights=False`` skips ``weights_path``
+    (the float32 rebuild at the end of training gets the trained weights anyway)."""
+    from fetal_lib.networks.keras import create
+    from fetal_lib.training.keras import dtype_policy
+
+    options = dict(config.options)
+    if config.weights_path is not None and load_weights:
+        options["weights_path"] = config.weights_path
+    with dtype_policy(precision):
+        return create(config.arch, input_shape=config.input_shape, num_classes=int(num_classes), name=f"us_{config.arch}", **options)
+
+
+def compile_model(model, config: UsTrainConfig) -> None:
+    """Adam + cross-entropy from logits on one-hot labels (with the config's label smoothing);
+    XLA as :func:`fetal_lib.training.keras.uses_xla` says."""
+    import keras
+
+    from fetal_lib.training.keras import uses_xla
+
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=float(config.label_smoothing))
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, jit_compile=uses_xla(config.loop_config()))
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Balanced class weights N / (K n_c) over the K classes present in ``y`` (0 for an absent class);
+    their mean over the images of ``y`` is 1."""
+    y = np.asarray(y).astype(int).ravel()
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_classes, np.float64)
+    weights[present] = y.size / (present.sum() * counts[present])
+    return weights
+
+
+def sample_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
+    """One loss weight per image: the balanced class weight of its class, or None for ``mode="none"``."""
+    if mode not in CLASS_WEIGHTS:
+        raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {mode!r}")
+    if mode == "none":
+        return None
+    return class_weights(y, num_classes)[np.asarray(y).astype(int).ravel()].astype(np.float32)
+
+
+def tf_augment_image(image, config=None):
+    """Randomly transform one (rows, cols, channels) image in [0, 1] (see the module docstring).
+
+    Runs in the TF runtime (no Python per image). Seeded through ``keras.utils.set_random_seed``.
+    ``config``: an :class:`~fetal_lib.hc.augment.AugmentConfig` (default: :func:`augment_config`).
+    """
+    import math
+
+    import tensorflow as tf
+
+    from fetal_lib.hc.augment import affine_params
+
+    if config is None:
+        config = augment_config()
+    rows, cols = int(image.shape[0]), int(image.shape[1])
+    if config.flip_lr:
+        image = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.reverse(image, [1]), lambda: image)
+    if config.flip_ud:
+        image = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.reverse(image, [0]), lambda: image)
+    angle = tf.random.uniform((), -config.rotation_deg, config.rotation_deg) * (math.pi / 180.0)
+    scale = tf.random.uniform((), *config.scale)
+    shift = tf.random.uniform((2,), -config.shift_fraction, config.shift_fraction) * tf.constant([cols, rows], tf.float32)
+    params = affine_params(angle, scale, shift[0], shift[1], rows, cols)
+    image = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=params[None], output_shape=tf.constant([rows, cols], tf.int32),
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT",
+    )[0]
+    image = image * tf.random.uniform((), *config.gain) + tf.random.uniform((), *config.offset)
+    image = tf.clip_by_value(image, 0.0, 1.0) ** tf.random.uniform((), *config.gamma)
+    if config.noise_sd > 0:
+        image = image * (1.0 + tf.random.normal(tf.shape(image), 0.0, config.noise_sd))
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def tf_batches(x: np.ndarray, y: np.ndarray, config: UsTrainConfig, num_classes: int, weights: np.ndarray | None = None,
+               augment: bool | None = None):
+    """A ``tf.data.Dataset`` of shuffled (images, one-hot labels[, sample weights]) batches.
+
+    Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches), so an
+    XLA-compiled step compiles once; with fewer images than ``batch_size``, one short batch.
+    ``augment`` defaults to ``config.augment``.
+    """
+    import tensorflow as tf
+
+    onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(y).astype(int).ravel()]
+    x = np.asarray(x, np.float32)
+    items = (x, onehot) if weights is None else (x, onehot, np.asarray(weights, np.float32).reshape(-1))
+    ds = tf.data.Dataset.from_tensor_slices(items).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    if config.augment if augment is None else augment:
+        aug = config.augment_config()
+        if weights is None:
+            ds = ds.map(lambda image, label: (tf_augment_image(image, aug), label), num_parallel_calls=1, deterministic=True)
+        else:
+            ds = ds.map(lambda image, label, w: (tf_augment_image(image, aug), label, w), num_parallel_calls=1, deterministic=True)
+    return ds.batch(config.batch_size, drop_remainder=len(x) >= config.batch_size).prefetch(2)
+
+
+def check_arrays(config: UsTrainConfig, x: np.ndarray, y: np.ndarray, num_classes: int, what: str = "training") -> None:
+    """Refuse arrays that do not fit the config: ValueError saying what is wrong."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 4 or tuple(x.shape[1:]) != config.input_shape:
+        raise ValueError(f"{what} images must be (N, {', '.join(map(str, config.input_shape))}), got {x.shape}")
+    if len(x) == 0:
+        raise ValueError(f"no {what} images")
+    if y.shape != (len(x),):
+        raise ValueError(f"{what} labels must be ({len(x)},), got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{what} labels must be integers, got {y.dtype}")
+    if y.min() < 0 or y.max() >= num_classes:
+        raise ValueError(f"{what} labels must be in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
+
+
+def predict_logits(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """(N, K) float64 logits of ``model`` for (N, rows, cols, channels) images."""
+    return np.asarray(model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0), np.float64)
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
+    """Mean recall over the classes present in ``y_true`` (as :func:`fetal_lib.metrics.classification.classification_report`)."""
+    from fetal_lib.metrics.classification import classification_report
+
+    return float(classification_report(np.asarray(y_true).ravel(), np.asarray(y_pred).ravel(), labels=list(range(num_classes)))["balanced_accuracy"])
+
+
+def train(
+    config: UsTrainConfig,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    num_classes: int,
+    progress: bool = False,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train one classifier; returns the float32 model with the weights of its best validation
+    balanced-accuracy epoch (``history["val_balanced_accuracy"]`` per epoch).
+
+    Args:
+        config: the run's settings.
+        x_train, y_train: (N, rows, cols, channels) float32 images in [0, 1] and integer labels 0..K-1.
+        x_val, y_val: the validation split, scored after every epoch.
+        num_classes: K (a class may be absent from a split).
+        progress: show a tqdm bar over epochs.
+        verbose: Keras verbosity (0 silent, 2 one line per epoch).
+
+    Raises:
+        ValueError: arrays that do not fit the config or the class count (before anything is built).
+    """
+    from fetal_lib.training import keras as harness
+
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    check_arrays(config, x_train, y_train, num_classes, "training")
+    check_arrays(config, x_val, y_val, num_classes, "validation")
+    loop = config.loop_config()
+    harness.configure(threads=loop.threads, seed=config.seed)
+    model = build_model(config, num_classes, config.precision)
+    weights = sample_weights(y_train, num_classes, config.class_weight)
+    batches = tf_batches(x_train, y_train, config, num_classes, weights)
+    compile_model(model, config)
+    x_val = np.asarray(x_val, np.float32)
+    y_val = np.asarray(y_val).astype(int)
+
+    def validate(m) -> float:
+        return balanced_accuracy(y_val, predict_logits(m, x_val).argmax(axis=1), num_classes)
+
+    return harness.fit(model, batches, max(1, len(x_train) // config.batch_size), loop, validate, samples_per_epoch=len(x_train),
+                       metric=METRIC, rebuild_float32=lambda: build_model(config, num_classes, "float32", load_weights=False),
+                       desc=f"train {config.arch}", progress=progress, verbose=verbose)

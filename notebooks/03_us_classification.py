@@ -1,0 +1,226 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Fetal ultrasound classification: plain CNN, separable CNN and Xception
+#
+# **Source.** "Fetal brain anomaly detection using deep learning" (Keras) classifies fetal brain
+# ultrasound images of anomaly categories from a Roboflow export with three models: a traditional
+# Conv2D CNN, a CNN of depthwise-separable convolutions, and a pre-trained Xception
+# {cite}`chollet2017xception`. It compares accuracy, precision, recall, F1 and ROC-AUC, claims
+# that the separable CNN and Xception beat the plain CNN and that separable convolutions are more
+# efficient, and ships a GUI that shows the class of an uploaded image with a confidence.
+#
+# **What it does not tell.** It publishes no split protocol, and a Roboflow export carries
+# augmented copies of one source image (`<source>_png.rf.<hash>.jpg`): split by image, copies of
+# one picture sit in training and test, and the test measures recognition, not diagnosis. Its
+# efficiency claim is not measured. Its confidences are softmax outputs, which deep networks make
+# over-confident.
+#
+# **Ours.** Three tasks on the real data here, each split by patient or by source image, never by
+# image: the standard planes of FETAL_PLANES_DB {cite}`burgosartizzu2020planes` (brain, thorax,
+# abdomen, femur), the brain sub-planes, and the anomaly set (normal vs abnormal, and the anomaly
+# type where the counts allow). The same three architectures, trained the same way through the
+# shared Keras harness (same epochs, augmentation, class-balanced loss); the epoch kept by
+# validation balanced accuracy; a temperature fitted on validation {cite}`guo2017calibration` so
+# the confidence means what it says; the test split scored once. Xception starts from random
+# weights here (no download is possible; a user with the ImageNet weights file passes it as the
+# profile's `xception_weights`), and the chapter says which was used. Then the efficiency claim is
+# measured, Grad-CAM {cite}`selvaraju2017gradcam` shows where each model looks, and the leak is
+# measured: the same model trained on an image-level split of the anomaly set against the grouped
+# split.
+
+# %% tags=["parameters"]
+profile = "smoke"  # smoke | cpu | full: profiles/<profile>.yaml gives every knob below its value
+data_dir = ""  # data root (empty: $FETAL_DATA_DIR, else ./data)
+data_source = "phantom"  # phantom | auto | real
+results_dir = "build/results/us_classification"
+seed = 0
+# Knobs. None takes the profile's value (the profile is the one place values live); set one to override it.
+tasks = None  # comma-separated: planes, brain_planes, anomaly, anomaly_type, anomaly16
+archs = None  # comma-separated registry names
+arch_options = None  # per architecture, its constructor options (widths)
+input_rows = None
+input_cols = None
+epochs = None  # the same for every model and task
+batch_size = None
+learning_rate = None
+augment = None
+precision = None  # "auto" (bfloat16 only on a CPU with native bfloat16), "float32" or "mixed_bfloat16"
+jit_compile = None
+class_weight = None  # "balanced" or "none"
+xception_weights = None  # path of a local ImageNet weights file for Xception; empty for random initialisation
+leak_task = None  # the task of the leak demonstration (image-level against grouped split)
+leak_arch = None
+n_bootstrap = None
+save_models = None  # write build/models/us_<task>.keras with its card (the validation-chosen model; never for a phantom)
+
+# %%
+import time
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from fetal_lib.book.profiles import knob_names
+from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.training.keras import configure as configure_keras
+from fetal_lib.us import arrays as us_arrays
+from fetal_lib.us import pipeline, report, tasks as us_tasks
+
+t_start = time.perf_counter()
+configure_keras(threads=2, seed=seed)
+settings = pipeline.profile_settings(profile, {name: globals()[name] for name in knob_names("us_classification")})
+globals().update(settings)
+task_names, arch_names = pipeline.split_names(tasks), pipeline.split_names(archs)
+precision_choice = pipeline.precision_choice(settings)
+datasets = {t: us_tasks.load_task(t, data_dir, data_source, seed) for t in task_names}
+run = ChapterRun("us_classification", profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
+                 parameters=settings, compute={"precision": precision_choice.to_dict()})
+run.banner()
+display(Markdown("Xception: " + ("ImageNet weights from `" + str(xception_weights) + "`." if xception_weights else
+                                 "random initialisation (no ImageNet weights file given: nothing can be downloaded here).")))
+
+# %% [markdown]
+# ## Tasks and grouped splits
+#
+# Each task's images are split by group (the patient for FETAL_PLANES_DB, the source image for the
+# anomaly set, so that augmented copies stay together), stratified by class; no group is on two
+# sides. What was dropped or merged is said below the table.
+
+# %%
+run.table(report.split_table(datasets), "splits")
+for d in datasets.values():
+    if d.notes:
+        display(Markdown(f"**{d.task}**: " + " ".join(d.notes)))
+
+# %% [markdown]
+# ## Training: three models per task, the same recipe
+
+# %%
+size = (int(input_rows), int(input_cols))
+cache = Path(results_dir).parent.parent / "cache" / "us"
+part_arrays = {t: {p: us_arrays.load_arrays(d.part(p), size, cache) for p in ("train", "val", "test")} for t, d in datasets.items()}
+runs = {}
+for t, d in datasets.items():
+    for arch in arch_names:
+        runs[(t, arch)] = pipeline.run_model(d, part_arrays[t], settings, arch, seed)
+        r = runs[(t, arch)]
+        print(f"{t} / {arch}: best epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
+              f"{r.fit.train_images_per_s:.1f} images/s, temperature {r.temperature:.2f}")
+all_scores = [pipeline.scores(r, int(n_bootstrap), seed) for r in runs.values()]
+
+# %% [markdown]
+# ## Results on the test splits
+#
+# Accuracy, balanced accuracy, macro precision, recall and F1, and macro ROC-AUC (one class
+# against the rest), with 95 % bootstrap CIs that resample whole groups; the expected calibration
+# error (ECE) of the softmax confidence before and after the temperature.
+
+# %%
+results = pipeline.results_table(all_scores)
+run.table(results, "results")
+display(Markdown(report.results_sentence(results, task_names)))
+
+# %%
+for t, d in datasets.items():
+    for arch in arch_names:
+        s = next(x for x in all_scores if x["task"] == t and x["model"] == arch)
+        run.table(pipeline.per_class_table(s, d.classes), f"per_class_{t}_{arch}", show=False)
+    run.figure(report.roc_figure(t, d.classes, {a: runs[(t, a)] for a in arch_names}, seed), f"roc_{t}")
+    run.figure(report.confusion_figure(t, d.classes, {a: runs[(t, a)] for a in arch_names}), f"confusion_{t}")
+    run.figure(report.reliability_figure(t, {a: runs[(t, a)] for a in arch_names}), f"reliability_{t}")
+
+# %% [markdown]
+# ## The efficiency claim, measured
+#
+# Parameters, floating-point operations per image (multiply-adds counted twice), training images
+# per second and inference milliseconds per image on this machine, beside the accuracy each model
+# reached. Separable convolutions need fewer parameters and operations for the same topology;
+# whether that makes them faster on two CPU cores, and whether they lose accuracy, is what the
+# table shows.
+
+# %%
+eff = pd.DataFrame([pipeline.efficiency(r) for r in runs.values()])
+eff = eff.merge(results[["task", "model", "balanced accuracy"]], on=["task", "model"])
+run.table(eff, "efficiency")
+run.figure(report.efficiency_figure(eff), "efficiency")
+
+# %% [markdown]
+# ## Where each model looks: Grad-CAM
+#
+# For every task and model, Grad-CAM of the predicted class on one correct and one wrong test
+# image of every class (where there is one). A map on the anatomy that defines the class supports
+# the decision; a map on the caliper marks, the text overlay or the image border flags a shortcut.
+
+# %%
+for t, d in datasets.items():
+    run.figure(report.gradcam_figure(t, d, {a: runs[(t, a)] for a in arch_names}, part_arrays[t]["test"]), f"gradcam_{t}")
+
+# %% [markdown]
+# ## The leak, measured
+#
+# The same model and recipe on the anomaly set, trained and tested on an image-level split (as a
+# Roboflow export invites: augmented copies of one source image on both sides) and on the grouped
+# split above. The difference is how much an image-level split flatters a model.
+
+# %%
+leak = None
+if leak_task in datasets:
+    image_level = us_tasks.load_task(leak_task, data_dir, data_source, seed, split="image")
+    leak_arrays = {p: us_arrays.load_arrays(image_level.part(p), size, cache) for p in ("train", "val", "test")}
+    leak_run = pipeline.run_model(image_level, leak_arrays, settings, leak_arch, seed)
+    leak_scores = pipeline.scores(leak_run, int(n_bootstrap), seed)
+    grouped_scores = next(x for x in all_scores if x["task"] == leak_task and x["model"] == leak_arch)
+    leak = pipeline.leak_gap(grouped_scores, leak_scores)
+    run.table(leak, "leak_demonstration")
+    display(Markdown(report.leak_sentence(image_level, leak)))
+else:
+    display(Markdown(f"The leak task {leak_task!r} is not among this run's tasks."))
+
+# %% [markdown]
+# ## The deployed models
+#
+# For each task, the model with the best balanced accuracy on the validation split (not the test
+# split) is saved as `build/models/us_<task>.keras` with its card (classes, temperature, test
+# figures); `fetal us classify IMAGE --task TASK` uses it. Models trained on a phantom are not saved.
+
+# %%
+chosen = {t: pipeline.best_model(all_scores, t, runs) for t in task_names}
+run.table(pd.DataFrame([{"task": t, "model (chosen on validation)": a} for t, a in chosen.items()]), "deployed")
+saved = report.save_models(runs, chosen, datasets, profile, settings, all_scores) if save_models and not any(
+    d.source.is_phantom for d in datasets.values()) else {}
+print("\n".join(f"saved {p}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
+
+# %%
+headline = {}
+for t in task_names:
+    s = next(x for x in all_scores if x["task"] == t and x["model"] == chosen[t])
+    headline[f"{t}_accuracy"] = s["accuracy"]
+    headline[f"{t}_auc_macro"] = s["auc_macro"]
+metrics = {
+    **headline,
+    "results": results.to_dict("records"),
+    "scores": all_scores,
+    "efficiency": eff.to_dict("records"),
+    "leak_demonstration": None if leak is None else leak.to_dict("records"),
+    "deployed": chosen,
+    "xception_weights": str(xception_weights) if xception_weights else "random initialisation",
+    "training_seconds": float(sum(r.fit.seconds for r in runs.values())),
+    "training": {f"{t}/{a}": {**r.config.to_dict(), "seconds": r.fit.seconds, "best_epoch": r.fit.best_epoch,
+                             "history": r.fit.history} for (t, a), r in runs.items()},
+    "precision_choice": precision_choice.to_dict(),
+    "model_paths": {k: str(v) for k, v in saved.items()},
+    "chapter_seconds": time.perf_counter() - t_start,
+}
+run.finish(metrics, headline=list(headline))

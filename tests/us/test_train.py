@@ -1,0 +1,160 @@
+"""Training chapter 3's classifiers: the config, balanced class weights, the augmentation, the
+batches, and (slow) short runs through the harness keeping the best validation balanced accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fetal_lib.us.train import (
+    UsTrainConfig,
+    class_weights,
+    gradcam_layer,
+    sample_weights,
+)
+
+
+def test_config_round_trips_and_maps_onto_the_loop_config() -> None:
+    config = UsTrainConfig(arch="separable_cnn", options={"widths": (4, 8)}, input_size=[64, 48], epochs=3, precision="mixed_bfloat16",
+                           label_smoothing=0.1, time_budget_s=60.0)
+    data = json.loads(json.dumps(config.to_dict()))
+    assert data["input_size"] == [64, 48] and data["options"] == {"widths": [4, 8]}
+    again = UsTrainConfig.from_dict(data)
+    assert again.input_size == (64, 48) and again.input_shape == (64, 48, 1) and again.to_dict() == data
+    loop = config.loop_config()
+    assert (loop.epochs, loop.batch_size, loop.precision, loop.checkpoint, loop.lr_floor, loop.cap_s) == (3, 16, "bfloat16", "best", 0.05, 60.0)
+    assert UsTrainConfig().loop_config().precision == "float32"
+    aug = config.augment_config()
+    assert aug.flip_lr and not aug.flip_ud and aug.rotation_deg == 10.0 and aug.scale == (0.9, 1.1) and aug.shift_fraction == 0.05
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"arch": "vgg99"}, "registered Keras network"),
+    ({"precision": "auto"}, "resolve 'auto' first"),
+    ({"class_weight": "inverse"}, "class_weight"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"weights_path": "x.h5"}, "xception backbone only"),
+    ({"options": {"num_classes": 3}}, "come from the run"),
+    ({"epochs": 0}, ">= 1"),
+])
+def test_config_refuses_bad_values(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        UsTrainConfig(**kwargs)
+
+
+def test_from_dict_refuses_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown UsTrainConfig keys: colour"):
+        UsTrainConfig.from_dict({"colour": "red"})
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same() -> None:
+    y = np.array([0] * 6 + [1] * 3 + [3] * 1)  # class 2 absent
+    w = class_weights(y, 4)
+    assert w[2] == 0.0
+    np.testing.assert_allclose(w[[0, 1, 3]], 10 / (3 * np.array([6, 3, 1])))
+    per_image = sample_weights(y, 4)
+    assert per_image.mean() == pytest.approx(1.0)
+    totals = np.bincount(y, weights=per_image, minlength=4)
+    np.testing.assert_allclose(totals[[0, 1, 3]], totals[0])
+    assert sample_weights(y, 4, "none") is None
+
+
+def test_gradcam_layers_are_named_per_architecture() -> None:
+    assert gradcam_layer("plain_cnn") == gradcam_layer("separable_cnn") == "last_conv"
+    assert gradcam_layer("xception") == "block14_sepconv2_act"
+    with pytest.raises(ValueError, match="names no Grad-CAM layer"):
+        gradcam_layer("unet")
+
+
+def test_augmentation_keeps_shape_and_range_and_flips_only_left_right() -> None:
+    import keras
+
+    from fetal_lib.hc.augment import AugmentConfig
+    from fetal_lib.us.train import tf_augment_image
+
+    keras.utils.set_random_seed(0)
+    image = np.random.default_rng(0).uniform(0, 1, (16, 24, 1)).astype(np.float32)
+    out = np.asarray(tf_augment_image(image))
+    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1 and not np.allclose(out, image)
+    flips_only = AugmentConfig(flip_lr=True, flip_ud=False, rotation_deg=0.0, scale=(1.0, 1.0), shift_fraction=0.0, gain=(1.0, 1.0),
+                               offset=(0.0, 0.0), gamma=(1.0, 1.0), noise_sd=0.0)
+    seen = set()
+    for _ in range(12):
+        out = np.asarray(tf_augment_image(image, flips_only))
+        mirrored = np.allclose(out, image[:, ::-1], atol=1e-5)
+        assert mirrored or np.allclose(out, image, atol=1e-5)
+        seen.add(mirrored)
+    assert seen == {True, False}
+
+
+def test_batches_carry_one_hot_labels_and_sample_weights() -> None:
+    from fetal_lib.us.train import tf_batches
+
+    x = np.random.default_rng(0).uniform(0, 1, (10, 16, 16, 1)).astype(np.float32)
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2])
+    config = UsTrainConfig(input_size=(16, 16), batch_size=4, augment=False)
+    batches = list(tf_batches(x, y, config, 3, sample_weights(y, 3)))
+    assert len(batches) == 2 and all(b[0].shape == (4, 16, 16, 1) for b in batches)  # full batches only
+    for images, onehot, w in batches:
+        rows = [int(np.argmin(np.abs(x - im).sum(axis=(1, 2, 3)))) for im in images.numpy()]
+        np.testing.assert_array_equal(onehot.numpy().argmax(axis=1), y[rows])
+        np.testing.assert_allclose(w.numpy(), sample_weights(y, 3)[rows], rtol=1e-6)
+
+
+def test_train_refuses_arrays_that_do_not_fit_before_building() -> None:
+    from fetal_lib.us.train import train
+
+    config = UsTrainConfig(input_size=(16, 16), epochs=1)
+    x = np.zeros((4, 16, 16, 1), np.float32)
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"training images must be \(N, 16, 16, 1\)"):
+        train(config, np.zeros((4, 16, 8, 1), np.float32), y, x, y, num_classes=2)
+    with pytest.raises(ValueError, match=r"validation labels must be in 0\.\.1"):
+        train(config, x, y, x, np.array([0, 1, 2, 1]), num_classes=2)
+    with pytest.raises(ValueError, match="integers"):
+        train(config, x, y.astype(float), x, y, num_classes=2)
+
+
+def _bright_or_dark(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class 1: a bright square on the left half; class 0: on the right half (unbalanced 3:1)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.25).astype(int)
+    x = rng.uniform(0, 0.2, (n, 16, 16, 1)).astype(np.float32)
+    for i, label in enumerate(y):
+        col = rng.integers(1, 4) if label else rng.integers(9, 12)
+        row = rng.integers(2, 10)
+        x[i, row:row + 4, col:col + 4, 0] = 0.9
+    return x, y
+
+
+@pytest.mark.slow
+def test_training_keeps_the_best_validation_balanced_accuracy_epoch() -> None:
+    from fetal_lib.us.train import METRIC, balanced_accuracy, predict_logits, train
+
+    x, y = _bright_or_dark(64, 0)
+    xv, yv = _bright_or_dark(32, 1)
+    config = UsTrainConfig(arch="plain_cnn", options={"widths": (4, 8)}, input_size=(16, 16), epochs=2, batch_size=8, learning_rate=1e-2,
+                           augment=True, jit_compile=False, label_smoothing=0.1)
+    result = train(config, x, y, xv, yv, num_classes=2)
+    assert result.epochs_run == 2 and len(result.history[METRIC]) == 2 and result.train_images_per_s > 0
+    assert result.best_epoch == int(np.argmax(result.history[METRIC])) + 1
+    score = balanced_accuracy(yv, predict_logits(result.model, xv).argmax(axis=1), 2)
+    assert score == pytest.approx(max(result.history[METRIC]))
+    assert result.model.output.shape[1:] == (2,)
+
+
+@pytest.mark.slow
+def test_mixed_bfloat16_training_returns_a_float32_separable_model() -> None:
+    import keras
+
+    from fetal_lib.us.train import train
+
+    x, y = _bright_or_dark(16, 2)
+    config = UsTrainConfig(arch="separable_cnn", options={"widths": (4, 8)}, input_size=(16, 16), epochs=1, batch_size=8,
+                           precision="mixed_bfloat16", class_weight="none", augment=False)
+    result = train(config, x, y, x, y, num_classes=3)  # class 2 absent: still K = 3 logits
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert all(layer.dtype_policy.name == "float32" for layer in result.model.layers)
+    assert result.model.output.shape[1:] == (3,) and result.epochs_run == 1
