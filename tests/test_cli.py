@@ -131,7 +131,9 @@ def test_no_json_or_dest_flag_and_format_everywhere() -> None:
             assert action.default in action.choices, path
             formats[" ".join(path)] = tuple(action.choices)
     # every command that prints a table or a report
-    assert set(formats) >= {"doctor", "data verify", "hc measure", "hc cv", "brain-age predict", "bench hc", "bench brain-age"}
+    assert set(formats) >= {"doctor", "data verify", "hc measure", "hc cv", "brain-age predict", "bench hc", "bench brain-age",
+                            "seg evaluate", "bench seg", "us classify", "bench us"}
+    assert formats["us classify"] == ("csv", "json")
     assert formats["hc measure"] == ("csv", "json") and formats["hc cv"] == ("json", "csv")
 
 
