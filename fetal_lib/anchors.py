@@ -89,6 +89,16 @@ _ROWS = (
     Anchor("seg_benchmark.source.medsegdiff_v2.text_iou", "seg_benchmark", "Source benchmark, MedSegDiff-V2 IoU claimed in its text",
            0.9780, "", "fetal_biometry_xai_source", "as above; its own table gives another figure", digits=4,
            note="the text's figure, which the source's table does not show"),
+    # --- chapter 4: gestational age from fetal MRI (the source project's own description) ----------
+    Anchor("fetal_mri_ga.source.scans", "fetal_mri_ga", "Source GA regression, T2-weighted fetal MRI scans", 261, "scans",
+           "fetal_mri_ga_source", "private scans, not public", digits=0),
+    Anchor("fetal_mri_ga.source.weeks", "fetal_mri_ga", "Source GA regression, gestational-age range", 19, "weeks",
+           "fetal_mri_ga_source", "LMP-dated scans", digits=0, high=39),
+    Anchor("fetal_mri_ga.source.mae_days", "fetal_mri_ga", "Source GA regression, MAE", 4.5, "days", "fetal_mri_ga_source",
+           "stratified 5-fold CV; no statement that one scan's slices stay in one fold", digits=1,
+           note="'about' in the source; the split unit is not stated"),
+    Anchor("fetal_mri_ga.source.r2", "fetal_mri_ga", "Source GA regression, R2", 0.95, "", "fetal_mri_ga_source",
+           "as above", digits=2, note="'about' in the source"),
     # --- chapter 5: brain age (the Imperial College coursework on Cam-CAN) ------------------------
     Anchor("brain_age.source.val_dice_csf", "brain_age", "Source Res-U-Net validation Dice, CSF", 0.789, "",
            "imperial_mli_brainage", "Cam-CAN teaching set, 5 validation subjects", digits=3),

@@ -14,7 +14,8 @@
 # %% [markdown]
 # # The data
 #
-# Six public datasets feed the chapters of this book. None of them is stored in the
+# Seven public datasets feed the chapters of this book (FeTA, individual fetal MRI that needs a
+# registration, is read only when a user supplies it). None of them is stored in the
 # repository: each is described by a manifest (`data_manifests/<name>.yaml`: citation,
 # licence, where to get it, layout, checksums) and read by one loader in
 # `fetal_lib.data`. This chapter shows, for each dataset, what is present on the machine

@@ -7,5 +7,10 @@ DATASET_NAMES: tuple[str, ...] = (
     "fetal_brain_anomaly_us",
     "fetal_brain_anomaly_16class",
     "fetal_brain_atlases",
+    "feta",
     "brain_age",
 )
+
+#: The ``fetal_lib.data`` module whose ``load(root)`` reads each dataset (its own name, except
+#: where the module is named after the layout it reads).
+LOADER_MODULES: dict[str, str] = {**{name: name for name in DATASET_NAMES}, "feta": "feta_bids"}

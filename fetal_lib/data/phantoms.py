@@ -13,6 +13,9 @@ loaders, chapters and tests take the same path with or without the real data:
 - ``fetal_brain_anomaly_16class``: folder-per-class export of the 16 classes.
 - ``fetal_brain_atlases``: 48x56x48 volumes at 2 mm whose brain size and cortical folding grow
   with gestational age, with mask and 8-label parcellation (and a T2-like SRR).
+- ``feta``: 8 subjects (GA 21-36 weeks) in the FeTA BIDS layout: ``participants.tsv``, T2 and
+  FeTA-labelled dseg per subject (48x56x48 at 2 mm), brain size jittered about its GA, intensity
+  scale varying 6-fold, half of them in LPS instead of RAS orientation, shifted by a few mm.
 - ``brain_age``: meta CSVs, tissue segmentations whose GM shrinks and CSF grows with age,
   T1-like images and masks for the segmentation subjects (48x56x48 at 4 mm).
 
@@ -40,7 +43,7 @@ from fetal_lib.data import DATASET_NAMES
 NAMES = DATASET_NAMES
 SIZES = ("small", "medium")
 #: Bump when a generator changes, so cached phantoms (fetal_lib.data.sources) are rewritten.
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2  # 2: the atlas phantom written with the real atlases' RAS direction
 
 
 # --------------------------------------------------------------------------- helpers
@@ -89,13 +92,17 @@ def _write_csv(path: Path, header: list[str], rows: list[list[object]], delimite
     path.write_text(buf.getvalue(), encoding="utf-8", newline="")
 
 
-def _write_nifti(path: Path, array_zyx: np.ndarray, spacing_xyz: tuple[float, float, float], origin=(0.0, 0.0, 0.0)) -> None:
+def _write_nifti(path: Path, array_zyx: np.ndarray, spacing_xyz: tuple[float, float, float], origin=(0.0, 0.0, 0.0),
+                 direction: tuple[float, ...] | None = None) -> None:
+    """Write a zyx array as NIfTI; spacing and origin in mm, direction (row-major 3x3) default identity."""
     import SimpleITK as sitk
 
     path.parent.mkdir(parents=True, exist_ok=True)
     image = sitk.GetImageFromArray(array_zyx)
     image.SetSpacing(tuple(float(s) for s in spacing_xyz))
     image.SetOrigin(tuple(float(o) for o in origin))
+    if direction is not None:
+        image.SetDirection(tuple(float(d) for d in direction))
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
@@ -573,6 +580,10 @@ def _atlas_volume(ga: float, shape=(48, 56, 48), spacing=2.0, seed_phase: float 
     return lab, srr, amp
 
 
+#: The real atlases' direction (RAS: x right-to-left flipped, y flipped), so that the phantom's cerebellum is posterior
+ATLAS_DIRECTION = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
+
+
 def _write_atlases(dest: Path, rng: np.random.Generator, scale: int) -> list[list[object]]:
     from scipy.ndimage import gaussian_filter
 
@@ -586,15 +597,70 @@ def _write_atlases(dest: Path, rng: np.random.Generator, scale: int) -> list[lis
             folder = dest / f"Neurotypical_{atlas}" / name
             lab, srr, amp = _atlas_volume(ga + (0.3 if atlas == "Wu2021" else 0.0), shape, spacing, seed_phase=float(rng.uniform(0, 1)))
             mask = (lab > 0).astype(np.uint16)
-            _write_nifti(folder / "parcellation.nii.gz", lab, (spacing,) * 3, origin)
-            _write_nifti(folder / "mask.nii.gz", mask, (spacing,) * 3, origin)
+            _write_nifti(folder / "parcellation.nii.gz", lab, (spacing,) * 3, origin, ATLAS_DIRECTION)
+            _write_nifti(folder / "mask.nii.gz", mask, (spacing,) * 3, origin, ATLAS_DIRECTION)
             has_srr = not (atlas == "Wu2021" and ga == 35)  # as the real release: Chinese35 has no SRR
             if has_srr:
                 img = gaussian_filter(srr, 0.6) + rng.normal(0, 15, srr.shape).astype(np.float32)
-                _write_nifti(folder / "srr.nii.gz", np.clip(img, 0, None).astype(np.float32), (spacing,) * 3, origin)
+                _write_nifti(folder / "srr.nii.gz", np.clip(img, 0, None).astype(np.float32), (spacing,) * 3, origin, ATLAS_DIRECTION)
             vol_ml = float(mask.sum()) * spacing**3 / 1000.0
             truth.append([atlas, name, ga, f"{vol_ml:.3f}", f"{amp:.4f}", int(has_srr)])
     (dest / "Neurotypical_Gholipour2017" / "LICENSE").write_text("PHANTOM: synthetic volumes, no licence restrictions.\n", encoding="utf-8")
+    return truth
+
+
+# --------------------------------------------------------------------------- FeTA (BIDS)
+
+
+def _write_feta(dest: Path, rng: np.random.Generator, scale: int) -> list[list[object]]:
+    """FeTA-like subjects: atlas-phantom anatomy at a jittered size, random intensity scale.
+
+    Odd subjects are ``rec-mial`` in RAS orientation (as the real volumes), even ones
+    ``rec-irtk`` in LPS orientation (array flipped so the anatomy is the same in physical space),
+    each shifted by a few mm: preprocessing must reorient and centre them.
+    """
+    import json
+
+    from scipy.ndimage import gaussian_filter
+
+    from fetal_lib.data.feta_bids import GA_COLUMNS, TO_ATLAS_LABELS
+
+    spacing = 2.0 if scale == 1 else 1.0
+    shape = (48, 56, 48) if scale == 1 else (96, 112, 96)
+    n = 8 * scale
+    to_feta = np.zeros(9, np.uint16)
+    for feta_label, atlas_label in TO_ATLAS_LABELS.items():
+        to_feta[atlas_label] = feta_label
+    to_feta[8] = 3  # corpus callosum: white matter in FeTA
+    half = [(k - 1) / 2 * spacing for k in shape[::-1]]  # x, y, z
+    truth = [["subject", "rec", "ga_weeks", "brain_volume_ml", "intensity_scale", "orientation"]]
+    rows = []
+    for k in range(n):
+        subject = f"sub-{k + 1:03d}"
+        ga = round(float(np.clip(21.0 + 15.0 * k / (n - 1) + rng.uniform(-0.4, 0.4), 21.0, 36.0)), 1)
+        size_ga = float(np.clip(ga + rng.normal(0.0, 0.8), 20.5, 36.0))  # brains of one GA differ in size
+        atlas_lab, srr, _ = _atlas_volume(size_ga, shape, spacing, seed_phase=float(rng.uniform(0, 1)))
+        dseg = to_feta[atlas_lab]
+        gain = float(rng.uniform(0.5, 3.0))
+        t2 = gaussian_filter(srr * gain, 0.6) + rng.normal(0, 15 * gain, srr.shape).astype(np.float32)
+        t2 = np.clip(t2, 0, None).astype(np.float32)
+        shift = rng.uniform(-8.0, 8.0, 3)
+        if k % 2 == 0:  # RAS: i -> right, j -> anterior (the cerebellum of _atlas_volume is at -y)
+            rec, orient, direction = "mial", "RAS", (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
+            origin = (half[0] + shift[0], half[1] + shift[1], -half[2] + shift[2])
+        else:  # LPS with the array flipped left-right and front-back: the same anatomy in space
+            rec, orient, direction = "irtk", "LPS", None
+            origin = (-half[0] + shift[0], -half[1] + shift[1], -half[2] + shift[2])
+            dseg, t2 = dseg[:, ::-1, ::-1].copy(), t2[:, ::-1, ::-1].copy()
+        anat = dest / subject / "anat"
+        _write_nifti(anat / f"{subject}_rec-{rec}_T2w.nii.gz", t2, (spacing,) * 3, origin, direction)
+        _write_nifti(anat / f"{subject}_rec-{rec}_dseg.nii.gz", dseg, (spacing,) * 3, origin, direction)
+        vol_ml = float((dseg > 0).sum()) * spacing**3 / 1000.0
+        rows.append([subject, "Neurotypical", f"{ga:.1f}"])
+        truth.append([subject, rec, f"{ga:.1f}", f"{vol_ml:.3f}", f"{gain:.4f}", orient])
+    _write_csv(dest / "participants.tsv", ["participant_id", "Pathology", GA_COLUMNS[0]], rows, delimiter="\t")
+    description = {"Name": "FeTA phantom (synthetic)", "BIDSVersion": "1.6.0", "DatasetType": "raw"}
+    (dest / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     return truth
 
 
@@ -666,6 +732,7 @@ _WRITERS: dict[str, Callable[[Path, np.random.Generator, int, int], list[list[ob
     "fetal_brain_anomaly_us": _write_anomaly_us,
     "fetal_brain_anomaly_16class": _write_anomaly_16class,
     "fetal_brain_atlases": lambda d, r, sc, sd: _write_atlases(d, r, sc),
+    "feta": lambda d, r, sc, sd: _write_feta(d, r, sc),
     "brain_age": lambda d, r, sc, sd: _write_brain_age(d, r, sc),
 }
 

@@ -57,6 +57,10 @@ _DEFAULT_GROUPS: dict[str, list[tuple[str, str, int, str | None]]] = {
         ("mask", r"Neurotypical_[^/]+/[^/]+/mask\.nii\.gz", 32, None),
         ("parcellation", r"Neurotypical_[^/]+/[^/]+/parcellation\.nii\.gz", 32, None),
     ],
+    "feta": [
+        ("t2w", r"sub-[^/]+/anat/sub-[^/]+_T2w\.nii\.gz", 80, None),
+        ("dseg", r"sub-[^/]+/anat/sub-[^/]+_dseg\.nii\.gz", 80, None),
+    ],
     "brain_age": [
         ("segs_refs", r"segs_refs/sub-[^/]+_T1w_seg\.nii\.gz", 552, None),
         ("images", r"images/sub-[^/]+_T1w_unbiased\.nii\.gz", 552, None),
@@ -111,6 +115,8 @@ def holds_dataset(name: str, folder: Path) -> bool:
         return any((folder / s).is_dir() and any(p.is_dir() for p in (folder / s).iterdir()) for s in ("train", "valid", "test"))
     if name == "fetal_brain_atlases":
         return any(folder.glob("*/*/parcellation.nii.gz"))
+    if name == "feta":
+        return (folder / "participants.tsv").is_file() and any(folder.glob("sub-*/anat/sub-*_T2w.nii*"))
     if name == "brain_age":
         return any((folder / "meta").glob("meta_data_*.csv"))
     return False

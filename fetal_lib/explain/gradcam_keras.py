@@ -44,7 +44,8 @@ def gradcam(model, layer: str, images: np.ndarray, target: targets.Target | str 
     Args:
         model: a functional or sequential ``keras.Model``.
         layer: name of the layer whose output is explained (a 2-D feature map).
-        images: (N, rows, cols, channels) float batch.
+        images: (N, rows, cols, channels) float batch, or a list of such batches for a model with
+            several inputs (the maps then take the first input's size).
         target: a :class:`~fetal_lib.explain.targets.Target` or its kind; normalise: maps scaled to [0, 1].
 
     Returns:
@@ -60,7 +61,12 @@ def gradcam(model, layer: str, images: np.ndarray, target: targets.Target | str 
     except ValueError:
         raise ValueError(f"model {model.name!r} has no layer {layer!r}") from None
     target = targets.as_target(target)
-    x = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
+    if isinstance(images, (list, tuple)):
+        x = [tf.convert_to_tensor(np.asarray(a, dtype=np.float32)) for a in images]
+        size = (int(x[0].shape[1]), int(x[0].shape[2]))
+    else:
+        x = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
+        size = (int(x.shape[1]), int(x.shape[2]))
     forward, final = _logit_model(model, layer_obj)
     with tf.GradientTape() as tape:
         acts, logits = forward(x)
@@ -72,7 +78,7 @@ def gradcam(model, layer: str, images: np.ndarray, target: targets.Target | str 
     acts, grads = tf.cast(acts, tf.float32), tf.cast(grads, tf.float32)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * acts, axis=-1))
-    cam = tf.image.resize(cam[..., None], (int(x.shape[1]), int(x.shape[2])), method="bilinear")[..., 0]
+    cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
     maps = np.maximum(cam.numpy(), 0.0).astype(np.float32)
     return targets.scale_per_map(maps) if normalise else maps
 

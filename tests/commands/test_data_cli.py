@@ -49,7 +49,7 @@ def test_list_names_every_dataset(capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     for name in ("hc18", "fetal_planes", "fetal_brain_anomaly_us", "fetal_brain_anomaly_16class",
-                 "fetal_brain_atlases", "brain_age"):
+                 "fetal_brain_atlases", "feta", "brain_age"):
         assert f"{name}  [" in out
 
 

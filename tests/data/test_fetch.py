@@ -212,7 +212,7 @@ def test_zip_slip_member_is_refused(server, tmp_path):
     assert not (tmp_path / "evil.png").exists() and list(dest.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["brain_age", "fetal_brain_atlases", "fetal_brain_anomaly_us",
+@pytest.mark.parametrize("name", ["brain_age", "fetal_brain_atlases", "feta", "fetal_brain_anomaly_us",
                                   "fetal_brain_anomaly_16class"])
 def test_registration_only_datasets_say_what_to_do(name, tmp_path):
     manifest = load_manifest(name)

@@ -12,7 +12,7 @@ from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import MANIFEST_DIR
 
 NAMES = ["hc18", "fetal_planes", "fetal_brain_anomaly_us", "fetal_brain_anomaly_16class",
-         "fetal_brain_atlases", "brain_age"]
+         "fetal_brain_atlases", "feta", "brain_age"]
 
 
 def test_every_dataset_has_a_manifest_in_canonical_order():

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fetal_lib.data import phantoms
+from fetal_lib.data import LOADER_MODULES, phantoms
 from fetal_lib.data.imaging import nifti_array, read_image_gray
 
 
@@ -30,7 +30,7 @@ def test_every_phantom_is_marked_and_loadable(phantom_root, name):
     assert "PHANTOM" in text and "seed: 0" in text
     assert (root / "PHANTOM_truth.csv").is_file()
     assert phantoms.is_phantom(root)
-    module = importlib.import_module(f"fetal_lib.data.{name}")
+    module = importlib.import_module(f"fetal_lib.data.{LOADER_MODULES[name]}")
     records = module.load(root)
     assert len(records) >= 8
     assert not list(root.parent.glob(f".{name}.*"))  # no temporary folder left behind

@@ -7,7 +7,7 @@ import importlib
 import numpy as np
 import pytest
 
-from fetal_lib.data import splits
+from fetal_lib.data import LOADER_MODULES, splits
 
 
 def _groups(n_groups=60, seed=0):
@@ -103,6 +103,7 @@ _LABEL = {  # what a chapter would stratify on
     "fetal_brain_anomaly_us": lambda r: r.label,
     "fetal_brain_anomaly_16class": lambda r: r.label,
     "fetal_brain_atlases": None,
+    "feta": None,
     "brain_age": lambda r: r.age_years,
 }
 _REAL = ("hc18", "fetal_planes", "fetal_brain_anomaly_us", "fetal_brain_atlases", "brain_age")
@@ -134,7 +135,7 @@ def _check_dataset(name, records):
 @pytest.mark.real_data
 @pytest.mark.parametrize("name", _REAL)
 def test_no_group_crosses_on_real_data(real_dataset, name):
-    records = importlib.import_module(f"fetal_lib.data.{name}").load(real_dataset(name))
+    records = importlib.import_module(f"fetal_lib.data.{LOADER_MODULES[name]}").load(real_dataset(name))
     _check_dataset(name, records)
 
 
@@ -152,5 +153,5 @@ def test_real_anomaly_export_split_leaks_patients(real_dataset):
 
 @pytest.mark.parametrize("name", list(_LABEL))
 def test_no_group_crosses_on_phantoms(phantom_root, name):
-    records = importlib.import_module(f"fetal_lib.data.{name}").load(phantom_root(name))
+    records = importlib.import_module(f"fetal_lib.data.{LOADER_MODULES[name]}").load(phantom_root(name))
     _check_dataset(name, records)

@@ -44,6 +44,8 @@ def test_keras_network(name: str, tmp_path) -> None:
     keras.utils.set_random_seed(0)
     model = keras_nets.create(name, **entry.example_options)
     x = np.random.default_rng(0).uniform(0, 1, (2,) + entry.example_input_shape).astype(np.float32)
+    if len(model.inputs) > 1:  # one input per plane (chapter 4): the same example shape for each
+        x = [x * (k + 1) / len(model.inputs) for k in range(len(model.inputs))]
     out = model(x, training=False)
     assert tuple(out.shape) == (2,) + entry.example_output_shape
     assert model.count_params() == entry.example_parameters

@@ -260,6 +260,28 @@ def test_us_classification_splits_by_group_and_scores_every_model_on_every_task(
     assert set(m["deployed"]) == set(tasks) and set(m["deployed"].values()) <= set(archs)
 
 
+def test_fetal_mri_ga_tests_every_volume_by_volume_and_shows_the_leak(smoke_book, generated):
+    from fetal_lib.data import fetal_brain_atlases
+
+    m, results = _results(smoke_book, generated, "fetal_mri_ga")
+    records = fetal_brain_atlases.load(generated("fetal_brain_atlases"))
+    with_image = [r for r in records if r.srr_path is not None]
+    volumes = _table(results, "volumes")
+    assert len(volumes) == m["n_volumes"] == len(with_image)  # Chinese35 (no T2) is left out, as in the real release
+    rows = _table(results, "results")
+    by_volume = [r for r in rows if r["protocol"] == "by volume" and r["scored per"] == "volume"]
+    assert {r["model"] for r in by_volume} == {"network", "training_mean", "brain_volume_linear", "brain_volume_quadratic",
+                                              "tissue_ridge"}
+    assert all(int(r["volumes"]) == len(with_image) for r in by_volume)  # every volume tested once
+    assert any(r["protocol"].startswith("train ") for r in rows)  # the cross-family protocol ran
+    assert [r["split"] for r in _table(results, "leak_demonstration")][:2] == ["by volume (protocol 1)",
+                                                                              "samples at random (one volume on both sides)"]
+    # the phantom's brain grows linearly with GA: the volume baseline reads it to within a few days
+    linear = next(r for r in by_volume if r["model"] == "brain_volume_linear")
+    assert float(linear["MAE (days)"]) < 7.0
+    assert _is_number(m["ga_mae_days_by_volume"]) and m["deployed"] is False
+
+
 @pytest.mark.skipif(not any(c.id == "data" for c in CHAPTERS), reason="no data chapter")
 def test_book_builds_from_smoke_chapters(smoke_book):
     root, execute = smoke_book

@@ -28,6 +28,12 @@ _XCEPTION = Entry("xception", "fetal_lib.networks.keras.xception:create",
                   example_options={"input_shape": (71, 71, 1), "num_classes": 3},
                   example_input_shape=(71, 71, 1), example_output_shape=(3,), example_parameters=20867627)
 
-REGISTRY = Registry("keras", [_UNET, _PLAIN_CNN, _SEPARABLE_CNN, _XCEPTION])
+_VGG_ATTENTION = Entry("vgg_attention", "fetal_lib.networks.keras.vgg_attention:create",
+                       "chapter 4's gestational-age regressor: a VGG16 per plane (axial, coronal, sagittal; widths an option) with "
+                       "a 1x1-conv sigmoid attention, the planes concatenated, Dense -> Dropout -> days",
+                       example_options={"input_shape": (32, 32, 1), "widths": (2, 2, 4, 4, 4), "dense": 8, "batch_norm": True},
+                       example_input_shape=(32, 32, 1), example_output_shape=(1,), example_parameters=4706)
+
+REGISTRY = Registry("keras", [_UNET, _PLAIN_CNN, _SEPARABLE_CNN, _XCEPTION, _VGG_ATTENTION])
 names = REGISTRY.names  # registered architectures, sorted
 create = REGISTRY.create  # create(name, /, **options): the factory's keyword arguments

@@ -1,0 +1,1 @@
+"""Chapter 4: gestational age (weeks) from fetal brain MRI (SimpleITK preprocessing, three orthogonal planes)."""

@@ -1,0 +1,33 @@
+"""Where chapter 4's regressor looks, per plane: its own attention maps and Grad-CAM.
+
+* :func:`attention_maps`: the sigmoid maps of the network's attention modules (one per plane, the
+  module's own output, in [0, 1], not normalised), upsampled to the slice size.
+* :func:`gradcam_maps`: Grad-CAM (:func:`fetal_lib.explain.gradcam_keras.gradcam`, target
+  ``"regression"``: the predicted age itself) of each plane's last convolution: where a feature
+  pushes the predicted age UP. Scaled to [0, 1] per map.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fetal_lib.networks.keras.vgg_attention import PLANES, attention_layer, gradcam_layer
+
+
+def attention_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Plane -> (N, rows, cols) attention maps of ``model`` for ``inputs`` (one array per plane, PLANES order)."""
+    import keras
+    import tensorflow as tf
+
+    outputs = [model.get_layer(attention_layer(p)).output for p in PLANES]
+    probe = keras.Model(model.inputs, outputs)
+    maps = probe([np.asarray(a, np.float32) for a in inputs], training=False)
+    size = (int(inputs[0].shape[1]), int(inputs[0].shape[2]))
+    return {p: tf.image.resize(tf.cast(m, tf.float32), size, method="bilinear").numpy()[..., 0] for p, m in zip(PLANES, maps)}
+
+
+def gradcam_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Plane -> (N, rows, cols) Grad-CAM of the predicted age at each plane's last convolution."""
+    from fetal_lib.explain.gradcam_keras import gradcam
+
+    return {p: gradcam(model, gradcam_layer(p), [np.asarray(a, np.float32) for a in inputs], target="regression") for p in PLANES}
