@@ -128,8 +128,8 @@ run.figure(report.slices_figure(volumes), "input_slices")
 # ## Protocol 1: folds by volume
 #
 # Folds of whole volumes, stratified by GA bins; every slice of a volume is tested by a network that
-# never saw that volume. Each volume's prediction is the mean over its test samples; the CIs resample
-# volumes. The baselines are fitted on the same training volumes of each fold.
+# never saw that volume. Each volume's prediction is the mean over its matched triples (the same
+# offset in every plane), as `fetal ga predict` computes it; the CIs resample volumes. The baselines are fitted on the same training volumes of each fold.
 
 # %%
 ids = np.array([v.id for v in volumes])

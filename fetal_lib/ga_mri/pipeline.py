@@ -183,9 +183,15 @@ def run_protocol(name: str, samples: SampleSet, folds: Sequence[tuple[np.ndarray
                        time.perf_counter() - t0, float(np.mean(speeds)) if speeds else 0.0, models)
 
 
-def per_volume(samples: SampleSet, predicted_days: np.ndarray) -> pd.DataFrame:
-    """Predictions averaged per volume over its tested samples: group, family, ga_days, predicted_days, n_samples."""
+def per_volume(samples: SampleSet, predicted_days: np.ndarray, matched_only: bool = True) -> pd.DataFrame:
+    """Predictions averaged per volume over its tested samples: group, family, ga_days, predicted_days, n_samples.
+
+    ``matched_only``: average the matched triples only (the same offset in every plane), as
+    ``fetal ga predict`` does, so that the volume-level figure is the deployed tool's.
+    """
     tested = np.isfinite(predicted_days)
+    if matched_only:
+        tested &= (samples.offsets == samples.offsets[:, :1]).all(axis=1)
     df = pd.DataFrame({"group": samples.group[tested], "family": samples.atlas[tested], "ga_days": samples.ga_days[tested],
                        "predicted_days": predicted_days[tested]})
     out = df.groupby("group", sort=True).agg(family=("family", "first"), ga_days=("ga_days", "first"),
