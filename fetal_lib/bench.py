@@ -18,6 +18,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "hc": ("fetal_lib.hc.bench", "HC18 U-Net: inference ms/image (with post-processing), training images/s"),
     "seg": ("fetal_lib.seg_benchmark.bench", "chapter-2 segmenters: parameters, training images/s, inference ms/image, peak memory"),
     "us": ("fetal_lib.us.bench", "chapter-3 classifiers: parameters, FLOPs, inference ms/image, training images/s"),
+    "ga": ("fetal_lib.ga_mri.bench", "chapter-4 GA regressor: parameters, training samples/s, inference ms/volume, chapter training time"),
     "brain-age": ("fetal_lib.brain_age.bench", "brain-age predict: seconds per subject, peak memory"),
 }
 

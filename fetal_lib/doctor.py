@@ -128,11 +128,33 @@ def seg_benchmark_estimate(profile: str, data_dir: str | None) -> dict[str, Any]
     return {"data": data.source.describe(), "networks": networks, "training_s": seconds}
 
 
+def fetal_mri_ga_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
+    """Chapter 4: training samples/s of the regressor; training seconds of every protocol and the deployed model."""
+    from fetal_lib.data import fetal_brain_atlases
+    from fetal_lib.data.sources import resolve
+    from fetal_lib.ga_mri import pipeline
+    from fetal_lib.ga_mri.bench import bench_training, training_samples_per_epoch_total
+    from fetal_lib.training.keras import configure
+
+    configure(threads=2)
+    settings = pipeline.profile_settings(profile)
+    source = resolve("fetal_brain_atlases", data_dir, "phantom" if profile == "smoke" else "auto")
+    n_volumes = sum(1 for r in fetal_brain_atlases.load(source.root) if r.srr_path is not None)
+    config = pipeline.train_config(settings)
+    rate = bench_training(config)["train_samples_per_s"]
+    per_epoch = training_samples_per_epoch_total(n_volumes, int(settings["samples_per_volume"]), int(settings["folds"]))
+    return {"data": source.describe(),
+            "networks": {"vgg_attention": {**_rate(rate, "samples/s"), "epochs": config.epochs, "samples_per_epoch_all_trainings": per_epoch,
+                                           "input": [config.size, config.size], "precision": config.precision}},
+            "training_s": config.epochs * per_epoch * (1 + 1 / 3) / rate}
+
+
 def _rate(value: float, unit: str) -> dict[str, Any]:
     return {"rate": round(float(value), 2), "unit": unit}
 
 
 ESTIMATES: dict[str, Callable[[str, str | None], dict[str, Any]]] = {"hc18": hc18_estimate, "seg_benchmark": seg_benchmark_estimate,
+                                                                      "fetal_mri_ga": fetal_mri_ga_estimate,
                                                                       "brain_age": brain_age_estimate}
 
 

@@ -1,0 +1,27 @@
+"""`fetal bench ga` and the doctor's chapter-4 estimate: figures printed, the training-sample count right."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fetal_lib.ga_mri.bench import training_samples_per_epoch_total
+
+
+def test_the_chapter_trains_on_ten_samples_per_sample_per_epoch_with_five_folds() -> None:
+    # protocols 1 and 3: 5 trainings on 4/5 of N each (4N each); protocol 2: N over its two trainings; deployed: N
+    assert training_samples_per_epoch_total(31, 16, 5) == 10 * 31 * 16
+    assert training_samples_per_epoch_total(10, 4, 2, families=1) == (2 + 0 + 1) * 40
+
+
+@pytest.mark.slow
+def test_bench_ga_prints_its_figures_on_the_smoke_profile(capsys) -> None:
+    pytest.importorskip("tensorflow")
+    from fetal_lib.cli import main
+
+    assert main(["bench", "ga", "--profile", "smoke", "--train-steps", "1", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["train_samples_per_s"] > 0 and out["inference_ms_per_sample"] > 0 and out["parameters"] > 0
+    assert out["predicted_training_s"] > 0
+    assert main(["bench", "ga", "--volumes", "0"]) == 2
