@@ -20,10 +20,18 @@ def _interrupt(signum, frame) -> None:  # noqa: ARG001 - signal handler signatur
     raise KeyboardInterrupt
 
 
-def launch_options(settings: AppSettings) -> dict:
+def launch_options(settings: AppSettings, uploads=None) -> dict:
     """The keyword arguments of ``Blocks.launch``: never a share link, no telemetry, no monitoring
-    endpoint, no run history, no server-side rendering, the upload size limit."""
-    return {"server_name": settings.host, "server_port": int(settings.port), "share": False,
+    endpoint, no run history, no server-side rendering, the upload size limit, and (given the
+    app's :class:`~fetal_lib.app.uploads.UploadFolder`) the middleware that counts uploads."""
+    app_kwargs = {}
+    if uploads is not None:
+        from starlette.middleware import Middleware
+
+        from fetal_lib.app.uploads import UploadCounter
+
+        app_kwargs["middleware"] = [Middleware(UploadCounter, uploads=uploads)]
+    return {"server_name": settings.host, "server_port": int(settings.port), "share": False, "app_kwargs": app_kwargs,
             "max_file_size": settings.max_upload_bytes, "prevent_thread_lock": True, "quiet": True, "inbrowser": False,
             "show_error": False, "footer_links": [], "enable_monitoring": False, "run_history": False, "ssr_mode": False,
             "mcp_server": False, "strict_cors": True}
@@ -51,7 +59,7 @@ def serve(settings: AppSettings, log: Callable[[str], None] = _stderr) -> int:
         slots = load_all(settings.models, log)
         demo = build_app(slots, uploads, settings.models)
         try:
-            demo.launch(**launch_options(settings))
+            demo.launch(**launch_options(settings, uploads))
         except OSError as exc:
             raise FetalInputError(None, f"cannot serve on {settings.host}:{settings.port} ({exc}); choose another --port") from None
         log(f"fetal app: serving http://{settings.host}:{settings.port} (uploads in {uploads.root}, deleted after use; "

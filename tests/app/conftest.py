@@ -14,10 +14,15 @@ the app's answer with the library's own answer for the same file and the same mo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The tests run offline, as the app does: set before gradio (and huggingface_hub) are imported.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 pytest.importorskip("gradio")
 pytest.importorskip("tensorflow")
@@ -173,3 +178,131 @@ def brain_age_subject(real_dataset) -> tuple[Path, Path]:
     root = real_dataset("brain_age")
     image = sorted((root / "images").glob("*_T1w_unbiased.nii.gz"))[0]
     return image, root / "masks" / image.name.replace("_T1w_unbiased", "_T1w_brain_mask")
+
+
+# ----------------------------------------------------------------------------- the server, in a subprocess
+
+CHROMIUM = Path("/usr/bin/chromium")
+MAX_UPLOAD_MB = 2.0  # small, so the test can send a file over the limit
+START_TIMEOUT_S = 300.0
+
+
+class AppServer:
+    """``fetal app`` started in a subprocess under the network guard, with its own temporary and working folders."""
+
+    def __init__(self, models_dir: Path, base: Path):
+        import os
+        import subprocess
+        import sys
+
+        from fetal_lib.paths import REPO_ROOT
+
+        self.models_dir = models_dir
+        self.max_upload_mb = MAX_UPLOAD_MB
+        self.tmp, self.cwd = base / "tmp", base / "cwd"
+        self.tmp.mkdir()
+        self.cwd.mkdir()
+        self.netlog = base / "netguard.log"
+        self.log = base / "server.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "TMPDIR": str(self.tmp), "FETAL_BUILD_DIR": str(base / "build"), "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        cmd = [sys.executable, str(Path(__file__).with_name("netguard.py")), str(self.netlog), "--", "app", "--port", str(self.port),
+               "--models-dir", str(models_dir), "--max-upload-mb", str(self.max_upload_mb)]
+        self._log_fh = open(self.log, "w", encoding="utf-8")
+        self.process = subprocess.Popen(cmd, cwd=self.cwd, env=env, stdout=self._log_fh, stderr=subprocess.STDOUT)
+        self.models_before = snapshot(models_dir)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fetal app exited with status {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"fetal app did not answer on {self.url} within {timeout:.0f} s:\n{self.log.read_text()[-3000:]}")
+
+    def upload_folders(self) -> list[Path]:
+        return sorted(self.tmp.glob("fetal-app-*"))
+
+    def uploaded_files(self) -> list[Path]:
+        return [p for folder in self.upload_folders() for p in folder.rglob("*") if p.is_file()]
+
+    def peak_rss_mb(self) -> float:
+        """The server's peak resident memory (VmHWM), MiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+        return float("nan")
+
+    def blocked(self) -> list[str]:
+        return self.netlog.read_text().splitlines() if self.netlog.is_file() else []
+
+    def stop(self) -> int:
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log_fh.close()
+        return self.process.returncode
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder``: (size, mtime in ns)."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def app_server(models_dir, tmp_path_factory):
+    """``fetal app`` on a free port with the tiny models. When it stops: exit status 0, its temporary
+    folder gone, nothing written in its working folder or the models folder, no host but this one contacted."""
+    server = AppServer(models_dir, tmp_path_factory.mktemp("app_server"))
+    try:
+        server.wait_ready()
+    except RuntimeError:
+        server.stop()
+        raise
+    yield server
+    code = server.stop()
+    assert code == 0, f"fetal app exited with status {code}:\n{server.log.read_text()[-3000:]}"
+    assert server.upload_folders() == [], "the app's temporary folder was not removed"
+    assert list(server.cwd.iterdir()) == [], f"the app wrote in its working folder: {list(server.cwd.iterdir())}"
+    assert snapshot(models_dir) == server.models_before, "the app changed the models folder"
+    assert server.blocked() == [], f"the server tried to reach other hosts: {server.blocked()}"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by playwright (never a downloaded browser); skipped with the reason when absent."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no {CHROMIUM}: the browser tests need Debian's chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (pip install -e '.[test]')")
+    playwright = sync_api.sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions"])
+    yield chromium
+    chromium.close()
+    playwright.stop()

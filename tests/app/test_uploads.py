@@ -58,3 +58,72 @@ def test_uploaded_says_what_is_missing(tmp_path) -> None:
     assert str(info.value).startswith("gone.png: ")
     (tmp_path / "here.png").write_bytes(b"x")
     assert uploaded(str(tmp_path / "here.png"), "an image") == tmp_path / "here.png"
+
+
+def _upload(folder: UploadFolder, name: str = "same.png"):
+    path = folder.root / "hash" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_a_shared_upload_is_deleted_when_its_last_request_ends(tmp_path) -> None:
+    folder = UploadFolder.create(tmp_path)
+    path = _upload(folder)
+    folder.claim(path)
+    folder.claim(str(path))  # the same bytes uploaded twice: Gradio gives both the same path
+    folder.claim(tmp_path / "elsewhere.png")  # not the app's: ignored
+    assert folder.claims(path) == 2 and folder.claims(tmp_path / "elsewhere.png") == 0
+    folder.discard(path)
+    assert path.exists() and folder.claims(path) == 1
+    folder.discard(path)
+    assert not path.exists() and folder.claims(path) == 0
+
+
+def test_claims_older_than_the_sweep_do_not_keep_a_file(tmp_path, monkeypatch) -> None:
+    from fetal_lib.app import uploads as module
+
+    folder = UploadFolder.create(tmp_path)
+    path = _upload(folder)
+    folder.claim(path)  # never submitted: swept by age
+    later = time.time() + module.MAX_FILE_AGE_S + 1
+    monkeypatch.setattr(module.time, "time", lambda: later)
+    folder.claim(path)
+    folder.discard(path)
+    assert not path.exists()
+
+
+def test_the_middleware_claims_what_the_upload_route_returns(tmp_path) -> None:
+    import asyncio
+    import json
+    import threading
+
+    from fetal_lib.app.uploads import UploadCounter
+
+    folder = UploadFolder.create(tmp_path)
+    stored = [str(_upload(folder, "a.png")), str(_upload(folder, "b.png"))]
+
+    async def gradio(scope, receive, send):  # stands in for Gradio's app
+        body = json.dumps(stored if scope["path"].endswith("/upload") else ["ignored"]).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body[:5], "more_body": True})
+        await send({"type": "http.response.body", "body": body[5:]})
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def requests():
+        app = UploadCounter(gradio, folder)
+        for method, route in (("POST", "/gradio_api/upload"), ("GET", "/gradio_api/upload"), ("POST", "/gradio_api/queue/join")):
+            await app({"type": "http", "method": method, "path": route}, receive, send)
+
+    worker = threading.Thread(target=asyncio.run, args=(requests(),))  # its own event loop, whatever runs in this thread
+    worker.start()
+    worker.join()
+    assert [folder.claims(p) for p in stored] == [1, 1]
+    assert b"".join(m.get("body", b"") for m in sent[:3]) == json.dumps(stored).encode()  # the response passes unchanged
