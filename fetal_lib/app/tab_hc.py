@@ -101,8 +101,9 @@ def _gradcam(hc_model, image: np.ndarray) -> tuple[np.ndarray | None, str | None
         else:
             from fetal_lib.hc.explain import gradcam
         return overlay(image, gradcam(hc_model, image)), None
-    except ValueError as exc:  # e.g. a network without the explained layer
-        return None, f"Grad-CAM not available for this network ({exc})."
+    except Exception as exc:  # noqa: BLE001 - e.g. a network without the explained layer: the measurement stands
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        return None, f"Grad-CAM not available for this network ({type(exc).__name__}{': ' + first if first else ''})."
 
 
 def predict(slot: Slot, image_path: str | Path, pixel_size) -> HcAnswer:

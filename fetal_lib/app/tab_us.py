@@ -87,7 +87,10 @@ def _gradcam(classifier, image: np.ndarray, class_index: int) -> tuple[np.ndarra
     if layer is None:
         return None, "Grad-CAM not available: the network has no 2-D feature map to explain."
     x, geometry = letterbox(image, classifier.input_size, interpolation="area")  # the network input (fetal_lib.us.arrays.to_input)
-    maps = gradcam(classifier.model, layer, x[None, ..., None], Target("class", class_index=class_index))
+    try:
+        maps = gradcam(classifier.model, layer, x[None, ..., None], Target("class", class_index=class_index))
+    except Exception as exc:  # noqa: BLE001 - Grad-CAM is an extra: the classification stands
+        return None, f"Grad-CAM not available for this network ({type(exc).__name__}: {str(exc).strip()[:160]})."
     return overlay(image, np.clip(unletterbox(maps[0], geometry), 0.0, 1.0)), None
 
 

@@ -78,3 +78,44 @@ def test_respond_answers_then_deletes_the_upload(slot, hc18_image, tmp_path) -> 
     assert md.startswith("**Cannot measure.**") and "upload the file again" in md and rest[0] is None
     md, *_ = tab_hc.respond(slot, uploads, None, 0.1)
     assert md == "**Cannot measure.** no file: upload an ultrasound image first"
+
+
+def test_the_chapter_2_winner_is_served_when_present(tmp_path) -> None:
+    """A torch segmenter saved as seg_benchmark/best.pt (chapter 2's winner) is offered and explained."""
+    torch = pytest.importorskip("torch")
+    from fetal_lib.model_card import save_torch
+    from fetal_lib.networks import torch as torch_nets
+    from fetal_lib.seg_benchmark.predictor import TorchSegmenter
+
+    torch.manual_seed(0)
+    options = {"base_width": 2, "depth": 3}
+    seg = TorchSegmenter(torch_nets.create("attention_unet", **options).eval(), "attention_unet", options, 32, 48)
+    save_torch(seg.net, tmp_path / "seg_benchmark" / "best.pt", {**seg.card_fields("smoke"), "name": "Test winner"})
+    hc, winner = tab_hc.load_models(tmp_path)
+    assert not hc.ready and "fetal hc train" in hc.problem
+    assert winner.ready and winner.card.name == "Test winner"
+    image = (np.random.default_rng(0).random((60, 90)) * 255).astype(np.uint8)
+    heat, note = tab_hc._gradcam(winner.model, image)
+    assert note is None and heat.shape == (60, 90, 3)
+
+
+def test_a_network_grad_cam_cannot_explain_still_measures(slot, tmp_path) -> None:
+    """Grad-CAM is an extra: a network without the explained layer is measured, and the page says why there is no map."""
+    import keras
+
+    from fetal_lib.app.slots import Slot
+    from fetal_lib.data.hc18 import filled_ellipse
+    from fetal_lib.hc.measure import HCModel
+
+    inputs = keras.Input((128, 192, 1))
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.layers[-1].set_weights([np.full((1, 1, 1, 1), 40.0, np.float32), np.array([-20.0], np.float32)])
+    bare = Slot("bare", "bare", slot.path, HCModel(model), slot.card)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "ellipse.png"), np.where(filled_ellipse((270, 400), 200.0, 135.0, 100.0, 80.0, 30.0), 220, 15)
+                .astype(np.uint8))
+    a = tab_hc.predict(bare, tmp_path / "ellipse.png", 0.1)
+    assert a.gradcam_rgb is None and any("Grad-CAM not available" in n for n in a.notes)
+    assert a.hc_mm == pytest.approx(4 * 10.0 * special.ellipe(1 - 0.8**2), rel=0.02)  # a = 100 px, b = 80 px at 0.1 mm
