@@ -49,6 +49,8 @@ def serve(settings: AppSettings, log: Callable[[str], None] = _stderr) -> int:
     if not settings.is_loopback:
         log(f"fetal: warning: serving on {settings.host}: anyone who can reach this machine on port {settings.port} "
             "can upload images and use the models")
+    for stale in UploadFolder.remove_stale():
+        log(f"fetal app: removed {stale}, left by an app that did not stop cleanly")
     uploads = UploadFolder.create()
     offline_environment(uploads.root)  # before gradio is imported
     previous = signal.signal(signal.SIGTERM, _interrupt)

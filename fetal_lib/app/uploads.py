@@ -13,6 +13,7 @@ never submitted, and the pictures the app sends back, are swept by Gradio's cach
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -23,6 +24,9 @@ from fetal_lib.app.settings import MAX_FILE_AGE_S
 from fetal_lib.errors import FetalInputError
 
 PREFIX = "fetal-app-"
+#: The file in the folder naming the process that owns it (so a later start can remove the folder of
+#: a server that was killed before it could clean up).
+OWNER = "fetal-app.pid"
 #: An empty ``tmp*`` file at the top of the folder older than this (s) is a leftover, not an upload in progress.
 STRAY_AGE_S = 60.0
 
@@ -38,7 +42,24 @@ class UploadFolder:
     @classmethod
     def create(cls, parent: str | Path | None = None) -> "UploadFolder":
         """A new empty folder ``fetal-app-XXXXXXXX`` under ``parent`` (default: the system's temporary folder)."""
-        return cls(tempfile.mkdtemp(prefix=PREFIX, dir=None if parent is None else str(parent)))
+        folder = cls(tempfile.mkdtemp(prefix=PREFIX, dir=None if parent is None else str(parent)))
+        (folder.root / OWNER).write_text(f"{os.getpid()}\n")
+        return folder
+
+    @staticmethod
+    def remove_stale(parent: str | Path | None = None) -> list[Path]:
+        """Remove the folders of apps that ended without cleaning up (their owner process is gone);
+        returns them. Folders without an owner file, or whose owner runs, are left alone."""
+        removed = []
+        for folder in sorted(Path(parent or tempfile.gettempdir()).glob(PREFIX + "*")):
+            try:
+                pid = int((folder / OWNER).read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if not _alive(pid):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
 
     def contains(self, path: str | Path) -> bool:
         """True if ``path`` lies inside this folder."""
@@ -98,11 +119,24 @@ class UploadFolder:
 
     def files(self) -> list[Path]:
         """Every file now in the folder (for tests and the log)."""
-        return sorted(p for p in self.root.rglob("*") if p.is_file()) if self.root.is_dir() else []
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.rglob("*") if p.is_file() and p != self.root / OWNER)
 
     def remove(self) -> None:
         """Delete the folder and everything in it."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """True if a process with this id exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def uploaded(path: str | Path | None, what: str) -> Path:

@@ -127,3 +127,21 @@ def test_the_middleware_claims_what_the_upload_route_returns(tmp_path) -> None:
     worker.join()
     assert [folder.claims(p) for p in stored] == [1, 1]
     assert b"".join(m.get("body", b"") for m in sent[:3]) == json.dumps(stored).encode()  # the response passes unchanged
+
+
+def test_folders_of_apps_that_died_are_removed_at_the_next_start(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from fetal_lib.app.uploads import OWNER
+
+    mine = UploadFolder.create(tmp_path)
+    assert (mine.root / OWNER).read_text().strip() == str(os.getpid()) and mine.files() == []
+    gone = UploadFolder.create(tmp_path)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    (gone.root / OWNER).write_text(ended.stdout)  # a process that has ended
+    _upload(gone, "left_behind.png")
+    foreign = tmp_path / "fetal-app-nobody"
+    foreign.mkdir()  # no owner file: not ours to judge
+    assert UploadFolder.remove_stale(tmp_path) == [gone.root]
+    assert mine.root.is_dir() and foreign.is_dir() and not gone.root.exists()
