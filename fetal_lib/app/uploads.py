@@ -7,7 +7,8 @@ so two uploads of the same bytes (two users, or four requests of a load test) sh
 its request ends (answered or refused): the file is deleted when the last request that uploaded it
 has ended. A user's image thus stays on disk only while it is waiting or being processed; an upload
 never submitted, and the pictures the app sends back, are swept by Gradio's cache cleaning
-(:data:`fetal_lib.app.settings.MAX_FILE_AGE_S`), and the whole folder is removed when the server stops.
+(:data:`fetal_lib.app.settings.MAX_FILE_AGE_S`), and the whole folder is removed when the server stops
+(or, if the server was killed, at the next start: :meth:`UploadFolder.remove_stale`).
 """
 
 from __future__ import annotations
