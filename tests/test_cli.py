@@ -52,7 +52,7 @@ def test_import_and_help_do_not_load_tensorflow_or_torch() -> None:
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try: fetal_lib.cli.main(['--help'])\n"
         "    except SystemExit: pass\n"
-        "heavy = [m for m in ('tensorflow', 'torch', 'keras') if m in sys.modules]\n"
+        "heavy = [m for m in ('tensorflow', 'torch', 'keras', 'gradio') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

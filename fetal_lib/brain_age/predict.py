@@ -13,8 +13,12 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fetal_lib.errors import FetalInputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CSV_COLUMNS = ("subject_id", "csf_ml", "gm_ml", "wm_ml", "predicted_age_years")
 
@@ -43,6 +47,11 @@ class Predictor:
 
     def __call__(self, image_path: str | Path, mask_path: str | Path) -> dict:
         """Predict one subject; raises FetalInputError naming the bad file."""
+        return self.predict_detailed(image_path, mask_path).row
+
+    def predict_detailed(self, image_path: str | Path, mask_path: str | Path) -> Prediction:
+        """Predict one subject and keep what the prediction was made from (the preprocessed
+        volume and the tissue labels); raises FetalInputError naming the bad file."""
         from fetal_lib.brain_age import features, preprocess, segmentation
 
         pre = preprocess.preprocess_files(image_path, mask_path, spacing_mm=self.spacing_mm, size=self.size)
@@ -52,13 +61,30 @@ class Predictor:
         age_feats = self.correction.apply(feats) if self.correction is not None else feats
         age = float(self.regressor.predict(age_feats["volumes"], age_feats["maps"])[0])
         vols = dict(zip(("csf_ml", "gm_ml", "wm_ml"), (float(v) for v in feats["volumes"][0])))
-        return {
+        row = {
             "image": str(image_path),
             "mask": str(mask_path),
             **{k: round(val, 2) for k, val in vols.items()},
             "predicted_age_years": round(age, 2),
             "model": self.regressor.name,
         }
+        return Prediction(row=row, preprocessed=pre, labels=segmentation.labels_of(proba))
+
+
+@dataclass
+class Prediction:
+    """One subject's prediction (:meth:`Predictor.predict_detailed`).
+
+    Attributes:
+        row: what :meth:`Predictor.__call__` returns (volumes in mL, age in years, rounded to 0.01).
+        preprocessed: the subject on the model's grid (:class:`fetal_lib.brain_age.preprocess.Preprocessed`).
+        labels: (D, H, W) uint8 tissue labels on that grid (0 background, 1 CSF, 2 GM, 3 WM): the
+            argmax of the class probabilities the volumes were computed from.
+    """
+
+    row: dict
+    preprocessed: object
+    labels: np.ndarray
 
 
 def load_predictor(model_dir: str | Path | None = None, threads: int = 2) -> Predictor:

@@ -68,18 +68,21 @@ def _read_scalar_volume(path: Path) -> sitk.Image:
 
 def _grid_differences(image: sitk.Image, mask: sitk.Image) -> list[str]:
     """What differs between two grids (size, spacing, origin, direction), as short phrases."""
+    def fmt(values: np.ndarray, digits: int) -> str:  # (0.8, 0.8, 0.8): plain numbers, not np.float64(...) reprs
+        return "(" + ", ".join(f"{float(v):g}" for v in np.round(values, digits)) + ")"
+
     out = []
     if image.GetSize() != mask.GetSize():
         out.append(f"size {'x'.join(map(str, mask.GetSize()))} vs the image's {'x'.join(map(str, image.GetSize()))}")
     sm, si = np.array(mask.GetSpacing()), np.array(image.GetSpacing())
     if np.max(np.abs(sm - si)) > SPACING_TOL_MM:
-        out.append(f"spacing {tuple(np.round(sm, 4))} mm vs the image's {tuple(np.round(si, 4))} mm")
+        out.append(f"spacing {fmt(sm, 4)} mm vs the image's {fmt(si, 4)} mm")
     om, oi = np.array(mask.GetOrigin()), np.array(image.GetOrigin())
     if np.max(np.abs(om - oi)) > ORIGIN_TOL_MM:
-        out.append(f"origin {tuple(np.round(om, 3))} mm vs the image's {tuple(np.round(oi, 3))} mm")
+        out.append(f"origin {fmt(om, 3)} mm vs the image's {fmt(oi, 3)} mm")
     dm, di = np.array(mask.GetDirection()), np.array(image.GetDirection())
     if np.max(np.abs(dm - di)) > DIRECTION_TOL:
-        out.append(f"direction {tuple(np.round(dm, 4))} vs the image's {tuple(np.round(di, 4))}")
+        out.append(f"direction {fmt(dm, 4)} vs the image's {fmt(di, 4)}")
     return out
 
 

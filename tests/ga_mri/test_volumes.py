@@ -278,6 +278,9 @@ def test_bad_masks_are_refused_saying_what_differs(tmp_path, head):
         path = _write(bad, tmp_path / f"mask_{what}.nii.gz")
         message = _raises_naming(path, image_path, path)
         assert what in message and "t2.nii.gz" in message, message
+        assert "np." not in message, message  # plain numbers, as a reader writes them
+    spacing = _raises_naming(tmp_path / "mask_spacing.nii.gz", image_path, tmp_path / "mask_spacing.nii.gz")
+    assert "spacing (1, 1, 1.01) mm vs the image's (1, 1, 1) mm" in spacing, spacing
     within = _write(_image(arr, (1.0, 1.0, 1.0005), mask.GetOrigin()), tmp_path / "mask_ok.nii.gz")
     assert vol.read_volume(image_path, within)[1].GetSpacing() == image.GetSpacing()  # tolerance 1e-3 mm
     empty = _write(_image(np.zeros_like(arr), mask.GetSpacing(), mask.GetOrigin()), tmp_path / "mask_empty.nii.gz")

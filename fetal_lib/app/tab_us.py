@@ -1,0 +1,183 @@
+"""The "Ultrasound classification" tab: an image and a task (standard plane, brain plane, normal vs
+abnormal brain) -> the class, the calibrated probability of every class, Grad-CAM, the model card.
+
+Each task's model is chapter 3's ``us_<task>.keras`` (:class:`fetal_lib.us.classifier.UsClassifier`);
+the image is read and classified exactly as ``fetal us classify IMAGE --task T`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fetal_lib.app.cards import CardSummary, provenance_markdown
+from fetal_lib.app.slots import Slot, load_slot
+from fetal_lib.errors import FetalInputError
+
+TITLE = "Ultrasound classification"
+ACTION = "classify"
+#: The tasks chapter 3 deploys, with what the page calls them.
+TASKS = {
+    "planes": "Standard plane (abdomen, brain, femur, thorax)",
+    "brain_planes": "Brain plane (trans-cerebellum, trans-thalamic, trans-ventricular)",
+    "anomaly": "Brain plane: normal or abnormal",
+}
+
+
+def load_models(models_dir: Path) -> list[Slot]:
+    """One classifier per task of :data:`TASKS` (absent ones with the command that trains them)."""
+    from fetal_lib.us.classifier import UsClassifier
+
+    return [load_slot(task, label, Path(models_dir) / f"us_{task}.keras", lambda p, t=task: UsClassifier.load(p, t))
+            for task, label in TASKS.items()]
+
+
+@dataclass
+class UsAnswer:
+    """One classified image.
+
+    Attributes:
+        filename: the image's name.
+        task: the task's key.
+        predicted: the most probable class; confidence: its calibrated probability.
+        probabilities: class -> calibrated probability (``softmax(logits / T)``), in the model's class order.
+        row: what ``fetal us classify`` prints for this image (``p_<class>`` columns).
+        gradcam_rgb: Grad-CAM of the predicted class over the image (None if the network has no 2-D layer).
+        warnings: reading notes (a colour image converted to grey ...).
+        card: the model's card summary.
+    """
+
+    filename: str
+    task: str
+    predicted: str
+    confidence: float
+    probabilities: dict[str, float]
+    row: dict
+    gradcam_rgb: np.ndarray | None
+    card: CardSummary
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def gradcam_layer_of(classifier) -> str | None:
+    """The layer Grad-CAM explains: the registered network's own, else the last layer with a 2-D feature map."""
+    if classifier.arch:
+        from fetal_lib.us.train import gradcam_layer
+
+        try:
+            return gradcam_layer(classifier.arch)
+        except (ValueError, KeyError):
+            pass
+    for layer in reversed(classifier.model.layers[1:]):
+        shape = getattr(layer, "output", None)
+        if shape is not None and len(getattr(shape, "shape", ())) == 4:
+            return layer.name
+    return None
+
+
+def _gradcam(classifier, image: np.ndarray, class_index: int) -> tuple[np.ndarray | None, str | None]:
+    from fetal_lib.explain.gradcam_keras import gradcam
+    from fetal_lib.explain.overlay import overlay
+    from fetal_lib.explain.targets import Target
+    from fetal_lib.hc.preprocess import letterbox, unletterbox
+
+    layer = gradcam_layer_of(classifier)
+    if layer is None:
+        return None, "Grad-CAM not available: the network has no 2-D feature map to explain."
+    x, geometry = letterbox(image, classifier.input_size, interpolation="area")  # the network input (fetal_lib.us.arrays.to_input)
+    try:
+        maps = gradcam(classifier.model, layer, x[None, ..., None], Target("class", class_index=class_index))
+    except Exception as exc:  # noqa: BLE001 - Grad-CAM is an extra: the classification stands
+        return None, f"Grad-CAM not available for this network ({type(exc).__name__}: {str(exc).strip()[:160]})."
+    return overlay(image, np.clip(unletterbox(maps[0], geometry), 0.0, 1.0)), None
+
+
+def predict(slot: Slot, image_path: str | Path) -> UsAnswer:
+    """Classify one image as ``fetal us classify IMAGE --model <slot's model>`` does.
+
+    Raises:
+        FetalInputError: missing, empty or not a readable image.
+    """
+    from fetal_lib.us.classifier import read_images
+
+    path = Path(image_path)
+    ready, errors = read_images([path])
+    if errors:
+        raise FetalInputError(*errors[0])
+    classifier = slot.model
+    row = classifier.predict_images(ready)[0]
+    probabilities = {c: float(row[col]) for c, col in zip(classifier.classes, classifier.probability_columns)}
+    k = classifier.classes.index(row["predicted"])
+    heat, note = _gradcam(classifier, ready[0][1], k)
+    return UsAnswer(path.name, slot.key, row["predicted"], float(row["confidence"]), probabilities, row, heat, slot.card,
+                    list(row["warnings"]), [note] if note else [])
+
+
+def answer_markdown(a: UsAnswer) -> str:
+    """The answer as the page shows it (probabilities to 4 decimals, most probable first)."""
+    lines = [f"### {a.predicted} ({a.confidence:.1%})", "", f"{a.filename}, task {a.task} ({TASKS.get(a.task, a.task)}). "
+             "Probabilities are calibrated (temperature scaling on the validation split).", "",
+             "| Class | Probability |", "|---|---|"]
+    lines += [f"| {c} | {p:.4f} |" for c, p in sorted(a.probabilities.items(), key=lambda kv: -kv[1])]
+    lines += [f"\n**Note:** {w}" for w in a.warnings] + [f"\n{n}" for n in a.notes]
+    return "\n".join(lines)
+
+
+def respond(slot: Slot, uploads, path) -> tuple:
+    """The Classify button: (answer markdown, probabilities, Grad-CAM picture, card markdown, file, preview).
+
+    A refused request gives its message instead of the answer; the upload is deleted either way and
+    the file and preview components are cleared (returned as None).
+    """
+    from fetal_lib.app import events
+
+    card_md = provenance_markdown(slot.card, with_metrics=True)
+    try:
+        a = events.run(ACTION, lambda: predict(slot, events.upload_path(path, "an ultrasound image")))
+    except events.Refused as refused:
+        return refused.markdown, None, None, card_md, None, None
+    finally:
+        uploads.discard(path)
+    return answer_markdown(a), a.probabilities, a.gradcam_rgb, card_md, None, None
+
+
+def build(slots: list[Slot], uploads) -> None:
+    """The tab's components and events (inside ``gr.Blocks`` and a ``gr.Tab``)."""
+    import gradio as gr
+
+    from fetal_lib.app import events
+    from fetal_lib.app.slots import missing_markdown
+    from fetal_lib.us.arrays import read_for_classification
+
+    ready = [s for s in slots if s.ready]
+    if not ready:
+        gr.Markdown(missing_markdown(TITLE, slots), elem_id="us-missing")
+        return
+    by_label = {s.label: s for s in ready}
+    absent = [s for s in slots if not s.ready]
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.File(label="Ultrasound image (PNG, JPEG)", file_types=["image"], type="filepath", elem_id="us-image")
+            preview = gr.Image(label="Uploaded image", interactive=False, buttons=events.IMAGE_BUTTONS, elem_id="us-preview",
+                               height=220)
+            upload_message = gr.Markdown(elem_id="us-upload-message")
+            task = gr.Radio(list(by_label), value=ready[0].label, label="Task", elem_id="us-task")
+            submit = gr.Button("Classify", variant="primary", elem_id="us-submit")
+            gr.Markdown(events.UPLOAD_NOTE + "".join(f"\n\n{s.label}: {s.problem}" for s in absent), elem_id="us-notes")
+        with gr.Column(scale=2):
+            result = gr.Markdown(elem_id="us-result")
+            with gr.Row():
+                probabilities = gr.Label(label="Calibrated probabilities", num_top_classes=8, elem_id="us-probabilities")
+                gradcam = gr.Image(label="Grad-CAM of the predicted class", interactive=False, buttons=events.IMAGE_BUTTONS,
+                                   elem_id="us-gradcam")
+            card = gr.Markdown(provenance_markdown(ready[0].card, with_metrics=True), elem_id="us-card")
+
+    def on_submit(path, label):
+        return respond(by_label.get(label, ready[0]), uploads, path)
+
+    events.preview_image_on_upload(image, preview, upload_message, reader=read_for_classification)
+    task.change(lambda label: provenance_markdown(by_label.get(label, ready[0]).card, with_metrics=True), task, card, queue=False)
+    submit.click(on_submit, [image, task], [result, probabilities, gradcam, card, image, preview],
+                 concurrency_limit=1, concurrency_id="us", api_name="classify")
