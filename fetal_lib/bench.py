@@ -28,6 +28,18 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def profile_overrides(chapter_id: str, items: Iterable[str] | None) -> dict[str, Any] | None:
+    """A benchmark's ``--set KEY=VALUE`` items as overrides of ``chapter_id``'s knobs, or None after
+    printing the one-line error (the caller returns exit status 2)."""
+    from fetal_lib.book.profiles import parse_overrides
+
+    try:
+        return parse_overrides(chapter_id, list(items or []))
+    except ValueError as exc:
+        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+        return None
+
+
 FORMAT_HELP = "text (default: one line per figure) or json"
 
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib
+from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib, profile_overrides
 from fetal_lib.commands.options import add_format, add_profile
 
 CHAPTER = "fetal_mri_ga"
@@ -74,14 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.book.profiles import parse_overrides
     from fetal_lib.ga_mri import pipeline
     from fetal_lib.training.keras import configure
 
-    try:
-        overrides = parse_overrides(CHAPTER, args.set or [])
-    except ValueError as exc:
-        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+    overrides = profile_overrides(CHAPTER, args.set)
+    if overrides is None:
         return 2
     if min(args.volumes, args.train_steps) < 1:
         print("fetal: error: --volumes and --train-steps must be at least 1", file=sys.stderr)

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib
+from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib, profile_overrides
 from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.us.tasks import TASKS
 
@@ -69,17 +69,14 @@ def bench_arch(arch: str, settings: dict, x: np.ndarray, y: np.ndarray, num_clas
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.book.profiles import parse_overrides
     from fetal_lib.commands.us import CHAPTER, classifier_archs
     from fetal_lib.training.keras import configure
     from fetal_lib.us import pipeline
     from fetal_lib.us.arrays import load_arrays
     from fetal_lib.us.tasks import load_task
 
-    try:
-        overrides = parse_overrides(CHAPTER, args.set or [])
-    except ValueError as exc:
-        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+    overrides = profile_overrides(CHAPTER, args.set)
+    if overrides is None:
         return 2
     settings = pipeline.profile_settings(args.profile, overrides)
     archs = pipeline.split_names(args.arch) if args.arch else pipeline.split_names(settings["archs"])
