@@ -176,7 +176,7 @@ run.table(report.biometry_table(test_tables), "biometry")
 best = pipeline.choose_best(rows)
 chapter1_doc = report.read_chapter1(Path(results_dir).parent, profile)
 paired_vs_chapter1 = report.paired_vs_chapter1(runs[best].test_df, Path(results_dir).parent, seed) if chapter1_doc else None
-display(Markdown(report.winner_sentence(best, rows, chapter1_doc, paired_vs_chapter1)))
+display(Markdown(report.winner_sentence(best, rows, chapter1_doc, paired_vs_chapter1, epochs=int(epochs))))
 run.figure(hc_figures.bland_altman(runs[best].test_df), "bland_altman_best")
 
 # %% [markdown]

@@ -102,9 +102,11 @@ def chosen_cases(df, n_worst: int = 2) -> list[tuple[str, str]]:
     return [(label, row["filename"]) for label, row in explained_cases(df, n_worst)]
 
 
-def winner_sentence(best: str, rows: Sequence[Mapping[str, Any]], chapter1: Mapping[str, Any] | None, paired=None) -> str:
+def winner_sentence(best: str, rows: Sequence[Mapping[str, Any]], chapter1: Mapping[str, Any] | None, paired=None,
+                    epochs: int | None = None) -> str:
     """Which model `fetal hc measure` should use (chosen on validation), with its test figures and
-    the comparison with chapter 1 on the same split when chapter 1's results are present."""
+    the comparison with chapter 1 on the same split when chapter 1's results are present; ``epochs``
+    (this chapter's budget) is set beside chapter 1's (``chapter1["epochs"]``) when both are known."""
     row = next(r for r in rows if r["architecture"] == best)
     text = (f"Chosen on validation (lowest mean HC error there, {row['validation HC |diff| mean (mm)']:.2f} mm): **{best}**. "
             f"On the test split it scores Dice {row['Dice']:.4f} and a mean HC error of {row['HC |diff| mean (mm)']:.2f} mm "
@@ -112,6 +114,12 @@ def winner_sentence(best: str, rows: Sequence[Mapping[str, Any]], chapter1: Mapp
     if chapter1 is None:
         return text + " Chapter 1's results were not found, so no comparison with its U-Net is made here."
     text += f" Chapter 1's U-Net on the same test split: {chapter1['hc_abs_diff_mean_mm']:.2f} mm, Dice {chapter1['dice']:.4f}."
+    if epochs is not None and chapter1.get("epochs") is not None:
+        if int(epochs) == int(chapter1["epochs"]):
+            text += f" Both trained {int(epochs)} epochs."
+        else:
+            text += (f" The budgets differ: each network here trained {int(epochs)} epochs (five share this chapter's time), "
+                     f"chapter 1's U-Net {int(chapter1['epochs'])}.")
     if paired is not None:
         text += (f" Paired over the same images (winner minus chapter 1, subject-bootstrap CI): {paired.estimate:+.2f} mm "
                  f"({paired.low:+.2f} to {paired.high:+.2f}); "
@@ -120,8 +128,9 @@ def winner_sentence(best: str, rows: Sequence[Mapping[str, Any]], chapter1: Mapp
 
 
 def read_chapter1(results_root, profile: str) -> dict | None:
-    """Chapter 1's headline metrics (``<results_root>/hc18/metrics.json``) when that chapter ran on
-    real data with the same profile, else None (no comparison is then made)."""
+    """Chapter 1's headline metrics (``<results_root>/hc18/metrics.json``) and its training epochs
+    (``"epochs"``, from its provenance; None if absent) when that chapter ran on real data with the
+    same profile, else None (no comparison is then made)."""
     import json
     from pathlib import Path
 
@@ -132,7 +141,8 @@ def read_chapter1(results_root, profile: str) -> dict | None:
     prov = doc.get("provenance") or {}
     if prov.get("on_phantom") or prov.get("profile") != profile:
         return None
-    return doc["metrics"]
+    epochs = (prov.get("parameters") or {}).get("epochs")
+    return {**doc["metrics"], "epochs": int(epochs) if epochs is not None else None}
 
 
 def paired_vs_chapter1(test_df, results_root, seed: int = 0):

@@ -81,3 +81,32 @@ def test_biometry_columns_and_table():
     assert math.isnan(out.loc[1, "ga_abs_diff_days"])
     table = report.biometry_table({"m": out}).iloc[0]
     assert table["BPD |diff| mean (mm)"] == pytest.approx(1.0) and table["OFD |diff| mean (mm)"] == pytest.approx(1.0)
+
+
+def _write_chapter1(root, profile="cpu", on_phantom=False, epochs=25):
+    import json
+
+    (root / "hc18").mkdir(parents=True)
+    doc = {"metrics": {"hc_abs_diff_mean_mm": 2.5, "dice": 0.975},
+           "provenance": {"profile": profile, "on_phantom": on_phantom, "parameters": {"epochs": epochs}}}
+    (root / "hc18" / "metrics.json").write_text(json.dumps(doc), encoding="utf-8")
+
+
+def test_chapter1_is_read_with_its_epochs_only_on_real_data_of_the_same_profile(tmp_path):
+    _write_chapter1(tmp_path / "a")
+    assert report.read_chapter1(tmp_path / "a", "cpu") == {"hc_abs_diff_mean_mm": 2.5, "dice": 0.975, "epochs": 25}
+    assert report.read_chapter1(tmp_path / "a", "full") is None
+    _write_chapter1(tmp_path / "b", on_phantom=True)
+    assert report.read_chapter1(tmp_path / "b", "cpu") is None
+    assert report.read_chapter1(tmp_path / "missing", "cpu") is None
+
+
+def test_winner_sentence_states_both_budgets_when_known():
+    row = {"architecture": "transunet", "validation HC |diff| mean (mm)": 2.4, "Dice": 0.97, "HC |diff| mean (mm)": 2.8,
+           "HC CI low (mm)": 2.5, "HC CI high (mm)": 3.1}
+    chapter1 = {"hc_abs_diff_mean_mm": 2.5, "dice": 0.975, "epochs": 25}
+    text = report.winner_sentence("transunet", [row], chapter1, epochs=12)
+    assert "each network here trained 12 epochs" in text and "chapter 1's U-Net 25" in text
+    assert "budgets differ" not in report.winner_sentence("transunet", [row], {**chapter1, "epochs": None}, epochs=12)
+    assert "Both trained 25 epochs" in report.winner_sentence("transunet", [row], chapter1, epochs=25)
+    assert "were not found" in report.winner_sentence("transunet", [row], None, epochs=12)
