@@ -55,6 +55,8 @@ SLOW_ENTRY_POINTS = (
     "fetal_lib.ga_mri.train.train",
     "fetal_lib.ga_mri.pipeline.run_protocol",
     "fetal_lib.ga_mri.pipeline.train_deployed",
+    "fetal_lib.ga_mri.pipeline.by_volume",
+    "fetal_lib.ga_mri.deploy.train_deployable",
     "fetal_lib.book.pipeline.run",
     "fetal_lib.book.pipeline.run_chapter",
     "fetal_lib.book.execute.execute_chapter",
