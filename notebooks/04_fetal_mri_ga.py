@@ -134,16 +134,13 @@ run.figure(report.slices_figure(volumes), "input_slices")
 # %%
 ids = np.array([v.id for v in volumes])
 ga_days = np.array([v.ga_days for v in volumes])
-p1_folds = protocols.grouped_folds(samples.group, samples.ga_days, int(folds), seed, int(ga_bins))
-p1 = pipeline.run_protocol("protocol 1: by volume", samples, p1_folds, settings, seed, keep_models=True)
-p1_volumes = pipeline.per_volume(samples, p1.predicted_days)
-rows = [pipeline.row("by volume", "network", "volume",
-                     pipeline.scores(p1_volumes["ga_days"], p1_volumes["predicted_days"], p1_volumes["group"], int(n_bootstrap), seed))]
-p1_sample_scores = pipeline.scores(samples.ga_days, p1.predicted_days, samples.group, int(n_bootstrap), seed)
-rows.append(pipeline.row("by volume", "network", "sample", p1_sample_scores))
-vfolds = baselines.volume_folds(samples.group, ids, p1_folds)
-base_rows, base_pred = pipeline.baseline_rows("by volume", volumes, vfolds, int(n_bootstrap), seed)
-rows += base_rows
+by_volume = pipeline.by_volume(samples, volumes, settings, seed, keep_models=True)
+p1_folds, p1, p1_volumes = by_volume.folds, by_volume.run, by_volume.volumes
+p1_sample_scores = by_volume.network_per_sample
+rows = [pipeline.row("by volume", "network", "volume", by_volume.network),
+        pipeline.row("by volume", "network", "sample", p1_sample_scores)]
+base_pred = by_volume.baseline_pred
+rows += by_volume.baseline_rows
 
 # %% [markdown]
 # ## Protocol 2: across atlas families
@@ -243,16 +240,18 @@ run.figure(report.explain_figure([volumes[i].name for i in chosen], explain_inpu
 # ## The deployed model
 #
 # The network trained on every volume with the same recipe is what `fetal ga predict VOLUME
-# [--mask MASK]` uses; its card records the preprocessing and, as its expected error, protocol 1's
-# MAE (the error on volumes it has not seen). It is deployed only if protocol 1's network beats
-# predicting the training volumes' mean age; never from a phantom.
+# [--mask MASK]` uses (`fetal ga train` trains it the same way outside the book); its card records
+# the preprocessing and, as its expected error, protocol 1's MAE (the error on volumes it has not
+# seen). It is deployed only if protocol 1's network beats predicting the training volumes' mean
+# age; never from a phantom.
 
 # %%
+from fetal_lib.ga_mri import deploy
 from fetal_lib.ga_mri.predictor import GaPredictor, default_model_path
 
 net_p1 = results[(results["protocol"] == "by volume") & (results["model"] == "network") & (results["scored per"] == "volume")].iloc[0]
 mean_p1 = results[(results["protocol"] == "by volume") & (results["model"] == "training_mean")].iloc[0]
-passes = pipeline.floor_ok(float(net_p1["MAE (days)"]), float(mean_p1["MAE (days)"]))
+passes = deploy.passes_floor(by_volume)
 saved = None
 deployed_fit = None
 if not passes:
@@ -260,19 +259,9 @@ if not passes:
              "no model deployed.")
 elif save_model and not source.is_phantom:
     deployed_fit = pipeline.train_deployed(samples, settings, seed)
-    config = pipeline.train_config(settings, seed)
     predictor = GaPredictor(deployed_fit.model, prep)
-    card = {**predictor.card_fields(profile, config.network_options()),
-            "name": "Gestational age from fetal brain MRI (multi-planar VGG16 with attention, chapter 4)",
-            "intended_use": "Research and teaching. Not a medical device.",
-            "limitations": "Trained on spatio-temporal atlas templates (population averages), not individual scans; "
-                           "GA labels in whole weeks.",
-            "data": {"source": source.describe(), "volumes": [v.id for v in volumes]},
-            "split": {"method": "deployed: every volume; expected error from protocol 1 (folds by volume)"},
-            "training": {**config.to_dict(), "seconds": deployed_fit.seconds, "epochs_run": deployed_fit.epochs_run},
-            "metrics": {"protocol1_mae_days": float(net_p1["MAE (days)"]), "protocol1_mae_ci": net_p1["MAE 95% CI"],
-                        "protocol1_r2": float(net_p1["R2"])}}
-    saved = predictor.save(default_model_path(), card)
+    saved = predictor.save(default_model_path(),
+                           deploy.card(predictor, profile, settings, seed, source, volumes, deployed_fit, by_volume, "fetal book"))
     print(f"saved {saved}")
 else:
     print("model not saved (phantom data or save_model=False)")

@@ -55,6 +55,8 @@ SLOW_ENTRY_POINTS = (
     "fetal_lib.ga_mri.train.train",
     "fetal_lib.ga_mri.pipeline.run_protocol",
     "fetal_lib.ga_mri.pipeline.train_deployed",
+    "fetal_lib.ga_mri.pipeline.by_volume",
+    "fetal_lib.ga_mri.deploy.train_deployable",
     "fetal_lib.book.pipeline.run",
     "fetal_lib.book.pipeline.run_chapter",
     "fetal_lib.book.execute.execute_chapter",
@@ -71,6 +73,7 @@ NOT_SLOW = {
     "tests/us/test_train.py::test_train_refuses_arrays_that_do_not_fit_before_building": "train() refuses the arrays before building a model",
     "tests/ga_mri/test_train.py::test_train_refuses_inputs_that_do_not_fit_before_building": "train() refuses the slices before building a model",
     "tests/commands/test_hc_cli.py::test_train_rejects_a_bad_override": "`fetal hc train` refuses the --set before loading data",
+    "tests/commands/test_ga.py::test_train_refuses_a_bad_setting": "`fetal ga train` refuses the --set before loading data",
     "tests/hc/test_cross_validation.py::test_cv_command_rejects_one_fold": "`fetal hc cv` refuses --folds 1 before loading data",
     "tests/hc/test_cross_validation.py::test_cv_command_refuses_an_unwritable_output_before_training":
         "`fetal hc cv` refuses the output path before training",

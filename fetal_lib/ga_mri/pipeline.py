@@ -4,8 +4,9 @@ protocol, the baselines under the same folds, the scores with CIs, the deployed 
 Data: the atlases (:mod:`fetal_lib.data.fetal_brain_atlases`) or a FeTA-style BIDS set
 (:mod:`fetal_lib.data.feta_bids`); preprocessing: :mod:`fetal_lib.ga_mri.volumes`; samples:
 :mod:`fetal_lib.ga_mri.samples`; training: :mod:`fetal_lib.ga_mri.train`; protocols:
-:mod:`fetal_lib.ga_mri.protocols`. The knobs' values live in ``profiles/<profile>.yaml``
-``fetal_mri_ga:``.
+:mod:`fetal_lib.ga_mri.protocols`; the deployed model's floor, card and training outside the book
+(``fetal ga train``): :mod:`fetal_lib.ga_mri.deploy`. The knobs' values live in
+``profiles/<profile>.yaml`` ``fetal_mri_ga:``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,47 @@ def run_protocol(name: str, samples: SampleSet, folds: Sequence[tuple[np.ndarray
             models.append(fit.model)
     return ProtocolRun(name, names, [(np.asarray(a), np.asarray(b)) for a, b in folds], pred, fold_of, histories,
                        time.perf_counter() - t0, float(np.mean(speeds)) if speeds else 0.0, models)
+
+
+@dataclass
+class ByVolume:
+    """Protocol 1 (folds by volume): the network's run, its per-volume predictions, its scores (per
+    volume and per sample, with CIs) and the baselines under the same folds."""
+
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    run: ProtocolRun
+    volumes: pd.DataFrame  # per_volume(): group, family, ga_days, predicted_days, n_samples
+    network: dict[str, Any]  # scores() per volume
+    network_per_sample: dict[str, Any]  # scores() per sample
+    baseline_rows: list[dict]
+    baseline_pred: dict[str, np.ndarray]  # baseline -> predicted days per volume (the order of the volumes)
+    ga_days: np.ndarray  # per volume, the order of the volumes
+
+    def baseline_mae_days(self, name: str) -> float:
+        """A baseline's MAE (days) over the volumes it predicted."""
+        from fetal_lib.metrics.regression import mae
+
+        p = self.baseline_pred[name]
+        ok = np.isfinite(p)
+        return float(mae(self.ga_days[ok], p[ok]))
+
+
+def by_volume(samples: SampleSet, volumes: Sequence[Volume], settings: dict[str, Any], seed: int = 0,
+              keep_models: bool = False) -> ByVolume:
+    """Protocol 1 as the chapter runs it: the knobs ``folds`` (stratified by ``ga_bins`` bins of GA)
+    and ``n_bootstrap``; the network trained and tested in every fold, the baselines fitted on the
+    same training volumes."""
+    from fetal_lib.ga_mri import baselines, protocols
+
+    n_boot = int(settings["n_bootstrap"])
+    folds = protocols.grouped_folds(samples.group, samples.ga_days, int(settings["folds"]), seed, int(settings["ga_bins"]))
+    run = run_protocol("protocol 1: by volume", samples, folds, settings, seed, keep_models=keep_models)
+    vol = per_volume(samples, run.predicted_days)
+    network = scores(vol["ga_days"], vol["predicted_days"], vol["group"], n_boot, seed)
+    per_sample = scores(samples.ga_days, run.predicted_days, samples.group, n_boot, seed)
+    vfolds = baselines.volume_folds(samples.group, np.array([v.id for v in volumes]), folds)
+    base_rows, base_pred = baseline_rows("by volume", volumes, vfolds, n_boot, seed)
+    return ByVolume(run.folds, run, vol, network, per_sample, base_rows, base_pred, np.array([v.ga_days for v in volumes]))
 
 
 def per_volume(samples: SampleSet, predicted_days: np.ndarray, matched_only: bool = True) -> pd.DataFrame:

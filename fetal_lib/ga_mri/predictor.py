@@ -20,7 +20,8 @@ from fetal_lib.ga_mri.samples import DAYS_PER_WEEK
 from fetal_lib.networks.keras.vgg_attention import PLANES
 
 ARCH = "vgg_attention"
-TRAIN_COMMAND = "fetal book --profile cpu --only fetal_mri_ga"
+TRAIN_COMMAND = "fetal ga train --profile cpu"
+BOOK_COMMAND = "fetal book --profile cpu --only fetal_mri_ga"
 
 
 def default_model_path() -> Path:
@@ -97,7 +98,7 @@ class GaPredictor:
 
         path = Path(path) if path is not None else default_model_path()
         if not path.is_file():
-            raise FetalInputError(path, f"no gestational-age model; train one with `{TRAIN_COMMAND}`")
+            raise FetalInputError(path, f"no gestational-age model; train one with `{TRAIN_COMMAND}` (or the chapter: `{BOOK_COMMAND}`)")
         card = read_card(path)
         if not card or (card.get("architecture") or {}).get("name") != ARCH:
             raise FetalInputError(path, f"not a gestational-age model (its card names no {ARCH} network)")
