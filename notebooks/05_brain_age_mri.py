@@ -63,6 +63,7 @@ seg_precision = None  # training arithmetic: "auto" (bfloat16 autocast only on a
 seg_time_budget_s = None  # optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)
 seg_val_every = None  # score the validation subjects every this many epochs (and after the last)
 seg_cv_folds = None  # out-of-fold segmenters over all image subjects (the deployed recipe and epochs); 0 to skip
+seg_tta = None  # "hflip" (class probabilities averaged with the left-right mirror's) or "none", as deployed
 # regression
 reg_models = None
 reg_folds = None
@@ -72,6 +73,7 @@ pca_components = None
 deploy_model = None  # regressor saved for `fetal brain-age predict`
 deploy_features = None  # "soft" (class probabilities) or "hard" (argmax labels) features at prediction time
 feature_correction = None  # "none" or "tissue_mixing" (predicted -> reference tissue fractions, fitted on out-of-fold image subjects)
+reg_training_set = None  # deployed regressor's rows: "reference" or "reference+image_subjects" (their reference and out-of-fold predicted rows)
 n_bootstrap = None
 save_models = None  # write build/models/brain_age (cpu/full only: a phantom model is no use)
 
@@ -87,7 +89,7 @@ from IPython.display import Markdown, display
 
 from fetal_lib.book.profiles import chapter_knobs, knob_names
 from fetal_lib.book.results import ChapterRun, data_status
-from fetal_lib.brain_age import dataset, features, figures, pipeline, regression, report, segmentation
+from fetal_lib.brain_age import dataset, features, figures, mixed_training, pipeline, regression, report, segmentation
 from fetal_lib.brain_age.predict import default_model_dir, load_predictor
 from fetal_lib.data.sources import resolve
 from fetal_lib.metrics.regression import limits_of_agreement, mae
@@ -154,7 +156,8 @@ run.table(pd.DataFrame(trained.history), "segmentation_training_history")
 run.figure(figures.training_curves(trained.history), "segmentation_training_curves")
 
 # %%
-val_pred = segmentation.predict(seg_model, inputs[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0])
+tta = pipeline.uses_tta(settings)
+val_pred = segmentation.predict(seg_model, inputs[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0], tta=tta)
 val_table = pipeline.seg_metrics_table(val_pred, data.segs[va_idx], [data.subjects[i] for i in va_idx], data.spacing_mm)
 val_summary = pipeline.summarize_seg(val_table, n_boot=int(n_bootstrap), seed=int(seed))
 run.table(val_table, "segmentation_validation_per_subject", show=False)
@@ -182,7 +185,7 @@ print("sanity floor on validation passed: " + ", ".join(f"{k} {v:.3f}" for k, v 
 cv_summary = None
 if int(seg_cv_folds) >= 2:
     t0 = time.perf_counter()
-    oof_proba = pipeline.segmentation_cv(data, cfg, int(seg_cv_folds), int(seed), log=print)
+    oof_proba = pipeline.segmentation_cv(data, cfg, int(seg_cv_folds), int(seed), log=print, tta=tta)
     oof_pred = segmentation.labels_of(oof_proba)
     seg_cv_seconds = time.perf_counter() - t0
     cv_table = pipeline.seg_metrics_table(oof_pred, data.segs, data.subjects, data.spacing_mm)
@@ -193,7 +196,7 @@ if int(seg_cv_folds) >= 2:
     ba_table, ba_label = cv_table, f"out-of-fold predictions ({seg_cv_folds}-fold CV), all {len(data.subjects)} image subjects"
     pred_proba_52 = oof_proba
 else:
-    pred_proba_52 = segmentation.constrained_proba(seg_model, inputs, data.masks, spacing_mm=data.spacing_mm[0])
+    pred_proba_52 = segmentation.constrained_proba(seg_model, inputs, data.masks, spacing_mm=data.spacing_mm[0], tta=tta)
     all_pred = segmentation.labels_of(pred_proba_52)
     ba_table = pipeline.seg_metrics_table(all_pred, data.segs, data.subjects, data.spacing_mm)
     ba_label = "main model (training subjects are in-sample)"
@@ -266,25 +269,34 @@ run.figure(figures.brain_age_gap(reg_age, cv_results[deploy_model].predicted, cv
 # the same subjects from their reference segmentations (an upper bound no user reaches), the hard
 # (argmax) and soft (probability) features, and each corrected by a tissue-mixing matrix that maps
 # predicted tissue fractions to reference ones (`fetal_lib.brain_age.correction`; its error here is
-# nested: each subject's correction is fitted on the other subjects only). Which path is deployed
-# (`deploy_features`, `feature_correction`) is set in the profile, chosen on these training-side
-# subjects; the withheld test subjects took no part.
+# nested: each subject's correction is fitted on the other subjects only). Last, the regressor
+# trained with the image subjects added to its rows, twice each: their reference segmentations and
+# their out-of-fold predicted ones, so that it also learns from the features the segmenter
+# produces (`fetal_lib.brain_age.mixed_training`; nested: each subject is predicted by a regressor
+# fitted without it). Which path is deployed (`deploy_features`, `feature_correction`,
+# `reg_training_set`) is set in the profile, chosen on these training-side subjects; the withheld
+# test subjects took no part.
 
 # %%
 fits = {m: regression.fit_deployable(m, reg_age, reg_feats["volumes"], reg_feats["maps"], int(map_factor), int(seed),
                                      int(pca_components)) for m in models}
-deployed = fits[deploy_model]
 img_age = data.ages
 img_feats = {"reference": features.feature_matrix(data.segs, data.spacing_mm, int(map_factor)),
              "predicted_hard": features.feature_matrix(segmentation.labels_of(pred_proba_52), data.spacing_mm, int(map_factor)),
              "predicted_soft": features.soft_feature_matrix(pred_proba_52, data.spacing_mm, int(map_factor))}
-paths, path_predictions = report.deployed_path_variants(deployed, img_feats, img_age, deploy_features, feature_correction,
-                                      n_boot=int(n_bootstrap), seed=int(seed))
+# the image subjects in the regressor's rows: only from out-of-fold segmentations (the main segmenter saw some of them)
+mixed = ({kind: mixed_training.nested_predictions(deploy_model, reg_age, reg_feats, img_age, img_feats["reference"],
+                                                  img_feats[f"predicted_{kind}"], 5, int(seed), int(pca_components))
+          for kind in ("soft", "hard")} if cv_summary is not None else None)
+paths, path_predictions = report.deployed_path_variants(fits[deploy_model], img_feats, img_age, deploy_features, feature_correction,
+                                      n_boot=int(n_bootstrap), seed=int(seed), training_set=reg_training_set, mixed=mixed)
+deployed = pipeline.deployed_regressor(settings, reg_age, reg_feats, data, pred_proba_52 if cv_summary is not None else None, int(seed))
 run.table(paths.round(3), "deployed_path_variants")
 dep_path = paths[paths["deployed"]].iloc[0]
 upper = paths.iloc[0]
 display(Markdown(
-    f"**Deployed path** (`{deploy_model}`, {deploy_features} features, correction `{feature_correction}`) on the "
+    f"**Deployed path** (`{deploy_model}` trained on {reg_training_set}, {deploy_features} features, correction "
+    f"`{feature_correction}`, segmenter TTA `{seg_tta}`) on the "
     f"{len(img_age)} image subjects' {ba_label}: MAE **{dep_path['mae_years']:.2f} years** (95% CI {dep_path['mae_ci_low']:.2f}-"
     f"{dep_path['mae_ci_high']:.2f}), R2 {dep_path['r2']:.3f}. From their reference segmentations (upper bound): "
     f"{upper['mae_years']:.2f} years. Source project: {report.source_sentence()}"))
@@ -307,7 +319,7 @@ vol_bias = report.volume_bias(img_feats)
 run.table(vol_bias.round(1).rename_axis("mean bias vs reference (mL)").reset_index(), "volume_bias_hard_vs_soft")
 # The deployed segmenter itself on the validation subjects (held out from its training): the path
 # `fetal brain-age predict` takes, end to end, on subjects it has not seen (only a handful: indicative).
-va_proba = segmentation.constrained_proba(seg_model, inputs[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0])
+va_proba = segmentation.constrained_proba(seg_model, inputs[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0], tta=tta)
 va_pred_feats = (features.soft_feature_matrix(va_proba, data.spacing_mm, int(map_factor)) if deploy_features == "soft"
                  else features.feature_matrix(segmentation.labels_of(va_proba), data.spacing_mm, int(map_factor)))
 va_feats = {"reference": features.feature_matrix(data.segs[va_idx], data.spacing_mm, int(map_factor)),
@@ -319,7 +331,8 @@ val_mae_ref = mae(va_age, va_table["predicted_reference_years"].to_numpy())
 val_mae_dep = mae(va_age, va_table["predicted_deployed_segmenter_years"].to_numpy())
 display(Markdown(f"Deployed path on the {len(va_idx)} validation subjects, through the deployed segmenter itself: MAE "
                  f"{val_mae_dep:.2f} years, {val_mae_ref:.2f} years from their reference segmentations (few subjects: indicative; "
-                 "they are also among the out-of-fold subjects above, and the correction was fitted with them)."))
+                 "they are also among the out-of-fold subjects above, and the correction, or the regressor trained with the "
+                 "image subjects, was fitted with them)."))
 
 # %% [markdown]
 # ## What the models look at
@@ -365,11 +378,11 @@ card = pipeline.model_card(
                        "deployed_path_mae_years": float(dep_path["mae_years"]),
                        "deployed_path_mae_ci_years": [float(dep_path["mae_ci_low"]), float(dep_path["mae_ci_high"])],
                        "deployed_path_data": f"{len(img_age)} image subjects' {ba_label}"},
-    correction=correction)
+    correction=correction, training_set=reg_training_set, tta=tta)
 # saved for users in cpu/full; otherwise into a temporary folder, only for the check below
 target_dir = model_dir if save_models else Path(tempfile.mkdtemp(prefix="brain_age_model_"))
 check_dir = pipeline.save_deployable(target_dir, seg_model, deployed, deploy_features, card if save_models else None,
-                                     correction=correction)
+                                     correction=correction, tta=tta)
 predictor = load_predictor(check_dir)
 s0 = data.subjects[va_idx[0]]
 t0 = time.perf_counter()
@@ -406,7 +419,7 @@ metrics = {
     "deployed_model": deploy_model,
     "image_subjects_mae_predicted_hard_segs_years": {r["model"]: float(r["mae_predicted_hard_segs_years"]) for _, r in shift_table.iterrows()},
     "image_subjects_mae_predicted_soft_segs_years": {r["model"]: float(r["mae_predicted_soft_segs_years"]) for _, r in shift_table.iterrows()},
-    "deployed_features": deploy_features,
+    "deployed_features": deploy_features, "deployed_training_set": reg_training_set, "seg_tta": seg_tta,
     "val_subjects_mae_deployed_segmenter_years": val_mae_dep, "val_subjects_mae_reference_segs_years": val_mae_ref,
     "predict_seconds_one_subject": predict_seconds,
     "n_regression_subjects": len(reg_subjects), "n_image_subjects": len(data.subjects),

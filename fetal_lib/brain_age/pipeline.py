@@ -178,9 +178,11 @@ def summarize_seg(table, n_boot: int = 1000, seed: int = 0):
     return pd.DataFrame(rows)
 
 
-def segmentation_cv(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int, seed: int = 0, progress: bool = False, log=None) -> np.ndarray:
+def segmentation_cv(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int, seed: int = 0, progress: bool = False, log=None,
+                    tta: bool = False) -> np.ndarray:
     """Out-of-fold class probabilities (N, 4, D, H, W) float32 for every image subject (K-fold over
-    subjects, stratified by age); :func:`segmentation.labels_of` turns them into label maps."""
+    subjects, stratified by age; ``tta``: left-right mirror averaged, as deployed); :func:`segmentation.labels_of`
+    turns them into label maps."""
     from fetal_lib.brain_age.regression import age_folds
 
     proba = np.zeros((len(data.segs), 4) + data.segs.shape[1:], np.float32)
@@ -189,8 +191,38 @@ def segmentation_cv(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int
         if log:
             log(f"segmentation CV fold {k + 1}/{n_splits}: train {len(tr)}, test {len(te)}")
         res = segmentation.train(inputs[tr], data.segs[tr], cfg, masks=data.masks[tr], progress=progress)
-        proba[te] = segmentation.constrained_proba(res.model, inputs[te], data.masks[te], spacing_mm=data.spacing_mm[0])
+        proba[te] = segmentation.constrained_proba(res.model, inputs[te], data.masks[te], spacing_mm=data.spacing_mm[0], tta=tta)
     return proba
+
+
+def uses_tta(settings: dict) -> bool:
+    """The profile's ``seg_tta`` (``hflip`` or ``none``; absent: ``none``) as a bool."""
+    value = str(settings.get("seg_tta", "none"))
+    if value not in ("hflip", "none"):
+        raise ValueError(f"seg_tta must be hflip or none, not {value!r}")
+    return value == "hflip"
+
+
+def needs_out_of_fold(settings: dict) -> bool:
+    """True if the deployed models need out-of-fold segmentations of the image subjects (a feature
+    correction, or image subjects in the regressor's training set)."""
+    from fetal_lib.brain_age import mixed_training
+
+    return (str(settings["feature_correction"]) != "none"
+            or mixed_training.check(str(settings.get("reg_training_set", "reference"))) != "reference")
+
+
+def out_of_fold(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict, seed: int = 0, log=None) -> np.ndarray:
+    """:func:`segmentation_cv` with the profile's ``seg_cv_folds`` and ``seg_tta``.
+
+    Raises:
+        ValueError: fewer than 2 folds.
+    """
+    folds = int(settings["seg_cv_folds"])
+    if folds < 2:
+        raise ValueError("out-of-fold segmentations (a feature correction, or reg_training_set with image subjects) need "
+                         "seg_cv_folds of at least 2")
+    return segmentation_cv(data, cfg, folds, seed, log=log, tta=uses_tta(settings))
 
 
 def regression_cv(models: Sequence[str], age: np.ndarray, feats: dict, n_splits: int, inner_splits: int, seed: int, n_components: int, progress: bool = False):
@@ -225,7 +257,8 @@ def regression_cv(models: Sequence[str], age: np.ndarray, feats: dict, n_splits:
 
 def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmentation.TrainConfig, trained: segmentation.TrainResult,
                n_train: int, n_val: int, val_dice: dict[str, float], deployed, deploy_model: str, deploy_features: str,
-               map_factor: int, provenance: dict, regressor_metrics: dict | None = None, correction=None) -> dict:
+               map_factor: int, provenance: dict, regressor_metrics: dict | None = None, correction=None,
+               training_set: str = "reference", tta: bool = False) -> dict:
     """The card of the deployed brain-age models (:mod:`fetal_lib.model_card`); ``regressor_metrics``
     adds what the chapter measured (CV MAE, MAE on predicted segmentations), which `fetal brain-age train` does not."""
     import dataclasses
@@ -251,8 +284,10 @@ def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmen
         "age_range_years": age_range,
         "preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE), "normalisation": "zero mean, unit variance in the brain mask"},
         "segmenter": {"config": seg_model.config, "train": segmentation.config_dict(cfg), "n_train": int(n_train), "n_val": int(n_val),
-                      "val_dice": val_dice, "epochs_run": len(trained.history), "time_capped": trained.time_capped},
-        "regressor": {"name": deploy_model, "n_train": deployed.n_train, "features": deploy_features, "map_factor": int(map_factor),
+                      "val_dice": val_dice, "epochs_run": len(trained.history), "time_capped": trained.time_capped,
+                      "tta": "hflip" if tta else "none"},
+        "regressor": {"name": deploy_model, "n_train": deployed.n_train, "training_set": training_set, "features": deploy_features,
+                      "map_factor": int(map_factor),
                       "bias": dataclasses.asdict(deployed.bias), **(regressor_metrics or {})},
         "feature_correction": correction.to_dict() if correction is not None else None,
         "provenance": {**common["provenance"], **provenance},
@@ -260,9 +295,10 @@ def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmen
 
 
 def save_deployable(directory: str | Path, seg_model, deployed, deploy_features: str, card: dict | None = None,
-                    correction=None) -> Path:
-    """Write the segmenter, the regressor, the feature correction (or remove a stale one) and (if
-    given) the model card into ``directory``, each atomically; ``fetal brain-age predict`` reads them back."""
+                    correction=None, tta: bool = False) -> Path:
+    """Write the segmenter (with its feature kind and ``tta``: left-right mirror averaged at prediction),
+    the regressor, the feature correction (or remove a stale one) and (if given) the model card into
+    ``directory``, each atomically; ``fetal brain-age predict`` reads them back."""
     from fetal_lib.brain_age import regression
     from fetal_lib.brain_age.predict import CORRECTION_FILE
     from fetal_lib.io import write_json_atomic
@@ -270,7 +306,7 @@ def save_deployable(directory: str | Path, seg_model, deployed, deploy_features:
 
     directory = Path(directory)
     segmentation.save(seg_model, directory, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)},
-                                                   "features": deploy_features})
+                                                   "features": deploy_features, "tta": "hflip" if tta else "none"})
     regression.save(deployed, directory)
     if correction is not None:
         write_json_atomic(directory / CORRECTION_FILE, correction.to_dict())
@@ -282,6 +318,33 @@ def save_deployable(directory: str | Path, seg_model, deployed, deploy_features:
 
 
 CORRECTIONS = ("none", "tissue_mixing")
+
+
+def deployed_regressor(settings: dict, reg_age: np.ndarray, reg_feats: dict, data: ImageSet | None = None,
+                       oof_proba: np.ndarray | None = None, seed: int = 0):
+    """The deployed :class:`~fetal_lib.brain_age.regression.Regressor` (``deploy_model``, ``map_factor``):
+    on the regression subjects' reference features (``reg_training_set: reference``), or with the
+    image subjects added, reference and out-of-fold predicted (``reference+image_subjects``,
+    :mod:`fetal_lib.brain_age.mixed_training`; needs ``data`` and ``oof_proba``, the predicted
+    features soft or hard as ``deploy_features`` says).
+
+    Raises:
+        ValueError: an unknown training set; for the mixed one, a feature correction also asked for, or
+            the image subjects' data missing.
+    """
+    from fetal_lib.brain_age import mixed_training, regression
+
+    name, factor, n_comp = str(settings["deploy_model"]), int(settings["map_factor"]), int(settings["pca_components"])
+    if mixed_training.check(str(settings.get("reg_training_set", "reference"))) == "reference":
+        return regression.fit_deployable(name, reg_age, reg_feats["volumes"], reg_feats["maps"], factor, seed, n_comp)
+    if str(settings["feature_correction"]) != "none":
+        raise ValueError("reg_training_set reference+image_subjects already trains on predicted features: set feature_correction "
+                         "to none (one remedy for the domain shift at a time)")
+    if data is None or oof_proba is None:
+        raise ValueError("reg_training_set reference+image_subjects needs the image subjects and their out-of-fold segmentations")
+    img_reference = features.feature_matrix(data.segs, data.spacing_mm, factor)
+    img_predicted = features.from_probabilities(oof_proba, data.spacing_mm, factor, soft=str(settings["deploy_features"]) == "soft")
+    return mixed_training.fit(name, reg_age, reg_feats, data.ages, img_reference, img_predicted, factor, seed, n_comp)
 
 
 def fit_correction(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict, seed: int = 0, oof_proba: np.ndarray | None = None,
@@ -301,10 +364,7 @@ def fit_correction(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict
     if kind == "none":
         return None
     if oof_proba is None:
-        folds = int(settings["seg_cv_folds"])
-        if folds < 2:
-            raise ValueError("feature_correction tissue_mixing needs out-of-fold segmentations: seg_cv_folds must be at least 2")
-        oof_proba = segmentation_cv(data, cfg, folds, seed, log=log)
+        oof_proba = out_of_fold(data, cfg, settings, seed, log=log)
     factor = int(settings["map_factor"])
     predicted = features.from_probabilities(oof_proba, data.spacing_mm, factor, soft=settings["deploy_features"] == "soft")
     reference = features.feature_matrix(data.segs, data.spacing_mm, factor)
@@ -318,8 +378,9 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
 
     Segmenter on the segmentation-training subjects (the profile's epochs), scored on the validation
     subjects, checked against :data:`FLOORS` (``BelowFloorError``: nothing is written); the deployed
-    regressor (``deploy_model``) fitted on every regression subject's reference segmentation; both saved
-    with their card. Returns a summary (validation Dice, epochs, seconds, where the models went).
+    regressor (``deploy_model``) fitted as :func:`deployed_regressor` says (with ``reg_training_set``
+    ``reference+image_subjects``, ``seg_cv_folds`` more segmenters are trained for the out-of-fold
+    segmentations it needs); both saved with their card. Returns a summary (validation Dice, epochs, seconds, where the models went).
     """
     from fetal_lib.book.provenance import git_state, package_versions
     from fetal_lib.brain_age import dataset, regression
@@ -333,7 +394,7 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
     inputs = data.intensities(cfg.intensity_names())
     trained = segmentation.train(inputs[tr], data.segs[tr], cfg, masks=data.masks[tr], val=(inputs[va], data.masks[va], data.segs[va]),
                                  progress=progress, log=log)
-    val_pred = segmentation.predict(trained.model, inputs[va], data.masks[va], spacing_mm=data.spacing_mm[0])
+    val_pred = segmentation.predict(trained.model, inputs[va], data.masks[va], spacing_mm=data.spacing_mm[0], tta=uses_tta(settings))
     val_dice = {row["tissue"]: float(row["dice"]) for _, row in
                 summarize_seg(seg_metrics_table(val_pred, data.segs[va], [data.subjects[i] for i in va], data.spacing_mm), n_boot=100, seed=seed).iterrows()}
     check_floor(val_dice, source.is_phantom, f"The Res-U-Net segmenter ({len(trained.history)} of {cfg.epochs} epochs, {cfg.precision})")
@@ -342,13 +403,14 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
     reg_segs, grid_spacing = prepare_reference_segs(reg_subjects, progress=progress)
     feats = features.feature_matrix(reg_segs, grid_spacing, int(settings["map_factor"]))
     deploy_model, deploy_features = str(settings["deploy_model"]), str(settings["deploy_features"])
-    deployed = regression.fit_deployable(deploy_model, reg_age, feats["volumes"], feats["maps"], int(settings["map_factor"]), seed,
-                                         int(settings["pca_components"]))
-    correction = fit_correction(data, cfg, settings, seed, log=log)
+    oof_proba = out_of_fold(data, cfg, settings, seed, log=log) if needs_out_of_fold(settings) else None
+    deployed = deployed_regressor(settings, reg_age, feats, data, oof_proba, seed)
+    correction = fit_correction(data, cfg, settings, seed, oof_proba=oof_proba, log=log)
     provenance = {"git": git_state(), "profile": profile, "seed": seed, "packages": package_versions(), "trained_by": "fetal brain-age train"}
     card = model_card(profile, source, reg_age, trained.model, cfg, trained, len(tr), len(va), val_dice, deployed, deploy_model,
-                      deploy_features, int(settings["map_factor"]), provenance, correction=correction)
-    save_deployable(model_dir, trained.model, deployed, deploy_features, card, correction=correction)
+                      deploy_features, int(settings["map_factor"]), provenance, correction=correction,
+                      training_set=str(settings.get("reg_training_set", "reference")), tta=uses_tta(settings))
+    save_deployable(model_dir, trained.model, deployed, deploy_features, card, correction=correction, tta=uses_tta(settings))
     return {"model_dir": str(model_dir), "data": source.describe(), "val_dice": val_dice, "epochs_run": len(trained.history),
             "epochs": cfg.epochs, "precision": cfg.precision, "time_capped": trained.time_capped, "seg_seconds": round(trained.seconds, 1),
             "regressor": deploy_model, "n_regression_subjects": len(reg_subjects)}

@@ -1,6 +1,7 @@
 """Deployed brain-age prediction: T1 + brain mask -> tissue volumes (mL) and predicted age (years).
 
-Image -> preprocessing (normalise in the mask, 3 mm, 64^3) -> Res-U-Net class probabilities ->
+Image -> preprocessing (normalise in the mask, 3 mm, 64^3) -> Res-U-Net class probabilities (averaged
+with the left-right mirror's when ``segmenter.json`` says ``"tta": "hflip"``) ->
 tissue volumes and maps -> regressor. The features are *soft* (from the probabilities) or *hard*
 (from the argmax labels), as recorded in ``segmenter.json`` by the chapter that trained the models. The models live in ``default_model_dir()``
 (``<build>/models/brain_age``), written by the brain_age chapter.
@@ -44,6 +45,7 @@ class Predictor:
     model_dir: Path
     soft_features: bool = False  # volumes and maps from class probabilities rather than argmax labels
     correction: object = None  # fetal_lib.brain_age.correction.TissueMixing applied to the features before the regressor
+    tta: bool = False  # class probabilities averaged with the left-right mirror's (as the chapter scored the segmenter)
 
     def __call__(self, image_path: str | Path, mask_path: str | Path) -> dict:
         """Predict one subject; raises FetalInputError naming the bad file."""
@@ -56,7 +58,7 @@ class Predictor:
 
         pre = preprocess.preprocess_files(image_path, mask_path, spacing_mm=self.spacing_mm, size=self.size)
         inputs = pre.intensities(segmentation.intensity_names(self.segmenter))
-        proba = segmentation.constrained_proba(self.segmenter, inputs, pre.mask, spacing_mm=pre.spacing_mm[0])
+        proba = segmentation.constrained_proba(self.segmenter, inputs, pre.mask, spacing_mm=pre.spacing_mm[0], tta=self.tta)
         feats = features.from_probabilities([proba], pre.spacing_mm, self.regressor.map_factor, soft=self.soft_features)
         age_feats = self.correction.apply(feats) if self.correction is not None else feats
         age = float(self.regressor.predict(age_feats["volumes"], age_feats["maps"])[0])
@@ -106,7 +108,7 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2) -> Pre
     size = tuple(int(s) for s in prep.get("size", (64, 64, 64)))
     soft = meta.get("features", "hard") == "soft"
     return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir, soft_features=soft,
-                     correction=load_correction(model_dir))
+                     correction=load_correction(model_dir), tta=meta.get("tta", "none") == "hflip")
 
 
 def load_correction(model_dir: Path):

@@ -73,7 +73,8 @@ def age_folds(age: np.ndarray, n_splits: int = 5, seed: int = 0, groups=None) ->
     return splits.grouped_kfold(groups, n_splits=n_splits, seed=seed, stratify=age, stratify_bins=n_bins)
 
 
-def _fit_predict(name: str, X_tr, y_tr, X_te, n_components: int):
+def fit_predict(name: str, X_tr, y_tr, X_te, n_components: int):
+    """Fit a fresh ``name`` on (X_tr, y_tr) (PCA components capped by the training rows); returns it and its predictions for X_te."""
     n_comp = int(min(n_components, len(y_tr) - 1, X_tr.shape[1]))
     model = make_model(name, n_comp)
     model.fit(X_tr, y_tr)
@@ -117,13 +118,13 @@ def cross_validate(
     fold_of = np.full(len(age), -1)
     alphas = []
     for k, (tr, te) in enumerate(age_folds(age, n_splits, seed)):
-        model, predicted[te] = _fit_predict(name, X[tr], age[tr], X[te], n_components)
+        model, predicted[te] = fit_predict(name, X[tr], age[tr], X[te], n_components)
         alpha = getattr(model[-1], "alpha_", None) if uses_maps(name) else None
         if alpha is not None:
             alphas.append(float(alpha))
         inner = np.full(len(tr), np.nan)
         for itr, ite in age_folds(age[tr], inner_splits, seed + 1 + k):
-            _, inner[ite] = _fit_predict(name, X[tr][itr], age[tr][itr], X[tr][ite], n_components)
+            _, inner[ite] = fit_predict(name, X[tr][itr], age[tr][itr], X[tr][ite], n_components)
         corr = age_bias_correction(age[tr], inner, method=bias_method)
         corrected[te] = corr.apply(age[te], predicted[te])
         fold_of[te] = k
@@ -146,16 +147,18 @@ class Regressor:
         return self.model.predict(design(self.name, volumes, maps))
 
 
-def fit_deployable(name: str, age, volumes, maps=None, map_factor: int = 3, seed: int = 0, n_components: int = 100, bias_method: str = "beheshti") -> Regressor:
-    """Fit ``name`` on all subjects; fit its age-bias correction on 5-fold out-of-fold predictions."""
+def fit_deployable(name: str, age, volumes, maps=None, map_factor: int = 3, seed: int = 0, n_components: int = 100, bias_method: str = "beheshti",
+                   groups=None) -> Regressor:
+    """Fit ``name`` on all rows; fit its age-bias correction on 5-fold out-of-fold predictions
+    (folds by ``groups``, one per row if None: rows of one subject share a group)."""
     from fetal_lib.metrics.regression import age_bias_correction
 
     age = np.asarray(age, dtype=float)
     X = design(name, volumes, maps)
-    model, _ = _fit_predict(name, X, age, X[:1], n_components)
+    model, _ = fit_predict(name, X, age, X[:1], n_components)
     oof = np.full(len(age), np.nan)
-    for tr, te in age_folds(age, 5, seed):
-        _, oof[te] = _fit_predict(name, X[tr], age[tr], X[te], n_components)
+    for tr, te in age_folds(age, 5, seed, groups=groups):
+        _, oof[te] = fit_predict(name, X[tr], age[tr], X[te], n_components)
     bias = age_bias_correction(age, oof, method=bias_method)
     return Regressor(name=name, model=model, map_factor=map_factor, bias=bias, n_train=len(age))
 

@@ -69,29 +69,37 @@ def deployed_path_table(deployed, subject_ids: Sequence[str], ages: np.ndarray,
 
 def deployed_path_variants(deployed, features_by_source: Mapping[str, Mapping[str, np.ndarray]], ages: np.ndarray,
                            deploy_features: str, feature_correction: str, n_boot: int = 1000, seed: int = 0,
-                           correction_folds: int = 5):
-    """The deployed regressor on the image subjects' features, one row per path: reference
-    segmentations (an upper bound no user reaches), predicted soft and hard features as they are,
-    and each corrected by tissue mixing (fitted without the subject's fold: nested). MAE with a
-    bootstrap 95 % CI, R2 and mean gap (years); ``deployed`` marks the profile's path. Returns the
-    table and each path's predicted ages."""
+                           correction_folds: int = 5, training_set: str = "reference",
+                           mixed: Mapping[str, np.ndarray] | None = None):
+    """The regressor trained on reference segmentations (``deployed``) on the image subjects'
+    features, one row per path: reference segmentations (an upper bound no user reaches),
+    predicted soft and hard features as they are, and each corrected by tissue mixing (fitted
+    without the subject's fold: nested); then, from ``mixed`` ({"soft"|"hard": predicted ages}, see
+    :func:`fetal_lib.brain_age.mixed_training.nested_predictions`), the regressor trained with the
+    other image subjects added. MAE with a bootstrap 95 % CI, R2 and mean gap (years); ``deployed``
+    marks the profile's path (features, correction and ``training_set``). Returns the table and each
+    path's predicted ages."""
     import pandas as pd
 
     from fetal_lib.brain_age.correction import nested_predictions
     from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     ref = features_by_source["reference"]
-    paths: list[tuple[str, str, str, np.ndarray]] = [
-        ("reference segmentations (upper bound)", "reference", "none", deployed.predict(ref["volumes"], ref["maps"]))]
+    paths: list[tuple[str, str, str, str, np.ndarray]] = [
+        ("reference segmentations (upper bound)", "reference", "none", "reference", deployed.predict(ref["volumes"], ref["maps"]))]
     for kind in ("soft", "hard"):
         f = features_by_source[f"predicted_{kind}"]
-        paths.append((f"predicted {kind}, as segmented", kind, "none", deployed.predict(f["volumes"], f["maps"])))
-        paths.append((f"predicted {kind} + tissue mixing (nested)", kind, "tissue_mixing",
+        paths.append((f"predicted {kind}, as segmented", kind, "none", "reference", deployed.predict(f["volumes"], f["maps"])))
+        paths.append((f"predicted {kind} + tissue mixing (nested)", kind, "tissue_mixing", "reference",
                       nested_predictions(deployed, f, ref, ages, correction_folds, seed)))
+    for kind, pred in (mixed or {}).items():
+        paths.append((f"predicted {kind}, regressor also trained on the other image subjects (nested)", kind, "none",
+                      "reference+image_subjects", np.asarray(pred, float)))
     rows = []
-    for label, feats, corr, pred in paths:
+    for label, feats, corr, trained_on, pred in paths:
         ci = bootstrap_ci(lambda t, p: mae(t, p), ages, pred, n_boot=n_boot, seed=seed)
-        rows.append({"path": label, "features": feats, "correction": corr, "n": len(ages), "mae_years": ci.estimate,
-                     "mae_ci_low": ci.low, "mae_ci_high": ci.high, "r2": r2(ages, pred), "mean_gap_years": float(np.mean(pred - ages)),
-                     "deployed": feats == deploy_features and corr == feature_correction})
-    return pd.DataFrame(rows), {label: pred for label, _f, _c, pred in paths}
+        rows.append({"path": label, "features": feats, "correction": corr, "regressor trained on": trained_on, "n": len(ages),
+                     "mae_years": ci.estimate, "mae_ci_low": ci.low, "mae_ci_high": ci.high, "r2": r2(ages, pred),
+                     "mean_gap_years": float(np.mean(pred - ages)),
+                     "deployed": feats == deploy_features and corr == feature_correction and trained_on == training_set})
+    return pd.DataFrame(rows), {label: pred for label, _f, _c, _t, pred in paths}

@@ -237,14 +237,20 @@ def allowed_region(mask: np.ndarray, spacing_mm: float | Sequence[float] = 3.0, 
     return ndimage.distance_transform_edt(~m, sampling=spacing_mm) <= margin_mm
 
 
-def constrained_proba(model, images: np.ndarray, masks: np.ndarray, threads: int | None = None, spacing_mm: float = 3.0) -> np.ndarray:
+def constrained_proba(model, images: np.ndarray, masks: np.ndarray, threads: int | None = None, spacing_mm: float = 3.0,
+                      tta: bool = False) -> np.ndarray:
     """Class probabilities (N, 4, D, H, W) float32, with voxels farther than MARGIN_MM from the
-    brain mask set to certain background; (4, D, H, W) for a single subject (a (D, H, W) mask)."""
+    brain mask set to certain background; (4, D, H, W) for a single subject (a (D, H, W) mask).
+    With ``tta`` the probabilities are the mean of the volume's and of its left-right mirror's
+    (mirrored back; left-right is the last array axis of the MNI-aligned grid, and training flips it too)."""
     images = np.asarray(images)
     single = np.ndim(masks) == 3  # one subject: (D, H, W) or (C, D, H, W) images with a (D, H, W) mask
     if single:
         images, masks = images[None], np.asarray(masks)[None]
     proba = predict_proba(model, images, masks, threads)
+    if tta:
+        mirrored = predict_proba(model, np.ascontiguousarray(images[..., ::-1]), np.ascontiguousarray(np.asarray(masks)[..., ::-1]), threads)
+        proba = np.ascontiguousarray(0.5 * (proba + mirrored[..., ::-1]), dtype=np.float32)
     for p, m in zip(proba, np.asarray(masks)):
         outside = ~allowed_region(m, spacing_mm)
         p[:, outside] = 0.0
@@ -257,9 +263,11 @@ def labels_of(proba: np.ndarray) -> np.ndarray:
     return np.asarray(proba).argmax(axis=-4).astype(np.uint8)
 
 
-def predict(model, images: np.ndarray, masks: np.ndarray, threads: int | None = None, spacing_mm: float = 3.0) -> np.ndarray:
-    """Label maps (N, D, H, W) uint8: argmax of the network, background farther than MARGIN_MM from the mask."""
-    return labels_of(constrained_proba(model, images, masks, threads, spacing_mm))
+def predict(model, images: np.ndarray, masks: np.ndarray, threads: int | None = None, spacing_mm: float = 3.0,
+            tta: bool = False) -> np.ndarray:
+    """Label maps (N, D, H, W) uint8: argmax of the network (with ``tta``, of its mean with the
+    left-right mirror's, see :func:`constrained_proba`), background farther than MARGIN_MM from the mask."""
+    return labels_of(constrained_proba(model, images, masks, threads, spacing_mm, tta))
 
 
 def mean_dice(pred: np.ndarray, ref: np.ndarray) -> dict[int, float]:

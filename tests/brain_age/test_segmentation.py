@@ -256,3 +256,34 @@ def test_seg_train_config_resolves_precision_from_the_cpu_flags():
     assert pipeline.seg_train_config(settings, flags=["avx2"]).precision == "float32"
     cfg = pipeline.seg_train_config(settings, flags=["avx2", "amx_bf16"])
     assert cfg.precision == "bfloat16" and cfg.crop is None and cfg.time_budget_s is None and cfg.epochs == 5
+
+
+def test_mirror_tta_is_left_right_equivariant_and_saved_for_predict(tmp_path):
+    import torch
+
+    from fetal_lib.networks.torch import create
+
+    torch.manual_seed(0)
+    images, masks, _segs = _toy(n=2)
+    model = create("resunet3d", in_channels=2, base_width=2, depth=2)
+    model.input_names = ("image", "mask")
+    mirrored = np.ascontiguousarray(images[..., ::-1])
+    mirrored_masks = np.ascontiguousarray(masks[..., ::-1])
+    plain = segmentation.constrained_proba(model, images, masks)
+    tta = segmentation.constrained_proba(model, images, masks, tta=True)
+    # the mean over a volume and its mirror, mirrored: TTA of the mirrored volume is the mirror of TTA
+    np.testing.assert_allclose(segmentation.constrained_proba(model, mirrored, mirrored_masks, tta=True)[..., ::-1], tta, atol=1e-5)
+    np.testing.assert_allclose(tta, 0.5 * (plain + segmentation.constrained_proba(model, mirrored, mirrored_masks)[..., ::-1]), atol=1e-5)
+    assert not np.allclose(plain, tta)  # an untrained network is not symmetric
+    np.testing.assert_allclose(tta.sum(axis=1), 1.0, atol=1e-5)
+    segmentation.save(model, tmp_path, extra={"features": "hard", "tta": "hflip"})
+    import json
+
+    assert json.loads((tmp_path / "segmenter.json").read_text())["tta"] == "hflip"
+    from fetal_lib.brain_age import regression
+
+    rng = np.random.default_rng(0)
+    regression.save(regression.fit_deployable("linear", rng.uniform(20, 80, 12), rng.normal(500, 50, (12, 3))), tmp_path)
+    assert load_predictor(tmp_path).tta
+    segmentation.save(model, tmp_path, extra={"features": "hard"})  # a model saved before TTA existed: none
+    assert not load_predictor(tmp_path).tta

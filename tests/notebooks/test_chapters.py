@@ -209,6 +209,14 @@ def test_brain_age_chapter_keeps_validation_subjects_out_of_training_and_clears_
         scored = Counter((row["subject_id"], row["tissue"]) for row in _table(results, "segmentation_cv_per_subject"))
         assert {s for s, _ in scored} == with_images and set(scored.values()) == {1}
 
+    # the headline is the one deployed path, the profile's, and it is the metric reported
+    paths = _table(results, "deployed_path_variants")
+    deployed = [row for row in paths if row["deployed"] == "True"]
+    assert len(deployed) == 1 and deployed[0]["regressor trained on"] == m["deployed_training_set"]
+    assert float(deployed[0]["mae_years"]) == pytest.approx(m["deployed_path_mae_years"], abs=1e-3)
+    if m["deployed_path_out_of_fold"]:
+        assert {row["regressor trained on"] for row in paths} == {"reference", "reference+image_subjects"}
+
     dice = {t: m[f"val_dice_{t}"] for t in ("csf", "gm", "wm")}
     assert all(_is_number(v) and 0 <= v <= 1 for v in dice.values()), dice
     scores = {**{f"dice_{t}": v for t, v in dice.items()}, "dice_mean": sum(dice.values()) / len(dice)}
