@@ -101,6 +101,8 @@ def read_figure(fig: Figure, docs: Docs) -> tuple[bool, str]:
     metrics = doc["metrics"]  # type: ignore[index]
     try:
         value = metric_path.number(metric_path.resolve(metrics, fig.path))
+    except metric_path.MetricPathEmpty:
+        return False, "not measured in this run"
     except metric_path.MetricPathError as exc:
         return False, f"not in this run's metrics ({exc})"
     if value is None:
@@ -164,15 +166,17 @@ def _cite(bib: str | None) -> str:
     return f" {{cite}}`{bib}`" if bib else ""
 
 
-def claim_row(claim: Claim, docs: Docs, links: Links) -> str:
-    """One row of the claims table."""
+def claim_row(claim: Claim, docs: Docs, links: Links, previous: Claim | None = None) -> str:
+    """One row of the claims table; what repeats the ``previous`` row of the same source says so briefly."""
     source = SOURCES[claim.source]
+    same = previous is not None and previous.source == claim.source
     published = "<br>".join(f"{p.label} {anchors.get(p.anchor).text().replace(' +- ', ' ± ')}" for p in claim.pairs)
+    who = f"_the same source_, {claim.what}" if same else f"**{source.name}**, {claim.what}{_cite(source.bib)}"
     cells = [
-        f"**{source.name}**, {claim.what}{_cite(source.bib)}:<br>{published}",
-        claim.flaw or "none known",
+        f"{who}:<br>{published}",
+        "as above" if same and claim.flaw and claim.flaw == previous.flaw else claim.flaw or "none known",  # type: ignore[union-attr]
         _figures_cell(((p.label, p.ours) for p in claim.pairs), docs),
-        claim.protocol,
+        "as above" if same and claim.protocol == previous.protocol else claim.protocol,  # type: ignore[union-attr]
         section_link(claim.chapter, claim.section, links) + _run_note(claim.chapter, docs),
     ]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
@@ -182,7 +186,8 @@ def claims_markdown(docs: Docs, links: Links, claims: Sequence[Claim] = CLAIMS) 
     """The claims table: one row per published claim, ours beside it."""
     head = ("| claim, as published | flaw that inflates it | ours | our protocol | measured in |\n"
             "|---|---|---|---|---|\n")
-    return head + "\n".join(claim_row(c, docs, links) for c in claims) + "\n"
+    rows = [claim_row(c, docs, links, claims[i - 1] if i else None) for i, c in enumerate(claims)]
+    return head + "\n".join(rows) + "\n"
 
 
 def flaw_row(flaw: Flaw, docs: Docs, links: Links) -> str:

@@ -26,6 +26,10 @@ class MetricPathError(LookupError):
     """A path that is malformed or names nothing in the metrics; the message says which part."""
 
 
+class MetricPathEmpty(MetricPathError):
+    """A path that runs into a null (a section the run did not compute) before its end."""
+
+
 @dataclass(frozen=True)
 class Segment:
     """One step of a path: a key, and the record filter applied to the list under it."""
@@ -97,12 +101,16 @@ def resolve(metrics: Mapping[str, Any], path: str) -> Any:
     node: Any = metrics
     walked = ""
     for seg in parse(path):
+        if node is None:
+            raise MetricPathEmpty(f"{walked!r} is empty in the metrics")
         walked = f"{walked}.{seg.key}" if walked else seg.key
         if not isinstance(node, Mapping) or seg.key not in node:
             raise MetricPathError(f"no {walked!r} in the metrics")
         node = node[seg.key]
         if seg.where:
             wanted = {f: _text(resolve(metrics, v[1:])) if v.startswith("@") else v for f, v in seg.where}
+            if node is None:
+                raise MetricPathEmpty(f"{walked!r} is empty in the metrics")
             if not isinstance(node, list):
                 raise MetricPathError(f"{walked!r} is not a list of records")
             hits = [r for r in node if isinstance(r, Mapping) and all(f in r and _text(r[f]) == v for f, v in wanted.items())]

@@ -6,7 +6,9 @@ import pytest
 
 from fetal_lib import anchors
 from fetal_lib.book.audit_map import CLAIMS, FLAWS
-from fetal_lib.book.audit_page import audit_markdown, chapter_links, claims_markdown, flaws_markdown, section_id
+from fetal_lib.book.audit_map import Figure
+from fetal_lib.book.audit_page import (audit_markdown, chapter_links, claims_markdown, flaws_markdown, read_figure,
+                                       section_id)
 from fetal_lib.book.results import ChapterRun, load_metrics
 from fetal_lib.book.withheld import load_withheld, write_withheld
 
@@ -93,10 +95,35 @@ def test_phantom_missing_and_unreadable_runs_say_so_and_show_no_number(results, 
         assert "0.9123" not in row and "(not in this build)" in row
     assert "`build/results/us_classification/metrics.json` unreadable" in rows[
         "planes_paper/best CNN of the dataset paper, its standard planes"]
-    for key in ("brain_age_source/its Res-U-Net, on its validation subjects",
-                "brain_age_source/age from its three tissue volumes, one hold-out split"):
-        assert "not run yet (no `build/results/brain_age/metrics.json`)" in rows[key]
-        assert anchors.get("brain_age.source.holdout_mae").bib in rows[key]
+    res_unet = rows["brain_age_source/its Res-U-Net, on its validation subjects"]
+    holdout = rows["brain_age_source/age from its three tissue volumes, one hold-out split"]
+    for row in (res_unet, holdout):
+        assert "not run yet (no `build/results/brain_age/metrics.json`)" in row
+    assert "{cite}`imperial_mli_brainage`" in res_unet and anchors.get("brain_age.source.val_dice_wm").text() in res_unet
+    assert "_the same source_" in holdout and anchors.get("brain_age.source.holdout_mae").text() in holdout
+
+
+def test_rows_of_one_source_say_what_repeats_only_once(results, book):
+    rows = _claim_rows(results, book)
+    seg = [row.split(" | ") for key, row in rows.items() if key.startswith("seg_source/")]
+    first, rest = seg[0], seg[1:]
+    assert "**the explainable fetal biometry benchmark**" in first[0] and "{cite}`fetal_biometry_xai_source`" in first[0]
+    assert first[1] != "as above" and first[3] != "as above"
+    for cells in rest:
+        assert cells[0].startswith("| _the same source_, ") and "{cite}" not in cells[0]
+        assert cells[3] == "as above"  # the same protocol
+    assert [c[1] == "as above" for c in rest] == [True] * (len(SEG_ARCHS) - 1) + [False]  # the text row's own flaw
+    assert "none known" in rows["zeng2021/a conventional U-Net, as that paper reports it"].split(" | ")[1]
+
+
+def test_a_section_the_run_left_empty_reads_not_measured():
+    docs = {"seg_benchmark": {"metrics": {"vs_chapter1": None, "best": 0.5},
+                              "provenance": {"profile": "cpu", "data": REAL_HC18}}}
+    assert read_figure(Figure("seg_benchmark", "vs_chapter1.mean_difference_mm", datasets=("hc18",)), docs) == (
+        False, "not measured in this run")
+    assert read_figure(Figure("seg_benchmark", "best", "mm", 1, ci="vs_chapter1.ci"), docs) == (True, "0.5 mm")
+    assert read_figure(Figure("seg_benchmark", "best", datasets=("fetal_planes",)), docs) == (
+        False, "`fetal_planes` not used in this run")
 
 
 def test_flaws_show_what_each_chapter_measured_per_dataset(results, book):

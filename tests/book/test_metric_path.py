@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fetal_lib.book.metric_path import MetricPathError, interval, keys, number, parse, references, resolve
+from fetal_lib.book.metric_path import MetricPathEmpty, MetricPathError, interval, keys, number, parse, references, resolve
 
 METRICS = {
     "test": {"hc_abs_diff_mean_mm": 2.5, "ci": [2.1, 2.9]},
@@ -38,6 +38,15 @@ def test_nested_keys_and_filtered_records_resolve():
 def test_a_path_that_names_nothing_says_which_part(path, fragment):
     with pytest.raises(MetricPathError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
         resolve(METRICS, path)
+
+
+def test_a_null_section_on_the_way_is_empty_not_missing():
+    metrics = {"vs_chapter1": None, "leak": None}
+    with pytest.raises(MetricPathEmpty, match="'vs_chapter1' is empty"):
+        resolve(metrics, "vs_chapter1.ci")
+    with pytest.raises(MetricPathEmpty, match="'leak' is empty"):
+        resolve(metrics, "leak[split=x].MAE")
+    assert resolve(metrics, "vs_chapter1") is None  # the null itself is a value
 
 
 @pytest.mark.parametrize("bad", ["a[b", "a]b", "a[b]c", "a[b=]", "a[=c]", "a..b"])
