@@ -5,7 +5,8 @@ Generated (git-ignored) files under the book root, rewritten on every run:
 - ``_toc.yml``: intro, the static pages, and every executed chapter present in
   ``chapters/`` (Jupyter Book 1 fails on a toc entry whose file is missing).
 - ``generated/results.md``: the results table read from ``<build>/results/*/metrics.json``
-  (included by ``intro.md``); ``generated/provenance.md`` (included by ``audit.md``);
+  (included by ``intro.md``); ``generated/provenance.md`` and ``generated/audit.md`` (the
+  claims, flaws and withheld-data tables, ``fetal_lib.book.audit_page``; included by ``audit.md``);
   ``generated/chapters.md``: each chapter of the registry, in this book or planned (both pages).
 
 ``jupyter-book build`` runs as a subprocess of this venv with ``execute_notebooks: off``;
@@ -147,13 +148,17 @@ def chapters_markdown(notebook_dir: Path = NOTEBOOK_DIR) -> str:
 
 
 def write_generated(book_dir: Path, results_root: Path, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
-    """(Re)write ``generated/results.md``, ``generated/provenance.md`` and ``generated/chapters.md`` under ``book_dir``."""
+    """(Re)write ``generated/results.md``, ``provenance.md``, ``chapters.md`` and ``audit.md`` under ``book_dir``."""
+    from fetal_lib.book.audit_page import audit_markdown, chapter_links
+    from fetal_lib.book.withheld import load_withheld
+
     metrics = load_metrics(results_root)
     gen = Path(book_dir) / "generated"
     return [
         write_text_atomic(gen / "results.md", results_markdown(metrics)),
         write_text_atomic(gen / "provenance.md", provenance_markdown(metrics)),
         write_text_atomic(gen / "chapters.md", chapters_markdown(notebook_dir)),
+        write_text_atomic(gen / "audit.md", audit_markdown(metrics, load_withheld(results_root), chapter_links(book_dir))),
     ]
 
 
