@@ -103,7 +103,7 @@ precision_choice = pipeline.precision_choice(seg_precision)
 run = ChapterRun("brain_age", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict()})
 run.banner()
-display(Markdown(f"Data: {source.describe()}"))
+display(Markdown(f"Data: {source.describe(relative=True)}"))
 subjects = dataset.load(source.root)
 counts = pd.Series([s.role for s in subjects]).value_counts().rename_axis("role").reset_index(name="subjects")
 counts["with images"] = [sum(1 for s in subjects if s.role == r and s.image_path is not None) for r in counts["role"]]
