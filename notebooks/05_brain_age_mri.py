@@ -91,6 +91,7 @@ from fetal_lib.brain_age import dataset, features, figures, pipeline, regression
 from fetal_lib.brain_age.predict import default_model_dir, load_predictor
 from fetal_lib.data.sources import resolve
 from fetal_lib.metrics.regression import limits_of_agreement, mae
+from fetal_lib.paths import shown
 
 t_start = time.perf_counter()
 # every knob from the profile, unless set above or by papermill (-p seg_epochs 5); the resolved values replace the Nones
@@ -375,8 +376,8 @@ s0 = data.subjects[va_idx[0]]
 t0 = time.perf_counter()
 one = predictor(s0.image_path, s0.mask_path)
 predict_seconds = time.perf_counter() - t0
-display(Markdown(f"Models in `{check_dir}`{'' if save_models else ' (temporary: not saved in this profile)'}. "
-                 f"Subject {s0.subject_id} (age {s0.age_years:g}): CSF {one['csf_ml']:.0f} mL, GM {one['gm_ml']:.0f} mL, "
+display(Markdown((f"Models in `{shown(check_dir)}`. " if save_models else "Models in a temporary folder (not saved in this profile). ")
+                 + f"Subject {s0.subject_id} (age {s0.age_years:g}): CSF {one['csf_ml']:.0f} mL, GM {one['gm_ml']:.0f} mL, "
                  f"WM {one['wm_ml']:.0f} mL, predicted age {one['predicted_age_years']:.1f} years, in {predict_seconds:.2f} s."))
 
 # %% [markdown]
