@@ -254,12 +254,12 @@ def test_no_page_is_wider_than_the_window_and_the_intro_tables_fit(crawls) -> No
         assert not crawl.visits["intro.html"].cut_tables, f"{kind}: intro tables cut: {crawl.visits['intro.html'].cut_tables}"
 
 
-def test_no_page_prints_the_build_machines_folders(site, crawls) -> None:
+def test_no_page_prints_the_build_machines_folders(crawls, site) -> None:
     shown = {name: [h for h in site.hidden if h in v.text] for name, v in crawls["desktop"].visits.items()}
     assert not {k: v for k, v in shown.items() if v}, shown
 
 
-def test_screenshots_of_the_intro_and_every_chapter_at_both_widths(site, crawls) -> None:
+def test_screenshots_of_the_intro_and_every_chapter_at_both_widths(crawls, site) -> None:
     stems = ["intro", *(Path(p).stem for p in site.chapters.values())]
     for stem in stems:
         for width in WIDTHS.values():
@@ -270,7 +270,7 @@ def test_screenshots_of_the_intro_and_every_chapter_at_both_widths(site, crawls)
 # ----------------------------------------------------------------------------- the intro and the chapters
 
 
-def test_the_intro_shows_every_chapters_headlines_labelled(site, crawls) -> None:
+def test_the_intro_shows_every_chapters_headlines_labelled(crawls, site) -> None:
     from fetal_lib.book.headlines import unlabelled
     from fetal_lib.book.results import load_metrics
 
