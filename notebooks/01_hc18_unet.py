@@ -99,6 +99,7 @@ from fetal_lib.hc import figures, pipeline, report
 from fetal_lib.hc.calibration import fit_size_calibration, leave_one_group_out
 from fetal_lib.hc.measure import default_model_path
 from fetal_lib.model_card import save_keras as save_model_with_card
+from fetal_lib.paths import shown
 from fetal_lib.training.keras import configure as configure_keras
 
 t_start = time.perf_counter()
@@ -111,7 +112,7 @@ data = pipeline.load_data(data_dir, data_source, seed, int(max_images))
 run = ChapterRun("hc18", profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict()})
 run.banner()
-display(Markdown(f"Data: {data.source.describe()}"))
+display(Markdown(f"Data: {data.source.describe(relative=True)}"))
 
 # %% [markdown]
 # ## Data and subject-level split
@@ -346,7 +347,7 @@ card = pipeline.model_card(trained, data, profile, settings, test_summary, seed)
 model_path = None
 if save_model and not data.source.is_phantom:
     model_path = save_model_with_card(hc_model.model, default_model_path(), card)
-    print(f"saved {model_path}")
+    print(f"saved {shown(model_path)}")
 else:
     print("model not saved (phantom data or save_model=False)")
 

@@ -82,6 +82,7 @@ from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.hc import figures as hc_figures
 from fetal_lib.hc import pipeline as hc_pipeline
+from fetal_lib.paths import shown
 from fetal_lib.seg_benchmark import figures, pipeline, report
 
 t_start = time.perf_counter()
@@ -93,7 +94,7 @@ data = hc_pipeline.load_data(data_dir, data_source, seed, int(max_images))
 run = ChapterRun("seg_benchmark", profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict()})
 run.banner()
-display(Markdown(f"Data: {data.source.describe()}. Split: chapter 1's, by subject: "
+display(Markdown(f"Data: {data.source.describe(relative=True)}. Split: chapter 1's, by subject: "
                  + ", ".join(f"{k} {len(v)} images" for k, v in data.parts.items()) + "."))
 
 # %% [markdown]
@@ -227,7 +228,7 @@ else:
 
 # %%
 saved = report.save_models(runs, best, data, profile, settings, seed) if save_models and not data.source.is_phantom else {}
-print("\n".join(f"saved {p}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
+print("\n".join(f"saved {shown(p)}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
 
 # %%
 best_row = results.set_index("architecture").loc[best]

@@ -74,6 +74,7 @@ from IPython.display import Markdown, display
 
 from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.paths import shown
 from fetal_lib.training.keras import configure as configure_keras
 from fetal_lib.us import arrays as us_arrays
 from fetal_lib.us import pipeline, report, tasks as us_tasks
@@ -88,7 +89,7 @@ datasets = {t: us_tasks.load_task(t, data_dir, data_source, seed) for t in task_
 run = ChapterRun("us_classification", profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
                  parameters=settings, compute={"precision": precision_choice.to_dict()})
 run.banner()
-display(Markdown("Xception: " + ("ImageNet weights from `" + str(xception_weights) + "`." if xception_weights else
+display(Markdown("Xception: " + ("ImageNet weights from `" + shown(xception_weights) + "`." if xception_weights else
                                  "random initialisation (no ImageNet weights file given: nothing can be downloaded here).")))
 
 # %% [markdown]
@@ -200,7 +201,7 @@ chosen = {t: pipeline.best_model(all_scores, t, runs) for t in task_names}
 run.table(pd.DataFrame([{"task": t, "model (chosen on validation)": a} for t, a in chosen.items()]), "deployed")
 saved = report.save_models(runs, chosen, datasets, profile, settings, all_scores) if save_models and not any(
     d.source.is_phantom for d in datasets.values()) else {}
-print("\n".join(f"saved {p}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
+print("\n".join(f"saved {shown(p)}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
 
 # %%
 headline = {}

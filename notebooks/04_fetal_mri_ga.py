@@ -81,6 +81,7 @@ from fetal_lib import anchors
 from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.ga_mri import baselines, pipeline, protocols, report
+from fetal_lib.paths import shown
 from fetal_lib.training.keras import configure as configure_keras
 
 t_start = time.perf_counter()
@@ -100,7 +101,7 @@ widths = (arch_options or {}).get("widths")
 display(Markdown(
     f"Network: `vgg_attention` with block widths {list(widths) if widths else 'of VGG16'}"
     + (" (**a reduced-width variant of VGG16**, with batch normalisation)" if widths and list(widths) != [64, 128, 256, 512, 512] else "")
-    + ". Weights: " + (f"ImageNet from `{vgg16_weights}`." if vgg16_weights else
+    + ". Weights: " + (f"ImageNet from `{shown(vgg16_weights)}`." if vgg16_weights else
                        "random initialisation (no ImageNet weights file given: nothing can be downloaded here).")))
 
 # %% [markdown]
@@ -262,7 +263,7 @@ elif save_model and not source.is_phantom:
     predictor = GaPredictor(deployed_fit.model, prep)
     saved = predictor.save(default_model_path(),
                            deploy.card(predictor, profile, settings, seed, source, volumes, deployed_fit, by_volume, "fetal book"))
-    print(f"saved {saved}")
+    print(f"saved {shown(saved)}")
 else:
     print("model not saved (phantom data or save_model=False)")
 

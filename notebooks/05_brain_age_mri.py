@@ -93,6 +93,7 @@ from fetal_lib.brain_age import dataset, features, figures, mixed_training, pipe
 from fetal_lib.brain_age.predict import default_model_dir, load_predictor
 from fetal_lib.data.sources import resolve
 from fetal_lib.metrics.regression import limits_of_agreement, mae
+from fetal_lib.paths import shown
 
 t_start = time.perf_counter()
 # every knob from the profile, unless set above or by papermill (-p seg_epochs 5); the resolved values replace the Nones
@@ -105,7 +106,7 @@ precision_choice = pipeline.precision_choice(seg_precision)
 run = ChapterRun("brain_age", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict()})
 run.banner()
-display(Markdown(f"Data: {source.describe()}"))
+display(Markdown(f"Data: {source.describe(relative=True)}"))
 subjects = dataset.load(source.root)
 counts = pd.Series([s.role for s in subjects]).value_counts().rename_axis("role").reset_index(name="subjects")
 counts["with images"] = [sum(1 for s in subjects if s.role == r and s.image_path is not None) for r in counts["role"]]
@@ -388,8 +389,8 @@ s0 = data.subjects[va_idx[0]]
 t0 = time.perf_counter()
 one = predictor(s0.image_path, s0.mask_path)
 predict_seconds = time.perf_counter() - t0
-display(Markdown(f"Models in `{check_dir}`{'' if save_models else ' (temporary: not saved in this profile)'}. "
-                 f"Subject {s0.subject_id} (age {s0.age_years:g}): CSF {one['csf_ml']:.0f} mL, GM {one['gm_ml']:.0f} mL, "
+display(Markdown((f"Models in `{shown(check_dir)}`. " if save_models else "Models in a temporary folder (not saved in this profile). ")
+                 + f"Subject {s0.subject_id} (age {s0.age_years:g}): CSF {one['csf_ml']:.0f} mL, GM {one['gm_ml']:.0f} mL, "
                  f"WM {one['wm_ml']:.0f} mL, predicted age {one['predicted_age_years']:.1f} years, in {predict_seconds:.2f} s."))
 
 # %% [markdown]

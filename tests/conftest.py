@@ -8,6 +8,7 @@ is skipped with the reason. Nothing is ever copied out of the data root.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -48,3 +49,56 @@ def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
         return cache[name]
 
     return _get
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """A temporary book root + build dir; ``execute(chapter)`` runs a chapter on the smoke profile
+    once per session (shared by the chapter tests and the site test); nothing in the repository's
+    book/ or build/ is touched."""
+    from fetal_lib.book.build import static_pages
+    from fetal_lib.book.pipeline import run_chapter
+    from fetal_lib.paths import BOOK_DIR
+
+    root = tmp_path_factory.mktemp("smoke_book")
+    book = root / "book"
+    (book / "chapters").mkdir(parents=True)
+    for page in static_pages(BOOK_DIR):
+        shutil.copy(page, book / page.name)
+    if (BOOK_DIR / "_static").is_dir():  # the site's CSS
+        shutil.copytree(BOOK_DIR / "_static", book / "_static")
+    saved = os.environ.get("FETAL_BUILD_DIR")
+    os.environ["FETAL_BUILD_DIR"] = str(root / "build")
+    done: dict[str, Path] = {}
+
+    def execute(chapter) -> Path:
+        if chapter.id not in done:
+            run_chapter(chapter, "smoke", None, book)
+            done[chapter.id] = book / "chapters" / chapter.executed_name
+        return done[chapter.id]
+
+    yield root, execute
+    if saved is None:
+        os.environ.pop("FETAL_BUILD_DIR", None)
+    else:
+        os.environ["FETAL_BUILD_DIR"] = saved
+
+
+# ----------------------------------------------------------------------------- a real browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by playwright (never a downloaded browser); skipped with the reason when absent."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no {CHROMIUM}: the browser tests need Debian's chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (pip install -e '.[test]')")
+    playwright = sync_api.sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions"])
+    yield chromium
+    chromium.close()
+    playwright.stop()

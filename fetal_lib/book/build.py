@@ -4,9 +4,10 @@ Generated (git-ignored) files under the book root, rewritten on every run:
 
 - ``_toc.yml``: intro, the static pages, and every executed chapter present in
   ``chapters/`` (Jupyter Book 1 fails on a toc entry whose file is missing).
-- ``generated/results.md``: the results table read from ``<build>/results/*/metrics.json``
-  (included by ``intro.md``); ``generated/provenance.md`` and ``generated/audit.md`` (the
-  claims, flaws and withheld-data tables, ``fetal_lib.book.audit_page``; included by ``audit.md``);
+- ``generated/results.md``: each chapter's labelled headline figures read from
+  ``<build>/results/*/metrics.json`` (``fetal_lib.book.headlines``; included by ``intro.md``);
+  ``generated/provenance.md`` and ``generated/audit.md`` (the claims, flaws and withheld-data
+  tables, ``fetal_lib.book.audit_page``; included by ``audit.md``);
   ``generated/chapters.md``: each chapter of the registry, in this book or planned (both pages).
 
 ``jupyter-book build`` runs as a subprocess of this venv with ``execute_notebooks: off``;
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from fetal_lib.book.chapters import REGISTRY, find_source
+from fetal_lib.book.headlines import results_markdown
 from fetal_lib.book.results import load_metrics
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import write_text_atomic
@@ -65,62 +67,6 @@ def write_toc(book_dir: Path) -> Path:
     return write_text_atomic(book_dir / "_toc.yml", "\n".join(lines) + "\n")
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _data_cell(doc: dict[str, Any]) -> str:
-    data = doc.get("provenance", {}).get("data", {}) or {}
-    if not data:
-        return "none"
-    phantom = sorted(n for n, s in data.items() if s.get("is_phantom"))
-    real = sorted(n for n, s in data.items() if not s.get("is_phantom"))
-    parts = []
-    if real:
-        parts.append("real: " + ", ".join(f"{n} ({data[n].get('status')})" for n in real))
-    if phantom:
-        parts.append("**PHANTOM**: " + ", ".join(phantom))
-    return "; ".join(parts)
-
-
-def results_markdown(metrics: dict[str, dict[str, Any]]) -> str:
-    """The results table (Markdown) from metrics.json documents keyed by chapter id."""
-    if not metrics:
-        return "_No chapter has run yet: run `fetal book --profile cpu` to fill this table._\n"
-    head = (
-        "| chapter | profile | data | headline results | wall time | git |\n"
-        "|---|---|---|---|---|---|\n"
-    )
-    rows = []
-    order = {cid: i for i, cid in enumerate(REGISTRY)}
-    for cid in sorted(metrics, key=lambda c: order.get(c, 99)):
-        doc = metrics[cid]
-        if "error" in doc:
-            rows.append(f"| `{cid}` | | | {doc['error']} | | |")
-            continue
-        prov = doc.get("provenance", {})
-        values = doc.get("metrics", {})
-        headline = "<br>".join(f"{k} = {_fmt(values[k])}" for k in doc.get("headline", []) if k in values) or "-"
-        git = prov.get("git", {})
-        sha = str(git.get("sha", "unknown"))[:10] + (" (dirty)" if git.get("dirty") else "")
-        title = REGISTRY.get(cid, (None, cid))[1]
-        rows.append(
-            f"| {title} (`{cid}`) | {prov.get('profile', '?')} | {_data_cell(doc)} | {headline} | "
-            f"{_fmt(prov.get('wall_time_s', '?'))} s | `{sha}` |"
-        )
-    note = (
-        "\nEvery number above was read from `build/results/<chapter>/metrics.json`, written by the "
-        "chapter's own run; a row marked PHANTOM ran on synthetic data.\n"
-    )
-    return head + "\n".join(rows) + "\n" + note
-
-
 def provenance_markdown(metrics: dict[str, dict[str, Any]]) -> str:
     """Per-chapter provenance table (packages, machine, seed) for the audit page."""
     if not metrics:
@@ -155,7 +101,7 @@ def write_generated(book_dir: Path, results_root: Path, notebook_dir: Path = NOT
     metrics = load_metrics(results_root)
     gen = Path(book_dir) / "generated"
     return [
-        write_text_atomic(gen / "results.md", results_markdown(metrics)),
+        write_text_atomic(gen / "results.md", results_markdown(metrics, dict(executed_chapters(book_dir)))),
         write_text_atomic(gen / "provenance.md", provenance_markdown(metrics)),
         write_text_atomic(gen / "chapters.md", chapters_markdown(notebook_dir)),
         write_text_atomic(gen / "audit.md", audit_markdown(metrics, load_withheld(results_root), chapter_links(book_dir))),

@@ -220,6 +220,10 @@ def execute_chapter(
         meta["input_path"] = str(chapter.source.relative_to(REPO_ROOT) if chapter.source.is_relative_to(REPO_ROOT) else chapter.source)
         meta["output_path"] = str(target.name)
         executed.metadata["fetal"] = {"chapter": chapter.id, "profile": params.get("profile")}
+        from fetal_lib.book.reader import tag_for_reader, write_source_copy
+
+        tag_for_reader(executed)  # parameters and set-up folded, papermill's injected cell off the page
         with atomic_path(target) as tmp_target:
             nbformat.write(executed, tmp_target)
+        write_source_copy(chapter.source, target)  # the .py the site offers beside the .ipynb
     return ExecutedChapter(chapter.id, target, time.perf_counter() - t0)

@@ -107,28 +107,32 @@ class ChapterRun:
         return bool(self.phantom_datasets)
 
     def banner_markdown(self) -> str:
-        """MyST admonition stating what data the chapter ran on (phantom: a warning)."""
+        """MyST admonition stating what data the chapter ran on (phantom: a warning).
+
+        A titled ``{admonition}`` with the warning or note style: ``{warning}`` takes no title, and
+        would print its first line as the start of its text.
+        """
         rows = "\n".join(
             f"- `{name}`: " + ("**phantom** (synthetic)" if s.get("is_phantom") else f"real data, {s.get('status')}")
             for name, s in sorted(self.data_status.items())
         ) or "- no dataset"
         if self.on_phantom and len(self.phantom_datasets) == len(self.data_status):
             head = (
-                ":::{warning} Run on phantom data\n"
+                ":::{admonition} Run on phantom data\n:class: warning\n"
                 f"Profile `{self.profile}`. These numbers come from synthetic phantoms with known "
                 "answers, not from the real datasets; they test the pipeline, not the method.\n\n"
             )
         elif self.on_phantom:
             head = (
-                ":::{warning} Partly run on phantom data\n"
+                ":::{admonition} Partly run on phantom data\n:class: warning\n"
                 f"Profile `{self.profile}`. The datasets marked **phantom** below were absent and replaced "
                 "by synthetic phantoms: every number drawn from them tests the pipeline, not the method.\n\n"
             )
         else:
-            head = f":::{{note}} Data used\nProfile `{self.profile}`, seed {self.seed}.\n\n"
+            head = f":::{{admonition}} Data used\n:class: note\nProfile `{self.profile}`, seed {self.seed}.\n\n"
         text = head + rows + self._compute_markdown() + "\n:::\n"
         for message in self.warnings:
-            text += f"\n:::{{warning}} Training cut short\n{message}\n:::\n"
+            text += f"\n:::{{admonition}} Training cut short\n:class: warning\n{message}\n:::\n"
         return text
 
     def _compute_markdown(self) -> str:
@@ -184,7 +188,9 @@ class ChapterRun:
         if show:
             from IPython.display import display
 
-            display(df if index else df.style.hide(axis="index"))
+            from fetal_lib.book.tables import styled
+
+            display(styled(df, index))  # rounded per column for the page; the CSV keeps every digit
 
     # ------------------------------------------------------------------ finish
     def provenance(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fetal_lib.errors import FetalInputError
-from fetal_lib.paths import build_dir, data_root
+from fetal_lib.paths import build_dir, data_root, shown
 from fetal_lib.data import DATASET_NAMES
 
 DATASETS = DATASET_NAMES
@@ -88,12 +88,20 @@ class DatasetSource:
     n_present: int | None = None
     n_expected: int | None = None
 
-    def describe(self) -> str:
-        """One line for a chapter's header, e.g. ``hc18: real data, partial (752 of 999 files) at /data/hc18``."""
+    def describe(self, relative: bool = False) -> str:
+        """One line for a chapter's header, e.g. ``hc18: real data, partial (752 of 999 files) at /data/hc18``.
+
+        ``relative``: the folder as a book page prints it (``<data root>/hc18``, ``build/phantoms/hc18``),
+        without the build machine's absolute path.
+        """
+        if relative:
+            where = shown(self.root) if self.is_phantom else shown(self.root, data_dir=self.root.parent)
+        else:
+            where = str(self.root)
         if self.is_phantom:
-            return f"{self.name}: PHANTOM (synthetic, seed {PHANTOM_SEED}) at {self.root}"
+            return f"{self.name}: PHANTOM (synthetic, seed {PHANTOM_SEED}) at {where}"
         count = f" ({self.n_present} of {self.n_expected} files)" if self.n_expected else ""
-        return f"{self.name}: real data, {self.status}{count} at {self.root}"
+        return f"{self.name}: real data, {self.status}{count} at {where}"
 
 
 def _check_name(name: str) -> None:

@@ -182,7 +182,6 @@ def brain_age_subject(real_dataset) -> tuple[Path, Path]:
 
 # ----------------------------------------------------------------------------- the server, in a subprocess
 
-CHROMIUM = Path("/usr/bin/chromium")
 MAX_UPLOAD_MB = 2.0  # small, so the test can send a file over the limit
 START_TIMEOUT_S = 300.0
 
@@ -291,18 +290,3 @@ def app_server(models_dir, tmp_path_factory):
     assert list(server.cwd.iterdir()) == [], f"the app wrote in its working folder: {list(server.cwd.iterdir())}"
     assert snapshot(models_dir) == server.models_before, "the app changed the models folder"
     assert server.blocked() == [], f"the server tried to reach other hosts: {server.blocked()}"
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's Chromium driven by playwright (never a downloaded browser); skipped with the reason when absent."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"no {CHROMIUM}: the browser tests need Debian's chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (pip install -e '.[test]')")
-    playwright = sync_api.sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions"])
-    yield chromium
-    chromium.close()
-    playwright.stop()

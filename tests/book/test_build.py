@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from fetal_lib.book.build import results_markdown, write_generated, write_toc
+from fetal_lib.book.build import write_generated, write_toc
 from fetal_lib.book.results import ChapterRun
 
 
@@ -28,23 +28,26 @@ def test_toc_without_chapters_has_intro_and_audit_only(tmp_path):
     assert [c["file"] for part in toc["parts"] for c in part["chapters"]] == ["audit"]
 
 
-def test_results_table_is_read_from_metrics_files(tmp_path):
-    assert "No chapter has run yet" in results_markdown({})
+def test_results_are_read_from_metrics_files(tmp_path):
     results = tmp_path / "results"
     ChapterRun("hc18", "cpu", "", results / "hc18", 0,
                {"hc18": {"is_phantom": False, "status": "partial (752 of 999 images)", "root": "/d"}}
-               ).finish({"mae_mm": 2.123456, "n_test": 150, "per_fold": [1, 2]})
+               ).finish({"dice": 0.912345, "n_test": 150, "per_fold": [1, 2]}, headline=["dice"])
     ChapterRun("data", "smoke", "", results / "data", 0,
-               {"hc18": {"is_phantom": True, "status": "phantom", "root": "/p"}}).finish({"n": 3})
+               {"hc18": {"is_phantom": True, "status": "phantom", "root": "/p"}}).finish({"verify_problems": 3})
     (results / "brain_age").mkdir()
     (results / "brain_age" / "metrics.json").write_text("{oops")
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "01_hc18_unet.ipynb").write_text("{}")
     write_generated(tmp_path, results)
     text = (tmp_path / "generated" / "results.md").read_text()
-    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
-    assert [r.split("`")[1] for r in rows] == ["data", "hc18", "brain_age"]  # book order
-    assert "**PHANTOM**: hc18" in rows[0] and "n = 3" in rows[0]
-    assert "mae_mm = 2.123" in rows[1] and "n_test = 150" in rows[1] and "partial (752 of 999 images)" in rows[1]
-    assert "unreadable" in rows[2]
+    sections = text.split("### ")[1:]
+    assert [s.splitlines()[0] for s in sections] == ["The data", "Head circumference from ultrasound (HC18 U-Net)",
+                                                     "Brain age from adult MRI"]  # book order
+    assert "**PHANTOM**: hc18" in sections[0] and "| 3 |  | **PHANTOM** |" in sections[0]
+    assert "</chapters/01_hc18_unet>" in sections[1] and "chapters/00_data" not in sections[0]  # only built pages linked
+    assert "| 0.912 |  | real |" in sections[1] and "partial (752 of 999 images)" in sections[1]
+    assert "unreadable" in sections[2]
     assert "`data`" in (tmp_path / "generated" / "provenance.md").read_text()
 
 

@@ -62,8 +62,9 @@ def test_default_headline_is_top_level_numbers_and_unknown_headline_fails(tmp_pa
 def test_banner_says_phantom_only_on_phantom(tmp_path):
     phantom = _run(tmp_path).banner_markdown()
     real = _run(tmp_path, REAL, chapter="r").banner_markdown()
-    assert ":::{warning}" in phantom and "phantom" in phantom.lower()
-    assert ":::{warning}" not in real and "real data" in real and "752 of 999" in real
+    assert ":::{admonition} Run on phantom data\n:class: warning\n" in phantom
+    assert ":class: warning" not in real and ":::{admonition} Data used\n:class: note\n" in real
+    assert "real data" in real and "752 of 999" in real
     mixed = _run(tmp_path, {**REAL, "brain_age": {"is_phantom": True, "status": "phantom"}}, chapter="m")
     text = mixed.banner_markdown()
     assert "Partly run on phantom data" in text and "`brain_age`: **phantom**" in text and "`hc18`: real data" in text
@@ -99,7 +100,7 @@ def test_warnings_and_precision_show_at_the_top_and_are_recorded(tmp_path):
     assert "training precision: `float32` (auto: the CPU has no native bfloat16)" in top and "Training cut short" not in top
     run.warn("The wall-time cap ended training after 3 of 16 epochs.")
     top = run.banner_markdown()
-    assert ":::{warning} Training cut short" in top and "3 of 16 epochs" in top
+    assert ":::{admonition} Training cut short\n:class: warning\n" in top and "3 of 16 epochs" in top
     run.finish({"x": 1.0})
     prov = json.loads((tmp_path / "metrics.json").read_text())["provenance"]
     assert prov["warnings"] == ["The wall-time cap ended training after 3 of 16 epochs."]

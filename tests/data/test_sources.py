@@ -94,3 +94,28 @@ def test_unreadable_folder_warns_and_falls_back_to_phantom(tmp_path, build):
     with pytest.warns(UserWarning, match="phantom"):
         src = sources.resolve("fetal_brain_anomaly_us", data_dir=tmp_path)
     assert src.is_phantom
+
+
+def test_describe_for_a_page_prints_no_absolute_folder(tmp_path, build):
+    from fetal_lib.paths import REPO_ROOT
+
+    real = sources.DatasetSource("hc18", tmp_path / "somewhere" / "data" / "hc18", False, "partial", 752, 999)
+    assert real.describe().endswith(f"at {real.root}")  # the command line keeps the full path
+    assert real.describe(relative=True) == "hc18: real data, partial (752 of 999 files) at <data root>/hc18"
+    phantom = sources.DatasetSource("hc18", build / "phantoms" / "hc18", True, "phantom")
+    assert phantom.describe(relative=True).endswith("at $FETAL_BUILD_DIR/phantoms/hc18")  # the build folder is outside the repo here
+    assert str(tmp_path) not in real.describe(relative=True) + phantom.describe(relative=True)
+    in_repo = sources.DatasetSource("hc18", REPO_ROOT / "build" / "phantoms" / "hc18", True, "phantom")
+    assert str(REPO_ROOT) not in in_repo.describe(relative=True)
+
+
+def test_shown_paths_are_relative_to_the_data_root_the_build_folder_or_the_repository(tmp_path, build, monkeypatch):
+    from fetal_lib.paths import REPO_ROOT, shown
+
+    monkeypatch.setenv("FETAL_DATA_DIR", str(tmp_path / "data"))
+    assert shown(tmp_path / "data" / "hc18" / "001_HC.png") == "<data root>/hc18/001_HC.png"
+    assert shown(build / "models" / "ga_mri.keras") == "$FETAL_BUILD_DIR/models/ga_mri.keras"
+    assert shown(REPO_ROOT / "notebooks" / "00_data.py") == "notebooks/00_data.py"
+    assert shown("/elsewhere/w.h5") == "/elsewhere/w.h5"
+    monkeypatch.delenv("FETAL_BUILD_DIR")
+    assert shown(REPO_ROOT / "build" / "models" / "ga_mri.keras") == "build/models/ga_mri.keras"

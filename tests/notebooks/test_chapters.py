@@ -1,8 +1,9 @@
 """Every chapter notebook runs on the smoke profile (phantoms), gives the phantoms' known answers,
 and the book builds from them.
 
-Chapters are executed once per test session into a temporary build folder (phantoms are
-written once there and shared); nothing in the repository's book/ or build/ is touched.
+Chapters are executed once per test session into a temporary build folder (``smoke_book`` in
+``tests/conftest.py``, shared with the site test ``tests/book/test_site.py``; phantoms are written
+once there and shared); nothing in the repository's book/ or build/ is touched.
 The known answers (counts, subjects per split part) are computed here from a phantom written
 afresh by ``fetal_lib.data.phantoms`` and read by the loaders; the quality bounds are the
 chapters' own phantom floors (``FLOORS["phantom"]`` of ``fetal_lib.hc.pipeline`` and
@@ -14,47 +15,18 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from fetal_lib.book.build import build_book, static_pages
+from fetal_lib.book.build import build_book
 from fetal_lib.book.chapters import discover
 from fetal_lib.book.execute import parameter_names, read_source
-from fetal_lib.book.pipeline import run_chapter
-from fetal_lib.paths import BOOK_DIR
 
 CHAPTERS = discover()
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def smoke_book(tmp_path_factory):
-    """A temporary book root + build dir; ``execute(chapter)`` runs a chapter once per session."""
-    root = tmp_path_factory.mktemp("smoke_book")
-    book = root / "book"
-    (book / "chapters").mkdir(parents=True)
-    for page in static_pages(BOOK_DIR):
-        shutil.copy(page, book / page.name)
-    saved = os.environ.get("FETAL_BUILD_DIR")
-    os.environ["FETAL_BUILD_DIR"] = str(root / "build")
-    done: dict[str, Path] = {}
-
-    def execute(chapter) -> Path:
-        if chapter.id not in done:
-            run_chapter(chapter, "smoke", None, book)
-            done[chapter.id] = book / "chapters" / chapter.executed_name
-        return done[chapter.id]
-
-    yield root, execute
-    if saved is None:
-        os.environ.pop("FETAL_BUILD_DIR", None)
-    else:
-        os.environ["FETAL_BUILD_DIR"] = saved
 
 
 @pytest.fixture(scope="session")
