@@ -22,9 +22,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from fetal_lib.book.chapters import Chapter
+
+if TYPE_CHECKING:
+    from fetal_lib.book.progress import ChapterProgress
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import atomic_path
 from fetal_lib.paths import REPO_ROOT
@@ -173,13 +176,21 @@ def execute_chapter(
     section_keys: set[str] | None = None,
     failed_dir: Path | None = None,
     cwd: Path = REPO_ROOT,
-    progress: bool = False,
+    progress: "ChapterProgress | None" = None,
     timeout_s: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ExecutedChapter:
-    """Execute ``chapter`` with ``params`` and write the executed notebook to ``target`` atomically."""
+    """Execute ``chapter`` with ``params`` and write the executed notebook to ``target`` atomically.
+
+    ``progress`` is told which cell runs and what it prints (see :mod:`fetal_lib.book.engine`);
+    ``env`` is added to the kernel's environment (e.g. the ``--set`` overrides).
+    """
     import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+
+    from fetal_lib.book.engine import ENGINE_NAME
+    from fetal_lib.training.progress import ENV_VAR as EPOCH_LOG
 
     t0 = time.perf_counter()
     nb = read_source(chapter.source)
@@ -193,17 +204,22 @@ def execute_chapter(
         src_ipynb = Path(tmp) / f"{chapter.stem}.ipynb"
         out_ipynb = Path(tmp) / f"{chapter.stem}.out.ipynb"
         nbformat.write(nb, src_ipynb)
+        epoch_log = Path(tmp) / "epochs.log"
+        if progress is not None:
+            progress.epoch_log = epoch_log
         try:
-            with kernel_environment():
+            with kernel_environment({EPOCH_LOG: str(epoch_log), **(env or {})}):
                 pm.execute_notebook(
                     str(src_ipynb),
                     str(out_ipynb),
                     parameters=dict(params),
+                    engine_name=ENGINE_NAME,
                     kernel_name=KERNEL_NAME,
                     language="python",
-                    progress_bar=progress,
+                    progress_bar=False,
                     cwd=str(cwd),
                     execution_timeout=timeout_s,
+                    progress=progress,
                 )
         except PapermillExecutionError as exc:
             partial = None
