@@ -5,6 +5,10 @@ and ``cell_complete`` tell a :class:`~fetal_lib.book.progress.ChapterProgress` w
 and the kernel's stdout (papermill's ``stdout_file``) feeds it the lines the cell prints.
 The executed notebook is exactly what the plain engine writes.
 
+What the kernel process writes to its own stderr, outside any cell's output (TensorFlow's C++
+start-up lines "oneDNN custom operations are on", "All log messages before absl::InitializeLog()"),
+goes to a log file instead of the console when the caller gives one (``kernel_stderr``).
+
 It also asks the kernel manager for CurveZMQ transport encryption where pyzmq and the
 kernelspec support it (``transport_encryption = "auto"``): the kernel's messages are then
 encrypted, and ipykernel no longer warns that it runs "over TCP without encryption".
@@ -34,10 +38,18 @@ class _StdoutSink:
 
 
 class ProgressEngine(NBClientEngine):
-    """``NBClientEngine`` plus a ``progress`` keyword (a ChapterProgress, or None for none)."""
+    """``NBClientEngine`` plus two keywords: ``progress`` (a ChapterProgress, or None) and
+    ``kernel_stderr`` (an open file that takes what the kernel process writes to its own stderr
+    outside any cell's output: TensorFlow's C++ start-up lines; None leaves it on the console)."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, progress: Any = None, **kwargs: Any) -> Any:
+    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False, stdout_file: Any = None,
+                                 stderr_file: Any = None, start_timeout: int = 60, execution_timeout: int | None = None,
+                                 progress: Any = None, kernel_stderr: Any = None, **kwargs: Any) -> Any:
+        from papermill.clientwrap import PapermillNotebookClient
+        from papermill.log import logger
+        from papermill.utils import merge_kwargs, remove_args
+
         if progress is not None:
             start, complete = nb_man.cell_start, nb_man.cell_complete
 
@@ -51,9 +63,23 @@ class ProgressEngine(NBClientEngine):
 
             nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
             progress.begin(nb_man.nb.cells)
-            kwargs["stdout_file"] = _StdoutSink(progress)
-        kwargs.setdefault("config", kernel_config())
-        return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            stdout_file = _StdoutSink(progress)
+        # as NBClientEngine.execute_managed_notebook (papermill 2.7), plus the kernel's stderr and config
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        safe_kwargs.setdefault("config", kernel_config())
+        final_kwargs = merge_kwargs(
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
+        launch = {"stderr": kernel_stderr} if kernel_stderr is not None else {}
+        return PapermillNotebookClient(nb_man, **final_kwargs).execute(**launch)
 
 
 def kernel_config() -> Any:

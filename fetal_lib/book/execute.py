@@ -179,11 +179,13 @@ def execute_chapter(
     progress: "ChapterProgress | None" = None,
     timeout_s: int | None = None,
     env: Mapping[str, str] | None = None,
+    kernel_log: Path | None = None,
 ) -> ExecutedChapter:
     """Execute ``chapter`` with ``params`` and write the executed notebook to ``target`` atomically.
 
     ``progress`` is told which cell runs and what it prints (see :mod:`fetal_lib.book.engine`);
-    ``env`` is added to the kernel's environment (e.g. the ``--set`` overrides).
+    ``env`` is added to the kernel's environment (e.g. the ``--set`` overrides); ``kernel_log``
+    takes what the kernel process writes to its stderr outside the cells (else the console).
     """
     import nbformat
     import papermill as pm
@@ -207,6 +209,10 @@ def execute_chapter(
         epoch_log = Path(tmp) / "epochs.log"
         if progress is not None:
             progress.epoch_log = epoch_log
+        log_file = None
+        if kernel_log is not None:
+            Path(kernel_log).parent.mkdir(parents=True, exist_ok=True)
+            log_file = open(kernel_log, "w", encoding="utf-8")
         try:
             with kernel_environment({EPOCH_LOG: str(epoch_log), **(env or {})}):
                 pm.execute_notebook(
@@ -220,6 +226,7 @@ def execute_chapter(
                     cwd=str(cwd),
                     execution_timeout=timeout_s,
                     progress=progress,
+                    kernel_stderr=log_file,
                 )
         except PapermillExecutionError as exc:
             partial = None
@@ -229,7 +236,11 @@ def execute_chapter(
                 shutil.copyfile(out_ipynb, partial)
             raise ChapterExecutionError(chapter.id, _failed_cell(exc), f"{exc.ename}: {exc.evalue}", partial) from None
         except Exception as exc:  # kernel died, timeout ...
-            raise ChapterExecutionError(chapter.id, "kernel", f"{type(exc).__name__}: {exc}", None) from None
+            where = f" (the kernel's own messages: {kernel_log})" if kernel_log is not None else ""
+            raise ChapterExecutionError(chapter.id, "kernel", f"{type(exc).__name__}: {exc}{where}", None) from None
+        finally:
+            if log_file is not None:
+                log_file.close()
 
         executed = nbformat.read(out_ipynb, as_version=4)
         meta = executed.metadata.setdefault("papermill", {})

@@ -124,6 +124,7 @@ def run_chapter(
             failed_dir=build / "failed",
             progress=progress,
             env=overrides_mod.environment(chapter.id, overrides or {}),
+            kernel_log=build / "logs" / f"{chapter.id}.kernel.log",
         )
     except BaseException:
         _restore(previous, final)

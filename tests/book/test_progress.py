@@ -117,6 +117,8 @@ seed = 0
 # # Loading
 
 # %%
+import os
+os.write(2, b"C-LEVEL NOISE\\n")  # as TensorFlow's C++ start-up lines
 print("loaded")
 
 # %% [markdown]
@@ -134,9 +136,10 @@ ChapterRun("data", profile, data_dir, results_dir, seed, {}).finish({"epochs": 2
 
 
 @pytest.mark.slow
-def test_a_real_run_streams_sections_and_printed_lines(tmp_path, monkeypatch, capsys):
-    """The papermill engine hook, end to end on a tiny chapter: a line per section in a log, and the
-    kernel's printed lines and the harness's epochs reach the progress (but not the notebook)."""
+def test_a_real_run_streams_sections_and_printed_lines(tmp_path, monkeypatch, capfd):
+    """The papermill engine hook, end to end on a tiny chapter: a line per section in a log, the
+    kernel's printed lines and the harness's epochs reach the progress (but not the notebook), and
+    what the kernel process writes to its stderr outside the cells goes to its log."""
     import json
 
     from fetal_lib.book import progress as progress_mod
@@ -162,7 +165,7 @@ def test_a_real_run_streams_sections_and_printed_lines(tmp_path, monkeypatch, ca
     report = pipeline.run("p", notebook_dir=tmp_path / "notebooks", book_dir=tmp_path / "book",
                           profile_dir=tmp_path / "profiles", build=False, progress="lines")
     assert report.ok
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert re.search(r"\[1/1\] data: Loading \(cell 3/6, \d+s\)\n\[1/1\] data: Training \(cell 5/6, \d+s\)", err), err
     printed = "".join(text for kind, text in seen if kind == "stdout")
     assert printed.startswith("loaded\ntrained\n")
@@ -170,3 +173,5 @@ def test_a_real_run_streams_sections_and_printed_lines(tmp_path, monkeypatch, ca
     executed = json.loads((tmp_path / "book" / "chapters" / "00_data.ipynb").read_text())
     assert "epoch" not in json.dumps([c.get("outputs", []) for c in executed["cells"]])
     assert "chapters of this run" in err and "no data" in err
+    assert "C-LEVEL NOISE" not in err  # the kernel process's own stderr goes to its log
+    assert "C-LEVEL NOISE" in (tmp_path / "build" / "logs" / "data.kernel.log").read_text()
