@@ -86,3 +86,20 @@ def test_detection_never_fails_a_chapter(monkeypatch):
     assert overrides.detect("data", "no_such_profile", {"n_samples": 1}, 5) == {}
     assert overrides.detect("hc18_cv", "smoke", {"epochs": 1}, 5) == {}  # not a book chapter
     assert overrides.environment("data", {}) == {}
+
+
+def test_the_readme_shows_one_valid_set_example_per_chapter():
+    import shlex
+
+    from fetal_lib.book.chapters import REGISTRY
+    from fetal_lib.cli import build_parser
+    from fetal_lib.commands.book import parse_settings
+    from fetal_lib.paths import REPO_ROOT
+
+    lines = [ln for ln in (REPO_ROOT / "README.md").read_text().splitlines() if ln.startswith("fetal book ") and "--set" in ln and "[" not in ln]
+    chapters = []
+    for line in lines:
+        args = build_parser().parse_args(shlex.split(line)[1:])
+        assert parse_settings(args.only, args.settings), line
+        chapters += args.only
+    assert sorted(chapters) == sorted(REGISTRY)
