@@ -126,3 +126,19 @@ def test_make_lab_opens_a_chapter_as_a_notebook(tmp_path):
             proc.wait(timeout=30)
         log.close()
     assert sorted(p.name for p in NOTEBOOK_DIR.iterdir()) == before, "opening a chapter wrote into notebooks/"
+
+
+def test_every_chapter_is_paired_with_a_notebook_under_build_lab():
+    """jupytext.toml pairs notebooks/NN_slug.py with build/lab/NN_slug.ipynb (outputs kept, git-ignored),
+    and no chapter's own header overrides it (a `formats:` line there would)."""
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+    from jupytext.paired_paths import paired_paths
+
+    from fetal_lib.book.chapters import discover
+    from fetal_lib.book.execute import read_source
+
+    config = load_jupytext_configuration_file(find_jupytext_configuration_file(str(NOTEBOOK_DIR)))
+    for chapter in discover():
+        assert "formats" not in read_source(chapter.source).metadata.get("jupytext", {}), chapter.source.name
+        paths = [p for p, _ in paired_paths(str(chapter.source), "py:percent", config.default_formats(str(chapter.source)))]
+        assert paths == [str(chapter.source), str(REPO_ROOT / "build" / "lab" / f"{chapter.stem}.ipynb")]
