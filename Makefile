@@ -1,4 +1,4 @@
-# Two commands for a fresh machine: `make book` and `make test`.
+# Two commands for a fresh machine: `make book` and `make test` (and `make lab` to run a chapter interactively).
 # Each bootstraps .venv from pyproject.toml on first use (and again when it changes).
 
 PYTHON ?= python3
@@ -7,7 +7,7 @@ PROFILE ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test smoke venv clean
+.PHONY: book test smoke lab venv clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ book: $(STAMP)
 ## Whole book on phantoms in minutes.
 smoke: $(STAMP)
 	$(BIN)/fetal book --profile smoke
+
+## JupyterLab on 127.0.0.1 (PORT, default 8888): notebooks/*.py open as notebooks (jupytext); DATA_DIR -> the kernels' data root.
+lab: $(STAMP)
+	$(BIN)/fetal lab $(if $(PORT),--port $(PORT),) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 ## Run the test suite (real-data tests read FETAL_DATA_DIR; they fail if it is set and data is missing).
 test: $(STAMP)

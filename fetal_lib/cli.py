@@ -18,7 +18,7 @@ from fetal_lib.errors import FetalInputError
 from fetal_lib.training.floor import BelowFloorError
 
 # Module names under fetal_lib.commands, in the order they appear in --help.
-COMMAND_MODULES = ["doctor", "data", "book", "hc", "seg", "us", "ga", "brain_age", "bench", "app"]
+COMMAND_MODULES = ["doctor", "data", "book", "lab", "hc", "seg", "us", "ga", "brain_age", "bench", "app"]
 
 
 class CommandImportError(RuntimeError):

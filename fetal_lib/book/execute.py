@@ -22,9 +22,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from fetal_lib.book.chapters import Chapter
+
+if TYPE_CHECKING:
+    from fetal_lib.book.progress import ChapterProgress
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import atomic_path
 from fetal_lib.paths import REPO_ROOT
@@ -173,13 +176,23 @@ def execute_chapter(
     section_keys: set[str] | None = None,
     failed_dir: Path | None = None,
     cwd: Path = REPO_ROOT,
-    progress: bool = False,
+    progress: "ChapterProgress | None" = None,
     timeout_s: int | None = None,
+    env: Mapping[str, str] | None = None,
+    kernel_log: Path | None = None,
 ) -> ExecutedChapter:
-    """Execute ``chapter`` with ``params`` and write the executed notebook to ``target`` atomically."""
+    """Execute ``chapter`` with ``params`` and write the executed notebook to ``target`` atomically.
+
+    ``progress`` is told which cell runs and what it prints (see :mod:`fetal_lib.book.engine`);
+    ``env`` is added to the kernel's environment (e.g. the ``--set`` overrides); ``kernel_log``
+    takes what the kernel process writes to its stderr outside the cells (else the console).
+    """
     import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+
+    from fetal_lib.book.engine import ENGINE_NAME
+    from fetal_lib.training.progress import ENV_VAR as EPOCH_LOG
 
     t0 = time.perf_counter()
     nb = read_source(chapter.source)
@@ -193,17 +206,27 @@ def execute_chapter(
         src_ipynb = Path(tmp) / f"{chapter.stem}.ipynb"
         out_ipynb = Path(tmp) / f"{chapter.stem}.out.ipynb"
         nbformat.write(nb, src_ipynb)
+        epoch_log = Path(tmp) / "epochs.log"
+        if progress is not None:
+            progress.epoch_log = epoch_log
+        log_file = None
+        if kernel_log is not None:
+            Path(kernel_log).parent.mkdir(parents=True, exist_ok=True)
+            log_file = open(kernel_log, "w", encoding="utf-8")
         try:
-            with kernel_environment():
+            with kernel_environment({EPOCH_LOG: str(epoch_log), **(env or {})}):
                 pm.execute_notebook(
                     str(src_ipynb),
                     str(out_ipynb),
                     parameters=dict(params),
+                    engine_name=ENGINE_NAME,
                     kernel_name=KERNEL_NAME,
                     language="python",
-                    progress_bar=progress,
+                    progress_bar=False,
                     cwd=str(cwd),
                     execution_timeout=timeout_s,
+                    progress=progress,
+                    kernel_stderr=log_file,
                 )
         except PapermillExecutionError as exc:
             partial = None
@@ -213,7 +236,11 @@ def execute_chapter(
                 shutil.copyfile(out_ipynb, partial)
             raise ChapterExecutionError(chapter.id, _failed_cell(exc), f"{exc.ename}: {exc.evalue}", partial) from None
         except Exception as exc:  # kernel died, timeout ...
-            raise ChapterExecutionError(chapter.id, "kernel", f"{type(exc).__name__}: {exc}", None) from None
+            where = f" (the kernel's own messages: {kernel_log})" if kernel_log is not None else ""
+            raise ChapterExecutionError(chapter.id, "kernel", f"{type(exc).__name__}: {exc}{where}", None) from None
+        finally:
+            if log_file is not None:
+                log_file.close()
 
         executed = nbformat.read(out_ipynb, as_version=4)
         meta = executed.metadata.setdefault("papermill", {})

@@ -111,36 +111,95 @@ def chapter_knobs(chapter_id: str, profile: str, overrides: Mapping[str, Any] | 
     return settings
 
 
-def parse_overrides(chapter_id: str, items: Sequence[str], choices: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
-    """``["augment_vflip=false", "epochs=12"]`` -> overrides of ``chapter_id``'s knobs, each
-    converted to the type of the knob's value in the smoke profile (booleans: true/false/1/0/yes/no).
+# Parameters of every parameters cell that `--set` cannot change, and what sets them instead.
+SET_ELSEWHERE = {
+    "profile": "choose it with --profile",
+    "data_dir": "give it with --data-dir (or $FETAL_DATA_DIR)",
+    "results_dir": "it is always <build>/results/<chapter>",
+}
+
+
+def parse_value(key: str, text: str, reference: Any, choices: Mapping[str, Sequence[str]] | None = None) -> Any:
+    """``text`` read as a YAML scalar and typed like ``reference`` (the knob's value in a profile).
+
+    Booleans take true/false/yes/no/on/off/1/0 (any case); whole numbers and decimals take what
+    YAML or Python read as one (``2e-3`` too); a mapping or list takes a YAML flow value
+    (``{widths: [4, 8]}``); a word is kept as typed (quotes are removed), and must be one of
+    ``choices[key]`` when given.
 
     Raises:
-        ValueError: not ``KEY=VALUE``, an unknown key, a value of the wrong type, or a word not
-            among ``choices[key]``.
+        ValueError: a value of the wrong type or not among ``choices``.
     """
+    try:
+        loaded = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        loaded = text
+    if isinstance(reference, bool):
+        word = text.strip().lower()
+        if word in ("1", "0"):
+            return word == "1"
+        value = yaml.safe_load(word) if word else None
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} takes true or false, got {text!r}")
+        return value
+    if isinstance(reference, (int, float)):
+        if isinstance(loaded, (int, float)) and not isinstance(loaded, bool):
+            number = loaded
+        else:
+            try:
+                number = float(text)  # what YAML 1.1 leaves a word: 2e-3, 1e3
+            except ValueError:
+                raise ValueError(f"{key} takes a number, got {text!r}") from None
+        if isinstance(reference, float):
+            return float(number)
+        if isinstance(number, float) and not number.is_integer():
+            raise ValueError(f"{key} takes a whole number, got {text!r}")
+        return int(number)
+    if isinstance(reference, (dict, list)):
+        kind = "mapping such as {key: value}" if isinstance(reference, dict) else "list such as [1, 2]"
+        if not isinstance(loaded, type(reference)):
+            raise ValueError(f"{key} takes a YAML {kind}, got {text!r}")
+        return loaded
+    if reference is None:
+        value = loaded  # no reference type: the YAML scalar as it reads
+    elif isinstance(loaded, str) and text.strip()[:1] in ("'", '"'):
+        value = loaded  # a quoted word: its quotes removed
+    else:
+        value = text.strip()
+    if choices and key in choices and value not in choices[key]:
+        raise ValueError(f"{key} takes one of {', '.join(choices[key])}, got {text!r}")
+    return value
+
+
+def parse_overrides(chapter_id: str, items: Sequence[str], choices: Mapping[str, Sequence[str]] | None = None,
+                    run_parameters: bool = False) -> dict[str, Any]:
+    """``["augment_vflip=false", "epochs=12"]`` -> overrides of ``chapter_id``'s knobs, each read
+    by :func:`parse_value` and typed like the knob's value in the smoke profile.
+
+    The one ``--set KEY=VALUE`` parser of every command (``fetal book``, ``fetal hc train``,
+    ``fetal bench ...``). With ``run_parameters`` (``fetal book``), ``seed`` and ``data_source``
+    may be set too; ``profile``, ``data_dir`` and ``results_dir`` never (:data:`SET_ELSEWHERE`).
+
+    Raises:
+        ValueError: not ``KEY=VALUE``, an unknown key (the message lists the known ones), a value
+            of the wrong type, or a word not among ``choices[key]``.
+    """
+    from fetal_lib.data.sources import SOURCES
+
     reference = chapter_knobs(chapter_id, "smoke")
-    choices = choices or {}
+    choices = dict(choices or {})
+    if run_parameters:
+        reference = {"seed": 0, "data_source": "auto", **reference}
+        choices.setdefault("data_source", SOURCES)
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = str(item).partition("=")
-        key, text = key.strip(), text.strip()
+        key = key.strip()
         if not sep or not key:
             raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if run_parameters and key in SET_ELSEWHERE:
+            raise ValueError(f"{key} cannot be set with --set: {SET_ELSEWHERE[key]}")
         if key not in reference:
             raise ValueError(f"unknown {chapter_id} setting {key!r}; known: {', '.join(sorted(reference))}")
-        kind = reference[key]
-        if isinstance(kind, bool):
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"{key} takes true or false, got {text!r}")
-            out[key] = text.lower() in ("true", "1", "yes")
-        elif isinstance(kind, (int, float)):
-            try:
-                out[key] = float(text) if isinstance(kind, float) else int(text)
-            except ValueError:
-                raise ValueError(f"{key} takes a number, got {text!r}") from None
-        elif key in choices and text not in choices[key]:
-            raise ValueError(f"{key} takes one of {', '.join(choices[key])}, got {text!r}")
-        else:
-            out[key] = text
+        out[key] = parse_value(key, text, reference[key], choices)
     return out

@@ -82,6 +82,7 @@ class ChapterRun:
     data_status: Mapping[str, Mapping[str, Any]] | None = None
     parameters: Mapping[str, Any] | None = None
     compute: Mapping[str, Any] | None = None  # e.g. {"precision": PrecisionChoice.to_dict()}: shown at the top, recorded
+    overrides: Mapping[str, Any] | None = None  # parameters not the profile's; None: found by fetal_lib.book.overrides.detect
 
     def __post_init__(self) -> None:
         self.results_dir = Path(self.results_dir)
@@ -92,6 +93,11 @@ class ChapterRun:
         self.tables: list[str] = []
         self.warnings: list[str] = []
         self.compute = dict(self.compute or {})
+        if self.overrides is None:
+            from fetal_lib.book.overrides import detect
+
+            self.overrides = detect(self.chapter, self.profile, self.parameters, self.seed)
+        self.overrides = dict(self.overrides)
         self._banner_display = None
         self.results_dir.mkdir(parents=True, exist_ok=True)
 
@@ -130,7 +136,7 @@ class ChapterRun:
             )
         else:
             head = f":::{{admonition}} Data used\n:class: note\nProfile `{self.profile}`, seed {self.seed}.\n\n"
-        text = head + rows + self._compute_markdown() + "\n:::\n"
+        text = head + rows + self._compute_markdown() + self._overrides_markdown() + "\n:::\n"
         for message in self.warnings:
             text += f"\n:::{{admonition}} Training cut short\n:class: warning\n{message}\n:::\n"
         return text
@@ -140,6 +146,13 @@ class ChapterRun:
         if not precision:
             return ""
         return f"\n- training precision: `{precision['precision']}` ({precision['reason']})"
+
+    def _overrides_markdown(self) -> str:
+        from fetal_lib.book.overrides import describe
+
+        if not self.overrides:
+            return ""
+        return f"\n- **not the profile's**: {describe(self.overrides)} (set on top of profile `{self.profile}`)"
 
     def banner(self) -> None:
         """Display :meth:`banner_markdown` in the notebook (rendered by the book); :meth:`warn`
@@ -201,6 +214,7 @@ class ChapterRun:
             "seed": self.seed,
             "data_dir": self.data_dir,
             "parameters": _jsonable(dict(self.parameters or {})),
+            "overrides": _jsonable(self.overrides),
             "data": self.data_status,
             "on_phantom": self.on_phantom,
             "compute": _jsonable(self.compute),

@@ -1,20 +1,24 @@
 """``fetal book``: execute the chapters with a profile and build the Jupyter Book.
 
-    fetal book --profile {smoke,cpu,full} [--data-dir DIR] [--only CHAPTER] [--no-build | --build-only] [--require-real]
+    fetal book --profile {smoke,cpu,full} [--data-dir DIR] [--only CHAPTER [--set KEY=VALUE ...]]
+               [--force] [--no-build | --build-only] [--require-real] [--no-progress]
 
-Executed notebooks go to ``book/chapters/`` (generated), results to
+Executed notebooks go to ``book/chapters/`` (generated) with their reuse keys, results to
 ``<build>/results/<chapter>/`` (``$FETAL_BUILD_DIR`` or ``build/``), the HTML to
-``book/_build/html/``. The run ends with a line per executed chapter: real data or PHANTOM,
-wall time, headline. Exit status: 0 ok, 1 a chapter or the build failed (or, with
-``--require-real``, a chapter ran on a phantom), 2 bad input.
+``book/_build/html/``. A chapter whose notebook source, parameters, data and ``fetal_lib``
+are unchanged is reused, not run again (``--force`` runs it). The run ends with a table of
+its chapters: real data or PHANTOM, wall time or reused, headline. Exit status: 0 ok, 1 a
+chapter or the build failed (or, with ``--require-real``, a chapter ran on a phantom), 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from fetal_lib.book.chapters import REGISTRY
+from fetal_lib.errors import FetalInputError
 from fetal_lib.commands.options import add_data_dir, add_profile
 
 
@@ -32,18 +36,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir(parser, "; ignored by smoke (phantoms)")
     parser.add_argument("--only", action="append", metavar="CHAPTER",
                         help=f"run only these chapters (repeatable or comma list): {', '.join(REGISTRY)}")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                        help="with one --only CHAPTER: set a parameter of its parameters cell on top of the profile "
+                             "(repeatable; values read as YAML scalars, e.g. epochs=3, augment=false); recorded in its "
+                             "metrics.json and shown at its top")
+    parser.add_argument("--force", action="store_true",
+                        help="execute the chapters even when their notebook, parameters, data and fetal_lib are unchanged")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--no-build", action="store_true", help="execute chapters, do not run jupyter-book")
     mode.add_argument("--build-only", action="store_true", help="build the book from the executed chapters only")
-    parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress while a chapter runs (default: a bar on a terminal, a line per section in a log or with CI=true)")
     parser.add_argument("--require-real", action="store_true",
                         help="fail (exit 1, book not built) if a chapter had to fall back to a phantom dataset")
     parser.set_defaults(func=handle)
 
 
+def parse_settings(only: list[str] | None, items: list[str]) -> dict[str, Any]:
+    """``--set`` items as typed overrides of the one chapter of ``--only`` (FetalInputError otherwise)."""
+    from fetal_lib.book.chapters import parse_only
+    from fetal_lib.book.profiles import parse_overrides
+
+    if not items:
+        return {}
+    ids = parse_only(only) or []
+    if len(ids) != 1:
+        raise FetalInputError(None, "--set applies to one chapter: give exactly one --only CHAPTER "
+                                    f"(one of {', '.join(REGISTRY)})")
+    try:
+        return parse_overrides(ids[0], items, run_parameters=True)
+    except ValueError as exc:
+        raise FetalInputError(None, f"--set: {exc}") from None
+
+
 def handle(args: argparse.Namespace) -> int:
     from fetal_lib.book.pipeline import run
+    from fetal_lib.book.progress import mode
 
+    overrides = parse_settings(args.only, args.settings)
     try:
         report = run(
             profile=args.profile,
@@ -51,8 +81,10 @@ def handle(args: argparse.Namespace) -> int:
             only=args.only,
             execute=not args.build_only,
             build=not args.no_build,
-            progress=not args.no_progress and sys.stderr.isatty(),
+            progress=mode(sys.stderr, off=args.no_progress),
             require_real=args.require_real,
+            overrides=overrides,
+            force=args.force,
         )
     except RuntimeError as err:  # jupyter-book build failed
         print(f"fetal: error: {err}", file=sys.stderr)

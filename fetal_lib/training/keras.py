@@ -1,6 +1,6 @@
 """The Keras 3 training harness: threads and seeds, precision policy, the cosine schedule as a
 callback, and an epoch loop with validation, best-epoch checkpoint, optional wall-time cap,
-a tqdm line per epoch, and a float32 model at the end whatever the training precision.
+a tqdm line per epoch (and a line per epoch to ``$FETAL_EPOCH_LOG``: fetal_lib.training.progress), and a float32 model at the end whatever the training precision.
 
 The chapter builds and compiles its model (its loss is its own) and hands over a
 ``tf.data`` pipeline and a validation score; the loop does the rest.
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from fetal_lib.training.config import TrainConfig
+from fetal_lib.training.progress import report_epoch
 
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfloat16": "mixed_bfloat16"}
 
@@ -173,6 +174,7 @@ def fit(
         history["seconds"].append(clock() - start)
         if config.checkpoint == "last" or score > best["score"]:
             best = {"score": score, "epoch": epoch + 1, "weights": model.get_weights()}
+        report_epoch(desc, epoch + 1, config.epochs, clock() - start, loss=history["loss"][-1], **{metric: score})
         if bar is not None:
             bar.update(1)
             bar.set_postfix({"loss": f"{history['loss'][-1]:.3f}", metric: f"{score:.3f}"})

@@ -1,6 +1,6 @@
 """The PyTorch training harness: threads and seeds, device selection, bfloat16 autocast, the
 cosine schedule, and an epoch loop with validation every few epochs, best- or last-epoch
-checkpoint, optional wall-time cap, a tqdm line per epoch, and a log line per scored epoch.
+checkpoint, optional wall-time cap, a tqdm line per epoch (and a line per epoch to ``$FETAL_EPOCH_LOG``: fetal_lib.training.progress), and a log line per scored epoch.
 
 The chapter builds its network, gives one epoch of batches at a time and its loss; the loop
 does the rest. On CPU the weights stay float32 (autocast computes in bfloat16 only inside).
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from fetal_lib.training.config import TrainConfig
+from fetal_lib.training.progress import report_epoch
 
 
 def configure(threads: int = 2, seed: int = 0) -> None:
@@ -126,6 +127,8 @@ def fit(
             if keep_best and score(row) > best["score"]:
                 best = {"score": score(row), "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
         history.append(row)
+        report_epoch(desc, epoch + 1, config.epochs, clock() - start,
+                     **{k: v for k, v in row.items() if k not in ("epoch", "seconds")})
         if log is not None and (last or epoch == 0 or scored):
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if out_of_time:

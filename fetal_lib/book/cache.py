@@ -1,0 +1,172 @@
+"""Reuse of an executed chapter: a key stored beside ``book/chapters/NN_slug.ipynb``.
+
+A chapter is re-executed only when something that can change its notebook changed. The key
+(``book/chapters/NN_slug.key.json``, written after a successful run) holds:
+
+- ``source``: SHA-256 of the notebook source ``notebooks/NN_slug.py``;
+- ``parameters``: the resolved papermill parameters (profile, ``--set`` overrides, paths, seed);
+- ``data``: per dataset the chapter used (as its metrics.json names them), phantom or real,
+  its folder, status and file counts, and the number, bytes and latest modification time of
+  its files (a dataset added, removed or replaced changes it);
+- ``fetal_lib``: SHA-256 of every file of the ``fetal_lib`` package;
+- ``packages``: the versions of the packages metrics.json records;
+- ``notebook`` and ``metrics``: SHA-256 of the executed notebook and of its metrics.json (a
+  chapter run by hand since, into the same results folder, no longer matches).
+
+:func:`changes` names what differs (empty: reuse); ``fetal book --force`` ignores the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from fetal_lib.io import write_json_atomic
+
+SCHEMA = 1
+KEY_SUFFIX = ".key.json"
+FIELDS = ("source", "parameters", "data", "fetal_lib", "packages", "notebook", "metrics")
+
+
+def key_path(executed: Path) -> Path:
+    """``book/chapters/00_data.ipynb`` -> ``book/chapters/00_data.key.json``."""
+    return Path(executed).with_suffix(KEY_SUFFIX)
+
+
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 (hex) of a file's bytes; None when it is absent."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=4)
+def package_sha256(root: Path | None = None) -> str:
+    """SHA-256 over the relative paths and bytes of every file of the ``fetal_lib`` package
+    (``__pycache__`` left out); computed once per process."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def folder_stamp(folder: Path) -> dict[str, Any]:
+    """Number of files, their bytes and the latest modification time (s) under ``folder``."""
+    files = size = 0
+    latest = 0.0
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            files += 1
+            size += st.st_size
+            latest = max(latest, st.st_mtime)
+    return {"files": files, "bytes": size, "mtime": round(latest, 3)}
+
+
+def data_fingerprint(names: Iterable[str], data_dir: str | None, source: str) -> dict[str, Any]:
+    """What each dataset in ``names`` resolves to now (as the chapter would resolve it).
+
+    A name that is not a known dataset, or that cannot be resolved (``source="real"`` and the
+    data is absent), is recorded with the reason, so that the key then differs.
+    """
+    from fetal_lib.data.sources import resolve
+    from fetal_lib.errors import FetalInputError
+
+    out: dict[str, Any] = {}
+    for name in sorted(names):
+        try:
+            src = resolve(name, data_dir or None, source)
+        except (FetalInputError, ValueError, KeyError) as exc:
+            out[name] = {"unresolved": str(exc)}
+            continue
+        out[name] = {
+            "is_phantom": bool(src.is_phantom),
+            "root": str(src.root),
+            "status": str(src.status),
+            "n_present": src.n_present,
+            "n_expected": src.n_expected,
+            **folder_stamp(Path(src.root)),
+        }
+    return out
+
+
+def used_datasets(metrics_file: Path) -> list[str]:
+    """The datasets a chapter's metrics.json says it used (``provenance.data``); [] when unreadable."""
+    try:
+        doc = json.loads(Path(metrics_file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    return sorted(((doc.get("provenance") or {}).get("data") or {}).keys())
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def compute_key(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path,
+                datasets: Iterable[str]) -> dict[str, Any]:
+    """The key of a chapter run with ``params`` that read ``datasets``, as things are now."""
+    from fetal_lib.book.provenance import package_versions
+
+    return {
+        "schema": SCHEMA,
+        "source": file_sha256(source),
+        "parameters": _plain(dict(params)),
+        "data": _plain(data_fingerprint(datasets, params.get("data_dir"), str(params.get("data_source", "auto")))),
+        "fetal_lib": package_sha256(),
+        "packages": package_versions(),
+        "notebook": file_sha256(executed),
+        "metrics": file_sha256(metrics_file),
+    }
+
+
+def read_key(executed: Path) -> dict[str, Any] | None:
+    """The stored key beside ``executed`` (None when absent or unreadable)."""
+    try:
+        doc = json.loads(key_path(executed).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("schema") == SCHEMA else None
+
+
+def store_key(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path) -> Path:
+    """Write the key of the run that just produced ``executed`` and ``metrics_file``."""
+    key = compute_key(source, params, executed, metrics_file, used_datasets(metrics_file))
+    return write_json_atomic(key_path(executed), key)
+
+
+def changes(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path) -> list[str]:
+    """What differs from the stored key (``[]``: the executed notebook can be reused as it is).
+
+    Returns ``["no executed notebook"]``, ``["no key"]`` ... or the names of the fields of
+    :data:`FIELDS` that changed, with the parameters by name (``parameters (epochs)``).
+    """
+    if not Path(executed).is_file():
+        return ["no executed notebook"]
+    if not Path(metrics_file).is_file():
+        return ["no metrics.json"]
+    stored = read_key(executed)
+    if stored is None:
+        return ["no key"]
+    now = compute_key(source, params, executed, metrics_file, (stored.get("data") or {}).keys())
+    out = []
+    for field in FIELDS:
+        if stored.get(field) == now[field]:
+            continue
+        if field in ("parameters", "data"):
+            old, new = stored.get(field) or {}, now[field]
+            names = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            out.append(f"{field} ({', '.join(names)})")
+        else:
+            out.append(field)
+    return out
