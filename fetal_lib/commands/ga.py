@@ -141,14 +141,12 @@ def handle_predict(args: argparse.Namespace) -> int:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from fetal_lib.book.profiles import parse_overrides
+    from fetal_lib.bench import profile_overrides
     from fetal_lib.ga_mri import deploy, pipeline
     from fetal_lib.ga_mri.predictor import default_model_path
 
-    try:
-        overrides = parse_overrides(CHAPTER, args.settings)
-    except ValueError as exc:
-        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+    overrides = profile_overrides(CHAPTER, args.settings)
+    if overrides is None:
         return 2
     settings = pipeline.profile_settings(args.profile, overrides)
     try:

@@ -146,7 +146,7 @@ def classifier_archs() -> list[str]:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from fetal_lib.book.profiles import parse_overrides
+    from fetal_lib.bench import profile_overrides
     from fetal_lib.paths import build_dir
     from fetal_lib.training.floor import Floor, check
     from fetal_lib.training.keras import configure
@@ -157,10 +157,8 @@ def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.us.tasks import load_task
     from fetal_lib.us.train import train
 
-    try:
-        overrides = parse_overrides(CHAPTER, args.settings)
-    except ValueError as exc:
-        print(f"fetal: error: --set: {exc}", file=sys.stderr)
+    overrides = profile_overrides(CHAPTER, args.settings)
+    if overrides is None:
         return 2
     settings = pipeline.profile_settings(args.profile, overrides)
     arch = args.arch or (pipeline.split_names(settings["archs"]) or ["plain_cnn"])[0]
