@@ -32,7 +32,9 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO) -> dict[str, Any
         "flags": {f: f in flags for f in precision_mod.REPORTED_FLAGS},
         "native_bf16": precision_mod.native_bf16(flags),
         "threads": 2,  # what the chapters' training uses (TensorFlow intra-op, torch.set_num_threads)
-        "precision_auto": {fw: precision_mod.resolve("auto", fw, flags).to_dict() for fw in ("keras", "torch")},
+        # this machine's answer includes the cached bfloat16 probe; an injected cpuinfo is decided by its flags alone
+        "precision_auto": {fw: precision_mod.resolve("auto", fw, None if Path(cpuinfo) == precision_mod.CPUINFO else flags).to_dict()
+                           for fw in ("keras", "torch")},
     }
 
 

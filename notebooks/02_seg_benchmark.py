@@ -56,11 +56,12 @@ arch_options = None  # per architecture, its constructor options (widths); the p
 input_rows = None  # letterboxed input, as chapter 1
 input_cols = None
 epochs = None  # the same for every architecture
+winner_epochs = None  # the validation winner trains on to this many epochs in all before deployment (0: deployed as benchmarked)
 batch_size = None
 learning_rate = None
 augment = None
 augment_vflip = None
-precision = None  # "auto" (bfloat16 autocast only on a CPU with native bfloat16), "float32" or "bfloat16"
+precision = None  # "auto" (bfloat16 autocast only where the CPU has it natively and a probe measured it faster), "float32" or "bfloat16"
 val_every = None  # validation Dice every this many epochs (and after the last)
 tta = None  # test-time flips averaged, as chapter 1
 threshold_grid = None  # probability thresholds tried on validation
@@ -169,15 +170,24 @@ run.table(report.biometry_table(test_tables), "biometry")
 # %% [markdown]
 # ## The model for `fetal hc measure`
 #
-# Chosen on validation (lowest mean HC error there), not on test. When chapter 1's results are
-# present (same profile and split), its U-Net is compared with the winner over the same test images.
+# The architecture is chosen on validation (lowest mean HC error there), not on test, among
+# networks that all trained the same epochs. The winner then trains on from its benchmark weights
+# (a fresh cosine schedule) to the profile's `winner_epochs` in all, chapter 1's budget, so that
+# the deployed network and chapter 1's U-Net had the same number of epochs. Which of its two
+# networks is deployed is again decided on validation. When chapter 1's results are present (same
+# profile and split), its U-Net is compared with the deployed network over the same test images.
 
 # %%
 best = pipeline.choose_best(rows)
+continued = pipeline.continue_winner(data, settings, runs[best], seed, log=print)
+deployed = pipeline.choose_deployed(runs[best], continued)
+run.table(pipeline.deployment_table(runs[best], continued, deployed, seed), "deployment_candidates")
+deployed_row = {**pipeline.summary_row(deployed, seed),
+                "network": "continued to " + str(pipeline.total_epochs(deployed)) + " epochs" if deployed is continued else "benchmark weights"}
 chapter1_doc = report.read_chapter1(Path(results_dir).parent, profile)
-paired_vs_chapter1 = report.paired_vs_chapter1(runs[best].test_df, Path(results_dir).parent, seed) if chapter1_doc else None
-display(Markdown(report.winner_sentence(best, rows, chapter1_doc, paired_vs_chapter1, epochs=int(epochs))))
-run.figure(hc_figures.bland_altman(runs[best].test_df), "bland_altman_best")
+paired_vs_chapter1 = report.paired_vs_chapter1(deployed.test_df, Path(results_dir).parent, seed) if chapter1_doc else None
+display(Markdown(report.winner_sentence(best, [deployed_row], chapter1_doc, paired_vs_chapter1, epochs=pipeline.total_epochs(deployed))))
+run.figure(hc_figures.bland_altman(deployed.test_df), "bland_altman_best")
 
 # %% [markdown]
 # ## Training curves and cost
@@ -222,23 +232,24 @@ else:
 # ## The saved models
 #
 # Each network goes to `build/models/seg_benchmark/<arch>.pt` with its model card, and the
-# validation winner also to `best.pt`: `fetal hc measure IMAGE --pixel-size MM --model
+# deployed network (above) to `best.pt`: `fetal hc measure IMAGE --pixel-size MM --model
 # build/models/seg_benchmark/best.pt` measures with it. Models trained on a phantom are not saved.
 
 # %%
-saved = report.save_models(runs, best, data, profile, settings, seed) if save_models and not data.source.is_phantom else {}
+saved = report.save_models(runs, best, data, profile, settings, seed, deployed) if save_models and not data.source.is_phantom else {}
 print("\n".join(f"saved {shown(p)}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
 
 # %%
-best_row = results.set_index("architecture").loc[best]
 headline = {
-    "best_architecture_dice": float(best_row["Dice"]),
-    "best_architecture_hc_abs_diff_mean_mm": float(best_row["HC |diff| mean (mm)"]),
+    "best_architecture_dice": float(deployed_row["Dice"]),
+    "best_architecture_hc_abs_diff_mean_mm": float(deployed_row["HC |diff| mean (mm)"]),
     "best_dice_any_architecture": float(results["Dice"].max()),
 }
 metrics = {
     **headline,
     "best_architecture": best,
+    "deployed": {k: deployed_row[k] for k in ("architecture", "network", "epochs", "Dice", "HC |diff| mean (mm)", "HC CI low (mm)",
+                                              "HC CI high (mm)", "validation HC |diff| mean (mm)", "validation Dice", "training (min)")},
     "results": results.to_dict("records"),
     "paired_dice": paired_dice.to_dict("records"),
     "paired_hc_abs_diff_mm": paired_hc.to_dict("records"),
@@ -247,7 +258,7 @@ metrics = {
                     {"mean_difference_mm": paired_vs_chapter1.estimate, "ci": [paired_vs_chapter1.low, paired_vs_chapter1.high]}),
     "training": {arch: {**r.trained.config.to_dict(), "seconds": r.trained.fit.seconds, "best_epoch": r.trained.fit.best_epoch,
                         "history": r.trained.fit.history} for arch, r in runs.items()},
-    "training_seconds": float(sum(r.trained.fit.seconds for r in runs.values())),
+    "training_seconds": float(sum(r.trained.fit.seconds for r in runs.values()) + (continued.trained.fit.seconds if continued else 0.0)),
     "precision_choice": precision_choice.to_dict(),
     "anchors": {a.key: a.to_dict() for a in anchors.for_chapter("seg_benchmark")},
     "model_paths": {k: str(v) for k, v in saved.items()},

@@ -49,6 +49,7 @@ SLOW_ENTRY_POINTS = (
     "fetal_lib.training.torch.fit",
     "fetal_lib.seg_benchmark.train.train",
     "fetal_lib.seg_benchmark.pipeline.run_arch",
+    "fetal_lib.seg_benchmark.pipeline.continue_winner",
     "fetal_lib.us.train.train",
     "fetal_lib.us.pipeline.run_model",
     "fetal_lib.us.efficiency.training_images_per_s",

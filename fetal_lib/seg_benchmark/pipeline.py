@@ -97,8 +97,11 @@ def add_ap_column(df) -> Any:
 
 
 def run_arch(data, settings: dict[str, Any], arch: str, seed: int = 0, progress: bool = False,
-             log: Callable[[str], None] | None = None) -> ArchRun:
-    """Train ``arch`` on the train part, choose the threshold on validation, score the test part."""
+             log: Callable[[str], None] | None = None, initial: ArchRun | None = None) -> ArchRun:
+    """Train ``arch`` on the train part, choose the threshold on validation, score the test part.
+
+    ``initial``: a run of the same architecture whose network this one continues training
+    (``settings["epochs"]`` more epochs on a fresh cosine schedule) instead of starting from random weights."""
     from fetal_lib.hc import pipeline as hc_pipeline
     from fetal_lib.hc.dataset import load_arrays
     from fetal_lib.hc.measure import HCModel
@@ -106,10 +109,13 @@ def run_arch(data, settings: dict[str, Any], arch: str, seed: int = 0, progress:
     from fetal_lib.seg_benchmark.train import train
 
     config = train_config(settings, arch, seed)
+    if initial is not None:
+        config.initial_epochs = total_epochs(initial)
     cache = build_dir() / "cache" / "hc18"
     x_tr, y_tr = load_arrays(data.part("train"), config.input_shape, "filled", cache, progress)
     x_va, y_va = load_arrays(data.part("val"), config.input_shape, "filled", cache, progress)
-    trained = train(config, x_tr, y_tr, x_va, y_va, progress=progress, log=log)
+    trained = train(config, x_tr, y_tr, x_va, y_va, progress=progress, log=log,
+                    initial=None if initial is None else initial.trained.segmenter.net)
     tta = [t.strip() for t in str(settings["tta"]).split(",") if t.strip()]
     hc_model = HCModel(trained.segmenter, {"tta": tta})
     val_recs, test_recs = data.part("val"), data.part("test")
@@ -122,6 +128,57 @@ def run_arch(data, settings: dict[str, Any], arch: str, seed: int = 0, progress:
     ms = 1000 * (time.perf_counter() - t0) / max(1, len(test_recs))
     test_df = add_ap_column(hc_pipeline.evaluate(hc_model, test_recs, test_probs))
     return ArchRun(arch, trained, hc_model, table, val_df, test_df, ms)
+
+
+def total_epochs(run: ArchRun) -> int:
+    """Epochs of training behind ``run``'s network: its own plus those of the weights it continued from."""
+    return int(run.trained.config.initial_epochs) + len(run.trained.fit.history)
+
+
+def extra_epochs(settings: dict[str, Any], run: ArchRun) -> int:
+    """Epochs the winner trains on to reach ``settings["winner_epochs"]`` in all (0 or less: none)."""
+    return int(settings.get("winner_epochs") or 0) - total_epochs(run)
+
+
+def continue_winner(data, settings: dict[str, Any], run: ArchRun, seed: int = 0, progress: bool = False,
+                    log: Callable[[str], None] | None = None) -> ArchRun | None:
+    """The validation winner trained on to ``settings["winner_epochs"]`` epochs in all (continuing
+    from its benchmark weights, with a fresh cosine schedule over the extra epochs), scored as
+    every other run; None when ``winner_epochs`` is 0 or not above the epochs it already had."""
+    extra = extra_epochs(settings, run)
+    if extra <= 0:
+        return None
+    return run_arch(data, {**settings, "epochs": extra}, run.arch, seed, progress, log, initial=run)
+
+
+def choose_deployed(benchmarked: ArchRun, continued: ArchRun | None) -> ArchRun:
+    """Which of the winner's two networks ``best.pt`` gets: the lower mean HC error on validation
+    (the test split decides nothing); the benchmarked one on a tie or when there is no other."""
+    if continued is None:
+        return benchmarked
+    a, b = validation_scores(benchmarked), validation_scores(continued)
+    better = math.isfinite(b["hc_abs_diff_mean_mm"]) and (
+        not math.isfinite(a["hc_abs_diff_mean_mm"]) or b["hc_abs_diff_mean_mm"] < a["hc_abs_diff_mean_mm"])
+    return continued if better else benchmarked
+
+
+def deployment_table(benchmarked: ArchRun, continued: ArchRun | None, deployed: ArchRun, seed: int = 0):
+    """The winner's candidates for ``best.pt`` side by side: epochs, validation figures (which
+    decide) and test figures (reported), and which one is deployed."""
+    import pandas as pd
+
+    rows = []
+    for label, run in (("benchmark", benchmarked), ("continued", continued)):
+        if run is None:
+            continue
+        val = validation_scores(run)
+        test = test_scores(run.test_df, seed)
+        rows.append({"network": f"{run.arch}, {label}", "epochs": total_epochs(run),
+                     "validation HC |diff| mean (mm)": val["hc_abs_diff_mean_mm"], "validation Dice": val["dice_mean"],
+                     "test Dice": test["Dice"], "test HC |diff| mean (mm)": test["HC |diff| mean (mm)"],
+                     "HC CI low (mm)": test["HC CI low (mm)"], "HC CI high (mm)": test["HC CI high (mm)"],
+                     "training (min)": run.trained.fit.seconds / 60.0, "deployed": run is deployed})
+    return pd.DataFrame(rows)
 
 
 def test_scores(df, seed: int = 0) -> dict[str, Any]:
@@ -156,7 +213,7 @@ def summary_row(run: ArchRun, seed: int = 0) -> dict[str, Any]:
         "architecture": run.arch,
         **test_scores(run.test_df, seed),
         "parameters": run.trained.parameters,
-        "epochs": len(fit.history),
+        "epochs": total_epochs(run),
         "best epoch": fit.best_epoch,
         "training (min)": fit.seconds / 60.0,
         "training images/s": run.trained.train_images_per_s,

@@ -108,7 +108,8 @@ def winner_sentence(best: str, rows: Sequence[Mapping[str, Any]], chapter1: Mapp
     the comparison with chapter 1 on the same split when chapter 1's results are present; ``epochs``
     (this chapter's budget) is set beside chapter 1's (``chapter1["epochs"]``) when both are known."""
     row = next(r for r in rows if r["architecture"] == best)
-    text = (f"Chosen on validation (lowest mean HC error there, {row['validation HC |diff| mean (mm)']:.2f} mm): **{best}**. "
+    text = (f"Chosen on validation (lowest mean HC error there, {row['validation HC |diff| mean (mm)']:.2f} mm): **{best}**"
+            f"{' (' + str(row['network']) + ')' if row.get('network') else ''}. "
             f"On the test split it scores Dice {row['Dice']:.4f} and a mean HC error of {row['HC |diff| mean (mm)']:.2f} mm "
             f"(CI {row['HC CI low (mm)']:.2f}-{row['HC CI high (mm)']:.2f}).")
     if chapter1 is None:
@@ -118,7 +119,7 @@ def winner_sentence(best: str, rows: Sequence[Mapping[str, Any]], chapter1: Mapp
         if int(epochs) == int(chapter1["epochs"]):
             text += f" Both trained {int(epochs)} epochs."
         else:
-            text += (f" The budgets differ: each network here trained {int(epochs)} epochs (five share this chapter's time), "
+            text += (f" The budgets differ: this network trained {int(epochs)} epochs, "
                      f"chapter 1's U-Net {int(chapter1['epochs'])}.")
     if paired is not None:
         text += (f" Paired over the same images (winner minus chapter 1, subject-bootstrap CI): {paired.estimate:+.2f} mm "
@@ -185,16 +186,19 @@ def uncertainty_sentence(prob: np.ndarray, unc: np.ndarray, ref: np.ndarray, thr
             f"{int(wrong.sum())} wrong pixels and {float(unc[~wrong].mean()):.3f} on the right ones.")
 
 
-def save_models(runs: Mapping[str, Any], best: str, data, profile: str, settings: Mapping[str, Any], seed: int) -> dict[str, Any]:
+def save_models(runs: Mapping[str, Any], best: str, data, profile: str, settings: Mapping[str, Any], seed: int,
+                deployed=None) -> dict[str, Any]:
     """Write every architecture that clears the sanity floor on validation to
-    ``build/models/seg_benchmark/<arch>.pt`` and the winner also to ``best.pt``, each with its model
-    card; returns {name: path}. The winner below the floor raises ``BelowFloorError`` before
+    ``build/models/seg_benchmark/<arch>.pt`` and the deployed winner (``deployed``, a run of the
+    ``best`` architecture, default its benchmark run) to ``best.pt``, each with its model card;
+    returns {name: path}. The deployed network below the floor raises ``BelowFloorError`` before
     anything is written; another architecture below it is skipped (its message is printed)."""
     from fetal_lib.model_card import save_torch
     from fetal_lib.paths import build_dir
     from fetal_lib.seg_benchmark.pipeline import below_floor, check_floor, model_card, summary_row
 
-    check_floor(runs[best], bool(data.source.is_phantom))
+    deployed = runs[best] if deployed is None else deployed
+    check_floor(deployed, bool(data.source.is_phantom))
     out = {}
     folder = build_dir() / "models" / "seg_benchmark"
     for arch, run in runs.items():
@@ -202,10 +206,10 @@ def save_models(runs: Mapping[str, Any], best: str, data, profile: str, settings
         if problem:
             print(f"{arch} not saved: {problem}")
             continue
-        card = model_card(run, data, profile, settings, summary_row(run, seed), seed, chosen=arch == best)
+        card = model_card(run, data, profile, settings, summary_row(run, seed), seed, chosen=arch == best and deployed is run)
         out[arch] = save_torch(run.trained.segmenter.net, folder / f"{arch}.pt", card)
-        if arch == best:
-            out["best"] = save_torch(run.trained.segmenter.net, folder / "best.pt", card)
+    card = model_card(deployed, data, profile, settings, summary_row(deployed, seed), seed, chosen=True)
+    out["best"] = save_torch(deployed.trained.segmenter.net, folder / "best.pt", card)
     return out
 
 

@@ -37,6 +37,7 @@ class SegTrainConfig:
     val_samples: int = 1  # DDIM samples per validation image while training (the diffusion model only)
     seed: int = 0
     threads: int = 2
+    initial_epochs: int = 0  # epochs the starting weights had already trained (0: from random weights)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -103,9 +104,14 @@ def mean_dice(prob: np.ndarray, ref: np.ndarray, threshold: float = 0.5) -> floa
 
 
 def train(config: SegTrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-          progress: bool = False, log: Callable[[str], None] | None = None) -> SegTrainResult:
+          progress: bool = False, log: Callable[[str], None] | None = None, initial=None) -> SegTrainResult:
     """Train ``config.arch`` on (N, rows, cols, 1) images in [0, 1] and filled masks; validation Dice
-    (threshold 0.5) every ``val_every`` epochs chooses the kept weights."""
+    (threshold 0.5) every ``val_every`` epochs chooses the kept weights.
+
+    ``initial``: a trained network of the same architecture to continue from (copied, never
+    changed; a fresh cosine schedule over ``config.epochs``), instead of random weights."""
+    import copy
+
     import torch
 
     from fetal_lib.seg_benchmark.augment import augment_batch
@@ -113,7 +119,7 @@ def train(config: SegTrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_va
     from fetal_lib.training import torch as harness
 
     harness.configure(config.threads, config.seed)
-    net = build_network(config)
+    net = copy.deepcopy(initial) if initial is not None else build_network(config)
     diffusion = config.arch in DIFFUSION
     x_t = torch.from_numpy(np.ascontiguousarray(x_train.transpose(0, 3, 1, 2), dtype=np.float32))
     y_t = torch.from_numpy(np.ascontiguousarray(y_train.transpose(0, 3, 1, 2), dtype=np.float32))

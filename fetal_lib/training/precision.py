@@ -1,10 +1,15 @@
-"""Training precision chosen from the CPU: bfloat16 only where the CPU computes it natively.
+"""Training precision chosen from the CPU: bfloat16 only where the CPU computes it natively and
+a probe on this machine measured it faster.
 
-A 2-core machine with AVX-512 BF16 or AMX trains the chapters' networks about twice as fast
-in bfloat16 (Keras ``mixed_bfloat16``, torch CPU autocast); a CPU without them emulates
-bfloat16 and trains several times *slower* than in float32. So ``"auto"``, the default of
-every profile, resolves from the CPU's flags (``/proc/cpuinfo``; injectable for tests) and
-records why. Only the arithmetic of training changes: the saved models are float32 either way.
+A CPU without AVX-512 BF16 or AMX emulates bfloat16 and trains several times *slower* than in
+float32, so ``"auto"``, the default of every profile, is float32 there (decided from the CPU's
+flags, ``/proc/cpuinfo``; injectable for tests). Native flags are necessary but not sufficient:
+some 2-core machines with them train twice as fast in bfloat16, while a 2-core Intel Xeon VM
+with ``avx512_bf16`` (no AMX exposed) trained chapter 1's U-Net at half its float32 speed. So
+where the flags allow it, ``auto`` also asks :mod:`fetal_lib.training.precision_probe` (a short
+timed training of each precision, cached per machine) and takes bfloat16 only when it measured
+at least ``MIN_SPEEDUP`` times as fast. The choice and its figures are recorded. Only the
+arithmetic of training changes: the saved models are float32 either way.
 """
 
 from __future__ import annotations
@@ -24,6 +29,21 @@ FRAMEWORK_NAMES = {
     "torch": {"float32": "float32", "bfloat16": "bfloat16"},
 }
 CPUINFO = Path("/proc/cpuinfo")
+MIN_SPEEDUP = 1.25  # auto takes bfloat16 only if a probe measured it at least this many times as fast as float32
+
+
+def _measured_speedup(framework: str) -> float | None:
+    """bfloat16's speed as a multiple of float32's from the cached probe on this machine; None
+    (the flags then decide alone, with a warning) if the probe cannot run."""
+    import warnings
+
+    from fetal_lib.training import precision_probe
+
+    try:
+        return precision_probe.measured(framework).speedup
+    except Exception as exc:  # noqa: BLE001 - a broken probe must not stop training
+        warnings.warn(f"precision probe not run ({exc}); deciding bfloat16 from the CPU flags alone", RuntimeWarning, stacklevel=3)
+        return None
 
 
 def choices(framework: str) -> tuple[str, ...]:
@@ -72,6 +92,7 @@ class PrecisionChoice:
     requested: str  # "auto" or an explicit name
     precision: str  # the framework's name: float32 | mixed_bfloat16 (keras) | bfloat16 (torch)
     reason: str
+    speedup: float | None = None  # bfloat16's measured speed as a multiple of float32's (None: not measured)
 
     @property
     def is_bfloat16(self) -> bool:
@@ -81,13 +102,16 @@ class PrecisionChoice:
         return asdict(self)
 
 
-def resolve(requested: str, framework: str, flags: Iterable[str] | None = None) -> PrecisionChoice:
+def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, speedup: float | None = None) -> PrecisionChoice:
     """Resolve ``requested`` ("auto", "float32" or the framework's bfloat16 name) for this CPU.
 
     Args:
         requested: the profile's or user's value.
         framework: "keras" or "torch".
         flags: CPU flags to decide from (default: this machine's, :func:`cpu_flags`).
+        speedup: bfloat16's training speed as a multiple of float32's. Default: measured on this
+            machine by :func:`fetal_lib.training.precision_probe.measured` (cached) when ``flags``
+            is this machine's; with injected ``flags`` and no ``speedup``, the flags alone decide.
 
     Raises:
         ValueError: an unknown framework or precision name.
@@ -101,7 +125,17 @@ def resolve(requested: str, framework: str, flags: Iterable[str] | None = None) 
     found = native_bf16(cpu_flags() if flags is None else flags)
     if requested == "auto":
         if found:
-            return PrecisionChoice(framework, requested, names["bfloat16"], f"auto: the CPU has native bfloat16 ({', '.join(found)})")
+            if speedup is None and flags is None:
+                speedup = _measured_speedup(framework)
+            has = f"auto: the CPU has native bfloat16 ({', '.join(found)})"
+            if speedup is None:
+                return PrecisionChoice(framework, requested, names["bfloat16"], has)
+            if speedup >= MIN_SPEEDUP:
+                return PrecisionChoice(framework, requested, names["bfloat16"],
+                                       f"{has} and a training probe ran it {speedup:.2f}x as fast as float32", round(float(speedup), 3))
+            return PrecisionChoice(framework, requested, names["float32"],
+                                   f"{has}, but a training probe on this machine ran it at {speedup:.2f}x float32's speed "
+                                   f"(bfloat16 needs {MIN_SPEEDUP:g}x), so float32", round(float(speedup), 3))
         return PrecisionChoice(framework, requested, names["float32"],
                                f"auto: the CPU has no native bfloat16 ({' / '.join(NATIVE_BF16_FLAGS)} absent), so bfloat16 would be emulated and slow")
     if requested == names["bfloat16"] and not found:

@@ -24,6 +24,7 @@ def docs(tmp_path):
     ChapterRun("seg_benchmark", "smoke", "", root / "seg_benchmark", 0,
                {"hc18": {"is_phantom": True, "status": "phantom", "root": "/p"}}).finish(
         {"best_architecture_hc_abs_diff_mean_mm": 2.771, "best_architecture": "unext",
+         "deployed": {"architecture": "unext", "HC CI low (mm)": 2.3904, "HC CI high (mm)": 3.4162},
          "results": [{"architecture": "unext", "HC CI low (mm)": 2.3904, "HC CI high (mm)": 3.4162},
                      {"architecture": "ducknet", "HC CI low (mm)": 9.0, "HC CI high (mm)": 9.9}]},
         headline=["best_architecture_hc_abs_diff_mean_mm"])

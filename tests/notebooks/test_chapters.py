@@ -214,6 +214,15 @@ def test_seg_benchmark_scores_every_architecture_on_chapter1_test_split(smoke_bo
         assert {row["filename"] for row in per_image if row["architecture"] == arch} == chapter1_test
     assert len(_table(results, "paired_dice")) == len(archs) * (len(archs) - 1) // 2
     assert m["best_architecture"] in archs
+    # the winner trained on to winner_epochs; exactly one of its two networks is deployed, the better on validation,
+    # and the headline figures are the deployed network's
+    candidates = _table(results, "deployment_candidates")
+    assert [int(r["epochs"]) for r in candidates] == [profile_settings("smoke")["epochs"], profile_settings("smoke")["winner_epochs"]]
+    chosen = [r for r in candidates if r["deployed"] in (True, "True")]
+    assert len(chosen) == 1
+    assert float(chosen[0]["validation HC |diff| mean (mm)"]) == min(float(r["validation HC |diff| mean (mm)"]) for r in candidates)
+    assert m["best_architecture_hc_abs_diff_mean_mm"] == pytest.approx(float(chosen[0]["test HC |diff| mean (mm)"]))
+    assert m["deployed"]["epochs"] == int(chosen[0]["epochs"])
 
 
 def test_us_classification_splits_by_group_and_scores_every_model_on_every_task(smoke_book, generated):

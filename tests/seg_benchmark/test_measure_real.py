@@ -38,7 +38,26 @@ def trained_model(real_dataset, tmp_path_factory):
     run = pipeline.run_arch(data, settings, "unext", 0)
     path = tmp_path_factory.mktemp("seg_model") / "unext.pt"
     save_torch(run.trained.segmenter.net, path, pipeline.model_card(run, data, "smoke", settings, pipeline.summary_row(run), 0))
-    return path, data.part("test")
+    return path, data.part("test"), (data, settings, run)
+
+
+def test_the_winner_continues_from_its_weights_without_changing_them(trained_model):
+    from fetal_lib.seg_benchmark import pipeline
+
+    data, settings, run = trained_model[2]
+    before = {k: v.clone() for k, v in run.trained.segmenter.net.state_dict().items()}
+    continued = pipeline.continue_winner(data, {**settings, "winner_epochs": 14}, run, 0)
+    assert pipeline.total_epochs(continued) == 14 and len(continued.trained.fit.history) == 2
+    assert continued.trained.config.initial_epochs == 12
+    after = run.trained.segmenter.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the benchmark network is untouched
+    # it started from the trained weights, not from random ones: its first epoch is already near the benchmark's Dice
+    assert continued.trained.fit.history[0]["val_dice"] > 0.5 * run.trained.fit.history[-1]["val_dice"]
+    deployed = pipeline.choose_deployed(run, continued)
+    table = pipeline.deployment_table(run, continued, deployed)
+    assert list(table["epochs"]) == [12, 14] and table["deployed"].sum() == 1
+    chosen = table.loc[table["deployed"]].iloc[0]
+    assert chosen["validation HC |diff| mean (mm)"] == table["validation HC |diff| mean (mm)"].min()
 
 
 def _pixel_sizes(records, folder):
@@ -50,7 +69,7 @@ def _pixel_sizes(records, folder):
 def test_hc_measure_with_a_torch_model_on_real_images(trained_model, tmp_path, capsys):
     from fetal_lib.cli import main
 
-    path, records = trained_model
+    path, records, _ = trained_model
     sizes = _pixel_sizes(records, tmp_path)
     code = main(["hc", "measure", *[str(r.image_path) for r in records], "--pixel-sizes", str(sizes), "--model", str(path),
                  "--format", "json"])
@@ -66,7 +85,7 @@ def test_hc_measure_with_a_torch_model_on_real_images(trained_model, tmp_path, c
 def test_submission_columns_through_a_torch_model(trained_model, tmp_path, capsys):
     from fetal_lib.cli import main
 
-    path, records = trained_model
+    path, records, _ = trained_model
     rec = records[0]
     sizes = _pixel_sizes([rec], tmp_path)
     assert main(["hc", "measure", str(rec.image_path), "--pixel-sizes", str(sizes), "--model", str(path), "--format", "csv"]) == 0

@@ -106,7 +106,32 @@ def test_winner_sentence_states_both_budgets_when_known():
            "HC CI low (mm)": 2.5, "HC CI high (mm)": 3.1}
     chapter1 = {"hc_abs_diff_mean_mm": 2.5, "dice": 0.975, "epochs": 25}
     text = report.winner_sentence("transunet", [row], chapter1, epochs=12)
-    assert "each network here trained 12 epochs" in text and "chapter 1's U-Net 25" in text
+    assert "this network trained 12 epochs" in text and "chapter 1's U-Net 25" in text
     assert "budgets differ" not in report.winner_sentence("transunet", [row], {**chapter1, "epochs": None}, epochs=12)
     assert "Both trained 25 epochs" in report.winner_sentence("transunet", [row], chapter1, epochs=25)
     assert "were not found" in report.winner_sentence("transunet", [row], None, epochs=12)
+
+
+def _fake_run(val_hc: list[float], arch: str = "transunet"):
+    from types import SimpleNamespace
+
+    val = pd.DataFrame({"found": [math.isfinite(v) for v in val_hc], "hc_abs_diff_mm": val_hc, "dice": [0.9] * len(val_hc)})
+    return SimpleNamespace(arch=arch, val_df=val)
+
+
+def test_the_deployed_network_is_the_one_better_on_validation():
+    bench, better, worse = _fake_run([2.0, 2.2]), _fake_run([1.8, 2.0]), _fake_run([2.5, 2.5])
+    assert pipeline.choose_deployed(bench, better) is better
+    assert pipeline.choose_deployed(bench, worse) is bench
+    assert pipeline.choose_deployed(bench, _fake_run([2.0, 2.2])) is bench  # a tie keeps the benchmark weights
+    assert pipeline.choose_deployed(bench, None) is bench
+    assert pipeline.choose_deployed(bench, _fake_run([math.nan, math.nan])) is bench  # found no head: never deployed
+
+
+def test_no_continuation_without_extra_epochs():
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(trained=SimpleNamespace(config=SimpleNamespace(initial_epochs=0), fit=SimpleNamespace(history=[{}] * 12)))
+    assert pipeline.total_epochs(run) == 12
+    assert [pipeline.extra_epochs({"winner_epochs": t}, run) for t in (0, 12, 5, 25)] == [-12, 0, -7, 13]
+    assert pipeline.extra_epochs({}, run) == -12

@@ -58,6 +58,31 @@ def test_bad_names_are_refused():
         precision.resolve("auto", "jax", [])
 
 
-def test_default_flag_source_is_this_machine():
+def test_default_flag_source_is_this_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("FETAL_PROBE_CACHE", str(tmp_path / "probe.json"))
+    monkeypatch.setattr(precision, "_measured_speedup", lambda framework: 2.0)
     here = precision.resolve("auto", "keras")
     assert here.is_bfloat16 == bool(precision.native_bf16(precision.cpu_flags()))
+
+
+@pytest.mark.parametrize("framework, bf16_name", [("keras", "mixed_bfloat16"), ("torch", "bfloat16")])
+def test_native_flags_but_a_slow_probe_give_float32(framework, bf16_name):
+    slow = precision.resolve("auto", framework, SAPPHIRE_RAPIDS.split(), speedup=0.5)
+    assert slow.precision == "float32" and slow.speedup == 0.5 and "0.50x" in slow.reason and "avx512_bf16" in slow.reason
+    fast = precision.resolve("auto", framework, SAPPHIRE_RAPIDS.split(), speedup=1.9)
+    assert fast.precision == bf16_name and fast.speedup == 1.9 and "1.90x as fast" in fast.reason
+    edge = precision.resolve("auto", framework, SAPPHIRE_RAPIDS.split(), speedup=precision.MIN_SPEEDUP)
+    assert edge.is_bfloat16
+    # without native flags the probe is never consulted: bfloat16 would be emulated
+    assert precision.resolve("auto", framework, AMD_EPYC.split(), speedup=5.0).precision == "float32"
+
+
+def test_this_machine_asks_the_probe_only_when_the_flags_allow_bfloat16(monkeypatch):
+    asked = []
+    monkeypatch.setattr(precision, "_measured_speedup", lambda framework: asked.append(framework) or 0.5)
+    choice = precision.resolve("auto", "torch")
+    if precision.native_bf16(precision.cpu_flags()):
+        assert asked == ["torch"] and choice.precision == "float32" and choice.speedup == 0.5
+    else:
+        assert asked == [] and choice.precision == "float32"
+    assert precision.resolve("float32", "torch").speedup is None and len(asked) <= 1
