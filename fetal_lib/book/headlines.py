@@ -153,9 +153,8 @@ def significant(value: float, digits: int = 4) -> str:
 
 
 def _number(value: float, digits: int | None) -> str:
-    if digits is None:
-        return significant(value)
-    return f"{value:,.{digits}f}"
+    text = significant(value) if digits is None else f"{value:,.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # no "-0.000"
 
 
 def _with_unit(text: str, unit: str) -> str:

@@ -79,6 +79,12 @@ def test_results_markdown_lists_chapters_in_book_order_and_links_only_built_page
     assert "No chapter has run yet" in results_markdown({})
 
 
+def test_a_negative_value_that_rounds_to_zero_shows_no_sign() -> None:
+    from fetal_lib.book.headlines import _number
+
+    assert [_number(v, 3) for v in (-0.0001, -0.0006, 0.0)] == ["0.000", "-0.001", "0.000"]
+
+
 def test_significant_digits_never_use_an_exponent() -> None:
     assert [significant(v) for v in (1234.5678, 0.000123456, 2.0, -0.5, 0.0)] == ["1,235", "0.0001235", "2.000", "-0.5000", "0"]
 
