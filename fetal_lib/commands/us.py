@@ -153,7 +153,7 @@ def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.us import pipeline
     from fetal_lib.us.arrays import load_arrays
     from fetal_lib.us.calibration import fit_temperature
-    from fetal_lib.us.classifier import UsClassifier, default_model_path, scores
+    from fetal_lib.us.classifier import UsClassifier, default_model_path, parse_tta, scores
     from fetal_lib.us.tasks import load_task
     from fetal_lib.us.train import train
 
@@ -164,6 +164,11 @@ def handle_train(args: argparse.Namespace) -> int:
     arch = args.arch or (pipeline.split_names(settings["archs"]) or ["plain_cnn"])[0]
     if arch not in classifier_archs():
         print(f"fetal: error: --arch: unknown network {arch!r}; known: {', '.join(classifier_archs())}", file=sys.stderr)
+        return 2
+    try:
+        tta = parse_tta(settings.get("tta") or ())
+    except ValueError as exc:
+        print(f"fetal: error: --set tta: {exc}", file=sys.stderr)
         return 2
     configure(threads=2, seed=args.seed)
     data = load_task(args.task, args.data_dir, args.data_source, args.seed)
@@ -184,7 +189,8 @@ def handle_train(args: argparse.Namespace) -> int:
         return 2
     print(f"training {arch} ({config.epochs} epochs, input {size[0]}x{size[1]}, {config.precision}) ...", file=sys.stderr)
     fit = train(config, x["train"], y["train"], x["val"], y["val"], k, progress=True)
-    classifier = UsClassifier(fit.model, data.task, data.classes, size, 1.0, arch=arch, options=config.options)
+    classifier = UsClassifier(fit.model, data.task, data.classes, size, 1.0, arch=arch, options=config.options,
+                              tta=tta)
     logits_val = classifier.logits_arrays(x["val"])
     classifier.temperature = float(fit_temperature(logits_val, y["val"]))
     validation = {"before_temperature": scores(logits_val, y["val"], k, 1.0),

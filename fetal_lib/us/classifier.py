@@ -64,6 +64,32 @@ def scores(logits: np.ndarray, y: np.ndarray, num_classes: int, temperature: flo
             "ece": float(expected_calibration_error(pred == y, prob.max(axis=1), n_bins)), "nll": nll}
 
 
+TTA_VIEWS = ("hflip",)  # test-time views a classifier may average over
+
+
+def parse_tta(tta: str | Sequence[str]) -> tuple[str, ...]:
+    """``"hflip"`` / ``["hflip"]`` / ``""`` -> a tuple of known views.
+
+    Raises:
+        ValueError: an unknown view (the message lists the known ones).
+    """
+    names = [t.strip() for t in (tta.split(",") if isinstance(tta, str) else tta) if str(t).strip()]
+    for name in names:
+        if name not in TTA_VIEWS:
+            raise ValueError(f"unknown test-time view {name!r}; known: {', '.join(TTA_VIEWS)} (or none)")
+    return tuple(names)
+
+
+def tta_logits(forward, x: np.ndarray, tta: Sequence[str]) -> np.ndarray:
+    """Logits of ``x`` (N, rows, cols, C) averaged over the image and each view of ``tta``;
+    ``forward(batch) -> (N, K)`` logits."""
+    out = forward(x)
+    views = parse_tta(tta)
+    if "hflip" in views:
+        out = out + forward(np.ascontiguousarray(x[:, :, ::-1]))
+    return out / (1 + len(views))
+
+
 class UsClassifier:
     """A trained classification network with what inference needs.
 
@@ -78,10 +104,12 @@ class UsClassifier:
             model file's own architecture is loaded).
         options: the factory options of ``arch`` (``widths``, ``dropout`` ...; input shape and class
             count are added); with them the card rebuilds the network through the registry.
+        tta: test-time views whose logits are averaged with the image's own (:data:`TTA_VIEWS`;
+            ``("hflip",)``: the left-right mirror, which training's augmentation also shows).
     """
 
     def __init__(self, model, task: str, classes: Sequence[str], input_size: tuple[int, int], temperature: float = 1.0,
-                 arch: str | None = None, options: Mapping[str, Any] | None = None):
+                 arch: str | None = None, options: Mapping[str, Any] | None = None, tta: Sequence[str] = ()):
         self.model = model
         self.task = str(task)
         self.classes = [str(c) for c in classes]
@@ -97,6 +125,7 @@ class UsClassifier:
             arch = getattr(model, "name", None) if getattr(model, "name", None) in names() else None
         self.arch = arch
         self.options = None if options is None else dict(options)
+        self.tta = parse_tta(tta)
         self._forward = None
 
     # --------------------------------------------------------------------- inference
@@ -133,8 +162,12 @@ class UsClassifier:
 
             model = self.model
             self._forward = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
-        out = [self._forward(x[i : i + batch_size]).numpy().astype(np.float64) for i in range(0, len(x), batch_size)]
-        return np.concatenate(out, axis=0)
+
+        def forward(v: np.ndarray) -> np.ndarray:
+            return np.concatenate([self._forward(v[i : i + batch_size]).numpy().astype(np.float64)
+                                   for i in range(0, len(v), batch_size)], axis=0)
+
+        return tta_logits(forward, x, self.tta)
 
     def probabilities_arrays(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Calibrated probabilities (N, K) of network inputs ``x``."""
@@ -199,7 +232,8 @@ class UsClassifier:
             "task": self.task,
             "classes": list(self.classes),
             "inference": {"temperature": self.temperature, "probabilities": "softmax(logits / temperature)",
-                          "outputs": "logits"},
+                          "outputs": "logits", "tta": list(self.tta),
+                          "tta_rule": "logits averaged over the image and each listed view (hflip: left-right mirror)"},
         })
         return card
 
@@ -258,6 +292,7 @@ class UsClassifier:
             spec = card.get("input") or {}
             size = (int(spec["rows"]), int(spec["cols"]))
             temperature = float((card.get("inference") or {}).get("temperature", 1.0))
+            tta = parse_tta((card.get("inference") or {}).get("tta") or ())
         except (KeyError, TypeError, ValueError) as exc:
             raise FetalInputError(cpath, f"card lacks or garbles the input size or temperature ({type(exc).__name__}: {exc})") from None
         model = _load_network(path, card)
@@ -272,7 +307,7 @@ class UsClassifier:
         if arch and architecture.get("options_complete", True):
             options = {k: v for k, v in (architecture.get("options") or {}).items() if k not in ("input_shape", "num_classes")}
         try:
-            return cls(model, card_task, classes, size, temperature, arch=arch, options=options)
+            return cls(model, card_task, classes, size, temperature, arch=arch, options=options, tta=tta)
         except ValueError as exc:
             raise FetalInputError(cpath, str(exc)) from None
 

@@ -84,16 +84,20 @@ class ModelRun:
     groups_test: np.ndarray
     files_test: list[str]
     inference_ms_per_image: float
+    tta: tuple[str, ...] = ()  # test-time views averaged into every logit above (validation and test)
 
     def probabilities(self, calibrated: bool = True, part: str = "test") -> np.ndarray:
         logits = self.logits_test if part == "test" else self.logits_val
         return softmax(logits, self.temperature if calibrated else 1.0)
 
 
-def _predict_logits(model, x: np.ndarray) -> tuple[np.ndarray, float]:
+def _predict_logits(model, x: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.ndarray, float]:
+    """Logits (with the test-time views of ``tta`` averaged in) and the milliseconds per image."""
+    from fetal_lib.us.classifier import tta_logits
+
     t0 = time.perf_counter()
-    out = model.predict(x, batch_size=32, verbose=0)
-    return np.asarray(out, float), 1000 * (time.perf_counter() - t0) / max(1, len(x))
+    out = tta_logits(lambda v: np.asarray(model.predict(v, batch_size=32, verbose=0), float), x, tta)
+    return out, 1000 * (time.perf_counter() - t0) / max(1, len(x))
 
 
 def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arch: str, seed: int = 0,
@@ -103,14 +107,18 @@ def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arc
     from fetal_lib.us.calibration import fit_temperature
     from fetal_lib.us.train import train
 
+    from fetal_lib.us.classifier import parse_tta
+
     config = train_config(settings, arch, seed)
+    tta = parse_tta(settings.get("tta") or ())
     k = len(data.classes)
     fit = train(config, arrays["train"], data.labels("train"), arrays["val"], data.labels("val"), k, progress=progress)
-    logits_val, _ = _predict_logits(fit.model, arrays["val"])
+    logits_val, _ = _predict_logits(fit.model, arrays["val"], tta)
     temperature = float(fit_temperature(logits_val, data.labels("val")))
-    logits_test, ms = _predict_logits(fit.model, arrays["test"])
+    logits_test, ms = _predict_logits(fit.model, arrays["test"], tta)
     return ModelRun(data.task, arch, list(data.classes), fit, config, temperature, data.labels("val"), logits_val,
-                    data.labels("test"), logits_test, np.asarray(data.groups("test")), [i.path.name for i in data.part("test")], ms)
+                    data.labels("test"), logits_test, np.asarray(data.groups("test")), [i.path.name for i in data.part("test")], ms,
+                    tta)
 
 
 def scores(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:

@@ -190,7 +190,7 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
     for task, arch in chosen.items():
         run = runs[(task, arch)]
         clf = UsClassifier(run.fit.model, task, run.classes, tuple(run.config.input_size), run.temperature,
-                           arch=run.config.arch, options=run.config.options)
+                           arch=run.config.arch, options=run.config.options, tta=run.tta)
         s = next(x for x in all_scores if x["task"] == task and x["model"] == arch)
         d = datasets[task]
         card = {**clf.card_fields(profile), "name": f"Fetal ultrasound classifier, {task} ({arch}, chapter 3)",

@@ -10,20 +10,9 @@ import pytest
 
 from fetal_lib.book import cache, pipeline
 from fetal_lib.errors import FetalInputError
+from tiny_chapters import FINISHING, make_tree, run_tree
 
-GOOD = '''# %% tags=["parameters"]
-profile = "x"
-data_dir = ""
-data_source = "phantom"
-results_dir = ""
-seed = 0
-n = 1
-
-# %%
-from fetal_lib.book.results import ChapterRun
-run = ChapterRun("data", profile, data_dir, results_dir, seed, {})
-run.finish({"n": n})
-'''
+GOOD = FINISHING
 
 
 def _write_run(tmp_path, data=None):
@@ -97,17 +86,10 @@ def test_a_change_anywhere_in_the_package_changes_its_hash(tmp_path):
 @pytest.fixture()
 def tree(tmp_path, monkeypatch):
     monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path / "build"))
-    nb, prof, book = tmp_path / "notebooks", tmp_path / "profiles", tmp_path / "book"
-    for d in (nb, prof, book / "chapters"):
-        d.mkdir(parents=True)
-    (prof / "p.yaml").write_text("common: {seed: 5}\ndata: {n: 3}\n")
-    (nb / "00_data.py").write_text(GOOD)
-    return tmp_path
+    return make_tree(tmp_path, chapter=GOOD)
 
 
-def _run(tree, **kw):
-    return pipeline.run("p", notebook_dir=tree / "notebooks", book_dir=tree / "book",
-                        profile_dir=tree / "profiles", build=False, quiet=True, **kw)
+_run = run_tree
 
 
 @pytest.mark.slow

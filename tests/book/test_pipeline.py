@@ -7,20 +7,14 @@ import sys
 
 import pytest
 
-from fetal_lib.book import pipeline
 from fetal_lib.cli import main
 from fetal_lib.errors import FetalInputError
+from tiny_chapters import PARAMETERS, make_tree, run_tree
 
 GOOD = '''# %% [markdown]
 # # Tiny
 
-# %% tags=["parameters"]
-profile = "x"
-data_dir = ""
-data_source = "phantom"
-results_dir = ""
-seed = 0
-n = 1
+''' + PARAMETERS + '''n = 1
 
 # %%
 import os, sys
@@ -30,13 +24,7 @@ run.finish({"n": n, "seed": seed, "exe": sys.executable, "cwd": os.getcwd(),
             "mpl": os.environ.get("MPLBACKEND"), "source": data_source})
 '''
 
-FAILING = '''# %% tags=["parameters"]
-profile = "x"
-data_dir = ""
-data_source = "phantom"
-results_dir = ""
-seed = 0
-
+FAILING = PARAMETERS + '''
 # %%
 x = 1
 
@@ -48,16 +36,10 @@ raise ValueError("boom")
 @pytest.fixture()
 def tree(tmp_path, monkeypatch):
     monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path / "build"))
-    nb, prof, book = tmp_path / "notebooks", tmp_path / "profiles", tmp_path / "book"
-    for d in (nb, prof, book / "chapters"):
-        d.mkdir(parents=True)
-    (prof / "p.yaml").write_text("common: {seed: 5}\ndata: {n: 3}\n")
-    return tmp_path
+    return make_tree(tmp_path)
 
 
-def _run(tree, **kw):
-    return pipeline.run("p", notebook_dir=tree / "notebooks", book_dir=tree / "book",
-                        profile_dir=tree / "profiles", build=False, quiet=True, **kw)
+_run = run_tree
 
 
 @pytest.mark.slow

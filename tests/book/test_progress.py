@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from fetal_lib.book import pipeline
 from fetal_lib.book.progress import ChapterProgress, clock_text, last_line, mode, section_headings
 from fetal_lib.book.summary import ChapterLine, summary_table
 from fetal_lib.training.progress import ENV_VAR, epoch_line, report_epoch
+from tiny_chapters import PARAMETERS, make_tree, run_tree
 
 
 class Tty(io.StringIO):
@@ -106,13 +106,7 @@ def test_the_end_table_has_a_row_per_chapter():
     assert len({len(row[: row.rfind("  ")]) for row in rows[2:]}) == 1  # the headline column starts at one place
 
 
-PRINTING = '''# %% tags=["parameters"]
-profile = "x"
-data_dir = ""
-data_source = "phantom"
-results_dir = ""
-seed = 0
-
+PRINTING = PARAMETERS + '''
 # %% [markdown]
 # # Loading
 
@@ -145,10 +139,7 @@ def test_a_real_run_streams_sections_and_printed_lines(tmp_path, monkeypatch, ca
     from fetal_lib.book import progress as progress_mod
 
     monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path / "build"))
-    for d in ("notebooks", "profiles", "book/chapters"):
-        (tmp_path / d).mkdir(parents=True)
-    (tmp_path / "notebooks" / "00_data.py").write_text(PRINTING)
-    (tmp_path / "profiles" / "p.yaml").write_text("common: {seed: 1}\n")
+    make_tree(tmp_path, "common: {seed: 1}\n", PRINTING)
     seen: list[tuple[str, str]] = []
     original_output, original_read = ChapterProgress.output, ChapterProgress.read_epoch_log
 
@@ -162,8 +153,7 @@ def test_a_real_run_streams_sections_and_printed_lines(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(progress_mod.ChapterProgress, "output", output)
     monkeypatch.setattr(progress_mod.ChapterProgress, "read_epoch_log", read_epoch_log)
-    report = pipeline.run("p", notebook_dir=tmp_path / "notebooks", book_dir=tmp_path / "book",
-                          profile_dir=tmp_path / "profiles", build=False, progress="lines")
+    report = run_tree(tmp_path, progress="lines")
     assert report.ok
     err = capfd.readouterr().err
     assert re.search(r"\[1/1\] data: Loading \(cell 3/6, \d+s\)\n\[1/1\] data: Training \(cell 5/6, \d+s\)", err), err

@@ -209,3 +209,11 @@ def test_bench_us_training_figure(capsys, tmp_path, monkeypatch):
     assert code == 0, err
     lines = out.strip().splitlines()
     assert "PHANTOM" in lines[0] and lines[-1].startswith("plain_cnn:") and "training" in lines[-1] and "images/s" in lines[-1]
+
+
+def test_train_refuses_an_unknown_test_time_view_before_loading_data(capsys):
+    from fetal_lib.cli import main
+
+    code = main(["us", "train", "--task", "planes", "--profile", "smoke", "--set", "tta=vflip"])
+    captured = capsys.readouterr()
+    assert code == 2 and "unknown test-time view 'vflip'" in captured.err and captured.out == ""

@@ -142,3 +142,39 @@ def test_scores_columns_and_default_path(monkeypatch, tmp_path):
     assert default_model_path("planes") == tmp_path / "models" / "us_planes.keras"
     with pytest.raises(FetalInputError, match="unknown task"):
         default_model_path("plane")
+
+
+def left_bright_model(size=(32, 32)):
+    """Logits (mean of the left half, mean of the right half): a mirror swaps them exactly."""
+    import keras
+
+    inputs = keras.Input((*size, 1))
+    half = size[1] // 2
+    left = keras.layers.GlobalAveragePooling2D()(keras.layers.Cropping2D(((0, 0), (0, size[1] - half)))(inputs))
+    right = keras.layers.GlobalAveragePooling2D()(keras.layers.Cropping2D(((0, 0), (half, 0)))(inputs))
+    return keras.Model(inputs, keras.layers.Concatenate()([left, right]), name="left_right")
+
+
+def test_mirror_tta_averages_the_logits_of_the_image_and_its_mirror(tmp_path):
+    model = left_bright_model()
+    x = np.zeros((2, 32, 32, 1), np.float32)
+    x[0, :, :16] = 0.8  # bright on the left
+    x[1, :, 16:] = 0.4  # dimmer, on the right
+    plain = UsClassifier(model, "anomaly", ["left", "right"], (32, 32))
+    mirrored = UsClassifier(model, "anomaly", ["left", "right"], (32, 32), tta="hflip")
+    direct = plain.logits_arrays(x)
+    np.testing.assert_allclose(direct, [[0.8, 0.0], [0.0, 0.4]], atol=1e-6)
+    # the mirror swaps left and right, so the average is the same for both outputs: an independent reference
+    np.testing.assert_allclose(mirrored.logits_arrays(x), [[0.4, 0.4], [0.2, 0.2]], atol=1e-6)
+    path = mirrored.save(tmp_path / "m.keras", mirrored.card_fields("cpu"))
+    assert read_card(path)["inference"]["tta"] == ["hflip"]
+    assert UsClassifier.load(path).tta == ("hflip",)
+    assert UsClassifier.load(plain.save(tmp_path / "p.keras", plain.card_fields("cpu"))).tta == ()
+
+
+def test_unknown_test_time_views_are_refused():
+    from fetal_lib.us.classifier import parse_tta
+
+    assert parse_tta("hflip") == ("hflip",) and parse_tta("") == () and parse_tta(["hflip"]) == ("hflip",)
+    with pytest.raises(ValueError, match="unknown test-time view 'vflip'; known: hflip"):
+        parse_tta("hflip,vflip")
