@@ -36,10 +36,9 @@ def parse_archs(text: str | Sequence[str]) -> list[str]:
     Raises:
         ValueError: an unknown name (the message lists the known ones).
     """
-    names = [a.strip() for a in (text.split(",") if isinstance(text, str) else text) if str(a).strip()]
-    for name in names:
-        if name not in SEGMENTERS:
-            raise ValueError(f"unknown architecture {name!r}; known: {', '.join(SEGMENTERS)}")
+    from fetal_lib.names import checked_names
+
+    names = checked_names(text, SEGMENTERS, "architecture")
     if not names:
         raise ValueError(f"no architecture given; known: {', '.join(SEGMENTERS)}")
     return names

@@ -73,11 +73,9 @@ def parse_tta(tta: str | Sequence[str]) -> tuple[str, ...]:
     Raises:
         ValueError: an unknown view (the message lists the known ones).
     """
-    names = [t.strip() for t in (tta.split(",") if isinstance(tta, str) else tta) if str(t).strip()]
-    for name in names:
-        if name not in TTA_VIEWS:
-            raise ValueError(f"unknown test-time view {name!r}; known: {', '.join(TTA_VIEWS)} (or none)")
-    return tuple(names)
+    from fetal_lib.names import checked_names
+
+    return tuple(checked_names(tta, TTA_VIEWS, "test-time view", " (or none)"))
 
 
 def tta_logits(forward, x: np.ndarray, tta: Sequence[str]) -> np.ndarray:

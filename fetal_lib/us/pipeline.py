@@ -27,8 +27,10 @@ def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> d
 
 
 def split_names(text: str | Sequence[str]) -> list[str]:
-    """``"a,b"`` -> ``["a", "b"]``."""
-    return [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if str(t).strip()]
+    """``"a,b"`` -> ``["a", "b"]`` (:func:`fetal_lib.names.split_names`)."""
+    from fetal_lib.names import split_names as split
+
+    return split(text)
 
 
 def precision_choice(settings: dict[str, Any], flags=None):
