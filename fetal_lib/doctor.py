@@ -32,9 +32,11 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO) -> dict[str, Any
         "flags": {f: f in flags for f in precision_mod.REPORTED_FLAGS},
         "native_bf16": precision_mod.native_bf16(flags),
         "threads": 2,  # what the chapters' training uses (TensorFlow intra-op, torch.set_num_threads)
-        # this machine's answer includes the cached bfloat16 probe; an injected cpuinfo is decided by its flags alone
-        "precision_auto": {fw: precision_mod.resolve("auto", fw, None if Path(cpuinfo) == precision_mod.CPUINFO else flags).to_dict()
-                           for fw in ("keras", "torch")},
+        # this machine's answer includes the cached bfloat16 probe; an injected cpuinfo is decided by its flags alone.
+        # keras_xla: for a chapter whose float32 step is XLA-compiled (chapter 1), bfloat16 is weighed against that
+        "precision_auto": {name: precision_mod.resolve("auto", fw, None if Path(cpuinfo) == precision_mod.CPUINFO else flags,
+                                                       xla=xla).to_dict()
+                           for name, fw, xla in (("keras", "keras", False), ("keras_xla", "keras", True), ("torch", "torch", False))},
     }
 
 

@@ -35,7 +35,7 @@ def precision_choice(settings: dict[str, Any], flags=None):
     """The Keras training precision the ``precision`` knob resolves to on this CPU."""
     from fetal_lib.training import precision as precision_mod
 
-    return precision_mod.resolve(str(settings["precision"]), "keras", flags)
+    return precision_mod.resolve(str(settings["precision"]), "keras", flags, xla=bool(settings.get("jit_compile")))
 
 
 def preprocess_config(settings: dict[str, Any]):

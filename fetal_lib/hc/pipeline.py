@@ -59,7 +59,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 def precision_choice(settings: dict[str, Any], flags=None) -> "precision_mod.PrecisionChoice":
     """The Keras training precision the ``precision`` setting resolves to on this CPU (or on ``flags``)."""
-    return precision_mod.resolve(str(settings["precision"]), "keras", flags)
+    return precision_mod.resolve(str(settings["precision"]), "keras", flags, xla=bool(settings.get("jit_compile")))
 
 
 def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, **changes) -> "TrainConfig":

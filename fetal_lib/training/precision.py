@@ -32,15 +32,15 @@ CPUINFO = Path("/proc/cpuinfo")
 MIN_SPEEDUP = 1.25  # auto takes bfloat16 only if a probe measured it at least this many times as fast as float32
 
 
-def _measured_speedup(framework: str) -> float | None:
-    """bfloat16's speed as a multiple of float32's from the cached probe on this machine; None
-    (the flags then decide alone, with a warning) if the probe cannot run."""
+def _measured_speedup(framework: str, xla: bool = False) -> float | None:
+    """bfloat16's speed as a multiple of float32's (``xla``: float32 with XLA) from the cached
+    probe on this machine; None (the flags then decide alone, with a warning) if the probe cannot run."""
     import warnings
 
     from fetal_lib.training import precision_probe
 
     try:
-        return precision_probe.measured(framework).speedup
+        return precision_probe.measured(framework).speedup_over(xla)
     except Exception as exc:  # noqa: BLE001 - a broken probe must not stop training
         warnings.warn(f"precision probe not run ({exc}); deciding bfloat16 from the CPU flags alone", RuntimeWarning, stacklevel=3)
         return None
@@ -102,7 +102,8 @@ class PrecisionChoice:
         return asdict(self)
 
 
-def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, speedup: float | None = None) -> PrecisionChoice:
+def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, speedup: float | None = None,
+            xla: bool = False) -> PrecisionChoice:
     """Resolve ``requested`` ("auto", "float32" or the framework's bfloat16 name) for this CPU.
 
     Args:
@@ -112,6 +113,8 @@ def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, 
         speedup: bfloat16's training speed as a multiple of float32's. Default: measured on this
             machine by :func:`fetal_lib.training.precision_probe.measured` (cached) when ``flags``
             is this machine's; with injected ``flags`` and no ``speedup``, the flags alone decide.
+        xla: the caller's float32 training is XLA-compiled (Keras ``jit_compile``): the probe then
+            compares bfloat16 with that, the float32 it would otherwise get.
 
     Raises:
         ValueError: an unknown framework or precision name.
@@ -126,15 +129,15 @@ def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, 
     if requested == "auto":
         if found:
             if speedup is None and flags is None:
-                speedup = _measured_speedup(framework)
+                speedup = _measured_speedup(framework, bool(xla))
             has = f"auto: the CPU has native bfloat16 ({', '.join(found)})"
             if speedup is None:
                 return PrecisionChoice(framework, requested, names["bfloat16"], has)
             if speedup >= MIN_SPEEDUP:
                 return PrecisionChoice(framework, requested, names["bfloat16"],
-                                       f"{has} and a training probe ran it {speedup:.2f}x as fast as float32", round(float(speedup), 3))
+                                       f"{has} and a training probe ran it {speedup:.2f}x as fast as float32{' (XLA)' if xla else ''}", round(float(speedup), 3))
             return PrecisionChoice(framework, requested, names["float32"],
-                                   f"{has}, but a training probe on this machine ran it at {speedup:.2f}x float32's speed "
+                                   f"{has}, but a training probe on this machine ran it at {speedup:.2f}x float32{' (XLA)' if xla else ''}'s speed "
                                    f"(bfloat16 needs {MIN_SPEEDUP:g}x), so float32", round(float(speedup), 3))
         return PrecisionChoice(framework, requested, names["float32"],
                                f"auto: the CPU has no native bfloat16 ({' / '.join(NATIVE_BF16_FLAGS)} absent), so bfloat16 would be emulated and slow")

@@ -10,10 +10,14 @@ if it is at least ``MIN_SPEEDUP`` (:mod:`fetal_lib.training.precision`) times as
 
 The probe trains a few steps on a batch of 8 images of 1x128x192 (2 threads) in float32 and in
 bfloat16 the way each framework's harness trains: Keras, chapter 1's U-Net (16 filters, depth 4)
-in float32 with XLA and in ``mixed_bfloat16`` without (a smaller two-level network ran bfloat16
-faster on the machine above, while the U-Net ran it at half the speed: the probe must be a
-chapter's own network); torch, a small convolutional encoder-decoder under CPU autocast. It runs in
-a subprocess so that no global precision policy leaks into the caller. The answer is cached per
+in float32 with and without XLA (chapter 1 compiles its step, chapters 3 and 4 do not) and in
+``mixed_bfloat16`` without (a smaller two-level network ran bfloat16 faster on the machine
+above, while the U-Net ran it at half the speed: the probe must be a chapter's own network);
+torch, chapter 2's Attention U-Net at its cpu width under CPU autocast (a small plain
+encoder-decoder gave answers from 0.98x to 1.21x between two runs). It runs in a subprocess so that
+no global precision policy leaks into the caller. The variants are timed in alternating rounds
+and each keeps its fastest round, so that another process busy for a while does not make one
+precision look slow; still, a probe is best taken on a quiet machine. The answer is cached per
 machine (CPU model, native flags, framework version) in ``~/.cache/fetal_lib/precision_probe.json``
 (:func:`cache_path`), so every chapter on one machine gets the same answer; delete the file to
 measure again.
@@ -29,27 +33,38 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 BATCH, ROWS, COLS, WIDTH = 8, 128, 192, 16
-WARMUP_STEPS, TIMED_STEPS, ROUNDS = 3, 4, 3
+WARMUP_STEPS, TIMED_STEPS, ROUNDS = 3, 3, 4
 
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Seconds per training step of the probe network in each precision, on this machine."""
+    """Seconds per training step of the probe network in each precision, on this machine
+    (Keras: float32 both without and with XLA; bfloat16 always without, as the harness trains)."""
 
     framework: str
     float32_s_per_step: float
     bfloat16_s_per_step: float
     machine_key: str
+    float32_xla_s_per_step: float | None = None  # Keras only
+
+    def speedup_over(self, xla: bool = False) -> float:
+        """How many times as fast bfloat16 trained as float32 (above 1: bfloat16 faster); ``xla``:
+        against float32 with XLA, as a chapter that compiles its float32 step would train."""
+        f32 = self.float32_xla_s_per_step if xla and self.float32_xla_s_per_step is not None else self.float32_s_per_step
+        return f32 / max(self.bfloat16_s_per_step, 1e-12)
 
     @property
     def speedup(self) -> float:
-        """How many times as fast bfloat16 trained as float32 (above 1: bfloat16 faster)."""
-        return self.float32_s_per_step / max(self.bfloat16_s_per_step, 1e-12)
+        """:meth:`speedup_over` float32 without XLA."""
+        return self.speedup_over(False)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "speedup": round(self.speedup, 3)}
+        out = {**asdict(self), "speedup": round(self.speedup, 3)}
+        if self.float32_xla_s_per_step is not None:
+            out["speedup_over_xla"] = round(self.speedup_over(True), 3)
+        return out
 
 
 def cache_path() -> Path:
@@ -102,7 +117,9 @@ def measured(framework: str, refresh: bool = False, path: Path | None = None) ->
     key = machine_key(framework)
     cached = _read_cache(path).get(framework)
     if not refresh and isinstance(cached, dict) and cached.get("machine_key") == key:
-        return ProbeResult(framework, float(cached["float32_s_per_step"]), float(cached["bfloat16_s_per_step"]), key)
+        xla = cached.get("float32_xla_s_per_step")
+        return ProbeResult(framework, float(cached["float32_s_per_step"]), float(cached["bfloat16_s_per_step"]), key,
+                           None if xla is None else float(xla))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([sys.executable, "-m", "fetal_lib.training.precision_probe", framework],
                           capture_output=True, text=True, env=env, timeout=600)
@@ -111,7 +128,8 @@ def measured(framework: str, refresh: bool = False, path: Path | None = None) ->
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"the {framework} precision probe failed: {tail}")
     figures = json.loads(lines[-1])
-    result = ProbeResult(framework, float(figures["float32"]), float(figures["bfloat16"]), key)
+    xla = figures.get("float32_xla")
+    result = ProbeResult(framework, float(figures["float32"]), float(figures["bfloat16"]), key, None if xla is None else float(xla))
     doc = _read_cache(path)
     doc[framework] = result.to_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,45 +139,47 @@ def measured(framework: str, refresh: bool = False, path: Path | None = None) ->
     return result
 
 
-def _median_step_seconds(step, rounds: int = ROUNDS) -> float:
-    times = []
+def _interleaved_step_seconds(steps: dict, rounds: int = ROUNDS) -> dict[str, float]:
+    """Seconds per step of each ``steps[name]()``, timed in alternating rounds of
+    :data:`TIMED_STEPS` steps and taken as each one's fastest round: another process that takes
+    the CPU for a while slows whichever variant runs then, and the fastest round discards that."""
+    best = {name: float("inf") for name in steps}
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(TIMED_STEPS):
-            step()
-        times.append((time.perf_counter() - t0) / TIMED_STEPS)
-    return sorted(times)[len(times) // 2]
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(TIMED_STEPS):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - t0) / TIMED_STEPS)
+    return best
 
 
 def _probe_torch() -> dict[str, float]:
     import torch
     from torch import nn
 
+    from fetal_lib.networks.torch import create
+
     torch.set_num_threads(2)
     torch.manual_seed(0)
-
-    def block(i, o):
-        return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
-
     x = torch.rand(BATCH, 1, ROWS, COLS)
     y = (torch.rand(BATCH, 1, ROWS, COLS) > 0.5).float()
-    out = {}
+    steps = {}
     for name in ("float32", "bfloat16"):
-        net = nn.Sequential(*block(1, WIDTH), *block(WIDTH, WIDTH), nn.MaxPool2d(2), *block(WIDTH, 2 * WIDTH),
-                            *block(2 * WIDTH, 2 * WIDTH), nn.Upsample(scale_factor=2), *block(2 * WIDTH, WIDTH), nn.Conv2d(WIDTH, 1, 1))
+        net = create("attention_unet", base_width=8, depth=5)
         opt = torch.optim.Adam(net.parameters(), 1e-3)
 
-        def step():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bfloat16"):
-                loss = nn.functional.binary_cross_entropy_with_logits(net(x).float(), y)
+        def step(net=net, opt=opt, bf16=name == "bfloat16"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = net(x)
+            loss = nn.functional.binary_cross_entropy_with_logits(out.float(), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
 
         for _ in range(WARMUP_STEPS):
             step()
-        out[name] = _median_step_seconds(step)
-    return out
+        steps[name] = step
+    return _interleaved_step_seconds(steps)
 
 
 def _probe_keras() -> dict[str, float]:
@@ -173,15 +193,15 @@ def _probe_keras() -> dict[str, float]:
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, ROWS, COLS, 1), dtype=np.float32)
     y = (rng.random((BATCH, ROWS, COLS, 1)) > 0.5).astype(np.float32)
-    out = {}
-    for name, policy, xla in (("float32", "float32", True), ("bfloat16", "mixed_bfloat16", False)):
+    steps = {}
+    for name, policy, xla in (("float32_xla", "float32", True), ("float32", "float32", False), ("bfloat16", "mixed_bfloat16", False)):
         with dtype_policy(policy):
             model = create("unet", input_shape=(ROWS, COLS, 1), filters=WIDTH, depth=4, block="corrected", name=f"probe_{name}")
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", jit_compile=xla)
         for _ in range(WARMUP_STEPS):
             model.train_on_batch(x, y)
-        out[name] = _median_step_seconds(lambda: model.train_on_batch(x, y))
-    return out
+        steps[name] = (lambda m=model: m.train_on_batch(x, y))
+    return _interleaved_step_seconds(steps)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,7 +60,7 @@ def test_bad_names_are_refused():
 
 def test_default_flag_source_is_this_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("FETAL_PROBE_CACHE", str(tmp_path / "probe.json"))
-    monkeypatch.setattr(precision, "_measured_speedup", lambda framework: 2.0)
+    monkeypatch.setattr(precision, "_measured_speedup", lambda framework, xla=False: 2.0)
     here = precision.resolve("auto", "keras")
     assert here.is_bfloat16 == bool(precision.native_bf16(precision.cpu_flags()))
 
@@ -79,10 +79,12 @@ def test_native_flags_but_a_slow_probe_give_float32(framework, bf16_name):
 
 def test_this_machine_asks_the_probe_only_when_the_flags_allow_bfloat16(monkeypatch):
     asked = []
-    monkeypatch.setattr(precision, "_measured_speedup", lambda framework: asked.append(framework) or 0.5)
+    monkeypatch.setattr(precision, "_measured_speedup", lambda framework, xla=False: asked.append((framework, xla)) or 0.5)
     choice = precision.resolve("auto", "torch")
+    xla_choice = precision.resolve("auto", "keras", xla=True)
     if precision.native_bf16(precision.cpu_flags()):
-        assert asked == ["torch"] and choice.precision == "float32" and choice.speedup == 0.5
+        assert asked == [("torch", False), ("keras", True)] and choice.precision == "float32" and choice.speedup == 0.5
+        assert "float32 (XLA)'s speed" in xla_choice.reason
     else:
         assert asked == [] and choice.precision == "float32"
-    assert precision.resolve("float32", "torch").speedup is None and len(asked) <= 1
+    assert precision.resolve("float32", "torch").speedup is None and len(asked) <= 2

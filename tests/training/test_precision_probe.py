@@ -45,6 +45,18 @@ def test_a_failed_probe_is_an_error_naming_the_framework(tmp_path, monkeypatch):
     assert not (tmp_path / "p.json").exists()
 
 
+def test_keras_figures_weigh_bfloat16_against_the_float32_a_chapter_would_get(tmp_path, monkeypatch):
+    path = tmp_path / "probe.json"
+    key = precision_probe.machine_key("keras")
+    path.write_text(json.dumps({"keras": {"float32_s_per_step": 0.6, "float32_xla_s_per_step": 0.3, "bfloat16_s_per_step": 0.4,
+                                          "machine_key": key}}))
+    result = precision_probe.measured("keras", path=path)
+    assert result.speedup_over(False) == pytest.approx(1.5) and result.speedup_over(True) == pytest.approx(0.75)
+    assert result.to_dict()["speedup_over_xla"] == pytest.approx(0.75)
+    torch_only = precision_probe.ProbeResult("torch", 0.2, 0.1, "k")
+    assert torch_only.speedup_over(True) == torch_only.speedup == pytest.approx(2.0)  # no XLA figure: float32 as it is
+
+
 def test_the_torch_probe_times_both_precisions_on_this_machine():
     figures = precision_probe._probe_torch()
     assert set(figures) == {"float32", "bfloat16"} and all(0 < v < 30 for v in figures.values())
