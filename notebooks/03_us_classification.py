@@ -31,8 +31,10 @@
 # abdomen, femur), the brain sub-planes, and the anomaly set (normal vs abnormal, and the anomaly
 # type where the counts allow). The same three architectures, trained the same way through the
 # shared Keras harness (same epochs, augmentation, class-balanced loss); the epoch kept by
-# validation balanced accuracy; a temperature fitted on validation {cite}`guo2017calibration` so
-# the confidence means what it says; the test split scored once. Xception starts from random
+# validation balanced accuracy; every prediction averages the logits of the image and of its
+# left-right mirror (the profile's `tta`, as in chapters 1 and 2); a temperature fitted on
+# validation {cite}`guo2017calibration` so the confidence means what it says; the test split
+# scored once. Xception starts from random
 # weights here (no download is possible; a user with the ImageNet weights file passes it as the
 # profile's `xception_weights`), and the chapter says which was used. Then the efficiency claim is
 # measured, Grad-CAM {cite}`selvaraju2017gradcam` shows where each model looks, and the leak is

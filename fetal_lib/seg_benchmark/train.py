@@ -4,9 +4,12 @@
 fixed number of epochs, and the weights of the epoch with the best validation Dice.
 
 The segmentation networks learn from BCE + soft Dice on their logits. The diffusion model
-(MedSegDiff-V2) learns as its paper says, by predicting the noise added to the mask at a random
-step (:meth:`~fetal_lib.networks.torch.medsegdiff.MedSegDiffV2.training_loss`); it sees the same
-augmented batches.
+(MedSegDiff-V2) learns by denoising the mask at a random step
+(:meth:`~fetal_lib.networks.torch.medsegdiff.MedSegDiffV2.training_loss`: the noise, as its paper,
+or the clean mask, as its ``prediction`` option says); it sees the same augmented batches.
+
+``initial`` continues a trained network (chapter 2's winner trained on to chapter 1's budget)
+with a fresh cosine schedule instead of starting from random weights.
 """
 
 from __future__ import annotations
