@@ -59,6 +59,7 @@ SLOW_ENTRY_POINTS = (
     "fetal_lib.ga_mri.pipeline.by_volume",
     "fetal_lib.ga_mri.deploy.train_deployable",
     "fetal_lib.book.pipeline.run",
+    "tiny_chapters.run_tree",  # tests/book/tiny_chapters.py: the book pipeline on a miniature book
     "fetal_lib.book.pipeline.run_chapter",
     "fetal_lib.book.execute.execute_chapter",
     "papermill.execute_notebook",

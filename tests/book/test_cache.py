@@ -89,45 +89,42 @@ def tree(tmp_path, monkeypatch):
     return make_tree(tmp_path, chapter=GOOD)
 
 
-_run = run_tree
-
-
 @pytest.mark.slow
 def test_a_second_run_reuses_force_and_overrides_execute(tree):
     metrics = tree / "build" / "results" / "data" / "metrics.json"
-    first = _run(tree)
+    first = run_tree(tree)
     assert [c for c, _ in first.executed] == ["data"] and not first.reused
     stamp = metrics.stat().st_mtime_ns
 
-    again = _run(tree)
+    again = run_tree(tree)
     assert again.executed == [] and again.reused == ["data"]
     assert metrics.stat().st_mtime_ns == stamp and "reused (ran" in again.summary[0]
 
-    forced = _run(tree, force=True)
+    forced = run_tree(tree, force=True)
     assert [c for c, _ in forced.executed] == ["data"]
 
-    changed = _run(tree, only=["data"], overrides={"n": 7})
+    changed = run_tree(tree, only=["data"], overrides={"n": 7})
     assert [c for c, _ in changed.executed] == ["data"]
     doc = json.loads(metrics.read_text())
     assert doc["metrics"]["n"] == 7 and doc["provenance"]["overrides"] == {"n": 7}
     assert "[set n=7]" in changed.summary[0]
-    assert _run(tree, only=["data"], overrides={"n": 7}).reused == ["data"]
-    assert _run(tree).executed  # back to the profile's n: runs again
+    assert run_tree(tree, only=["data"], overrides={"n": 7}).reused == ["data"]
+    assert run_tree(tree).executed  # back to the profile's n: runs again
 
     with pytest.raises(FetalInputError, match=r"00_data.py: --set m: not a parameter of this chapter; known: data_source, n, seed"):
-        _run(tree, only=["data"], overrides={"m": 1})
+        run_tree(tree, only=["data"], overrides={"m": 1})
 
 
 @pytest.mark.slow
 def test_a_failed_rerun_keeps_the_previous_notebook_results_and_key(tree):
-    assert _run(tree).ok
+    assert run_tree(tree).ok
     key = cache.key_path(tree / "book" / "chapters" / "00_data.ipynb")
     before = key.read_text()
     (tree / "notebooks" / "00_data.py").write_text(GOOD + "\n# %%\nraise RuntimeError('late')\n")
-    assert not _run(tree).ok
+    assert not run_tree(tree).ok
     assert key.read_text() == before
     (tree / "notebooks" / "00_data.py").write_text(GOOD)
-    assert _run(tree).reused == ["data"]  # the old run is still the right one for the old source
+    assert run_tree(tree).reused == ["data"]  # the old run is still the right one for the old source
 
 
 @pytest.mark.slow

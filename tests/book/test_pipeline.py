@@ -39,9 +39,6 @@ def tree(tmp_path, monkeypatch):
     return make_tree(tmp_path)
 
 
-_run = run_tree
-
-
 @pytest.mark.slow
 def test_good_chapter_runs_and_failing_chapter_leaves_previous_outputs(tree):
     (tree / "notebooks" / "00_data.py").write_text(GOOD)
@@ -52,7 +49,7 @@ def test_good_chapter_runs_and_failing_chapter_leaves_previous_outputs(tree):
     old_res.parent.mkdir(parents=True)
     old_res.write_text("OLD RESULT")
 
-    report = _run(tree)
+    report = run_tree(tree)
 
     assert [cid for cid, _ in report.executed] == ["data"]
     assert len(report.failed) == 1
@@ -75,11 +72,11 @@ def test_good_chapter_runs_and_failing_chapter_leaves_previous_outputs(tree):
 def test_missing_parameters_cell_or_unknown_profile_key_fail_before_running(tree):
     (tree / "notebooks" / "00_data.py").write_text(GOOD.replace(' tags=["parameters"]', ""))
     with pytest.raises(FetalInputError, match='00_data.py: no cell tagged "parameters"'):
-        _run(tree)
+        run_tree(tree)
     (tree / "notebooks" / "00_data.py").write_text(GOOD)
     (tree / "profiles" / "p.yaml").write_text("data: {n: 3, typo_knob: 1}\n")
     with pytest.raises(FetalInputError, match="typo_knob"):
-        _run(tree)
+        run_tree(tree)
     assert not (tree / "book" / "chapters" / "00_data.ipynb").exists()
 
 
@@ -101,7 +98,7 @@ PHANTOM_CHAPTER = GOOD.replace(
 @pytest.mark.slow
 def test_the_run_ends_with_a_line_per_chapter_saying_real_or_phantom(tree):
     (tree / "notebooks" / "00_data.py").write_text(PHANTOM_CHAPTER)
-    report = _run(tree)
+    report = run_tree(tree)
     assert report.ok and len(report.summary) == 1
     line = report.summary[0]
     assert line.startswith("data: PHANTOM (hc18) + real (brain_age); ") and " s; " in line and "dice 0.5" in line
@@ -110,8 +107,8 @@ def test_the_run_ends_with_a_line_per_chapter_saying_real_or_phantom(tree):
 @pytest.mark.slow
 def test_require_real_fails_a_build_that_fell_back_to_a_phantom(tree):
     (tree / "notebooks" / "00_data.py").write_text(PHANTOM_CHAPTER)
-    report = _run(tree, require_real=True)
+    report = run_tree(tree, require_real=True)
     assert not report.ok and "chapter 'data' ran on PHANTOM data and --require-real was given" in report.failed[0]
     assert (tree / "build" / "results" / "data" / "metrics.json").is_file()  # its results stay
     (tree / "notebooks" / "00_data.py").write_text(GOOD)  # no dataset at all: nothing to fall back from
-    assert _run(tree, require_real=True).ok
+    assert run_tree(tree, require_real=True).ok
