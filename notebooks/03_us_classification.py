@@ -36,7 +36,8 @@
 # validation {cite}`guo2017calibration` so the confidence means what it says; the test split
 # scored once. Xception starts from random
 # weights here (no download is possible; a user with the ImageNet weights file passes it as the
-# profile's `xception_weights`), and the chapter says which was used. Then the efficiency claim is
+# profile's `xception_weights`), at the size the profile gives it (the `cpu` profile's is thinner
+# and shallower than Keras's, which `full` keeps), and the chapter says which was used. Then the efficiency claim is
 # measured, Grad-CAM {cite}`selvaraju2017gradcam` shows where each model looks, and the leak is
 # measured: the same model trained on an image-level split of the anomaly set against the grouped
 # split.
@@ -87,12 +88,13 @@ settings = pipeline.profile_settings(profile, {name: globals()[name] for name in
 globals().update(settings)
 task_names, arch_names = pipeline.split_names(tasks), pipeline.split_names(archs)
 precision_choice = pipeline.precision_choice(settings)
+for arch in arch_names:  # bad settings (an unknown network, weights that cannot fit) stop the chapter before any training
+    pipeline.train_config(settings, arch, seed)
 datasets = {t: us_tasks.load_task(t, data_dir, data_source, seed) for t in task_names}
 run = ChapterRun("us_classification", profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
                  parameters=settings, compute={"precision": precision_choice.to_dict()})
 run.banner()
-display(Markdown("Xception: " + ("ImageNet weights from `" + shown(xception_weights) + "`." if xception_weights else
-                                 "random initialisation (no ImageNet weights file given: nothing can be downloaded here).")))
+display(Markdown(report.xception_sentence((arch_options or {}).get("xception") or {}, shown(xception_weights) if xception_weights else None)))
 
 # %% [markdown]
 # ## Tasks and grouped splits

@@ -36,6 +36,25 @@ def results_sentence(results, tasks: Sequence[str]) -> str:
                               "validation balanced accuracy (below). Overlapping CIs mean this test split cannot rank the models.")
 
 
+def xception_sentence(options: Mapping[str, Any], weights_path: str | None) -> str:
+    """Which Xception the chapter trains: its size (Keras's full network, or the reduced width and
+    middle-flow depth of ``options``) and its initial weights."""
+    from fetal_lib.networks.keras.xception import XCEPTION_WIDTHS
+
+    width, middle = float(options.get("width", 1.0)), int(options.get("middle_blocks", 8))
+    if width == 1.0 and middle == 8:
+        size = "Keras's full network (8 middle-flow blocks, up to 2048 channels)"
+    else:
+        from fetal_lib.networks.keras.xception import scaled_width
+
+        size = (f"a reduced network: every layer {width:g} times as wide (up to {scaled_width(XCEPTION_WIDTHS['block14b'], width)} "
+                f"channels instead of {XCEPTION_WIDTHS['block14b']}) and {middle} middle-flow blocks instead of 8, the same "
+                "layers otherwise (the `full` profile trains the full network)")
+    start = (f"ImageNet weights from `{weights_path}`" if weights_path else
+             "random initialisation (no ImageNet weights file given: nothing can be downloaded here)")
+    return f"Xception: {size}; {start}."
+
+
 def _panels(n: int, width: float = 4.6, height: float = 4.2):
     import matplotlib.pyplot as plt
 

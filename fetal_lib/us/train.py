@@ -96,6 +96,10 @@ class UsTrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.weights_path is not None and self.arch != "xception":
             raise ValueError(f"weights_path is for the xception backbone only, not {self.arch!r}")
+        reduced = float(self.options.get("width", 1.0)) != 1.0 or int(self.options.get("middle_blocks", 8)) != 8
+        if self.weights_path is not None and reduced:
+            raise ValueError(f"the Xception weights {self.weights_path} fit the full network only: the options "
+                             f"{self.options} reduce it (give xception the options {{}} to load the weights)")
         if "weights_path" in self.options or {"input_shape", "num_classes", "name"} & set(self.options):
             raise ValueError("options are the network's own settings: input_shape, num_classes and name come from the run, "
                              "weights_path from the config")

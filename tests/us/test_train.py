@@ -36,6 +36,8 @@ def test_config_round_trips_and_maps_onto_the_loop_config() -> None:
     ({"class_weight": "inverse"}, "class_weight"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
     ({"weights_path": "x.h5"}, "xception backbone only"),
+    ({"arch": "xception", "options": {"width": 0.5}, "weights_path": "x.h5"}, "fit the full network only"),
+    ({"arch": "xception", "options": {"middle_blocks": 4}, "weights_path": "x.h5"}, "fit the full network only"),
     ({"options": {"num_classes": 3}}, "come from the run"),
     ({"epochs": 0}, ">= 1"),
 ])

@@ -24,7 +24,8 @@ _SEPARABLE_CNN = Entry("separable_cnn", "fetal_lib.networks.keras.separable_cnn:
                        example_input_shape=(32, 32, 1), example_output_shape=(3,), example_parameters=467)
 _XCEPTION = Entry("xception", "fetal_lib.networks.keras.xception:create",
                   "Xception (Chollet 2017; keras.applications, no top, average pooling) + dropout + class logits; grey input "
-                  "rescaled to [-1, 1] and repeated to 3 channels inside the model (the full network: it has no width option)",
+                  "rescaled to [-1, 1] and repeated to 3 channels inside the model (width and middle_blocks reduce it; the "
+                  "defaults are Keras's full network)",
                   example_options={"input_shape": (71, 71, 1), "num_classes": 3},
                   example_input_shape=(71, 71, 1), example_output_shape=(3,), example_parameters=20867627)
 

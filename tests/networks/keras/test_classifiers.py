@@ -112,3 +112,40 @@ def test_xception_loads_local_imagenet_style_weights_into_its_backbone(tmp_path)
         legacy_h5_format.save_weights_to_hdf5_group(f, plain_cnn.create((32, 32, 3), widths=(4, 8)))
     with pytest.raises(ValueError, match="do not fit the Xception backbone"):
         xception.create((71, 71, 1), weights_path=other)
+    with pytest.raises(ValueError, match="fit the full Xception only"):  # ImageNet weights fit the full size only
+        xception.create((71, 71, 1), weights_path=path, width=0.5)
+
+
+def test_the_scaled_builder_at_full_size_is_keras_xception() -> None:
+    """At width 1 and 8 middle blocks, the builder of the reduced networks has Keras's layers in
+    Keras's order and names: Keras's weights fit it and give the same features."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    reference = keras.applications.Xception(include_top=False, weights=None, input_shape=(71, 71, 3), pooling="avg")
+    inputs = keras.Input((71, 71, 3))
+    ours = xception._scaled_backbone(inputs, inputs, 1.0, 8, name="ours")
+
+    def weighted(model):
+        return [(type(layer).__name__, [tuple(w.shape) for w in layer.weights]) for layer in model.layers if layer.weights]
+
+    assert weighted(ours) == weighted(reference)
+    named = {layer.name for layer in reference.layers if layer.name.startswith("block")}
+    assert named <= {layer.name for layer in ours.layers}
+    ours.set_weights(reference.get_weights())
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 71, 71, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_a_reduced_xception_is_thinner_and_shallower_and_refuses_bad_sizes() -> None:
+    full = xception.create((71, 71, 1), num_classes=3)
+    reduced = xception.create((71, 71, 1), num_classes=3, width=0.5, middle_blocks=4)
+    assert reduced.get_layer(xception.GRADCAM_LAYER).output.shape[-1] == 1024  # 2048 x 0.5
+    assert reduced.get_layer("block4_sepconv2").output.shape[-1] == 368  # 728 x 0.5 = 364, to a multiple of 8
+    middle = {layer.name.split("_")[0] for layer in reduced.layers if layer.name.endswith("_sepconv3")}
+    assert middle == {"block5", "block6", "block7", "block8"}
+    assert reduced.count_params() < full.count_params() / 4
+    assert [xception.scaled_width(c, 0.25) for c in (32, 728, 2048)] == [8, 184, 512]
+    for bad in ({"width": 0.0}, {"width": 1.5}, {"middle_blocks": 9}, {"middle_blocks": 2.5}):
+        with pytest.raises(ValueError, match="width|middle_blocks"):
+            xception.create((71, 71, 1), **bad)
