@@ -33,8 +33,8 @@ def test_doctor_without_bench_prints_the_machine(capsys):
 
 
 def test_doctor_refuses_an_unknown_chapter(capsys):
-    assert main(["doctor", "--only", "us_classification"]) == 2
-    assert "unknown chapter(s) us_classification" in capsys.readouterr().err
+    assert main(["doctor", "--only", "no_such_chapter"]) == 2
+    assert "unknown chapter(s) no_such_chapter" in capsys.readouterr().err
 
 
 def test_overhead_comes_from_the_last_real_run_of_the_same_profile(tmp_path):
@@ -60,3 +60,23 @@ def test_doctor_measures_the_brain_age_segmenter_on_the_smoke_profile(capsys, tm
 
     assert net["rate"] > 0 and net["unit"] == "subjects/s" and net["epochs"] == chapter_knobs("brain_age", "smoke")["seg_epochs"]
     assert est["training_s"] > 0 and est["predicted_chapter_s"] is None  # no earlier run in this build folder
+
+
+@pytest.mark.slow
+def test_doctor_times_every_chapter3_classifier_on_every_task(capsys, tmp_path, monkeypatch):
+    """Chapter 3's prediction: each network's measured rate times its images over all tasks."""
+    monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
+    assert main(["doctor", "--profile", "smoke", "--only", "us_classification", "--format", "json"]) == 0
+    est = json.loads(capsys.readouterr().out)["chapters"]["us_classification"]
+    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.us.tasks import load_task
+
+    knobs = chapter_knobs("us_classification", "smoke")
+    tasks = knobs["tasks"].split(",")
+    images = sum(len(load_task(t, None, "phantom").part("train")) for t in tasks)
+    assert sorted(est["networks"]) == sorted(knobs["archs"].split(","))
+    for net in est["networks"].values():
+        assert net["rate"] > 0 and net["trainings"] == len(tasks) and net["images_per_epoch_all_trainings"] == images
+    expected = sum(n["epochs"] * n["images_per_epoch_all_trainings"] / n["rate"] for n in est["networks"].values())
+    assert est["training_s"] == pytest.approx(expected, rel=0.01)  # the rates are rounded to 0.01 in the report
+    assert est["predicted_chapter_s"] is None  # no earlier run in this build folder

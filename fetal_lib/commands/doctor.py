@@ -20,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_profile(parser, "profile whose epochs and sizes to predict for (default cpu)")
     add_data_dir(parser, "; image counts come from it")
-    parser.add_argument("--only", action="append", metavar="CHAPTER", help="measure only these chapters (hc18, brain_age); repeatable")
+    from fetal_lib.doctor import ESTIMATES  # light: the frameworks are imported by the estimates only
+
+    parser.add_argument("--only", action="append", metavar="CHAPTER",
+                        help=f"measure only these chapters ({', '.join(ESTIMATES)}); repeatable, or comma-separated")
     parser.add_argument("--skip-bench", action="store_true", help="machine and precision only: measure nothing")
     add_format(parser, ("text", "json"), "text", "text (default: a report to read) or json (machine-readable)")
     parser.set_defaults(func=handle)

@@ -47,9 +47,13 @@ def xception_sentence(options: Mapping[str, Any], weights_path: str | None) -> s
     else:
         from fetal_lib.networks.keras.xception import scaled_width
 
-        size = (f"a reduced network: every layer {width:g} times as wide (up to {scaled_width(XCEPTION_WIDTHS['block14b'], width)} "
-                f"channels instead of {XCEPTION_WIDTHS['block14b']}) and {middle} middle-flow blocks instead of 8, the same "
-                "layers otherwise (the `full` profile trains the full network)")
+        changes = []
+        if width != 1.0:
+            changes.append(f"every layer {width:g} times as wide (up to {scaled_width(XCEPTION_WIDTHS['block14b'], width)} "
+                           f"channels instead of {XCEPTION_WIDTHS['block14b']})")
+        changes.append(f"{middle} middle-flow blocks instead of 8" if middle != 8 else "all 8 middle-flow blocks")
+        size = (f"a reduced network: {' and '.join(changes)}, the same layers otherwise (the `full` profile trains "
+                "Keras's full network)")
     start = (f"ImageNet weights from `{weights_path}`" if weights_path else
              "random initialisation (no ImageNet weights file given: nothing can be downloaded here)")
     return f"Xception: {size}; {start}."
