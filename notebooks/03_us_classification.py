@@ -37,7 +37,7 @@
 # scored once. Xception starts from random
 # weights here (no download is possible; a user with the ImageNet weights file passes it as the
 # profile's `xception_weights`), at the size the profile gives it (the `cpu` profile's is thinner
-# and shallower than Keras's, which `full` keeps), and the chapter says which was used. Then the efficiency claim is
+# than Keras's, which `full` keeps), and the chapter says which was used. Then the efficiency claim is
 # measured, Grad-CAM {cite}`selvaraju2017gradcam` shows where each model looks, and the leak is
 # measured: the same model trained on an image-level split of the anomaly set against the grouped
 # split.

@@ -39,14 +39,12 @@ def results_sentence(results, tasks: Sequence[str]) -> str:
 def xception_sentence(options: Mapping[str, Any], weights_path: str | None) -> str:
     """Which Xception the chapter trains: its size (Keras's full network, or the reduced width and
     middle-flow depth of ``options``) and its initial weights."""
-    from fetal_lib.networks.keras.xception import XCEPTION_WIDTHS
+    from fetal_lib.networks.keras.xception import XCEPTION_WIDTHS, is_full_size, scaled_width
 
     width, middle = float(options.get("width", 1.0)), int(options.get("middle_blocks", 8))
-    if width == 1.0 and middle == 8:
+    if is_full_size(options):
         size = "Keras's full network (8 middle-flow blocks, up to 2048 channels)"
     else:
-        from fetal_lib.networks.keras.xception import scaled_width
-
         changes = []
         if width != 1.0:
             changes.append(f"every layer {width:g} times as wide (up to {scaled_width(XCEPTION_WIDTHS['block14b'], width)} "

@@ -78,7 +78,7 @@ class UsTrainConfig:
     time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
-        from fetal_lib.networks.keras import names
+        from fetal_lib.networks.keras import names, xception
 
         self.input_size = tuple(int(s) for s in self.input_size)
         self.options = dict(self.options or {})
@@ -96,8 +96,7 @@ class UsTrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.weights_path is not None and self.arch != "xception":
             raise ValueError(f"weights_path is for the xception backbone only, not {self.arch!r}")
-        reduced = float(self.options.get("width", 1.0)) != 1.0 or int(self.options.get("middle_blocks", 8)) != 8
-        if self.weights_path is not None and reduced:
+        if self.weights_path is not None and not xception.is_full_size(self.options):
             raise ValueError(f"the Xception weights {self.weights_path} fit the full network only: the options "
                              f"{self.options} reduce it (give xception the options {{}} to load the weights)")
         if "weights_path" in self.options or {"input_shape", "num_classes", "name"} & set(self.options):

@@ -41,6 +41,7 @@ Grad-CAM explains :data:`GRADCAM_LAYER`, Keras's name of the last separable bloc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 from fetal_lib.networks.keras.plain_cnn import BN_MOMENTUM
 
@@ -97,7 +98,8 @@ def create(
         raise ValueError(f"width must be in (0, 1], got {width}")
     if int(middle_blocks) != middle_blocks or not 0 <= int(middle_blocks) <= 8:
         raise ValueError(f"middle_blocks must be an integer from 0 to 8, got {middle_blocks}")
-    if weights_path is not None and (float(width) != 1.0 or int(middle_blocks) != 8):
+    full_size = is_full_size({"width": width, "middle_blocks": middle_blocks})
+    if weights_path is not None and not full_size:
         raise ValueError(f"the weights in {weights_path} fit the full Xception only (width 1, middle_blocks 8), not width "
                          f"{width:g} with {middle_blocks} middle blocks: set arch_options xception to {{}} to load them")
     if weights_path is not None and not Path(weights_path).is_file():
@@ -108,7 +110,7 @@ def create(
     x = layers.Rescaling(2.0, offset=-1.0, name="to_xception_range")(inputs)  # [0, 1] -> [-1, 1]
     if channels == 1:
         x = layers.Concatenate(axis=-1, name="grey_to_rgb")([x, x, x])
-    if float(width) == 1.0 and int(middle_blocks) == 8:
+    if full_size:
         backbone = keras.applications.Xception(include_top=False, weights=None, input_tensor=x,
                                                input_shape=(rows, cols, 3), pooling="avg", name=f"{name}_backbone")
     else:
@@ -132,6 +134,11 @@ def create(
 #: middle flow, block 13's two separable convolutions, block 14's two.
 XCEPTION_WIDTHS = {"conv1": 32, "conv2": 64, "block2": 128, "block3": 256, "block4": 728,
                    "block13": 1024, "block14a": 1536, "block14b": 2048}
+
+
+def is_full_size(options: Mapping[str, Any]) -> bool:
+    """Whether the constructor ``options`` (``width``, ``middle_blocks``) build Keras's full Xception."""
+    return float(options.get("width", 1.0)) == 1.0 and int(options.get("middle_blocks", 8)) == 8
 
 
 def scaled_width(channels: int, width: float) -> int:
