@@ -49,7 +49,8 @@ def test_backward_gives_finite_gradients_to_every_weight():
 
 def test_defaults_and_paper_layout():
     model = create()
-    assert model.config == {"in_channels": 1, "num_classes": 1, "starting_filters": 4, "depth": 4, "separated_size": 6}
+    assert model.config == {"in_channels": 1, "num_classes": 1, "starting_filters": 4, "depth": 4, "separated_size": 6,
+                            "channels_last": True}
     assert 300_000 < sum(p.numel() for p in model.parameters()) < 1_500_000
     paper = create(in_channels=3, starting_filters=17, depth=5)
     assert [b.bn_out.num_features for b in paper.encoder] == [17, 34, 68, 136, 272]
@@ -73,6 +74,38 @@ def test_config_rebuilds_the_same_model():
     x = torch.randn(1, 1, 32, 48)
     with torch.no_grad():
         assert torch.equal(model(x), again(x))
+
+
+def test_channels_last_changes_the_layout_not_the_numbers():
+    """Channels-last weights (the default) against the default layout with the same parameters:
+    the same state dict keys, the same logits and gradients up to float rounding, and every
+    convolution hands the next layer a contiguous (NCHW) tensor."""
+    fast = tiny(channels_last=True)
+    plain = tiny(channels_last=False)
+    plain.load_state_dict(fast.state_dict())
+    convs = [m for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert all(c.weight.is_contiguous() for c in plain.modules() if isinstance(c, torch.nn.Conv2d))
+    x = torch.randn(2, 1, 32, 48)
+    target = (torch.rand(2, 1, 32, 48) > 0.5).float()
+    outputs = {}
+    for name, model in (("fast", fast), ("plain", plain)):
+        y = model(x)
+        torch.nn.functional.binary_cross_entropy_with_logits(y, target).backward()
+        outputs[name] = (y.detach(), {k: p.grad.clone() for k, p in model.named_parameters()})
+    assert outputs["fast"][0].is_contiguous()
+
+    def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:  # float32 rounding through ~150 layers
+        return float((a - b).norm() / b.norm())
+
+    assert relative_error(outputs["fast"][0], outputs["plain"][0]) < 1e-5
+    # all gradients as one vector (some batch-norm biases feed another batch norm: their gradient is ~0, pure rounding)
+    names = list(outputs["plain"][1])
+    assert relative_error(torch.cat([outputs["fast"][1][k].flatten() for k in names]),
+                          torch.cat([outputs["plain"][1][k].flatten() for k in names])) < 1e-4
+    # a card written before the option existed rebuilds the fast layout
+    config = {k: v for k, v in plain.config.items() if k != "channels_last"}
+    assert create(**config).config["channels_last"] is True
 
 
 def _zero(module: torch.nn.Module) -> None:
