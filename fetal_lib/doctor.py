@@ -133,12 +133,14 @@ def seg_benchmark_estimate(profile: str, data_dir: str | None) -> dict[str, Any]
 
 
 def us_classification_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
-    """Chapter 3: training images/s of each classifier at the profile's input (on the first task's
-    images); training seconds of every model on every task."""
+    """Chapter 3: training images/s and batched validation ms per image of each classifier at the
+    profile's input (on the first task's images); seconds of every model on every task: the
+    optimiser epochs and the validation pass after each epoch."""
     from fetal_lib.training.keras import configure
     from fetal_lib.us import efficiency, pipeline
     from fetal_lib.us.arrays import load_arrays
     from fetal_lib.us.tasks import load_task
+    from fetal_lib.us.train import build_model
 
     configure(threads=2)
     settings = pipeline.profile_settings(profile)
@@ -156,10 +158,14 @@ def us_classification_estimate(profile: str, data_dir: str | None) -> dict[str, 
     for arch, runs in trainings.items():
         config = pipeline.train_config(settings, arch)
         rate = efficiency.training_images_per_s(config, x, y, len(probe.classes), steps=4)
+        model = build_model(config, len(probe.classes), "float32")
+        validation_ms = efficiency.inference_ms_per_image(model, x, batch_size=len(x), repeats=2)  # batched, as the harness validates
         images = sum(len(tasks[t].part("train")) for t in runs)
+        val_images = sum(len(tasks[t].part("val")) for t in runs)
         networks[arch] = {**_rate(rate, "images/s"), "epochs": config.epochs, "trainings": len(runs),
-                          "images_per_epoch_all_trainings": images, "input": list(size), "precision": config.precision}
-        seconds += config.epochs * images / rate
+                          "images_per_epoch_all_trainings": images, "validation_ms_per_image": round(validation_ms, 2),
+                          "val_images_per_epoch_all_trainings": val_images, "input": list(size), "precision": config.precision}
+        seconds += config.epochs * (images / rate + val_images * validation_ms / 1000.0)
     return {"data": "; ".join(sorted({d.source.describe() for d in tasks.values()})), "networks": networks, "training_s": seconds}
 
 

@@ -31,8 +31,9 @@
 # abdomen, femur), the brain sub-planes, and the anomaly set (normal vs abnormal, and the anomaly
 # type where the counts allow). The same three architectures, trained the same way through the
 # shared Keras harness (same epochs, augmentation, class-balanced loss); the epoch kept by
-# validation balanced accuracy; every prediction averages the logits of the image and of its
-# left-right mirror (the profile's `tta`, as in chapters 1 and 2); a temperature fitted on
+# validation balanced accuracy averaged over each epoch and its neighbours (the profile's
+# `checkpoint`: on a few dozen validation images the single best epoch is often a lucky one);
+# every prediction averages the logits of the image and of its left-right mirror (the profile's `tta`, as in chapters 1 and 2); a temperature fitted on
 # validation {cite}`guo2017calibration` so the confidence means what it says; the test split
 # scored once. Xception starts from random
 # weights here (no download is possible; a user with the ImageNet weights file passes it as the
@@ -62,6 +63,7 @@ tta = None  # test-time views averaged into every prediction: "hflip" (the left-
 precision = None  # "auto" (bfloat16 only where the CPU has it natively and a probe measured it faster), "float32" or "mixed_bfloat16"
 jit_compile = None
 class_weight = None  # "balanced" or "none"
+checkpoint = None  # the epoch kept: "smoothed" (validation balanced accuracy averaged with the neighbouring epochs'), "best" or "last"
 xception_weights = None  # path of a local ImageNet weights file for Xception; empty for random initialisation
 leak_task = None  # the task of the leak demonstration (image-level against grouped split)
 leak_arch = None
@@ -121,9 +123,18 @@ for t, d in datasets.items():
     for arch in arch_names:
         runs[(t, arch)] = pipeline.run_model(d, part_arrays[t], settings, arch, seed)
         r = runs[(t, arch)]
-        print(f"{t} / {arch}: best epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
+        print(f"{t} / {arch}: kept epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
               f"{r.fit.train_images_per_s:.1f} images/s, temperature {r.temperature:.2f}")
 all_scores = [pipeline.scores(r, int(n_bootstrap), seed) for r in runs.values()]
+
+# %% [markdown]
+# Validation balanced accuracy per epoch (thin lines), each epoch averaged with its neighbours
+# (thick), and the epoch kept (star). With a few dozen validation images per task a single epoch can
+# jump by several points; the profile's `checkpoint` rule decides which epoch's weights are scored on
+# test and deployed.
+
+# %%
+run.figure(report.validation_curves_figure(list(datasets), runs), "validation_curves")
 
 # %% [markdown]
 # ## Results on the test splits

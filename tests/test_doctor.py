@@ -64,7 +64,7 @@ def test_doctor_measures_the_brain_age_segmenter_on_the_smoke_profile(capsys, tm
 
 @pytest.mark.slow
 def test_doctor_times_every_chapter3_classifier_on_every_task(capsys, tmp_path, monkeypatch):
-    """Chapter 3's prediction: each network's measured rate times its images over all tasks."""
+    """Chapter 3's prediction: each network's measured rates times its training and validation images over all tasks."""
     monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
     assert main(["doctor", "--profile", "smoke", "--only", "us_classification", "--format", "json"]) == 0
     est = json.loads(capsys.readouterr().out)["chapters"]["us_classification"]
@@ -74,9 +74,13 @@ def test_doctor_times_every_chapter3_classifier_on_every_task(capsys, tmp_path, 
     knobs = chapter_knobs("us_classification", "smoke")
     tasks = knobs["tasks"].split(",")
     images = sum(len(load_task(t, None, "phantom").part("train")) for t in tasks)
+    val_images = sum(len(load_task(t, None, "phantom").part("val")) for t in tasks)
     assert sorted(est["networks"]) == sorted(knobs["archs"].split(","))
     for net in est["networks"].values():
         assert net["rate"] > 0 and net["trainings"] == len(tasks) and net["images_per_epoch_all_trainings"] == images
-    expected = sum(n["epochs"] * n["images_per_epoch_all_trainings"] / n["rate"] for n in est["networks"].values())
+        assert net["validation_ms_per_image"] > 0 and net["val_images_per_epoch_all_trainings"] == val_images
+    expected = sum(n["epochs"] * (n["images_per_epoch_all_trainings"] / n["rate"]
+                                  + n["val_images_per_epoch_all_trainings"] * n["validation_ms_per_image"] / 1000)
+                   for n in est["networks"].values())
     assert est["training_s"] == pytest.approx(expected, rel=0.01)  # the rates are rounded to 0.01 in the report
     assert est["predicted_chapter_s"] is None  # no earlier run in this build folder

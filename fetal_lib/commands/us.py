@@ -197,7 +197,7 @@ def handle_train(args: argparse.Namespace) -> int:
                   "after_temperature": scores(logits_val, y["val"], k, classifier.temperature)}
     floor = Floor("validation balanced accuracy", round(1.0 / k + FLOOR_MARGIN, 6))
     check({floor.metric: validation["after_temperature"]["balanced_accuracy"]}, [floor],
-          f"The {data.task} classifier ({arch}, {fit.epochs_run} epochs, best epoch {fit.best_epoch})",
+          f"The {data.task} classifier ({arch}, {fit.epochs_run} epochs, kept epoch {fit.best_epoch} by the {config.checkpoint} rule)",
           f"Chance is 1/{k}; train longer (--set epochs=N), check the data (`fetal data verify`), or try another --arch.")
     test = scores(classifier.logits_arrays(x["test"]), y["test"], k, classifier.temperature) if "test" in x else None
     training = {**config.to_dict(), "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, "seconds": round(fit.seconds, 1),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fetal_lib.training.checkpoint import CHECKPOINTS
+
 PRECISIONS = ("float32", "bfloat16")
-CHECKPOINTS = ("best", "last")
 SCHEDULES = ("cosine", "constant")
 
 
@@ -24,7 +25,8 @@ class TrainConfig:
     saved model is float32. ``compile`` asks for XLA (Keras ``jit_compile``, float32 only)
     or ``torch.compile``. ``device`` ``"auto"`` takes a GPU when one is visible.
     ``checkpoint`` ``"best"`` keeps the weights of the epoch with the highest validation
-    score; ``"last"`` keeps the final ones.
+    score; ``"last"`` keeps the final ones; ``"smoothed"`` the epoch whose validation score,
+    averaged with its neighbouring scored epochs', is highest (:mod:`fetal_lib.training.checkpoint`).
     """
 
     epochs: int = 10

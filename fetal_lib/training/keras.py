@@ -1,5 +1,6 @@
 """The Keras 3 training harness: threads and seeds, precision policy, the cosine schedule as a
-callback, and an epoch loop with validation, best-epoch checkpoint, optional wall-time cap,
+callback, and an epoch loop with validation, a best/smoothed/last-epoch checkpoint
+(:mod:`fetal_lib.training.checkpoint`), optional wall-time cap,
 a tqdm line per epoch (and a line per epoch to ``$FETAL_EPOCH_LOG``: fetal_lib.training.progress), and a float32 model at the end whatever the training precision.
 
 The chapter builds and compiles its model (its loss is its own) and hands over a
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from fetal_lib.training.checkpoint import CheckpointSelector
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.progress import report_epoch
 
@@ -154,7 +156,7 @@ def fit(
     total_steps = max(1, steps_per_epoch) * config.epochs
     schedule = schedule_callback(config.learning_rate, total_steps, config.cap_s, config.lr_floor, config.lr_schedule == "constant", clock)
     history: dict[str, list] = {"loss": [], metric: [], "seconds": []}
-    best = {"score": -float("inf"), "epoch": 0, "weights": None}
+    selector = CheckpointSelector(config.checkpoint)
     start = clock()
     train_seconds = 0.0
     epochs_run = 0
@@ -172,8 +174,7 @@ def fit(
         history["loss"].append(float(result.history["loss"][-1]))
         history[metric].append(score)
         history["seconds"].append(clock() - start)
-        if config.checkpoint == "last" or score > best["score"]:
-            best = {"score": score, "epoch": epoch + 1, "weights": model.get_weights()}
+        selector.offer(epoch + 1, score, model.get_weights)
         report_epoch(desc, epoch + 1, config.epochs, clock() - start, loss=history["loss"][-1], **{metric: score})
         if bar is not None:
             bar.update(1)
@@ -182,8 +183,9 @@ def fit(
             break
     if bar is not None:
         bar.close()
-    if best["weights"] is not None:
-        model.set_weights(best["weights"])
+    best_epoch, best_weights = selector.finish()
+    if best_weights is not None:
+        model.set_weights(best_weights)
     if config.precision != "float32" and rebuild_float32 is not None:
         trained, model = model, rebuild_float32()
         model.set_weights(trained.get_weights())
@@ -191,7 +193,7 @@ def fit(
         model=model,
         history=history,
         epochs_run=epochs_run,
-        best_epoch=int(best["epoch"]),
+        best_epoch=int(best_epoch),
         seconds=clock() - start,
         train_seconds=train_seconds,
         train_images_per_s=epochs_run * samples_per_epoch / train_seconds if train_seconds > 0 else 0.0,

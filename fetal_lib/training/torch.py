@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from fetal_lib.training.checkpoint import CheckpointSelector
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.progress import report_epoch
 
@@ -74,10 +75,11 @@ def fit(
         epoch_batches: ``epoch_batches(epoch)`` yields that epoch's ``(inputs, targets)`` tensors.
         batches_per_epoch: how many it yields (for the schedule and the progress bar).
         loss_fn: ``loss_fn(float32 outputs, targets)`` -> scalar tensor.
-        config: the loop's settings (``checkpoint="best"`` needs ``validate`` and ``score``).
+        config: the loop's settings (``checkpoint`` ``"best"`` or ``"smoothed"`` needs ``validate``
+            and ``score``; smoothing is over the scored epochs, every ``val_every``).
         validate: scores of the model on validation data (e.g. Dice per tissue), computed every
             ``config.val_every`` epochs and after the last one; merged into the history rows.
-        score: the one number (higher is better) a ``"best"`` checkpoint is chosen by.
+        score: the one number (higher is better) a ``"best"`` or ``"smoothed"`` checkpoint is chosen by.
         log: called with a line for the first and last epochs and every scored epoch.
         clock: seconds for the cap and the timings (tests inject their own).
     """
@@ -90,8 +92,8 @@ def fit(
     training_model = torch.compile(model) if config.compile else model
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     total_steps = max(1, config.epochs * batches_per_epoch)
-    keep_best = config.checkpoint == "best" and validate is not None and score is not None
-    best = {"score": -float("inf"), "epoch": 0, "state": None}
+    keep_best = config.checkpoint in ("best", "smoothed") and validate is not None and score is not None
+    selector = CheckpointSelector(config.checkpoint)
     step = 0
     history: list[dict] = []
     start = clock()
@@ -124,8 +126,8 @@ def fit(
         scored = validate is not None and (last or (epoch + 1) % max(1, config.val_every) == 0)
         if scored:
             row.update(validate(model))
-            if keep_best and score(row) > best["score"]:
-                best = {"score": score(row), "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
+            if keep_best:
+                selector.offer(epoch + 1, score(row), lambda: copy.deepcopy(model.state_dict()))
         history.append(row)
         report_epoch(desc, epoch + 1, config.epochs, clock() - start,
                      **{k: v for k, v in row.items() if k not in ("epoch", "seconds")})
@@ -133,8 +135,9 @@ def fit(
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if out_of_time:
             break
-    if keep_best and best["state"] is not None:
-        model.load_state_dict(best["state"])
+    best_epoch, best_state = selector.finish()
+    if keep_best and best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return FitResult(model=model, history=history, seconds=clock() - start, time_capped=len(history) < config.epochs,
-                     best_epoch=int(best["epoch"]) if keep_best else len(history), device=device)
+                     best_epoch=int(best_epoch) if keep_best else len(history), device=device)

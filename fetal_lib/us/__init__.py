@@ -5,7 +5,8 @@ Modules:
 * ``tasks``: the classification tasks (which images, which labels) of the chapter's data sets.
 * ``arrays``: images read, resized to the network input and cached as arrays, with their labels.
 * ``train``: :class:`~fetal_lib.us.train.UsTrainConfig` and training through the shared Keras
-  harness (augmentation, balanced class weights, best epoch by validation balanced accuracy).
+  harness (augmentation, balanced class weights, the epoch kept by validation balanced accuracy
+  smoothed over neighbouring epochs).
 * ``calibration``: temperature scaling of the logits (Guo et al. 2017), fitted on the validation split.
 * ``efficiency``: parameters, FLOPs, inference and training speed of the three networks.
 * ``classifier``: a trained network with its temperature and classes, saved and loaded as one.

@@ -56,6 +56,7 @@ def train_config(settings: dict[str, Any], arch: str, seed: int = 0):
         precision=precision_choice(settings).precision,
         jit_compile=bool(settings["jit_compile"]),
         class_weight=str(settings["class_weight"]),
+        checkpoint=str(settings["checkpoint"]),
         seed=int(seed),
         weights_path=(str(settings["xception_weights"]) or None) if arch == "xception" else None,
     )
@@ -104,7 +105,7 @@ def _predict_logits(model, x: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.n
 
 def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arch: str, seed: int = 0,
               progress: bool = False) -> ModelRun:
-    """Train ``arch`` on ``data``'s train part, keep its best validation epoch, fit the temperature on
+    """Train ``arch`` on ``data``'s train part, keep the epoch its checkpoint rule chooses on validation, fit the temperature on
     validation, and predict the test part (``arrays``: part -> (N, rows, cols, 1) images)."""
     from fetal_lib.us.calibration import fit_temperature
     from fetal_lib.us.train import train

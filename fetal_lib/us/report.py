@@ -64,6 +64,32 @@ def _panels(n: int, width: float = 4.6, height: float = 4.2):
     return fig, axes[0]
 
 
+def validation_curves_figure(tasks: Sequence[str], runs: Mapping[tuple[str, str], Any]):
+    """One panel per task: each model's validation balanced accuracy per epoch (thin), the same
+    averaged with its neighbouring epochs (thick, :func:`fetal_lib.training.checkpoint.smoothed_scores`)
+    and the epoch its checkpoint kept (a star on the thin line)."""
+    from fetal_lib.training.checkpoint import smoothed_scores
+    from fetal_lib.us.train import METRIC
+
+    fig, axes = _panels(len(tasks), 4.6, 3.6)
+    for ax, task in zip(axes, tasks):
+        for i, ((t, arch), run) in enumerate((k, r) for k, r in runs.items() if k[0] == task):
+            scores = list(run.fit.history.get(METRIC, []))
+            if not scores:
+                continue
+            epochs = np.arange(1, len(scores) + 1)
+            colour = f"C{i}"
+            ax.plot(epochs, scores, color=colour, lw=0.8, alpha=0.6)
+            ax.plot(epochs, smoothed_scores(scores), color=colour, lw=2.0, label=f"{arch} (kept: epoch {run.fit.best_epoch})")
+            if 1 <= run.fit.best_epoch <= len(scores):
+                ax.plot([run.fit.best_epoch], [scores[run.fit.best_epoch - 1]], marker="*", ms=12, color=colour, mec="k")
+        ax.set(xlabel="epoch", ylabel="validation balanced accuracy", title=task, ylim=(0, 1.02))
+        if ax.lines:
+            ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def roc_figure(task: str, classes: Sequence[str], runs: Mapping[str, Any], seed: int = 0, n_boot: int = 200):
     """One panel per model: ROC curves per class (one against the rest) with AUC and its group-bootstrap CI."""
     from fetal_lib.figures.classification import _auc_ci

@@ -11,7 +11,9 @@
   per-sample weights, so every class contributes equally to the loss;
 * the cosine learning-rate decay of the harness (to 5 % of the base rate) and the weights of the
   epoch with the best validation BALANCED accuracy (mean recall over the classes: plain accuracy
-  would favour the majority class on these unbalanced sets);
+  would favour the majority class on these unbalanced sets), by default averaged with the
+  neighbouring epochs' (``checkpoint="smoothed"``, :mod:`fetal_lib.training.checkpoint`: on a few
+  dozen validation images the single best epoch is often a one-epoch spike);
 * the float32 model at the end whatever the training precision.
 
 Augmentation (``augment=True``; :func:`tf_augment_image`, in ``tf.data``, so it never slows
@@ -76,9 +78,13 @@ class UsTrainConfig:
     seed: int = 0
     weights_path: str | None = None
     time_budget_s: float | None = None
+    # which epoch's weights are kept (fetal_lib.training.checkpoint): "smoothed", the best validation balanced accuracy
+    # averaged with the neighbouring epochs' (a plateau, not a one-epoch spike on 30-80 validation images); "best"; "last"
+    checkpoint: str = "smoothed"
 
     def __post_init__(self) -> None:
         from fetal_lib.networks.keras import names, xception
+        from fetal_lib.training.checkpoint import CHECKPOINTS
 
         self.input_size = tuple(int(s) for s in self.input_size)
         self.options = dict(self.options or {})
@@ -90,6 +96,8 @@ class UsTrainConfig:
             raise ValueError(f"channels, epochs and batch_size must be >= 1, got {self.channels}, {self.epochs}, {self.batch_size}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (resolve 'auto' first), got {self.precision!r}")
+        if self.checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {self.checkpoint!r}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -122,7 +130,7 @@ class UsTrainConfig:
 
         return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, lr_floor=LR_FLOOR,
                           time_budget_s=self.time_budget_s, precision="bfloat16" if self.precision == "mixed_bfloat16" else self.precision,
-                          compile=self.jit_compile, seed=self.seed, checkpoint="best")
+                          compile=self.jit_compile, seed=self.seed, checkpoint=self.checkpoint)
 
     def augment_config(self):
         """The augmentation this run trains with (:func:`augment_config`)."""
@@ -150,7 +158,7 @@ def augment_config():
     return AugmentConfig(flip_lr=True, flip_ud=False, rotation_deg=10.0)
 
 
-TrainResult = FitResult  # the trained float32 model (best validation balanced-accuracy weights) and what happened
+TrainResult = FitResult  # the trained float32 model (the checkpoint's chosen epoch's weights) and what happened
 
 
 def gradcam_layer(arch: str) -> str:
@@ -306,8 +314,9 @@ def train(
     progress: bool = False,
     verbose: int = 0,
 ) -> TrainResult:
-    """Train one classifier; returns the float32 model with the weights of its best validation
-    balanced-accuracy epoch (``history["val_balanced_accuracy"]`` per epoch).
+    """Train one classifier; returns the float32 model with the weights of the epoch that
+    ``config.checkpoint`` chooses by validation balanced accuracy (``history["val_balanced_accuracy"]``
+    per epoch).
 
     Args:
         config: the run's settings.

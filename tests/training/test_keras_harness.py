@@ -99,19 +99,20 @@ def _data():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("checkpoint,expected_epoch", [("best", 2), ("last", 4)])
-def test_fit_keeps_the_best_or_the_last_epoch(checkpoint: str, expected_epoch: int) -> None:
+@pytest.mark.parametrize("checkpoint,expected_epoch", [("best", 2), ("last", 7), ("smoothed", 5)])
+def test_fit_keeps_the_best_the_last_or_the_smoothed_best_epoch(checkpoint: str, expected_epoch: int) -> None:
     model = _tiny()
-    scores = iter([0.1, 0.9, 0.5, 0.3])
+    values = [0.1, 0.9, 0.2, 0.6, 0.7, 0.65, 0.3]  # a spike at 2; the best mean of three neighbours at 5
+    scores = iter(values)
     weights_by_epoch = []
 
     def validate(m) -> float:
         weights_by_epoch.append([w.copy() for w in m.get_weights()])
         return next(scores)
 
-    result = fit(model, _data(), 4, TrainConfig(epochs=4, checkpoint=checkpoint), validate, metric="val_r")
-    assert result.best_epoch == expected_epoch and result.epochs_run == 4 and not result.time_capped
-    assert result.history["val_r"] == [0.1, 0.9, 0.5, 0.3] and len(result.history["loss"]) == 4
+    result = fit(model, _data(), 4, TrainConfig(epochs=7, checkpoint=checkpoint), validate, metric="val_r")
+    assert result.best_epoch == expected_epoch and result.epochs_run == 7 and not result.time_capped
+    assert result.history["val_r"] == values and len(result.history["loss"]) == 7
     for got, want in zip(result.model.get_weights(), weights_by_epoch[expected_epoch - 1]):
         np.testing.assert_array_equal(got, want)
     assert result.device == "CPU"

@@ -57,6 +57,24 @@ def test_best_checkpoint_restores_the_best_scored_weights() -> None:
 
 
 @pytest.mark.slow
+def test_smoothed_checkpoint_restores_the_plateau_not_the_spike() -> None:
+    model, batches, x, y = _problem()
+    scores = iter([0.1, 0.9, 0.2, 0.6, 0.7, 0.65, 0.3])  # scored every 2nd epoch and after the last
+    saved = {}
+
+    def validate(m):
+        saved[len(saved)] = {k: v.clone() for k, v in m.state_dict().items()}
+        return {"s": next(scores)}
+
+    result = fit(model, batches, 4, torch.nn.functional.mse_loss, TrainConfig(epochs=13, learning_rate=0.05, val_every=2, checkpoint="smoothed"),
+                 validate, score=lambda r: r["s"])
+    assert [row["epoch"] for row in result.history if "s" in row] == [2, 4, 6, 8, 10, 12, 13]
+    assert result.best_epoch == 10  # the 5th scored epoch: mean of 0.6, 0.7, 0.65
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, saved[4][k])
+
+
+@pytest.mark.slow
 def test_cap_ends_training_and_says_so() -> None:
     model, batches, _, _ = _problem()
     now = [0.0]

@@ -15,3 +15,27 @@ def test_the_xception_sentence_names_its_size_and_its_weights() -> None:
     shallow = report.xception_sentence({"middle_blocks": 4}, None)
     assert "times as wide" not in shallow and "4 middle-flow blocks instead of 8" in shallow
     assert "ImageNet weights from `w.h5`" in report.xception_sentence({}, "w.h5")
+
+
+def test_the_validation_curves_mark_the_kept_epoch_on_each_models_curve() -> None:
+    from types import SimpleNamespace
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from fetal_lib.training.checkpoint import smoothed_scores
+
+    def fake(scores, kept):
+        return SimpleNamespace(fit=SimpleNamespace(history={"val_balanced_accuracy": scores}, best_epoch=kept))
+
+    runs = {("planes", "plain_cnn"): fake([0.2, 0.9, 0.4, 0.6], 3), ("planes", "xception"): fake([0.5, 0.7, 0.8, 0.8], 4),
+            ("anomaly", "plain_cnn"): fake([0.6, 0.7], 2)}
+    fig = report.validation_curves_figure(["planes", "anomaly"], runs)
+    planes, anomaly = fig.axes
+    assert [t.get_text() for t in planes.get_legend().get_texts()] == ["plain_cnn (kept: epoch 3)", "xception (kept: epoch 4)"]
+    thin, thick, star = planes.lines[:3]
+    np.testing.assert_allclose(thick.get_ydata(), smoothed_scores([0.2, 0.9, 0.4, 0.6]))
+    assert list(star.get_xdata()) == [3] and list(star.get_ydata()) == [0.4]
+    assert len(anomaly.lines) == 3 and anomaly.get_title() == "anomaly"

@@ -24,7 +24,7 @@ def test_config_round_trips_and_maps_onto_the_loop_config() -> None:
     again = UsTrainConfig.from_dict(data)
     assert again.input_size == (64, 48) and again.input_shape == (64, 48, 1) and again.to_dict() == data
     loop = config.loop_config()
-    assert (loop.epochs, loop.batch_size, loop.precision, loop.checkpoint, loop.lr_floor, loop.cap_s) == (3, 16, "bfloat16", "best", 0.05, 60.0)
+    assert (loop.epochs, loop.batch_size, loop.precision, loop.checkpoint, loop.lr_floor, loop.cap_s) == (3, 16, "bfloat16", "smoothed", 0.05, 60.0)
     assert UsTrainConfig().loop_config().precision == "float32"
     aug = config.augment_config()
     assert aug.flip_lr and not aug.flip_ud and aug.rotation_deg == 10.0 and aug.scale == (0.9, 1.1) and aug.shift_fraction == 0.05
@@ -34,6 +34,7 @@ def test_config_round_trips_and_maps_onto_the_loop_config() -> None:
     ({"arch": "vgg99"}, "registered Keras network"),
     ({"precision": "auto"}, "resolve 'auto' first"),
     ({"class_weight": "inverse"}, "class_weight"),
+    ({"checkpoint": "median"}, "checkpoint must be one of best, last, smoothed"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
     ({"weights_path": "x.h5"}, "xception backbone only"),
     ({"arch": "xception", "options": {"width": 0.5}, "weights_path": "x.h5"}, "fit the full network only"),
