@@ -17,6 +17,12 @@ from typing import Any, Callable, Sequence
 CHECKPOINTS = ("best", "last", "smoothed")
 
 
+def check_mode(mode: str) -> None:
+    """Refuse a checkpoint rule that is not one of :data:`CHECKPOINTS`."""
+    if mode not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {mode!r}")
+
+
 def smoothed_scores(scores: Sequence[float]) -> list[float]:
     """Each score averaged with its neighbours (window 3, centred; two at the ends; one alone)."""
     n = len(scores)
@@ -29,8 +35,7 @@ def smoothed_scores(scores: Sequence[float]) -> list[float]:
 
 def chosen_index(scores: Sequence[float], mode: str) -> int:
     """Index (0-based, among the scored epochs) that ``mode`` keeps; the first of equal scores."""
-    if mode not in CHECKPOINTS:
-        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {mode!r}")
+    check_mode(mode)
     if not scores:
         raise ValueError("no scored epoch to choose from")
     if mode == "last":
@@ -49,10 +54,8 @@ class CheckpointSelector:
     """
 
     def __init__(self, mode: str) -> None:
-        if mode not in CHECKPOINTS:
-            raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {mode!r}")
+        check_mode(mode)
         self.mode = mode
-        self.epochs: list[int] = []
         self.scores: list[float] = []
         self._best: tuple[float, int, Any] = (-float("inf"), 0, None)  # (score it was chosen by, epoch, weights)
         self._pending: tuple[int, Any] | None = None  # smoothed: the newest epoch, its window not yet complete
@@ -63,7 +66,6 @@ class CheckpointSelector:
 
     def offer(self, epoch: int, score: float, snapshot: Callable[[], Any]) -> None:
         """Record a scored epoch (1-based ``epoch``; ``score`` higher is better)."""
-        self.epochs.append(int(epoch))
         self.scores.append(float(score))
         if self.mode == "last":
             self._best = (float(score), int(epoch), snapshot())
@@ -71,14 +73,15 @@ class CheckpointSelector:
             if float(score) > self._best[0]:
                 self._best = (float(score), int(epoch), snapshot())
         else:
-            if self._pending is not None:  # the previous epoch's window (before, itself, this one) is complete
-                self._consider(smoothed_scores(self.scores[-3:])[-2] if len(self.scores) >= 3 else smoothed_scores(self.scores)[0],
-                               *self._pending)
+            if self._pending is not None:  # the previous epoch's window (before it if any, itself, this one) is complete
+                window = self.scores[-3:]
+                self._consider(sum(window) / len(window), *self._pending)
             self._pending = (int(epoch), snapshot())
 
     def finish(self) -> tuple[int, Any]:
         """The kept epoch (1-based; 0 if none was offered) and its weights (None if none)."""
         if self.mode == "smoothed" and self._pending is not None:
-            self._consider(smoothed_scores(self.scores[-2:])[-1], *self._pending)
+            window = self.scores[-2:]  # the last epoch and the one before it, if any
+            self._consider(sum(window) / len(window), *self._pending)
             self._pending = None
         return self._best[1], self._best[2]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fetal_lib.training.checkpoint import CHECKPOINTS
+from fetal_lib.training.checkpoint import check_mode
 
 PRECISIONS = ("float32", "bfloat16")
 SCHEDULES = ("cosine", "constant")
@@ -48,8 +48,7 @@ class TrainConfig:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (resolve 'auto' first), got {self.precision!r}")
-        if self.checkpoint not in CHECKPOINTS:
-            raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {self.checkpoint!r}")
+        check_mode(self.checkpoint)
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 <= self.lr_floor <= 1.0:

@@ -84,7 +84,7 @@ class UsTrainConfig:
 
     def __post_init__(self) -> None:
         from fetal_lib.networks.keras import names, xception
-        from fetal_lib.training.checkpoint import CHECKPOINTS
+        from fetal_lib.training.checkpoint import check_mode
 
         self.input_size = tuple(int(s) for s in self.input_size)
         self.options = dict(self.options or {})
@@ -96,8 +96,7 @@ class UsTrainConfig:
             raise ValueError(f"channels, epochs and batch_size must be >= 1, got {self.channels}, {self.epochs}, {self.batch_size}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (resolve 'auto' first), got {self.precision!r}")
-        if self.checkpoint not in CHECKPOINTS:
-            raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {self.checkpoint!r}")
+        check_mode(self.checkpoint)
         if self.class_weight not in CLASS_WEIGHTS:
             raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
