@@ -82,6 +82,7 @@ from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.paths import shown
 from fetal_lib.training.keras import configure as configure_keras
 from fetal_lib.us import arrays as us_arrays
+from fetal_lib.us import floor as us_floor
 from fetal_lib.us import pipeline, report, tasks as us_tasks
 
 t_start = time.perf_counter()
@@ -209,11 +210,15 @@ else:
 #
 # For each task, the model with the best balanced accuracy on the validation split (not the test
 # split) is saved as `build/models/us_<task>.keras` with its card (classes, temperature, test
-# figures); `fetal us classify IMAGE --task TASK` uses it. Models trained on a phantom are not saved.
+# figures); `fetal us classify IMAGE --task TASK` uses it. Before anything is saved, every chosen
+# model must clear a sanity floor on validation, as with `fetal us train`: a balanced accuracy at
+# least 0.1 above chance (1/K for K classes). If one does not, the chapter stops with an error and
+# no model is saved, so the previously deployed ones stay in place. Models trained on a phantom are
+# not saved.
 
 # %%
 chosen = {t: pipeline.best_model(all_scores, t, runs) for t in task_names}
-run.table(pd.DataFrame([{"task": t, "model (chosen on validation)": a} for t, a in chosen.items()]), "deployed")
+run.table(pd.DataFrame(us_floor.deployment_rows(chosen, runs)), "deployed")
 saved = report.save_models(runs, chosen, datasets, profile, settings, all_scores) if save_models and not any(
     d.source.is_phantom for d in datasets.values()) else {}
 print("\n".join(f"saved {shown(p)}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")

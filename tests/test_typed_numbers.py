@@ -60,6 +60,8 @@ DESIGN_CONSTANTS: list[tuple[str, object, str]] = [
     (r"\b0\.50, 0\.55, \.\.\., 0\.95\b",
      lambda: __import__("fetal_lib.metrics.segmentation", fromlist=["x"]).COCO_IOU_THRESHOLDS == tuple(round(0.5 + 0.05 * k, 2) for k in range(10)),
      "the COCO IoU thresholds of chapter 2's mAP"),
+    (r"\b0\.1 above chance\b", lambda: __import__("fetal_lib.us.floor", fromlist=["x"]).FLOOR_MARGIN == 0.1,
+     "chapter 3's sanity floor: validation balanced accuracy above chance by this margin"),
     (r"\bper 100 mm\b", lambda: True, "a unit of a printed slope, not a result"),
     (r"\b95\s?% (?:bootstrap )?(?:CI|confidence)", lambda: True, "the confidence level, a convention"),
     (r"\+1 SD\b", lambda: True, "the unit of a standardised weight"),

@@ -12,7 +12,8 @@ the exit status is 2. The table is written atomically with ``-o``.
 
 ``train`` trains one model as chapter 3 does (the profile's ``us_classification:`` knobs, the
 grouped split), fits its temperature on the validation split, and saves it with its card only if
-its validation balanced accuracy beats chance (1/K) by :data:`FLOOR_MARGIN`; otherwise nothing is
+its validation balanced accuracy beats chance (1/K) by :data:`fetal_lib.us.floor.FLOOR_MARGIN` (the
+chapter's floor too); otherwise nothing is
 written and the exit status is 1. TensorFlow is imported only when a sub-command runs.
 """
 
@@ -28,11 +29,10 @@ from pathlib import Path
 
 from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.errors import FetalInputError
+from fetal_lib.us.floor import FLOOR_MARGIN
 from fetal_lib.us.tasks import TASK_DESCRIPTIONS, TASKS
 
 CHAPTER = "us_classification"
-#: A deployed classifier's validation balanced accuracy must be at least 1/K + FLOOR_MARGIN.
-FLOOR_MARGIN = 0.1
 TASK_HELP = "; ".join(f"{t}: {d}" for t, d in TASK_DESCRIPTIONS.items())
 
 
@@ -148,12 +148,13 @@ def classifier_archs() -> list[str]:
 def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.bench import profile_overrides
     from fetal_lib.paths import build_dir
-    from fetal_lib.training.floor import Floor, check
+    from fetal_lib.training.floor import check
     from fetal_lib.training.keras import configure
     from fetal_lib.us import pipeline
     from fetal_lib.us.arrays import load_arrays
     from fetal_lib.us.calibration import fit_temperature
     from fetal_lib.us.classifier import UsClassifier, default_model_path, parse_tta, scores
+    from fetal_lib.us.floor import deployment_floor
     from fetal_lib.us.tasks import load_task
     from fetal_lib.us.train import train
 
@@ -195,7 +196,7 @@ def handle_train(args: argparse.Namespace) -> int:
     classifier.temperature = float(fit_temperature(logits_val, y["val"]))
     validation = {"before_temperature": scores(logits_val, y["val"], k, 1.0),
                   "after_temperature": scores(logits_val, y["val"], k, classifier.temperature)}
-    floor = Floor("validation balanced accuracy", round(1.0 / k + FLOOR_MARGIN, 6))
+    floor = deployment_floor(k)
     check({floor.metric: validation["after_temperature"]["balanced_accuracy"]}, [floor],
           f"The {data.task} classifier ({arch}, {fit.epochs_run} epochs, kept epoch {fit.best_epoch} by the {config.checkpoint} rule)",
           f"Chance is 1/{k}; train longer (--set epochs=N), check the data (`fetal data verify`), or try another --arch.")

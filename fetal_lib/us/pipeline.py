@@ -218,13 +218,13 @@ def per_class_table(s: dict[str, Any], classes: Sequence[str]):
 
 def best_model(all_scores: Sequence[dict[str, Any]], task: str, runs: dict) -> str:
     """The model deployed for ``task``: the highest balanced accuracy on the VALIDATION split (test decides nothing)."""
-    from fetal_lib.metrics.classification import classification_report
+    from fetal_lib.us.floor import validation_balanced_accuracy
 
     best, best_value = None, -math.inf
     for (t, arch), run in runs.items():
         if t != task:
             continue
-        value = classification_report(run.y_val, run.probabilities(True, "val").argmax(axis=1), None, list(range(len(run.classes))))["balanced_accuracy"]
+        value = validation_balanced_accuracy(run)
         if value > best_value:
             best, best_value = arch, value
     return best

@@ -68,6 +68,8 @@ def validation_curves_figure(tasks: Sequence[str], runs: Mapping[tuple[str, str]
     """One panel per task: each model's validation balanced accuracy per epoch (thin), the same
     averaged with its neighbouring epochs (thick, :func:`fetal_lib.training.checkpoint.smoothed_scores`)
     and the epoch its checkpoint kept (a star on the thin line)."""
+    from matplotlib.ticker import MaxNLocator
+
     from fetal_lib.training.checkpoint import smoothed_scores
     from fetal_lib.us.train import METRIC
 
@@ -84,6 +86,7 @@ def validation_curves_figure(tasks: Sequence[str], runs: Mapping[tuple[str, str]
             if 1 <= run.fit.best_epoch <= len(scores):
                 ax.plot([run.fit.best_epoch], [scores[run.fit.best_epoch - 1]], marker="*", ms=12, color=colour, mec="k")
         ax.set(xlabel="epoch", ylabel="validation balanced accuracy", title=task, ylim=(0, 1.02))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:
             ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -230,9 +233,13 @@ def leak_sentence(image_level, leak) -> str:
 
 
 def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], datasets, profile: str, settings, all_scores) -> dict:
-    """Save each task's chosen model as ``build/models/us_<task>.keras`` with its card."""
+    """Save each task's chosen model as ``build/models/us_<task>.keras`` with its card, once every
+    one of them clears the sanity floor on validation (:mod:`fetal_lib.us.floor`): if any is below
+    it, ``BelowFloorError`` is raised and nothing is saved."""
     from fetal_lib.us.classifier import UsClassifier, default_model_path
+    from fetal_lib.us.floor import check_deployable
 
+    floors = check_deployable({task: runs[(task, arch)] for task, arch in chosen.items()})
     out = {}
     for task, arch in chosen.items():
         run = runs[(task, arch)]
@@ -246,7 +253,8 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
                 "split": {"method": "grouped by patient or source image, stratified by class, 70/15/15",
                           **{f"n_{p}": int(len(v)) for p, v in d.parts.items()}},
                 "training": {**run.config.to_dict(), "seconds": run.fit.seconds, "best_epoch": run.fit.best_epoch},
-                "metrics": {k: v for k, v in s.items() if k not in ("per_class", "confusion_matrix")},
+                "metrics": {**{k: v for k, v in s.items() if k not in ("per_class", "confusion_matrix")},
+                            "validation_balanced_accuracy": floors[task]["value"], "floor": floors[task]["floor"]},
                 "settings": settings}
         out[task] = clf.save(default_model_path(task), card)
     return out

@@ -174,10 +174,10 @@ def test_train_below_the_floor_saves_nothing(capsys, tmp_path, monkeypatch):
 def test_train_saves_a_model_that_classify_uses(capsys, tmp_path, monkeypatch):
     """The smoke profile's tiny plain CNN on the phantom (floor margin lowered: two epochs on ~40
     images prove the path, not the model)."""
-    from fetal_lib.commands import us as us_command
+    from fetal_lib.us import floor as us_floor
 
     monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
-    monkeypatch.setattr(us_command, "FLOOR_MARGIN", -1.0)
+    monkeypatch.setattr(us_floor, "FLOOR_MARGIN", -1.0)
     target = tmp_path / "models" / "brain.keras"
     code, out, err = run_cli(["us", "train", "--task", "brain_planes", "--profile", "smoke", "--data-source", "phantom",
                               "--arch", "separable_cnn", "--set", "epochs=1", "--model", target], capsys)

@@ -39,3 +39,6 @@ def test_the_validation_curves_mark_the_kept_epoch_on_each_models_curve() -> Non
     np.testing.assert_allclose(thick.get_ydata(), smoothed_scores([0.2, 0.9, 0.4, 0.6]))
     assert list(star.get_xdata()) == [3] and list(star.get_ydata()) == [0.4]
     assert len(anomaly.lines) == 3 and anomaly.get_title() == "anomaly"
+    fig.canvas.draw()
+    ticks = [t for t in anomaly.get_xticks() if anomaly.get_xlim()[0] <= t <= anomaly.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # epochs, not 1.25, 1.5, ...

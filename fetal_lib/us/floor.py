@@ -1,0 +1,66 @@
+"""The ultrasound classifiers' sanity floor: a model whose validation balanced accuracy does not
+beat chance (1/K for K classes) by :data:`FLOOR_MARGIN` is never deployed, by the chapter or by
+``fetal us train`` (:mod:`fetal_lib.training.floor` raises before anything is saved).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+#: A deployed classifier's validation balanced accuracy must be at least 1/K + FLOOR_MARGIN.
+FLOOR_MARGIN = 0.1
+
+METRIC = "validation balanced accuracy"
+
+ADVICE = "Chance is 1/K; train longer (--set epochs=N), check the data (`fetal data verify`), or try another network."
+
+
+def deployment_floor(n_classes: int, margin: float | None = None):
+    """The :class:`~fetal_lib.training.floor.Floor` of a ``n_classes``-class classifier."""
+    from fetal_lib.training.floor import Floor
+
+    if n_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
+    return Floor(METRIC, round(1.0 / n_classes + (FLOOR_MARGIN if margin is None else margin), 6))
+
+
+def validation_balanced_accuracy(run: Any) -> float:
+    """Balanced accuracy of a :class:`fetal_lib.us.pipeline.ModelRun` on its validation split
+    (calibrated logits; the temperature does not change which class wins)."""
+    from fetal_lib.metrics.classification import classification_report
+
+    labels = list(range(len(run.classes)))
+    predicted = run.probabilities(True, "val").argmax(axis=1)
+    return float(classification_report(run.y_val, predicted, None, labels)["balanced_accuracy"])
+
+
+def check_deployable(runs: Mapping[str, Any], margin: float | None = None) -> dict[str, dict[str, Any]]:
+    """Check every task's chosen run (task -> ModelRun) against its floor before any is saved.
+
+    Returns task -> {"value", "floor"}; raises ``BelowFloorError`` naming every task below it."""
+    from fetal_lib.training.floor import BelowFloorError, failures
+
+    out, broken, names = {}, [], []
+    for task, run in runs.items():
+        floor = deployment_floor(len(run.classes), margin)
+        value = validation_balanced_accuracy(run)
+        out[task] = {"value": value, "floor": floor.describe()}
+        for f, v in failures({floor.metric: value}, [floor]):
+            broken.append((f, v))
+            names.append(f"{task} ({run.arch}, {len(run.classes)} classes)")
+    if broken:
+        raise BelowFloorError("The ultrasound classifier for " + ", ".join(names), broken, ADVICE)
+    return out
+
+
+def deployment_rows(chosen: Mapping[str, str], runs: Mapping[tuple[str, str], Any]) -> list[dict[str, Any]]:
+    """The chapter's deployment table: per task, the validation-chosen network, its validation
+    balanced accuracy, the floor and whether it clears it."""
+    rows = []
+    for task, arch in chosen.items():
+        run = runs[(task, arch)]
+        floor = deployment_floor(len(run.classes))
+        value = validation_balanced_accuracy(run)
+        rows.append({"task": task, "model (chosen on validation)": arch, "validation balanced accuracy": value,
+                     "floor": floor.describe(), "clears the floor": floor.holds(value)})
+    return rows
