@@ -1,17 +1,19 @@
 """``fetal seg``: chapter 2's head-segmentation networks (HC18) outside the book: train one, evaluate it.
 
     fetal seg train --arch NAME [--profile cpu] [--data-dir DIR] [--data-source real] [--seed N]
-                    [--set KEY=VALUE ...] [--model PATH]
-    fetal seg evaluate --arch NAME [--model PATH] [--profile cpu] [--data-dir DIR] [--data-source real]
-                       [--seed N] [--format text|json]
+                    [--set KEY=VALUE ...] [--model PATH] [--continue-from PATH]
+    fetal seg evaluate --arch NAME [--model PATH] [--split test|val] [--profile cpu] [--data-dir DIR]
+                       [--data-source real] [--seed N] [--format text|json]
 
 ``train`` does what the chapter does for one architecture (:func:`fetal_lib.seg_benchmark.pipeline.run_arch`:
 chapter 1's subject-level split, the profile's ``seg_benchmark:`` knobs, the best validation epoch,
 the threshold chosen on validation, the test split scored once), stops at the sanity floor
 (exit 1, nothing written), and saves the network with its model card to
-``build/models/seg_benchmark/<arch>.pt``, where ``fetal hc measure --model`` reads it.
-``evaluate`` scores a saved network on the test split. PyTorch is imported only when a
-sub-command runs.
+``build/models/seg_benchmark/<arch>.pt``, where ``fetal hc measure --model`` reads it. With
+``--continue-from`` it trains a saved network on for ``epochs`` more epochs (a fresh cosine
+schedule), as the chapter continues its validation winner. ``evaluate`` scores a saved network on
+the test split, or on the validation split (``--split val``), where decisions are taken. PyTorch is
+imported only when a sub-command runs.
 """
 
 from __future__ import annotations
@@ -58,16 +60,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="override a seg_benchmark knob of the profile, e.g. --set epochs=4 (repeatable; not arch_options)")
     t.add_argument("--model", type=Path, default=None, metavar="PATH",
                    help="where to save, a .pt file (default: build/models/seg_benchmark/<arch>.pt)")
+    t.add_argument("--continue-from", type=Path, default=None, metavar="PATH", dest="continue_from",
+                   help="a saved network of this architecture (a .pt file with its card) to train on for the profile's "
+                        "epochs (--set epochs=N) on a fresh cosine schedule, as the chapter continues its winner")
     t.set_defaults(func=handle_train)
 
     e = sub.add_parser("evaluate", help="score a saved network on the test split (Dice, IoU, mAP, HC error in mm)",
                        description="Load a network saved by `fetal seg train` (or the chapter) and score it on the test split "
-                       "of chapter 1's subject-level split with the threshold and test-time flips of its model card: "
+                       "(or, with --split val, the validation split) of chapter 1's subject-level split with the threshold and test-time flips of its model card: "
                        "Dice, IoU, recall, precision, mAP, HD95, and the HC error in mm (mean, SD, median, "
                        "subject-bootstrap 95 % CI of the mean).")
     e.add_argument("--arch", required=True, metavar="NAME", help=ARCH_HELP + "; must be the one the model card names")
     e.add_argument("--model", type=Path, default=None, metavar="PATH",
                    help="the saved network, a .pt file with its card beside it (default: build/models/seg_benchmark/<arch>.pt)")
+    e.add_argument("--split", choices=("test", "val"), default="test",
+                   help="test (default) or val: the validation split, on which decisions are taken")
     add_profile(e, "profile whose max_images sets the data the split is made of (default cpu)")
     add_data_dir(e)
     add_data_source(e, "HC18")
@@ -189,11 +196,45 @@ def _log(line: str) -> None:
 # ----------------------------------------------------------------------------- handlers
 
 
+def continuation_start(path: Path, arch: str, settings: dict[str, Any]):
+    """The saved network at ``path`` as a :class:`~fetal_lib.seg_benchmark.pipeline.Start` for ``arch``
+    under ``settings``, and its architecture options (which the continued network keeps).
+
+    Raises:
+        FetalInputError: the file or its card is missing or foreign, or the network is of another
+            architecture or input size, or its card does not say how many epochs trained it.
+    """
+    from fetal_lib.model_card import card_path, read_card
+    from fetal_lib.seg_benchmark.pipeline import Start
+    from fetal_lib.seg_benchmark.predictor import TorchSegmenter
+
+    seg = TorchSegmenter.load(path)  # refuses a missing file or a missing or foreign card, naming it
+    card = read_card(path) or {}
+    if seg.arch != arch:
+        raise FetalInputError(card_path(path), f"the model card names architecture {seg.arch!r}, but --arch is {arch!r}; "
+                                               f"a network continues as its own architecture")
+    size = (int(settings["input_rows"]), int(settings["input_cols"]))
+    if (seg.rows, seg.cols) != size:
+        raise FetalInputError(card_path(path), f"the network reads {seg.rows}x{seg.cols} images, the profile "
+                                               f"{size[0]}x{size[1]}; pass --set input_rows={seg.rows} --set input_cols={seg.cols}")
+    training = card.get("training") or {}
+    try:
+        behind = int(training.get("initial_epochs") or 0) + int(training["epochs"])
+    except (KeyError, TypeError, ValueError):
+        raise FetalInputError(card_path(path), "the model card does not say how many epochs trained this network "
+                                               "(training.epochs); save it with `fetal seg train` or the chapter") from None
+    return Start(seg.net, behind), dict(seg.options)
+
+
 def handle_train(args: argparse.Namespace) -> int:
     arch = _one_arch(args.arch)
     path = _model_path(args.model, arch)
     settings = settings_from_args(args.profile, args.settings,
                                   {"archs": "this command trains the one architecture --arch names"})
+    start = None
+    if args.continue_from is not None:
+        start, options = continuation_start(Path(args.continue_from), arch, settings)
+        settings = {**settings, "arch_options": {**(settings.get("arch_options") or {}), arch: options}}
     _check_writable(path)  # fail now, not after the training
 
     from fetal_lib.hc import pipeline as hc_pipeline
@@ -204,7 +245,9 @@ def handle_train(args: argparse.Namespace) -> int:
     _log(data.source.describe())
     _log("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()))
     _log(f"precision: {pipeline.train_config(settings, arch, args.seed).precision} ({pipeline.precision_choice(settings).reason})")
-    run = pipeline.run_arch(data, settings, arch, args.seed, progress=sys.stderr.isatty(), log=_log)
+    if start is not None:
+        _log(f"continuing {args.continue_from} ({start.epochs} epochs behind it) for {settings['epochs']} more epochs")
+    run = pipeline.run_arch(data, settings, arch, args.seed, progress=sys.stderr.isatty(), log=_log, initial=start)
     fit = run.trained.fit
     _log(f"{arch}: {run.trained.parameters:,} parameters, {fit.seconds / 60:.1f} min, {run.trained.train_images_per_s:.1f} "
          f"training images/s, best epoch {fit.best_epoch} of {len(fit.history)}, threshold (validation) {run.hc_model.threshold:g}")
@@ -241,10 +284,13 @@ def _split_warning(card: dict, data, seed: int) -> str | None:
 
 
 def evaluate_summary(df, seed: int = 0) -> dict[str, Any]:
-    """The test figures of one network: the chapter's results columns (:func:`pipeline.test_scores`)."""
+    """The figures of one network on one split: the chapter's results columns (:func:`pipeline.test_scores`)."""
     from fetal_lib.seg_benchmark import pipeline
 
     return {"images": int(len(df)), **pipeline.test_scores(df, seed), "flagged": int(df["flagged"].sum())}
+
+
+SPLIT_NAMES = {"test": "test", "val": "validation"}
 
 
 def _mm(value) -> str:
@@ -276,19 +322,19 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     warning = _split_warning(card, data, seed)
     if warning:
         print(f"fetal: warning: {warning}", file=sys.stderr)
-    df = pipeline.add_ap_column(hc_pipeline.evaluate(model, data.part("test"), progress=sys.stderr.isatty()))
-    test = evaluate_summary(df, seed)
-    result = {"model": str(path), "architecture": arch, "data": data.source.describe(), "split": "test", "seed": seed,
-              "threshold": model.threshold, "tta": list(model.tta), "test": test}
+    df = pipeline.add_ap_column(hc_pipeline.evaluate(model, data.part(args.split), progress=sys.stderr.isatty()))
+    scores = evaluate_summary(df, seed)
+    result = {"model": str(path), "architecture": arch, "data": data.source.describe(), "split": args.split, "seed": seed,
+              "threshold": model.threshold, "tta": list(model.tta), args.split: scores}
     if args.format == "json":
         print(json.dumps(_clean(result), indent=2))
         return 0
-    print(f"{arch} ({path}) on the test split: {test['images']} images, seed {seed}, threshold {model.threshold:g}, "
+    print(f"{arch} ({path}) on the {SPLIT_NAMES[args.split]} split: {scores['images']} images, seed {seed}, threshold {model.threshold:g}, "
           f"test-time flips: {', '.join(model.tta) or 'none'}")
-    print(f"Dice {test['Dice']:.4f}  IoU {test['IoU']:.4f}  recall {test['recall']:.4f}  precision {test['precision']:.4f}  "
-          f"mAP {test['mAP']:.4f}  HD95 {_mm(test['HD95 (mm)'])}")
-    print(f"HC |diff|: mean {_mm(test['HC |diff| mean (mm)'])} (95 % CI {_mm(test['HC CI low (mm)'])} to "
-          f"{_mm(test['HC CI high (mm)'])}), SD {_mm(test['HC |diff| SD (mm)'])}, median {_mm(test['HC |diff| median (mm)'])}")
-    print(f"no head found: {test['no head found']} of {test['images']}; flagged fits: {test['flagged']}")
+    print(f"Dice {scores['Dice']:.4f}  IoU {scores['IoU']:.4f}  recall {scores['recall']:.4f}  precision {scores['precision']:.4f}  "
+          f"mAP {scores['mAP']:.4f}  HD95 {_mm(scores['HD95 (mm)'])}")
+    print(f"HC |diff|: mean {_mm(scores['HC |diff| mean (mm)'])} (95 % CI {_mm(scores['HC CI low (mm)'])} to "
+          f"{_mm(scores['HC CI high (mm)'])}), SD {_mm(scores['HC |diff| SD (mm)'])}, median {_mm(scores['HC |diff| median (mm)'])}")
+    print(f"no head found: {scores['no head found']} of {scores['images']}; flagged fits: {scores['flagged']}")
     print(f"data: {result['data']}")
     return 0

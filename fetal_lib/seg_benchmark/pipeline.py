@@ -95,11 +95,24 @@ def add_ap_column(df) -> Any:
     return out
 
 
+@dataclass(frozen=True)
+class Start:
+    """Trained weights a training continues from: the network and the epochs behind it."""
+
+    net: Any  # torch.nn.Module of the architecture being trained (copied, never changed)
+    epochs: int
+
+
+def start_of(run: ArchRun) -> Start:
+    """Where a continuation of ``run`` starts: its network and :func:`total_epochs`."""
+    return Start(run.trained.segmenter.net, total_epochs(run))
+
+
 def run_arch(data, settings: dict[str, Any], arch: str, seed: int = 0, progress: bool = False,
-             log: Callable[[str], None] | None = None, initial: ArchRun | None = None) -> ArchRun:
+             log: Callable[[str], None] | None = None, initial: Start | None = None) -> ArchRun:
     """Train ``arch`` on the train part, choose the threshold on validation, score the test part.
 
-    ``initial``: a run of the same architecture whose network this one continues training
+    ``initial``: trained weights of the same architecture that this training continues
     (``settings["epochs"]`` more epochs on a fresh cosine schedule) instead of starting from random weights."""
     from fetal_lib.hc import pipeline as hc_pipeline
     from fetal_lib.hc.dataset import load_arrays
@@ -109,12 +122,12 @@ def run_arch(data, settings: dict[str, Any], arch: str, seed: int = 0, progress:
 
     config = train_config(settings, arch, seed)
     if initial is not None:
-        config.initial_epochs = total_epochs(initial)
+        config.initial_epochs = int(initial.epochs)
     cache = build_dir() / "cache" / "hc18"
     x_tr, y_tr = load_arrays(data.part("train"), config.input_shape, "filled", cache, progress)
     x_va, y_va = load_arrays(data.part("val"), config.input_shape, "filled", cache, progress)
     trained = train(config, x_tr, y_tr, x_va, y_va, progress=progress, log=log,
-                    initial=None if initial is None else initial.trained.segmenter.net)
+                    initial=None if initial is None else initial.net)
     tta = [t.strip() for t in str(settings["tta"]).split(",") if t.strip()]
     hc_model = HCModel(trained.segmenter, {"tta": tta})
     val_recs, test_recs = data.part("val"), data.part("test")
@@ -147,7 +160,7 @@ def continue_winner(data, settings: dict[str, Any], run: ArchRun, seed: int = 0,
     extra = extra_epochs(settings, run)
     if extra <= 0:
         return None
-    return run_arch(data, {**settings, "epochs": extra}, run.arch, seed, progress, log, initial=run)
+    return run_arch(data, {**settings, "epochs": extra}, run.arch, seed, progress, log, initial=start_of(run))
 
 
 def choose_deployed(benchmarked: ArchRun, continued: ArchRun | None) -> ArchRun:

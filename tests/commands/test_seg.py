@@ -186,3 +186,63 @@ def test_evaluate_without_a_model_says_how_to_make_one(capsys, build):
     code, _, err = run_cli(capsys, ["seg", "evaluate", "--arch", "unext", "--data-source", "phantom"])
     assert code == 2
     assert str(build / "models" / "seg_benchmark" / "unext.pt") in err and "fetal seg train --arch unext" in err
+
+
+def test_evaluate_scores_the_validation_split_on_request(capsys, tmp_path):
+    from fetal_lib.hc import pipeline as hc_pipeline
+    from fetal_lib.seg_benchmark import pipeline
+
+    model = _save_tiny(tmp_path / "tiny.pt")
+    argv = ["seg", "evaluate", "--arch", "attention_unet", "--model", model, "--profile", "smoke", "--data-source", "phantom",
+            "--split", "val"]
+    code, out, err = run_cli(capsys, [*argv, "--format", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    data = hc_pipeline.load_data(None, "phantom", 0, int(pipeline.profile_settings("smoke")["max_images"]))
+    assert doc["split"] == "val" and "test" not in doc and TEST_KEYS <= set(doc["val"])
+    assert doc["val"]["images"] == len(data.part("val")) != len(data.part("test"))
+    code, text, err = run_cli(capsys, argv)
+    assert code == 0 and f"on the validation split: {len(data.part('val'))} images" in text
+
+
+# ----------------------------------------------------------------------------- train --continue-from
+
+
+def _with_training(path, **training):
+    card = read_card(path)
+    card_path(path).write_text(json.dumps({**card, "training": training}))
+    return path
+
+
+def test_continue_from_refuses_a_network_it_cannot_continue(capsys, tmp_path):
+    argv = ["seg", "train", "--profile", "smoke", "--data-source", "phantom", "--arch", "attention_unet", "--model", tmp_path / "out.pt"]
+    unext = _with_training(_save_tiny(tmp_path / "u.pt", arch="unext"), epochs=3)
+    code, out, err = run_cli(capsys, [*argv, "--continue-from", unext])
+    assert code == 2 and out == "" and "names architecture 'unext', but --arch is 'attention_unet'" in err and "u.card.json" in err
+    no_epochs = _save_tiny(tmp_path / "a.pt")  # a card without its training section
+    code, _, err = run_cli(capsys, [*argv, "--continue-from", no_epochs])
+    assert code == 2 and "does not say how many epochs trained this network" in err and "a.card.json" in err
+    code, _, err = run_cli(capsys, [*argv, "--continue-from", _with_training(no_epochs, epochs=3), "--set", "input_rows=96"])
+    assert code == 2 and "reads 64x96 images, the profile 96x96" in err
+    code, _, err = run_cli(capsys, [*argv, "--continue-from", tmp_path / "missing.pt"])
+    assert code == 2 and "missing.pt" in err and "no model file here" in err
+    assert not (tmp_path / "out.pt").exists()
+
+
+@pytest.mark.slow  # trains (one epoch, a few seconds)
+def test_continue_from_trains_a_saved_network_on_and_counts_its_epochs(capsys, tmp_path, monkeypatch):
+    from fetal_lib.seg_benchmark import pipeline
+
+    monkeypatch.setattr(pipeline, "check_floor", lambda run, is_phantom: {})  # one phantom epoch proves the path only
+    start = _with_training(_save_tiny(tmp_path / "a.pt"), epochs=3, initial_epochs=2)
+    before = {k: v.clone() for k, v in torch.load(start, weights_only=True).items()}
+    model = tmp_path / "more.pt"
+    code, out, err = run_cli(capsys, [*TRAIN, "--continue-from", start, "--model", model])
+    assert code == 0, err
+    assert "5 epochs behind it" in err
+    card = read_card(model)
+    assert card["architecture"] == {"name": "attention_unet", "options": {"base_width": 2, "depth": 3}}  # the saved network's
+    assert card["training"]["initial_epochs"] == 5 and card["training"]["epochs"] == 1
+    after = torch.load(model, weights_only=True)
+    assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())  # it trained on
+    assert all(torch.equal(before[k], v) for k, v in torch.load(start, weights_only=True).items())  # the start is untouched
