@@ -15,13 +15,13 @@ METRIC = "validation balanced accuracy"
 ADVICE = "Chance is 1/K; train longer (--set epochs=N), check the data (`fetal data verify`), or try another network."
 
 
-def deployment_floor(n_classes: int, margin: float | None = None):
+def deployment_floor(n_classes: int):
     """The :class:`~fetal_lib.training.floor.Floor` of a ``n_classes``-class classifier."""
     from fetal_lib.training.floor import Floor
 
     if n_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
-    return Floor(METRIC, round(1.0 / n_classes + (FLOOR_MARGIN if margin is None else margin), 6))
+    return Floor(METRIC, round(1.0 / n_classes + FLOOR_MARGIN, 6))
 
 
 def validation_balanced_accuracy(run: Any) -> float:
@@ -34,7 +34,12 @@ def validation_balanced_accuracy(run: Any) -> float:
     return float(classification_report(run.y_val, predicted, None, labels)["balanced_accuracy"])
 
 
-def check_deployable(runs: Mapping[str, Any], margin: float | None = None) -> dict[str, dict[str, Any]]:
+def floor_status(run: Any):
+    """A run's floor and its validation balanced accuracy: (Floor, value)."""
+    return deployment_floor(len(run.classes)), validation_balanced_accuracy(run)
+
+
+def check_deployable(runs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Check every task's chosen run (task -> ModelRun) against its floor before any is saved.
 
     Returns task -> {"value", "floor"}; raises ``BelowFloorError`` naming every task below it."""
@@ -42,8 +47,7 @@ def check_deployable(runs: Mapping[str, Any], margin: float | None = None) -> di
 
     out, broken, names = {}, [], []
     for task, run in runs.items():
-        floor = deployment_floor(len(run.classes), margin)
-        value = validation_balanced_accuracy(run)
+        floor, value = floor_status(run)
         out[task] = {"value": value, "floor": floor.describe()}
         for f, v in failures({floor.metric: value}, [floor]):
             broken.append((f, v))
@@ -58,9 +62,7 @@ def deployment_rows(chosen: Mapping[str, str], runs: Mapping[tuple[str, str], An
     balanced accuracy, the floor and whether it clears it."""
     rows = []
     for task, arch in chosen.items():
-        run = runs[(task, arch)]
-        floor = deployment_floor(len(run.classes))
-        value = validation_balanced_accuracy(run)
+        floor, value = floor_status(runs[(task, arch)])
         rows.append({"task": task, "model (chosen on validation)": arch, "validation balanced accuracy": value,
                      "floor": floor.describe(), "clears the floor": floor.holds(value)})
     return rows
