@@ -64,6 +64,7 @@ learning_rate = None
 augment = None
 augment_vflip = None
 precision = None  # "auto" (bfloat16 autocast only where the CPU has it natively and a probe measured it faster), "float32" or "bfloat16"
+device = None  # "auto" (CUDA when torch sees a GPU, else the CPU), "cpu" or "cuda": where the networks train and predict
 val_every = None  # validation Dice every this many epochs (and after the last)
 tta = None  # test-time flips averaged, as chapter 1
 threshold_grid = None  # probability thresholds tried on validation
@@ -94,7 +95,7 @@ arch_names = pipeline.parse_archs(archs)
 precision_choice = pipeline.precision_choice(settings)
 data = hc_pipeline.load_data(data_dir, data_source, seed, int(max_images))
 run = ChapterRun("seg_benchmark", profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
-                 compute={"precision": precision_choice.to_dict()})
+                 compute={"precision": precision_choice.to_dict(), **pipeline.device_choice(settings)})
 run.banner()
 display(Markdown(f"Data: {data.source.describe(relative=True)}. Split: chapter 1's, by subject: "
                  + ", ".join(f"{k} {len(v)} images" for k, v in data.parts.items()) + "."))
@@ -103,8 +104,8 @@ display(Markdown(f"Data: {data.source.describe(relative=True)}. Split: chapter 1
 # ## Training: every architecture, the same epochs
 #
 # Each network is trained in turn for the profile's epochs (the budget is epochs, so every
-# machine trains the same networks; only the wall time differs), in the precision `auto` resolves
-# to on this CPU, and scored on validation every few epochs; the best validation epoch is kept.
+# machine trains the same networks; only the wall time differs), on the profile's `device` (`auto`:
+# the GPU when torch sees one), in the precision `auto` resolves to on that device, and scored on validation every few epochs; the best validation epoch is kept.
 # The profile's widths are reduced for two CPU cores: its comments give the papers' sizes, which
 # the `full` profile uses.
 

@@ -59,6 +59,7 @@ seg_nn_channel = None  # also feed the image resampled by nearest neighbour (Fal
 seg_mask_channel = None  # brain mask as an input channel (False: image only, as the source)
 seg_loss = None  # "ce" (the source's cross-entropy) or "ce_dice" (cross-entropy + soft Dice)
 seg_precision = None  # training arithmetic: "auto" (bfloat16 autocast only where the CPU has it natively and a probe measured it faster) | "float32" | "bfloat16"
+device = None  # "auto" (CUDA when torch sees a GPU, else the CPU), "cpu" or "cuda": where the networks train and predict
 seg_time_budget_s = None  # optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)
 seg_val_every = None  # score the validation subjects every this many epochs (and after the last)
 seg_cv_folds = None  # out-of-fold segmenters over all image subjects (the deployed recipe and epochs); 0 to skip
@@ -101,9 +102,9 @@ globals().update(settings)
 if deploy_features not in ("soft", "hard"):
     raise ValueError(f"deploy_features must be 'soft' or 'hard', not {deploy_features!r}")
 source = resolve("brain_age", data_dir or None, source=data_source)
-precision_choice = pipeline.precision_choice(seg_precision)
+precision_choice = pipeline.precision_choice(seg_precision, device=device)
 run = ChapterRun("brain_age", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
-                 compute={"precision": precision_choice.to_dict()})
+                 compute={"precision": precision_choice.to_dict(), **pipeline.device_choice(device)})
 run.banner()
 display(Markdown(f"Data: {source.describe(relative=True)}"))
 subjects = dataset.load(source.root)
@@ -151,7 +152,8 @@ if trained.time_capped:
              "would train a different one. Set `seg_time_budget_s = 0` to train every epoch.")
 epoch_seconds = float(np.mean([h["seconds"] for h in trained.history]))
 display(Markdown(f"Res-U-Net reading {', '.join(cfg.input_names())}: {count_parameters(seg_model):,} parameters; {len(trained.history)} epochs in "
-                 f"{trained.seconds:.0f} s ({epoch_seconds:.1f} s per epoch of {len(tr_idx)} subjects, 2 threads)."))
+                 f"{trained.seconds:.0f} s ({epoch_seconds:.1f} s per epoch of {len(tr_idx)} subjects, "
+                 f"{'on the GPU' if trained.device == 'cuda' else f'{cfg.threads} CPU threads'})."))
 run.table(pd.DataFrame(trained.history), "segmentation_training_history")
 run.figure(figures.training_curves(trained.history), "segmentation_training_curves")
 

@@ -26,11 +26,12 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def load_all(models_dir: Path, log: Callable[[str], None] = _stderr) -> dict[str, list[Slot]]:
-    """Every tab's models, loaded once (absent ones with their reason), each reported by ``log``."""
+def load_all(models_dir: Path, log: Callable[[str], None] = _stderr, device: str = "auto") -> dict[str, list[Slot]]:
+    """Every tab's models, loaded once (absent ones with their reason), each reported by ``log``; the
+    PyTorch ones on ``device`` (``auto``: the GPU when torch sees one)."""
     out = {}
     for key, module in TABS:
-        out[key] = module.load_models(Path(models_dir))
+        out[key] = module.load_models(Path(models_dir), device=device)
         for slot in out[key]:
             log(f"fetal app: {module.TITLE}: {slot.label}: " + (f"loaded {slot.path} in {slot.load_s:.1f} s" if slot.ready
                                                                else f"not available ({slot.problem})"))

@@ -58,7 +58,7 @@ def serve(settings: AppSettings, log: Callable[[str], None] = _stderr) -> int:
     try:
         from fetal_lib.app.blocks import build_app, load_all
 
-        slots = load_all(settings.models, log)
+        slots = load_all(settings.models, log, settings.device)
         demo = build_app(slots, uploads, settings.models)
         try:
             demo.launch(**launch_options(settings, uploads))

@@ -45,12 +45,14 @@ class AppSettings:
         port: TCP port (1-65535).
         models_dir: folder of the trained models (default ``<build>/models``).
         max_upload_mb: largest file accepted, in MiB (larger uploads are refused in the page).
+        device: where the PyTorch models run (``auto``: a CUDA GPU when torch sees one; ``cpu``; ``cuda``).
     """
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     models_dir: Path | None = None
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    device: str = "auto"
 
     @property
     def models(self) -> Path:
@@ -81,6 +83,9 @@ class AppSettings:
             raise FetalInputError(None, f"--max-upload-mb must be a positive number of MiB, got {self.max_upload_mb}")
         if self.models.exists() and not self.models.is_dir():
             raise FetalInputError(self.models, "--models-dir is a file, not a folder")
+        from fetal_lib.commands.options import checked_device
+
+        checked_device(self.device)  # --device cuda without a GPU: one line, before anything starts
         return self
 
 

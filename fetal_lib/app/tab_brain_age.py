@@ -24,11 +24,12 @@ THREADS = 2
 TISSUE_LEGEND = "CSF blue, GM orange, WM white"  # fetal_lib.app.render.TISSUE_COLOURS
 
 
-def load_models(models_dir: Path) -> list[Slot]:
-    """The chapter-5 model folder (absent: with the command that trains it)."""
+def load_models(models_dir: Path, device: str = "auto") -> list[Slot]:
+    """The chapter-5 model folder (absent: with the command that trains it), its segmenter on ``device``."""
     from fetal_lib.brain_age.predict import load_predictor
 
-    return [load_slot("brain_age", LABEL, Path(models_dir) / "brain_age", lambda p: load_predictor(p, threads=THREADS))]
+    return [load_slot("brain_age", LABEL, Path(models_dir) / "brain_age",
+                      lambda p: load_predictor(p, threads=THREADS, device=device))]
 
 
 @dataclass

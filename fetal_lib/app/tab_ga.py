@@ -22,8 +22,9 @@ ACTION = "predict the gestational age"
 LABEL = "Chapter 4: multi-planar VGG16 with attention (Keras)"
 
 
-def load_models(models_dir: Path) -> list[Slot]:
-    """The chapter-4 regressor (absent: with the command that trains it)."""
+def load_models(models_dir: Path, device: str = "auto") -> list[Slot]:
+    """The chapter-4 regressor (absent: with the command that trains it); a Keras model, so ``device``
+    (for the PyTorch tabs) does not apply."""
     from fetal_lib.ga_mri.predictor import GaPredictor
 
     return [load_slot("ga_mri", LABEL, Path(models_dir) / "ga_mri.keras", GaPredictor.load)]

@@ -30,19 +30,20 @@ WINNER_HINT = "`fetal book --profile cpu --only seg_benchmark` (chapter 2 saves 
 HADLOCK_FROM_WEEKS = 14.0
 
 
-def _load_winner(path: Path):
+def _load_winner(path: Path, device: str = "auto"):
     from fetal_lib.hc.measure import HCModel
 
     if not path.is_file():
         raise FetalInputError(path, f"no chapter-2 winner here; make it with {WINNER_HINT}")
-    return HCModel.load(path)
+    return HCModel.load(path, device=device)
 
 
-def load_models(models_dir: Path) -> list[Slot]:
-    """Both HC models (absent ones with the command that makes them); each loaded once."""
+def load_models(models_dir: Path, device: str = "auto") -> list[Slot]:
+    """Both HC models (absent ones with the command that makes them); each loaded once, the chapter-2
+    winner (PyTorch) on ``device``."""
     from fetal_lib.hc.measure import HCModel
 
-    loaders = {"hc18_unet": HCModel.load, "seg_winner": _load_winner}
+    loaders = {"hc18_unet": HCModel.load, "seg_winner": lambda p: _load_winner(p, device)}
     return [load_slot(key, label, Path(models_dir) / rel, loaders[key]) for key, label, rel in MODELS]
 
 

@@ -26,8 +26,9 @@ TASKS = {
 }
 
 
-def load_models(models_dir: Path) -> list[Slot]:
-    """One classifier per task of :data:`TASKS` (absent ones with the command that trains them)."""
+def load_models(models_dir: Path, device: str = "auto") -> list[Slot]:
+    """One classifier per task of :data:`TASKS` (absent ones with the command that trains them); Keras
+    models, so ``device`` (for the PyTorch tabs) does not apply."""
     from fetal_lib.us.classifier import UsClassifier
 
     return [load_slot(task, label, Path(models_dir) / f"us_{task}.keras", lambda p, t=task: UsClassifier.load(p, t))

@@ -39,22 +39,33 @@ FLOOR_ADVICE = ("Look at the training log (epochs run, loss, validation Dice): i
 def seg_train_config(settings: dict, seed: int = 0, flags=None) -> segmentation.TrainConfig:
     """The segmenter's :class:`~fetal_lib.brain_age.segmentation.TrainConfig` from the chapter's ``seg_*``
     parameters (its parameters cell, or a profile's ``brain_age:`` section over it); ``seg_precision``
-    is resolved for this CPU (or for ``flags``)."""
+    is resolved for the device that trains (or for ``flags``, on the CPU)."""
     g = settings
     return segmentation.TrainConfig(
         base_width=int(g["seg_base_width"]), depth=int(g["seg_depth"]), epochs=int(g["seg_epochs"]),
         batch_size=int(g["seg_batch_size"]), crop=int(g["seg_crop"]) or None, seed=int(seed),
         nn_channel=bool(g["seg_nn_channel"]), mask_channel=bool(g["seg_mask_channel"]), loss=str(g["seg_loss"]),
         val_every=int(g["seg_val_every"]), time_budget_s=float(g["seg_time_budget_s"]) if g.get("seg_time_budget_s") else None,
-        precision=precision_choice(g.get("seg_precision", "auto"), flags).precision,
+        precision=precision_choice(g.get("seg_precision", "auto"), flags, g.get("device")).precision,
+        device=str(g.get("device") or "auto"),
     )
 
 
-def precision_choice(requested: str, flags=None):
-    """The torch training precision ``requested`` ("auto", "float32", "bfloat16") resolves to on this CPU."""
+def precision_choice(requested: str, flags=None, device: str | None = "auto"):
+    """The torch training precision ``requested`` ("auto", "float32", "bfloat16") resolves to on the
+    device that trains (``device``: the GPU's rule on CUDA; on the CPU its flags, or ``flags`` when given)."""
+    from fetal_lib.training.device import training_gpu
     from fetal_lib.training.precision import resolve
 
-    return resolve(str(requested), "torch", flags)
+    gpu = training_gpu(device) if flags is None else None
+    return resolve(str(requested), "torch", flags, gpu=gpu)
+
+
+def device_choice(device: str | None = "auto") -> dict:
+    """The device the ``device`` knob resolves to here, as the card and provenance record it."""
+    from fetal_lib.training.device import describe, resolve_device
+
+    return describe(resolve_device(device))
 
 
 def check_floor(val_dice: dict[str, float], is_phantom: bool, what: str) -> dict[str, float]:
@@ -285,7 +296,7 @@ def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmen
         "preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE), "normalisation": "zero mean, unit variance in the brain mask"},
         "segmenter": {"config": seg_model.config, "train": segmentation.config_dict(cfg), "n_train": int(n_train), "n_val": int(n_val),
                       "val_dice": val_dice, "epochs_run": len(trained.history), "time_capped": trained.time_capped,
-                      "tta": "hflip" if tta else "none"},
+                      "tta": "hflip" if tta else "none", "trained_on": device_choice(trained.device)},
         "regressor": {"name": deploy_model, "n_train": deployed.n_train, "training_set": training_set, "features": deploy_features,
                       "map_factor": int(map_factor),
                       "bias": dataclasses.asdict(deployed.bias), **(regressor_metrics or {})},

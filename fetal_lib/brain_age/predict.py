@@ -89,8 +89,9 @@ class Prediction:
     labels: np.ndarray
 
 
-def load_predictor(model_dir: str | Path | None = None, threads: int = 2) -> Predictor:
-    """Load the models from ``model_dir`` (default :func:`default_model_dir`).
+def load_predictor(model_dir: str | Path | None = None, threads: int = 2, device: str = "auto") -> Predictor:
+    """Load the models from ``model_dir`` (default :func:`default_model_dir`), the segmenter on ``device``
+    (``auto``: the GPU when torch sees one; preprocessing and regression stay on the CPU).
 
     Raises:
         FetalInputError: the folder or a model file is missing or unreadable.
@@ -100,7 +101,7 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2) -> Pre
     model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
     if not model_dir.is_dir():
         raise FetalInputError(model_dir, "model folder not found (train it with: fetal book --profile cpu --only brain_age)")
-    seg = segmentation.load(model_dir, threads=threads)
+    seg = segmentation.load(model_dir, threads=threads, device=device)
     reg = regression.load(model_dir)
     meta = json.loads((model_dir / "segmenter.json").read_text())
     prep = meta.get("preprocessing", {})

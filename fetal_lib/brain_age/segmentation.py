@@ -59,6 +59,7 @@ class TrainConfig:
     precision: str = "float32"  # "float32" | "bfloat16" (CPU autocast; resolved from "auto" by fetal_lib.training.precision); weights stay float32
     channels_last: bool = True  # channels-last 3D memory layout: same numbers, ~1.2x faster convolutions on CPU
     val_every: int = 1  # score the validation set every this many epochs (and after the last)
+    device: str = "auto"  # "auto" (CUDA when torch sees a GPU), "cpu" or "cuda" (fetal_lib.training.device)
 
     def intensity_names(self) -> tuple[str, ...]:
         """The intensity channels the network reads, in order (see ``Preprocessed.intensities``)."""
@@ -75,7 +76,7 @@ class TrainConfig:
 
         return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.lr, lr_schedule=self.lr_schedule,
                           lr_floor=0.0, time_budget_s=self.time_budget_s, precision=self.precision, threads=self.threads,
-                          seed=self.seed, val_every=self.val_every, checkpoint="last")
+                          seed=self.seed, device=self.device, val_every=self.val_every, checkpoint="last")
 
     def network_config(self) -> dict:
         return {"in_channels": len(self.input_names()), "num_classes": 4, "base_width": self.base_width, "depth": self.depth, "norm": self.norm}
@@ -209,8 +210,10 @@ def train(
 
 def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
     """Softmax probabilities (N, 4, D, H, W) for (N, D, H, W) or (N, C, D, H, W) images (and masks, if the
-    network reads them), one volume at a time."""
+    network reads them), one volume at a time, on the network's device (results back on the CPU)."""
     import torch
+
+    from fetal_lib.training.device import to_host, to_network
 
     if threads:
         torch.set_num_threads(threads)
@@ -222,8 +225,8 @@ def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, th
             m = None if masks is None else np.asarray(masks)[i : i + 1]
             inp = network_input(np.asarray(x)[None], m, in_channels)
             # channels-last 3D is the faster layout for the CPU convolutions (results are the same)
-            logits = model(torch.from_numpy(np.ascontiguousarray(inp)).contiguous(memory_format=torch.channels_last_3d))
-            out.append(torch.softmax(logits, 1)[0].numpy())
+            x_t = to_network(torch.from_numpy(np.ascontiguousarray(inp)), model).contiguous(memory_format=torch.channels_last_3d)
+            out.append(to_host(torch.softmax(model(x_t).float(), 1)[0]).numpy())
     return np.stack(out)
 
 
@@ -309,17 +312,20 @@ def save(model, directory: str | Path, extra: dict | None = None) -> Path:
     return directory / "segmenter.pt"
 
 
-def load(directory: str | Path, threads: int = 2):
-    """Load the segmenter saved by :func:`save` (eval mode).
+def load(directory: str | Path, threads: int = 2, device: str = "auto"):
+    """Load the segmenter saved by :func:`save` (eval mode) onto ``device`` (``auto``: the GPU when torch sees one).
 
     Raises:
+        NoGpuError: ``device`` is ``cuda`` and there is no GPU (checked before anything is read).
         FetalInputError: the model files are missing or unreadable.
     """
     import torch
 
     from fetal_lib.errors import FetalInputError
     from fetal_lib.networks.torch import create
+    from fetal_lib.training.device import resolve_device
 
+    where = resolve_device(device)
     directory = Path(directory)
     for name in ("segmenter.json", "segmenter.pt"):
         if not (directory / name).is_file():
@@ -332,7 +338,7 @@ def load(directory: str | Path, threads: int = 2):
         raise FetalInputError(directory / "segmenter.pt", f"unreadable segmenter ({type(exc).__name__}: {exc})") from None
     model.input_names = tuple(meta.get("inputs") or _default_input_names(model.config["in_channels"]))
     torch.set_num_threads(threads)
-    model = model.to(memory_format=torch.channels_last_3d)
+    model = model.to(where).to(memory_format=torch.channels_last_3d)
     model.eval()
     return model
 

@@ -1,6 +1,6 @@
 """``fetal app``: one local web page (Gradio) for every trained model of the compendium.
 
-    fetal app [--host 127.0.0.1] [--port 7860] [--models-dir DIR] [--max-upload-mb 50]
+    fetal app [--host 127.0.0.1] [--port 7860] [--models-dir DIR] [--max-upload-mb 50] [--device auto|cpu|cuda]
 
 One tab per task (head circumference, ultrasound classification, gestational age from MRI, brain
 age); a tab whose model is missing says which command trains it. Gradio is started offline (no
@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from fetal_lib.app.settings import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
+from fetal_lib.commands.options import add_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder of the trained models (default: build/models, where `make book` puts them)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                    help=f"largest upload accepted, in MiB (default {DEFAULT_MAX_UPLOAD_MB:g})")
+    add_device(p, "auto; the PyTorch models (chapter 2's winner, brain age)")
     p.set_defaults(func=handle_app)
 
 
@@ -36,4 +38,4 @@ def handle_app(args: argparse.Namespace) -> int:
     from fetal_lib.app.server import serve
     from fetal_lib.app.settings import AppSettings
 
-    return serve(AppSettings(args.host, args.port, args.models_dir, args.max_upload_mb))
+    return serve(AppSettings(args.host, args.port, args.models_dir, args.max_upload_mb, args.device or "auto"))

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
 from fetal_lib.errors import FetalInputError
 
 
@@ -47,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: <build>/models/brain_age)")
     add_format(p, ("text", "json"), "text", "single subject: text (default) or json; a batch always writes CSV")
     p.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads for the network (default 2)")
+    add_device(p)
     p.set_defaults(func=_predict, _parser=p)
 
     t = sub.add_parser(
@@ -65,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_source(t, "the brain-age data")
     t.add_argument("--model", default=None, metavar="DIR", help="model folder to write (default: <build>/models/brain_age)")
     t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the training (default 0, as the chapter)")
+    add_device(t, "the profile's device knob (auto)")
     t.set_defaults(func=_train, _parser=t)
 
 
@@ -77,6 +79,7 @@ def _image(args: argparse.Namespace) -> str | None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    device = checked_device(args.device)
     args.image = _image(args)
     single = args.image is not None or args.mask is not None
     batch = args.images_dir is not None or args.masks_dir is not None
@@ -98,12 +101,12 @@ def _predict(args: argparse.Namespace) -> int:
         from fetal_lib.brain_age.preprocess import load_checked
 
         load_checked(args.image, args.mask)
-        predictor = load_predictor(args.model, threads=args.threads)
+        predictor = load_predictor(args.model, threads=args.threads, device=device)
         result = predictor(args.image, args.mask)
         print(json.dumps(result, indent=2) if args.format == "json" else format_text(result))
         return 0
 
-    predictor = load_predictor(args.model, threads=args.threads)
+    predictor = load_predictor(args.model, threads=args.threads, device=device)
     rows, errors = run_batch(
         predictor, args.images_dir, args.masks_dir, progress=sys.stderr.isatty(),
         on_error=lambda err: print(f"fetal: error: {err}", file=sys.stderr),
@@ -119,6 +122,7 @@ def _train(args: argparse.Namespace) -> int:
     from fetal_lib.brain_age.predict import default_model_dir
 
     settings = chapter_knobs("brain_age", args.profile)
+    settings = {**settings, "device": checked_device(args.device, str(settings.get("device") or "auto"))}
     summary = train_deployable(settings, args.profile, args.data_dir, args.data_source, args.seed, args.model or default_model_dir(),
                                progress=sys.stderr.isatty(), log=lambda line: print(line, file=sys.stderr, flush=True))
     if summary["time_capped"]:

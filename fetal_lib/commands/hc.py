@@ -22,7 +22,7 @@ import math
 import sys
 from pathlib import Path
 
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
 from fetal_lib.errors import FetalInputError
 
 PROFILE_HELP = "knobs from profiles/<name>.yaml hc18: (default cpu)"
@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="CSV in HC18's format (filename,pixel size(mm); extra columns ignored), matched by file name")
     m.add_argument("--model", type=Path, default=None, metavar="PATH", help="trained model (default: build/models/hc18_unet.keras)")
     m.add_argument("--overlay", type=Path, metavar="DIR", help="write <name>_hc.png with the fitted ellipse drawn")
+    add_device(m, "auto; used by a chapter-2 .pt model (a Keras model runs where Keras puts it)")
     add_format(m, ("csv", "json"), "csv", "csv (default) or json (adds warnings, ellipse_mask_iou and hc_uncalibrated_mm)")
     m.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the table to this file (atomically) instead of stdout")
     m.set_defaults(func=handle_measure)
@@ -146,7 +147,8 @@ def _resolve_pixel_sizes(images: list[Path], pixel_size: str | None, pixel_sizes
     return {p: None for p in images}
 
 
-def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], overlay: Path | None = None, progress: bool = False):
+def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], overlay: Path | None = None, progress: bool = False,
+                  device: str = "auto"):
     """Measure each (image, pixel size); returns (measurements, number of failed images)."""
     from fetal_lib.data.imaging import read_image_gray
     from fetal_lib.hc.measure import HCModel, check_pixel_size
@@ -162,7 +164,7 @@ def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], ove
             failed += 1
     if not ready:
         return [], failed
-    model = HCModel.load(model_path)  # FetalInputError (missing model) aborts: nothing can be measured
+    model = HCModel.load(model_path, device=device)  # FetalInputError (missing model) aborts: nothing can be measured
     from tqdm import tqdm
 
     results = []
@@ -201,9 +203,10 @@ def _write_overlay(folder: Path, path: Path, image, m) -> None:
 def handle_measure(args: argparse.Namespace) -> int:
     from fetal_lib.hc.measure import COLUMNS
 
+    device = checked_device(args.device)
     images = [Path(p) for p in args.images]
     pixels = _resolve_pixel_sizes(images, args.pixel_size, args.pixel_sizes)
-    results, failed = _measure_many(args.model, list(pixels.items()), args.overlay, progress=sys.stderr.isatty())
+    results, failed = _measure_many(args.model, list(pixels.items()), args.overlay, progress=sys.stderr.isatty(), device=device)
     if results or args.output is None:
         rows = [m.row() for _, m in results]
         extra = [{"warnings": m.warnings, "ellipse_mask_iou": round(m.agreement, 4), "hc_uncalibrated_mm": m.hc_uncalibrated_mm} for _, m in results]

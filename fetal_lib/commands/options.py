@@ -43,3 +43,32 @@ def add_data_source(parser: argparse.ArgumentParser, dataset: str) -> argparse.A
 def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...], default: str | None, help: str) -> argparse.Action:
     """``--format {choices}``: what the command prints (or writes with ``-o``)."""
     return parser.add_argument("--format", choices=choices, default=default, help=help)
+
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def add_device(parser: argparse.ArgumentParser, default_note: str = "auto") -> argparse.Action:
+    """``--device {auto,cpu,cuda}`` for a PyTorch network (default None: ``default_note`` says what that means)."""
+    return parser.add_argument("--device", choices=DEVICE_CHOICES, default=None,
+                               help=f"where the PyTorch network runs: auto (a CUDA GPU when torch sees one, else the CPU), "
+                                    f"cpu or cuda (an error without a GPU); default: {default_note}")
+
+
+def checked_device(value: str | None, default: str = "auto") -> str:
+    """``--device`` (or ``default`` when not given) checked on this machine before anything is read or written.
+
+    Returns the value as given (``auto`` stays ``auto``), so it can be passed on and recorded.
+
+    Raises:
+        FetalInputError: ``cuda`` on a machine where torch sees no GPU (one line naming it).
+    """
+    from fetal_lib.errors import FetalInputError
+    from fetal_lib.training.device import NoGpuError, resolve_device
+
+    requested = value or default
+    try:
+        resolve_device(requested)
+    except NoGpuError as exc:
+        raise FetalInputError(None, f"--device {requested}: {exc}") from None
+    return requested

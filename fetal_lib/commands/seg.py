@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.commands.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
 from fetal_lib.errors import FetalInputError
 
 CHAPTER = "seg_benchmark"
@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--continue-from", type=Path, default=None, metavar="PATH", dest="continue_from",
                    help="a saved network of this architecture (a .pt file with its card) to train on for the profile's "
                         "epochs (--set epochs=N) on a fresh cosine schedule, as the chapter continues its winner")
+    add_device(t, "the profile's device knob (auto)")
     t.set_defaults(func=handle_train)
 
     e = sub.add_parser("evaluate", help="score a saved network on the test split (Dice, IoU, mAP, HC error in mm)",
@@ -81,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=int, default=None, metavar="N",
                    help="seed of the split (default: the one the model card records, else 0)")
     add_format(e, ("text", "json"), "text", "text (default: a few lines) or json")
+    add_device(e)
     e.set_defaults(func=handle_evaluate)
 
 
@@ -208,7 +210,7 @@ def continuation_start(path: Path, arch: str, settings: dict[str, Any]):
     from fetal_lib.seg_benchmark.pipeline import Start
     from fetal_lib.seg_benchmark.predictor import TorchSegmenter
 
-    seg = TorchSegmenter.load(path)  # refuses a missing file or a missing or foreign card, naming it
+    seg = TorchSegmenter.load(path, device=str(settings.get("device") or "auto"))  # refuses a missing file or a missing or foreign card, naming it
     card = read_card(path) or {}
     if seg.arch != arch:
         raise FetalInputError(card_path(path), f"the model card names architecture {seg.arch!r}, but --arch is {arch!r}; "
@@ -231,6 +233,7 @@ def handle_train(args: argparse.Namespace) -> int:
     path = _model_path(args.model, arch)
     settings = settings_from_args(args.profile, args.settings,
                                   {"archs": "this command trains the one architecture --arch names"})
+    settings = {**settings, "device": checked_device(args.device, str(settings.get("device") or "auto"))}
     start = None
     if args.continue_from is not None:
         start, options = continuation_start(Path(args.continue_from), arch, settings)
@@ -244,6 +247,7 @@ def handle_train(args: argparse.Namespace) -> int:
     data = hc_pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     _log(data.source.describe())
     _log("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()))
+    _log(f"device: {pipeline.device_choice(settings)}")
     _log(f"precision: {pipeline.train_config(settings, arch, args.seed).precision} ({pipeline.precision_choice(settings).reason})")
     if start is not None:
         _log(f"continuing {args.continue_from} ({start.epochs} epochs behind it) for {settings['epochs']} more epochs")
@@ -300,6 +304,7 @@ def _mm(value) -> str:
 def handle_evaluate(args: argparse.Namespace) -> int:
     arch = _one_arch(args.arch)
     path = _model_path(args.model, arch)
+    device = checked_device(args.device)
     if not path.is_file():
         raise FetalInputError(path, f"no saved network here; train one with `fetal seg train --arch {arch}` "
                                     f"(or `fetal book --profile cpu --only seg_benchmark`), or pass --model PATH")
@@ -309,7 +314,7 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     from fetal_lib.model_card import card_path, read_card
     from fetal_lib.seg_benchmark import pipeline
 
-    model = HCModel.load(path)  # refuses a missing or foreign card, naming it
+    model = HCModel.load(path, device=device)  # refuses a missing or foreign card, naming it
     card = read_card(path) or {}
     saved_arch = getattr(model.model, "arch", None) or (card.get("architecture") or {}).get("name")
     if saved_arch != arch:

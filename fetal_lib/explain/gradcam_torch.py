@@ -35,7 +35,7 @@ def gradcam(model: nn.Module, layer: nn.Module, inputs: torch.Tensor | np.ndarra
     Args:
         model: the network (put in eval mode for the computation, then restored).
         layer: the module whose output is explained (usually the last convolutional block).
-        inputs: (N, C, *spatial) float batch, 2-D or 3-D.
+        inputs: (N, C, *spatial) float batch, 2-D or 3-D (moved to the network's device; the maps come back on the CPU).
         target: a :class:`~fetal_lib.explain.targets.Target` or its kind; normalise: maps scaled to [0, 1].
 
     Returns:
@@ -43,9 +43,12 @@ def gradcam(model: nn.Module, layer: nn.Module, inputs: torch.Tensor | np.ndarra
     """
     from captum.attr import LayerGradCam
 
+    from fetal_lib.training.device import to_host, to_network
+
     target = targets.as_target(target)
     kind, class_index, threshold = target.kind, target.class_index, target.threshold
     x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs, dtype=torch.float32)
+    x = to_network(x, model)  # the device rule: the batch goes where the network is
     was_training = model.training
     model.eval()
     try:
@@ -71,5 +74,5 @@ def gradcam(model: nn.Module, layer: nn.Module, inputs: torch.Tensor | np.ndarra
     spatial = tuple(x.shape[2:])
     mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial)]
     maps = F.interpolate(attribution.detach().float(), size=spatial, mode=mode, align_corners=False)[:, 0]
-    maps = maps.clamp_min(0).numpy().astype(np.float32)
+    maps = to_host(maps.clamp_min(0)).numpy().astype(np.float32)
     return targets.scale_per_map(maps) if normalise else maps

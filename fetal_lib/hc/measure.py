@@ -80,9 +80,10 @@ class HCModel:
         self._predict = None
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "HCModel":
+    def load(cls, path: str | Path | None = None, device: str = "auto") -> "HCModel":
         """Load a saved model (default :func:`default_model_path`) and its card's settings: a
-        ``.keras`` file (chapter 1) or a ``.pt`` torch segmenter with its card (chapter 2).
+        ``.keras`` file (chapter 1) or a ``.pt`` torch segmenter with its card (chapter 2), the
+        latter on ``device`` (``auto``: the GPU when torch sees one; a Keras model ignores it).
 
         Raises:
             FetalInputError: the model file is missing (says how to make one) or unreadable.
@@ -99,7 +100,7 @@ class HCModel:
         if path.suffix == ".pt":
             from fetal_lib.seg_benchmark.predictor import TorchSegmenter
 
-            segmenter = TorchSegmenter.load(path)
+            segmenter = TorchSegmenter.load(path, device=device)
             return cls._with_card_settings(segmenter, path)
         from fetal_lib.training.keras import configure
 

@@ -5,7 +5,8 @@ whole batch at once.
 Geometric (image and mask alike): horizontal flip, optional vertical flip, rotation, scaling
 about the centre, shift (fraction of the size); bilinear resampling with zero fill, as
 TensorFlow's projective transform in chapter 1. Intensity (image only): gain, offset, gamma,
-multiplicative noise. Deterministic given the ``torch.Generator``.
+multiplicative noise. Deterministic given the ``torch.Generator``. Runs on the device of the
+batch (the generator must live there too): on a GPU the training batches are augmented there.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fetal_lib.hc.augment import AugmentConfig
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator)
+    return low + (high - low) * torch.rand(n, generator=generator, device=generator.device)
 
 
 def affine_theta(angle_rad: torch.Tensor, scale: torch.Tensor, shift_x: torch.Tensor, shift_y: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -28,7 +29,7 @@ def affine_theta(angle_rad: torch.Tensor, scale: torch.Tensor, shift_x: torch.Te
     the mapping of :func:`fetal_lib.hc.augment.affine_params`."""
     hx, hy = (cols - 1) / 2.0, (rows - 1) / 2.0
     c, s = torch.cos(angle_rad) / scale, torch.sin(angle_rad) / scale
-    theta = torch.zeros(angle_rad.shape[0], 2, 3)
+    theta = torch.zeros(angle_rad.shape[0], 2, 3, device=angle_rad.device)
     theta[:, 0, 0] = c
     theta[:, 0, 1] = s * hy / hx
     theta[:, 0, 2] = -(c * shift_x + s * shift_y) / hx
@@ -46,11 +47,11 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
     n, _, rows, cols = images.shape
     pair = torch.cat([images, masks], dim=1).float()
     if config.flip_lr:
-        flip = torch.rand(n, generator=generator) < 0.5
-        pair[flip] = pair[flip].flip(-1)
+        flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
+        pair = torch.where(flip.view(n, 1, 1, 1), pair.flip(-1), pair)  # no host sync on a GPU
     if config.flip_ud:
-        flip = torch.rand(n, generator=generator) < 0.5
-        pair[flip] = pair[flip].flip(-2)
+        flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
+        pair = torch.where(flip.view(n, 1, 1, 1), pair.flip(-2), pair)  # no host sync on a GPU
     angle = _uniform(n, -config.rotation_deg, config.rotation_deg, generator) * (math.pi / 180.0)
     scale = _uniform(n, *config.scale, generator)
     shift_x = _uniform(n, -config.shift_fraction, config.shift_fraction, generator) * cols
@@ -64,5 +65,5 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
     gamma = _uniform(n, *config.gamma, generator).view(n, 1, 1, 1)
     img = (img * gain + offset).clamp(0.0, 1.0) ** gamma
     if config.noise_sd > 0:
-        img = img * (1.0 + config.noise_sd * torch.randn(img.shape, generator=generator))
+        img = img * (1.0 + config.noise_sd * torch.randn(img.shape, generator=generator, device=generator.device))
     return img.clamp(0.0, 1.0), msk.clamp(0.0, 1.0)

@@ -4,8 +4,9 @@ image and peak memory, at the profile's widths and input size.
 Training: a fresh network of the profile's options (``--set`` overrides the ``seg_benchmark:``
 knobs) trains on ``--train-images`` letterboxed HC18 images as the chapter trains it (the torch
 augmentation of chapter 1, BCE + soft Dice on the logits, or the diffusion model's own noise
-loss; Adam; bfloat16 autocast exactly when the profile's precision resolves to bfloat16 on this
-CPU); a few warm-up batches, then ``--train-steps`` timed batches, augmentation included.
+loss; Adam; bfloat16 autocast exactly when the profile's precision resolves to bfloat16 on the
+device that trains: the profile's ``device``, CUDA when ``auto`` sees a GPU, with the training
+images and their augmentation on it); a few warm-up batches, then ``--train-steps`` timed batches, augmentation included.
 Inference: ``--n-images`` letterboxed images one at a time through
 :meth:`~fetal_lib.seg_benchmark.predictor.TorchSegmenter.predict_nhwc` (one network pass per
 image; the diffusion model with the profile's DDIM sampling), after a warm-up. The weights are
@@ -57,7 +58,7 @@ def _batches(x, y, batch_size: int, generator):
 
     n = x.shape[0]
     while True:
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator, device=generator.device)
         if n < batch_size:
             order = order.repeat((batch_size + n - 1) // n)
         for k in range(0, len(order) - batch_size + 1, batch_size):
@@ -75,24 +76,27 @@ def bench_training(config, x: np.ndarray, y: np.ndarray, steps: int, warmup_step
     from fetal_lib.seg_benchmark.predictor import DIFFUSION
     from fetal_lib.seg_benchmark.train import build_network
 
+    from fetal_lib.training.device import autocast, resolve_device
+
+    device = resolve_device(config.device)
     torch.manual_seed(int(config.seed))
-    net = build_network(config)
+    net = build_network(config).to(device)
     net.train()
     diffusion = config.arch in DIFFUSION
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    generator = torch.Generator().manual_seed(int(config.seed))
+    generator = torch.Generator(device=device).manual_seed(int(config.seed))
     aug = config.augment_config()
-    bf16 = config.precision == "bfloat16"
-    x_t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
-    y_t = torch.from_numpy(np.ascontiguousarray(y.transpose(0, 3, 1, 2), dtype=np.float32))
+    # the training set and its augmentation on the device that trains, as fetal_lib.seg_benchmark.train does
+    x_t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)).to(device)
+    y_t = torch.from_numpy(np.ascontiguousarray(y.transpose(0, 3, 1, 2), dtype=np.float32)).to(device)
     batches = _batches(x_t, y_t, int(config.batch_size), generator)
 
-    def step() -> float:
+    def step():
         xb, yb = next(batches)
         if config.augment:
             xb, yb = augment_batch(xb, yb, aug, generator)
         optimiser.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast(device, config.precision):
             if diffusion:
                 out = net.training_loss(xb, (yb > 0.5).float())
             else:
@@ -100,12 +104,13 @@ def bench_training(config, x: np.ndarray, y: np.ndarray, steps: int, warmup_step
         loss = out.float() if diffusion else bce_dice_from_logits(out.float(), yb)
         loss.backward()
         optimiser.step()
-        return float(loss.detach())
+        return loss.detach()
 
     for _ in range(max(0, warmup_steps)):
-        step()
+        float(step())  # float(): the device has finished the step
     t0 = time.perf_counter()
     losses = [step() for _ in range(max(1, steps))]
+    final_loss = float(losses[-1])  # waits for the device's last step
     seconds = time.perf_counter() - t0
     seen = max(1, steps) * int(config.batch_size)
     return {
@@ -117,7 +122,8 @@ def bench_training(config, x: np.ndarray, y: np.ndarray, steps: int, warmup_step
         "precision": config.precision,
         "augment": bool(config.augment),
         "loss": "diffusion noise loss (training_loss)" if diffusion else "BCE + soft Dice",
-        "final_loss": losses[-1],
+        "final_loss": final_loss,
+        "device": device,
     }
 
 
@@ -128,8 +134,10 @@ def bench_inference(config, x: np.ndarray, warmup_passes: int = WARMUP_PASSES) -
     from fetal_lib.seg_benchmark.predictor import TorchSegmenter
     from fetal_lib.seg_benchmark.train import build_network
 
+    from fetal_lib.training.device import resolve_device
+
     torch.manual_seed(int(config.seed))
-    net = build_network(config).eval()
+    net = build_network(config).to(resolve_device(config.device)).eval()
     rows, cols = config.input_shape
     seg = TorchSegmenter(net, config.arch, dict(config.options), rows, cols, config.sampling)
     for _ in range(max(0, warmup_passes)):

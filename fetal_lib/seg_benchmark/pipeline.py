@@ -45,10 +45,20 @@ def parse_archs(text: str | Sequence[str]) -> list[str]:
 
 
 def precision_choice(settings: dict[str, Any], flags=None):
-    """The torch training precision the ``precision`` knob resolves to on this CPU."""
+    """The torch training precision the ``precision`` knob resolves to on the device that trains
+    (the ``device`` knob: the GPU's rule on CUDA; on the CPU its flags, or ``flags`` when given)."""
     from fetal_lib.training import precision as precision_mod
+    from fetal_lib.training.device import training_gpu
 
-    return precision_mod.resolve(str(settings["precision"]), "torch", flags)
+    gpu = training_gpu(settings.get("device", "auto")) if flags is None else None
+    return precision_mod.resolve(str(settings["precision"]), "torch", flags, gpu=gpu)
+
+
+def device_choice(settings: dict[str, Any]) -> dict[str, Any]:
+    """The device the ``device`` knob resolves to here, as the card and provenance record it."""
+    from fetal_lib.training.device import describe, resolve_device
+
+    return describe(resolve_device(settings.get("device", "auto")))
 
 
 def train_config(settings: dict[str, Any], arch: str, seed: int = 0) -> SegTrainConfig:
@@ -68,6 +78,7 @@ def train_config(settings: dict[str, Any], arch: str, seed: int = 0) -> SegTrain
         sampling=Sampling(steps=int(settings["ddim_steps"]), n_samples=int(settings["diffusion_samples"]), seed=int(seed)),
         val_samples=1,
         seed=int(seed),
+        device=str(settings.get("device") or "auto"),
     )
 
 
@@ -296,7 +307,7 @@ def model_card(run: ArchRun, data, profile: str, settings: dict[str, Any], test_
                   **{f"n_{k}": int(len(v)) for k, v in data.parts.items()}},
         "training": {**run.trained.config.to_dict(), "seconds": round(run.trained.fit.seconds, 1),
                      "best_epoch": run.trained.fit.best_epoch, "train_images_per_s": round(run.trained.train_images_per_s, 2),
-                     "parameters": run.trained.parameters},
+                     "parameters": run.trained.parameters, "trained_on": device_choice({"device": run.trained.fit.device})},
         "inference": run.hc_model.settings(),
         "metrics": {"split": "test", **{k: v for k, v in test_row.items() if k != "architecture"}},
         "settings": settings,

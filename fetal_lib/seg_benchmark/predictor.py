@@ -73,20 +73,27 @@ class TorchSegmenter:
 
     def predict_with_uncertainty(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N, rows, cols, 1) for letterboxed (N, rows, cols, 1) images in [0, 1], and
-        the diffusion model's per-pixel standard deviation over samples (None for the others)."""
+        the diffusion model's per-pixel standard deviation over samples (None for the others).
+
+        The images go to the network's device and the results come back to the CPU
+        (:mod:`fetal_lib.training.device`); the diffusion model's noise is drawn on the CPU from the
+        seed, so a seed gives the same samples on every device."""
         import torch
+
+        from fetal_lib.training.device import to_host, to_network
 
         self.net.eval()
         probs, uncs = [], []
         with torch.inference_mode():
             for x in self._chunks(batch):
+                x = to_network(x, self.net)
                 if self.is_diffusion:
                     gen = torch.Generator().manual_seed(int(self.sampling.seed))
                     p, u = self.net.sample(x, steps=self.sampling.steps, n_samples=self.sampling.n_samples, generator=gen)
-                    probs.append(p.float().numpy())
-                    uncs.append(u.float().numpy())
+                    probs.append(to_host(p).numpy())
+                    uncs.append(to_host(u).numpy())
                 else:
-                    probs.append(torch.sigmoid(self.net(x).float()).numpy())
+                    probs.append(to_host(torch.sigmoid(self.net(x).float())).numpy())
         prob = np.concatenate(probs).transpose(0, 2, 3, 1)
         unc = np.concatenate(uncs).transpose(0, 2, 3, 1) if uncs else None
         return prob, unc
@@ -107,17 +114,21 @@ class TorchSegmenter:
         return card
 
     @classmethod
-    def load(cls, path: str | Path) -> "TorchSegmenter":
-        """The network saved at ``path`` (a ``.pt`` state dict with its card beside it).
+    def load(cls, path: str | Path, device: str = "auto") -> "TorchSegmenter":
+        """The network saved at ``path`` (a ``.pt`` state dict with its card beside it), on ``device``
+        (``auto``: the GPU when torch sees one, :func:`fetal_lib.training.device.resolve_device`).
 
         Raises:
+            NoGpuError: ``device`` is ``cuda`` and there is no GPU (checked before anything is read).
             FetalInputError: the file or its card is missing or unreadable, or the card is of
                 another framework or another kind of network (named in the message).
         """
         import torch
 
         from fetal_lib.model_card import card_path, read_card, rebuild
+        from fetal_lib.training.device import resolve_device
 
+        where = resolve_device(device)
         path = Path(path)
         if not path.is_file():
             raise FetalInputError(path, "no model file here; train one with `fetal seg train --arch NAME` or "
@@ -142,6 +153,6 @@ class TorchSegmenter:
             net.load_state_dict(state)
         except Exception as exc:  # noqa: BLE001 - any failure to read the weights is bad input
             raise FetalInputError(path, f"not readable as weights of {arch} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-        net.eval()
+        net = net.to(where).eval()
         sampling = Sampling(**card["sampling"]) if "sampling" in card else Sampling()
         return cls(net, arch, options, rows, cols, sampling)

@@ -40,6 +40,7 @@ class SegTrainConfig:
     val_samples: int = 1  # DDIM samples per validation image while training (the diffusion model only)
     seed: int = 0
     threads: int = 2
+    device: str = "auto"  # "auto" (CUDA when torch sees a GPU), "cpu" or "cuda" (fetal_lib.training.device)
     initial_epochs: int = 0  # epochs the starting weights had already trained (0: from random weights)
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,7 +54,8 @@ class SegTrainConfig:
         from fetal_lib.training.config import TrainConfig
 
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, lr_floor=LR_FLOOR,
-                           precision=self.precision, seed=self.seed, threads=self.threads, val_every=self.val_every, checkpoint="best")
+                           precision=self.precision, seed=self.seed, threads=self.threads, device=self.device,
+                           val_every=self.val_every, checkpoint="best")
 
     def augment_config(self):
         from fetal_lib.hc.augment import AugmentConfig
@@ -112,7 +114,11 @@ def train(config: SegTrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_va
     (threshold 0.5) every ``val_every`` epochs chooses the kept weights.
 
     ``initial``: a trained network of the same architecture to continue from (copied, never
-    changed; a fresh cosine schedule over ``config.epochs``), instead of random weights."""
+    changed; a fresh cosine schedule over ``config.epochs``), instead of random weights.
+
+    The training set, its shuffling and its augmentation live on the device that trains
+    (``config.device``): on a GPU, batches are cut and augmented there (a few hundred MB at most),
+    with the same distributions as on the CPU, so the GPU never waits for the host."""
     import copy
 
     import torch
@@ -122,17 +128,18 @@ def train(config: SegTrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_va
     from fetal_lib.training import torch as harness
 
     harness.configure(config.threads, config.seed)
+    device = harness.select_device(config.device)
     net = copy.deepcopy(initial) if initial is not None else build_network(config)
     diffusion = config.arch in DIFFUSION
-    x_t = torch.from_numpy(np.ascontiguousarray(x_train.transpose(0, 3, 1, 2), dtype=np.float32))
-    y_t = torch.from_numpy(np.ascontiguousarray(y_train.transpose(0, 3, 1, 2), dtype=np.float32))
+    x_t = torch.from_numpy(np.ascontiguousarray(x_train.transpose(0, 3, 1, 2), dtype=np.float32)).to(device)
+    y_t = torch.from_numpy(np.ascontiguousarray(y_train.transpose(0, 3, 1, 2), dtype=np.float32)).to(device)
     n, bs = len(x_t), int(config.batch_size)
     steps = max(1, n // bs)
-    generator = torch.Generator().manual_seed(int(config.seed))
+    generator = torch.Generator(device=device).manual_seed(int(config.seed))
     aug = config.augment_config()
 
     def epoch_batches(epoch: int):
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator, device=device)
         for k in range(steps):
             idx = order[k * bs : (k + 1) * bs]
             xb, yb = x_t[idx], y_t[idx]

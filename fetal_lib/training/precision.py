@@ -1,5 +1,7 @@
-"""Training precision chosen from the CPU: bfloat16 only where the CPU computes it natively and
-a probe on this machine measured it faster.
+"""Training precision chosen from the device that trains. On a CUDA GPU: bfloat16 autocast where
+the GPU computes it natively (compute capability 8.0 or later), float32 otherwise; the reason names
+the GPU, and nothing is timed on the host CPU. On the CPU: bfloat16 only where the CPU computes it
+natively and a probe on this machine measured it faster.
 
 A CPU without AVX-512 BF16 or AMX emulates bfloat16 and trains several times *slower* than in
 float32, so ``"auto"``, the default of every profile, is float32 there (decided from the CPU's
@@ -103,8 +105,9 @@ class PrecisionChoice:
 
 
 def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, speedup: float | None = None,
-            xla: bool = False) -> PrecisionChoice:
-    """Resolve ``requested`` ("auto", "float32" or the framework's bfloat16 name) for this CPU.
+            xla: bool = False, gpu=None) -> PrecisionChoice:
+    """Resolve ``requested`` ("auto", "float32" or the framework's bfloat16 name) for the device that trains:
+    the GPU ``gpu`` (a :class:`fetal_lib.training.device.GpuInfo`) when given, else this CPU.
 
     Args:
         requested: the profile's or user's value.
@@ -115,6 +118,8 @@ def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, 
             is this machine's; with injected ``flags`` and no ``speedup``, the flags alone decide.
         xla: the caller's float32 training is XLA-compiled (Keras ``jit_compile``): the probe then
             compares bfloat16 with that, the float32 it would otherwise get.
+        gpu: the CUDA GPU that trains (None: the CPU trains). ``auto`` is then bfloat16 exactly when
+            it computes bfloat16 natively; the CPU's flags and probe play no part.
 
     Raises:
         ValueError: an unknown framework or precision name.
@@ -125,6 +130,8 @@ def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, 
     if requested not in allowed:
         raise ValueError(f"precision must be one of {', '.join(allowed)}, got {requested!r}")
     names = FRAMEWORK_NAMES[framework]
+    if gpu is not None:
+        return _resolve_on_gpu(requested, names, framework, gpu)
     found = native_bf16(cpu_flags() if flags is None else flags)
     if requested == "auto":
         if found:
@@ -145,3 +152,17 @@ def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, 
         return PrecisionChoice(framework, requested, requested,
                                "set explicitly; WARNING: this CPU has no native bfloat16, so it is emulated and training is slow")
     return PrecisionChoice(framework, requested, requested, "set explicitly")
+
+
+def _resolve_on_gpu(requested: str, names: dict[str, str], framework: str, gpu) -> PrecisionChoice:
+    """The choice on a CUDA GPU: native bfloat16 from compute capability 8.0 (Ampere) on."""
+    where = f"the GPU {gpu.describe()}"
+    if requested == "auto":
+        if gpu.bf16:
+            return PrecisionChoice(framework, requested, names["bfloat16"], f"auto: {where} computes bfloat16 natively")
+        return PrecisionChoice(framework, requested, names["float32"],
+                               f"auto: {where} has no native bfloat16 (compute capability below 8.0), so float32")
+    if requested == names["bfloat16"] and not gpu.bf16:
+        return PrecisionChoice(framework, requested, requested,
+                               f"set explicitly; WARNING: {where} has no native bfloat16, so it is emulated and training is slow")
+    return PrecisionChoice(framework, requested, requested, f"set explicitly, on {where}")

@@ -1,9 +1,12 @@
-"""The PyTorch training harness: threads and seeds, device selection, bfloat16 autocast, the
-cosine schedule, and an epoch loop with validation every few epochs, best- or last-epoch
+"""The PyTorch training harness: threads and seeds, the device (the rule of
+:mod:`fetal_lib.training.device`: the network moves to the run's device, every batch to the
+network's), bfloat16 autocast, the cosine schedule, and an epoch loop with validation every few epochs, best- or last-epoch
 checkpoint, optional wall-time cap, a tqdm line per epoch (and a line per epoch to ``$FETAL_EPOCH_LOG``: fetal_lib.training.progress), and a log line per scored epoch.
 
-The chapter builds its network, gives one epoch of batches at a time and its loss; the loop
-does the rest. On CPU the weights stay float32 (autocast computes in bfloat16 only inside).
+The chapter builds its network, gives one epoch of batches at a time (on the CPU or already on
+the device) and its loss; the loop does the rest. The weights stay float32 (autocast computes in
+bfloat16 only inside). The epoch's losses are summed on the device and read once an epoch, so a
+GPU never waits for the host between steps.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from fetal_lib.training.progress import report_epoch
 
 
 def configure(threads: int = 2, seed: int = 0) -> None:
-    """Use ``threads`` CPU threads and seed torch (call before building the network)."""
+    """Use ``threads`` CPU threads and seed torch on every device (call before building the network)."""
     import torch
 
     torch.set_num_threads(int(threads))
@@ -27,20 +30,10 @@ def configure(threads: int = 2, seed: int = 0) -> None:
 
 
 def select_device(requested: str = "auto") -> str:
-    """``"cuda"`` when asked for or (``"auto"``) when a CUDA GPU is visible, else ``"cpu"``.
+    """The device a run trains on (:func:`fetal_lib.training.device.resolve_device`)."""
+    from fetal_lib.training.device import resolve_device
 
-    Raises:
-        ValueError: ``"cuda"`` asked for on a machine without one, or an unknown device.
-    """
-    import torch
-
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {requested!r}")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU here")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+    return resolve_device(requested)
 
 
 @dataclass
@@ -85,9 +78,11 @@ def fit(
     """
     import torch
 
+    from fetal_lib.training.device import autocast, prepare, to_network
     from fetal_lib.training.schedule import cosine_lr, training_progress
 
     device = select_device(config.device)
+    prepare(device)
     model = model.to(device)
     training_model = torch.compile(model) if config.compile else model
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -107,9 +102,9 @@ def fit(
             batches = tqdm(batches, total=batches_per_epoch, desc=f"{desc} {epoch + 1}/{config.epochs}", leave=False)
         losses = []
         for inputs, targets in batches:
-            inputs, targets = inputs.to(device), targets.to(device)
+            inputs, targets = to_network((inputs, targets), model)
             optimiser.zero_grad()
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=config.precision == "bfloat16"):
+            with autocast(device, config.precision):
                 outputs = training_model(inputs)
             loss = loss_fn(outputs.float(), targets)
             loss.backward()
@@ -119,8 +114,9 @@ def fit(
                 progress_now = training_progress(step / total_steps, clock() - start, config.cap_s)
                 for group in optimiser.param_groups:
                     group["lr"] = cosine_lr(config.learning_rate, progress_now, config.lr_floor)
-            losses.append(float(loss.detach()))
-        row: dict = {"epoch": epoch + 1, "loss": float(sum(losses) / max(len(losses), 1)), "seconds": clock() - t0}
+            losses.append(loss.detach())
+        mean_loss = float(torch.stack(losses).double().mean()) if losses else 0.0  # one read of the device an epoch
+        row: dict = {"epoch": epoch + 1, "loss": mean_loss, "seconds": clock() - t0}
         out_of_time = config.cap_s is not None and clock() - start > config.cap_s
         last = out_of_time or epoch + 1 == config.epochs
         scored = validate is not None and (last or (epoch + 1) % max(1, config.val_every) == 0)

@@ -91,6 +91,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from fetal_lib.training.device import random_normal
+
 
 def _norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with up to 8 groups (as many as divide ``channels``)."""
@@ -516,8 +518,9 @@ class MedSegDiffV2(nn.Module):
             raise ValueError(f"mask must be (batch, 1, H, W); got {tuple(mask.shape)}")
         mask = mask.to(image.dtype)
         x0 = mask * 2 - 1
-        t = torch.randint(0, self.timesteps, (image.shape[0],), generator=generator, device=image.device)
-        noise = torch.randn(x0.shape, generator=generator, device=image.device, dtype=image.dtype)
+        where = generator.device if generator is not None else image.device
+        t = torch.randint(0, self.timesteps, (image.shape[0],), generator=generator, device=where).to(image.device)
+        noise = random_normal(x0.shape, generator, like=image)
         out, anchor_logits = self.denoise(torch.cat([image, self.q_sample(x0, t, noise)], dim=1), t)
         loss = F.mse_loss(out, x0 if self.prediction == "x0" else noise)
         if self.anchor_weight:
@@ -546,7 +549,8 @@ class MedSegDiffV2(nn.Module):
             raise ValueError("n_samples must be at least 1")
         b, _, h, w = image.shape
         images = image.repeat_interleave(n_samples, dim=0)
-        x = torch.randn((b * n_samples, 1, h, w), generator=generator, device=image.device, dtype=image.dtype)
+        # noise drawn where the generator lives, then moved to the image's device (one seed, the same noise on every device)
+        x = random_normal((b * n_samples, 1, h, w), generator, like=image)
         ts = self.ddim_timesteps(steps)
         x0 = x
         for i, step in enumerate(ts):
@@ -559,7 +563,7 @@ class MedSegDiffV2(nn.Module):
             sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).sqrt()
             x = abar_prev.sqrt() * x0 + (1 - abar_prev - sigma**2).clamp_min(0).sqrt() * eps
             if eta > 0:
-                x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = x + sigma * random_normal(x.shape, generator, like=x)
         probs = ((x0 + 1) / 2).clamp(0, 1).reshape(b, n_samples, 1, h, w)
         return probs.mean(dim=1), probs.std(dim=1, correction=0)
 
