@@ -1,5 +1,9 @@
-"""``fetal doctor``: what this machine is, what precision ``auto`` resolves to here, how fast each
-chapter's networks train here, and how long each chapter's training will take on it.
+"""``fetal doctor``: what this machine is (its CPU, and the CUDA GPU torch sees, if any), what
+precision ``auto`` resolves to here, how fast each chapter's networks train here, and how long
+each chapter's training will take on it. On a GPU machine the PyTorch chapters are measured on the
+GPU (their ``device`` knob is ``auto``), so ``--profile full`` predicts the GPU run; a chapter that
+cannot be measured here (e.g. a Keras chapter on a machine without TensorFlow) says why and the
+others are still measured.
 
 The predictions are measured, not looked up: each chapter's main networks train for a few
 batches on this machine (:func:`fetal_lib.hc.bench.bench_training`,
@@ -19,9 +23,18 @@ from typing import Any, Callable
 from fetal_lib.training import precision as precision_mod
 
 
-def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO) -> dict[str, Any]:
-    """CPU model, usable cores, the frameworks' relevant CPU flags, and what ``auto`` resolves to."""
+DETECT = "detect"
+
+
+def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETECT) -> dict[str, Any]:
+    """CPU model, usable cores, the frameworks' relevant CPU flags, the CUDA GPU (``gpu``: a
+    :class:`~fetal_lib.training.device.GpuInfo`, None for none, or detected from torch), where the
+    PyTorch chapters run, and what ``auto`` resolves to for each framework on the device it trains on."""
+    from fetal_lib.training.device import gpu_info
+
     flags = precision_mod.cpu_flags(cpuinfo)
+    if gpu == DETECT:
+        gpu = gpu_info()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -31,11 +44,15 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO) -> dict[str, Any
         "cpu_usable": usable,
         "flags": {f: f in flags for f in precision_mod.REPORTED_FLAGS},
         "native_bf16": precision_mod.native_bf16(flags),
-        "threads": 2,  # what the chapters' training uses (TensorFlow intra-op, torch.set_num_threads)
+        "threads": 2,  # what the chapters' CPU work uses (TensorFlow intra-op, torch.set_num_threads)
+        "gpu": None if gpu is None else gpu.to_dict(),
+        "torch_device": "cuda" if gpu is not None else "cpu",  # the PyTorch chapters' device auto
+        "keras_device": "cpu",  # the Keras chapters run on TensorFlow's CPU build (tensorflow-cpu)
         # this machine's answer includes the cached bfloat16 probe; an injected cpuinfo is decided by its flags alone.
-        # keras_xla: for a chapter whose float32 step is XLA-compiled (chapter 1), bfloat16 is weighed against that
+        # keras_xla: for a chapter whose float32 step is XLA-compiled (chapter 1), bfloat16 is weighed against that.
+        # torch on a GPU: the GPU's rule (compute capability), nothing timed on the CPU
         "precision_auto": {name: precision_mod.resolve("auto", fw, None if Path(cpuinfo) == precision_mod.CPUINFO else flags,
-                                                       xla=xla).to_dict()
+                                                       xla=xla, gpu=gpu if fw == "torch" else None).to_dict()
                            for name, fw, xla in (("keras", "keras", False), ("keras_xla", "keras", True), ("torch", "torch", False))},
     }
 
@@ -207,7 +224,11 @@ def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | 
     for chapter_id in chapters or list(ESTIMATES):
         if progress:
             progress(f"measuring {chapter_id} ...")
-        est = ESTIMATES[chapter_id](profile, data_dir)
+        try:
+            est = ESTIMATES[chapter_id](profile, data_dir)
+        except Exception as exc:  # noqa: BLE001 - one chapter that cannot be measured here must not hide the others
+            out[chapter_id] = {"error": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"}
+            continue
         overhead = last_run_overhead_s(chapter_id, profile)
         est["other_work_s_last_run"] = overhead
         est["predicted_chapter_s"] = None if overhead is None else est["training_s"] + overhead
@@ -218,14 +239,26 @@ def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | 
 def format_report(machine: dict[str, Any], estimates: dict[str, Any], profile: str) -> str:
     """The report as text for people."""
     flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in machine["flags"].items())
+    gpu = machine.get("gpu")
     lines = [
-        f"CPU: {machine['cpu_model']}, {machine['cpu_usable']} usable core(s); the chapters train with {machine['threads']} threads",
+        f"CPU: {machine['cpu_model']}, {machine['cpu_usable']} usable core(s); the chapters' CPU work uses {machine['threads']} threads",
         f"flags: {flags}",
         f"native bfloat16: {', '.join(machine['native_bf16']) or 'no'}",
     ]
+    if gpu:
+        cc = ".".join(str(v) for v in gpu["capability"])
+        lines.append(f"GPU: {gpu['name']}, {gpu['memory_gib']:.0f} GiB, compute capability {cc}"
+                     + (f" ({gpu['count']} GPUs; the chapters use the first)" if gpu.get("count", 1) > 1 else ""))
+        lines.append("device auto: the PyTorch chapters (2, 5) train and predict on the GPU; the Keras chapters (1, 3, 4) on "
+                     "the CPU (tensorflow-cpu)")
+    else:
+        lines.append("GPU: none that torch can use; every chapter runs on the CPU")
     for fw, choice in machine["precision_auto"].items():
         lines.append(f"precision auto ({fw}): {choice['precision']}: {choice['reason']}")
     for chapter_id, est in estimates.items():
+        if "error" in est:
+            lines.append(f"\n{chapter_id} (profile {profile}): not measured here ({est['error']})")
+            continue
         lines.append(f"\n{chapter_id} (profile {profile}; {est['data']})")
         for name, net in est["networks"].items():
             extra = ", ".join(f"{k} {v}" for k, v in net.items() if k not in ("rate", "unit"))

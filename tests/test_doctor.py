@@ -23,6 +23,36 @@ def test_machine_report_from_an_injected_cpuinfo(tmp_path):
     assert report["precision_auto"]["keras"]["precision"] == "mixed_bfloat16" and report["precision_auto"]["torch"]["precision"] == "bfloat16"
 
 
+def test_machine_report_on_a_gpu_machine_from_an_injected_device(tmp_path):
+    from fetal_lib.training.device import GpuInfo
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16\n")
+    report = doctor.machine_report(info, gpu=GpuInfo("NVIDIA H200", 139.8, (9, 0)))
+    assert report["torch_device"] == "cuda" and report["gpu"]["name"] == "NVIDIA H200" and report["gpu"]["capability"] == [9, 0]
+    torch_auto = report["precision_auto"]["torch"]
+    assert torch_auto["precision"] == "bfloat16" and "NVIDIA H200" in torch_auto["reason"] and "CPU" not in torch_auto["reason"]
+    text = doctor.format_report(report, {}, "full")
+    assert "GPU: NVIDIA H200, 140 GiB, compute capability 9.0" in text and "on the GPU" in text
+    old = doctor.machine_report(info, gpu=GpuInfo("Tesla V100", 16.0, (7, 0)))
+    assert old["precision_auto"]["torch"]["precision"] == "float32" and "Tesla V100" in old["precision_auto"]["torch"]["reason"]
+    none = doctor.machine_report(info, gpu=None)
+    assert none["torch_device"] == "cpu" and none["gpu"] is None
+    assert "GPU: none that torch can use" in doctor.format_report(none, {}, "cpu")
+
+
+def test_a_chapter_that_cannot_be_measured_says_why_and_the_others_go_on(monkeypatch):
+    def broken(profile, data_dir):
+        raise ImportError("No module named 'tensorflow'")
+
+    monkeypatch.setattr(doctor, "ESTIMATES", {"hc18": broken, "other": lambda p, d: {"data": "phantom", "networks": {}, "training_s": 60.0}})
+    monkeypatch.setattr(doctor, "last_run_overhead_s", lambda *a, **k: None)
+    est = doctor.chapter_estimates("full", None)
+    assert est["hc18"] == {"error": "ImportError: No module named 'tensorflow'"} and est["other"]["training_s"] == 60.0
+    text = doctor.format_report(doctor.machine_report(gpu=None), est, "full")
+    assert "hc18 (profile full): not measured here (ImportError" in text and "predicted training time: 1.0 min" in text
+
+
 def test_doctor_without_bench_prints_the_machine(capsys):
     assert main(["doctor", "--skip-bench", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -17,7 +17,7 @@ from fetal_lib.errors import FetalInputError
 def test_real_roboflow_layout(real_dataset):
     root = real_dataset("fetal_planes")
     records = fetal_planes.load(root)
-    assert len(records) == 562
+    assert len(records) == 1116  # 562 until 2026-11-26, then the images of more patients
     assert all(r.image_path.is_absolute() and r.image_path.is_file() for r in records)
     # independent join with pandas (strip the trailing spaces of header and values)
     table = pd.read_csv(root / "FETAL_PLANES_DB_data.csv", sep=";", dtype=str)

@@ -17,7 +17,7 @@ def build(tmp_path, monkeypatch):
 @pytest.mark.real_data
 @pytest.mark.parametrize(
     "name, status, present",
-    [("hc18", "partial", 752), ("fetal_planes", "partial", 562), ("brain_age", "partial", None), ("fetal_brain_atlases", None, None)],
+    [("hc18", "partial", 752), ("fetal_planes", "partial", 1116), ("brain_age", "partial", None), ("fetal_brain_atlases", None, None)],
 )
 def test_real_data_resolves_with_a_counted_status(real_dataset, build, name, status, present):
     folder = real_dataset(name)

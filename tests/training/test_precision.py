@@ -88,3 +88,21 @@ def test_this_machine_asks_the_probe_only_when_the_flags_allow_bfloat16(monkeypa
     else:
         assert asked == [] and choice.precision == "float32"
     assert precision.resolve("float32", "torch").speedup is None and len(asked) <= 2
+
+
+def test_auto_on_a_gpu_follows_its_compute_capability_and_times_nothing_on_the_cpu(monkeypatch) -> None:
+    from fetal_lib.training import precision
+    from fetal_lib.training.device import GpuInfo
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the CPU probe must not decide for a GPU")
+
+    monkeypatch.setattr(precision, "_measured_speedup", no_probe)
+    h200 = GpuInfo("NVIDIA H200", 139.8, (9, 0))
+    choice = precision.resolve("auto", "torch", gpu=h200)
+    assert choice.precision == "bfloat16" and "NVIDIA H200" in choice.reason and "compute capability 9.0" in choice.reason
+    v100 = GpuInfo("Tesla V100", 16.0, (7, 0))
+    assert precision.resolve("auto", "torch", gpu=v100).precision == "float32"
+    forced = precision.resolve("bfloat16", "torch", gpu=v100)
+    assert forced.precision == "bfloat16" and "WARNING" in forced.reason and "Tesla V100" in forced.reason
+    assert precision.resolve("float32", "torch", gpu=h200).precision == "float32"
