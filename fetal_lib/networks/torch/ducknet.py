@@ -37,7 +37,10 @@ oneDNN takes its fast path for few channels (a 4-channel 3x3 convolution at 128x
 forward and backward than in the default layout, measured here), and returns its output in the
 default layout, because PyTorch's CPU batch normalisation and the elementwise backward passes are
 several times slower on channels-last tensors with 4-8 channels. Same arithmetic, same parameters
-and state dict; the whole network trained 1.3-1.5x faster on the 2-core Xeon (`fetal bench seg
+and state dict; on a CUDA GPU the input and every activation are channels-last too (the CPU's reason
+for NCHW activations does not hold there): the paper's DUCK-Net-17 at 256x256, batch 16, bfloat16
+trained at 88 instead of 51 images/s on an H200 (`tests/gpu/layout_variants.py`, 2026-11-26);
+the whole network trained 1.3-1.5x faster on the 2-core Xeon (`fetal bench seg
 --arch ducknet`).
 
 Differences from the paper: none in the layers; ``depth`` is an option (5 in the paper) so that
@@ -68,11 +71,13 @@ def same_padding(kernel_size: int | tuple[int, int], dilation: int = 1) -> tuple
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` that returns its output in the default (contiguous NCHW) layout, whatever the
-    layout its weights compute in (see "Memory layout" above). Parameters and state dict as ``nn.Conv2d``."""
+    """``nn.Conv2d`` that returns its output on the CPU in the default (contiguous NCHW) layout, whatever
+    the layout its weights compute in, and on a GPU in the layout cuDNN chose (see "Memory layout"
+    above). Parameters and state dict as ``nn.Conv2d``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x).contiguous()
+        out = super().forward(x)
+        return out if out.is_cuda else out.contiguous()
 
 
 def he_uniform(conv: nn.Conv2d) -> nn.Conv2d:
@@ -204,6 +209,8 @@ class DUCKNet(nn.Module):
             raise ValueError(f"expected a (batch, channels, H, W) input; got shape {tuple(x.shape)}")
         if any(s % factor for s in x.shape[2:]):
             raise ValueError(f"spatial size {tuple(x.shape[2:])} must be divisible by {factor} (2**depth, depth={self.depth})")
+        if x.is_cuda and self.config["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)  # on a GPU the whole network runs channels-last
         p = x
         skips = []
         for i, block in enumerate(self.encoder):
