@@ -180,4 +180,6 @@ def load_keras(model_path: str | Path):
         model = rebuild(card)
         model.load_weights(model_path)
         return model
+    import fetal_lib.networks.keras.scale_shift  # noqa: F401 - registers the layer the stored architecture may name
+
     return keras.saving.load_model(model_path, compile=False)

@@ -1,4 +1,6 @@
-"""Grad-CAM for Keras 3 networks (TensorFlow backend), with ``tf.GradientTape``.
+"""Grad-CAM for Keras 3 networks on any backend: the score and the maps in ``keras.ops``, the gradient
+from :func:`fetal_lib.training.keras_backend.value_and_gradient` (``tf.GradientTape`` on TensorFlow,
+``torch.autograd`` on PyTorch).
 
 Inputs are channels-last, (N, rows, cols, channels). If the model's last layer ends in a
 sigmoid or softmax, the explained score is taken before it (the logit), as Grad-CAM
@@ -54,49 +56,52 @@ def gradcam(model, layer: str, images: np.ndarray, target: targets.Target | str 
     Raises:
         ValueError: no layer of that name, or a target the output cannot give.
     """
-    import tensorflow as tf
+    import keras
+    from keras import ops
+
+    from fetal_lib.training.keras_backend import to_numpy, value_and_gradient
 
     try:
         layer_obj = model.get_layer(layer)
     except ValueError:
         raise ValueError(f"model {model.name!r} has no layer {layer!r}") from None
     target = targets.as_target(target)
-    if isinstance(images, (list, tuple)):
-        x = [tf.convert_to_tensor(np.asarray(a, dtype=np.float32)) for a in images]
-        size = (int(x[0].shape[1]), int(x[0].shape[2]))
-    else:
-        x = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
-        size = (int(x.shape[1]), int(x.shape[2]))
+    first = images[0] if isinstance(images, (list, tuple)) else images
+    size = (int(np.shape(first)[1]), int(np.shape(first)[2]))
     forward, final = _logit_model(model, layer_obj)
-    with tf.GradientTape() as tape:
+
+    def scored(x):
         acts, logits = forward(x)
-        logits = tf.cast(logits, tf.float32)
-        n_outputs = int(logits.shape[-1]) if logits.shape.rank > 1 else 1
+        logits = ops.cast(logits, "float32")
+        n_outputs = int(logits.shape[-1]) if len(logits.shape) > 1 else 1
         targets.check(target.kind, target.class_index, n_outputs)
-        score = _target_score(tf, logits, target.kind, target.class_index, target.threshold, final)
-    grads = tape.gradient(score, acts)
-    acts, grads = tf.cast(acts, tf.float32), tf.cast(grads, tf.float32)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * acts, axis=-1))
-    cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
-    maps = np.maximum(cam.numpy(), 0.0).astype(np.float32)
+        return acts, _target_score(logits, target.kind, target.class_index, target.threshold, final)
+
+    acts, grads = value_and_gradient(scored, list(images) if isinstance(images, (list, tuple)) else images)
+    weights = ops.mean(grads, axis=(1, 2), keepdims=True)
+    cam = ops.relu(ops.sum(weights * acts, axis=-1))
+    cam = keras.ops.image.resize(cam[..., None], size, interpolation="bilinear", antialias=False, data_format="channels_last")[..., 0]
+    maps = np.maximum(to_numpy(cam), 0.0).astype(np.float32)
     return targets.scale_per_map(maps) if normalise else maps
 
 
-def _target_score(tf, logits, target: str, class_index: int | None, threshold: float, final: str | None):
+def _target_score(logits, target: str, class_index: int | None, threshold: float, final: str | None):
     """Sum over the batch of each input's explained score (inputs do not interact in inference)."""
-    n = tf.shape(logits)[0]
+    from keras import ops
+
+    n = logits.shape[0]
+    flat = ops.reshape(logits, (n, -1))
     if target == "regression":
-        return tf.reduce_sum(tf.reshape(logits, (n, -1))[:, class_index or 0])
+        return ops.sum(flat[:, class_index or 0])
     if target == "class":
-        flat = tf.reshape(logits, (n, -1))
-        index = tf.argmax(flat, axis=1) if class_index is None else tf.fill((n,), tf.cast(class_index, tf.int64))
-        return tf.reduce_sum(tf.gather(flat, index, axis=1, batch_dims=1))
+        if class_index is None:
+            return ops.sum(ops.max(flat, axis=1))  # the predicted class's logit
+        return ops.sum(flat[:, int(class_index)])
     if logits.shape[-1] == 1:
         channel = logits[..., 0]
-        probability = tf.sigmoid(channel) if final == "sigmoid" else channel
-        mask = tf.stop_gradient(tf.cast(probability > threshold, tf.float32))
+        probability = ops.sigmoid(channel) if final == "sigmoid" else channel
+        mask = ops.stop_gradient(ops.cast(probability > threshold, "float32"))
     else:
         channel = logits[..., class_index]
-        mask = tf.stop_gradient(tf.cast(tf.argmax(logits, axis=-1) == class_index, tf.float32))
-    return tf.reduce_sum(channel * mask)
+        mask = ops.stop_gradient(ops.cast(ops.argmax(logits, axis=-1) == class_index, "float32"))
+    return ops.sum(channel * mask)

@@ -17,13 +17,16 @@ from fetal_lib.networks.keras.vgg_attention import PLANES, attention_layer, grad
 def attention_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Plane -> (N, rows, cols) attention maps of ``model`` for ``inputs`` (one array per plane, PLANES order)."""
     import keras
-    import tensorflow as tf
+    from keras import ops
+
+    from fetal_lib.training.keras_backend import to_numpy
 
     outputs = [model.get_layer(attention_layer(p)).output for p in PLANES]
     probe = keras.Model(model.inputs, outputs)
     maps = probe([np.asarray(a, np.float32) for a in inputs], training=False)
     size = (int(inputs[0].shape[1]), int(inputs[0].shape[2]))
-    return {p: tf.image.resize(tf.cast(m, tf.float32), size, method="bilinear").numpy()[..., 0] for p, m in zip(PLANES, maps)}
+    return {p: to_numpy(ops.image.resize(ops.cast(m, "float32"), size, interpolation="bilinear", antialias=False,
+                                         data_format="channels_last"))[..., 0] for p, m in zip(PLANES, maps)}
 
 
 def gradcam_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -135,11 +135,10 @@ class HCModel:
         if hasattr(self.model, "predict_nhwc"):  # a torch segmenter
             return self.model.predict_nhwc(batch)
         if self._predict is None:
-            import tensorflow as tf
+            from fetal_lib.training.keras_backend import inference_function
 
-            model = self.model
-            self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return self._predict(batch).numpy()
+            self._predict = inference_function(self.model)
+        return self._predict(batch)
 
     def predict_network(self, x: np.ndarray) -> np.ndarray:
         """Probabilities at the network size for letterboxed (N, rows, cols, 1) inputs, with TTA."""

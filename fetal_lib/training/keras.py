@@ -9,7 +9,6 @@ The chapter builds and compiles its model (its loss is its own) and hands over a
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,28 +22,18 @@ KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfl
 
 
 def configure(threads: int = 2, seed: int = 0) -> None:
-    """Quiet TensorFlow, use ``threads`` CPU threads, seed Python/NumPy/TF (call before building a model)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    """Use ``threads`` CPU threads in the Keras backend, seed Python/NumPy/the backend (call before
+    building a model): :func:`fetal_lib.training.keras_backend.configure`."""
+    from fetal_lib.training import keras_backend
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # already initialised: the first call's setting stays
-    keras.utils.set_random_seed(int(seed))
+    keras_backend.configure(threads, seed)
 
 
 def device() -> str:
-    """Where Keras computes: ``"GPU:0 (<name>)"`` when TensorFlow sees a GPU, else ``"CPU"``."""
-    import tensorflow as tf
+    """Where Keras computes: ``"GPU:0 (<name>)"`` when the backend sees a GPU, else ``"CPU"``."""
+    from fetal_lib.training import keras_backend
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"GPU:0 ({details.get('device_name', gpus[0].name)})"
+    return keras_backend.device()
 
 
 @contextmanager

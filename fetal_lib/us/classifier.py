@@ -156,13 +156,12 @@ class UsClassifier:
         if len(x) == 0:
             return np.zeros((0, self.num_classes))
         if self._forward is None:
-            import tensorflow as tf
+            from fetal_lib.training.keras_backend import inference_function
 
-            model = self.model
-            self._forward = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+            self._forward = inference_function(self.model)
 
         def forward(v: np.ndarray) -> np.ndarray:
-            return np.concatenate([self._forward(v[i : i + batch_size]).numpy().astype(np.float64)
+            return np.concatenate([self._forward(v[i : i + batch_size]).astype(np.float64)
                                    for i in range(0, len(v), batch_size)], axis=0)
 
         return tta_logits(forward, x, self.tta)

@@ -156,21 +156,21 @@ def inference_ms_per_image(model, x: np.ndarray, warmup: int = 2, batch_size: in
     Raises:
         ValueError: no images, or a non-positive batch size or repeat count.
     """
-    import tensorflow as tf
+    from fetal_lib.training.keras_backend import inference_function
 
     x = np.asarray(x, np.float32)
     if len(x) == 0 or batch_size < 1 or repeats < 1:
         raise ValueError(f"need images, batch_size >= 1 and repeats >= 1; got {len(x)} images, {batch_size}, {repeats}")
     batch_size = min(batch_size, len(x))
-    batches = [tf.constant(x[i:i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
-    forward = tf.function(lambda t: model(t, training=False))
+    batches = [np.ascontiguousarray(x[i:i + batch_size]) for i in range(0, len(x) - batch_size + 1, batch_size)]
+    forward = inference_function(model)  # the classifier's own forward pass (compiled on TensorFlow)
     for _ in range(max(0, warmup)):
-        forward(batches[0]).numpy()
+        forward(batches[0])
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for batch in batches:
-            forward(batch).numpy()
+            forward(batch)
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1000.0 / (len(batches) * batch_size))
 

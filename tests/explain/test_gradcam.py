@@ -132,6 +132,7 @@ def _keras_quadrant_net(head: str):
     return keras.Model(inputs, outputs)
 
 
+@pytest.mark.keras_backends
 @pytest.mark.parametrize("target", ["class", "segmentation", "regression"])
 def test_keras_gradcam_puts_the_mass_where_the_network_looks(target: str) -> None:
     net = _keras_quadrant_net(target)
@@ -142,6 +143,7 @@ def test_keras_gradcam_puts_the_mass_where_the_network_looks(target: str) -> Non
     assert np.all(_mass_in_quadrant(maps) > 0.9), _mass_in_quadrant(maps)
 
 
+@pytest.mark.keras_backends
 def test_keras_gradcam_of_the_hc18_unet_with_its_sigmoid_output() -> None:
     from fetal_lib.networks.keras.unet import build_unet
 
@@ -152,6 +154,7 @@ def test_keras_gradcam_of_the_hc18_unet_with_its_sigmoid_output() -> None:
     assert net.layers[-1].activation.__name__ == "sigmoid", "the final activation is restored"
 
 
+@pytest.mark.keras_backends
 def test_keras_gradcam_names_a_missing_layer() -> None:
     net = _keras_quadrant_net("class")
     with pytest.raises(ValueError, match="no layer 'nope'"):

@@ -80,8 +80,10 @@ def _plane_branch(x, plane: str, widths: Sequence[int], batch_norm: bool, imagen
     """One plane's backbone and attention; returns the attended, pooled, flattened features."""
     from keras import layers
 
+    from fetal_lib.networks.keras.scale_shift import ScaleShift
+
     if imagenet:
-        x = layers.Rescaling(255.0, offset=-IMAGENET_MEAN, name=f"{plane}_imagenet_scale")(x)
+        x = ScaleShift(255.0, offset=-IMAGENET_MEAN, name=f"{plane}_imagenet_scale")(x)
     for b, (width, n_conv) in enumerate(zip(widths, VGG16_CONVS), start=1):
         for c in range(1, n_conv + 1):
             name = f"{plane}_block{b}_conv{c}"
@@ -145,7 +147,9 @@ def create(
     if dropout > 0:
         x = layers.Dropout(float(dropout), name="dropout")(x)
     x = layers.Dense(1, dtype="float32", kernel_initializer="zeros", name="unit")(x)
-    out = layers.Rescaling(float(target_sd_days), offset=float(target_mean_days), dtype="float32", name=OUTPUT)(x)
+    from fetal_lib.networks.keras.scale_shift import ScaleShift
+
+    out = ScaleShift(float(target_sd_days), offset=float(target_mean_days), dtype="float32", name=OUTPUT)(x)
     model = keras.Model(inputs, out, name=name)
     if imagenet:
         load_imagenet(model, weights_path, planes, tuple(int(s) for s in input_shape))

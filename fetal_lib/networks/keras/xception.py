@@ -12,7 +12,7 @@ float32 in mixed precision too). Deviation: the weights start random unless a lo
 
 Inputs. The network is built for 3-channel images of at least 71x71 pixels and, with ImageNet
 weights, for intensities in [-1, 1] (``keras.applications.xception.preprocess_input``). The
-chapter's images are grey-scale in [0, 1], so the model itself maps them: a ``Rescaling`` layer
+chapter's images are grey-scale in [0, 1], so the model itself maps them: a ``ScaleShift`` layer
 (x -> 2x - 1) and, for a 1-channel input, a ``Concatenate`` of the channel with itself three
 times. Both are ordinary layers without weights (no ``Lambda``), so the model saves and loads
 with ``keras.saving`` and the parameter count is Xception's own.
@@ -107,7 +107,9 @@ def create(
                                 "give the path of a local copy, or none for random weights)")
 
     inputs = keras.Input(shape=(rows, cols, channels), name="image")
-    x = layers.Rescaling(2.0, offset=-1.0, name="to_xception_range")(inputs)  # [0, 1] -> [-1, 1]
+    from fetal_lib.networks.keras.scale_shift import ScaleShift
+
+    x = ScaleShift(2.0, offset=-1.0, name="to_xception_range")(inputs)  # [0, 1] -> [-1, 1]
     if channels == 1:
         x = layers.Concatenate(axis=-1, name="grey_to_rgb")([x, x, x])
     if full_size:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
 
 from fetal_lib.networks.keras import plain_cnn, separable_cnn, xception  # noqa: E402
 
@@ -21,7 +22,7 @@ def test_the_cnns_return_logits_and_share_their_topology() -> None:
 
     plain = plain_cnn.create((32, 32, 1), num_classes=4, widths=(4, 8, 16))
     separable = separable_cnn.create((32, 32, 1), num_classes=4, widths=(4, 8, 16))
-    out = np.asarray(plain(_images(3, 32, 32), training=False))
+    out = keras.ops.convert_to_numpy(plain(_images(3, 32, 32), training=False))
     assert out.shape == (3, 4) and not np.allclose(out.sum(axis=1), 1.0)  # logits, not probabilities
     assert plain.get_layer("logits").activation is keras.activations.linear
     assert [layer.name for layer in plain.layers] == [layer.name for layer in separable.layers]
