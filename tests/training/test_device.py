@@ -130,6 +130,7 @@ def test_medsegdiff_samples_are_the_same_for_one_seed_whatever_generator_device(
     assert torch.equal(a, b)
 
 
+@pytest.mark.slow  # it runs the training loop (two tiny epochs)
 def test_harness_and_chapter2_validation_run_with_the_network_elsewhere(monkeypatch) -> None:
     """The loop puts the network on the run's device (here the stand-in), every training batch and
     every validation image follows it through the predictor."""
