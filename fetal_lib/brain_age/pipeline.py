@@ -54,18 +54,16 @@ def seg_train_config(settings: dict, seed: int = 0, flags=None) -> segmentation.
 def precision_choice(requested: str, flags=None, device: str | None = "auto"):
     """The torch training precision ``requested`` ("auto", "float32", "bfloat16") resolves to on the
     device that trains (``device``: the GPU's rule on CUDA; on the CPU its flags, or ``flags`` when given)."""
-    from fetal_lib.training.device import training_gpu
-    from fetal_lib.training.precision import resolve
+    from fetal_lib.training.precision import resolve_for_device
 
-    gpu = training_gpu(device) if flags is None else None
-    return resolve(str(requested), "torch", flags, gpu=gpu)
+    return resolve_for_device(requested, "torch", device, flags)
 
 
 def device_choice(device: str | None = "auto") -> dict:
     """The device the ``device`` knob resolves to here, as the card and provenance record it."""
-    from fetal_lib.training.device import describe, resolve_device
+    from fetal_lib.training.device import record
 
-    return describe(resolve_device(device))
+    return record(device)
 
 
 def check_floor(val_dice: dict[str, float], is_phantom: bool, what: str) -> dict[str, float]:

@@ -47,18 +47,16 @@ def parse_archs(text: str | Sequence[str]) -> list[str]:
 def precision_choice(settings: dict[str, Any], flags=None):
     """The torch training precision the ``precision`` knob resolves to on the device that trains
     (the ``device`` knob: the GPU's rule on CUDA; on the CPU its flags, or ``flags`` when given)."""
-    from fetal_lib.training import precision as precision_mod
-    from fetal_lib.training.device import training_gpu
+    from fetal_lib.training.precision import resolve_for_device
 
-    gpu = training_gpu(settings.get("device", "auto")) if flags is None else None
-    return precision_mod.resolve(str(settings["precision"]), "torch", flags, gpu=gpu)
+    return resolve_for_device(settings["precision"], "torch", settings.get("device", "auto"), flags)
 
 
 def device_choice(settings: dict[str, Any]) -> dict[str, Any]:
     """The device the ``device`` knob resolves to here, as the card and provenance record it."""
-    from fetal_lib.training.device import describe, resolve_device
+    from fetal_lib.training.device import record
 
-    return describe(resolve_device(settings.get("device", "auto")))
+    return record(settings.get("device", "auto"))
 
 
 def train_config(settings: dict[str, Any], arch: str, seed: int = 0) -> SegTrainConfig:

@@ -160,6 +160,11 @@ def describe(device: str, gpu: GpuInfo | None = None) -> dict[str, Any]:
     return {"device": "cuda", **({"gpu": gpu.to_dict()} if gpu is not None else {})}
 
 
+def record(requested: str | None = "auto") -> dict[str, Any]:
+    """:func:`describe` of the device the ``device`` knob ``requested`` resolves to here."""
+    return describe(resolve_device(requested))
+
+
 def prepare(device: str) -> None:
     """Per-device settings before training: on CUDA, cuDNN picks its fastest convolution algorithms."""
     if device == "cuda":

@@ -166,3 +166,12 @@ def _resolve_on_gpu(requested: str, names: dict[str, str], framework: str, gpu) 
         return PrecisionChoice(framework, requested, requested,
                                f"set explicitly; WARNING: {where} has no native bfloat16, so it is emulated and training is slow")
     return PrecisionChoice(framework, requested, requested, f"set explicitly, on {where}")
+
+
+def resolve_for_device(requested: str, framework: str, device: str | None = "auto", flags: Iterable[str] | None = None) -> PrecisionChoice:
+    """:func:`resolve` on the device the ``device`` knob (``auto``, ``cpu``, ``cuda``) trains on here: the
+    GPU's rule on CUDA; the CPU's otherwise (or ``flags``, when given, which always mean a CPU)."""
+    from fetal_lib.training.device import training_gpu
+
+    gpu = training_gpu(device) if flags is None else None
+    return resolve(str(requested), framework, flags, gpu=gpu)
