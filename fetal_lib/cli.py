@@ -19,6 +19,8 @@ from fetal_lib.training.floor import BelowFloorError
 
 # Module names under fetal_lib.commands, in the order they appear in --help.
 COMMAND_MODULES = ["doctor", "data", "book", "lab", "hc", "seg", "us", "ga", "brain_age", "bench", "app"]
+# commands that run Keras (or start kernels that do): the Keras backend is chosen before they import it
+KERAS_COMMANDS = {"doctor", "book", "lab", "hc", "us", "ga", "bench", "app"}
 
 
 class CommandImportError(RuntimeError):
@@ -55,6 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         (getattr(args, "_parser", None) or parser).print_help()
         return 2
     try:
+        if args.command in KERAS_COMMANDS:
+            from fetal_lib.training import keras_backend
+
+            try:
+                keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU)
+            except ValueError as err:
+                raise FetalInputError(None, str(err)) from None
         return int(func(args) or 0)
     except FetalInputError as err:
         print(f"fetal: error: {err}", file=sys.stderr)

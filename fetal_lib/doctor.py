@@ -26,15 +26,24 @@ from fetal_lib.training import precision as precision_mod
 DETECT = "detect"
 
 
-def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETECT) -> dict[str, Any]:
+def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETECT, keras_choice: Any = DETECT) -> dict[str, Any]:
     """CPU model, usable cores, the frameworks' relevant CPU flags, the CUDA GPU (``gpu``: a
-    :class:`~fetal_lib.training.device.GpuInfo`, None for none, or detected from torch), where the
-    PyTorch chapters run, and what ``auto`` resolves to for each framework on the device it trains on."""
+    :class:`~fetal_lib.training.device.GpuInfo`, None for none, or detected from torch), the Keras
+    backend (``keras_choice``: ``(backend, reason)``, or :func:`fetal_lib.training.keras_backend.choose`),
+    where the PyTorch and Keras chapters run, and what ``auto`` resolves to for each framework on the
+    device it trains on."""
+    from fetal_lib.training import keras_backend
     from fetal_lib.training.device import gpu_info
 
     flags = precision_mod.cpu_flags(cpuinfo)
     if gpu == DETECT:
         gpu = gpu_info()
+    if keras_choice == DETECT:
+        keras_choice = keras_backend.choose(torch_sees_cuda=lambda: gpu is not None)
+    backend, backend_reason = keras_choice
+    keras_gpu = gpu if backend == "torch" else None  # Keras on TensorFlow: this project pins tensorflow-cpu
+    if backend == "tensorflow" and gpu is not None and backend_reason == "auto: TensorFlow sees a GPU":
+        keras_gpu = gpu
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -47,12 +56,14 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETEC
         "threads": 2,  # what the chapters' CPU work uses (TensorFlow intra-op, torch.set_num_threads)
         "gpu": None if gpu is None else gpu.to_dict(),
         "torch_device": "cuda" if gpu is not None else "cpu",  # the PyTorch chapters' device auto
-        "keras_device": "cpu",  # the Keras chapters run on TensorFlow's CPU build (tensorflow-cpu)
+        "keras_backend": backend,
+        "keras_backend_reason": backend_reason,
+        "keras_device": "cuda" if keras_gpu is not None else "cpu",
         # this machine's answer includes the cached bfloat16 probe; an injected cpuinfo is decided by its flags alone.
         # keras_xla: for a chapter whose float32 step is XLA-compiled (chapter 1), bfloat16 is weighed against that.
         # torch on a GPU: the GPU's rule (compute capability), nothing timed on the CPU
         "precision_auto": {name: precision_mod.resolve("auto", fw, None if Path(cpuinfo) == precision_mod.CPUINFO else flags,
-                                                       xla=xla, gpu=gpu if fw == "torch" else None).to_dict()
+                                                       xla=xla and backend == "tensorflow", gpu=gpu if fw == "torch" else keras_gpu).to_dict()
                            for name, fw, xla in (("keras", "keras", False), ("keras_xla", "keras", True), ("torch", "torch", False))},
     }
 
@@ -249,10 +260,12 @@ def format_report(machine: dict[str, Any], estimates: dict[str, Any], profile: s
         cc = ".".join(str(v) for v in gpu["capability"])
         lines.append(f"GPU: {gpu['name']}, {gpu['memory_gib']:.0f} GiB, compute capability {cc}"
                      + (f" ({gpu['count']} GPUs; the chapters use the first)" if gpu.get("count", 1) > 1 else ""))
-        lines.append("device auto: the PyTorch chapters (2, 5) train and predict on the GPU; the Keras chapters (1, 3, 4) on "
-                     "the CPU (tensorflow-cpu)")
+        keras_where = "the GPU" if machine.get("keras_device") == "cuda" else "the CPU"
+        lines.append(f"device auto: the PyTorch chapters (2, 5) train and predict on the GPU; the Keras chapters (1, 3, 4) on {keras_where}")
     else:
         lines.append("GPU: none that torch can use; every chapter runs on the CPU")
+    if machine.get("keras_backend"):
+        lines.append(f"Keras backend: {machine['keras_backend']} ({machine['keras_backend_reason']})")
     for fw, choice in machine["precision_auto"].items():
         lines.append(f"precision auto ({fw}): {choice['precision']}: {choice['reason']}")
     for chapter_id, est in estimates.items():

@@ -135,7 +135,13 @@ def _save_with_card(model_path: Path, card: Mapping[str, Any], suffix: str, writ
 
 
 def save_keras(model, model_path: str | Path, card: Mapping[str, Any]) -> Path:
-    """Save a Keras model and its card (``<name>.card.json`` and ``<name>.card.md``) together, atomically."""
+    """Save a Keras model and its card (``<name>.card.json`` and ``<name>.card.md``) together, atomically.
+
+    The card records the Keras backend, version and device that trained the model (``keras_runtime``;
+    a ``.keras`` file loads on either backend)."""
+    from fetal_lib.training import keras_backend
+
+    card = {**card, "keras_runtime": card.get("keras_runtime") or keras_backend.describe()}
     return _save_with_card(Path(model_path), card, ".keras", model.save)
 
 

@@ -91,6 +91,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
+from fetal_lib.training import keras_backend
+
+keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
+
 from fetal_lib import anchors
 from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
@@ -109,7 +113,7 @@ globals().update(settings)
 precision_choice = pipeline.precision_choice(settings)
 data = pipeline.load_data(data_dir, data_source, seed, int(max_images))
 run = ChapterRun("hc18", profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
-                 compute={"precision": precision_choice.to_dict()})
+                 compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 run.banner()
 display(Markdown(f"Data: {data.source.describe(relative=True)}"))
 

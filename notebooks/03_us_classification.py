@@ -77,6 +77,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
+from fetal_lib.training import keras_backend
+
+keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
+
 from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.paths import shown
@@ -95,7 +99,7 @@ for arch in arch_names:  # bad settings (an unknown network, weights that cannot
     pipeline.train_config(settings, arch, seed)
 datasets = {t: us_tasks.load_task(t, data_dir, data_source, seed) for t in task_names}
 run = ChapterRun("us_classification", profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
-                 parameters=settings, compute={"precision": precision_choice.to_dict()})
+                 parameters=settings, compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 run.banner()
 display(Markdown(report.xception_sentence((arch_options or {}).get("xception") or {}, shown(xception_weights) if xception_weights else None)))
 

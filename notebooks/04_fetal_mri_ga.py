@@ -76,6 +76,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
+from fetal_lib.training import keras_backend
+
+keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
+
 from fetal_lib import anchors
 from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
@@ -91,7 +95,7 @@ precision_choice = pipeline.precision_choice(settings)
 prep = pipeline.preprocess_config(settings)
 source, volumes, load_notes = pipeline.load_volumes(dataset, data_dir, data_source, prep)
 run = ChapterRun("fetal_mri_ga", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
-                 compute={"precision": precision_choice.to_dict()})
+                 compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 run.banner()
 src = {k: anchors.get(f"fetal_mri_ga.source.{k}").text() for k in ("mae_days", "r2", "scans", "weeks")}
 display(Markdown(f"The source reports MAE about {src['mae_days']} and R2 about {src['r2']} on {src['scans']} of "

@@ -17,6 +17,36 @@ import pytest
 from fetal_lib.paths import data_root
 
 
+def _block_tensorflow() -> None:
+    """Make ``import tensorflow`` fail as on a machine without it (the GPU machines this project is
+    checked on carry PyTorch with CUDA and no TensorFlow): set FETAL_WITHOUT_TENSORFLOW=1, as the
+    Makefile's KERAS_BACKEND=torch pass does. Keras and torch look for TensorFlow only optionally."""
+    import importlib.abc
+    import importlib.machinery
+    import sys
+
+    class _Absent(importlib.abc.Loader):
+        def create_module(self, spec):
+            raise ModuleNotFoundError(f"No module named {spec.name!r} (FETAL_WITHOUT_TENSORFLOW=1)", name=spec.name)
+
+        def exec_module(self, module) -> None:  # pragma: no cover - create_module always raises
+            pass
+
+    class _Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "tensorflow" or name.startswith("tensorflow."):
+                return importlib.machinery.ModuleSpec(name, _Absent(), origin=None)  # origin None: torch's dynamo skips it
+            return None
+
+    if "tensorflow" in sys.modules:
+        raise RuntimeError("FETAL_WITHOUT_TENSORFLOW=1 but tensorflow is already imported")
+    sys.meta_path.insert(0, _Finder())
+
+
+if os.environ.get("FETAL_WITHOUT_TENSORFLOW") == "1":
+    _block_tensorflow()
+
+
 @pytest.fixture(scope="session")
 def real_dataset() -> Callable[[str], Path]:
     """Return a function: dataset name -> its folder under the data root (fail/skip if absent)."""

@@ -36,9 +36,10 @@ def bench_training(config, steps: int = 4, seed: int = 0) -> dict:
     """Training samples/s of ``config`` (a GaTrainConfig) on random slices, after one warm-up step."""
     import keras
 
-    from fetal_lib.ga_mri.train import build_model, tf_batches
+    from fetal_lib.ga_mri.train import build_model, training_batches
     from fetal_lib.networks.keras.vgg_attention import PLANES
     from fetal_lib.training.keras import uses_xla
+    from fetal_lib.training.keras_batches import endless
 
     rng = np.random.default_rng(seed)
     n = config.batch_size * (steps + 1)
@@ -47,10 +48,10 @@ def bench_training(config, steps: int = 4, seed: int = 0) -> dict:
     model = build_model(config, config.precision)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=keras.losses.Huber(config.huber_delta_days),
                   jit_compile=uses_xla(config.loop_config()))
-    ds = tf_batches(planes, y, config)
-    model.fit(ds.take(1), epochs=1, verbose=0)  # warm-up: tracing
+    batches = endless(training_batches(planes, y, config))
+    model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)  # warm-up: tracing
     t0 = time.perf_counter()
-    model.fit(ds.skip(1).take(steps), epochs=1, verbose=0)
+    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - t0
     inputs = [planes[p][: config.batch_size] for p in PLANES]
     model.predict(inputs, verbose=0)

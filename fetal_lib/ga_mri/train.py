@@ -9,7 +9,7 @@ three slices with
   training fold of a few dozen volumes to pick an epoch (the source's early stopping and
   ReduceLROnPlateau need one); the per-epoch score in the history is the MAE on the training
   samples themselves (a learning curve, not a model choice);
-* augmentation (``augment=True``, in ``tf.data``): each plane's slice flipped left-right at random
+* augmentation (``augment=True``, NumPy per sample in the batch loader, any Keras backend): each plane's slice flipped left-right at random
   where the plane has a left-right axis (axial and coronal; not sagittal, whose horizontal axis is
   anterior-posterior), and a random gain (0.9-1.1) and gamma (0.8-1.25) per slice. No scaling: the
   field of view is fixed in mm, and brain size is the age signal.
@@ -113,28 +113,30 @@ def check_inputs(config: GaTrainConfig, planes: dict[str, np.ndarray], y: np.nda
     return int(n)
 
 
-def tf_augment(planes: dict, seed_ignored: int = 0) -> dict:
-    """Random left-right flips (axial, coronal) and gain/gamma per slice, in the TF runtime."""
-    import tensorflow as tf
-
+def augment_planes(planes: dict, rng: np.random.Generator) -> dict:
+    """One sample's slices ({plane: (size, size, 1)}), each flipped left-right at random where the plane
+    has a left-right axis (axial, coronal) and given a random gain (0.9-1.1, clipped to [0, 2]) and
+    gamma (0.8-1.25); float32 copies."""
     out = {}
-    for p, image in planes.items():
-        if p in FLIP_PLANES:
-            image = tf.cond(tf.random.uniform(()) < 0.5, lambda im=image: tf.reverse(im, [1]), lambda im=image: im)
-        image = tf.clip_by_value(image * tf.random.uniform((), 0.9, 1.1), 0.0, 2.0)
-        out[p] = image ** tf.random.uniform((), 0.8, 1.25)
+    for p in sorted(planes):
+        image = np.asarray(planes[p], np.float32)
+        if p in FLIP_PLANES and rng.random() < 0.5:
+            image = image[:, ::-1]
+        image = np.clip(image * np.float32(rng.uniform(0.9, 1.1)), 0.0, 2.0)
+        out[p] = (image ** np.float32(rng.uniform(0.8, 1.25))).astype(np.float32)
     return out
 
 
-def tf_batches(planes: dict[str, np.ndarray], y: np.ndarray, config: GaTrainConfig):
-    """Shuffled ({plane: slices}, days) batches, reshuffled every epoch, augmented per the config."""
-    import tensorflow as tf
+def training_batches(planes: dict[str, np.ndarray], y: np.ndarray, config: GaTrainConfig, workers: int = 1):
+    """Shuffled ({plane: slices}, days) batches for any Keras backend, reshuffled every epoch,
+    augmented (:func:`augment_planes`) per the config."""
+    from fetal_lib.training.keras_batches import ShuffledBatches
 
-    items = ({p: np.asarray(planes[p], np.float32) for p in PLANES}, np.asarray(y, np.float32).reshape(-1, 1))
-    ds = tf.data.Dataset.from_tensor_slices(items).shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True)
-    if config.augment:
-        ds = ds.map(lambda x, t: (tf_augment(x), t), num_parallel_calls=1, deterministic=True)
-    return ds.batch(config.batch_size, drop_remainder=len(y) >= config.batch_size).prefetch(2)
+    def aug(sample, days, rng):
+        return augment_planes(sample, rng), days
+
+    return ShuffledBatches({p: np.asarray(planes[p], np.float32) for p in PLANES}, np.asarray(y, np.float32).reshape(-1, 1),
+                           config.batch_size, config.seed, augment=aug if config.augment else None, workers=workers)
 
 
 def predict_days(model, planes: dict[str, np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -166,6 +168,9 @@ def train(config: GaTrainConfig, planes: dict[str, np.ndarray], ga_days: np.ndar
     def validate(m) -> float:
         return -float(np.mean(np.abs(predict_days(m, planes) - y)))
 
-    return harness.fit(model, tf_batches(planes, y, config), max(1, n // config.batch_size), loop, validate, samples_per_epoch=n,
+    from fetal_lib.training import keras_backend
+
+    batches = training_batches(planes, y, config, workers=keras_backend.loader_workers())
+    return harness.fit(model, batches, max(1, n // config.batch_size), loop, validate, samples_per_epoch=n,
                        metric=METRIC, rebuild_float32=lambda: build_model(config, "float32", load_weights=False),
                        desc="train vgg_attention", progress=progress, verbose=verbose)

@@ -1,4 +1,4 @@
-"""Augmentation suited to ultrasound head images, in TensorFlow for ``tf.data``.
+"""Augmentation suited to ultrasound head images, in NumPy and OpenCV (any Keras backend).
 
 Geometric (applied identically to image and mask): horizontal flips, optionally vertical
 flips, small rotation (+-15 degrees), scaling (0.9-1.1) and shift (+-5 % of the size).
@@ -9,12 +9,19 @@ teaches the network a physics it never meets (validation split: 2.08 mm mean HC 
 without vertical flips, 2.28 mm with them). Intensity (image only): gain/offset (probe gain, time-gain
 compensation), gamma, and mild multiplicative speckle-like noise. No elastic warps: the
 skull is an ellipse and the labels are ellipses.
+
+Every draw comes from the ``numpy.random.Generator`` the caller passes (the batch loader seeds
+one per batch from the run's seed, epoch and batch index), so a run is repeatable on every
+backend and with any number of loader threads. Resampling is bilinear with zero fill
+(``cv2.warpAffine``), the mapping chapter 2's torch augmentation reproduces on a whole batch.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -32,45 +39,65 @@ class AugmentConfig:
     noise_sd: float = 0.03
 
 
-def affine_params(angle_rad, scale, shift_x, shift_y, rows: int, cols: int):
-    """The 8 projective-transform parameters (output -> input pixel mapping, TF's convention)
-    of a rotation by ``angle_rad`` and scaling by ``scale`` about the image centre, then a shift."""
-    import tensorflow as tf
-
+def affine_matrix(angle_rad: float, scale: float, shift_x: float, shift_y: float, rows: int, cols: int) -> np.ndarray:
+    """The (2, 3) output -> input pixel mapping of a rotation by ``angle_rad`` and scaling by ``scale``
+    about the image centre, then a shift (pixels): input (x, y) = M @ (x_out, y_out, 1), pixel centres
+    at integer coordinates (``cv2.warpAffine`` with ``WARP_INVERSE_MAP``)."""
     cx, cy = (cols - 1) / 2.0, (rows - 1) / 2.0
-    c, s = tf.cos(angle_rad) / scale, tf.sin(angle_rad) / scale
+    c, s = math.cos(angle_rad) / scale, math.sin(angle_rad) / scale
     ox, oy = cx + shift_x, cy + shift_y
-    zero = tf.zeros_like(c)
-    return tf.stack([c, s, cx - (c * ox + s * oy), -s, c, cy - (-s * ox + c * oy), zero, zero])
+    return np.array([[c, s, cx - (c * ox + s * oy)], [-s, c, cy - (-s * ox + c * oy)]], np.float64)
 
 
-def tf_augment(image, mask, config: AugmentConfig = AugmentConfig()):
-    """Randomly transform one (rows, cols, 1) image in [0, 1] and its target alike.
+def warp(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``image`` (rows, cols, channels) resampled through the output -> input ``matrix`` (bilinear, zero fill)."""
+    import cv2
 
-    Runs in the TF runtime (no Python per image), so augmentation
-    never slows training. Seeded through ``keras.utils.set_random_seed``.
-    """
-    import math as _math
+    rows, cols, channels = image.shape
+    out = cv2.warpAffine(np.ascontiguousarray(image, np.float32), matrix, (cols, rows),
+                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return out.reshape(rows, cols, channels)
 
-    import tensorflow as tf
 
-    rows, cols = image.shape[0], image.shape[1]
-    pair = tf.concat([image, mask], axis=-1)
-    if config.flip_lr:
-        pair = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.reverse(pair, [1]), lambda: pair)
-    if config.flip_ud:
-        pair = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.reverse(pair, [0]), lambda: pair)
-    angle = tf.random.uniform((), -config.rotation_deg, config.rotation_deg) * (_math.pi / 180.0)
-    scale = tf.random.uniform((), *config.scale)
-    shift = tf.random.uniform((2,), -config.shift_fraction, config.shift_fraction) * tf.constant([cols, rows], tf.float32)
-    params = affine_params(angle, scale, shift[0], shift[1], rows, cols)
-    pair = tf.raw_ops.ImageProjectiveTransformV3(
-        images=pair[None], transforms=params[None], output_shape=tf.constant([rows, cols], tf.int32),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT",
-    )[0]
-    img, msk = pair[..., :1], pair[..., 1:]
-    img = img * tf.random.uniform((), *config.gain) + tf.random.uniform((), *config.offset)
-    img = tf.clip_by_value(img, 0.0, 1.0) ** tf.random.uniform((), *config.gamma)
+def random_geometry(rows: int, cols: int, config: AugmentConfig, rng: np.random.Generator) -> tuple[bool, bool, np.ndarray]:
+    """One draw of the geometric transform: (flip left-right, flip up-down, affine matrix)."""
+    flip_lr = bool(config.flip_lr and rng.random() < 0.5)
+    flip_ud = bool(config.flip_ud and rng.random() < 0.5)
+    angle = rng.uniform(-config.rotation_deg, config.rotation_deg) * (math.pi / 180.0)
+    scale = rng.uniform(*config.scale)
+    shift_x, shift_y = rng.uniform(-config.shift_fraction, config.shift_fraction, 2) * np.array([cols, rows])
+    return flip_lr, flip_ud, affine_matrix(angle, scale, shift_x, shift_y, rows, cols)
+
+
+def apply_geometry(image: np.ndarray, geometry: tuple[bool, bool, np.ndarray]) -> np.ndarray:
+    """``image`` (rows, cols, channels) flipped, then warped, as :func:`random_geometry` drew."""
+    flip_lr, flip_ud, matrix = geometry
+    if flip_lr:
+        image = image[:, ::-1]
+    if flip_ud:
+        image = image[::-1]
+    return warp(image, matrix)
+
+
+def random_intensity(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Gain, offset, gamma and multiplicative noise on an image in [0, 1]; the result is in [0, 1]."""
+    image = image * np.float32(rng.uniform(*config.gain)) + np.float32(rng.uniform(*config.offset))
+    image = np.clip(image, 0.0, 1.0) ** np.float32(rng.uniform(*config.gamma))
     if config.noise_sd > 0:
-        img = img * (1.0 + tf.random.normal(tf.shape(img), 0.0, config.noise_sd))
-    return tf.clip_by_value(img, 0.0, 1.0), msk
+        image = image * (1.0 + np.float32(config.noise_sd) * rng.standard_normal(image.shape, dtype=np.float32))
+    return np.clip(image, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def augment_pair(image: np.ndarray, mask: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Randomly transform one (rows, cols, 1) image in [0, 1] and its target alike (float32 copies)."""
+    rows, cols = image.shape[:2]
+    pair = apply_geometry(np.concatenate([image, mask], axis=-1), random_geometry(rows, cols, config, rng))
+    split = image.shape[-1]
+    low, high = float(min(mask.min(), 0.0)), float(max(mask.max(), 1.0))  # bilinear weights can overshoot by a rounding error
+    return random_intensity(pair[..., :split], config, rng), np.clip(pair[..., split:], low, high)
+
+
+def augment_image(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Randomly transform one (rows, cols, channels) image in [0, 1] (a classifier's input; no target moves with it)."""
+    rows, cols = image.shape[:2]
+    return random_intensity(apply_geometry(image, random_geometry(rows, cols, config, rng)), config, rng)

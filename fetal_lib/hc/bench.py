@@ -75,7 +75,7 @@ def bench_inference(model, records, n_images: int) -> dict:
 def bench_training(config, records, n_images: int, steps: int, warmup_steps: int = 4) -> dict:
     """Training throughput (images/s) of a fresh U-Net with augmentation, timed after ``warmup_steps``
     batches (the first steps trace and compile the graph and are several times slower)."""
-    from fetal_lib.hc.dataset import load_arrays, tf_batches
+    from fetal_lib.hc.dataset import load_arrays, training_batches
     from fetal_lib.hc.train import build_model, compile_model
     from fetal_lib.training.keras import uses_xla
 
@@ -83,7 +83,11 @@ def bench_training(config, records, n_images: int, steps: int, warmup_steps: int
     x, y = load_arrays(recs, config.input_shape, config.mask_mode)
     model = build_model(config, config.precision)
     compile_model(model, config)
-    batches = tf_batches(x, y, config.batch_size, config.seed, augment=config.augment, config=config.augment_config()).repeat()
+    from fetal_lib.training import keras_backend
+    from fetal_lib.training.keras_batches import endless
+
+    batches = endless(training_batches(x, y, config.batch_size, config.seed, augment=config.augment, config=config.augment_config(),
+                                       workers=keras_backend.loader_workers()))
     model.fit(batches, steps_per_epoch=max(1, warmup_steps), epochs=1, verbose=0, shuffle=False)  # warm-up (graph building)
     t0 = time.perf_counter()
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # augmentation timed too

@@ -1,4 +1,5 @@
-"""HC18 arrays for training: letterboxed images and targets, cached, and augmented batches.
+"""HC18 arrays for training: letterboxed images and targets, cached, and augmented batches
+(:func:`training_batches`, NumPy/OpenCV, for any Keras backend).
 
 Every image is decoded and letterboxed once (:func:`load_arrays`, cached as ``.npy`` under
 ``<build_dir>/cache/hc18``), so training reads small float arrays and preprocessing is never
@@ -20,7 +21,7 @@ import numpy as np
 
 from fetal_lib.data.hc18 import HC18Record, load_mask
 from fetal_lib.data.imaging import read_image_gray
-from fetal_lib.hc.augment import AugmentConfig, tf_augment
+from fetal_lib.hc.augment import AugmentConfig, augment_pair
 from fetal_lib.hc.preprocess import letterbox
 
 MASK_MODES = ("filled", "outline")
@@ -102,7 +103,7 @@ def mm_per_input_pixel(records: Sequence[HC18Record], out_shape: tuple[int, int]
     return out
 
 
-def tf_batches(
+def training_batches(
     x: np.ndarray,
     y: np.ndarray,
     batch_size: int,
@@ -110,27 +111,19 @@ def tf_batches(
     augment: bool = True,
     config: AugmentConfig = AugmentConfig(),
     weights: np.ndarray | None = None,
+    workers: int = 1,
 ):
-    """A ``tf.data.Dataset`` of shuffled batches, augmented in TensorFlow (:func:`tf_augment`).
+    """Shuffled, augmented (:func:`fetal_lib.hc.augment.augment_pair`) batches for ``model.fit`` on any
+    Keras backend: a :class:`fetal_lib.training.keras_batches.ShuffledBatches`.
 
     Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches; the few images
-    left over differ from epoch to epoch), so an XLA-compiled training step compiles once
-    instead of again for a short last batch. With fewer images than ``batch_size``, one short batch.
+    left over differ from epoch to epoch), so a compiled training step compiles once instead of
+    again for a short last batch. With fewer images than ``batch_size``, one short batch.
     ``weights`` (one per image) are yielded as a third element, which Keras takes as sample weights.
     """
-    import tensorflow as tf
+    from fetal_lib.training.keras_batches import ShuffledBatches
 
-    if weights is not None:
-        weights = np.asarray(weights, np.float32).reshape(-1)
-        if weights.shape[0] != len(x):
-            raise ValueError(f"{weights.shape[0]} sample weights for {len(x)} images")
-        ds = tf.data.Dataset.from_tensor_slices((x, y, weights))
-    else:
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    if augment:
-        if weights is not None:
-            ds = ds.map(lambda a, b, w: (*tf_augment(a, b, config), w), num_parallel_calls=1, deterministic=True)
-        else:
-            ds = ds.map(lambda a, b: tf_augment(a, b, config), num_parallel_calls=1, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=len(x) >= batch_size).prefetch(2)
+    def one(image, mask, rng):
+        return augment_pair(image, mask, config, rng)
+
+    return ShuffledBatches(x, y, batch_size, seed, augment=one if augment else None, weights=weights, workers=workers)

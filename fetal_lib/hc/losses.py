@@ -1,4 +1,4 @@
-"""Losses for head segmentation (Keras 3 ops; TensorFlow is imported when called).
+"""Losses for head segmentation (Keras 3 ops: the same arithmetic on every backend).
 
 The ``*_per_image`` functions return one loss per image (shape ``(batch,)``): Keras averages
 them over the batch, weighted by the per-image sample weights when the dataset yields
@@ -25,12 +25,25 @@ def soft_dice(y_true, y_pred, smooth: float = 1.0):
     return ops.mean(soft_dice_per_image(y_true, y_pred, smooth))
 
 
+def binary_crossentropy(y_true, y_pred):
+    """Per-pixel binary cross-entropy of probabilities, written out as Keras's TensorFlow backend
+    computes it (probabilities clipped to [eps, 1 - eps], eps = ``keras.config.epsilon()``).
+
+    Written out because torch's own binary cross-entropy refuses targets outside [0, 1], and the
+    source's flawed 0/2 outline targets (the audit arm) must train on every backend as they did."""
+    from keras import config, ops
+
+    eps = config.epsilon()
+    p = ops.clip(y_pred, eps, 1.0 - eps)
+    return -(y_true * ops.log(p + eps) + (1.0 - y_true) * ops.log(1.0 - p + eps))
+
+
 def bce_per_image(y_true, y_pred):
     """Binary cross-entropy of each image, averaged over its pixels (``(batch,)``)."""
     from keras import ops
 
     y_true = ops.cast(y_true, y_pred.dtype)
-    return ops.mean(ops.binary_crossentropy(y_true, y_pred), axis=(1, 2, 3))
+    return ops.mean(binary_crossentropy(y_true, y_pred), axis=(1, 2, 3))
 
 
 def bce_dice_per_image(y_true, y_pred):

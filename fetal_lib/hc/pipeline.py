@@ -58,8 +58,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def precision_choice(settings: dict[str, Any], flags=None) -> "precision_mod.PrecisionChoice":
-    """The Keras training precision the ``precision`` setting resolves to on this CPU (or on ``flags``)."""
-    return precision_mod.resolve(str(settings["precision"]), "keras", flags, xla=bool(settings.get("jit_compile")))
+    """The Keras training precision the ``precision`` setting resolves to where Keras computes (its GPU, else this CPU or ``flags``)."""
+    return precision_mod.resolve_for_keras(str(settings["precision"]), flags, xla=bool(settings.get("jit_compile")))
 
 
 def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, **changes) -> "TrainConfig":

@@ -104,8 +104,9 @@ def train(
         sample_weights: one loss weight per training image (``None``: equal weights); they
             are divided by their mean, so the loss keeps its scale.
     """
-    from fetal_lib.hc.dataset import tf_batches
+    from fetal_lib.hc.dataset import training_batches
     from fetal_lib.training import keras as harness
+    from fetal_lib.training import keras_backend
 
     if config.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
@@ -118,7 +119,8 @@ def train(
             raise ValueError("sample weights must be finite and positive")
         sample_weights = sample_weights / sample_weights.mean()
     augment_config = config.augment_config()
-    batches = tf_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment, config=augment_config, weights=sample_weights)
+    batches = training_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment, config=augment_config,
+                               weights=sample_weights, workers=keras_backend.loader_workers())
     compile_model(model, config)
     val_ref = y_val > 0.5
 

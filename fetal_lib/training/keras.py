@@ -3,8 +3,8 @@ callback, and an epoch loop with validation, a best/smoothed/last-epoch checkpoi
 (:mod:`fetal_lib.training.checkpoint`), optional wall-time cap,
 a tqdm line per epoch (and a line per epoch to ``$FETAL_EPOCH_LOG``: fetal_lib.training.progress), and a float32 model at the end whatever the training precision.
 
-The chapter builds and compiles its model (its loss is its own) and hands over a
-``tf.data`` pipeline and a validation score; the loop does the rest.
+The chapter builds and compiles its model (its loss is its own) and hands over its training
+batches (a ``keras.utils.PyDataset``, :mod:`fetal_lib.training.keras_batches`) and a validation score; the loop does the rest.
 """
 
 from __future__ import annotations
@@ -52,8 +52,11 @@ def dtype_policy(precision: str):
 
 
 def uses_xla(config: TrainConfig) -> bool:
-    """Whether the training step is XLA-compiled: asked for, and in float32 only (XLA on CPU has no fast bfloat16 convolutions)."""
-    return bool(config.compile) and config.precision == "float32"
+    """Whether the training step is XLA-compiled: asked for, in float32 only (XLA on CPU has no fast
+    bfloat16 convolutions), and on the TensorFlow backend (on torch, ``compile`` is ignored)."""
+    from fetal_lib.training import keras_backend
+
+    return bool(config.compile) and config.precision == "float32" and keras_backend.compiles_with_xla()
 
 
 def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | None, floor: float = 0.0, constant: bool = False,
@@ -129,7 +132,7 @@ def fit(
 
     Args:
         model: a compiled ``keras.Model`` (built under ``dtype_policy(config.precision)``).
-        batches: a ``tf.data.Dataset`` (or anything ``model.fit`` takes) giving one epoch.
+        batches: a ``keras.utils.PyDataset`` (or anything ``model.fit`` takes) giving one epoch.
         steps_per_epoch: optimiser steps in one epoch (for the schedule).
         config: the loop's settings.
         validate: score of the model on the validation data, higher is better (e.g. Dice).
@@ -156,6 +159,8 @@ def fit(
         bar = tqdm(total=config.epochs, desc=desc, unit="epoch")
     for epoch in range(config.epochs):
         t0 = clock()
+        if hasattr(batches, "set_epoch"):
+            batches.set_epoch(epoch)  # its order and augmentation draws: the same on every backend
         result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False, callbacks=[schedule])
         train_seconds += clock() - t0
         epochs_run += 1

@@ -3,7 +3,14 @@
 Model, loss and explanation code is written with ``keras`` and ``keras.ops`` and runs on either
 backend; what cannot be written that way lives here:
 
+* :func:`choose`: which backend a process should use when the user did not say (``KERAS_BACKEND``
+  unset): PyTorch where torch sees a CUDA GPU and TensorFlow sees none (the usual GPU workstation
+  with this project's ``tensorflow-cpu`` pin), TensorFlow otherwise; :func:`apply_choice` sets it
+  for this process and its children (the ``fetal`` commands call it before Keras is imported);
 * :func:`name`: the backend Keras was imported with (``KERAS_BACKEND``; it cannot change afterwards);
+* :func:`gpu`: the GPU Keras computes on (for the precision rule), :func:`loader_workers`: batch
+  loader threads, :func:`compiles_with_xla`: whether ``jit_compile`` means XLA here, :func:`describe`:
+  backend and device for provenance and model cards;
 * :func:`configure`: CPU threads of the backend and every seed;
 * :func:`device`: where Keras computes (``"CPU"`` or ``"GPU:0 (<name>)"``);
 * :func:`inference_function`: a model's forward pass in inference mode, compiled where the backend
@@ -21,6 +28,65 @@ from typing import Any, Callable
 import numpy as np
 
 BACKENDS = ("tensorflow", "torch")
+ENV = "KERAS_BACKEND"
+
+
+def _torch_sees_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _tensorflow_sees_gpu() -> bool:
+    import importlib.util
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        if importlib.util.find_spec("tensorflow") is None:
+            return False
+        import tensorflow as tf
+    except ImportError:
+        return False
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def choose(environ: dict | None = None, torch_sees_cuda: Callable[[], bool] = _torch_sees_cuda,
+           tensorflow_sees_gpu: Callable[[], bool] = _tensorflow_sees_gpu) -> tuple[str, str]:
+    """``(backend, reason)``: ``KERAS_BACKEND`` when set (``tensorflow`` or ``torch``; anything else is
+    refused), else ``auto``: torch where torch sees a CUDA GPU and TensorFlow sees none, else TensorFlow.
+
+    Raises:
+        ValueError: ``KERAS_BACKEND`` names a backend this project does not run on.
+    """
+    environ = os.environ if environ is None else environ
+    requested = (environ.get(ENV) or "auto").strip().lower()
+    if requested != "auto":
+        if requested not in BACKENDS:
+            raise ValueError(f"{ENV}={requested!r} is not supported here; use tensorflow, torch or auto")
+        return requested, f"{ENV}={requested} set by the user"
+    if torch_sees_cuda():
+        if tensorflow_sees_gpu():
+            return "tensorflow", "auto: TensorFlow sees a GPU"
+        return "torch", "auto: torch sees a CUDA GPU and TensorFlow none, so Keras runs on torch (on the GPU)"
+    return "tensorflow", "auto: no CUDA GPU visible to torch, so Keras runs on TensorFlow (the CPU default)"
+
+
+def apply_choice(environ: dict | None = None) -> tuple[str, str]:
+    """Set ``KERAS_BACKEND`` to :func:`choose`'s answer for this process and the processes it starts
+    (chapter kernels, JupyterLab); returns ``(backend, reason)``. When Keras is already imported, its
+    backend stays (it cannot change) and the reason says so."""
+    import sys
+
+    environ = os.environ if environ is None else environ
+    if "keras" in sys.modules and environ is os.environ:
+        backend = name()
+        environ[ENV] = backend
+        return backend, "Keras was already imported with this backend"
+    backend, reason = choose(environ)
+    environ[ENV] = backend
+    return backend, reason
 
 
 def name() -> str:
@@ -67,6 +133,44 @@ def device() -> str:
     import torch
 
     return f"GPU:0 ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU"
+
+
+def gpu():
+    """The CUDA GPU Keras computes on (a :class:`fetal_lib.training.device.GpuInfo`), or None on the CPU."""
+    if name() == "torch":
+        from fetal_lib.training.device import gpu_info
+
+        return gpu_info()
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    from fetal_lib.training.device import GpuInfo
+
+    details = tf.config.experimental.get_device_details(gpus[0])
+    capability = tuple(details.get("compute_capability") or (0, 0))
+    return GpuInfo(str(details.get("device_name", gpus[0].name)), 0.0, (int(capability[0]), int(capability[1])), len(gpus))
+
+
+def compiles_with_xla() -> bool:
+    """Whether ``jit_compile=True`` means XLA here (TensorFlow). On torch it would mean ``torch.compile``,
+    which this project does not use for Keras models."""
+    return name() == "tensorflow"
+
+
+def loader_workers() -> int:
+    """Threads that prepare (augment) training batches: 2 when a GPU trains (it must not wait for the
+    CPU), 1 on the CPU (the batch is made in the training thread; on 2 cores a second thread competes
+    with the arithmetic)."""
+    return 1 if device() == "CPU" else 2
+
+
+def describe() -> dict[str, str]:
+    """``{"keras_backend": ..., "keras_device": ...}`` for provenance and model cards."""
+    import keras
+
+    return {"keras_backend": name(), "keras_version": str(keras.__version__), "keras_device": device()}
 
 
 def to_numpy(value: Any) -> np.ndarray:

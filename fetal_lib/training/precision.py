@@ -175,3 +175,16 @@ def resolve_for_device(requested: str, framework: str, device: str | None = "aut
 
     gpu = training_gpu(device) if flags is None else None
     return resolve(str(requested), framework, flags, gpu=gpu)
+
+
+def resolve_for_keras(requested: str, flags: Iterable[str] | None = None, xla: bool = False) -> PrecisionChoice:
+    """:func:`resolve` for a Keras chapter on the device its backend computes on: the GPU's rule where
+    Keras sees a CUDA GPU, the CPU's otherwise (or ``flags``, when given, which always mean a CPU).
+    ``xla`` counts only on TensorFlow (XLA is TensorFlow's compiler)."""
+    gpu = None
+    if flags is None:
+        from fetal_lib.training import keras_backend
+
+        gpu = keras_backend.gpu()
+        xla = bool(xla) and keras_backend.compiles_with_xla()
+    return resolve(str(requested), "keras", flags, xla=bool(xla), gpu=gpu)

@@ -91,11 +91,27 @@ def framework_version(framework: str) -> str:
     return "absent"
 
 
+def keras_backend_name() -> str:
+    """The Keras backend this process and its probe subprocess use (``KERAS_BACKEND``, default tensorflow)."""
+    return (os.environ.get("KERAS_BACKEND") or "tensorflow").strip().lower()
+
+
+def cache_slot(framework: str) -> str:
+    """The cache entry of ``framework``: Keras on torch is measured apart from Keras on TensorFlow."""
+    if framework == "keras" and keras_backend_name() != "tensorflow":
+        return f"keras-{keras_backend_name()}"
+    return framework
+
+
 def machine_key(framework: str) -> str:
-    """What the cached answer depends on: framework and version, CPU model, native bfloat16 flags."""
+    """What the cached answer depends on: framework and version (Keras: and its backend), CPU model,
+    native bfloat16 flags."""
     from fetal_lib.training.precision import cpu_flags, cpu_model, native_bf16
 
-    return f"v{PROBE_VERSION}|{framework} {framework_version(framework)}|{cpu_model()}|{','.join(native_bf16(cpu_flags()))}"
+    version = framework_version(framework)
+    if framework == "keras":
+        version += f" on {keras_backend_name()}"
+    return f"v{PROBE_VERSION}|{framework} {version}|{cpu_model()}|{','.join(native_bf16(cpu_flags()))}"
 
 
 def _read_cache(path: Path) -> dict:
@@ -115,7 +131,8 @@ def measured(framework: str, refresh: bool = False, path: Path | None = None) ->
     """
     path = cache_path() if path is None else Path(path)
     key = machine_key(framework)
-    cached = _read_cache(path).get(framework)
+    slot = cache_slot(framework)
+    cached = _read_cache(path).get(slot)
     if not refresh and isinstance(cached, dict) and cached.get("machine_key") == key:
         xla = cached.get("float32_xla_s_per_step")
         return ProbeResult(framework, float(cached["float32_s_per_step"]), float(cached["bfloat16_s_per_step"]), key,
@@ -131,7 +148,7 @@ def measured(framework: str, refresh: bool = False, path: Path | None = None) ->
     xla = figures.get("float32_xla")
     result = ProbeResult(framework, float(figures["float32"]), float(figures["bfloat16"]), key, None if xla is None else float(xla))
     doc = _read_cache(path)
-    doc[framework] = result.to_dict()
+    doc[slot] = result.to_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -187,14 +204,16 @@ def _probe_keras() -> dict[str, float]:
     import numpy as np
 
     from fetal_lib.networks.keras import create
+    from fetal_lib.training import keras_backend
     from fetal_lib.training.keras import configure, dtype_policy
 
     configure(threads=2, seed=0)
+    arms = [("float32_xla", "float32", True)] if keras_backend.compiles_with_xla() else []  # XLA is TensorFlow's
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, ROWS, COLS, 1), dtype=np.float32)
     y = (rng.random((BATCH, ROWS, COLS, 1)) > 0.5).astype(np.float32)
     steps = {}
-    for name, policy, xla in (("float32_xla", "float32", True), ("float32", "float32", False), ("bfloat16", "mixed_bfloat16", False)):
+    for name, policy, xla in arms + [("float32", "float32", False), ("bfloat16", "mixed_bfloat16", False)]:
         with dtype_policy(policy):
             model = create("unet", input_shape=(ROWS, COLS, 1), filters=WIDTH, depth=4, block="corrected", name=f"probe_{name}")
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", jit_compile=xla)

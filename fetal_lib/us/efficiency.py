@@ -194,7 +194,7 @@ def training_images_per_s(config, x: np.ndarray, y: np.ndarray, num_classes: int
         check_arrays,
         compile_model,
         sample_weights,
-        tf_batches,
+        training_batches,
     )
 
     if steps < 1:
@@ -204,12 +204,14 @@ def training_images_per_s(config, x: np.ndarray, y: np.ndarray, num_classes: int
     model = build_model(config, num_classes, config.precision)
     compile_model(model, config)
     weights = sample_weights(y, num_classes, config.class_weight)
-    batches = iter(tf_batches(x, y, config, num_classes, weights).repeat())
+    from fetal_lib.training.keras_batches import endless
+
+    batches = endless(training_batches(x, y, config, num_classes, weights))
 
     def step() -> int:
         batch = next(batches)
         model.train_on_batch(batch[0], batch[1], sample_weight=batch[2] if len(batch) > 2 else None)
-        return int(batch[0].shape[0])
+        return int(len(batch[0]))
 
     for _ in range(max(0, warmup)):
         step()

@@ -34,10 +34,10 @@ def split_names(text: str | Sequence[str]) -> list[str]:
 
 
 def precision_choice(settings: dict[str, Any], flags=None):
-    """The Keras training precision the ``precision`` knob resolves to on this CPU."""
+    """The Keras training precision the ``precision`` knob resolves to where Keras computes (its GPU, else this CPU or ``flags``)."""
     from fetal_lib.training import precision as precision_mod
 
-    return precision_mod.resolve(str(settings["precision"]), "keras", flags, xla=bool(settings.get("jit_compile")))
+    return precision_mod.resolve_for_keras(str(settings["precision"]), flags, xla=bool(settings.get("jit_compile")))
 
 
 def train_config(settings: dict[str, Any], arch: str, seed: int = 0):

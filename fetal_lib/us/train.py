@@ -1,4 +1,4 @@
-"""Training chapter 3's classifiers (Keras 3 on TensorFlow) through the shared harness.
+"""Training chapter 3's classifiers (Keras 3, TensorFlow or PyTorch backend) through the shared harness.
 
 :func:`train` fits one network (``plain_cnn``, ``separable_cnn`` or ``xception`` from
 :mod:`fetal_lib.networks.keras`, all returning logits) on arrays of grey images, with
@@ -16,9 +16,9 @@
   dozen validation images the single best epoch is often a one-epoch spike);
 * the float32 model at the end whatever the training precision.
 
-Augmentation (``augment=True``; :func:`tf_augment_image`, in ``tf.data``, so it never slows
-training): horizontal flips, rotation within +-10 degrees, scaling 0.9-1.1 and shifts of up to
-5 % of the size (chapter 1's :func:`fetal_lib.hc.augment.affine_params`), then chapter 1's
+Augmentation (``augment=True``; :func:`augment_image`, NumPy/OpenCV per image in the batch loader,
+for any Keras backend): horizontal flips, rotation within +-10 degrees, scaling 0.9-1.1 and shifts of up to
+5 % of the size (chapter 1's :func:`fetal_lib.hc.augment.affine_matrix`), then chapter 1's
 intensity changes -- gain, offset, gamma and mild multiplicative noise, with the ranges of
 :class:`fetal_lib.hc.augment.AugmentConfig`. Horizontal flips are fine for these planes: a
 transventricular, transthalamic or transcerebellar plane mirrored left-right is still the same
@@ -218,61 +218,39 @@ def sample_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> n
     return class_weights(y, num_classes)[np.asarray(y).astype(int).ravel()].astype(np.float32)
 
 
-def tf_augment_image(image, config=None):
-    """Randomly transform one (rows, cols, channels) image in [0, 1] (see the module docstring).
+def augment_image(image: np.ndarray, config=None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Randomly transform one (rows, cols, channels) image in [0, 1] (see the module docstring), in
+    NumPy/OpenCV (:func:`fetal_lib.hc.augment.augment_image`).
 
-    Runs in the TF runtime (no Python per image). Seeded through ``keras.utils.set_random_seed``.
-    ``config``: an :class:`~fetal_lib.hc.augment.AugmentConfig` (default: :func:`augment_config`).
+    ``config``: an :class:`~fetal_lib.hc.augment.AugmentConfig` (default: :func:`augment_config`);
+    ``rng``: the generator of the draws (default: a fresh unseeded one).
     """
-    import math
+    from fetal_lib.hc.augment import augment_image as augment_one
 
-    import tensorflow as tf
-
-    from fetal_lib.hc.augment import affine_params
-
-    if config is None:
-        config = augment_config()
-    rows, cols = int(image.shape[0]), int(image.shape[1])
-    if config.flip_lr:
-        image = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.reverse(image, [1]), lambda: image)
-    if config.flip_ud:
-        image = tf.cond(tf.random.uniform(()) < 0.5, lambda: tf.reverse(image, [0]), lambda: image)
-    angle = tf.random.uniform((), -config.rotation_deg, config.rotation_deg) * (math.pi / 180.0)
-    scale = tf.random.uniform((), *config.scale)
-    shift = tf.random.uniform((2,), -config.shift_fraction, config.shift_fraction) * tf.constant([cols, rows], tf.float32)
-    params = affine_params(angle, scale, shift[0], shift[1], rows, cols)
-    image = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=params[None], output_shape=tf.constant([rows, cols], tf.int32),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT",
-    )[0]
-    image = image * tf.random.uniform((), *config.gain) + tf.random.uniform((), *config.offset)
-    image = tf.clip_by_value(image, 0.0, 1.0) ** tf.random.uniform((), *config.gamma)
-    if config.noise_sd > 0:
-        image = image * (1.0 + tf.random.normal(tf.shape(image), 0.0, config.noise_sd))
-    return tf.clip_by_value(image, 0.0, 1.0)
+    return augment_one(np.asarray(image, np.float32), augment_config() if config is None else config,
+                       np.random.default_rng() if rng is None else rng)
 
 
-def tf_batches(x: np.ndarray, y: np.ndarray, config: UsTrainConfig, num_classes: int, weights: np.ndarray | None = None,
-               augment: bool | None = None):
-    """A ``tf.data.Dataset`` of shuffled (images, one-hot labels[, sample weights]) batches.
+def training_batches(x: np.ndarray, y: np.ndarray, config: UsTrainConfig, num_classes: int, weights: np.ndarray | None = None,
+                     augment: bool | None = None, workers: int = 1):
+    """Shuffled (images, one-hot labels[, sample weights]) batches for any Keras backend (a
+    :class:`fetal_lib.training.keras_batches.ShuffledBatches`).
 
-    Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches), so an
-    XLA-compiled step compiles once; with fewer images than ``batch_size``, one short batch.
+    Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches), so a
+    compiled step compiles once; with fewer images than ``batch_size``, one short batch.
     ``augment`` defaults to ``config.augment``.
     """
-    import tensorflow as tf
+    from fetal_lib.training.keras_batches import ShuffledBatches
 
     onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(y).astype(int).ravel()]
-    x = np.asarray(x, np.float32)
-    items = (x, onehot) if weights is None else (x, onehot, np.asarray(weights, np.float32).reshape(-1))
-    ds = tf.data.Dataset.from_tensor_slices(items).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    aug = None
     if config.augment if augment is None else augment:
-        aug = config.augment_config()
-        if weights is None:
-            ds = ds.map(lambda image, label: (tf_augment_image(image, aug), label), num_parallel_calls=1, deterministic=True)
-        else:
-            ds = ds.map(lambda image, label, w: (tf_augment_image(image, aug), label, w), num_parallel_calls=1, deterministic=True)
-    return ds.batch(config.batch_size, drop_remainder=len(x) >= config.batch_size).prefetch(2)
+        settings = config.augment_config()
+
+        def aug(image, label, rng):
+            return augment_image(image, settings, rng), label
+
+    return ShuffledBatches(np.asarray(x, np.float32), onehot, config.batch_size, config.seed, augment=aug, weights=weights, workers=workers)
 
 
 def check_arrays(config: UsTrainConfig, x: np.ndarray, y: np.ndarray, num_classes: int, what: str = "training") -> None:
@@ -338,7 +316,9 @@ def train(
     harness.configure(threads=loop.threads, seed=config.seed)
     model = build_model(config, num_classes, config.precision)
     weights = sample_weights(y_train, num_classes, config.class_weight)
-    batches = tf_batches(x_train, y_train, config, num_classes, weights)
+    from fetal_lib.training import keras_backend
+
+    batches = training_batches(x_train, y_train, config, num_classes, weights, workers=keras_backend.loader_workers())
     compile_model(model, config)
     x_val = np.asarray(x_val, np.float32)
     y_val = np.asarray(y_val).astype(int)

@@ -11,7 +11,7 @@ def test_keras_weights_the_per_image_loss_by_the_sample_weights() -> None:
     """The per-image loss with (x, y, w) batches gives sum(w * loss) / batch, as train() relies on."""
     import keras
 
-    from fetal_lib.hc.dataset import tf_batches
+    from fetal_lib.hc.dataset import training_batches
     from fetal_lib.hc.losses import bce_dice_per_image, get_loss
 
     rng = np.random.default_rng(0)
@@ -22,12 +22,12 @@ def test_keras_weights_the_per_image_loss_by_the_sample_weights() -> None:
     model.compile(loss=get_loss("bce_dice"))
     pred = model.predict(x, verbose=0)
     per_image = np.asarray(bce_dice_per_image(y, pred))
-    ds = tf_batches(x, y, 4, seed=0, augment=False, weights=w)
-    xb, yb, wb = next(iter(ds))
-    order = [int(np.argmin(np.abs(x - xi).sum(axis=(1, 2, 3)))) for xi in xb.numpy()]
+    ds = training_batches(x, y, 4, seed=0, augment=False, weights=w)
+    xb, yb, wb = ds[0]
+    order = [int(np.argmin(np.abs(x - xi).sum(axis=(1, 2, 3)))) for xi in xb]
     expected = float(np.sum(w[order] * per_image[order]) / 4)
     assert model.evaluate(ds, verbose=0) == pytest.approx(expected, rel=1e-4)
-    assert model.evaluate(tf_batches(x, y, 4, seed=0, augment=False), verbose=0) == pytest.approx(per_image.mean(), rel=1e-4)
+    assert model.evaluate(training_batches(x, y, 4, seed=0, augment=False), verbose=0) == pytest.approx(per_image.mean(), rel=1e-4)
 
 
 def test_train_rejects_bad_sample_weights() -> None:

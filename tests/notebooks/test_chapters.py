@@ -27,6 +27,8 @@ from fetal_lib.book.execute import parameter_names, read_source
 
 CHAPTERS = discover()
 pytestmark = pytest.mark.slow
+KERAS_CHAPTERS = ("hc18", "us_classification", "fetal_mri_ga")  # also run with KERAS_BACKEND=torch by `make test`
+on_every_keras_backend = pytest.mark.keras_backends
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +80,8 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.id for c in CHAPTERS])
+@pytest.mark.parametrize("chapter", [pytest.param(c, marks=[on_every_keras_backend] if c.id in KERAS_CHAPTERS else [])
+                                     for c in CHAPTERS], ids=[c.id for c in CHAPTERS])
 def test_chapter_runs_on_smoke_profile(chapter, smoke_book):
     assert parameter_names(read_source(chapter.source)) is not None, f'{chapter.source}: no "parameters" cell'
     root, execute = smoke_book
@@ -92,6 +95,12 @@ def test_chapter_runs_on_smoke_profile(chapter, smoke_book):
     assert {"git", "packages", "machine", "wall_time_s", "seed", "data"} <= set(prov)
     assert prov["machine"]["python_executable"] == sys.executable, "chapter ran in another interpreter"
     assert prov["data"] and all(s["is_phantom"] for s in prov["data"].values()), "smoke must run on phantoms"
+    if chapter.id in KERAS_CHAPTERS:  # the backend it ran on, in the open
+        import os
+
+        keras_run = prov["compute"]["keras"]
+        assert keras_run["keras_backend"] == (os.environ.get("KERAS_BACKEND") or "tensorflow")
+        assert keras_run["keras_device"] == "CPU" or keras_run["keras_device"].startswith("GPU")
     assert doc["metrics"], "a chapter must report at least one number"
     assert doc["headline"], "a chapter must name its headline numbers"
     not_numbers = {k: doc["metrics"][k] for k in doc["headline"] if not _is_number(doc["metrics"][k])}
@@ -133,6 +142,7 @@ def test_data_chapter_counts_what_the_phantoms_hold(smoke_book, generated):
     assert 0 <= m["hc18_fit_vs_reference_mae_mm"] <= 0.01 * sum(r.hc_mm for r in hc) / len(hc)
 
 
+@on_every_keras_backend
 def test_hc18_chapter_splits_by_subject_and_clears_the_phantom_floor_on_test(smoke_book, generated):
     from fetal_lib.data import hc18
     from fetal_lib.hc.pipeline import FLOORS
@@ -225,6 +235,7 @@ def test_seg_benchmark_scores_every_architecture_on_chapter1_test_split(smoke_bo
     assert m["deployed"]["epochs"] == int(chosen[0]["epochs"])
 
 
+@on_every_keras_backend
 def test_us_classification_splits_by_group_and_scores_every_model_on_every_task(smoke_book, generated):
     from fetal_lib.us.pipeline import profile_settings, split_names
     from fetal_lib.us.tasks import load_task
@@ -249,6 +260,7 @@ def test_us_classification_splits_by_group_and_scores_every_model_on_every_task(
     assert set(m["deployed"]) == set(tasks) and set(m["deployed"].values()) <= set(archs)
 
 
+@on_every_keras_backend
 def test_fetal_mri_ga_tests_every_volume_by_volume_and_shows_the_leak(smoke_book, generated):
     from fetal_lib.data import fetal_brain_atlases
 

@@ -113,3 +113,44 @@ def test_a_model_saved_under_one_backend_predicts_the_same_under_the_other(tmp_p
     assert theirs["backend"] == OTHER[here]
     for path, prediction in mine.items():
         np.testing.assert_allclose(np.asarray(theirs["predictions"][path]), prediction, rtol=1e-4, atol=1e-4, err_msg=path)
+
+
+def test_choose_takes_the_users_backend_else_torch_only_where_torch_alone_sees_a_gpu() -> None:
+    yes, no = (lambda: True), (lambda: False)
+    assert keras_backend.choose({"KERAS_BACKEND": "torch"}, yes, yes)[0] == "torch"
+    assert keras_backend.choose({"KERAS_BACKEND": "tensorflow"}, yes, no)[0] == "tensorflow"
+    backend, reason = keras_backend.choose({}, yes, no)
+    assert backend == "torch" and "CUDA" in reason and reason.startswith("auto")
+    assert keras_backend.choose({"KERAS_BACKEND": "auto"}, yes, yes)[0] == "tensorflow"  # TensorFlow sees the GPU itself
+    assert keras_backend.choose({}, no, yes)[0] == "tensorflow"  # no CUDA for torch: the CPU default
+    with pytest.raises(ValueError, match="KERAS_BACKEND='jax'"):
+        keras_backend.choose({"KERAS_BACKEND": "jax"}, no, no)
+
+
+def test_apply_choice_sets_the_environment_for_child_processes() -> None:
+    env: dict = {}
+    backend, _ = keras_backend.apply_choice(env)
+    assert env["KERAS_BACKEND"] == backend in keras_backend.BACKENDS
+
+
+def test_the_fetal_command_refuses_an_unknown_backend_in_one_line(monkeypatch, capsys) -> None:
+    from fetal_lib.cli import main
+
+    monkeypatch.setattr(keras_backend, "apply_choice", lambda: keras_backend.choose({"KERAS_BACKEND": "jax"}))
+    assert main(["doctor", "--skip-bench"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "KERAS_BACKEND='jax' is not supported" in err[0]
+
+
+def test_describe_records_backend_version_and_device() -> None:
+    got = keras_backend.describe()
+    assert got["keras_backend"] == keras.backend.backend() and got["keras_version"] == keras.__version__
+    assert got["keras_device"] == keras_backend.device()
+
+
+def test_xla_only_on_tensorflow() -> None:
+    from fetal_lib.training.config import TrainConfig
+    from fetal_lib.training.keras import uses_xla
+
+    assert uses_xla(TrainConfig(compile=True)) == (keras.backend.backend() == "tensorflow")
+    assert not uses_xla(TrainConfig(compile=True, precision="bfloat16"))

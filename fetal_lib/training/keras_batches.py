@@ -1,0 +1,135 @@
+"""Shuffled, augmented training batches for Keras on any backend (a ``keras.utils.PyDataset``).
+
+:class:`ShuffledBatches` holds the training arrays in memory and gives ``(inputs, targets[,
+sample weights])`` batches of NumPy arrays, which Keras feeds to TensorFlow, PyTorch or JAX
+alike. Each epoch visits the samples in a fresh order (a permutation drawn from the run's seed and
+the epoch number); every batch is full (``len // batch_size`` batches, the few samples left over
+differ from epoch to epoch) so a compiled training step compiles once; with fewer samples than
+``batch_size``, one short batch. Augmentation runs per sample in NumPy/OpenCV with a generator
+seeded from (seed, epoch, batch index): the same run draws the same augmentations on every
+backend and with any number of loader threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Mapping
+
+import keras
+import numpy as np
+
+# augment(inputs, targets, rng) -> (inputs, targets) for ONE sample (inputs: an array or {name: array})
+SampleAugment = Callable[[Any, np.ndarray, np.random.Generator], tuple[Any, np.ndarray]]
+
+
+def _count(inputs: Any) -> int:
+    if isinstance(inputs, Mapping):
+        counts = {len(v) for v in inputs.values()}
+        if len(counts) != 1:
+            raise ValueError(f"the inputs hold different sample counts: {sorted(counts)}")
+        return counts.pop()
+    return len(inputs)
+
+
+def _take(inputs: Any, index: np.ndarray) -> Any:
+    if isinstance(inputs, Mapping):
+        return {k: v[index] for k, v in inputs.items()}
+    return inputs[index]
+
+
+def _sample(inputs: Any, i: int) -> Any:
+    if isinstance(inputs, Mapping):
+        return {k: v[i] for k, v in inputs.items()}
+    return inputs[i]
+
+
+def _stack(samples: list) -> Any:
+    if isinstance(samples[0], Mapping):
+        return {k: np.stack([s[k] for s in samples]).astype(np.float32, copy=False) for k in samples[0]}
+    return np.stack(samples).astype(np.float32, copy=False)
+
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """One epoch of shuffled batches; :meth:`set_epoch` chooses the epoch (its order and augmentation).
+
+    The training loop sets the epoch (:func:`fetal_lib.training.keras.fit` does, before every epoch):
+    Keras's own ``on_epoch_end`` calls are ignored, because how often Keras makes them differs between
+    backends (TensorFlow also calls it when it inspects the first batch), which would make the draws
+    depend on the backend.
+
+    Args:
+        inputs: (N, ...) float32 array, or {input name: (N, ...) array} for a model with several inputs.
+        targets: (N, ...) array.
+        batch_size: samples per batch.
+        seed: the run's seed (order and augmentation).
+        augment: a per-sample function ``(inputs, target, rng) -> (inputs, target)``, or None.
+        weights: optional (N,) sample weights, yielded as a batch's third element.
+        workers: loader threads (1: batches are made in the training loop's thread).
+    """
+
+    def __init__(self, inputs: Any, targets: np.ndarray, batch_size: int, seed: int, augment: SampleAugment | None = None,
+                 weights: np.ndarray | None = None, workers: int = 1) -> None:
+        super().__init__(workers=int(workers), use_multiprocessing=False, max_queue_size=4)
+        n = _count(inputs)
+        if isinstance(inputs, Mapping):
+            self.inputs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
+        else:
+            self.inputs = np.asarray(inputs, np.float32)
+        self.targets = np.asarray(targets, np.float32)
+        if len(self.targets) != n:
+            raise ValueError(f"{len(self.targets)} targets for {n} samples")
+        if weights is not None:
+            weights = np.asarray(weights, np.float32).reshape(-1)
+            if weights.shape[0] != n:
+                raise ValueError(f"{weights.shape[0]} sample weights for {n} images")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if n == 0:
+            raise ValueError("no samples to batch")
+        self.weights = weights
+        self.n = n
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.augment = augment
+        self.epoch = 0
+        self.order = self._order(0)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch ``epoch``'s order and augmentation draws."""
+        self.epoch = int(epoch)
+        self.order = self._order(self.epoch)
+
+    def on_epoch_end(self) -> None:
+        """Ignored (see the class docstring): the loop calls :meth:`set_epoch`."""
+
+    @property
+    def num_batches(self) -> int:
+        return max(1, self.n // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.num_batches:
+            raise IndexError(f"batch {index} of {self.num_batches}")
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = _take(self.inputs, chosen)
+        y = self.targets[chosen]
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            pairs = [self.augment(_sample(x, i), y[i], rng) for i in range(len(chosen))]
+            x = _stack([p[0] for p in pairs])
+            y = np.stack([p[1] for p in pairs]).astype(np.float32, copy=False)
+        if self.weights is None:
+            return x, y
+        return x, y, self.weights[chosen]
+
+
+def endless(batches: ShuffledBatches) -> Iterator[tuple]:
+    """Batches of epoch after epoch, for timing loops that want more steps than one epoch holds."""
+    while True:
+        for i in range(len(batches)):
+            yield batches[i]
+        batches.set_epoch(batches.epoch + 1)
