@@ -32,10 +32,10 @@ lab: $(STAMP)
 	$(BIN)/fetal lab $(if $(PORT),--port $(PORT),) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 ## Run the test suite (real-data tests read FETAL_DATA_DIR; they fail if it is set and data is missing),
-## then the Keras code that must run on every backend again on Keras's PyTorch backend.
+## then the Keras code that must run on every backend (and the Keras smoke chapters) again on Keras's PyTorch backend.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m keras_backends $(PYTEST_ARGS)
+	KERAS_BACKEND=torch FETAL_WITHOUT_TENSORFLOW=1 $(BIN)/python -m pytest -m keras_backends $(PYTEST_ARGS)
 
 clean:
 	rm -rf build book/_build book/chapters book/generated

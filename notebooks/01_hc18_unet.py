@@ -115,6 +115,7 @@ data = pipeline.load_data(data_dir, data_source, seed, int(max_images))
 run = ChapterRun("hc18", profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 run.banner()
+display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))
 display(Markdown(f"Data: {data.source.describe(relative=True)}"))
 
 # %% [markdown]

@@ -101,6 +101,7 @@ datasets = {t: us_tasks.load_task(t, data_dir, data_source, seed) for t in task_
 run = ChapterRun("us_classification", profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
                  parameters=settings, compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 run.banner()
+display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))
 display(Markdown(report.xception_sentence((arch_options or {}).get("xception") or {}, shown(xception_weights) if xception_weights else None)))
 
 # %% [markdown]

@@ -97,6 +97,7 @@ source, volumes, load_notes = pipeline.load_volumes(dataset, data_dir, data_sour
 run = ChapterRun("fetal_mri_ga", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 run.banner()
+display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))
 src = {k: anchors.get(f"fetal_mri_ga.source.{k}").text() for k in ("mae_days", "r2", "scans", "weeks")}
 display(Markdown(f"The source reports MAE about {src['mae_days']} and R2 about {src['r2']} on {src['scans']} of "
                  f"{src['weeks']} {{cite}}`fetal_mri_ga_source`."))

@@ -114,3 +114,20 @@ def test_doctor_times_every_chapter3_classifier_on_every_task(capsys, tmp_path, 
                    for n in est["networks"].values())
     assert est["training_s"] == pytest.approx(expected, rel=0.01)  # the rates are rounded to 0.01 in the report
     assert est["predicted_chapter_s"] is None  # no earlier run in this build folder
+
+
+def test_keras_on_torch_with_a_gpu_is_reported_on_the_gpu_with_the_gpus_precision(tmp_path):
+    from fetal_lib.training.device import GpuInfo
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: avx2 fma\n")  # no native bfloat16 on the CPU
+    h100 = GpuInfo("NVIDIA H100", 79.2, (9, 0))
+    report = doctor.machine_report(info, gpu=h100, keras_choice=("torch", "auto: torch sees a CUDA GPU and TensorFlow none"))
+    assert report["keras_backend"] == "torch" and report["keras_device"] == "cuda"
+    keras_auto = report["precision_auto"]["keras"]
+    assert keras_auto["precision"] == "mixed_bfloat16" and "NVIDIA H100" in keras_auto["reason"]
+    text = doctor.format_report(report, {}, "full")
+    assert "the Keras chapters (1, 3, 4) on the GPU" in text and "Keras backend: torch (auto: torch sees" in text
+    on_tf = doctor.machine_report(info, gpu=h100, keras_choice=("tensorflow", "KERAS_BACKEND=tensorflow set by the user"))
+    assert on_tf["keras_device"] == "cpu" and on_tf["precision_auto"]["keras"]["precision"] == "float32"  # tensorflow-cpu: the CPU's rule
+    assert "the Keras chapters (1, 3, 4) on the CPU" in doctor.format_report(on_tf, {}, "full")

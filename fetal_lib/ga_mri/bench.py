@@ -33,25 +33,26 @@ def training_samples_per_epoch_total(n_volumes: int, samples_per_volume: int, fo
 
 
 def bench_training(config, steps: int = 4, seed: int = 0) -> dict:
-    """Training samples/s of ``config`` (a GaTrainConfig) on random slices, after one warm-up step."""
+    """Training samples/s of ``config`` (a GaTrainConfig) on random slices, fed as the chapter feeds them,
+    over ``steps`` batches after one warm-up epoch of as many."""
     import keras
 
     from fetal_lib.ga_mri.train import build_model, training_batches
     from fetal_lib.networks.keras.vgg_attention import PLANES
     from fetal_lib.training.keras import uses_xla
-    from fetal_lib.training.keras_batches import endless
 
     rng = np.random.default_rng(seed)
-    n = config.batch_size * (steps + 1)
+    n = config.batch_size * steps
     planes = {p: rng.uniform(0, 1, (n, config.size, config.size, 1)).astype(np.float32) for p in PLANES}
     y = rng.uniform(140, 270, n)
     model = build_model(config, config.precision)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=keras.losses.Huber(config.huber_delta_days),
                   jit_compile=uses_xla(config.loop_config()))
-    batches = endless(training_batches(planes, y, config))
-    model.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)  # warm-up: tracing
+    batches = training_batches(planes, y, config)
+    model.fit(batches, epochs=1, verbose=0, shuffle=False)  # warm-up: tracing (one epoch of ``steps`` batches)
+    batches.set_epoch(1)
     t0 = time.perf_counter()
-    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(batches, epochs=1, verbose=0, shuffle=False)  # fed as the chapter feeds it
     seconds = time.perf_counter() - t0
     inputs = [planes[p][: config.batch_size] for p in PLANES]
     model.predict(inputs, verbose=0)
@@ -68,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--volumes", type=int, default=31, metavar="N",
                         help="volumes the chapter trains on, for the predicted time (default 31: the real atlases with a T2 image)")
     parser.add_argument("--train-steps", type=int, default=4, metavar="N", help="timed training batches (default 4)")
-    parser.add_argument("--threads", type=int, default=2, metavar="N", help="TensorFlow CPU threads (default 2)")
+    parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the Keras backend (default 2)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a fetal_mri_ga knob of the profile (e.g. precision=float32); repeatable")
     add_format(parser, ("text", "json"), "text", FORMAT_HELP)
@@ -92,11 +93,14 @@ def run(args: argparse.Namespace) -> int:
     per_epoch = training_samples_per_epoch_total(args.volumes, int(settings["samples_per_volume"]), int(settings["folds"]))
     # each epoch also predicts its training samples once (the learning curve): about a third of a training pass
     seconds = config.epochs * per_epoch * (1 + 1 / 3) / figures["train_samples_per_s"]
-    out = {"profile": args.profile, "size": config.size, "options": config.options, "precision": config.precision,
+    from fetal_lib.training import keras_backend
+
+    out = {**keras_backend.describe(), "profile": args.profile, "size": config.size, "options": config.options, "precision": config.precision,
            "batch_size": config.batch_size, **figures, "inference_ms_per_volume": figures["inference_ms_per_sample"] * n_offsets,
            "volumes": args.volumes, "epochs": config.epochs, "training_samples_per_epoch_all_trainings": per_epoch,
            "predicted_training_s": seconds, "peak_rss_mib": peak_rss_mib()}
-    lines = [f"vgg_attention at {config.size}x{config.size} per plane, profile {args.profile}: {figures['parameters']:,} parameters",
+    lines = [f"vgg_attention at {config.size}x{config.size} per plane, profile {args.profile}, Keras on {out['keras_backend']} "
+             f"({out['keras_device']}): {figures['parameters']:,} parameters",
              f"training {figures['train_samples_per_s']:.1f} samples/s (3 slices each; batch {config.batch_size}, {config.precision})",
              f"inference {figures['inference_ms_per_sample']:.2f} ms/sample, {out['inference_ms_per_volume']:.1f} ms/volume "
              f"({n_offsets} matched triples; reading and preprocessing not included)",

@@ -6,7 +6,7 @@ un-letterbox, threshold, components, ellipse fit, checks) after a warm-up; the t
 the PNG is excluded and reported apart. Training: a fresh U-Net of the profile's size trains
 on ``--train-images`` letterboxed images with augmentation for ``--train-steps`` batches after
 a few warm-up batches. The images come from ``--data-source`` (default ``real``, as ``fetal hc
-train``: fail if HC18 is absent). TensorFlow is imported in :func:`run` only.
+train``: fail if HC18 is absent). Keras (and its backend) is imported in :func:`run` only.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-images", type=int, default=20, metavar="N", help="images timed for inference (default 20)")
     parser.add_argument("--train-images", type=int, default=32, metavar="N", help="images in the training benchmark (default 32)")
     parser.add_argument("--train-steps", type=int, default=8, metavar="N", help="timed training batches (default 8)")
-    parser.add_argument("--threads", type=int, default=2, metavar="N", help="TensorFlow CPU threads (default 2)")
+    parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the Keras backend (default 2)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an hc18 setting of the profile for the training benchmark "
                         "(e.g. precision=mixed_bfloat16); repeatable")
     parser.add_argument("--skip-train", action="store_true", help="inference only")
@@ -73,25 +73,34 @@ def bench_inference(model, records, n_images: int) -> dict:
 
 
 def bench_training(config, records, n_images: int, steps: int, warmup_steps: int = 4) -> dict:
-    """Training throughput (images/s) of a fresh U-Net with augmentation, timed after ``warmup_steps``
-    batches (the first steps trace and compile the graph and are several times slower)."""
+    """Training throughput (images/s) of a fresh U-Net with augmentation, fed as the chapter feeds it
+    (a ``PyDataset`` of shuffled, augmented batches), timed over whole epochs of at least ``steps``
+    batches after at least ``warmup_steps`` (the first steps trace and compile the graph and are
+    several times slower)."""
     from fetal_lib.hc.dataset import load_arrays, training_batches
     from fetal_lib.hc.train import build_model, compile_model
+    from fetal_lib.training import keras_backend
     from fetal_lib.training.keras import uses_xla
 
     recs = list(records)[: max(config.batch_size, n_images)]
     x, y = load_arrays(recs, config.input_shape, config.mask_mode)
     model = build_model(config, config.precision)
     compile_model(model, config)
-    from fetal_lib.training import keras_backend
-    from fetal_lib.training.keras_batches import endless
-
-    batches = endless(training_batches(x, y, config.batch_size, config.seed, augment=config.augment, config=config.augment_config(),
-                                       workers=keras_backend.loader_workers()))
-    model.fit(batches, steps_per_epoch=max(1, warmup_steps), epochs=1, verbose=0, shuffle=False)  # warm-up (graph building)
+    batches = training_batches(x, y, config.batch_size, config.seed, augment=config.augment, config=config.augment_config(),
+                               workers=keras_backend.loader_workers())
+    epoch = 0
+    while epoch * len(batches) < max(1, warmup_steps):  # warm-up (graph building), whole epochs as the chapter trains
+        batches.set_epoch(epoch)
+        model.fit(batches, epochs=1, verbose=0, shuffle=False)
+        epoch += 1
+    timed_epochs = max(1, -(-steps // len(batches)))  # at least ``steps`` batches, in whole epochs
     t0 = time.perf_counter()
-    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # augmentation timed too
+    for _ in range(timed_epochs):  # augmentation timed too
+        batches.set_epoch(epoch)
+        model.fit(batches, epochs=1, verbose=0, shuffle=False)
+        epoch += 1
     seconds = time.perf_counter() - t0
+    steps = timed_epochs * len(batches)
     seen = steps * config.batch_size
     return {
         "input_shape": list(config.input_shape),
@@ -121,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     configure(threads=args.threads)
     source = resolve("hc18", args.data_dir, args.data_source)
     records = hc18.load(source.root, "train")
-    out: dict = {"data": source.describe()}
+    from fetal_lib.training import keras_backend
+
+    out: dict = {"data": source.describe(), **keras_backend.describe()}
     if not args.skip_inference:
         model = HCModel.load(args.model)
         out["inference"] = bench_inference(model, records, args.n_images)
@@ -129,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         settings = pipeline.profile_settings(args.profile, overrides)
         config = pipeline.train_config(settings)
         out["training"] = bench_training(config, records, args.train_images, args.train_steps)
-    lines = [out["data"]]
+    lines = [out["data"], f"Keras on {out['keras_backend']} ({out['keras_device']})"]
     if "inference" in out:
         i = out["inference"]
         lines.append(f"inference: {i['ms_per_image_mean']:.1f} ms/image mean ({i['ms_per_image_median']:.1f} median) over {i['n_images']} images, "

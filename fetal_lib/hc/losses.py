@@ -34,7 +34,8 @@ def binary_crossentropy(y_true, y_pred):
     from keras import config, ops
 
     eps = config.epsilon()
-    p = ops.clip(y_pred, eps, 1.0 - eps)
+    y_true = ops.convert_to_tensor(y_true)
+    p = ops.clip(ops.convert_to_tensor(y_pred), eps, 1.0 - eps)
     return -(y_true * ops.log(p + eps) + (1.0 - y_true) * ops.log(1.0 - p + eps))
 
 

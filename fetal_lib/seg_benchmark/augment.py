@@ -4,7 +4,7 @@ whole batch at once.
 
 Geometric (image and mask alike): horizontal flip, optional vertical flip, rotation, scaling
 about the centre, shift (fraction of the size); bilinear resampling with zero fill, as
-TensorFlow's projective transform in chapter 1. Intensity (image only): gain, offset, gamma,
+chapter 1's OpenCV warp (:func:`fetal_lib.hc.augment.warp`). Intensity (image only): gain, offset, gamma,
 multiplicative noise. Deterministic given the ``torch.Generator``. Runs on the device of the
 batch (the generator must live there too): on a GPU the training batches are augmented there.
 """

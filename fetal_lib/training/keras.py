@@ -145,6 +145,8 @@ def fit(
         verbose: Keras verbosity (0 silent, 2 one line per epoch).
         clock: seconds for the cap and the timings (tests inject their own).
     """
+    from fetal_lib.training.keras_batches import ShuffledBatches
+
     total_steps = max(1, steps_per_epoch) * config.epochs
     schedule = schedule_callback(config.learning_rate, total_steps, config.cap_s, config.lr_floor, config.lr_schedule == "constant", clock)
     history: dict[str, list] = {"loss": [], metric: [], "seconds": []}
@@ -159,7 +161,7 @@ def fit(
         bar = tqdm(total=config.epochs, desc=desc, unit="epoch")
     for epoch in range(config.epochs):
         t0 = clock()
-        if hasattr(batches, "set_epoch"):
+        if isinstance(batches, ShuffledBatches):
             batches.set_epoch(epoch)  # its order and augmentation draws: the same on every backend
         result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False, callbacks=[schedule])
         train_seconds += clock() - t0

@@ -7,8 +7,8 @@ and batch ``--batch``), and training images/s (the profile's recipe: precision, 
 augmentation; :func:`fetal_lib.us.efficiency.training_images_per_s`) on ``--train-images``
 letterboxed images of the task's training part for ``--train-steps`` batches after a warm-up.
 An untrained network costs what a trained one costs, so no saved model is needed. The images
-come from ``--data-source`` (default ``real``, as ``fetal us train``). TensorFlow is imported in
-:func:`run` only.
+come from ``--data-source`` (default ``real``, as ``fetal us train``). Keras (and its backend) is
+imported in :func:`run` only.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=16, metavar="N", help="batch size of the batched inference figure (default 16)")
     parser.add_argument("--train-images", type=int, default=64, metavar="N", help="images in the training benchmark (default 64)")
     parser.add_argument("--train-steps", type=int, default=4, metavar="N", help="timed training batches (default 4)")
-    parser.add_argument("--threads", type=int, default=2, metavar="N", help="TensorFlow CPU threads (default 2)")
+    parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the Keras backend (default 2)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a us_classification knob of the profile "
                         "(e.g. precision=float32); repeatable")
     parser.add_argument("--skip-train", action="store_true", help="parameters, FLOPs and inference only")
@@ -97,9 +97,12 @@ def run(args: argparse.Namespace) -> int:
     y = data.labels("train")[:n]
     results = [bench_arch(a, settings, x, y, len(data.classes), args.n_images, args.batch,
                           None if args.skip_train else args.train_steps) for a in archs]
+    from fetal_lib.training import keras_backend
+
     out = {"data": data.source.describe(), "task": data.task, "classes": len(data.classes), "profile": args.profile,
-           "architectures": results}
-    lines = [out["data"], f"task {data.task} ({len(data.classes)} classes), input {size[0]}x{size[1]}, profile {args.profile}"]
+           **keras_backend.describe(), "architectures": results}
+    lines = [out["data"], f"task {data.task} ({len(data.classes)} classes), input {size[0]}x{size[1]}, profile {args.profile}, "
+                          f"Keras on {out['keras_backend']} ({out['keras_device']})"]
     for r in results:
         line = (f"{r['arch']}: {r['parameters']:,} parameters, {r['gflops_per_image']:.4g} GFLOPs/image; inference "
                 f"{r['inference_ms_per_image_batch1']:.1f} ms/image at batch 1, {r['inference_ms_per_image_batched']:.1f} at batch "

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
 from fetal_lib.ga_mri.bench import training_samples_per_epoch_total
 
 
@@ -17,7 +19,7 @@ def test_the_chapter_trains_on_ten_samples_per_sample_per_epoch_with_five_folds(
 
 @pytest.mark.slow
 def test_bench_ga_prints_its_figures_on_the_smoke_profile(capsys) -> None:
-    pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
     from fetal_lib.cli import main
 
     assert main(["bench", "ga", "--profile", "smoke", "--train-steps", "1", "--format", "json"]) == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
+pytest.importorskip("keras")
 
 from fetal_lib.ga_mri.train import GaTrainConfig, predict_days, train  # noqa: E402
 from fetal_lib.networks.keras.vgg_attention import PLANES  # noqa: E402

@@ -21,7 +21,7 @@ def make_intensity_model(shape=(128, 192)):
 
 @pytest.fixture(scope="session")
 def intensity_model_path(tmp_path_factory) -> Path:
-    pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
     path = tmp_path_factory.mktemp("hc_model") / "intensity.keras"
     make_intensity_model().save(path)
     return path

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
 
 def test_import_does_not_load_tensorflow():
     code = "import sys, fetal_lib.hc.bench, fetal_lib.commands.hc, fetal_lib.cli; fetal_lib.cli.build_parser(); print('tensorflow' in sys.modules)"
@@ -17,7 +19,7 @@ def test_import_does_not_load_tensorflow():
 
 @pytest.mark.slow
 def test_bench_runs_on_phantom(intensity_model_path, phantom_root, capsys, monkeypatch):
-    pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
     from fetal_lib.cli import main
 
     root = phantom_root("hc18")
@@ -31,7 +33,7 @@ def test_bench_runs_on_phantom(intensity_model_path, phantom_root, capsys, monke
 
 @pytest.mark.slow
 def test_bench_set_overrides_the_training_settings(phantom_root, capsys):
-    pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
     from fetal_lib.cli import main
 
     root = phantom_root("hc18")

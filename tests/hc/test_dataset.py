@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
 from fetal_lib.data import hc18
 from fetal_lib.hc.dataset import load_arrays
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+pytest.importorskip("keras")
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
 
 from fetal_lib.hc.losses import bce_dice_loss, bce_dice_per_image, bce_loss, bce_per_image, get_loss, soft_dice  # noqa: E402
 
@@ -55,3 +56,24 @@ def test_get_loss():
     assert get_loss("bce_dice") is bce_dice_per_image and get_loss("bce") is bce_per_image
     with pytest.raises(ValueError):
         get_loss("focal")
+
+
+def test_binary_crossentropy_matches_scikit_learn_and_takes_the_sources_0_2_targets() -> None:
+    from sklearn.metrics import log_loss
+
+    from fetal_lib.hc.losses import binary_crossentropy
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.99, 200).astype(np.float32)
+    t = (rng.random(200) > 0.5).astype(np.float32)
+    got = np.asarray(keras_to_numpy(binary_crossentropy(t, p)))
+    assert float(got.mean()) == pytest.approx(log_loss(t, p), rel=1e-4)
+    doubled = np.asarray(keras_to_numpy(binary_crossentropy(2 * t, p)))  # the source's outline targets: no error on any backend
+    expected = -(2 * t * np.log(p) + (1 - 2 * t) * np.log(1 - p))
+    np.testing.assert_allclose(doubled, expected, rtol=1e-4, atol=1e-5)
+
+
+def keras_to_numpy(value):
+    from fetal_lib.training.keras_backend import to_numpy
+
+    return to_numpy(value)

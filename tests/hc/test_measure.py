@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
 from scipy import special
 
-pytest.importorskip("tensorflow")
+pytest.importorskip("keras")
 
 from fetal_lib.data.hc18 import filled_ellipse  # noqa: E402
 from fetal_lib.errors import FetalInputError  # noqa: E402

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
 
 
 def test_keras_weights_the_per_image_loss_by_the_sample_weights() -> None:

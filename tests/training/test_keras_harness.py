@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.keras import dtype_policy, fit, schedule_callback, uses_xla
 from fetal_lib.training.schedule import cosine_lr
@@ -92,10 +94,10 @@ def _tiny(precision: str = "float32"):
 
 
 def _data():
-    import tensorflow as tf
+    from fetal_lib.training.keras_batches import ShuffledBatches
 
     x = np.random.default_rng(0).normal(0, 1, (16, 2)).astype(np.float32)
-    return tf.data.Dataset.from_tensor_slices((x, x[:, :1] * 2)).batch(4)
+    return ShuffledBatches(x, x[:, :1] * 2, batch_size=4, seed=0)
 
 
 @pytest.mark.slow
@@ -139,7 +141,9 @@ def test_fit_in_bfloat16_hands_back_a_float32_model() -> None:
 
 
 def test_xla_only_in_float32() -> None:
-    assert uses_xla(TrainConfig(compile=True)) is True
+    import keras
+
+    assert uses_xla(TrainConfig(compile=True)) is (keras.backend.backend() == "tensorflow")  # XLA is TensorFlow's
     assert uses_xla(TrainConfig(compile=True, precision="bfloat16")) is False
     assert uses_xla(TrainConfig(compile=False)) is False
 

@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
+pytest.importorskip("keras")
 
 from fetal_lib.errors import FetalInputError  # noqa: E402
 from fetal_lib.model_card import card_path, read_card  # noqa: E402

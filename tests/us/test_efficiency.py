@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
+pytest.importorskip("keras")
 
 from fetal_lib.us.efficiency import (  # noqa: E402
     count_parameters,

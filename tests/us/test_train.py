@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
+
 from fetal_lib.us.train import (
     UsTrainConfig,
     class_weights,

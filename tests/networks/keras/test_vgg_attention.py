@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+pytest.importorskip("keras")
+pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
 
 from fetal_lib.networks.keras import vgg_attention as va  # noqa: E402
 
