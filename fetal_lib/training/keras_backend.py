@@ -167,7 +167,7 @@ def loader_workers() -> int:
 
 
 def describe() -> dict[str, str]:
-    """``{"keras_backend": ..., "keras_device": ...}`` for provenance and model cards."""
+    """``{"keras_backend": ..., "keras_version": ..., "keras_device": ...}`` for provenance and model cards."""
     import keras
 
     return {"keras_backend": name(), "keras_version": str(keras.__version__), "keras_device": device()}

@@ -74,6 +74,7 @@ def test_several_named_inputs_and_weights_stay_together():
         ShuffledBatches(np.zeros((3, 1)), np.zeros(2), 2, 0)
 
 
+@pytest.mark.slow
 def test_the_harness_trains_the_same_model_twice_from_the_same_seed():
     """The loop sets each epoch's order and draws, so a run repeats exactly on this backend."""
     import keras
