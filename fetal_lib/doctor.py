@@ -41,9 +41,8 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETEC
     if keras_choice == DETECT:
         keras_choice = keras_backend.choose(torch_sees_cuda=lambda: gpu is not None)
     backend, backend_reason = keras_choice
-    keras_gpu = gpu if backend == "torch" else None  # Keras on TensorFlow: this project pins tensorflow-cpu
-    if backend == "tensorflow" and gpu is not None and backend_reason == "auto: TensorFlow sees a GPU":
-        keras_gpu = gpu
+    keras_on_gpu = gpu is not None and (backend == "torch" or keras_backend.tensorflow_sees_gpu())  # tensorflow-cpu: never
+    keras_gpu = gpu if keras_on_gpu else None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux

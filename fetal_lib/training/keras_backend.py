@@ -39,7 +39,8 @@ def _torch_sees_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _tensorflow_sees_gpu() -> bool:
+def tensorflow_sees_gpu() -> bool:
+    """TensorFlow is installed and sees a GPU (never with this project's ``tensorflow-cpu`` pin)."""
     import importlib.util
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,7 +54,7 @@ def _tensorflow_sees_gpu() -> bool:
 
 
 def choose(environ: dict | None = None, torch_sees_cuda: Callable[[], bool] = _torch_sees_cuda,
-           tensorflow_sees_gpu: Callable[[], bool] = _tensorflow_sees_gpu) -> tuple[str, str]:
+           tensorflow_sees_gpu: Callable[[], bool] = tensorflow_sees_gpu) -> tuple[str, str]:
     """``(backend, reason)``: ``KERAS_BACKEND`` when set (``tensorflow`` or ``torch``; anything else is
     refused), else ``auto``: torch where torch sees a CUDA GPU and TensorFlow sees none, else TensorFlow.
 
