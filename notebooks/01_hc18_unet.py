@@ -40,8 +40,12 @@
 # calibration of the fitted ellipse, fitted on the validation split, is deployed only where
 # training-side cross-validation says it helps; its section shows the decision and its data.
 #
+# **A second look.** A cascade: a second U-Net outlines the skull at about four times the first's
+# resolution in a band around the first stage's ellipse; validation decides whether and how it
+# is deployed (its section).
+#
 # **What was decided on which data.** The epoch kept and the probability threshold: on the
-# validation split. The profile's settings (input size, width, epochs, flips, loss weighting):
+# validation split. Whether and how the second stage is used: on the validation split. The profile's settings (input size, width, epochs, flips, loss weighting):
 # on validation in earlier runs (the comments in `profiles/cpu.yaml`). The size calibration: on
 # the out-of-fold images of `fetal hc cv` outside the test split. The test split is scored once,
 # at the end, and decides nothing.
@@ -75,6 +79,18 @@ tta = None  # test-time flips averaged: "", "hflip" or "hflip,vflip" (vflip only
 max_images = None  # 0 means every training image
 threshold_grid = None  # probability thresholds tried on the validation split, comma-separated
 calibrate = None  # deploy the size calibration (decided on training-side data: see its section)
+# the second stage (the cascade): a second U-Net on the skull band around the first stage's ellipse
+second_stage = None  # train it; deployed only where validation prefers it to the first stage alone
+second_band_rows = None  # band samples across the skull (radius) and around it (angle), plus the angles repeated at each side
+second_band_cols = None
+second_band_pad = None
+second_band_half_width = None  # the band spans 1 -/+ this times the first stage's ellipse
+second_filters = None
+second_epochs = None
+second_learning_rate = None
+second_jitter = None  # random error of the first stage's ellipse when a training band is drawn (fraction)
+second_scales = None  # test-time bands around the ellipse scaled by these factors, averaged
+second_combine = None  # auto | refined | mean (averaged with the first stage's map)
 # audit arms (equal budget among themselves)
 audit_epochs = None
 audit_time_budget_s = None  # optional wall-time cap per audit arm (s); 0 is off
@@ -98,10 +114,10 @@ keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch w
 from fetal_lib import anchors
 from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
-from fetal_lib.hc import figures, pipeline, report
+from fetal_lib.hc import cascade, figures, pipeline, report
+from fetal_lib.hc import second_stage as second
 from fetal_lib.hc.calibration import fit_size_calibration, leave_one_group_out
 from fetal_lib.hc.measure import default_model_path
-from fetal_lib.model_card import save_keras as save_model_with_card
 from fetal_lib.paths import shown
 from fetal_lib.training.keras import configure as configure_keras
 
@@ -170,15 +186,52 @@ print(f"sanity floor on validation ({report.floor_sentence(data.source.is_phanto
 run.table(trained.threshold_table, "threshold_validation")
 
 # %% [markdown]
+# ## A second look at the head: the cascade
+#
+# The first stage reads the whole image at 128x192 pixels (chapter 1's cpu profile): one input
+# pixel spans 4 to 6 original pixels, up to about 1 mm, and the ellipse is fitted on its
+# upsampled map. The standard remedy is a cascade: the first stage finds the head, a second
+# network looks again at higher resolution where the outline is. Here the second look is the
+# **skull band**: the image resampled in the first ellipse's own polar coordinates, from 0.7 to
+# 1.3 times its radius (`fetal_lib.hc.band`), so that the outline runs across the band whatever
+# the head's size and every band pixel is spent near it (one radial sample spans about 1.2
+# original pixels for a median head, 4 times finer than the first stage). A box crop at that
+# resolution would need several times the first stage's pixels; the band needs fewer, which
+# keeps the chapter within its time on two CPU cores. The second U-Net's band probabilities are
+# mapped back to original pixels, where the same post-processing fits the final ellipse.
+#
+# The second stage trains on the training split only, on bands around the *first stage's own*
+# ellipses of those images, each drawn afresh with a random error of centre, axes and angle, so
+# that it learns to outline the head from the imperfect ellipses it will be given. How to use it is
+# chosen on the validation split, each way at its own threshold: the refined map alone, or
+# averaged with the first stage's map, or not at all (the first stage alone) when neither
+# measures better on validation. A second stage below the sanity floor is never deployed.
+
+# %%
+stage = None
+if second_stage:
+    stage = second.train_second_stage(data, trained, settings, seed, data.source.is_phantom)
+    print(second.timing_line(stage))
+    if stage.skipped:
+        print(f"{len(stage.skipped)} training images left out (the first stage found no head): {', '.join(stage.skipped[:10])}")
+    run.table(stage.choice_table, "second_stage_validation")
+    display(Markdown(report.second_stage_sentence(stage.choice_table)))
+else:
+    display(Markdown("The second stage is off in this run (`second_stage = False`): the first stage alone is measured and deployed."))
+deployed_model = stage.deployed if stage is not None and stage.deployed is not None else hc_model
+deployed_val = stage.val_results[stage.chosen] if stage is not None else trained.val_results
+
+# %% [markdown]
 # ## Test split
 #
 # Every number below is computed in this run on the held-out test subjects, in original
-# pixel coordinates, with each image's own pixel size.
+# pixel coordinates, with each image's own pixel size, by the deployed model (the one
+# `fetal hc measure` uses).
 
 # %%
 test_records = data.part("test")
 t0 = time.perf_counter()
-test_df = pipeline.evaluate(hc_model, test_records)
+test_df = pipeline.evaluate(deployed_model, test_records)
 eval_seconds = time.perf_counter() - t0
 test_summary = pipeline.summarize(test_df, seed=seed)
 run.table(test_df.drop(columns=[c for c in ("cx", "cy", "a", "b", "angle_rad") if c in test_df]), "test_per_image")
@@ -190,6 +243,27 @@ display(Markdown(
     f"fits flagged by the checks (ellipse disagreeing with the region, or implausible axis ratio). {report.anchors_note()} "
     "Challenge: van den Heuvel et al., PLOS ONE 2018."
 ))
+
+# %% [markdown]
+# ### Each stage on the test split
+#
+# The first stage alone and each way of using the second stage, on the same test images, with
+# the difference from the first stage paired by image (subjects resampled for its 95 % CI). The
+# test split chose nothing: the deployed row was chosen on validation above.
+
+# %%
+stages_test = None
+if stage is not None:
+    first_test_probs = pipeline.probabilities(hc_model, test_records)
+    stage_results = {second.FIRST_ONLY: pipeline.evaluate(hc_model, test_records, first_test_probs)}
+    for name, candidate in stage.candidates.items():
+        stage_results[name] = (test_df if name == stage.chosen else
+                               pipeline.evaluate(candidate, test_records, cascade.probabilities(candidate, test_records, first_test_probs)))
+    stages_test = report.stage_table(stage_results, second.FIRST_ONLY, seed)
+    stages_test["deployed"] = stages_test["model"] == stage.chosen
+    run.table(stages_test, "stages_test")
+else:
+    display(Markdown("No second stage in this run."))
 
 # %% [markdown]
 # ## The recipe, cross-validated
@@ -228,7 +302,7 @@ run.figure(figures.error_by_range(test_df), "error_by_hc_range")  # the numbers 
 
 # %%
 records_by_name = {r.filename: r for r in data.records}
-run.figure(figures.worst_cases(test_df, records_by_name, hc_model, n=5), "worst_cases")
+run.figure(figures.worst_cases(test_df, records_by_name, deployed_model, n=5), "worst_cases")
 
 # %% [markdown]
 # ## Where the network looks: Grad-CAM
@@ -239,10 +313,22 @@ run.figure(figures.worst_cases(test_df, records_by_name, hc_model, n=5), "worst_
 # as in Seg-Grad-CAM (Vinogradova et al. 2020): warm regions are those that raise the network's
 # belief in the region it outlined. Shown on the best, the median and the five worst test images;
 # a map that lights up the skull echo supports the segmentation, one that lights up the probe
-# shadow or the placenta flags a shortcut.
+# shadow or the placenta flags a shortcut. The first map is the first stage's (on the whole
+# image); the second, where a second stage was trained, is the second stage's, computed on the
+# skull band it reads and mapped back (zero outside the band).
 
 # %%
-run.figure(figures.gradcam_cases(test_df, records_by_name, hc_model, n_worst=5), "gradcam_cases")
+run.figure(figures.gradcam_cases(test_df, records_by_name, hc_model, n_worst=5,
+                                 title="First stage: Grad-CAM (U-Net bottleneck; target: logit inside the predicted head)"), "gradcam_cases")
+
+# %%
+if stage is not None:
+    from fetal_lib.hc.explain import gradcam_second_stage
+
+    explained = stage.candidates.get(second.variant_name("refined")) or next(iter(stage.candidates.values()))
+    run.figure(figures.gradcam_cases(test_df, records_by_name, explained, n_worst=5, explain=gradcam_second_stage,
+                                     title="Second stage: Grad-CAM on the skull band (bottleneck; target: logit inside the head)"),
+               "gradcam_second_stage")
 
 # %% [markdown]
 # ## Where the remaining error lies
@@ -258,8 +344,8 @@ run.figure(figures.gradcam_cases(test_df, records_by_name, hc_model, n_worst=5),
 # verdict is a pointer, not a proof.
 
 # %%
-train_df = pipeline.evaluate(hc_model, data.part("train"))
-split_errors = pipeline.error_table({"train (seen in training)": train_df, "validation": trained.val_results, "test": test_df})
+train_df = pipeline.evaluate(deployed_model, data.part("train"))
+split_errors = pipeline.error_table({"train (seen in training)": train_df, "validation": deployed_val, "test": test_df})
 run.table(split_errors, "error_by_split")
 train_mean = float(split_errors.loc[0, "HC |diff| mean (mm)"])
 test_mean = float(split_errors.loc[2, "HC |diff| mean (mm)"])
@@ -285,15 +371,15 @@ display(Markdown(f"Mean HC error on the training images {train_mean:.2f} mm, on 
 # %%
 cv_decision = cv_doc["metrics"].get("calibration_decision") if cv_doc is not None else None
 display(Markdown(report.decision_sentence(cv_decision, bool(calibrate), cv_diffs if cv_doc is not None else None)))
-val_found = trained.val_results[trained.val_results["found"]]
-cal = hc_model.calibration or fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"])
+val_found = deployed_val[deployed_val["found"]]
+cal = deployed_model.calibration or fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"])
 calibration_table = None
 if cal is None:
     display(Markdown(f"No calibration could be fitted ({len(val_found)} validation images with a head; too few)."))
 else:
     print(f"fitted on {cal.n_images} validation images: relative error {100 * cal.intercept:+.2f} % at {cal.centre_mm:.0f} mm, "
           f"{100 * 100 * cal.slope_per_mm:+.2f} % per 100 mm of predicted HC ({cal.hc_min_mm:.0f}-{cal.hc_max_mm:.0f} mm); "
-          f"{'deployed' if hc_model.calibration is not None else 'not deployed'}")
+          f"{'deployed' if deployed_model.calibration is not None else 'not deployed'}")
     test_found = test_df[test_df["found"]]
     val_loso = leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
     calibration_table = report.calibration_table(val_found, test_found, cal, val_loso)
@@ -342,16 +428,19 @@ run.figure(figures.training_curves(histories), "training_curves")
 # %% [markdown]
 # ## The saved model
 #
-# The main model goes to `build/models/hc18_unet.keras` with its model card
-# (`hc18_unet.card.json` / `.md`: data, split, profile, settings, the test metrics above).
-# `fetal hc measure IMAGE --pixel-size MM` uses it. A model trained on a phantom is not saved.
+# The first stage goes to `build/models/hc18_unet.keras` with its model card
+# (`hc18_unet.card.json` / `.md`: data, split, profile, settings, the test metrics above); when the
+# cascade is deployed, the second stage goes beside it (`hc18_refine.keras`, with its own card) and
+# the first card's `cascade` section names it, with its settings and the validation table that
+# chose it. `fetal hc measure IMAGE --pixel-size MM` uses what the card says (`--first-stage`: the
+# first stage alone); `--overlay` draws both ellipses. A model trained on a phantom is not saved.
 
 # %%
 card = pipeline.model_card(trained, data, profile, settings, test_summary, seed)
 model_path = None
 if save_model and not data.source.is_phantom:
-    model_path = save_model_with_card(hc_model.model, default_model_path(), card)
-    print(f"saved {shown(model_path)}")
+    model_path = second.save(hc_model.model, card, default_model_path(), stage, settings, profile)
+    print(f"saved {shown(model_path)}" + (f" and its second stage {second.REFINER_FILE}" if stage is not None and stage.deployed is not None else ""))
 else:
     print("model not saved (phantom data or save_model=False)")
 
@@ -368,8 +457,15 @@ headline = {
 metrics = {
     **headline,
     "test": test_summary,
-    "validation_threshold": hc_model.threshold,
-    "size_calibration": {"deployed": bool(hc_model.calibration is not None), "fit": cal.to_dict() if cal else None,
+    "validation_threshold": deployed_model.threshold,
+    "deployed": stage.chosen if stage is not None else second.FIRST_ONLY,
+    "second_stage": ({"validation": stage.choice_table.to_dict("records"), "test": stages_test.to_dict("records"),
+                      "training": {"epochs_run": stage.result.epochs_run, "best_epoch": stage.result.best_epoch,
+                                   "seconds": stage.result.seconds, "train_images_per_s": stage.result.train_images_per_s,
+                                   **stage.config.to_dict()},
+                      "band": stage.band.to_dict(), "skipped_training_images": stage.skipped, "seconds": stage.seconds}
+                     if stage is not None else None),
+    "size_calibration": {"deployed": bool(deployed_model.calibration is not None), "fit": cal.to_dict() if cal else None,
                          "table": calibration_table.to_dict("records") if calibration_table is not None else None,
                          "decision": cv_decision},
     "recipe_cv": ({"started_utc": cv_doc["provenance"]["started_utc"], "same_recipe": not cv_diffs,
@@ -378,7 +474,7 @@ metrics = {
                  "seconds": trained.result.seconds, "train_images_per_s": trained.result.train_images_per_s,
                  "time_capped": trained.result.time_capped, "precision_choice": precision_choice.to_dict(),
                  "validation_floor_scores": floor_scores, **config.to_dict()},
-    "training_seconds": trained.result.seconds + float(audit_table["train s"].sum()),
+    "training_seconds": trained.result.seconds + (stage.result.seconds if stage is not None else 0.0) + float(audit_table["train s"].sum()),
     "error_by_split": split_errors.to_dict("records"),
     "inference_ms_per_image_eval": 1000 * eval_seconds / max(1, len(test_records)),
     "audit": audit_table.to_dict("records"),

@@ -99,6 +99,8 @@ def _gradcam(hc_model, image: np.ndarray) -> tuple[np.ndarray | None, str | None
     try:
         if hasattr(hc_model.model, "predict_nhwc"):  # a chapter-2 torch segmenter
             from fetal_lib.seg_benchmark.explain import gradcam
+        elif hasattr(hc_model, "refiner"):  # chapter 1's cascade: the second stage, which drew the measured outline
+            from fetal_lib.hc.explain import gradcam_second_stage as gradcam
         else:
             from fetal_lib.hc.explain import gradcam
         return overlay(image, gradcam(hc_model, image)), None
@@ -131,7 +133,9 @@ def predict(slot: Slot, image_path: str | Path, pixel_size) -> HcAnswer:
     if ga < HADLOCK_FROM_WEEKS:
         notes.append(f"GA below {HADLOCK_FROM_WEEKS:g} weeks: Hadlock's formula was fitted on second- and third-trimester "
                      "fetuses; read it with caution.")
-    ellipse = draw_overlay(image, [(m.ellipse, (0, 255, 0))], label=f"HC {m.hc_mm:.1f} mm")
+    ellipse = draw_overlay(image, m.drawn_ellipses(), label=f"HC {m.hc_mm:.1f} mm")
+    if m.first_ellipse is not None:
+        notes.append("Two-stage model: the first stage's ellipse (orange) placed the second look, whose ellipse (green) is measured.")
     return HcAnswer(path.name, pixel, float(m.hc_mm), float(bpd_mm(m.ellipse, pixel)), float(ofd_mm(m.ellipse, pixel)), ga,
                     m.row(), list(m.warnings), ellipse, heat, slot.card, notes)
 

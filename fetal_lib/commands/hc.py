@@ -1,7 +1,10 @@
 """``fetal hc``: measure head circumference on your own images, write an HC18 submission, train.
 
-    fetal hc measure IMAGE... (--pixel-size MM | --pixel-sizes CSV) [--model PATH] [--overlay DIR] [--format csv|json] [-o FILE]
-    fetal hc submission TEST_DIR --pixel-sizes CSV -o CSV [--model PATH] [--allow-missing]
+    fetal hc measure IMAGE... (--pixel-size MM | --pixel-sizes CSV) [--model PATH] [--first-stage] [--overlay DIR] [--format csv|json] [-o FILE]
+    fetal hc submission TEST_DIR --pixel-sizes CSV -o CSV [--model PATH] [--first-stage] [--allow-missing]
+
+A model whose card names a second stage (chapter 1's cascade, ``fetal_lib.hc.cascade``) measures
+with both stages; ``--first-stage`` measures with the first alone.
     fetal hc train [--profile cpu] [--data-dir DIR] [--model PATH] [--epochs N] [--time-budget S (optional cap; off)]
                    [--set KEY=VALUE ...] [--validation-only]
     fetal hc cv [--profile cpu] [--folds N] [--data-dir DIR] [--set KEY=VALUE ...] [--format json|csv] [-o CSV]
@@ -44,9 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     px.add_argument("--pixel-sizes", type=Path, metavar="CSV",
                     help="CSV in HC18's format (filename,pixel size(mm); extra columns ignored), matched by file name")
     m.add_argument("--model", type=Path, default=None, metavar="PATH", help="trained model (default: build/models/hc18_unet.keras)")
-    m.add_argument("--overlay", type=Path, metavar="DIR", help="write <name>_hc.png with the fitted ellipse drawn")
+    m.add_argument("--overlay", type=Path, metavar="DIR",
+                   help="write <name>_hc.png with the fitted ellipse drawn (a two-stage model: the first stage's in orange too)")
+    m.add_argument("--first-stage", action="store_true",
+                   help="measure with the first stage alone where the model's card names a second stage (chapter 1's cascade)")
     add_device(m, "auto; used by a chapter-2 .pt model (a Keras model runs where Keras puts it)")
-    add_format(m, ("csv", "json"), "csv", "csv (default) or json (adds warnings, ellipse_mask_iou and hc_uncalibrated_mm)")
+    add_format(m, ("csv", "json"), "csv", "csv (default) or json (adds warnings, ellipse_mask_iou, hc_uncalibrated_mm and, "
+               "for a two-stage model, hc_first_stage_mm)")
     m.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the table to this file (atomically) instead of stdout")
     m.set_defaults(func=handle_measure)
 
@@ -58,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("-o", "--output", type=Path, required=True, metavar="CSV", help="submission CSV to write")
     s.add_argument("--model", type=Path, default=None, metavar="PATH", help="trained model (default: build/models/hc18_unet.keras)")
     s.add_argument("--allow-missing", action="store_true", help="write the file even if some images failed (rows left out)")
+    s.add_argument("--first-stage", action="store_true", help="the first stage alone where the model's card names a second stage")
     s.set_defaults(func=handle_submission)
 
     t = sub.add_parser("train", help="train the HC18 U-Net outside the book (same model as the chapter)",
@@ -148,7 +156,7 @@ def _resolve_pixel_sizes(images: list[Path], pixel_size: str | None, pixel_sizes
 
 
 def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], overlay: Path | None = None, progress: bool = False,
-                  device: str = "auto"):
+                  device: str = "auto", first_stage_only: bool = False):
     """Measure each (image, pixel size); returns (measurements, number of failed images)."""
     from fetal_lib.data.imaging import read_image_gray
     from fetal_lib.hc.measure import HCModel, check_pixel_size
@@ -164,7 +172,7 @@ def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], ove
             failed += 1
     if not ready:
         return [], failed
-    model = HCModel.load(model_path, device=device)  # FetalInputError (missing model) aborts: nothing can be measured
+    model = HCModel.load(model_path, device=device, first_stage_only=first_stage_only)  # FetalInputError (missing model) aborts: nothing can be measured
     from tqdm import tqdm
 
     results = []
@@ -190,10 +198,10 @@ def _write_overlay(folder: Path, path: Path, image, m) -> None:
     from fetal_lib.hc.measure import draw_overlay
     from fetal_lib.io import atomic_path
 
-    rgb = draw_overlay(image, [(m.ellipse, (0, 255, 0))], label=f"HC {m.hc_mm:.1f} mm")
+    rgb = draw_overlay(image, m.drawn_ellipses(), label=f"HC {m.hc_mm:.1f} mm")
     target = folder / f"{path.stem}_hc.png"
     with atomic_path(target, suffix=".png") as tmp:
-        if not cv2.imwrite(str(tmp), rgb):
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise FetalInputError(target, "could not write the overlay image")
 
 
@@ -206,10 +214,12 @@ def handle_measure(args: argparse.Namespace) -> int:
     device = checked_device(args.device)
     images = [Path(p) for p in args.images]
     pixels = _resolve_pixel_sizes(images, args.pixel_size, args.pixel_sizes)
-    results, failed = _measure_many(args.model, list(pixels.items()), args.overlay, progress=sys.stderr.isatty(), device=device)
+    results, failed = _measure_many(args.model, list(pixels.items()), args.overlay, progress=sys.stderr.isatty(), device=device,
+                                    first_stage_only=args.first_stage)
     if results or args.output is None:
         rows = [m.row() for _, m in results]
-        extra = [{"warnings": m.warnings, "ellipse_mask_iou": round(m.agreement, 4), "hc_uncalibrated_mm": m.hc_uncalibrated_mm} for _, m in results]
+        extra = [{"warnings": m.warnings, "ellipse_mask_iou": round(m.agreement, 4), "hc_uncalibrated_mm": m.hc_uncalibrated_mm,
+                  **({"hc_first_stage_mm": m.hc_first_stage_mm} if m.first_ellipse is not None else {})} for _, m in results]
         _emit(_table(rows, COLUMNS, args.format, extra), args.output)
     return 2 if failed else 0
 
@@ -232,7 +242,7 @@ def handle_submission(args: argparse.Namespace) -> int:
         raise FetalInputError(test_dir, "test folder not found")
     table = read_pixel_sizes(args.pixel_sizes)
     items = [(test_dir / name, pixel) for name, pixel in table.items()]
-    results, failed = _measure_many(args.model, items, progress=sys.stderr.isatty())
+    results, failed = _measure_many(args.model, items, progress=sys.stderr.isatty(), first_stage_only=args.first_stage)
     if failed and not args.allow_missing:
         print(f"fetal: error: {args.output}: not written: {failed} of {len(items)} image(s) failed (see above; --allow-missing writes the rest)", file=sys.stderr)
         return 2
@@ -244,7 +254,6 @@ def handle_submission(args: argparse.Namespace) -> int:
 def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.hc import pipeline
     from fetal_lib.hc.measure import default_model_path
-    from fetal_lib.model_card import save_keras
 
     overrides = {"epochs": args.epochs, "time_budget_s": args.time_budget}
     try:
@@ -274,11 +283,21 @@ def handle_train(args: argparse.Namespace) -> int:
                           "thresholds": table, "threshold": trained.model.threshold}, indent=2))
         return 0
     pipeline.check_floor(trained, data.source.is_phantom)  # BelowFloorError: nothing is saved
-    df = pipeline.evaluate(trained.model, data.part("test"), progress=True)
+    stage = None
+    if settings["second_stage"]:
+        from fetal_lib.hc.second_stage import timing_line, train_second_stage
+
+        stage = train_second_stage(data, trained, settings, args.seed, data.source.is_phantom, progress=True)
+        print(timing_line(stage), file=sys.stderr)
+        print(stage.choice_table.to_string(index=False), file=sys.stderr)
+    deployed = stage.deployed if stage is not None and stage.deployed is not None else trained.model
+    df = pipeline.evaluate(deployed, data.part("test"), progress=True)
     summary = pipeline.summarize(df, seed=args.seed)
     card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed)
-    path = save_keras(trained.model.model, args.model or default_model_path(), card)
-    print(json.dumps({"model": str(path), "test": summary}, indent=2))
+    from fetal_lib.hc.second_stage import save
+
+    path = save(trained.model.model, card, args.model or default_model_path(), stage, settings, args.profile)
+    print(json.dumps({"model": str(path), "deployed": stage.chosen if stage is not None else "first stage", "test": summary}, indent=2))
     return 0
 
 

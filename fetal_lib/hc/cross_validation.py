@@ -12,7 +12,10 @@ the threshold, the best epoch and the fold's size calibration), on its own subje
 Fold ``k``'s held-out subjects are fold ``k`` of a grouped, HC-stratified K-fold; the remaining
 subjects are split into training and validation in the chapter's proportions (70 : 15).
 Each fold's held-out images are scored with :func:`fetal_lib.hc.pipeline.evaluate`; the pooled
-table marks the images of the chapter's own test split, so the two can be compared.
+table marks the images of the chapter's own test split, so the two can be compared. With
+``second_stage`` on, each fold also trains the cascade's second stage and chooses on its own
+validation part how to deploy it (:func:`fetal_lib.hc.second_stage.train_second_stage`), so the
+folds score the whole cascade, with the first stage's own error beside it.
 """
 
 from __future__ import annotations
@@ -77,16 +80,30 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
         config = pipeline.train_config(settings, seed)
         trained = pipeline.train_model(fold_data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
                                        calibrate=bool(settings["calibrate"]))
-        df = pipeline.evaluate(trained.model, fold_data.part("test"))
+        from fetal_lib.hc.second_stage import FIRST_ONLY, train_second_stage
+
+        model, val_results, deployed = trained.model, trained.val_results, FIRST_ONLY
+        first_df = None
+        if settings.get("second_stage"):  # the whole cascade: its second stage trained and chosen on this fold's validation part
+            stage = train_second_stage(fold_data, trained, settings, seed, bool(getattr(data.source, "is_phantom", False)))
+            deployed = stage.chosen
+            if stage.deployed is not None:
+                first_df = pipeline.evaluate(trained.model, fold_data.part("test"))
+                model, val_results = stage.deployed, stage.val_results[stage.chosen]
+        df = pipeline.evaluate(model, fold_data.part("test"))
         df.insert(0, "fold", k)
-        df["hc_calibrated_mm"] = _calibrated(trained.val_results, df["hc_raw_mm"])
+        df["hc_calibrated_mm"] = _calibrated(val_results, df["hc_raw_mm"])
+        df["deployed"] = deployed
+        df["hc_first_stage_abs_diff_mm"] = (first_df if first_df is not None else df)["hc_abs_diff_mm"].to_numpy()
         df["in_chapter_test"] = [int(i) in chapter_test for i in parts["test"]]
         per_image.append(df)
         row = {
             "fold": k,
             "train images": len(parts["train"]), "val images": len(parts["val"]), "held-out images": len(parts["test"]),
-            "threshold": trained.model.threshold,
+            "threshold": model.threshold,
             "epochs run": trained.result.epochs_run,
+            "deployed": deployed,
+            "first stage |diff| mean (mm)": float(np.nanmean(df["hc_first_stage_abs_diff_mm"])),
             **pipeline.error_table({"held-out": df}).iloc[0].drop(["split", "images"]).to_dict(),
         }
         rows.append(row)

@@ -95,9 +95,13 @@ def worst_cases(df, records_by_name, model, n: int = 5):
     return fig
 
 
-def gradcam_cases(df, records_by_name, hc_model, n_worst: int = 5):
+def gradcam_cases(df, records_by_name, hc_model, n_worst: int = 5, explain=None,
+                  title: str = "Grad-CAM (U-Net bottleneck; target: logit inside the predicted head)"):
     """Grad-CAM of the U-Net on the best, the median and the ``n_worst`` worst test images,
-    with the reference (red) and predicted (green) ellipses drawn over the map."""
+    with the reference (red) and predicted (green) ellipses drawn over the map.
+
+    ``explain(hc_model, image) -> map`` (default :func:`fetal_lib.hc.explain.gradcam`, the first stage;
+    :func:`~fetal_lib.hc.explain.gradcam_second_stage` for a cascade's second stage)."""
     from fetal_lib.data.imaging import read_image_gray
     from fetal_lib.explain.overlay import overlay
     from fetal_lib.figures.explain import gradcam_grid
@@ -109,7 +113,7 @@ def gradcam_cases(df, records_by_name, hc_model, n_worst: int = 5):
     for label, row in explained_cases(df, n_worst):
         rec = records_by_name[row["filename"]]
         image = read_image_gray(rec.image_path)
-        heat = gradcam(hc_model, image)
+        heat = (explain or gradcam)(hc_model, image)
         ellipses = [(fit_ellipse(read_image_gray(rec.annotation_path) > 0, outline=True), (255, 0, 0))]
         if row["found"]:
             ellipses.append((Ellipse(row["cx"], row["cy"], row["a"], row["b"], row["angle_rad"]), (0, 255, 0)))
@@ -118,7 +122,7 @@ def gradcam_cases(df, records_by_name, hc_model, n_worst: int = 5):
         titles.append(f"{label}: {row['filename']}\nref {row['hc_ref_mm']:.1f} / pred {pred} mm")
     blank = [np.zeros(p.shape[:2], np.float32) for p in panels]  # the maps are already blended in
     return gradcam_grid(panels, blank, titles, ncols=4,
-                        suptitle="Grad-CAM (U-Net bottleneck; target: logit inside the predicted head); reference red, predicted green")
+                        suptitle=f"{title}; reference red, predicted green")
 
 
 def calibration_fit(splits, calibration):

@@ -24,6 +24,8 @@ from fetal_lib.metrics.biometry import Ellipse, ellipse_to_hc18_row, head_circum
 
 HC18_COLUMNS = ("filename", "center_x_mm", "center_y_mm", "semi_axes_a_mm", "semi_axes_b_mm", "angle_rad")
 COLUMNS = HC18_COLUMNS + ("hc_mm",)
+MEASURED_RGB = (0, 255, 0)  # overlays: the measured ellipse
+FIRST_STAGE_RGB = (255, 150, 0)  # overlays: a cascade's first-stage ellipse
 
 
 def default_model_path() -> Path:
@@ -46,6 +48,17 @@ class Measurement:
     warnings: list[str] = field(default_factory=list)
     mask: np.ndarray | None = None  # the chosen head region (bool, original shape)
     hc_uncalibrated_mm: float | None = None  # HC of the raw fit, before the size calibration
+    first_ellipse: Ellipse | None = None  # a cascade's first-stage ellipse (original pixels), which placed the second look
+
+    @property
+    def hc_first_stage_mm(self) -> float | None:
+        """HC (mm) of a cascade's first-stage ellipse (None for a one-stage model)."""
+        return head_circumference_mm(self.first_ellipse, self.pixel_size_mm) if self.first_ellipse is not None else None
+
+    def drawn_ellipses(self) -> list[tuple[Ellipse, tuple[int, int, int]]]:
+        """The ellipses an overlay draws: the measured one (green) and a cascade's first stage (orange)."""
+        out = [(self.first_ellipse, FIRST_STAGE_RGB)] if self.first_ellipse is not None else []
+        return out + [(self.ellipse, MEASURED_RGB)]
 
     def row(self) -> dict[str, object]:
         """HC18 submission columns plus ``hc_mm``."""
@@ -80,13 +93,16 @@ class HCModel:
         self._predict = None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "auto") -> "HCModel":
+    def load(cls, path: str | Path | None = None, device: str = "auto", first_stage_only: bool = False) -> "HCModel":
         """Load a saved model (default :func:`default_model_path`) and its card's settings: a
         ``.keras`` file (chapter 1) or a ``.pt`` torch segmenter with its card (chapter 2), the
         latter on ``device`` (``auto``: the GPU when torch sees one; a Keras model ignores it).
+        When the card names a second stage (its ``cascade`` section), the result is the
+        :class:`~fetal_lib.hc.cascade.CascadeHCModel` of both, unless ``first_stage_only``.
 
         Raises:
-            FetalInputError: the model file is missing (says how to make one) or unreadable.
+            FetalInputError: the model file (or the second stage the card names) is missing (says how to
+                make one) or unreadable.
         """
         from fetal_lib.model_card import load_keras
 
@@ -109,7 +125,14 @@ class HCModel:
             model = load_keras(path)
         except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input
             raise FetalInputError(path, f"not a readable Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-        return cls._with_card_settings(model, path)
+        first = cls._with_card_settings(model, path)
+        if first_stage_only:
+            return first
+        from fetal_lib.hc import cascade
+        from fetal_lib.model_card import card_path, read_card
+
+        section = (read_card(path) or {}).get(cascade.CASCADE_KEY)
+        return cascade.load(first, card_path(path), section) if section else first
 
     @classmethod
     def _with_card_settings(cls, network, path: Path) -> "HCModel":
@@ -165,6 +188,10 @@ class HCModel:
         prob = self.predict_network(x[None, ..., None])[0, ..., 0]
         return unletterbox(prob, geometry)
 
+    def probability_and_first(self, image: np.ndarray) -> tuple[np.ndarray, "postprocess.HeadFit | None"]:
+        """(:meth:`probability`, the first stage's head fit): None here; a cascade gives its first stage's."""
+        return self.probability(image), None
+
     def fit(self, prob: np.ndarray, threshold: float | None = None) -> postprocess.HeadFit:
         """Post-process an original-size probability map with this model's settings."""
         return postprocess.fit_head(
@@ -180,7 +207,7 @@ class HCModel:
 
     def measure_array(self, image: np.ndarray, pixel_size_mm: float, filename: str = "image", keep_mask: bool = False) -> Measurement:
         """Measure one decoded image; raises FetalInputError(filename, "no head found ...")."""
-        prob = self.probability(image)
+        prob, first = self.probability_and_first(image)
         try:
             head = self.fit(prob)
         except postprocess.NoHeadFound as exc:
@@ -195,6 +222,7 @@ class HCModel:
             warnings=head.warnings,
             mask=head.mask if keep_mask else None,
             hc_uncalibrated_mm=head_circumference_mm(head.ellipse, pixel_size_mm),
+            first_ellipse=first.ellipse if first is not None else None,
         )
 
     def measure(self, path: str | Path, pixel_size_mm: float | None, keep_mask: bool = False) -> Measurement:

@@ -18,7 +18,8 @@ from fetal_lib.training import precision as precision_mod
 from fetal_lib.training.floor import Floor
 
 # Knobs that take one of a few words.
-CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel"), "precision": precision_mod.choices("keras")}
+CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel"), "precision": precision_mod.choices("keras"),
+                                       "second_combine": ("auto", "refined", "mean")}
 
 # The sanity floor of the deployed model, on the validation split (fetal_lib.training.floor):
 # below it the chapter and `fetal hc train` stop and deploy nothing. Real HC18: a working

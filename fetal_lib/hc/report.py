@@ -208,3 +208,50 @@ def floor_sentence(is_phantom: bool) -> str:
     parts = [f"{'Dice' if f.metric == 'dice_mean' else 'mean HC error'} {'at least' if f.kind == 'min' else 'at most'} "
              f"{f.bound:g}{(' ' + f.unit) if f.unit else ''}" for f in FLOORS["phantom" if is_phantom else "real"]]
     return " and ".join(parts)
+
+
+def stage_table(results: Mapping[str, Any], reference: str, seed: int = 0, n_boot: int = 1000):
+    """Each way of measuring on one split, beside ``reference`` (the first stage alone): images, mean
+    |HC diff| (mm) with its subject-bootstrap 95 % CI, median, Dice, and the paired difference of the
+    mean from the reference's (negative: better) with its 95 % CI (subjects resampled, images paired).
+
+    An image where either model found no head counts with its reference HC as the error, so the
+    comparison stays paired and a miss is not hidden.
+    """
+    import pandas as pd
+
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    base = results[reference]
+    base_err = base["hc_abs_diff_mm"].fillna(base["hc_ref_mm"]).to_numpy(float)
+    groups = base["subject_id"].to_numpy()
+    use_groups = groups if len(set(groups)) > 1 else None
+    rows = []
+    for name, df in results.items():
+        if list(df["filename"]) != list(base["filename"]):
+            raise ValueError(f"{name!r} is not scored on the same images as {reference!r}")
+        err = df["hc_abs_diff_mm"].fillna(df["hc_ref_mm"]).to_numpy(float)
+        ci = bootstrap_ci(lambda v: float(np.mean(v)), err, n_boot=n_boot, seed=seed, groups=use_groups)
+        row = {"model": name, "images": int(len(df)), "no head found": int((~df["found"]).sum()),
+               "HC |diff| mean (mm)": float(err.mean()), "95% CI": f"{ci.low:.2f}-{ci.high:.2f}",
+               "median (mm)": float(np.median(err)), "Dice": float(df["dice"].mean())}
+        if name != reference:
+            diff = err - base_err
+            dci = bootstrap_ci(lambda v: float(np.mean(v)), diff, n_boot=n_boot, seed=seed, groups=use_groups)
+            row.update({"vs first stage (mm)": float(diff.mean()), "its 95% CI": f"{dci.low:+.2f} to {dci.high:+.2f}"})
+        else:
+            row.update({"vs first stage (mm)": 0.0, "its 95% CI": ""})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def second_stage_sentence(choice_table) -> str:
+    """What validation chose, in words (the deployed row of :func:`fetal_lib.hc.second_stage.train_second_stage`'s table)."""
+    chosen = choice_table[choice_table["deployed"]].iloc[0]
+    first = choice_table.iloc[0]
+    below = choice_table.loc[~choice_table["clears floor"], "variant"].tolist()
+    text = (f"On the validation split the first stage alone measures {first['HC |diff| mean (mm)']:.2f} mm mean HC error; "
+            + "; ".join(f"{r['variant']} {r['HC |diff| mean (mm)']:.2f} mm" for _, r in choice_table.iloc[1:].iterrows())
+            + f". Deployed: **{chosen['variant']}** (the lowest validation error"
+            + (f"; below the sanity floor and never deployable: {', '.join(below)}" if below else "") + ").")
+    return text

@@ -105,31 +105,38 @@ def train(
             are divided by their mean, so the loss keeps its scale.
     """
     from fetal_lib.hc.dataset import training_batches
-    from fetal_lib.training import keras as harness
     from fetal_lib.training import keras_backend
+
+    if sample_weights is not None:
+        sample_weights = np.asarray(sample_weights, np.float64)
+        if not (np.isfinite(sample_weights).all() and (sample_weights > 0).all()):
+            raise ValueError("sample weights must be finite and positive")
+        sample_weights = sample_weights / sample_weights.mean()
+    batches = training_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment, config=config.augment_config(),
+                               weights=sample_weights, workers=keras_backend.loader_workers())
+    return train_on_batches(config, batches, len(x_train), x_val, y_val, progress=progress, verbose=verbose,
+                            desc=f"train {config.block}/{config.mask_mode}")
+
+
+def train_on_batches(config: TrainConfig, batches, n_samples: int, x_val: np.ndarray, y_val: np.ndarray, progress: bool = False,
+                     verbose: int = 0, desc: str = "train") -> TrainResult:
+    """Train the U-Net of ``config`` on a ``PyDataset`` of ``n_samples`` samples per epoch (:func:`train`'s
+    loop; chapter 1's second stage gives its own batches); best validation-Dice weights."""
+    from fetal_lib.training import keras as harness
 
     if config.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     loop = config.loop_config()
     harness.configure(seed=config.seed)
     model = build_model(config, config.precision)
-    if sample_weights is not None:
-        sample_weights = np.asarray(sample_weights, np.float64)
-        if not (np.isfinite(sample_weights).all() and (sample_weights > 0).all()):
-            raise ValueError("sample weights must be finite and positive")
-        sample_weights = sample_weights / sample_weights.mean()
-    augment_config = config.augment_config()
-    batches = training_batches(x_train, y_train, config.batch_size, config.seed, augment=config.augment, config=augment_config,
-                               weights=sample_weights, workers=keras_backend.loader_workers())
     compile_model(model, config)
     val_ref = y_val > 0.5
 
     def validate(m) -> float:
         return _mean_dice(m.predict(x_val, batch_size=16, verbose=0) > 0.5, val_ref)
 
-    return harness.fit(model, batches, max(1, len(x_train) // config.batch_size), loop, validate, samples_per_epoch=len(x_train),
-                       metric="val_dice", rebuild_float32=lambda: build_model(config), desc=f"train {config.block}/{config.mask_mode}",
-                       progress=progress, verbose=verbose)
+    return harness.fit(model, batches, max(1, n_samples // config.batch_size), loop, validate, samples_per_epoch=n_samples,
+                       metric="val_dice", rebuild_float32=lambda: build_model(config), desc=desc, progress=progress, verbose=verbose)
 
 
 def _mean_dice(pred: np.ndarray, ref: np.ndarray) -> float:

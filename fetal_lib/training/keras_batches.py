@@ -48,7 +48,69 @@ def _stack(samples: list) -> Any:
     return np.stack(samples).astype(np.float32, copy=False)
 
 
-class ShuffledBatches(keras.utils.PyDataset):
+class _EpochOrder(keras.utils.PyDataset):
+    """The order of ``n`` samples per epoch, from (seed, epoch); the loop sets the epoch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, workers: int = 1) -> None:
+        super().__init__(workers=int(workers), use_multiprocessing=False, max_queue_size=4)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if n == 0:
+            raise ValueError("no samples to batch")
+        self.n = int(n)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.order = self._order(0)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch ``epoch``'s order and augmentation draws."""
+        self.epoch = int(epoch)
+        self.order = self._order(self.epoch)
+
+    def on_epoch_end(self) -> None:
+        """Ignored (see :class:`ShuffledBatches`): the loop calls :meth:`set_epoch`."""
+
+    @property
+    def num_batches(self) -> int:
+        return max(1, self.n // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def _chosen(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.num_batches:
+            raise IndexError(f"batch {index} of {self.num_batches}")
+        return self.order[index * self.batch_size:(index + 1) * self.batch_size]
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+
+class SampledBatches(_EpochOrder):
+    """Shuffled batches of samples made on demand: ``make(i, rng) -> (input, target)`` for sample ``i``.
+
+    For training data that is resampled from its source at every draw (chapter 1's second stage
+    samples the skull band of a jittered ellipse from the original image), with the same order and
+    seeding rules as :class:`ShuffledBatches`.
+    """
+
+    def __init__(self, n: int, make: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]], batch_size: int,
+                 seed: int, workers: int = 1) -> None:
+        super().__init__(n, batch_size, seed, workers)
+        self.make = make
+
+    def __getitem__(self, index: int):
+        chosen = self._chosen(index)
+        rng = self._rng(index)
+        pairs = [self.make(int(i), rng) for i in chosen]
+        return _stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]).astype(np.float32, copy=False)
+
+
+class ShuffledBatches(_EpochOrder):
     """One epoch of shuffled batches; :meth:`set_epoch` chooses the epoch (its order and augmentation).
 
     The training loop sets the epoch (:func:`fetal_lib.training.keras.fit` does, before every epoch):
@@ -68,8 +130,8 @@ class ShuffledBatches(keras.utils.PyDataset):
 
     def __init__(self, inputs: Any, targets: np.ndarray, batch_size: int, seed: int, augment: SampleAugment | None = None,
                  weights: np.ndarray | None = None, workers: int = 1) -> None:
-        super().__init__(workers=int(workers), use_multiprocessing=False, max_queue_size=4)
         n = _count(inputs)
+        super().__init__(n, batch_size, seed, workers)
         if isinstance(inputs, Mapping):
             self.inputs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
         else:
@@ -81,44 +143,15 @@ class ShuffledBatches(keras.utils.PyDataset):
             weights = np.asarray(weights, np.float32).reshape(-1)
             if weights.shape[0] != n:
                 raise ValueError(f"{weights.shape[0]} sample weights for {n} images")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if n == 0:
-            raise ValueError("no samples to batch")
         self.weights = weights
-        self.n = n
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
         self.augment = augment
-        self.epoch = 0
-        self.order = self._order(0)
-
-    def _order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use epoch ``epoch``'s order and augmentation draws."""
-        self.epoch = int(epoch)
-        self.order = self._order(self.epoch)
-
-    def on_epoch_end(self) -> None:
-        """Ignored (see the class docstring): the loop calls :meth:`set_epoch`."""
-
-    @property
-    def num_batches(self) -> int:
-        return max(1, self.n // self.batch_size)
-
-    def __len__(self) -> int:
-        return self.num_batches
 
     def __getitem__(self, index: int):
-        if not 0 <= index < self.num_batches:
-            raise IndexError(f"batch {index} of {self.num_batches}")
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        chosen = self._chosen(index)
         x = _take(self.inputs, chosen)
         y = self.targets[chosen]
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = self._rng(index)
             pairs = [self.augment(_sample(x, i), y[i], rng) for i in range(len(chosen))]
             x = _stack([p[0] for p in pairs])
             y = np.stack([p[1] for p in pairs]).astype(np.float32, copy=False)

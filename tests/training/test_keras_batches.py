@@ -103,3 +103,24 @@ def test_the_harness_trains_the_same_model_twice_from_the_same_seed():
     assert e1 == e2 == 2
     for a, b in zip(w1, w2):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_sampled_batches_follow_the_same_order_and_seeding_rules():
+    from fetal_lib.training.keras_batches import SampledBatches, ShuffledBatches
+
+    def make(i, rng):
+        return np.full((2, 2, 1), float(i), np.float32), np.full((2, 2, 1), rng.random(), np.float32)
+
+    batches = SampledBatches(10, make, batch_size=4, seed=7)
+    shuffled = ShuffledBatches(np.arange(10, dtype=np.float32)[:, None], np.zeros((10, 1)), batch_size=4, seed=7)
+    assert len(batches) == 2
+    for epoch in (0, 3):
+        batches.set_epoch(epoch)
+        shuffled.set_epoch(epoch)
+        x, y = batches[1]
+        np.testing.assert_array_equal(x[:, 0, 0, 0], shuffled[1][0][:, 0])  # the same permutation
+        np.testing.assert_array_equal(y, batches[1][1])  # the same draws for (seed, epoch, batch)
+    with pytest.raises(IndexError):
+        batches[2]
+    with pytest.raises(ValueError, match="no samples"):
+        SampledBatches(0, make, 4, 0)

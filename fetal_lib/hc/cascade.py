@@ -1,0 +1,237 @@
+"""Chapter 1's cascade: the first U-Net finds the head, a second U-Net outlines the skull at high resolution.
+
+The first stage (:class:`fetal_lib.hc.measure.HCModel`) segments the whole letterboxed image and
+its fitted ellipse says where the head is. The second stage segments the skull band around that
+ellipse (:mod:`fetal_lib.hc.band`: the image resampled in the ellipse's polar coordinates, a few
+times finer than the first stage's input), and its band probabilities are mapped back to original
+pixels, where the same post-processing fits the final ellipse. ``combine="mean"`` averages the
+mapped-back map with the first stage's instead of replacing it.
+
+The second stage trains on bands around the first stage's own ellipses on the training images,
+each drawn afresh with a random jitter of centre, axes and angle, so that it learns to outline
+the head from the imperfect ellipses it will be given (:func:`train_refiner`).
+
+A model card names the second stage in its ``cascade`` section; :meth:`HCModel.load
+<fetal_lib.hc.measure.HCModel.load>` then returns a :class:`CascadeHCModel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fetal_lib.hc import postprocess
+from fetal_lib.hc.band import BandConfig, band_to_image, jitter, sample_band
+from fetal_lib.hc.measure import HCModel
+
+CASCADE_KEY = "cascade"  # the model card's section naming the second stage
+COMBINES = ("refined", "mean")
+REFINE_LAYER = "bottleneck_relu2"  # Grad-CAM layer of the second stage (as the first stage's)
+
+
+@dataclass(frozen=True)
+class JitterConfig:
+    """Random changes of the first stage's ellipse when a training band is drawn (fractions, degrees)."""
+
+    centre_sd: float = 0.03  # centre moved by N(0, centre_sd * minor semi-axis) per axis
+    scale_sd: float = 0.03  # each semi-axis scaled by N(1, scale_sd)
+    angle_sd_deg: float = 4.0
+
+
+class CascadeHCModel(HCModel):
+    """The first stage and the second: :meth:`probability` is the refined head probability.
+
+    Threshold, checks and size calibration are the cascade's own (chosen on the validation split
+    for the refined map); the first stage keeps its own settings for locating the head.
+    """
+
+    def __init__(self, first: HCModel, refiner, settings: dict | None = None):
+        settings = dict(settings or {})
+        super().__init__(first.model, {
+            "threshold": settings.get("threshold", postprocess.THRESHOLD),
+            "tta": first.tta,
+            "min_agreement": settings.get("min_agreement", first.min_agreement),
+            "min_axis_ratio": settings.get("min_axis_ratio", first.min_axis_ratio),
+            "hc_calibration": settings.get("hc_calibration"),
+        })
+        self.first = first
+        self.refiner = refiner
+        self.band = BandConfig.from_dict(settings.get("band"))
+        self.scales = [float(v) for v in settings.get("scales", [1.0])]
+        if not self.scales or not all(0.5 < v < 1.5 for v in self.scales):
+            raise ValueError(f"scales must be factors near 1, got {self.scales}")
+        self.combine = str(settings.get("combine", "refined"))
+        if self.combine not in COMBINES:
+            raise ValueError(f"combine must be one of {', '.join(COMBINES)}, got {self.combine!r}")
+        expected = (None, *self.band.shape, 1)
+        got = tuple(refiner.input_shape)
+        if tuple(got[1:]) != expected[1:]:
+            raise ValueError(f"the second stage takes inputs of shape {got[1:]}, the band is {expected[1:]}")
+        self._refine = None
+
+    def settings(self) -> dict:
+        """The cascade's inference settings (the card's ``cascade`` section adds the second stage's file)."""
+        return {**super().settings(), "band": self.band.to_dict(), "scales": self.scales, "combine": self.combine}
+
+    def band_probability(self, bands: np.ndarray) -> np.ndarray:
+        """Second-stage head probabilities of (N, rows, cols) band images."""
+        if self._refine is None:
+            from fetal_lib.training.keras_backend import inference_function
+
+            self._refine = inference_function(self.refiner)
+        return self._refine(np.ascontiguousarray(bands[..., None], np.float32))[..., 0]
+
+    def locate(self, image: np.ndarray, first_prob: np.ndarray | None = None) -> tuple[np.ndarray, postprocess.HeadFit | None]:
+        """The first stage's probability map and its fitted head (None when it found none)."""
+        prob = self.first.probability(image) if first_prob is None else first_prob
+        try:
+            return prob, self.first.fit(prob)
+        except postprocess.NoHeadFound:
+            return prob, None
+
+    def probability_and_first(self, image: np.ndarray, first_prob: np.ndarray | None = None) -> tuple[np.ndarray, postprocess.HeadFit | None]:
+        """(the cascade's head probability at the original size, the first stage's head fit).
+
+        Where the first stage finds no head, its own map is returned (the fit then finds none either)."""
+        prob, head = self.locate(image, first_prob)
+        if head is None:
+            return prob, None
+        ellipses = [scaled(head.ellipse, f) for f in self.scales]
+        bands = self.band_probability(np.stack([sample_band(image, e, self.band) for e in ellipses]))
+        refined = np.mean([band_to_image(b, e, self.band, image.shape[:2]) for b, e in zip(bands, ellipses)], axis=0)
+        return (0.5 * (refined + prob) if self.combine == "mean" else refined), head
+
+    def probability(self, image: np.ndarray) -> np.ndarray:
+        return self.probability_and_first(image)[0]
+
+
+def scaled(ellipse, factor: float):
+    """``ellipse`` with both semi-axes times ``factor`` (the same centre and angle)."""
+    from fetal_lib.metrics.biometry import Ellipse
+
+    return Ellipse(ellipse.cx, ellipse.cy, ellipse.a * factor, ellipse.b * factor, ellipse.angle_rad)
+
+
+def probabilities(cascade: CascadeHCModel, records: Sequence, first_probs: Sequence[np.ndarray] | None = None,
+                  progress: bool = False) -> list[np.ndarray]:
+    """The cascade's original-size maps of ``records``, reusing the first stage's maps when given."""
+    from tqdm import tqdm
+
+    from fetal_lib.data.imaging import read_image_gray
+
+    firsts = first_probs if first_probs is not None else [None] * len(records)
+    return [cascade.probability_and_first(read_image_gray(r.image_path), p)[0]
+            for r, p in tqdm(list(zip(records, firsts)), desc="second stage", disable=not progress, leave=False)]
+
+
+@dataclass
+class RefinerData:
+    """What the second stage trains on: images, masks and the first stage's ellipses (training images
+    where the first stage found a head), and fixed validation bands."""
+
+    images: list[np.ndarray]
+    masks: list[np.ndarray]
+    ellipses: list  # fetal_lib.metrics.biometry.Ellipse, one per image
+    x_val: np.ndarray  # (N, rows, cols, 1) bands around the first stage's validation ellipses
+    y_val: np.ndarray  # their target bands (fraction of head)
+    skipped: list[str]  # training files where the first stage found no head (left out)
+
+
+def refiner_data(first: HCModel, train_records: Sequence, val_records: Sequence, band: BandConfig,
+                 val_first_probs: Sequence[np.ndarray] | None = None, progress: bool = False) -> RefinerData:
+    """First-stage ellipses of the training and validation images and the bands the second stage needs."""
+    from tqdm import tqdm
+
+    from fetal_lib.data.hc18 import load_mask
+    from fetal_lib.data.imaging import read_image_gray
+
+    images, masks, ellipses, skipped = [], [], [], []
+    for rec in tqdm(train_records, desc="first stage on training images", disable=not progress, leave=False):
+        image = read_image_gray(rec.image_path)
+        try:
+            head = first.fit(first.probability(image))
+        except postprocess.NoHeadFound:
+            skipped.append(rec.filename)
+            continue
+        images.append(image)
+        masks.append(load_mask(rec))
+        ellipses.append(head.ellipse)
+    x_val, y_val = [], []
+    firsts = val_first_probs if val_first_probs is not None else [None] * len(val_records)
+    for rec, prob in zip(val_records, firsts):
+        image = read_image_gray(rec.image_path)
+        prob = first.probability(image) if prob is None else prob
+        try:
+            head = first.fit(prob)
+        except postprocess.NoHeadFound:
+            continue
+        x_val.append(sample_band(image, head.ellipse, band))
+        y_val.append(sample_band(load_mask(rec), head.ellipse, band))
+    if not images or not x_val:
+        raise ValueError("the first stage found no head in the training or validation images: nothing to train a second stage on")
+    return RefinerData(images, masks, ellipses, np.stack(x_val)[..., None], np.stack(y_val)[..., None], skipped)
+
+
+def refiner_batches(data: RefinerData, band: BandConfig, jitter_config: JitterConfig, batch_size: int, seed: int,
+                    intensity: bool = True, workers: int = 1):
+    """Shuffled batches of bands drawn around jittered first-stage ellipses (intensity-augmented)."""
+    from fetal_lib.hc.augment import AugmentConfig, random_intensity
+    from fetal_lib.training.keras_batches import SampledBatches
+
+    augment = AugmentConfig()
+
+    def make(i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        e = jitter(data.ellipses[i], rng, jitter_config.centre_sd, jitter_config.scale_sd, jitter_config.angle_sd_deg)
+        x = sample_band(data.images[i], e, band)[..., None]
+        y = sample_band(data.masks[i], e, band)[..., None]
+        if intensity:
+            x = random_intensity(x, augment, rng)
+        return x, y
+
+    return SampledBatches(len(data.images), make, batch_size, seed, workers=workers)
+
+
+def train_refiner(config, data: RefinerData, band: BandConfig, jitter_config: JitterConfig, progress: bool = False, verbose: int = 0):
+    """Train the second-stage U-Net (``config``: a :class:`fetal_lib.hc.train.TrainConfig` whose
+    ``input_shape`` is the band's); returns the harness's result (best validation-Dice weights)."""
+    from fetal_lib.hc.train import train_on_batches
+    from fetal_lib.training import keras_backend
+
+    if tuple(config.input_shape) != band.shape:
+        raise ValueError(f"the second stage's input_shape {tuple(config.input_shape)} is not the band's {band.shape}")
+    batches = refiner_batches(data, band, jitter_config, config.batch_size, config.seed, intensity=config.augment,
+                              workers=keras_backend.loader_workers())
+    return train_on_batches(config, batches, len(data.images), data.x_val, data.y_val, progress=progress, verbose=verbose,
+                            desc="train second stage")
+
+
+def card_section(cascade: CascadeHCModel, model_file: str, **extra: Any) -> dict:
+    """The first stage's card section that names the second stage and its inference settings."""
+    return {"model": model_file, "inference": cascade.settings(), **extra}
+
+
+def load(first: HCModel, card_path: Path, section: dict) -> CascadeHCModel:
+    """The cascade a card's ``cascade`` section describes (second-stage file beside the card).
+
+    Raises:
+        FetalInputError: the second stage's file is missing or unreadable, or its settings are not valid.
+    """
+    from fetal_lib.errors import FetalInputError
+    from fetal_lib.model_card import load_keras
+
+    if not isinstance(section, dict) or not section.get("model"):
+        raise FetalInputError(card_path, f"its {CASCADE_KEY!r} section names no second-stage model file")
+    path = card_path.parent / str(section["model"])
+    if not path.is_file():
+        raise FetalInputError(path, "the second-stage model the card names is missing (retrain, or measure with the first stage alone: --first-stage)")
+    try:
+        refiner = load_keras(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input
+        raise FetalInputError(path, f"not a readable Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    try:
+        return CascadeHCModel(first, refiner, section.get("inference", {}))
+    except (TypeError, ValueError) as exc:
+        raise FetalInputError(card_path, f"the cascade's inference settings are not valid ({exc})") from None
