@@ -13,6 +13,8 @@ def soft_dice_per_image(y_true, y_pred, smooth: float = 1.0):
     from keras import ops
 
     axes = (1, 2, 3)
+    y_pred = ops.convert_to_tensor(y_pred)  # NumPy inputs become tensors where Keras computes (a GPU's, not the host's)
+    y_true = ops.cast(y_true, y_pred.dtype)
     inter = ops.sum(y_true * y_pred, axis=axes)
     total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
     return (2.0 * inter + smooth) / (total + smooth)
@@ -43,6 +45,7 @@ def bce_per_image(y_true, y_pred):
     """Binary cross-entropy of each image, averaged over its pixels (``(batch,)``)."""
     from keras import ops
 
+    y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(y_true, y_pred.dtype)
     return ops.mean(binary_crossentropy(y_true, y_pred), axis=(1, 2, 3))
 
@@ -51,6 +54,7 @@ def bce_dice_per_image(y_true, y_pred):
     """BCE + (1 - soft Dice) of each image (``(batch,)``)."""
     from keras import ops
 
+    y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(y_true, y_pred.dtype)
     return bce_per_image(y_true, y_pred) + (1.0 - soft_dice_per_image(y_true, y_pred))
 

@@ -23,7 +23,7 @@ def test_keras_weights_the_per_image_loss_by_the_sample_weights() -> None:
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")])
     model.compile(loss=get_loss("bce_dice"))
     pred = model.predict(x, verbose=0)
-    per_image = np.asarray(bce_dice_per_image(y, pred))
+    per_image = keras.ops.convert_to_numpy(bce_dice_per_image(y, pred))  # a tensor where Keras computes (a GPU: not np.asarray)
     ds = training_batches(x, y, 4, seed=0, augment=False, weights=w)
     xb, yb, wb = ds[0]
     order = [int(np.argmin(np.abs(x - xi).sum(axis=(1, 2, 3)))) for xi in xb]

@@ -78,4 +78,8 @@ def test_imagenet_weights_on_a_grey_image_equal_vgg16_on_the_image_in_three_chan
     ref_probe = keras.Model(reference.inputs, reference.get_layer("block1_conv1").output)
     # the reference gets the grey image in three channels, each centred by the one mean the model uses
     centred = np.repeat(grey * 255.0 - va.IMAGENET_MEAN, 3, axis=-1)
-    np.testing.assert_allclose(probe.predict(grey, verbose=0), ref_probe.predict(centred, verbose=0), rtol=1e-4, atol=1e-3)
+    # on a CUDA GPU torch convolves in TF32 (10-bit mantissa) by default: outputs near 30 then differ by ~0.03
+    from fetal_lib.training import keras_backend
+
+    rtol, atol = (2e-3, 0.1) if keras_backend.gpu() else (1e-4, 1e-3)
+    np.testing.assert_allclose(probe.predict(grey, verbose=0), ref_probe.predict(centred, verbose=0), rtol=rtol, atol=atol)
