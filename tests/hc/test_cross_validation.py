@@ -56,6 +56,10 @@ def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom
     n_chapter_test = sum(r["in_chapter_test"] == "True" for r in rows)
     assert n_chapter_test == len(data.parts["test"]) == report["summary"]["chapter_test_images"]["n_images"]
     assert "fold 0:" in err and "fold 1:" in err
+    # the smoke profile's cascade: every fold trains a second stage and says what it deployed, beside the first stage's error
+    assert {r["deployed"] for r in rows} <= {"first stage alone", "cascade (refined)", "cascade (mean)"}
+    assert all(float(r["hc_first_stage_abs_diff_mm"]) >= 0 for r in rows if r["hc_first_stage_abs_diff_mm"])
+    assert all("first stage |diff| mean (mm)" in fold and fold["deployed"] for fold in report["folds"])
 
 
 def test_cv_command_rejects_one_fold(capsys):
