@@ -23,6 +23,7 @@ TASKS = {
     "planes": "Standard plane (abdomen, brain, femur, thorax)",
     "brain_planes": "Brain plane (trans-cerebellum, trans-thalamic, trans-ventricular)",
     "anomaly": "Brain plane: normal or abnormal",
+    "anomaly_type": "Brain anomaly type (normal, or which anomaly)",
 }
 
 

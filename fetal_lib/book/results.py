@@ -192,8 +192,9 @@ class ChapterRun:
 
             display(Image(filename=str(target)))
 
-    def table(self, df: Any, name: str, show: bool = True, index: bool = False) -> None:
-        """Save a pandas DataFrame as ``tables/<name>.csv`` (atomic) and show it."""
+    def table(self, df: Any, name: str, show: bool = True, index: bool = False, collapsed: str | None = None) -> None:
+        """Save a pandas DataFrame as ``tables/<name>.csv`` (atomic) and show it (``collapsed``: in a closed
+        box whose one line reads this, opened by the reader)."""
         target = self.results_dir / "tables" / f"{name}.csv"
         with atomic_path(target) as tmp:
             df.to_csv(tmp, index=index)
@@ -201,9 +202,11 @@ class ChapterRun:
         if show:
             from IPython.display import display
 
+            from fetal_lib.book.tables import collapsed as boxed
             from fetal_lib.book.tables import styled
 
-            display(styled(df, index))  # rounded per column for the page; the CSV keeps every digit
+            # rounded per column for the page; the CSV keeps every digit
+            display(boxed(df, collapsed, index) if collapsed else styled(df, index))
 
     # ------------------------------------------------------------------ finish
     def provenance(self) -> dict[str, Any]:

@@ -28,6 +28,20 @@ def column_decimals(values: Any, significant: int = SIGNIFICANT) -> int:
     return int(min(MAX_DECIMALS, max(0, significant - 1 - math.floor(math.log10(finite.max())))))
 
 
+def collapsed(df: Any, summary: str, index: bool = False) -> Any:
+    """``df`` rounded as :func:`styled`, inside a closed ``<details>`` box whose line reads ``summary``
+    (for long tables a reader opens when wanted: the page shows one line per table until then)."""
+    from html import escape
+
+    from IPython.display import HTML
+
+    text = df.copy()
+    for col in text.columns:
+        if text[col].dtype.kind not in "biufcmM":  # text (object or string dtype)
+            text[col] = text[col].map(lambda v: escape(v) if isinstance(v, str) else v)
+    return HTML(f"<details><summary>{escape(summary)}</summary>\n{styled(text, index).to_html()}\n</details>")
+
+
 def styled(df: Any, index: bool = False) -> Any:
     """A pandas Styler of ``df`` with each float column rounded by :func:`column_decimals`."""
     formats = {col: f"{{:,.{column_decimals(df[col])}f}}" for col in df.columns if df[col].dtype.kind == "f"}

@@ -3,6 +3,10 @@
     fetal us classify IMAGE... [--task T] [--model PATH] [--format csv|json] [-o FILE]
     fetal us train [--task T] [--profile cpu] [--data-dir DIR] [--data-source real] [--arch NAME]
                    [--seed N] [--set KEY=VALUE ...] [--model PATH]
+    fetal us cv --task T [--folds 5] [--archs A,B] [--profile cpu] [--data-dir DIR] [--set KEY=VALUE ...]
+
+``cv`` cross-validates the chapter's architectures on a task's training side (grouped folds; the
+test split untouched) and writes ``build/results/us_cv/<task>/``, whose choice chapter 3 deploys.
 
 ``classify`` prints one row per image: ``filename,predicted,confidence,p_<class>...`` (the
 probabilities are calibrated: softmax of the logits over the model's temperature). A bad image
@@ -73,6 +77,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="override a us_classification knob of the profile, e.g. --set epochs=5 (repeatable)")
     t.add_argument("--model", type=Path, default=None, metavar="PATH", help="where to save (default: build/models/us_<task>.keras)")
     t.set_defaults(func=handle_train)
+
+    v = sub.add_parser("cv", help="grouped K-fold CV of the chapter's models on a task's training side (chooses the deployed one)",
+                       description="Cross-validate each architecture on the training side of a task's grouped split (the "
+                       "chapter's train and validation parts; its test split untouched), every image scored once out of fold, "
+                       "and write build/results/us_cv/<task>/ (metrics.json with the CV choice, tables), which chapter 3 reads "
+                       "to choose the deployed model. Prints the summary table.")
+    v.add_argument("--task", choices=TASKS, required=True, help="the task")
+    v.add_argument("--folds", type=int, default=5, metavar="K", help="grouped folds (default 5)")
+    v.add_argument("--archs", default=None, metavar="A,B", help="networks to compare (default: the profile's archs)")
+    add_profile(v, "knobs from profiles/<name>.yaml us_classification: (default cpu)")
+    add_data_dir(v)
+    add_data_source(v, "the task's data set")
+    v.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, the folds and the training (default 0, as the chapter)")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="override a us_classification knob of the profile (repeatable)")
+    v.add_argument("--results-dir", type=Path, default=None, metavar="DIR", help="where to write (default build/results/us_cv/<task>)")
+    v.set_defaults(func=handle_cv)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -222,4 +243,64 @@ def handle_train(args: argparse.Namespace) -> int:
                       "temperature": classifier.temperature, "validation": validation, "test": test,
                       "training": {k_: training[k_] for k_ in ("epochs_run", "best_epoch", "seconds", "train_images_per_s")}},
                      indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- cv
+
+
+def handle_cv(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from fetal_lib.bench import profile_overrides
+    from fetal_lib.book.results import ChapterRun, data_status
+    from fetal_lib.paths import build_dir
+    from fetal_lib.training.keras import configure
+    from fetal_lib.us import cross_validation as cv
+    from fetal_lib.us import pipeline
+    from fetal_lib.us.arrays import load_arrays
+    from fetal_lib.us.tasks import load_task
+
+    overrides = profile_overrides(CHAPTER, args.settings)
+    if overrides is None:
+        return 2
+    if args.folds < 2:
+        print(f"fetal: error: --folds: needs at least 2 folds, got {args.folds}", file=sys.stderr)
+        return 2
+    settings = pipeline.profile_settings(args.profile, overrides)
+    archs = pipeline.split_names(args.archs or settings["archs"])
+    unknown = [a for a in archs if a not in classifier_archs()]
+    if unknown or not archs:
+        print(f"fetal: error: --archs: unknown network(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(classifier_archs())}",
+              file=sys.stderr)
+        return 2
+    configure(threads=2, seed=args.seed)
+    data = load_task(args.task, args.data_dir, args.data_source, args.seed)
+    print(data.source.describe(), file=sys.stderr)
+    size = (int(settings["input_rows"]), int(settings["input_cols"]))
+    arrays = load_arrays(data.items, size, build_dir() / "cache" / "us", progress=sys.stderr.isatty())
+    out_dir = args.results_dir or cv.results_dir(args.task)
+    run = ChapterRun(f"us_cv_{args.task}", args.profile, args.data_dir or "", out_dir, args.seed, data_status([data.source]),
+                     parameters={**settings, "task": args.task, "folds": args.folds, "archs": ",".join(archs)},
+                     compute={"precision": pipeline.precision_choice(settings).to_dict()})
+
+    def report(row: dict) -> None:
+        print(f"fold {row['fold']} {row['arch']}: balanced accuracy {row['balanced accuracy']:.3f} on {row['images']} held-out images "
+              f"(epoch {row['epoch kept']} of {row['epochs run']})", file=sys.stderr)
+
+    try:
+        result = cv.cross_validate(data, arrays, settings, archs, args.folds, args.seed, on_fold=report)
+    except ValueError as exc:
+        print(f"fetal: error: {exc}", file=sys.stderr)
+        return 2
+    summary = cv.cv_summary(result, seed=args.seed)
+    table = cv.summary_table(summary)
+    run.table(result.per_image, "per_image", show=False)
+    run.table(result.folds, "folds", show=False)
+    run.table(table, "summary", show=False)
+    headline = {f"{a}_balanced_accuracy": s["balanced_accuracy"] for a, s in summary["archs"].items()}
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the table only
+        run.finish({**headline, **summary, "folds_table": result.folds.to_dict("records"), "summary_table": table.to_dict("records")},
+                   headline=list(headline))
+    sys.stdout.write(table.to_csv(index=False, lineterminator="\n"))
     return 0

@@ -58,11 +58,11 @@ def check_deployable(runs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def deployment_rows(chosen: Mapping[str, str], runs: Mapping[tuple[str, str], Any]) -> list[dict[str, Any]]:
-    """The chapter's deployment table: per task, the validation-chosen network, its validation
-    balanced accuracy, the floor and whether it clears it."""
+    """The chapter's deployment table: per task, the chosen network, its validation balanced accuracy,
+    the floor and whether it clears it."""
     rows = []
     for task, arch in chosen.items():
         floor, value = floor_status(runs[(task, arch)])
-        rows.append({"task": task, "model (chosen on validation)": arch, "validation balanced accuracy": value,
+        rows.append({"task": task, "deployed model": arch, "validation balanced accuracy": value,
                      "floor": floor.describe(), "clears the floor": floor.holds(value)})
     return rows

@@ -80,7 +80,8 @@ def save_us_models(folder: Path) -> dict[str, Path]:
     from fetal_lib.us.classifier import UsClassifier
     from fetal_lib.us.tasks import BRAIN_PLANE_CLASSES, PLANE_CLASSES
 
-    classes = {"planes": PLANE_CLASSES, "brain_planes": BRAIN_PLANE_CLASSES, "anomaly": ["normal", "abnormal"]}
+    classes = {"planes": PLANE_CLASSES, "brain_planes": BRAIN_PLANE_CLASSES, "anomaly": ["normal", "abnormal"],
+               "anomaly_type": ["normal", "arachnoid-cyst", "encephalocele", "other"]}
     out = {}
     for task, names in classes.items():
         clf = UsClassifier(brightness_model((48, 64), len(names)), task, names, (48, 64), temperature=2.0)

@@ -51,7 +51,7 @@ def test_the_answer_is_fetal_us_classify_s(slot, models_dir, planes_image, capsy
 
 
 def test_every_task_has_its_model(slots) -> None:
-    assert {s.key: len(s.model.classes) for s in slots["us"]} == {"planes": 4, "brain_planes": 3, "anomaly": 2}
+    assert {s.key: len(s.model.classes) for s in slots["us"]} == {"planes": 4, "brain_planes": 3, "anomaly": 2, "anomaly_type": 4}
 
 
 def test_gradcam_layer() -> None:

@@ -28,3 +28,14 @@ def test_styled_rounds_each_float_column_and_keeps_the_rest() -> None:
     assert "174.000000" not in html and "0.975534" not in html
     assert ">0<" not in html  # index hidden
     assert ">0<" in styled(df, index=True).to_html()
+
+
+def test_collapsed_puts_the_rounded_table_in_a_closed_box_with_its_line() -> None:
+    import pandas as pd
+
+    from fetal_lib.book.tables import collapsed
+
+    html = collapsed(pd.DataFrame({"class": ["a<b", "c"], "F1": [0.812345, 0.5]}), "Per-class F1 <planes>").data
+    assert html.startswith("<details><summary>Per-class F1 &lt;planes&gt;</summary>") and html.rstrip().endswith("</details>")
+    assert "<details open" not in html and "0.8123" in html and "0.812345" not in html
+    assert "a&lt;b" in html  # text cells are escaped

@@ -1,0 +1,200 @@
+"""Grouped K-fold cross-validation of chapter 3's models on the training side of a task's split.
+
+One validation split of a few dozen images decides by noise which model is deployed (issue 38:
+the brain-planes choice flipped between machines). Cross-validation scores every training-side
+image once, out of fold, so the choice rests on all of them. The chapter's test split is never
+touched: the folds cover its training and validation parts only, grouped (a patient or a source
+image is never on two sides) and stratified by class. In fold ``k`` the groups of fold ``k`` are
+held out; the remaining ones are split into training and validation in the chapter's proportions
+(70 : 15), the validation part choosing the checkpoint and the temperature; each architecture
+trains exactly as in the chapter (:func:`fetal_lib.us.pipeline.run_model`).
+
+The architecture with the highest pooled out-of-fold balanced accuracy is the CV choice
+(:func:`cv_summary`); chapter 3 deploys it for the task when the CV ran with the chapter's recipe,
+and says so (``fetal us cv`` writes ``build/results/us_cv/<task>/``, which the chapter reads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+# Settings that change what a fold trains: a CV whose values differ is not the chapter's recipe.
+RECIPE_KEYS = ("arch_options", "input_rows", "input_cols", "epochs", "batch_size", "learning_rate", "augment", "tta",
+               "class_weight", "checkpoint", "xception_weights")
+
+
+def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Per fold, ``{"train", "val", "test"}`` indices into ``data.items`` drawn from its training side
+    (its ``train`` and ``val`` parts); ``test`` is the fold's held-out groups.
+
+    Raises:
+        ValueError: fewer training-side groups than the folds and their inner splits need.
+    """
+    from fetal_lib.data.splits import check_disjoint, grouped_kfold, grouped_split
+
+    side = np.sort(np.concatenate([data.parts["train"], data.parts["val"]]))
+    groups = [data.items[i].group for i in side]
+    labels = [data.items[i].label for i in side]
+    if len(set(groups)) < 2 * folds:
+        raise ValueError(f"{data.task}: {len(set(groups))} training-side groups are too few for {folds} folds")
+    out = []
+    for k, (rest, held) in enumerate(grouped_kfold(groups, folds, seed=seed, stratify=labels)):
+        inner = grouped_split([groups[i] for i in rest], (70 / 85, 15 / 85), seed=seed + 1 + k, stratify=[labels[i] for i in rest])
+        parts = {"train": side[rest[inner["train"]]], "val": side[rest[inner["test"]]], "test": side[held]}
+        check_disjoint([it.group for it in data.items], parts)
+        out.append(parts)
+    return out
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions of every architecture, and one row per (fold, architecture)."""
+
+    per_image: Any  # DataFrame: fold, arch, file, group, label, predicted, confidence
+    folds: Any  # DataFrame: fold, arch, images, balanced accuracy, accuracy, epoch kept
+    task: str
+    classes: list[str]
+    settings: dict
+
+
+def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str], folds: int = 5, seed: int = 0,
+                   on_fold: Callable[[dict], None] | None = None) -> CVResult:
+    """Train and score each of ``archs`` in ``folds`` grouped folds of ``data``'s training side.
+
+    Args:
+        data: the task (:func:`fetal_lib.us.tasks.load_task`).
+        arrays: (N, rows, cols, 1) images of every item of ``data``, in ``data.items``' order.
+        settings: the chapter's knobs (``fetal_lib.us.pipeline.profile_settings``).
+        on_fold: called with each (fold, architecture) row as soon as it is done.
+    """
+    import pandas as pd
+
+    from fetal_lib.metrics.classification import classification_report
+    from fetal_lib.us.pipeline import run_model
+
+    labels = list(range(len(data.classes)))
+    rows, per_image = [], []
+    for k, parts in enumerate(cv_parts(data, folds, seed)):
+        fold_data = dataclasses.replace(data, parts=parts)
+        fold_arrays = {name: arrays[idx] for name, idx in parts.items()}
+        for arch in archs:
+            run = run_model(fold_data, fold_arrays, settings, arch, seed)
+            prob = run.probabilities(True, "test")
+            predicted = prob.argmax(axis=1)
+            report = classification_report(run.y_test, predicted, None, labels)
+            row = {"fold": k, "arch": arch, "images": int(len(predicted)), "balanced accuracy": float(report["balanced_accuracy"]),
+                   "accuracy": float(report["accuracy"]), "epoch kept": int(run.fit.best_epoch), "epochs run": int(run.fit.epochs_run)}
+            rows.append(row)
+            per_image.append(pd.DataFrame({
+                "fold": k, "arch": arch, "file": run.files_test, "group": run.groups_test,
+                "label": [data.classes[i] for i in run.y_test], "predicted": [data.classes[i] for i in predicted],
+                "confidence": prob.max(axis=1),
+            }))
+            if on_fold is not None:
+                on_fold(row)
+    return CVResult(pd.concat(per_image, ignore_index=True), pd.DataFrame(rows), data.task, list(data.classes), dict(settings))
+
+
+def cv_summary(result: CVResult, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Per architecture: pooled out-of-fold accuracy and balanced accuracy (balanced: with a 95 %
+    bootstrap CI resampling groups), the spread of the fold figures; and the CV choice (the highest
+    pooled balanced accuracy)."""
+    from fetal_lib.metrics.classification import classification_report
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    index = {c: i for i, c in enumerate(result.classes)}
+    labels = list(range(len(result.classes)))
+    out: dict[str, Any] = {"task": result.task, "folds": int(result.folds["fold"].nunique()), "classes": result.classes, "archs": {}}
+    for arch, df in result.per_image.groupby("arch", sort=False):
+        y = df["label"].map(index).to_numpy(int)
+        p = df["predicted"].map(index).to_numpy(int)
+        report = classification_report(y, p, None, labels)
+
+        def balanced(yy, pp):
+            return float(classification_report(yy, pp, None, labels)["balanced_accuracy"])
+
+        groups = df["group"].astype(str).to_numpy()
+        ci = bootstrap_ci(balanced, y, p, n_boot=n_boot, seed=seed, groups=groups)
+        fold_values = result.folds.loc[result.folds["arch"] == arch, "balanced accuracy"].to_numpy(float)
+        out["archs"][str(arch)] = {
+            "images": int(len(df)), "accuracy": float(report["accuracy"]), "balanced_accuracy": float(report["balanced_accuracy"]),
+            "balanced_accuracy_ci95": [float(ci.low), float(ci.high)],
+            "fold_balanced_accuracy": {"mean": float(fold_values.mean()), "sd": float(fold_values.std(ddof=1)) if len(fold_values) > 1 else 0.0,
+                                       "min": float(fold_values.min()), "max": float(fold_values.max())},
+        }
+    out["chosen"] = max(out["archs"], key=lambda a: out["archs"][a]["balanced_accuracy"])
+    return out
+
+
+def summary_table(summary: dict[str, Any]):
+    """One row per architecture of :func:`cv_summary` (the chosen one marked)."""
+    import pandas as pd
+
+    rows = []
+    for arch, s in summary["archs"].items():
+        f = s["fold_balanced_accuracy"]
+        rows.append({"task": summary["task"], "model": arch, "out-of-fold images": s["images"], "accuracy": s["accuracy"],
+                     "balanced accuracy": s["balanced_accuracy"], "95% CI": f"{s['balanced_accuracy_ci95'][0]:.3f}-{s['balanced_accuracy_ci95'][1]:.3f}",
+                     "fold mean +- SD": f"{f['mean']:.3f} +- {f['sd']:.3f}", "fold range": f"{f['min']:.3f}-{f['max']:.3f}",
+                     "CV choice": arch == summary["chosen"]})
+    return pd.DataFrame(rows)
+
+
+def results_dir(task: str, root: str | Path | None = None) -> Path:
+    """``<build>/results/us_cv/<task>`` (``root``: the results folder instead of the build's)."""
+    from fetal_lib.paths import build_dir
+
+    return Path(root) / "us_cv" / task if root is not None else build_dir() / "results" / "us_cv" / task
+
+
+def read(task: str, results_root: str | Path) -> dict | None:
+    """The ``metrics.json`` ``fetal us cv`` wrote for ``task`` under ``results_root``, or None."""
+    import json
+
+    path = results_dir(task, results_root) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+
+
+def recipe_differences(doc: dict, settings: dict, profile: str) -> list[str]:
+    """How the CV's recipe differs from ``settings`` (empty: the same recipe), in words."""
+    prov = doc.get("provenance", {})
+    params = prov.get("parameters", {})
+    diffs = [f"profile {prov.get('profile')!r} (this run: {profile!r})"] if prov.get("profile") != profile else []
+    for key in RECIPE_KEYS:
+        if key in params and params[key] != settings.get(key):
+            diffs.append(f"{key} {params[key]!r} (this run: {settings.get(key)!r})")
+    return diffs
+
+
+def choose(task: str, validation_choice: str, archs: Sequence[str], doc: dict | None, settings: dict, profile: str,
+           training_side_images: int, on_phantom: bool) -> tuple[str, str]:
+    """The model chapter 3 deploys for ``task`` and why: the CV choice of ``doc`` (``fetal us cv``'s
+    metrics) when that CV ran with this recipe, on the same data (as many out-of-fold images as the
+    task's training side, real or phantom alike) and among ``archs``; else the validation choice."""
+    if doc is None:
+        return validation_choice, "validation split (no `fetal us cv` result for this task)"
+    metrics, prov = doc.get("metrics", {}), doc.get("provenance", {})
+    diffs = recipe_differences(doc, settings, profile)
+    chosen = metrics.get("chosen")
+    images = {s.get("images") for s in (metrics.get("archs") or {}).values()}
+    if bool(prov.get("on_phantom")) != bool(on_phantom):
+        why = "it ran on " + ("a phantom" if prov.get("on_phantom") else "real data")
+    elif diffs:
+        why = "another recipe: " + "; ".join(diffs)
+    elif images != {training_side_images}:
+        why = f"other data ({', '.join(str(i) for i in sorted(images, key=str))} out-of-fold images; this training side {training_side_images})"
+    elif chosen not in archs:
+        why = f"its choice {chosen!r} is not among this run's models"
+    else:
+        return str(chosen), f"{metrics.get('folds')}-fold CV of the training side (`fetal us cv`, {prov.get('started_utc', '?')})"
+    return validation_choice, f"validation split (the `fetal us cv` result is not usable: {why})"

@@ -1,0 +1,113 @@
+"""Grouped K-fold CV of chapter 3's models on a task's training side (fetal_lib.us.cross_validation)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score
+
+from fetal_lib.us import cross_validation as cv
+from fetal_lib.us import tasks as us_tasks
+
+
+@pytest.fixture(scope="module")
+def brain_planes(phantom_root):
+    root = phantom_root(us_tasks.DATASET_OF["brain_planes"])
+    return us_tasks.load_task("brain_planes", root.parent, "phantom", 0)
+
+
+def test_every_training_side_image_is_held_out_once_and_the_test_split_never(brain_planes):
+    folds = cv.cv_parts(brain_planes, folds=2, seed=0)
+    side = set(brain_planes.parts["train"]) | set(brain_planes.parts["val"])
+    held = np.concatenate([f["test"] for f in folds])
+    assert sorted(held) == sorted(side) and not set(held) & set(brain_planes.parts["test"])
+    for f in folds:
+        assert not set(np.concatenate(list(f.values()))) & set(brain_planes.parts["test"])
+        groups = {name: {brain_planes.items[i].group for i in idx} for name, idx in f.items()}
+        assert not groups["train"] & groups["val"] and not groups["train"] & groups["test"] and not groups["val"] & groups["test"]
+
+
+def test_too_few_groups_for_the_folds_is_an_error(brain_planes):
+    with pytest.raises(ValueError, match="too few"):
+        cv.cv_parts(brain_planes, folds=50, seed=0)
+
+
+def _result(rng):
+    classes = ["a", "b", "c"]
+    rows, folds = [], []
+    for arch, skill in (("weak", 0.4), ("strong", 0.8)):
+        for fold in range(3):
+            y = rng.integers(0, 3, 40)
+            p = np.where(rng.random(40) < skill, y, rng.integers(0, 3, 40))
+            rows.append(pd.DataFrame({"fold": fold, "arch": arch, "file": [f"{arch}{fold}_{i}.png" for i in range(40)],
+                                      "group": [f"g{fold}_{i // 2}" for i in range(40)], "label": [classes[i] for i in y],
+                                      "predicted": [classes[i] for i in p], "confidence": 0.9}))
+            folds.append({"fold": fold, "arch": arch, "balanced accuracy": balanced_accuracy_score(y, p)})
+    return cv.CVResult(pd.concat(rows, ignore_index=True), pd.DataFrame(folds), "t", classes, {})
+
+
+def test_the_summary_pools_out_of_fold_predictions_and_chooses_the_best():
+    result = _result(np.random.default_rng(0))
+    summary = cv.cv_summary(result, n_boot=200)
+    for arch, s in summary["archs"].items():
+        df = result.per_image[result.per_image["arch"] == arch]
+        assert s["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(df["label"], df["predicted"]))
+        assert s["balanced_accuracy_ci95"][0] <= s["balanced_accuracy"] <= s["balanced_accuracy_ci95"][1]
+        assert s["images"] == 120
+    assert summary["chosen"] == "strong"
+    table = cv.summary_table(summary)
+    assert table.loc[table["CV choice"], "model"].tolist() == ["strong"]
+
+
+def _doc(**changes):
+    doc = {"metrics": {"chosen": "xception", "folds": 5, "archs": {"plain_cnn": {"images": 300}, "xception": {"images": 300}}},
+           "provenance": {"profile": "cpu", "on_phantom": False, "parameters": {"epochs": 20}, "started_utc": "2026-11-27T06:00:00"}}
+    for key, value in changes.items():
+        section, field = key.split("__")
+        doc[section][field] = value
+    return doc
+
+
+@pytest.mark.parametrize("doc, expected, why", [
+    (None, "plain_cnn", "no `fetal us cv` result"),
+    (_doc(), "xception", "5-fold CV"),
+    (_doc(provenance__parameters={"epochs": 10}), "plain_cnn", "another recipe: epochs 10"),
+    (_doc(provenance__on_phantom=True), "plain_cnn", "a phantom"),
+    (_doc(metrics__archs={"xception": {"images": 280}}), "plain_cnn", "other data"),
+    (_doc(metrics__chosen="resnet"), "plain_cnn", "not among"),
+])
+def test_the_cv_choice_is_used_only_for_this_recipe_and_data(doc, expected, why):
+    arch, how = cv.choose("brain_planes", "plain_cnn", ["plain_cnn", "xception"], doc, {"epochs": 20}, "cpu", 300, False)
+    assert arch == expected and why in how
+
+
+def test_the_written_cv_is_read_back(tmp_path):
+    folder = cv.results_dir("anomaly", tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(_doc()))
+    assert cv.read("anomaly", tmp_path)["metrics"]["chosen"] == "xception"
+    assert cv.read("planes", tmp_path) is None
+
+
+@pytest.mark.slow
+@pytest.mark.keras_backends
+def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tmp_path, capsys):
+    pytest.importorskip("keras")
+    from fetal_lib.cli import main
+
+    root = phantom_root(us_tasks.DATASET_OF["brain_planes"])
+    code = main(["us", "cv", "--task", "brain_planes", "--profile", "smoke", "--data-dir", str(root.parent), "--data-source", "phantom",
+                 "--folds", "2", "--archs", "plain_cnn,separable_cnn", "--set", "epochs=1", "--results-dir", str(tmp_path / "us_cv" / "brain_planes")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("task,model,out-of-fold images")
+    doc = cv.read("brain_planes", tmp_path)
+    data = us_tasks.load_task("brain_planes", root.parent, "phantom", 0)
+    side = len(data.parts["train"]) + len(data.parts["val"])
+    assert doc["metrics"]["chosen"] in ("plain_cnn", "separable_cnn") and doc["provenance"]["on_phantom"]
+    assert {s["images"] for s in doc["metrics"]["archs"].values()} == {side}
+    assert "fold 1 separable_cnn" in err
+    assert main(["us", "cv", "--task", "brain_planes", "--folds", "1"]) == 2
