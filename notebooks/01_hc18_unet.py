@@ -192,10 +192,11 @@ run.table(trained.threshold_table, "threshold_validation")
 # pixel spans 4 to 6 original pixels, up to about 1 mm, and the ellipse is fitted on its
 # upsampled map. The standard remedy is a cascade: the first stage finds the head, a second
 # network looks again at higher resolution where the outline is. Here the second look is the
-# **skull band**: the image resampled in the first ellipse's own polar coordinates, from 0.7 to
-# 1.3 times its radius (`fetal_lib.hc.band`), so that the outline runs across the band whatever
-# the head's size and every band pixel is spent near it (one radial sample spans about 1.2
-# original pixels for a median head, 4 times finer than the first stage). A box crop at that
+# **skull band**: the image resampled in the first ellipse's own polar coordinates, within
+# `second_band_half_width` of its radius on either side (`fetal_lib.hc.band`), so that the outline
+# runs across the band whatever the head's size and every band pixel is spent near it (the
+# `cpu` profile's band resolves the skull about four times finer than the first stage's
+# input, as the line under the next cell says in original pixels). A box crop at that
 # resolution would need several times the first stage's pixels; the band needs fewer, which
 # keeps the chapter within its time on two CPU cores. The second U-Net's band probabilities are
 # mapped back to original pixels, where the same post-processing fits the final ellipse.
@@ -211,7 +212,9 @@ run.table(trained.threshold_table, "threshold_validation")
 stage = None
 if second_stage:
     stage = second.train_second_stage(data, trained, settings, seed, data.source.is_phantom)
-    print(second.timing_line(stage))
+    found_val = trained.val_results[trained.val_results["found"]]
+    median_a = float(np.median(found_val["a"])) if len(found_val) and "a" in found_val else None  # validation heads' major semi-axis (px)
+    print(second.timing_line(stage, median_a))
     if stage.skipped:
         print(f"{len(stage.skipped)} training images left out (the first stage found no head): {', '.join(stage.skipped[:10])}")
     run.table(stage.choice_table, "second_stage_validation")

@@ -30,8 +30,8 @@
 # image: the standard planes of FETAL_PLANES_DB {cite}`burgosartizzu2020planes` (brain, thorax,
 # abdomen, femur), the brain sub-planes, and the anomaly set: normal vs abnormal, and the
 # source's own task, the **anomaly type** (normal or which anomaly, from the file names; types with
-# fewer than 8 source images merged into "other", said under the split table). The source's
-# 16-class Roboflow export ("Fetal Brain Abnormalities Ultrasound", a folder per class) cannot be
+# too few source images merged into "other", said under the split table). The source's Roboflow
+# export of 16 classes ("Fetal Brain Abnormalities Ultrasound", a folder per class) cannot be
 # obtained here (nothing is downloaded, and it is not in the shared data): a user who has it puts it
 # under `<data root>/fetal_brain_anomaly_16class/` and runs the chapter with `--set
 # tasks=anomaly16` (or adds `anomaly16` to `tasks`); without it the task is an error, never a phantom. The same three architectures, trained the same way through the
@@ -234,8 +234,8 @@ else:
 # The chosen model (as trained in this chapter, on the training part) is saved as
 # `build/models/us_<task>.keras` with its card (classes, temperature, test figures);
 # `fetal us classify IMAGE --task TASK` uses it. Before anything is saved, every chosen model must
-# clear a sanity floor on validation, as with `fetal us train`: a balanced accuracy at least 0.1
-# above chance (1/K for K classes). If one does not, the chapter stops with an error and no model is
+# clear a sanity floor on validation, as with `fetal us train`: a balanced accuracy at least
+# 0.1 above chance (1/K for K classes). If one does not, the chapter stops with an error and no model is
 # saved, so the previously deployed ones stay in place. Models trained on a phantom are not saved.
 
 # %%

@@ -151,11 +151,15 @@ def card_section(stage: SecondStage, model_file: str, settings: dict[str, Any]) 
     }, choice={"on": "validation split", "table": stage.choice_table.to_dict("records")})
 
 
-def timing_line(stage: SecondStage) -> str:
+def timing_line(stage: SecondStage, typical_a_px: float | None = None) -> str:
+    """One line: the second stage's training, its band (and, given a typical major semi-axis in
+    original pixels, how many original pixels one radial band sample spans), and what was deployed."""
     r = stage.result
+    b = stage.band
+    step = f", one radial sample = {2 * b.half_width * typical_a_px / b.rows:.2f} original pixels for a semi-axis of {typical_a_px:.0f}" \
+        if typical_a_px else ""
     return (f"second stage: {r.epochs_run} epochs (best {r.best_epoch}), {r.seconds:.0f} s, {r.train_images_per_s:.1f} bands/s; "
-            f"band {stage.band.rows}x{stage.band.cols + 2 * stage.band.pad} (rho {1 - stage.band.half_width:g}-{1 + stage.band.half_width:g}); "
-            f"deployed: {stage.chosen}")
+            f"band {b.rows}x{b.cols + 2 * b.pad} (rho {1 - b.half_width:g}-{1 + b.half_width:g}{step}); deployed: {stage.chosen}")
 
 
 REFINER_FILE = "hc18_refine.keras"  # the second stage, beside the first stage's file
