@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -206,11 +206,6 @@ def train_refiner(config, data: RefinerData, band: BandConfig, jitter_config: Ji
                               workers=keras_backend.loader_workers())
     return train_on_batches(config, batches, len(data.images), data.x_val, data.y_val, progress=progress, verbose=verbose,
                             desc="train second stage")
-
-
-def card_section(cascade: CascadeHCModel, model_file: str, **extra: Any) -> dict:
-    """The first stage's card section that names the second stage and its inference settings."""
-    return {"model": model_file, "inference": cascade.settings(), **extra}
 
 
 def load(first: HCModel, card_path: Path, section: dict) -> CascadeHCModel:

@@ -359,6 +359,14 @@ def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequen
     return TrainedHC(model, result, config, table, val_df)
 
 
+def floor_scores(val_df) -> dict[str, float]:
+    """The scores :data:`FLOORS` judge, from :func:`evaluate`'s validation table: mean Dice, and the mean
+    |HC difference| (mm) of the images where a head was found."""
+    found = val_df[val_df["found"]]
+    return {"dice_mean": float(val_df["dice"].mean()),
+            "hc_abs_diff_mean_mm": float(found["hc_abs_diff_mm"].mean()) if len(found) else math.nan}
+
+
 def check_floor(trained: TrainedHC, is_phantom: bool) -> dict[str, float]:
     """Validation scores of ``trained``; raises ``BelowFloorError`` if they break :data:`FLOORS`.
 
@@ -366,10 +374,7 @@ def check_floor(trained: TrainedHC, is_phantom: bool) -> dict[str, float]:
     """
     from fetal_lib.training.floor import check
 
-    val = trained.val_results
-    found = val[val["found"]]
-    scores = {"dice_mean": float(val["dice"].mean()),
-              "hc_abs_diff_mean_mm": float(found["hc_abs_diff_mm"].mean()) if len(found) else math.nan}
+    scores = floor_scores(trained.val_results)
     r = trained.result
     what = (f"The HC18 U-Net ({r.epochs_run} of {trained.config.epochs} epochs, {r.train_images_per_s:.1f} training images/s, "
             f"{trained.config.precision}{', cut short by the wall-time cap' if r.time_capped else ''})")

@@ -103,7 +103,7 @@ def train_second_stage(data, trained, settings: dict[str, Any], seed: int, is_ph
     floors = pipeline.FLOORS["phantom" if is_phantom else "real"]
     candidates: dict[str, CascadeHCModel] = {}
     val_results = {FIRST_ONLY: trained.val_results}
-    rows = [_row(FIRST_ONLY, first.threshold, trained.val_results, failures(_floor_scores(trained.val_results), floors))]
+    rows = [_row(FIRST_ONLY, first.threshold, trained.val_results, failures(pipeline.floor_scores(trained.val_results), floors))]
     for combine in combines(settings):
         name = variant_name(combine)
         model = CascadeHCModel(first, result.model, {"band": band.to_dict(), "scales": scales, "combine": combine})
@@ -111,18 +111,12 @@ def train_second_stage(data, trained, settings: dict[str, Any], seed: int, is_ph
         model.threshold, _ = pipeline.choose_threshold(model, val_records, grid, probs)
         val_results[name] = pipeline.evaluate(model, val_records, probs)
         candidates[name] = model
-        rows.append(_row(name, model.threshold, val_results[name], failures(_floor_scores(val_results[name]), floors)))
+        rows.append(_row(name, model.threshold, val_results[name], failures(pipeline.floor_scores(val_results[name]), floors)))
     table = pd.DataFrame(rows)
     eligible = table[table["clears floor"]]
     chosen = str(eligible.loc[eligible["HC |diff| mean (mm)"].idxmin(), "variant"]) if len(eligible) else FIRST_ONLY
     table["deployed"] = table["variant"] == chosen
     return SecondStage(result, config, band, candidates, val_results, table, chosen, refiner_data.skipped, time.perf_counter() - t0)
-
-
-def _floor_scores(df) -> dict[str, float]:
-    found = df[df["found"]]
-    return {"dice_mean": float(df["dice"].mean()),
-            "hc_abs_diff_mean_mm": float(found["hc_abs_diff_mm"].mean()) if len(found) else math.nan}
 
 
 def _row(name: str, threshold: float, df, below: list) -> dict[str, Any]:
@@ -140,15 +134,13 @@ def _row(name: str, threshold: float, df, below: list) -> dict[str, Any]:
 
 def card_section(stage: SecondStage, model_file: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The first stage's card section naming the deployed second stage, with how it was trained and chosen."""
-    from fetal_lib.hc.cascade import card_section as section
-
     r = stage.result
-    return section(stage.deployed, model_file, training={
+    return {"model": model_file, "inference": stage.deployed.settings(), "training": {
         **stage.config.to_dict(), "epochs_run": r.epochs_run, "best_epoch": r.best_epoch, "seconds": round(r.seconds, 1),
         "train_images_per_s": round(r.train_images_per_s, 2), "jitter": float(settings["second_jitter"]),
         "trained_on": "bands around the first stage's ellipses on the training split, jittered afresh at every draw",
         "skipped_training_images": stage.skipped,
-    }, choice={"on": "validation split", "table": stage.choice_table.to_dict("records")})
+    }, "choice": {"on": "validation split", "table": stage.choice_table.to_dict("records")}}
 
 
 def timing_line(stage: SecondStage, typical_a_px: float | None = None) -> str:
