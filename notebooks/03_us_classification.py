@@ -235,8 +235,9 @@ else:
 # `build/models/us_<task>.keras` with its card (classes, temperature, test figures);
 # `fetal us classify IMAGE --task TASK` uses it. Before anything is saved, every chosen model must
 # clear a sanity floor on validation, as with `fetal us train`: a balanced accuracy at least
-# 0.1 above chance (1/K for K classes). If one does not, the chapter stops with an error and no model is
-# saved, so the previously deployed ones stay in place. Models trained on a phantom are not saved.
+# 0.1 above chance (1/K for K classes). A task whose chosen model does not is not deployed: its
+# previously deployed model (if any) stays in place, and the chapter warns; the other tasks are
+# saved. Models trained on a phantom are not saved.
 
 # %%
 from fetal_lib.us import cross_validation as us_cv
@@ -253,8 +254,11 @@ for t, d in datasets.items():
 deployed_table = pd.DataFrame(us_floor.deployment_rows(chosen, runs))
 deployed_table.insert(2, "chosen by", [chosen_by[t] for t in deployed_table["task"]])
 run.table(deployed_table, "deployed")
-saved = report.save_models(runs, chosen, datasets, profile, settings, all_scores) if save_models and not any(
-    d.source.is_phantom for d in datasets.values()) else {}
+saved, refused = report.save_models(runs, chosen, datasets, profile, settings, all_scores) if save_models and not any(
+    d.source.is_phantom for d in datasets.values()) else ({}, {})
+for t, r in refused.items():
+    run.warn(f"{t}: the chosen model ({r['arch']}) has validation balanced accuracy {r['value']:.3f}, below its floor "
+             f"({r['floor']}): not deployed; the previously deployed us_{t}.keras, if any, stays in place.")
 print("\n".join(f"saved {shown(p)}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
 
 # %%
@@ -271,6 +275,7 @@ metrics = {
     "leak_demonstration": None if leak is None else leak.to_dict("records"),
     "deployed": chosen,
     "deployed_chosen_by": chosen_by,
+    "refused_below_floor": refused,
     "cv": {t: (doc["metrics"] if doc is not None else None) for t, doc in cv_docs.items()},
     "xception_weights": str(xception_weights) if xception_weights else "random initialisation",
     "training_seconds": float(sum(r.fit.seconds for r in runs.values())),

@@ -232,16 +232,25 @@ def leak_sentence(image_level, leak) -> str:
             f"{acc['optimism (image-level - grouped)']:+.3f}.")
 
 
-def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], datasets, profile: str, settings, all_scores) -> dict:
-    """Save each task's chosen model as ``build/models/us_<task>.keras`` with its card, once every
-    one of them clears the sanity floor on validation (:mod:`fetal_lib.us.floor`): if any is below
-    it, ``BelowFloorError`` is raised and nothing is saved."""
-    from fetal_lib.us.classifier import UsClassifier, default_model_path
-    from fetal_lib.us.floor import check_deployable
+def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], datasets, profile: str, settings,
+                all_scores) -> tuple[dict, dict]:
+    """Save each task's chosen model that clears the sanity floor on validation (:mod:`fetal_lib.us.floor`)
+    as ``build/models/us_<task>.keras`` with its card.
 
-    floors = check_deployable({task: runs[(task, arch)] for task, arch in chosen.items()})
+    A task whose chosen model is below the floor is not saved (its previously deployed model, if any,
+    stays); the others are, so one weak task does not hold back the rest. Returns (task -> saved
+    path, task -> {"arch", "value", "floor"} of the refused ones)."""
+    from fetal_lib.us.classifier import UsClassifier, default_model_path
+    from fetal_lib.us.floor import floor_status
+
+    floors, refused = {}, {}
+    for task, arch in chosen.items():
+        floor, value = floor_status(runs[(task, arch)])
+        (floors if floor.holds(value) else refused)[task] = {"arch": arch, "value": value, "floor": floor.describe()}
     out = {}
     for task, arch in chosen.items():
+        if task in refused:
+            continue
         run = runs[(task, arch)]
         clf = UsClassifier(run.fit.model, task, run.classes, tuple(run.config.input_size), run.temperature,
                            arch=run.config.arch, options=run.config.options, tta=run.tta)
@@ -257,4 +266,4 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
                             "validation_balanced_accuracy": floors[task]["value"], "floor": floors[task]["floor"]},
                 "settings": settings}
         out[task] = clf.save(default_model_path(task), card)
-    return out
+    return out, refused

@@ -48,15 +48,15 @@ def test_check_deployable_passes_good_models_and_names_every_broken_one() -> Non
     assert "0.3333" in message and "NOT deployed" in message
 
 
-def test_save_models_saves_nothing_when_one_chosen_model_is_below_the_floor(tmp_path, monkeypatch) -> None:
+def test_save_models_refuses_only_the_tasks_below_the_floor(tmp_path, monkeypatch) -> None:
     from fetal_lib.us import report
 
     monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
     y = np.array([0, 1, 0, 1])
-    runs = {("planes", "plain_cnn"): _run("planes", y, y, 2),  # would save if alone
-            ("anomaly", "xception"): _run("anomaly", y, 1 - y, 2, arch="xception")}  # balanced accuracy 0
-    with pytest.raises(BelowFloorError, match="anomaly"):
-        report.save_models(runs, {"planes": "plain_cnn", "anomaly": "xception"}, {}, "cpu", {}, [])
+    runs = {("anomaly", "xception"): _run("anomaly", y, 1 - y, 2, arch="xception")}  # balanced accuracy 0
+    saved, refused = report.save_models(runs, {"anomaly": "xception"}, {}, "cpu", {}, [])
+    assert saved == {} and refused["anomaly"]["value"] == 0.0 and refused["anomaly"]["arch"] == "xception"
+    assert "0.6" in refused["anomaly"]["floor"]
     assert not any(tmp_path.rglob("*.keras")) and not any(tmp_path.rglob("*.json"))
 
 
