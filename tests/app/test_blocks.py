@@ -35,10 +35,11 @@ def test_without_models_every_tab_says_what_trains_it(tmp_path, uploads) -> None
     problems = " ".join(s.problem for tab in slots.values() for s in tab)
     assert not any(s.ready for tab in slots.values() for s in tab)
     for command in ("fetal hc train", "fetal book --profile cpu --only seg_benchmark", "fetal us train --task planes",
-                    "fetal us train --task brain_planes", "fetal us train --task anomaly", "fetal book --profile cpu --only fetal_mri_ga",
+                    "fetal us train --task brain_planes", "fetal us train --task anomaly", "fetal us train --task anomaly_type",
+                    "fetal book --profile cpu --only fetal_mri_ga",
                     "fetal book --profile cpu --only brain_age"):
         assert command in problems, command
-    assert len(lines) == 7 and all("not available" in line for line in lines)
+    assert len(lines) == 8 and all("not available" in line for line in lines)
     ids = _elem_ids(build_app(slots, uploads, tmp_path / "no_models"))
     assert {"tab-hc", "tab-us", "tab-ga", "tab-brain_age", "hc-missing", "us-missing", "ga-missing", "ba-missing"} <= set(ids)
     assert "hc-image" not in ids
