@@ -3,7 +3,7 @@
     fetal us classify IMAGE... [--task T] [--model PATH] [--format csv|json] [-o FILE]
     fetal us train [--task T] [--profile cpu] [--data-dir DIR] [--data-source real] [--arch NAME]
                    [--seed N] [--set KEY=VALUE ...] [--model PATH]
-    fetal us cv --task T [--folds 5] [--archs A,B] [--profile cpu] [--data-dir DIR] [--set KEY=VALUE ...]
+    fetal us cv --task T [--folds 5] [--archs ARCHS] [--profile cpu] [--data-dir DIR] [--set KEY=VALUE ...]
 
 ``cv`` cross-validates the chapter's architectures on a task's training side (grouped folds; the
 test split untouched) and writes ``build/results/us_cv/<task>/``, whose choice chapter 3 deploys.
@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "to choose the deployed model. Prints the summary table.")
     v.add_argument("--task", choices=TASKS, required=True, help="the task")
     v.add_argument("--folds", type=int, default=5, metavar="K", help="grouped folds (default 5)")
-    v.add_argument("--archs", default=None, metavar="A,B", help="networks to compare (default: the profile's archs)")
+    v.add_argument("--archs", default=None, metavar="ARCHS", help="comma-separated networks to compare (default: the profile's archs)")
     add_profile(v, "knobs from profiles/<name>.yaml us_classification: (default cpu)")
     add_data_dir(v)
     add_data_source(v, "the task's data set")
