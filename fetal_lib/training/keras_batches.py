@@ -7,7 +7,8 @@ the epoch number); every batch is full (``len // batch_size`` batches, the few s
 differ from epoch to epoch) so a compiled training step compiles once; with fewer samples than
 ``batch_size``, one short batch. Augmentation runs per sample in NumPy/OpenCV with a generator
 seeded from (seed, epoch, batch index): the same run draws the same augmentations on every
-backend and with any number of loader threads.
+backend and with any number of loader threads. :class:`SampledBatches` follows the same rules for
+samples made on demand from their source (chapter 1's second stage resamples each training band).
 """
 
 from __future__ import annotations
