@@ -29,7 +29,6 @@ from fetal_lib.hc.measure import HCModel
 
 CASCADE_KEY = "cascade"  # the model card's section naming the second stage
 COMBINES = ("refined", "mean")
-REFINE_LAYER = "bottleneck_relu2"  # Grad-CAM layer of the second stage (as the first stage's)
 
 
 @dataclass(frozen=True)

@@ -31,23 +31,23 @@ def gradcam(hc_model, image: np.ndarray, layer: str = GRADCAM_LAYER) -> np.ndarr
     return np.clip(unletterbox(maps[0], geometry), 0.0, 1.0)
 
 
-def gradcam_second_stage(cascade, image: np.ndarray, layer: str | None = None) -> np.ndarray:
+def gradcam_second_stage(cascade, image: np.ndarray, layer: str = GRADCAM_LAYER) -> np.ndarray:
     """Grad-CAM in [0, 1] of a cascade's second stage on one grey uint8 image, in its original pixels.
 
-    The map is computed on the skull band around the first stage's ellipse (the second stage's
-    input) and mapped back; outside the band it is 0. An image where the first stage found no head
-    gets an all-zero map.
+    The second stage is the same U-Net as the first, so the same layer is explained. The map is
+    computed on the skull band around the first stage's ellipse (the second stage's input) and
+    mapped back; outside the band it is 0. An image where the first stage found no head gets an
+    all-zero map.
     """
     from fetal_lib.explain.gradcam_keras import gradcam as keras_gradcam
     from fetal_lib.explain.targets import Target
     from fetal_lib.hc.band import band_to_image, sample_band
-    from fetal_lib.hc.cascade import REFINE_LAYER
 
     _, head = cascade.locate(image)
     if head is None:
         return np.zeros(image.shape[:2], np.float32)
     band = sample_band(image, head.ellipse, cascade.band)
-    maps = keras_gradcam(cascade.refiner, layer or REFINE_LAYER, band[None, ..., None], Target("segmentation", threshold=cascade.threshold))
+    maps = keras_gradcam(cascade.refiner, layer, band[None, ..., None], Target("segmentation", threshold=cascade.threshold))
     return np.clip(band_to_image(maps[0], head.ellipse, cascade.band, image.shape[:2], inside=0.0), 0.0, 1.0)
 
 

@@ -124,3 +124,20 @@ def test_training_bands_are_seeded_and_follow_the_jittered_ellipse():
     assert np.mean((x > 0.5) == (y > 0.5)) > 0.97
     batches.set_epoch(1)
     assert not np.array_equal(x, batches[0][0])
+
+
+def test_the_second_stages_grad_cam_lies_in_the_band_and_is_empty_without_a_head(intensity_model_path):
+    from fetal_lib.hc.band import band_to_image
+    from fetal_lib.hc.explain import gradcam_second_stage
+    from fetal_lib.hc.train import TrainConfig, build_model
+
+    first = HCModel.load(intensity_model_path)
+    unet = build_model(TrainConfig(input_shape=BAND.shape, filters=2, depth=2))  # the second stage's architecture, untrained
+    cascade = CascadeHCModel(first, unet, {"band": BAND.to_dict()})
+    image = head_image()
+    heat = gradcam_second_stage(cascade, image)
+    assert heat.shape == image.shape and heat.min() >= 0.0 and heat.max() <= 1.0
+    _, head = cascade.locate(image)
+    in_band = band_to_image(np.ones(BAND.shape, np.float32), head.ellipse, BAND, image.shape, inside=0.0) > 0
+    assert not heat[~in_band].any()
+    assert not gradcam_second_stage(cascade, np.zeros((540, 800), np.uint8)).any()
