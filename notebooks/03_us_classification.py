@@ -28,7 +28,8 @@
 #
 # **Ours.** Three tasks on the real data here, each split by patient or by source image, never by
 # image: the standard planes of FETAL_PLANES_DB {cite}`burgosartizzu2020planes` (brain, thorax,
-# abdomen, femur), the brain sub-planes, and the anomaly set: normal vs abnormal, and the
+# abdomen, femur), the brain sub-planes (classified on a crop around the fetal head that chapter
+# 1's network finds), and the anomaly set: normal vs abnormal, and the
 # source's own task, the **anomaly type** (normal or which anomaly, from the file names; types with
 # too few source images merged into "other", said under the split table). The source's Roboflow
 # export of 16 classes ("Fetal Brain Abnormalities Ultrasound", a folder per class) cannot be
@@ -58,8 +59,13 @@ seed = 0
 tasks = None  # comma-separated: planes, brain_planes, anomaly, anomaly_type, anomaly16
 archs = None  # comma-separated registry names
 arch_options = None  # per architecture, its constructor options (widths)
-input_rows = None
+input_rows = None  # whole-image input size (pixels)
 input_cols = None
+head_crop_tasks = None  # comma-separated tasks classified on a crop around the fetal head (chapter 1's network finds it); "" for none
+head_crop_margin = None  # the crop's half-side in major semi-axes of the fitted head ellipse
+head_crop_size = None  # the crop's side (network input pixels)
+head_crop_align = None  # turn the crop so that the head's major axis is horizontal
+head_finder = None  # the HC18 model that finds the head; empty: chapter 1's build/models/hc18_unet.keras
 epochs = None  # the same for every model and task
 batch_size = None
 learning_rate = None
@@ -88,10 +94,11 @@ keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch w
 
 from fetal_lib.book.profiles import knob_names
 from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import shown
 from fetal_lib.training.keras import configure as configure_keras
-from fetal_lib.us import arrays as us_arrays
 from fetal_lib.us import floor as us_floor
+from fetal_lib.us import cross_validation as us_cv
 from fetal_lib.us import pipeline, report, tasks as us_tasks
 
 t_start = time.perf_counter()
@@ -105,7 +112,19 @@ for arch in arch_names:  # bad settings (an unknown network, weights that cannot
 datasets = {t: us_tasks.load_task(t, data_dir, data_source, seed) for t in task_names}
 run = ChapterRun("us_classification", profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
                  parameters=settings, compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
+task_cfg = {t: pipeline.task_settings(settings, t) for t in task_names}  # per task: its input (whole image or head crop)
+finder, finder_note = None, None
+if any(c["head_crop"] for c in task_cfg.values()):
+    try:
+        finder = pipeline.head_finder(settings)
+    except FetalInputError as err:
+        if not all(datasets[t].source.is_phantom for t, c in task_cfg.items() if c["head_crop"]):
+            raise  # real data: the head crop is the recipe; chapter 1's model must exist (fetal book runs chapter 1 first)
+        task_cfg = {t: {**c, "head_crop": None, "input_rows": input_rows, "input_cols": input_cols} for t, c in task_cfg.items()}
+        finder_note = f"PHANTOM run without a head finder ({err}): every task is classified on whole images."
 run.banner()
+if finder_note:
+    run.warn(finder_note)
 display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))
 display(Markdown(report.xception_sentence((arch_options or {}).get("xception") or {}, shown(xception_weights) if xception_weights else None)))
 
@@ -123,16 +142,41 @@ for d in datasets.values():
         display(Markdown(f"**{d.task}**: " + " ".join(d.notes)))
 
 # %% [markdown]
+# ## Network inputs: the whole image, or the fetal head (brain sub-planes)
+#
+# The brain sub-planes differ by small structures inside the skull: the thalami (trans-thalamic),
+# the cerebellum (trans-cerebellum), the lateral ventricles (trans-ventricular). Letterboxed whole,
+# an image reaches the network at a fraction of its resolution, with the head anywhere in it and at
+# any size. For the tasks in the profile's `head_crop_tasks`, chapter 1's HC18 network (its first
+# stage) and its ellipse fit find the skull first; a square box centred on the fitted ellipse, its
+# half-side `head_crop_margin` times the major semi-axis, is resampled to `head_crop_size` pixels
+# (area interpolation first, so nothing aliases). An image without a plausible head is classified
+# whole, and counted below; `fetal us classify` flags it per image. The other tasks' images are
+# letterboxed whole to `input_rows` x `input_cols`. Whether the crop beats the whole image was
+# decided by cross-validation on the training side (the CV table at the end of the chapter), not
+# on the test split.
+
+# %%
+cache = Path(results_dir).parent.parent / "cache" / "us"
+part_inputs = {t: {p: pipeline.load_inputs(d.part(p), task_cfg[t], cache, finder) for p in ("train", "val", "test")}
+               for t, d in datasets.items()}
+part_arrays = {t: {p: x for p, (x, _) in parts.items()} for t, parts in part_inputs.items()}
+display(Markdown("; ".join(f"**{t}**: " + (us_cv.input_label(c)) for t, c in task_cfg.items()) + "."))
+crop_table = report.head_crop_table(datasets, part_inputs)
+if not crop_table.empty:
+    run.table(crop_table, "head_crop")
+    for t, c in task_cfg.items():
+        if c["head_crop"]:
+            run.figure(report.head_crop_figure(t, datasets[t], finder, pipeline.head_crop_spec(c, t)), f"head_crop_{t}")
+
+# %% [markdown]
 # ## Training: three models per task, the same recipe
 
 # %%
-size = (int(input_rows), int(input_cols))
-cache = Path(results_dir).parent.parent / "cache" / "us"
-part_arrays = {t: {p: us_arrays.load_arrays(d.part(p), size, cache) for p in ("train", "val", "test")} for t, d in datasets.items()}
 runs = {}
 for t, d in datasets.items():
     for arch in arch_names:
-        runs[(t, arch)] = pipeline.run_model(d, part_arrays[t], settings, arch, seed)
+        runs[(t, arch)] = pipeline.run_model(d, part_arrays[t], task_cfg[t], arch, seed)
         r = runs[(t, arch)]
         print(f"{t} / {arch}: kept epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
               f"{r.fit.train_images_per_s:.1f} images/s, temperature {r.temperature:.2f}")
@@ -206,8 +250,9 @@ for t, d in datasets.items():
 leak = None
 if leak_task in datasets:
     image_level = us_tasks.load_task(leak_task, data_dir, data_source, seed, split="image")
-    leak_arrays = {p: us_arrays.load_arrays(image_level.part(p), size, cache) for p in ("train", "val", "test")}
-    leak_run = pipeline.run_model(image_level, leak_arrays, settings, leak_arch, seed)
+    leak_cfg = pipeline.task_settings(settings, leak_task) if finder is not None else task_cfg[leak_task]
+    leak_arrays = {p: pipeline.load_inputs(image_level.part(p), leak_cfg, cache, finder)[0] for p in ("train", "val", "test")}
+    leak_run = pipeline.run_model(image_level, leak_arrays, leak_cfg, leak_arch, seed)
     leak_scores = pipeline.scores(leak_run, int(n_bootstrap), seed)
     grouped_scores = next(x for x in all_scores if x["task"] == leak_task and x["model"] == leak_arch)
     leak = pipeline.leak_gap(grouped_scores, leak_scores)
@@ -229,7 +274,10 @@ else:
 # architecture are too long for this chapter, so the CV runs outside it and writes
 # `build/results/us_cv/<task>/`, which this section reads; it is used only if it ran with this
 # chapter's recipe on the same data. Where no usable CV exists, the validation split chooses, and
-# the table says so.
+# the table says so. The CV table also lists the CVs written beside it for comparison
+# (`us_cv/<task>.<variant>`: the brain sub-planes on whole images rather than head crops, or
+# trained in float32 rather than the precision this machine chose), with their input and training
+# precision; the deployment never reads those.
 #
 # The chosen model (as trained in this chapter, on the training part) is saved as
 # `build/models/us_<task>.keras` with its card (classes, temperature, test figures);
@@ -240,21 +288,19 @@ else:
 # saved. Models trained on a phantom are not saved.
 
 # %%
-from fetal_lib.us import cross_validation as us_cv
-
 results_root = Path(results_dir).parent
 cv_docs = {t: us_cv.read(t, results_root) for t in task_names}
-cv_tables = [pd.DataFrame(doc["metrics"]["summary_table"]) for doc in cv_docs.values() if doc is not None]
-if cv_tables:
-    run.table(pd.concat(cv_tables, ignore_index=True), "cv_choice")
+cv_table = us_cv.variants_table([v for t in task_names for v in us_cv.read_variants(t, results_root)])
+if not cv_table.empty:
+    run.table(cv_table, "cv_choice")
 chosen, chosen_by = {}, {}
 for t, d in datasets.items():
-    chosen[t], chosen_by[t] = us_cv.choose(t, pipeline.best_model(all_scores, t, runs), arch_names, cv_docs[t], settings, profile,
+    chosen[t], chosen_by[t] = us_cv.choose(t, pipeline.best_model(all_scores, t, runs), arch_names, cv_docs[t], task_cfg[t], profile,
                                            len(d.parts["train"]) + len(d.parts["val"]), d.source.is_phantom)
 deployed_table = pd.DataFrame(us_floor.deployment_rows(chosen, runs))
 deployed_table.insert(2, "chosen by", [chosen_by[t] for t in deployed_table["task"]])
 run.table(deployed_table, "deployed")
-saved, refused = report.save_models(runs, chosen, datasets, profile, settings, all_scores) if save_models and not any(
+saved, refused = report.save_models(runs, chosen, datasets, profile, task_cfg, all_scores, finder) if save_models and not any(
     d.source.is_phantom for d in datasets.values()) else ({}, {})
 for t, r in refused.items():
     run.warn(f"{t}: the chosen model ({r['arch']}) has validation balanced accuracy {r['value']:.3f}, below its floor "

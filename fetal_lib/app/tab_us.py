@@ -88,11 +88,17 @@ def _gradcam(classifier, image: np.ndarray, class_index: int) -> tuple[np.ndarra
     layer = gradcam_layer_of(classifier)
     if layer is None:
         return None, "Grad-CAM not available: the network has no 2-D feature map to explain."
-    x, geometry = letterbox(image, classifier.input_size, interpolation="area")  # the network input (fetal_lib.us.arrays.to_input)
+    if classifier.head_crop is not None:  # the network saw the head crop: explain it on the crop
+        x, head = classifier.network_input(image)
+        geometry = None if head is not None else letterbox(image, classifier.input_size, interpolation="area")[1]
+    else:
+        x, geometry = letterbox(image, classifier.input_size, interpolation="area")  # the network input (fetal_lib.us.arrays.to_input)
     try:
         maps = gradcam(classifier.model, layer, x[None, ..., None], Target("class", class_index=class_index))
     except Exception as exc:  # noqa: BLE001 - Grad-CAM is an extra: the classification stands
         return None, f"Grad-CAM not available for this network ({type(exc).__name__}: {str(exc).strip()[:160]})."
+    if geometry is None:
+        return overlay(np.round(x * 255).astype(np.uint8), np.clip(maps[0], 0.0, 1.0)), None
     return overlay(image, np.clip(unletterbox(maps[0], geometry), 0.0, 1.0)), None
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from fetal_lib.book import cache, overrides as overrides_mod
+from fetal_lib.book import cache, overrides as overrides_mod, prerequisites
 from fetal_lib.book.build import build_book, write_generated, write_toc
 from fetal_lib.book.chapters import Chapter, select
 from fetal_lib.book.execute import ChapterExecutionError, execute_chapter, parameter_names, read_source
@@ -82,6 +82,33 @@ def run_parameters(
     return params
 
 
+def key_parameters(chapter: Chapter, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reuse key records of a chapter's run: its parameters and the SHA-256 of any model of
+    another chapter it reads (:mod:`fetal_lib.book.prerequisites`)."""
+    return {**params, **prerequisites.model_inputs(chapter.id, params)}
+
+
+def with_prerequisites(chapters: list[Chapter], profile: str, data_dir: str | None, profile_dir: Path,
+                       overrides: Mapping[str, Any] | None, notebook_dir: Path, quiet: bool) -> list[Chapter]:
+    """``chapters`` with, before each one that reads another chapter's model, that chapter when the
+    model is missing and it would make one (:func:`fetal_lib.book.prerequisites.missing_prerequisite`)."""
+    from fetal_lib.book.chapters import discover
+
+    by_id = {c.id: c for c in discover(notebook_dir)}
+    out: list[Chapter] = []
+    for chapter in chapters:
+        producer = by_id.get(prerequisites.NEEDS.get(chapter.id, ""))
+        if producer is not None and producer.id not in {c.id for c in [*chapters, *out]}:
+            params = run_parameters(chapter, profile, data_dir, profile_dir, overrides)
+            needed = prerequisites.missing_prerequisite(chapter.id, params, run_parameters(producer, profile, data_dir, profile_dir))
+            if needed:
+                _log(f"fetal book: {chapter.id} reads {producer.id}'s model ({prerequisites.needed_model(chapter.id, params)}), "
+                     f"which is missing: running {producer.id} first", quiet)
+                out.append(producer)
+        out.append(chapter)
+    return out
+
+
 def run_chapter(
     chapter: Chapter,
     profile: str,
@@ -136,7 +163,7 @@ def run_chapter(
             progress.close()
     if previous.exists():
         shutil.rmtree(previous)
-    cache.store_key(chapter.source, params, target, final / "metrics.json")
+    cache.store_key(chapter.source, key_parameters(chapter, params), target, final / "metrics.json")
     return done.seconds
 
 
@@ -179,25 +206,29 @@ def run(
         chapters = select(only, notebook_dir)
         if overrides and len(chapters) != 1:
             raise FetalInputError(None, "--set applies to one chapter: give exactly one --only CHAPTER")
+        selected = {c.id for c in chapters}
+        chapters = with_prerequisites(chapters, profile, data_dir, profile_dir, overrides, notebook_dir, quiet)
         if not chapters:
             _log("fetal book: no chapter notebook found under notebooks/", quiet)
         for i, chapter in enumerate(chapters, 1):
             tag = f"[{i}/{len(chapters)}] {chapter.id}"
             executed = Path(book_dir) / "chapters" / chapter.executed_name
             reasons: list[str] = ["--force"]
+            chapter_overrides = overrides if chapter.id in selected else None  # --set is the selected chapter's
             if not force:
-                params = run_parameters(chapter, profile, data_dir, profile_dir, overrides)
-                reasons = cache.changes(chapter.source, params, executed, results_root / chapter.id / "metrics.json")
+                params = run_parameters(chapter, profile, data_dir, profile_dir, chapter_overrides)
+                reasons = cache.changes(chapter.source, key_parameters(chapter, params), executed,
+                                        results_root / chapter.id / "metrics.json")
                 if not reasons:
                     report.reused.append(chapter.id)
                     ran.append(chapter.id)
                     _log(f"{tag}: reused (unchanged) -> {Path(book_dir).name}/chapters/{chapter.executed_name}", quiet)
                     continue
-            set_text = "".join(f"; --set {k}={v}" for k, v in (overrides or {}).items())
+            set_text = "".join(f"; --set {k}={v}" for k, v in (chapter_overrides or {}).items())
             _log(f"{tag}: executing {chapter.source.name} (profile {profile}{set_text}; {describe_reasons(reasons)}) ...", quiet)
             chapter_progress = None if display == "off" else ChapterProgress(tag, display)
             try:
-                seconds = run_chapter(chapter, profile, data_dir, book_dir, profile_dir, chapter_progress, overrides)
+                seconds = run_chapter(chapter, profile, data_dir, book_dir, profile_dir, chapter_progress, chapter_overrides)
             except ChapterExecutionError as err:
                 report.failed.append(str(err))
                 _log(f"{tag}: FAILED after {time.perf_counter() - t_start:.1f} s total: {err}", quiet)

@@ -7,12 +7,17 @@
 
 ``cv`` cross-validates the chapter's architectures on a task's training side (grouped folds; the
 test split untouched) and writes ``build/results/us_cv/<task>/``, whose choice chapter 3 deploys.
+Another recipe's CV written to ``build/results/us_cv/<task>.<variant>/`` (``--results-dir``; e.g.
+``--set head_crop_tasks=`` for whole images) is shown beside it in the chapter, never deployed.
 
 ``classify`` prints one row per image: ``filename,predicted,confidence,p_<class>...`` (the
 probabilities are calibrated: softmax of the logits over the model's temperature). A bad image
 (missing, not an image, empty) is one line on stderr naming the file and the problem; the others
 are still classified and the exit status is 1. If no image can be read, or the model is missing,
-the exit status is 2. The table is written atomically with ``-o``.
+the exit status is 2. The table is written atomically with ``-o``. A model trained on head crops
+(the brain sub-planes: its card's ``input.head_crop``) finds the fetal head with the HC18 network
+saved beside it (``us_<task>.head.keras``) and classifies the crop; its rows add ``head_found``, and
+an image without a head is classified whole with a warning on stderr.
 
 ``train`` trains one model as chapter 3 does (the profile's ``us_classification:`` knobs, the
 grouped split), fits its temperature on the validation split, and saves it with its card only if
@@ -172,7 +177,6 @@ def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.training.floor import check
     from fetal_lib.training.keras import configure
     from fetal_lib.us import pipeline
-    from fetal_lib.us.arrays import load_arrays
     from fetal_lib.us.calibration import fit_temperature
     from fetal_lib.us.classifier import UsClassifier, default_model_path, parse_tta, scores
     from fetal_lib.us.floor import deployment_floor
@@ -193,6 +197,8 @@ def handle_train(args: argparse.Namespace) -> int:
         print(f"fetal: error: --set tta: {exc}", file=sys.stderr)
         return 2
     configure(threads=2, seed=args.seed)
+    settings = pipeline.task_settings(settings, args.task)
+    finder = pipeline.head_finder(settings) if settings["head_crop"] else None  # FetalInputError: exit 2
     data = load_task(args.task, args.data_dir, args.data_source, args.seed)
     print(data.source.describe(), file=sys.stderr)
     print(f"task {data.task}: {len(data.classes)} classes ({', '.join(data.classes)}); split (images/groups): "
@@ -201,7 +207,7 @@ def handle_train(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     size = (int(settings["input_rows"]), int(settings["input_cols"]))
     cache = build_dir() / "cache" / "us"
-    x = {p: load_arrays(data.part(p), size, cache, progress=sys.stderr.isatty()) for p in data.parts}
+    x = {p: pipeline.load_inputs(data.part(p), settings, cache, finder, progress=sys.stderr.isatty())[0] for p in data.parts}
     y = {p: data.labels(p) for p in data.parts}
     k = len(data.classes)
     try:
@@ -212,7 +218,7 @@ def handle_train(args: argparse.Namespace) -> int:
     print(f"training {arch} ({config.epochs} epochs, input {size[0]}x{size[1]}, {config.precision}) ...", file=sys.stderr)
     fit = train(config, x["train"], y["train"], x["val"], y["val"], k, progress=True)
     classifier = UsClassifier(fit.model, data.task, data.classes, size, 1.0, arch=arch, options=config.options,
-                              tta=tta)
+                              tta=tta, head_crop=pipeline.head_crop_spec(settings, data.task), finder=finder)
     logits_val = classifier.logits_arrays(x["val"])
     classifier.temperature = float(fit_temperature(logits_val, y["val"]))
     validation = {"before_temperature": scores(logits_val, y["val"], k, 1.0),
@@ -258,7 +264,6 @@ def handle_cv(args: argparse.Namespace) -> int:
     from fetal_lib.training.keras import configure
     from fetal_lib.us import cross_validation as cv
     from fetal_lib.us import pipeline
-    from fetal_lib.us.arrays import load_arrays
     from fetal_lib.us.tasks import load_task
 
     overrides = profile_overrides(CHAPTER, args.settings)
@@ -275,13 +280,18 @@ def handle_cv(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     configure(threads=2, seed=args.seed)
+    settings = pipeline.task_settings(settings, args.task)
+    finder = pipeline.head_finder(settings) if settings["head_crop"] else None  # FetalInputError: exit 2
     data = load_task(args.task, args.data_dir, args.data_source, args.seed)
     print(data.source.describe(), file=sys.stderr)
-    size = (int(settings["input_rows"]), int(settings["input_cols"]))
-    arrays = load_arrays(data.items, size, build_dir() / "cache" / "us", progress=sys.stderr.isatty())
+    arrays, found = pipeline.load_inputs(data.items, settings, build_dir() / "cache" / "us", finder, progress=sys.stderr.isatty())
+    if found is not None:
+        print(f"head crop: a head found in {int(found.sum())} of {len(found)} images (the others are classified whole)", file=sys.stderr)
     out_dir = args.results_dir or cv.results_dir(args.task)
     run = ChapterRun(f"us_cv_{args.task}", args.profile, args.data_dir or "", out_dir, args.seed, data_status([data.source]),
-                     parameters={**settings, "task": args.task, "folds": args.folds, "archs": ",".join(archs)},
+                     parameters={**settings, "task": args.task, "folds": args.folds, "archs": ",".join(archs),
+                                 "head_finder_sha256": finder.sha256 if finder else None,
+                                 "heads_found": None if found is None else int(found.sum())},
                      compute={"precision": pipeline.precision_choice(settings).to_dict()})
 
     def report(row: dict) -> None:

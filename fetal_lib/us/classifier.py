@@ -8,7 +8,10 @@ classes in the network's output order, the input size, and the temperature T; pr
 
 Images are read as grey (:func:`fetal_lib.us.arrays.read_for_classification`), letterboxed to
 the input size (aspect kept, zero padding), scaled to [0, 1] and run through the network in
-batches. In :meth:`UsClassifier.predict_paths` one bad image is reported and the others are
+batches. A classifier trained on head crops (``head_crop`` in its card: brain sub-planes) first
+finds the fetal head with the HC18 network saved beside it (``us_<task>.head.keras``) and
+classifies the crop (:mod:`fetal_lib.us.head_crop`); where no head is found it classifies the
+whole image and says so. In :meth:`UsClassifier.predict_paths` one bad image is reported and the others are
 still classified.
 """
 
@@ -24,6 +27,9 @@ import numpy as np
 from fetal_lib.errors import FetalInputError
 
 PREPROCESSING = "grey (luma), letterboxed to the input size (aspect ratio kept, zero padding centred, area interpolation), /255"
+HEAD_PREPROCESSING = ("grey (luma), /255; the fetal head found by the HC18 network (input.head_crop.finder) and a square box of "
+                      "half-side margin x its major semi-axis resampled to the input size (fetal_lib.us.head_crop); "
+                      "no head found: the whole image letterboxed")
 TRAIN_HINT = "`fetal us train --task {task}` (or `fetal book --profile cpu --only us_classification`)"
 
 
@@ -104,10 +110,13 @@ class UsClassifier:
             count are added); with them the card rebuilds the network through the registry.
         tta: test-time views whose logits are averaged with the image's own (:data:`TTA_VIEWS`;
             ``("hflip",)``: the left-right mirror, which training's augmentation also shows).
+        head_crop: the crop the network was trained on (:class:`~fetal_lib.us.head_crop.HeadCropSpec`), or None
+            (whole images); with it, ``finder`` (:class:`~fetal_lib.us.head_crop.HeadFinder`) finds the head.
     """
 
     def __init__(self, model, task: str, classes: Sequence[str], input_size: tuple[int, int], temperature: float = 1.0,
-                 arch: str | None = None, options: Mapping[str, Any] | None = None, tta: Sequence[str] = ()):
+                 arch: str | None = None, options: Mapping[str, Any] | None = None, tta: Sequence[str] = (),
+                 head_crop=None, finder=None):
         self.model = model
         self.task = str(task)
         self.classes = [str(c) for c in classes]
@@ -124,6 +133,11 @@ class UsClassifier:
         self.arch = arch
         self.options = None if options is None else dict(options)
         self.tta = parse_tta(tta)
+        if head_crop is not None and (finder is None or (int(head_crop.size),) * 2 != self.input_size):
+            raise ValueError(f"a head-cropped classifier needs a head finder and a {self.input_size[0]}-pixel crop, "
+                             f"got {'no finder' if finder is None else f'a {head_crop.size}-pixel crop'}")
+        self.head_crop = head_crop
+        self.finder = finder
         self._forward = None
 
     # --------------------------------------------------------------------- inference
@@ -145,8 +159,20 @@ class UsClassifier:
 
     @property
     def columns(self) -> list[str]:
-        """The columns of :meth:`predict_paths` rows: filename, predicted, confidence, p_<class>..."""
-        return ["filename", "predicted", "confidence", *self.probability_columns]
+        """The columns of :meth:`predict_paths` rows: filename, predicted, confidence, p_<class>...
+        (and ``head_found`` for a head-cropped classifier)."""
+        return ["filename", "predicted", "confidence", *self.probability_columns, *(["head_found"] if self.head_crop else [])]
+
+    def network_input(self, image: np.ndarray):
+        """(the network input (rows, cols) float32 in [0, 1] of a uint8 grey image, the head ellipse or None):
+        the letterboxed image, or the head crop (the letterboxed image where no head is found)."""
+        from fetal_lib.us.arrays import to_input
+
+        if self.head_crop is None:
+            return to_input(image, self.input_size), None
+        from fetal_lib.us.head_crop import head_input
+
+        return head_input(image, self.finder, self.head_crop)
 
     def logits_arrays(self, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Logits (N, K) float64 of network inputs ``x`` (N, rows, cols, 1) in [0, 1]."""
@@ -171,25 +197,29 @@ class UsClassifier:
         return softmax(self.logits_arrays(x, batch_size), self.temperature)
 
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        """Calibrated probabilities (N, K) of uint8 grey images (any sizes: each is letterboxed)."""
-        from fetal_lib.us.arrays import batch
-
-        return self.probabilities_arrays(batch(list(images), self.input_size), batch_size)
+        """Calibrated probabilities (N, K) of uint8 grey images (any sizes: each becomes :meth:`network_input`)."""
+        x = np.stack([self.network_input(image)[0] for image in images])[..., None] if len(images) else np.zeros((0, *self.input_size, 1))
+        return self.probabilities_arrays(x, batch_size)
 
     def predict_images(self, ready: Sequence[tuple[Path, np.ndarray, list[str]]], batch_size: int = 32) -> list[dict]:
         """Rows (see :meth:`predict_paths`) of images read by :func:`read_images`."""
-        from fetal_lib.us.arrays import to_input
+        from fetal_lib.us.head_crop import NO_HEAD_WARNING
 
         if not ready:
             return []
-        x = np.stack([to_input(image, self.input_size) for _, image, _ in ready])[..., None]
-        prob = self.probabilities_arrays(x, batch_size)
+        inputs = [self.network_input(image) for _, image, _ in ready]
+        prob = self.probabilities_arrays(np.stack([x for x, _ in inputs])[..., None], batch_size)
         cols = self.probability_columns
         rows = []
-        for (path, _, notes), p in zip(ready, prob):
+        for (path, _, notes), (_, head), p in zip(ready, inputs, prob):
             k = int(p.argmax())
-            rows.append({"filename": str(path), "predicted": self.classes[k], "confidence": float(p[k]),
-                         **{c: float(v) for c, v in zip(cols, p)}, "warnings": list(notes)})
+            row = {"filename": str(path), "predicted": self.classes[k], "confidence": float(p[k]),
+                   **{c: float(v) for c, v in zip(cols, p)}, "warnings": list(notes)}
+            if self.head_crop is not None:
+                row["head_found"] = head is not None
+                if head is None:
+                    row["warnings"].append(NO_HEAD_WARNING)
+            rows.append(row)
         return rows
 
     def predict_paths(self, paths: Sequence[str | Path], batch_size: int = 32) -> tuple[list[dict], list[tuple[Path, str]]]:
@@ -219,7 +249,9 @@ class UsClassifier:
         from fetal_lib.model_card import common_fields
 
         input_spec = {"rows": self.input_size[0], "cols": self.input_size[1], "channels": 1, "range": [0.0, 1.0],
-                      "preprocessing": PREPROCESSING}
+                      "preprocessing": PREPROCESSING if self.head_crop is None else HEAD_PREPROCESSING}
+        if self.head_crop is not None:
+            input_spec["head_crop"] = {**self.head_crop.to_dict(), "finder": None, "finder_sha256": None}  # filled by save
         card = common_fields("keras", self.arch or "unregistered", self._card_options(), input_spec, profile)
         if self.arch is None:
             card["architecture"] = None
@@ -239,9 +271,12 @@ class UsClassifier:
 
         ``card``: the chapter's card (usually ``card_fields(profile)`` plus data, split, training,
         metrics); missing common fields are filled from :meth:`card_fields`, and its task, classes,
-        input and temperature are always this classifier's.
+        input and temperature are always this classifier's. A head-cropped classifier's finder is
+        saved first, beside it (:func:`fetal_lib.us.head_crop.finder_path`), so that a card never
+        names a missing file; a stale finder beside a whole-image classifier is removed.
         """
         from fetal_lib.model_card import save_keras
+        from fetal_lib.us import head_crop
 
         card = dict(card or {})
         own = self.card_fields(str(card.get("profile", "custom")))
@@ -249,7 +284,14 @@ class UsClassifier:
         for key in ("framework", "architecture", "input", "task", "classes"):
             full[key] = own[key]
         full["inference"] = {**dict(card.get("inference") or {}), **own["inference"]}
-        return save_keras(self.model, path, full)
+        if self.head_crop is not None:
+            saved = head_crop.save_finder(self.finder, head_crop.finder_path(path))
+            full["input"]["head_crop"].update(finder=saved.path.name, finder_sha256=saved.sha256,
+                                              finder_copied_from=self.finder.describe())
+        out = save_keras(self.model, path, full)
+        if self.head_crop is None:
+            head_crop.remove_finder(path)
+        return out
 
     @classmethod
     def load(cls, path: str | Path | None = None, task: str | None = None) -> "UsClassifier":
@@ -290,8 +332,24 @@ class UsClassifier:
             size = (int(spec["rows"]), int(spec["cols"]))
             temperature = float((card.get("inference") or {}).get("temperature", 1.0))
             tta = parse_tta((card.get("inference") or {}).get("tta") or ())
+            crop_section = spec.get("head_crop")
+            crop = None
+            if crop_section:
+                from fetal_lib.us.head_crop import HeadCropSpec
+
+                crop = HeadCropSpec.from_dict(crop_section)
         except (KeyError, TypeError, ValueError) as exc:
-            raise FetalInputError(cpath, f"card lacks or garbles the input size or temperature ({type(exc).__name__}: {exc})") from None
+            raise FetalInputError(cpath, f"card lacks or garbles the input size, head crop or temperature "
+                                  f"({type(exc).__name__}: {exc})") from None
+        finder = None
+        if crop is not None:
+            from fetal_lib.us.head_crop import HeadFinder
+
+            finder_file = path.parent / str(crop_section.get("finder") or "")
+            if not crop_section.get("finder") or not finder_file.is_file():
+                raise FetalInputError(finder_file, f"the head finder that {path.name} needs (its card's input.head_crop.finder) "
+                                      "is missing; retrain with `fetal book --profile cpu --only us_classification`")
+            finder = HeadFinder.load(finder_file)
         model = _load_network(path, card)
         outputs = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
         if outputs != len(classes):
@@ -304,7 +362,8 @@ class UsClassifier:
         if arch and architecture.get("options_complete", True):
             options = {k: v for k, v in (architecture.get("options") or {}).items() if k not in ("input_shape", "num_classes")}
         try:
-            return cls(model, card_task, classes, size, temperature, arch=arch, options=options, tta=tta)
+            return cls(model, card_task, classes, size, temperature, arch=arch, options=options, tta=tta, head_crop=crop,
+                       finder=finder)
         except ValueError as exc:
             raise FetalInputError(cpath, str(exc)) from None
 

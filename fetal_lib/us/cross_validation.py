@@ -25,7 +25,9 @@ import numpy as np
 
 # Settings that change what a fold trains: a CV whose values differ is not the chapter's recipe.
 RECIPE_KEYS = ("arch_options", "input_rows", "input_cols", "epochs", "batch_size", "learning_rate", "augment", "tta",
-               "class_weight", "checkpoint", "xception_weights")
+               "class_weight", "checkpoint", "xception_weights", "head_crop")
+#: Recipe keys a CV written before they existed ran without: an absent one had this value.
+RECIPE_DEFAULTS = {"head_crop": None}
 
 
 def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -68,8 +70,9 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
 
     Args:
         data: the task (:func:`fetal_lib.us.tasks.load_task`).
-        arrays: (N, rows, cols, 1) images of every item of ``data``, in ``data.items``' order.
-        settings: the chapter's knobs (``fetal_lib.us.pipeline.profile_settings``).
+        arrays: (N, rows, cols, 1) network inputs of every item of ``data``, in ``data.items``' order
+            (:func:`fetal_lib.us.pipeline.load_inputs`).
+        settings: the task's knobs (:func:`fetal_lib.us.pipeline.task_settings`).
         on_fold: called with each (fold, architecture) row as soon as it is done.
     """
     import pandas as pd
@@ -165,14 +168,62 @@ def read(task: str, results_root: str | Path) -> dict | None:
         return None
 
 
+def read_variants(task: str, results_root: str | Path) -> list[tuple[str, dict]]:
+    """Every CV of ``task`` under ``results_root``: ``us_cv/<task>`` (the one chapter 3 may deploy
+    from) first, then ``us_cv/<task>.<variant>`` (written with ``fetal us cv --results-dir`` to
+    compare another recipe, e.g. whole images against head crops); ``[(folder name, metrics doc)]``."""
+    import json
+
+    root = Path(results_root) / "us_cv"
+    folders = [root / task] + sorted(root.glob(f"{task}.*")) if root.is_dir() else []
+    out = []
+    for folder in folders:
+        try:
+            out.append((folder.name, json.loads((folder / "metrics.json").read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def input_label(params: dict) -> str:
+    """The input a CV's recipe gave the networks, in words: ``whole image 128x128`` or ``head crop 160x160 (margin 1.15)``."""
+    crop = params.get("head_crop")
+    if crop:
+        return f"head crop {crop['size']}x{crop['size']} (margin {crop['margin']:g}{', aligned' if crop.get('align') else ''})"
+    return f"whole image {params.get('input_rows')}x{params.get('input_cols')}"
+
+
+def variants_table(variants: Sequence[tuple[str, dict]]):
+    """One row per (CV, architecture) of :func:`read_variants`: the input, the training precision,
+    the results folder (the task's own is the one the deployment reads) and the out-of-fold figures."""
+    import pandas as pd
+
+    frames = []
+    for name, doc in variants:
+        params = (doc.get("provenance") or {}).get("parameters") or {}
+        table = pd.DataFrame((doc.get("metrics") or {}).get("summary_table") or [])
+        if table.empty:
+            continue
+        precision = (((doc.get("provenance") or {}).get("compute") or {}).get("precision") or {}).get("precision")
+        table.insert(1, "input", input_label(params))
+        table.insert(2, "precision", precision or "?")
+        table.insert(3, "results", f"us_cv/{name}")
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def recipe_differences(doc: dict, settings: dict, profile: str) -> list[str]:
-    """How the CV's recipe differs from ``settings`` (empty: the same recipe), in words."""
+    """How the CV's recipe differs from ``settings`` (a task's, :func:`fetal_lib.us.pipeline.task_settings`;
+    empty: the same recipe), in words."""
     prov = doc.get("provenance", {})
     params = prov.get("parameters", {})
     diffs = [f"profile {prov.get('profile')!r} (this run: {profile!r})"] if prov.get("profile") != profile else []
     for key in RECIPE_KEYS:
-        if key in params and params[key] != settings.get(key):
-            diffs.append(f"{key} {params[key]!r} (this run: {settings.get(key)!r})")
+        if key not in params and key not in RECIPE_DEFAULTS:
+            continue
+        value = params.get(key, RECIPE_DEFAULTS.get(key))
+        if value != settings.get(key):
+            diffs.append(f"{key} {value!r} (this run: {settings.get(key)!r})")
     return diffs
 
 

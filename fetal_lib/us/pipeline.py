@@ -33,6 +33,54 @@ def split_names(text: str | Sequence[str]) -> list[str]:
     return split(text)
 
 
+def head_crop_spec(settings: dict[str, Any], task: str):
+    """The :class:`~fetal_lib.us.head_crop.HeadCropSpec` of ``task`` under ``settings``, or None
+    (the task is not in ``head_crop_tasks``: whole images)."""
+    from fetal_lib.us.head_crop import HeadCropSpec
+
+    if task not in split_names(settings.get("head_crop_tasks") or ""):
+        return None
+    return HeadCropSpec(float(settings["head_crop_margin"]), int(settings["head_crop_size"]), bool(settings["head_crop_align"]))
+
+
+def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
+    """``settings`` as one task trains with them: ``head_crop`` is the task's crop (a dict) or None,
+    and a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size)."""
+    spec = head_crop_spec(settings, task)
+    out = {**settings, "head_crop": spec.to_dict() if spec else None}
+    if spec is not None:
+        out["input_rows"] = out["input_cols"] = spec.size
+    return out
+
+
+def head_finder(settings: dict[str, Any]):
+    """The :class:`~fetal_lib.us.head_crop.HeadFinder` of the ``head_finder`` knob (empty: chapter 1's model).
+
+    Raises:
+        FetalInputError: the model is missing (says how to make it) or unreadable.
+    """
+    from fetal_lib.us.head_crop import HeadFinder
+
+    return HeadFinder.load(str(settings.get("head_finder") or "") or None)
+
+
+def load_inputs(items, settings: dict[str, Any], cache_dir=None, finder=None, progress: bool = False):
+    """(network inputs (N, rows, cols, 1) of ``items`` under a task's settings (:func:`task_settings`),
+    whether each image's head was found (None for whole-image input)).
+
+    Raises:
+        ValueError: a head-cropped task without a ``finder``.
+    """
+    from fetal_lib.us.arrays import load_arrays
+    from fetal_lib.us.head_crop import HeadCropSpec, load_head_arrays
+
+    if settings.get("head_crop") is None:
+        return load_arrays(items, (int(settings["input_rows"]), int(settings["input_cols"])), cache_dir, progress), None
+    if finder is None:
+        raise ValueError("a head-cropped task needs the head finder (chapter 1's HC18 model)")
+    return load_head_arrays(items, finder, HeadCropSpec.from_dict(settings["head_crop"]), cache_dir, progress)
+
+
 def precision_choice(settings: dict[str, Any], flags=None):
     """The Keras training precision the ``precision`` knob resolves to where Keras computes (its GPU, else this CPU or ``flags``)."""
     from fetal_lib.training import precision as precision_mod

@@ -221,6 +221,50 @@ def gradcam_figure(task: str, data, runs: Mapping[str, Any], x_test: np.ndarray)
     return fig
 
 
+def head_crop_table(datasets: Mapping[str, Any], part_inputs: Mapping[str, Mapping[str, tuple]]):
+    """Per head-cropped task and part: images, heads found, and the images classified whole instead."""
+    import pandas as pd
+
+    rows = []
+    for task, parts in part_inputs.items():
+        for part, (_, found) in parts.items():
+            if found is None:
+                continue
+            rows.append({"task": task, "part": part, "images": int(len(found)), "head found": int(found.sum()),
+                         "classified whole (no head)": int((~found).sum()), "head found (%)": 100.0 * float(found.mean()) if len(found) else 0.0})
+    return pd.DataFrame(rows)
+
+
+def head_crop_figure(task: str, data, finder, spec, per_class: int = 2):
+    """Per class, ``per_class`` training images with the fitted head ellipse (green) beside the crop the network sees."""
+    import cv2
+    import matplotlib.pyplot as plt
+
+    from fetal_lib.data.imaging import read_image_gray
+    from fetal_lib.us.head_crop import head_input
+
+    picks = []
+    for c in data.classes:
+        picks += [it for it in data.part("train") if it.label == c][:per_class]
+    fig, axes = plt.subplots(2, len(picks), figsize=(2.2 * len(picks), 4.6), squeeze=False)
+    for j, item in enumerate(picks):
+        image = read_image_gray(item.path)
+        crop, head = head_input(image, finder, spec)
+        shown = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        if head is not None:
+            width = max(2, int(round(min(image.shape) / 150)))
+            cv2.ellipse(shown, ((head.cx, head.cy), (2 * head.a, 2 * head.b), float(np.degrees(head.angle_rad))), (0, 220, 0), width)
+        axes[0, j].imshow(shown)
+        axes[0, j].set_title(f"{item.label}\n{'head found' if head is not None else 'NO head: whole image'}", fontsize=8)
+        axes[1, j].imshow(crop, cmap="gray", vmin=0, vmax=1)
+        axes[1, j].set_title(f"network input {crop.shape[0]}x{crop.shape[1]}", fontsize=8)
+        for ax in axes[:, j]:
+            ax.axis("off")
+    fig.suptitle(f"{task}: chapter 1's HC18 network finds the head (top); the crop the classifier sees (bottom)")
+    fig.tight_layout()
+    return fig
+
+
 def leak_sentence(image_level, leak) -> str:
     """How many source images the image-level split put on both sides, and the optimism it bought."""
     train = set(image_level.groups("train")) | set(image_level.groups("val"))
@@ -232,16 +276,18 @@ def leak_sentence(image_level, leak) -> str:
             f"{acc['optimism (image-level - grouped)']:+.3f}.")
 
 
-def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], datasets, profile: str, settings,
-                all_scores) -> tuple[dict, dict]:
+def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], datasets, profile: str,
+                task_settings: Mapping[str, Mapping[str, Any]], all_scores, finder=None) -> tuple[dict, dict]:
     """Save each task's chosen model that clears the sanity floor on validation (:mod:`fetal_lib.us.floor`)
-    as ``build/models/us_<task>.keras`` with its card.
+    as ``build/models/us_<task>.keras`` with its card (``task_settings``: per task, its settings,
+    :func:`fetal_lib.us.pipeline.task_settings`; a head-cropped task's model is saved with ``finder``).
 
     A task whose chosen model is below the floor is not saved (its previously deployed model, if any,
     stays); the others are, so one weak task does not hold back the rest. Returns (task -> saved
     path, task -> {"arch", "value", "floor"} of the refused ones)."""
     from fetal_lib.us.classifier import UsClassifier, default_model_path
     from fetal_lib.us.floor import floor_status
+    from fetal_lib.us.head_crop import HeadCropSpec
 
     floors, refused = {}, {}
     for task, arch in chosen.items():
@@ -252,8 +298,10 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
         if task in refused:
             continue
         run = runs[(task, arch)]
+        crop = task_settings[task].get("head_crop")
         clf = UsClassifier(run.fit.model, task, run.classes, tuple(run.config.input_size), run.temperature,
-                           arch=run.config.arch, options=run.config.options, tta=run.tta)
+                           arch=run.config.arch, options=run.config.options, tta=run.tta,
+                           head_crop=HeadCropSpec.from_dict(crop) if crop else None, finder=finder if crop else None)
         s = next(x for x in all_scores if x["task"] == task and x["model"] == arch)
         d = datasets[task]
         card = {**clf.card_fields(profile), "name": f"Fetal ultrasound classifier, {task} ({arch}, chapter 3)",
@@ -264,6 +312,6 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
                 "training": {**run.config.to_dict(), "seconds": run.fit.seconds, "best_epoch": run.fit.best_epoch},
                 "metrics": {**{k: v for k, v in s.items() if k not in ("per_class", "confusion_matrix")},
                             "validation_balanced_accuracy": floors[task]["value"], "floor": floors[task]["floor"]},
-                "settings": settings}
+                "settings": dict(task_settings[task])}
         out[task] = clf.save(default_model_path(task), card)
     return out, refused

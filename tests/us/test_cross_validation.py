@@ -84,6 +84,36 @@ def test_the_cv_choice_is_used_only_for_this_recipe_and_data(doc, expected, why)
     assert arch == expected and why in how
 
 
+def test_a_cv_of_another_input_is_another_recipe():
+    crop = {"margin": 1.15, "size": 160, "align": False}
+    old = _doc()  # written before head crops existed: whole images
+    arch, how = cv.choose("brain_planes", "plain_cnn", ["plain_cnn", "xception"], old, {"epochs": 20, "head_crop": crop}, "cpu", 300, False)
+    assert arch == "plain_cnn" and "head_crop None" in how
+    cropped = _doc(provenance__parameters={"epochs": 20, "head_crop": crop})
+    assert cv.choose("brain_planes", "plain_cnn", ["plain_cnn", "xception"], cropped, {"epochs": 20, "head_crop": crop}, "cpu", 300,
+                     False)[0] == "xception"
+    assert cv.input_label({"head_crop": {**crop, "align": True}}) == "head crop 160x160 (margin 1.15, aligned)"
+    assert cv.input_label({"input_rows": 128, "input_cols": 128}) == "whole image 128x128"
+
+
+def test_variants_of_a_task_are_read_and_tabled(tmp_path):
+    for name, params in (("brain_planes", {"head_crop": {"margin": 1.15, "size": 160}}),
+                         ("brain_planes.whole", {"input_rows": 128, "input_cols": 128}), ("planes", {})):
+        folder = tmp_path / "us_cv" / name
+        folder.mkdir(parents=True)
+        doc = _doc(provenance__parameters=params)
+        doc["metrics"]["summary_table"] = [{"task": name.split(".")[0], "model": "xception", "balanced accuracy": 0.5}]
+        doc["provenance"]["compute"] = {"precision": {"precision": "float32"}}
+        (folder / "metrics.json").write_text(json.dumps(doc))
+    variants = cv.read_variants("brain_planes", tmp_path)
+    assert [n for n, _ in variants] == ["brain_planes", "brain_planes.whole"]
+    table = cv.variants_table(variants)
+    assert table["input"].tolist() == ["head crop 160x160 (margin 1.15)", "whole image 128x128"]
+    assert table["results"].tolist() == ["us_cv/brain_planes", "us_cv/brain_planes.whole"]
+    assert table["precision"].tolist() == ["float32", "float32"]
+    assert cv.read_variants("anomaly", tmp_path) == [] and cv.variants_table([]).empty
+
+
 def test_the_written_cv_is_read_back(tmp_path):
     folder = cv.results_dir("anomaly", tmp_path)
     folder.mkdir(parents=True)
@@ -94,13 +124,14 @@ def test_the_written_cv_is_read_back(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.keras_backends
-def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tmp_path, capsys):
+def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tmp_path, capsys, skull_finder_path):
     pytest.importorskip("keras")
     from fetal_lib.cli import main
 
     root = phantom_root(us_tasks.DATASET_OF["brain_planes"])
     code = main(["us", "cv", "--task", "brain_planes", "--profile", "smoke", "--data-dir", str(root.parent), "--data-source", "phantom",
-                 "--folds", "2", "--archs", "plain_cnn,separable_cnn", "--set", "epochs=1", "--results-dir", str(tmp_path / "us_cv" / "brain_planes")])
+                 "--folds", "2", "--archs", "plain_cnn,separable_cnn", "--set", "epochs=1", "--set", f"head_finder={skull_finder_path}",
+                 "--results-dir", str(tmp_path / "us_cv" / "brain_planes")])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.splitlines()[0].startswith("task,model,out-of-fold images")
@@ -110,4 +141,11 @@ def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tm
     assert doc["metrics"]["chosen"] in ("plain_cnn", "separable_cnn") and doc["provenance"]["on_phantom"]
     assert {s["images"] for s in doc["metrics"]["archs"].values()} == {side}
     assert "fold 1 separable_cnn" in err
+    params = doc["provenance"]["parameters"]
+    assert params["head_crop"] == {"margin": 1.15, "size": 72, "align": False} and params["input_rows"] == 72
+    assert params["heads_found"] == len(data.items) and f"a head found in {len(data.items)} of {len(data.items)}" in err
+    assert cv.input_label(params) == "head crop 72x72 (margin 1.15)"
+    code = main(["us", "cv", "--task", "brain_planes", "--profile", "smoke", "--data-dir", str(root.parent), "--data-source", "phantom",
+                 "--set", f"head_finder={tmp_path / 'absent.keras'}"])
+    assert code == 2 and "absent.keras: no HC18 model here" in capsys.readouterr().err
     assert main(["us", "cv", "--task", "brain_planes", "--folds", "1"]) == 2
