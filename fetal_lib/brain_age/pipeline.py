@@ -381,6 +381,19 @@ def fit_correction(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict
                       f"out-of-fold {settings['deploy_features']} segmentations of {len(data.subjects)} image subjects")
 
 
+def choose_recipe(settings: dict, reg_age: np.ndarray, reg_feats: dict, data: ImageSet, oof_proba: np.ndarray, seed: int = 0):
+    """The recipe ``deploy_selection: nested`` deploys (:func:`fetal_lib.brain_age.nested.choose` over
+    ``nested_models``, ``nested_outer_folds`` folds), from the image subjects' out-of-fold segmentations."""
+    from fetal_lib.brain_age import nested
+
+    factor = int(settings["map_factor"])
+    inputs = nested.Inputs(reg_age, reg_feats, data.ages, features.feature_matrix(data.segs, data.spacing_mm, factor),
+                           {kind: features.from_probabilities(oof_proba, data.spacing_mm, factor, soft=kind == "soft")
+                            for kind in nested.FEATURES}, int(settings["pca_components"]))
+    models = [m.strip() for m in str(settings["nested_models"]).split(",") if m.strip()]
+    return nested.choose(inputs, nested.recipes(models), int(settings["nested_outer_folds"]), seed)
+
+
 def train_deployable(settings: dict, profile: str, data_dir: str | None, data_source: str, seed: int, model_dir: str | Path,
                      progress: bool = False, log=None) -> dict:
     """What `fetal brain-age train` does: the chapter's segmenter and deployed regressor, trained outside the book.
@@ -388,11 +401,12 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
     Segmenter on the segmentation-training subjects (the profile's epochs), scored on the validation
     subjects, checked against :data:`FLOORS` (``BelowFloorError``: nothing is written); the deployed
     regressor (``deploy_model``) fitted as :func:`deployed_regressor` says (with ``reg_training_set``
-    ``reference+image_subjects``, ``seg_cv_folds`` more segmenters are trained for the out-of-fold
-    segmentations it needs); both saved with their card. Returns a summary (validation Dice, epochs, seconds, where the models went).
+    ``reference+image_subjects`` or ``deploy_selection: nested``, ``seg_cv_folds`` more segmenters are
+    trained for the out-of-fold segmentations it needs; with ``nested``, the four deploy knobs are the
+    recipe :func:`choose_recipe` picks, as in the chapter); both saved with their card. Returns a summary (validation Dice, epochs, seconds, where the models went).
     """
     from fetal_lib.book.provenance import git_state, package_versions
-    from fetal_lib.brain_age import dataset, regression
+    from fetal_lib.brain_age import dataset
     from fetal_lib.data.sources import resolve
 
     source = resolve("brain_age", data_dir, data_source)
@@ -411,8 +425,11 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
     reg_age = np.array([s.age_years for s in reg_subjects])
     reg_segs, grid_spacing = prepare_reference_segs(reg_subjects, progress=progress)
     feats = features.feature_matrix(reg_segs, grid_spacing, int(settings["map_factor"]))
+    nested_rule = str(settings.get("deploy_selection", "profile")) == "nested"
+    oof_proba = out_of_fold(data, cfg, settings, seed, log=log) if nested_rule or needs_out_of_fold(settings) else None
+    if nested_rule:  # the chapter's rule: the recipe with the lowest CV MAE on the image subjects' out-of-fold segmentations
+        settings = {**settings, **choose_recipe(settings, reg_age, feats, data, oof_proba, seed).settings()}
     deploy_model, deploy_features = str(settings["deploy_model"]), str(settings["deploy_features"])
-    oof_proba = out_of_fold(data, cfg, settings, seed, log=log) if needs_out_of_fold(settings) else None
     deployed = deployed_regressor(settings, reg_age, feats, data, oof_proba, seed)
     correction = fit_correction(data, cfg, settings, seed, oof_proba=oof_proba, log=log)
     provenance = {"git": git_state(), "profile": profile, "seed": seed, "packages": package_versions(), "trained_by": "fetal brain-age train"}

@@ -46,6 +46,8 @@ class Predictor:
     soft_features: bool = False  # volumes and maps from class probabilities rather than argmax labels
     correction: object = None  # fetal_lib.brain_age.correction.TissueMixing applied to the features before the regressor
     tta: bool = False  # class probabilities averaged with the left-right mirror's (as the chapter scored the segmenter)
+    expected_mae_years: float | None = None  # the error to expect, from the model card (chapter 5's nested estimate)
+    expected_mae_how: str = ""
 
     def __call__(self, image_path: str | Path, mask_path: str | Path) -> dict:
         """Predict one subject; raises FetalInputError naming the bad file."""
@@ -70,6 +72,8 @@ class Predictor:
             "predicted_age_years": round(age, 2),
             "model": self.regressor.name,
         }
+        if self.expected_mae_years is not None:
+            row["expected_mae_years"] = round(self.expected_mae_years, 2)
         return Prediction(row=row, preprocessed=pre, labels=segmentation.labels_of(proba))
 
 
@@ -108,8 +112,14 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2, device
     spacing = tuple(float(s) for s in prep.get("spacing_mm", (3.0, 3.0, 3.0)))
     size = tuple(int(s) for s in prep.get("size", (64, 64, 64)))
     soft = meta.get("features", "hard") == "soft"
+    from fetal_lib.model_card import read_card
+
+    regressor_card = (read_card(model_dir) or {}).get("regressor") or {}
+    expected = regressor_card.get("expected_mae_years")
     return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir, soft_features=soft,
-                     correction=load_correction(model_dir), tta=meta.get("tta", "none") == "hflip")
+                     correction=load_correction(model_dir), tta=meta.get("tta", "none") == "hflip",
+                     expected_mae_years=float(expected) if isinstance(expected, (int, float)) else None,
+                     expected_mae_how=str(regressor_card.get("expected_mae_how") or ""))
 
 
 def load_correction(model_dir: Path):
@@ -131,6 +141,8 @@ def format_text(result: dict) -> str:
         f"image: {result['image']}\n"
         f"CSF: {result['csf_ml']:.1f} mL\nGM: {result['gm_ml']:.1f} mL\nWM: {result['wm_ml']:.1f} mL\n"
         f"predicted age: {result['predicted_age_years']:.1f} years (model {result['model']})"
+        + (f"\nexpected error: MAE {result['expected_mae_years']:.2f} years (the model card's estimate)"
+           if result.get("expected_mae_years") is not None else "")
     )
 
 

@@ -136,6 +136,19 @@ def test_predict_path_is_consistent(tiny_model, real_dataset):
             load_correction(tiny_model)
     finally:
         (tiny_model / CORRECTION_FILE).unlink(missing_ok=True)
+    # the model card's expected error (chapter 5's nested estimate) comes with every prediction
+    from fetal_lib.brain_age.predict import format_text
+    from fetal_lib.model_card import read_card
+
+    card_file = tiny_model / "model_card.json"
+    before = card_file.read_bytes() if card_file.is_file() else None
+    write_json_atomic(card_file, {**(read_card(tiny_model) or {}), "regressor": {"expected_mae_years": 6.123, "expected_mae_how": "nested"}})
+    try:
+        row = load_predictor(tiny_model)(s.image_path, s.mask_path)
+        assert row["expected_mae_years"] == 6.12 and "expected error: MAE 6.12 years" in format_text(row)
+    finally:
+        card_file.write_bytes(before) if before is not None else card_file.unlink()
+    assert "expected_mae_years" not in out and "expected error" not in format_text(out)  # no card figure: none claimed
     # hard features: argmax labels, as a model saved with "features": "hard" uses them
     hard = dataclasses.replace(pred, soft_features=False)(s.image_path, s.mask_path)
     labels = segmentation.predict(pred.segmenter, inputs, pre.mask)

@@ -261,6 +261,10 @@ def test_us_classification_splits_by_group_and_scores_every_model_on_every_task(
     if settings["leak_task"] in tasks:
         assert {r["measure"] for r in _table(results, "leak_demonstration")} == {"accuracy", "balanced accuracy", "AUC"}
     assert set(m["deployed"]) == set(tasks) and set(m["deployed"].values()) <= set(archs)
+    # no head finder on a phantom run (chapter 1 saves no phantom model): whole images, said so
+    assert m["head_finder"] is None and m["inputs"]["brain_planes"] == f"whole image {settings['input_rows']}x{settings['input_cols']}"
+    warnings = json.loads((results / "metrics.json").read_text())["provenance"]["warnings"]
+    assert any("PHANTOM run without a head finder" in str(w) for w in warnings), warnings
 
 
 @on_every_keras_backend
