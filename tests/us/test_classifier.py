@@ -20,23 +20,10 @@ pytest.importorskip("keras")
 from fetal_lib.errors import FetalInputError  # noqa: E402
 from fetal_lib.model_card import card_path, read_card  # noqa: E402
 from fetal_lib.us.classifier import UsClassifier, column_name, default_model_path, scores, softmax  # noqa: E402
+from stand_ins import brightness_model  # noqa: E402
 
 CLASSES = ["dark", "grey", "bright"]
 LEVELS = {"dark": 25, "grey": 128, "bright": 230}
-
-
-def brightness_model(size=(32, 48), k=3):
-    """Logit j = 100 (2 c_j m - c_j^2) for the mean intensity m: the class whose centre c_j (evenly
-    spaced in 0.1..0.9) is nearest to m wins."""
-    import keras
-
-    inputs = keras.Input((*size, 1))
-    mean = keras.layers.GlobalAveragePooling2D()(inputs)
-    logits = keras.layers.Dense(k)(mean)
-    model = keras.Model(inputs, logits, name="brightness")
-    centres = np.linspace(0.1, 0.9, k)
-    model.layers[-1].set_weights([(200 * centres)[None, :].astype(np.float32), (-100 * centres**2).astype(np.float32)])
-    return model
 
 
 def square(value: int, side: int = 64) -> np.ndarray:

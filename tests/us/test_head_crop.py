@@ -1,7 +1,7 @@
 """The head crop of brain-plane images: geometry against SciPy and moments, the finder, the cache,
 and a head-cropped classifier saved, loaded and run through ``fetal us classify``.
 
-A *skull* network (``conftest.skull_model``) stands in for chapter 1's U-Net: its probability is
+A *skull* network (``stand_ins.skull_model``) stands in for chapter 1's U-Net: its probability is
 the image thresholded at mid-grey, so a bright filled ellipse on a dark background is found
 exactly where it was drawn.
 """
@@ -24,19 +24,7 @@ from fetal_lib.metrics.biometry import Ellipse  # noqa: E402
 from fetal_lib.us import head_crop  # noqa: E402
 from fetal_lib.us.head_crop import HeadCropSpec, HeadFinder, crop_head  # noqa: E402
 
-from .conftest import skull_model  # noqa: E402
-
-
-def brightness_model(size, k=3):
-    """Logits that make a dark input class 0, a mid-grey one 1 and a bright one 2 (by its mean, as in test_classifier)."""
-    import keras
-
-    inputs = keras.Input((*size, 1))
-    logits = keras.layers.Dense(k)(keras.layers.GlobalAveragePooling2D()(inputs))
-    model = keras.Model(inputs, logits, name="brightness")
-    centres = np.linspace(0.1, 0.9, k)
-    model.layers[-1].set_weights([(200 * centres)[None, :].astype(np.float32), (-100 * centres**2).astype(np.float32)])
-    return model
+from stand_ins import brightness_model, skull_model  # noqa: E402
 
 
 def head_image(shape=(300, 400), cx=210.0, cy=140.0, a=90.0, b=70.0, angle_deg=25.0) -> np.ndarray:
