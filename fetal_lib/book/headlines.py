@@ -29,6 +29,9 @@ TABLE_CLASS = "headlines"  # styled by book/_static/fetal.css
 # ----------------------------------------------------------------------------- the labels
 
 _TEST = "test split"
+#: In a figure's ``datasets``: the figure is about the build machine's data root itself (which datasets
+#: are present, what `fetal data verify` found in the real ones), so it is real even where phantoms stand in.
+DATA_ROOT = "<data root>"
 _HC = ("hc18",)
 
 #: Short names of chapter 3's tasks (``fetal_lib.us.tasks.TASKS``) for its headline labels.
@@ -60,9 +63,12 @@ _GA_LEAK = "leak_demonstration[split=samples at random (one volume on both sides
 
 HEADLINES: dict[str, dict[str, Figure]] = {
     "data": {
-        "n_datasets_real": Figure("data", "n_datasets_real", "", 0, label="datasets present on the build machine (real)"),
-        "n_datasets_phantom": Figure("data", "n_datasets_phantom", "", 0, label="datasets absent, replaced by a phantom"),
-        "verify_problems": Figure("data", "verify_problems", "", 0, label="problems found by `fetal data verify`"),
+        "n_datasets_real": Figure("data", "n_datasets_real", "", 0, datasets=(DATA_ROOT,),
+                                  label="datasets present on the build machine (real)"),
+        "n_datasets_phantom": Figure("data", "n_datasets_phantom", "", 0, datasets=(DATA_ROOT,),
+                                     label="datasets absent, replaced by a phantom"),
+        "verify_problems": Figure("data", "verify_problems", "", 0, datasets=(DATA_ROOT,),
+                                  label="problems found by `fetal data verify` (in the datasets present)"),
         "hc18_fit_vs_reference_mae_mm": Figure(
             "data", "hc18_fit_vs_reference_mae_mm", "mm", 3, datasets=_HC,
             label="HC of an ellipse fitted to the reference outline vs HC18's reference HC, mean |difference|"),
@@ -180,13 +186,21 @@ def _interval(metrics: Mapping[str, Any], ci: str | tuple[str, str] | None) -> t
 
 
 def data_word(doc: Mapping[str, Any], datasets: Sequence[str] = ()) -> str:
-    """``PHANTOM`` when a dataset the figure rests on (any of the run's, when none is named) was a phantom, else ``real``."""
+    """What a figure was computed on: ``real``, ``PHANTOM``, or ``real and PHANTOM`` when the datasets
+    it rests on (any of the run's, when none is named) were some real and some phantoms. A figure
+    about the data root itself (:data:`DATA_ROOT` among its datasets: which datasets are present,
+    what `fetal data verify` found in them) is ``real``."""
+    if DATA_ROOT in datasets:
+        return "real"
     prov = doc.get("provenance", {}) or {}
     data = prov.get("data", {}) or {}
     names = [n for n in datasets if n in data] or list(data)
-    if any((data.get(n) or {}).get("is_phantom") for n in names) or (not data and prov.get("on_phantom")):
-        return "PHANTOM"
-    return "real"
+    if not data:
+        return "PHANTOM" if prov.get("on_phantom") else "real"
+    phantom = [n for n in names if (data.get(n) or {}).get("is_phantom")]
+    if not phantom:
+        return "real"
+    return "PHANTOM" if len(phantom) == len(names) else "real and PHANTOM"
 
 
 def headline_rows(cid: str, doc: Mapping[str, Any]) -> list[Row]:

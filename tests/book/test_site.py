@@ -112,6 +112,7 @@ class PageVisit:
     ids: set[str] = field(default_factory=set)
     overflow_px: int = 0  # how far the page is wider than the window
     cut_tables: list[str] = field(default_factory=list)  # tables wider than their container (intro only)
+    unboxed_wide_tables: list[str] = field(default_factory=list)  # tables wider than the text column, not in a scrolling box
     text: str = ""  # what a reader sees (closed details and hidden cells excluded)
 
 
@@ -135,6 +136,21 @@ CUT_TABLES = """() => [
   ...Array.from(document.querySelectorAll('article table td, article table th'))
     .filter(c => c.scrollWidth > c.clientWidth + 1)
     .map(c => `cell '${c.innerText.slice(0, 40)}' ${c.scrollWidth} px in ${c.clientWidth} px`)]"""
+
+# A table wider than the page's text column must sit in its own sideways-scrolling box no wider
+# than the column (book/_static/fetal.css); one that does not is cut off or widens the page.
+UNBOXED_WIDE_TABLES = """() => {
+  const article = document.querySelector('article');
+  if (!article) return [];
+  const column = article.getBoundingClientRect().width;
+  return Array.from(article.querySelectorAll('table')).filter(t => t.scrollWidth > column + 1).filter(t => {
+    for (let a = t.parentElement; a && a !== article; a = a.parentElement) {
+      const style = getComputedStyle(a);
+      if (['auto', 'scroll'].includes(style.overflowX) && a.getBoundingClientRect().width <= column + 1) return false;
+    }
+    return true;
+  }).map(t => `table '${(t.querySelector('th, td') || t).innerText.slice(0, 40)}' ${t.scrollWidth} px in a ${Math.round(column)} px column`);
+}"""
 
 
 def _is_local(url: str) -> bool:
@@ -176,6 +192,7 @@ def _crawl(browser, site: Site, width: int, screenshot: bool) -> Crawl:
         visit.text = page.inner_text("body")
         if name == "intro.html":
             visit.cut_tables = page.evaluate(CUT_TABLES)
+        visit.unboxed_wide_tables = page.evaluate(UNBOXED_WIDE_TABLES)
         if screenshot and name in shots:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / f"{Path(name).stem}_{width}.png"), full_page=True)
@@ -252,6 +269,14 @@ def test_no_page_is_wider_than_the_window_and_the_intro_tables_fit(crawls) -> No
         wide = {name: v.overflow_px for name, v in crawl.visits.items() if v.overflow_px > 1}
         assert not wide, f"{kind}: pages wider than the window (px): {wide}"
         assert not crawl.visits["intro.html"].cut_tables, f"{kind}: intro tables cut: {crawl.visits['intro.html'].cut_tables}"
+
+
+def test_every_table_wider_than_the_text_column_scrolls_in_its_own_box(crawls) -> None:
+    for kind, crawl in crawls.items():
+        unboxed = {name: v.unboxed_wide_tables for name, v in crawl.visits.items() if v.unboxed_wide_tables}
+        assert not unboxed, f"{kind}: wide tables neither inside the column nor in a scrolling box: {unboxed}"
+    desktop = crawls["desktop"].visits
+    assert any(v.text for v in desktop.values())  # the crawl saw pages at all
 
 
 def test_no_page_prints_the_build_machines_folders(crawls, site) -> None:
