@@ -254,6 +254,29 @@ def scores(y_days: np.ndarray, predicted_days: np.ndarray, groups: np.ndarray | 
             "mae_days": m.estimate, "mae_ci": [m.low, m.high], "r2": r.estimate, "r2_ci": [r.low, r.high]}
 
 
+def fold_table(protocol: str, run: "ProtocolRun", samples: SampleSet) -> pd.DataFrame:
+    """One row per fold of a protocol's run: its name, test volumes, and the network's MAE (days)
+    and R2 on them, scored per volume (each volume's matched triples averaged, as :func:`per_volume`);
+    then the mean and SD over the folds. R2 on a fold of few volumes spanning few weeks is unstable."""
+    from fetal_lib.metrics.regression import mae, r2
+
+    per_vol = per_volume(samples, run.predicted_days)
+    rows = []
+    for name, (_, te) in zip(run.fold_names, run.folds):
+        part = per_vol[per_vol["group"].isin(set(samples.group[te]))]
+        y, p = part["ga_days"].to_numpy(float), part["predicted_days"].to_numpy(float)
+        rows.append({"protocol": protocol, "fold": name, "test volumes": int(len(part)),
+                     "GA range (weeks)": f"{y.min() / 7:.0f}-{y.max() / 7:.0f}" if len(y) else "-",
+                     "MAE (days)": mae(y, p) if len(y) else float("nan"), "R2": r2(y, p) if len(y) > 1 else float("nan")})
+    table = pd.DataFrame(rows)
+    if len(table) > 1:
+        for stat, fn in (("mean over folds", np.nanmean), ("SD over folds", lambda v: np.nanstd(v, ddof=1))):
+            table.loc[len(table)] = {"protocol": protocol, "fold": stat, "test volumes": np.nan, "GA range (weeks)": "",
+                                     "MAE (days)": float(fn(table["MAE (days)"].to_numpy(float)[:len(rows)])),
+                                     "R2": float(fn(table["R2"].to_numpy(float)[:len(rows)]))}
+    return table
+
+
 def row(protocol: str, model: str, unit: str, s: dict[str, Any]) -> dict[str, Any]:
     """One results-table row."""
     return {"protocol": protocol, "model": model, "scored per": unit, "n": s["n"], "volumes": s["n_groups"],

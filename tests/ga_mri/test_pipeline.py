@@ -35,3 +35,25 @@ def test_scores_match_scikit_learn_and_the_floor_needs_a_real_improvement() -> N
     assert pipeline.floor_ok(3.0, 30.0) and not pipeline.floor_ok(30.0, 30.0) and not pipeline.floor_ok(float("nan"), 30.0)
     gap = pipeline.leak_gap({"mae_days": 5.0, "mae_ci": [4, 6], "r2": 0.9}, {"mae_days": 1.0, "mae_ci": [0.8, 1.2], "r2": 0.99})
     assert gap.iloc[2]["MAE (days)"] == 4.0
+
+
+def test_the_fold_table_scores_each_fold_s_volumes_like_scikit_learn() -> None:
+    rng = np.random.default_rng(1)
+    n_vol, per = 12, 2
+    ga = np.repeat(rng.uniform(140, 270, n_vol), per)
+    groups = np.repeat([f"v{i}" for i in range(n_vol)], per)
+    samples = SampleSet({}, ga, groups, np.array(["X"] * len(ga)), np.zeros((len(ga), 3), int))
+    predicted = ga + rng.normal(0, 5, len(ga))
+    folds = [(np.flatnonzero(np.repeat(np.arange(n_vol) % 3 != k, per)), np.flatnonzero(np.repeat(np.arange(n_vol) % 3 == k, per)))
+             for k in range(3)]
+    run = pipeline.ProtocolRun("p1", ["fold 1", "fold 2", "fold 3"], folds, predicted, np.zeros(len(ga), int), [], 0.0, 0.0)
+    table = pipeline.fold_table("by volume", run, samples)
+    assert table["fold"].tolist() == ["fold 1", "fold 2", "fold 3", "mean over folds", "SD over folds"]
+    per_vol = pipeline.per_volume(samples, predicted)
+    for k, (_, te) in enumerate(folds):
+        part = per_vol[per_vol["group"].isin(set(groups[te]))]
+        assert table.loc[k, "test volumes"] == 4
+        assert np.isclose(table.loc[k, "MAE (days)"], mean_absolute_error(part["ga_days"], part["predicted_days"]))
+        assert np.isclose(table.loc[k, "R2"], r2_score(part["ga_days"], part["predicted_days"]))
+    assert np.isclose(table.loc[3, "MAE (days)"], table.loc[:2, "MAE (days)"].mean())
+    assert np.isclose(table.loc[4, "R2"], table.loc[:2, "R2"].std(ddof=1))
