@@ -149,6 +149,22 @@ metrics["hc18_fit_vs_reference_mae_mm"] = float(np.abs(hc_err).mean())
 # Fitting the ellipse to the filled annotation reproduces the challenge's reference HC to
 # the small error shown above: this is the floor of any HC error reported in the book.
 #
+# The HC18 U-Net source starts by looking at intensity histograms of its images and masks. Here:
+# the grey levels of a sample of each split's images (the test images come from the same
+# machines, so their histogram should match the training one), of the training images inside and
+# outside the annotated head, and the values the filled masks take. The loader's masks are 0 and 1;
+# the source scaled its masks to 0/2, which a sigmoid output can never reach (chapter 1 measures
+# what that costs).
+
+# %%
+hist_sample = {"train": [hc_train[i] for i in overview.pick(len(hc_train), min(len(hc_train), 200), seed)],
+               "test": [hc_test[i] for i in overview.pick(len(hc_test), min(len(hc_test), 200), seed)]}
+hist_fig, mask_values = overview.hc18_histograms(hist_sample, [hc18.load_mask(r) for r in hist_sample["train"]],
+                                                 hist_sample["train"])
+run.figure(hist_fig, "hc18_histograms")
+run.table(mask_values, "hc18_mask_values")
+metrics["hc18_mask_values"] = [float(v) for v in mask_values["mask value"]]
+#
 # ## FETAL_PLANES_DB: maternal-fetal ultrasound planes
 #
 # {cite}`burgosartizzu2020planes`: 12,400 images from 1,792 patients labelled with the

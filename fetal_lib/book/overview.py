@@ -127,6 +127,44 @@ def hc18_figure(records: Sequence[Any], fits: Sequence[Any], hc_fit_mm: Sequence
     return fig
 
 
+def hc18_histograms(by_split: Mapping[str, Sequence[Any]], masks: Sequence[np.ndarray], masked: Sequence[Any]):
+    """The HC18 source's exploratory step: grey-level histograms of the images (density, per split in
+    ``by_split``), of the training images inside and outside the annotated head (``masked`` records
+    with their filled ``masks``), and of the masks' values (the loader's masks are 0/1; the source's
+    were 0/2). Returns the figure and a table of the mask values found."""
+    import matplotlib.pyplot as plt
+
+    from fetal_lib.data.imaging import read_image_gray
+
+    bins = np.arange(257)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for split, records in by_split.items():
+        counts = sum(np.bincount(read_image_gray(r.image_path).ravel(), minlength=256) for r in records)
+        axes[0].plot(bins[:-1], counts / counts.sum(), label=f"{split} ({len(records)} images)")
+    axes[0].set(title="grey levels per split", xlabel="grey level", ylabel="fraction of pixels")
+    inside = np.zeros(256)
+    outside = np.zeros(256)
+    values: dict[float, int] = {}
+    for rec, mask in zip(masked, masks):
+        image = read_image_gray(rec.image_path)
+        m = np.asarray(mask) > 0
+        inside += np.bincount(image[m], minlength=256)
+        outside += np.bincount(image[~m], minlength=256)
+        for v, c in zip(*np.unique(np.asarray(mask), return_counts=True)):
+            values[float(v)] = values.get(float(v), 0) + int(c)
+    axes[1].plot(bins[:-1], inside / max(inside.sum(), 1), label="inside the head", color="tab:red")
+    axes[1].plot(bins[:-1], outside / max(outside.sum(), 1), label="outside", color="tab:gray")
+    axes[1].set(title=f"grey levels, {len(masked)} training images", xlabel="grey level", ylabel="fraction of pixels")
+    total = sum(values.values()) or 1
+    axes[2].bar([f"{v:g}" for v in sorted(values)], [values[v] / total for v in sorted(values)], color="tab:blue")
+    axes[2].set(title="values of the filled masks", xlabel="mask value", ylabel="fraction of pixels")
+    for ax in axes[:2]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    table = pd.DataFrame({"mask value": sorted(values), "fraction of pixels": [values[v] / total for v in sorted(values)]})
+    return fig, table
+
+
 def image_grid(paths: Sequence[Any], titles: Sequence[str], ncols: int = 4,
                boxes: Sequence[Sequence[tuple[str, float, float, float, float]]] | None = None):
     """Grayscale images with titles; optional YOLO boxes ``(class, cx, cy, w, h)`` normalised 0..1."""

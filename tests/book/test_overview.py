@@ -66,3 +66,18 @@ def test_figures_build(tmp_path):
     fig = overview.image_grid([path], ["t"], boxes=[[("abnormal", 0.5, 0.5, 0.2, 0.4)]])
     rect = fig.axes[0].patches[0]
     assert (rect.get_x(), rect.get_y(), rect.get_width(), rect.get_height()) == (12.0, 6.0, 6.0, 8.0)
+
+
+def test_hc18_histograms_count_grey_levels_inside_and_outside_and_the_mask_values(tmp_path):
+    image = np.zeros((40, 60), np.uint8)
+    image[10:30, 20:40] = 200  # the "head": 400 pixels at 200, the rest 0
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    rec = SimpleNamespace(image_path=tmp_path / "a.png")
+    mask = (image > 0).astype(np.uint8)
+    fig, values = overview.hc18_histograms({"train": [rec], "test": [rec]}, [mask], [rec])
+    assert values["mask value"].tolist() == [0.0, 1.0]
+    assert np.allclose(values["fraction of pixels"], [2000 / 2400, 400 / 2400])
+    inside = fig.axes[1].lines[0].get_ydata()
+    outside = fig.axes[1].lines[1].get_ydata()
+    assert inside[200] == 1.0 and outside[0] == 1.0  # every head pixel at 200, every other at 0
+    assert np.isclose(fig.axes[0].lines[0].get_ydata()[200], 400 / 2400)
