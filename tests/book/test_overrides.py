@@ -96,7 +96,7 @@ def test_the_readme_shows_one_valid_set_example_per_chapter():
     from fetal_lib.commands.book import parse_settings
     from fetal_lib.paths import REPO_ROOT
 
-    lines = [ln for ln in (REPO_ROOT / "README.md").read_text().splitlines() if ln.startswith("fetal book ") and "--set" in ln and "[" not in ln]
+    lines = [ln for ln in (REPO_ROOT / "docs" / "reproduce.md").read_text().splitlines() if ln.startswith("fetal book ") and "--set" in ln and "[" not in ln]
     chapters = []
     for line in lines:
         args = build_parser().parse_args(shlex.split(line)[1:])

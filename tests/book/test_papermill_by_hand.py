@@ -1,4 +1,4 @@
-"""The README's "Papermill by hand" commands, run as written (outputs moved to a temporary folder)."""
+"""The "Papermill by hand" commands of docs/reproduce.md, run as written (outputs moved to a temporary folder)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from fetal_lib.paths import REPO_ROOT
 
 
 def readme_commands() -> list[list[str]]:
-    """The shell commands of the README block that follows "**Papermill by hand.**"."""
-    text = (REPO_ROOT / "README.md").read_text()
+    """The shell commands of the docs/reproduce.md block that follows "**Papermill by hand.**"."""
+    text = (REPO_ROOT / "docs" / "reproduce.md").read_text()
     block = re.search(r"\*\*Papermill by hand\.\*\*.*?```bash\n(.*?)```", text, re.S)
-    assert block, "README: no Papermill by hand block"
+    assert block, "docs/reproduce.md: no Papermill by hand block"
     return [shlex.split(cmd) for cmd in block.group(1).replace("\\\n", " ").strip().splitlines()]
 
 
