@@ -274,6 +274,7 @@ def fold_table(protocol: str, run: "ProtocolRun", samples: SampleSet) -> pd.Data
             table.loc[len(table)] = {"protocol": protocol, "fold": stat, "test volumes": np.nan, "GA range (weeks)": "",
                                      "MAE (days)": float(fn(table["MAE (days)"].to_numpy(float)[:len(rows)])),
                                      "R2": float(fn(table["R2"].to_numpy(float)[:len(rows)]))}
+    table["test volumes"] = table["test volumes"].astype("Int64")  # whole numbers; empty on the summary rows
     return table
 
 
