@@ -159,6 +159,7 @@ def hc18_histograms(by_split: Mapping[str, Sequence[Any]], masks: Sequence[np.nd
     axes[2].bar([f"{v:g}" for v in sorted(values)], [values[v] / total for v in sorted(values)], color="tab:blue")
     axes[2].set(title="values of the filled masks", xlabel="mask value", ylabel="fraction of pixels")
     for ax in axes[:2]:
+        ax.set_yscale("log")  # the black background outside the sector would flatten everything else
         ax.legend(fontsize=8)
     fig.tight_layout()
     table = pd.DataFrame({"mask value": sorted(values), "fraction of pixels": [values[v] / total for v in sorted(values)]})
