@@ -162,7 +162,7 @@ part_inputs = {t: {p: pipeline.load_inputs(d.part(p), task_cfg[t], cache, finder
                for t, d in datasets.items()}
 part_arrays = {t: {p: x for p, (x, _) in parts.items()} for t, parts in part_inputs.items()}
 display(Markdown("; ".join(f"**{t}**: " + (us_cv.input_label(c)) for t, c in task_cfg.items()) + "."))
-crop_table = report.head_crop_table(datasets, part_inputs)
+crop_table = report.head_crop_table(part_inputs)
 if not crop_table.empty:
     run.table(crop_table, "head_crop")
     for t, c in task_cfg.items():

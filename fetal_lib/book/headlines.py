@@ -30,7 +30,8 @@ TABLE_CLASS = "headlines"  # styled by book/_static/fetal.css
 
 _TEST = "test split"
 #: In a figure's ``datasets``: the figure is about the build machine's data root itself (which datasets
-#: are present, what `fetal data verify` found in the real ones), so it is real even where phantoms stand in.
+#: are present, what `fetal data verify` found in the real ones), so it is real wherever the run read a
+#: real dataset, even where phantoms stood in for others.
 DATA_ROOT = "<data root>"
 _HC = ("hc18",)
 
@@ -189,11 +190,12 @@ def data_word(doc: Mapping[str, Any], datasets: Sequence[str] = ()) -> str:
     """What a figure was computed on: ``real``, ``PHANTOM``, or ``real and PHANTOM`` when the datasets
     it rests on (any of the run's, when none is named) were some real and some phantoms. A figure
     about the data root itself (:data:`DATA_ROOT` among its datasets: which datasets are present,
-    what `fetal data verify` found in them) is ``real``."""
-    if DATA_ROOT in datasets:
-        return "real"
+    what `fetal data verify` found in them) is ``real`` when the run read any real dataset, and
+    ``PHANTOM`` when it read none (then nothing real was looked at)."""
     prov = doc.get("provenance", {}) or {}
     data = prov.get("data", {}) or {}
+    if DATA_ROOT in datasets:
+        return "real" if any(not (s or {}).get("is_phantom") for s in data.values()) else "PHANTOM"
     names = [n for n in datasets if n in data] or list(data)
     if not data:
         return "PHANTOM" if prov.get("on_phantom") else "real"

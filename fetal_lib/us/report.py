@@ -221,8 +221,9 @@ def gradcam_figure(task: str, data, runs: Mapping[str, Any], x_test: np.ndarray)
     return fig
 
 
-def head_crop_table(datasets: Mapping[str, Any], part_inputs: Mapping[str, Mapping[str, tuple]]):
-    """Per head-cropped task and part: images, heads found, and the images classified whole instead."""
+def head_crop_table(part_inputs: Mapping[str, Mapping[str, tuple]]):
+    """Per head-cropped task and part (``part_inputs``: task -> part -> (inputs, heads found or None)):
+    images, heads found, and the images classified whole instead."""
     import pandas as pd
 
     rows = []

@@ -51,6 +51,19 @@ def test_results_are_read_from_metrics_files(tmp_path):
     assert "`data`" in (tmp_path / "generated" / "provenance.md").read_text()
 
 
+def test_the_data_root_s_own_figures_are_real_where_any_dataset_was_real(tmp_path):
+    from fetal_lib.book.headlines import headline_rows
+
+    results = tmp_path / "results"
+    ChapterRun("data", "cpu", "", results / "data", 0,
+               {"hc18": {"is_phantom": False, "status": "complete", "root": "/d"}, "feta": {"is_phantom": True, "status": "phantom", "root": "/p"}}
+               ).finish({"verify_problems": 0, "split_groups_crossing": 0}, headline=["verify_problems", "split_groups_crossing"])
+    import json
+
+    rows = headline_rows("data", json.loads((results / "data" / "metrics.json").read_text()))
+    assert [r.data for r in rows] == ["real", "real and PHANTOM"]  # verify read the real data; the splits both kinds
+
+
 def test_build_log_errors_are_found_and_warnings_ignored():
     from fetal_lib.book.build import build_errors
 
