@@ -213,3 +213,14 @@ def test_task_settings_give_a_cropped_task_the_crop_as_its_input(tmp_path, finde
     assert x.shape == (1, settings["input_rows"], settings["input_cols"], 1) and found is None
     with pytest.raises(ValueError, match="head finder"):
         pipeline.load_inputs([tmp_path / "head.png"], brain)
+
+
+def test_the_chapter_counts_heads_found_per_part() -> None:
+    from fetal_lib.us.report import head_crop_table
+
+    x = np.zeros((3, 8, 8, 1), np.float32)
+    table = head_crop_table({"brain_planes": {"train": (x, np.array([True, True, False])), "test": (x[:1], np.array([True]))},
+                             "planes": {"train": (x, None)}})
+    assert table[["task", "part", "images", "head found", "classified whole (no head)"]].values.tolist() == [
+        ["brain_planes", "train", 3, 2, 1], ["brain_planes", "test", 1, 1, 0]]
+    assert table["head found (%)"].tolist() == pytest.approx([200 / 3, 100.0])
