@@ -121,7 +121,8 @@ if any(c["head_crop"] for c in task_cfg.values()):
         if not all(datasets[t].source.is_phantom for t, c in task_cfg.items() if c["head_crop"]):
             raise  # real data: the head crop is the recipe; chapter 1's model must exist (fetal book runs chapter 1 first)
         task_cfg = {t: {**c, "head_crop": None, "input_rows": input_rows, "input_cols": input_cols} for t, c in task_cfg.items()}
-        finder_note = f"PHANTOM run without a head finder ({err}): every task is classified on whole images."
+        finder_note = (f"PHANTOM run without a head finder ({shown(err.path) if err.path else ''}: {err.problem}): every task "
+                       "is classified on whole images.")
 run.banner()
 if finder_note:
     run.warn(finder_note)

@@ -272,8 +272,8 @@ run.figure(figures.brain_age_gap(reg_age, cv_results[deploy_model].predicted, cv
 # reference segmentations alone or with the image subjects added. Each such *recipe* can be scored
 # on the image subjects from their out-of-fold segmentations, and the lowest of those figures is
 # the obvious choice. But a best of many on the same few dozen subjects is the best of many draws,
-# not an estimate: an earlier version of this chapter picked its path among about 50 variants that
-# way and published 5.95 years, and 100 withheld subjects then scored 6.67. So here the choice is
+# not an estimate: an earlier version of this chapter picked its path among dozens of variants that
+# way, and the withheld test subjects then scored the same path clearly worse. So here the choice is
 # cross-validated too: each outer fold of image subjects is held out, the recipe is chosen by an
 # inner CV on the other image subjects only, and the chosen recipe is scored on the held-out fold.
 # The outer folds' errors are the chapter's headline; the lowest single-recipe figure stands

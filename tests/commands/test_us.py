@@ -162,14 +162,21 @@ def test_train_below_the_floor_saves_nothing(capsys, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_train_saves_a_model_that_classify_uses(capsys, tmp_path, monkeypatch):
     """The smoke profile's tiny plain CNN on the phantom (floor margin lowered: two epochs on ~40
-    images prove the path, not the model)."""
+    images prove the path, not the model); brain planes are head crops, found by a stand-in finder."""
+    from fetal_lib.model_card import save_keras
     from fetal_lib.us import floor as us_floor
+    from stand_ins import skull_model
 
     monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
     monkeypatch.setattr(us_floor, "FLOOR_MARGIN", -1.0)
     target = tmp_path / "models" / "brain.keras"
     code, out, err = run_cli(["us", "train", "--task", "brain_planes", "--profile", "smoke", "--data-source", "phantom",
                               "--arch", "separable_cnn", "--set", "epochs=1", "--model", target], capsys)
+    assert code == 2 and "hc18_unet.keras: no HC18 model here to find the fetal head" in err  # the crop needs chapter 1's model
+    finder = save_keras(skull_model(), tmp_path / "finder.keras", {"name": "skull", "inference": {"tta": []}})
+    code, out, err = run_cli(["us", "train", "--task", "brain_planes", "--profile", "smoke", "--data-source", "phantom",
+                              "--arch", "separable_cnn", "--set", "epochs=1", "--set", f"head_finder={finder}", "--model", target],
+                             capsys)
     assert code == 0, err
     summary = json.loads(out)
     assert summary["model"] == str(target) and summary["arch"] == "separable_cnn" and summary["task"] == "brain_planes"
@@ -184,7 +191,8 @@ def test_train_saves_a_model_that_classify_uses(capsys, tmp_path, monkeypatch):
     code, out, err = run_cli(["us", "classify", image, "--model", target], capsys)
     assert code == 0, err
     row = _rows(out)[0]
-    assert row["predicted"] in card["classes"]
+    assert row["predicted"] in card["classes"] and row["head_found"] == "True"
+    assert card["input"]["head_crop"]["finder"] == "brain.head.keras" and target.with_name("brain.head.keras").is_file()
     code, _, err = run_cli(["us", "train", "--profile", "smoke", "--data-source", "phantom", "--arch", "unet"], capsys)
     assert code == 2 and "unet" in err and "plain_cnn" in err
 
