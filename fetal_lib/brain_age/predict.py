@@ -47,7 +47,6 @@ class Predictor:
     correction: object = None  # fetal_lib.brain_age.correction.TissueMixing applied to the features before the regressor
     tta: bool = False  # class probabilities averaged with the left-right mirror's (as the chapter scored the segmenter)
     expected_mae_years: float | None = None  # the error to expect, from the model card (chapter 5's nested estimate)
-    expected_mae_how: str = ""
 
     def __call__(self, image_path: str | Path, mask_path: str | Path) -> dict:
         """Predict one subject; raises FetalInputError naming the bad file."""
@@ -114,12 +113,10 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2, device
     soft = meta.get("features", "hard") == "soft"
     from fetal_lib.model_card import read_card
 
-    regressor_card = (read_card(model_dir) or {}).get("regressor") or {}
-    expected = regressor_card.get("expected_mae_years")
+    expected = ((read_card(model_dir) or {}).get("regressor") or {}).get("expected_mae_years")
     return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir, soft_features=soft,
                      correction=load_correction(model_dir), tta=meta.get("tta", "none") == "hflip",
-                     expected_mae_years=float(expected) if isinstance(expected, (int, float)) else None,
-                     expected_mae_how=str(regressor_card.get("expected_mae_how") or ""))
+                     expected_mae_years=float(expected) if isinstance(expected, (int, float)) else None)
 
 
 def load_correction(model_dir: Path):
