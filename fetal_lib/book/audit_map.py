@@ -351,7 +351,9 @@ FLAWS: tuple[Flaw, ...] = (
          "the deployed path scored from predicted segmentations of subjects its models never saw, its choice among "
          "recipes nested (made without the subjects that score it)",
          "brain_age", "The deployed path: what a user gets",
-         (_ba("deployed_path_mae_years", ci="deployed_path_mae_ci_years", label="deployed path, nested MAE"),
+         (_ba("deployed_path_mae_years", ci="deployed_path_mae_ci_years",
+              label="deployed path, MAE expected on new subjects (nested, difficulty matched to the cohort)"),
+          _ba("nested_mae_years", ci="nested_mae_ci_years", label="the same, nested MAE on the image subjects alone"),
           _ba("best_of_recipes_mae_years", label="the lowest single-recipe CV MAE (a best of many: optimistic)"),
           _ba("image_subjects_mae_reference_segs_years", label="the same subjects from reference segmentations, MAE")),
          code=("fetal_lib.brain_age.report.deployed_path_variants",)),

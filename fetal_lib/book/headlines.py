@@ -114,9 +114,10 @@ HEADLINES: dict[str, dict[str, Figure]] = {
     "brain_age": {
         "deployed_path_mae_years": Figure("brain_age", "deployed_path_mae_years", "years", 2, ci="deployed_path_mae_ci_years",
                                           n="deployed_path_n_subjects", n_unit="subjects", datasets=("brain_age",),
-                                          label="brain age error, MAE, the deployed path on unseen image subjects (nested: its choice made without them)"),
+                                          label="brain age error, MAE, the deployed path, expected on new subjects (nested on unseen image subjects, "
+                                                "their difficulty matched to the regression subjects')"),
         "deployed_path_r2": Figure("brain_age", "deployed_path_r2", "", 3, datasets=("brain_age",),
-                                   label="R², the deployed path on the same subjects"),
+                                   label="R², the deployed path, nested, on the image subjects"),
         "reference_cv_mae_years": Figure("brain_age", "reference_cv_mae_years", "years", 2, ci="reference_cv_mae_ci_years",
                                          datasets=("brain_age",),
                                          label="brain age error, MAE, reference segmentations, cross-validated (upper bound)"),

@@ -115,8 +115,8 @@ def _mid_slices(vol: np.ndarray):
 
 
 def regression_weight_maps(weights, underlay=None):
-    """The deployed regressor's weights per tissue on mid-slices in three planes (years per +1 SD
-    of a block's tissue fraction; red: more tissue there, older prediction), or, for a
+    """The deployed regressor's weights per tissue on mid-slices in three planes (years per
+    ``weights.map_unit``; red: more tissue there, older prediction), or, for a
     volume-only model, a bar per tissue volume."""
     import matplotlib.pyplot as plt
 
@@ -139,7 +139,7 @@ def regression_weight_maps(weights, underlay=None):
                 axes[r, c].set_title(planes[c], fontsize=9)
         vol_w = weights.volumes[f"{tissue.lower()}_ml"]
         axes[r, 0].set_ylabel(f"{tissue.upper()}\n(volume weight {vol_w:+.2f} y/SD)", fontsize=9)
-    fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label="years per +1 SD of the block's tissue fraction")
+    fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label=f"years per {weights.map_unit}")
     fig.suptitle(f"Deployed regressor ({weights.model}): where each tissue's amount moves the predicted age", fontsize=10)
     return fig
 

@@ -46,7 +46,7 @@ class Predictor:
     soft_features: bool = False  # volumes and maps from class probabilities rather than argmax labels
     correction: object = None  # fetal_lib.brain_age.correction.TissueMixing applied to the features before the regressor
     tta: bool = False  # class probabilities averaged with the left-right mirror's (as the chapter scored the segmenter)
-    expected_mae_years: float | None = None  # the error to expect, from the model card (chapter 5's nested estimate)
+    expected_mae_years: float | None = None  # the error to expect, from the model card (chapter 5's headline: nested, carried to the cohort)
 
     def __call__(self, image_path: str | Path, mask_path: str | Path) -> dict:
         """Predict one subject; raises FetalInputError naming the bad file."""

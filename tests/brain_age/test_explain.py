@@ -48,3 +48,12 @@ def test_segmenter_gradcam_gives_one_map_per_tissue() -> None:
     maps = explain.segmenter_gradcam(net, np.random.default_rng(0).normal(0, 1, (2, 16, 16, 16)).astype(np.float32))
     assert maps.shape == (3, 16, 16, 16)
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+
+
+def test_map_weights_of_unscaled_maps_are_years_per_tenth_of_a_block() -> None:
+    fitted, grid = _ages_driven_by_one_block("maps_ridge")
+    weights = explain.regression_weights(fitted, grid)
+    assert weights.map_unit == "+0.1 of the block's tissue fraction"
+    # age = 20 + 50 * fraction: +0.1 of that block's grey matter is about +5 years (ridge shrinks a little)
+    assert weights.maps[1, 1, 2, 0] == pytest.approx(5.0, rel=0.15)
+    np.testing.assert_allclose(weights.maps.ravel(), 0.1 * fitted.model[-1].coef_[:-3])

@@ -112,3 +112,52 @@ def test_too_few_subjects_or_no_candidate_is_an_error(inputs) -> None:
         nested.nested_selection(inputs, [Recipe("linear", "hard")], outer_folds=10, inner_folds=5)
     with pytest.raises(ValueError, match="at least one"):
         nested.nested_selection(inputs, [])
+
+
+def test_the_population_estimate_is_the_nested_mae_plus_the_difficulty_offset(inputs) -> None:
+    from sklearn.model_selection import cross_val_predict
+
+    from fetal_lib.brain_age.regression import make_model
+
+    candidates = [Recipe("maps_ridge", "hard"), Recipe("maps_ridge", "soft")]
+    result = nested.nested_selection(inputs, candidates, outer_folds=4, inner_folds=3, seed=0)
+    got = nested.population_adjusted(result, inputs, n_splits=5, seed=0, n_boot=300)
+    assert got["model"] == "maps_ridge" and got["n_regression_subjects"] == len(inputs.ref_age)
+    # the regressor's CV on the regression subjects, independently: scikit-learn over the same folds
+    x_ref = np.hstack([inputs.ref_feats["maps"], inputs.ref_feats["volumes"]]).astype(np.float64)
+    folds = age_folds(inputs.ref_age, 5, 0)
+    fold_of = np.empty(len(inputs.ref_age), int)
+    for k, (_, te) in enumerate(folds):
+        fold_of[te] = k
+    oof = cross_val_predict(make_model("maps_ridge"), x_ref, inputs.ref_age, groups=fold_of,
+                            cv=[(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(5)])
+    assert got["reference_cv_mae_years"] == pytest.approx(np.mean(np.abs(oof - inputs.ref_age)), rel=1e-9)
+    # the same model fitted on every regression subject, scored on the image subjects' reference features
+    fitted = make_model("maps_ridge").fit(x_ref, inputs.ref_age)
+    x_img = np.hstack([inputs.img_reference["maps"], inputs.img_reference["volumes"]]).astype(np.float64)
+    img_ref_mae = np.mean(np.abs(fitted.predict(x_img) - inputs.img_age))
+    assert got["image_subjects_reference_mae_years"] == pytest.approx(img_ref_mae, rel=1e-9)
+    assert got["difficulty_offset_years"] == pytest.approx(got["reference_cv_mae_years"] - img_ref_mae)
+    assert got["population_mae_years"] == pytest.approx(result.nested_mae + got["difficulty_offset_years"])
+    low, high = got["population_mae_ci_years"]
+    assert low < got["population_mae_years"] < high
+
+
+def test_the_offset_is_zero_in_expectation_when_image_subjects_are_drawn_like_the_cohort_and_positive_when_easier() -> None:
+    """Image subjects drawn from the cohort: the offset is small against the spread of ages; drawn from
+    its easiest part (noise-free grey matter), the offset says they are easier by about the cohort's error."""
+    rng = np.random.default_rng(3)
+    ref_age = rng.uniform(20, 80, 300)
+    ref = _features(ref_age, rng, True)
+    offsets = {}
+    for name, noise in (("like the cohort", 6.0), ("easier", 0.0)):
+        img_age = rng.uniform(20, 80, 40)
+        gm = 700 - 3.0 * img_age + rng.normal(0, 1, 40) * noise
+        feats = _features(img_age, rng, True)
+        feats["volumes"][:, 1] = gm
+        feats["maps"][:, 8:16] = (gm / 700.0)[:, None] * rng.uniform(0.9, 1.1, (40, 8))
+        inp = Inputs(ref_age, ref, img_age, feats, {"hard": feats, "soft": feats}, n_components=5)
+        result = nested.nested_selection(inp, [Recipe("maps_ridge", "hard")], outer_folds=4, inner_folds=3, seed=0)
+        offsets[name] = nested.population_adjusted(result, inp, n_boot=50)["difficulty_offset_years"]
+    assert abs(offsets["like the cohort"]) < 0.6
+    assert offsets["easier"] > 0.8

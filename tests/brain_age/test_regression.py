@@ -73,3 +73,43 @@ def test_deployable_roundtrip(tmp_path):
     (tmp_path / "bad" / "regressor.pkl").write_bytes(b"garbage")
     with pytest.raises(FetalInputError, match="unreadable"):
         regression.load(tmp_path / "bad")
+
+
+def test_volume_scaler_standardises_the_volumes_and_leaves_the_maps_alone():
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = np.hstack([rng.uniform(0, 1, (50, 6)), rng.normal(500, 50, (50, 3))])
+    out = regression.VolumeScaler().fit_transform(x)
+    np.testing.assert_array_equal(out[:, :6], x[:, :6])
+    np.testing.assert_allclose(out[:, 6:], StandardScaler().fit_transform(x[:, 6:]), rtol=1e-10)
+
+
+def test_maps_ridge_is_not_thrown_by_a_block_that_is_almost_always_empty():
+    """A block holding tissue in one training subject only: standardised, a new subject with tissue there
+    sits hundreds of SDs out; as a fraction it is one more small number."""
+    rng = np.random.default_rng(1)
+    n = 200
+    age = rng.uniform(20, 80, n)
+    maps = np.clip((age[:, None] - 20) / 60 * rng.uniform(0.8, 1.2, (n, 30)), 0, 1)
+    maps = np.hstack([maps, np.zeros((n, 1))])
+    maps[0, -1] = 1e-3  # one training subject with a trace of tissue in the last block
+    volumes = rng.normal(500, 20, (n, 3))
+    fitted = regression.fit_deployable("maps_ridge", age, volumes, maps)
+    probe = maps[1:2].copy()
+    plain = fitted.predict(volumes[1:2], probe)[0]
+    probe[0, -1] = 0.5  # a new subject with half that block filled
+    assert abs(fitted.predict(volumes[1:2], probe)[0] - plain) < 5.0  # years
+
+
+def test_oof_predictions_match_scikit_learn_over_the_same_folds():
+    from sklearn.linear_model import RidgeCV
+
+    age, volumes, maps = _synthetic()
+    got = regression.oof_predictions("maps_ridge", age, volumes, maps, n_splits=5, seed=0)
+    want = np.full(len(age), np.nan)
+    for tr, te in regression.age_folds(age, 5, 0):
+        mean, sd = volumes[tr].mean(axis=0), volumes[tr].std(axis=0)  # the volumes standardised on the training fold only
+        scaled = np.hstack([maps, (volumes - mean) / sd])
+        want[te] = RidgeCV(alphas=regression.ALPHAS).fit(scaled[tr], age[tr]).predict(scaled[te])
+    np.testing.assert_allclose(got, want, rtol=1e-9)

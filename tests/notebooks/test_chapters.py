@@ -198,9 +198,14 @@ def test_brain_age_chapter_keeps_validation_subjects_out_of_training_and_clears_
     paths = _table(results, "deployed_path_variants")
     deployed = [row for row in paths if row["deployed"] == "True"]
     assert len(deployed) == 1 and deployed[0]["regressor trained on"] == m["deployed_training_set"]
-    if m["deployed_path_nested"]:  # the headline is the nested estimate of the rule that chose the deployed recipe
+    if m["deployed_path_nested"]:  # the headline: the nested estimate of the rule that chose the recipe, carried to the cohort
         nested = m["nested_selection"]
-        assert m["deployed_path_mae_years"] == pytest.approx(nested["nested_mae_years"])
+        adjust = m["population_adjustment"]
+        assert m["nested_mae_years"] == pytest.approx(nested["nested_mae_years"])
+        assert adjust["difficulty_offset_years"] == pytest.approx(adjust["reference_cv_mae_years"]
+                                                                  - adjust["image_subjects_reference_mae_years"])
+        assert m["deployed_path_mae_years"] == pytest.approx(nested["nested_mae_years"] + adjust["difficulty_offset_years"])
+        assert adjust["model"] == m["deployed_model"] and adjust["n_regression_subjects"] == m["n_regression_subjects"]
         assert m["best_of_recipes_mae_years"] == pytest.approx(min(r["cv_mae_years"] for r in m["nested_recipes"]))
         chosen = [r for r in m["nested_recipes"] if r["chosen (lowest CV MAE)"]]
         assert len(chosen) == 1 and nested["chosen_settings"]["deploy_model"] == m["deployed_model"] == chosen[0]["model"]
