@@ -111,7 +111,6 @@ class Inputs:
                                         x_test, self.n_components)
         return out
 
-
     def _reference_fit(self, model: str):
         """``model`` fitted on the regression subjects' reference features alone (once)."""
         from fetal_lib.brain_age import regression

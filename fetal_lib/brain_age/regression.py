@@ -58,7 +58,6 @@ class VolumeScaler(TransformerMixin, BaseEstimator):
         return out
 
 
-
 def uses_maps(name: str) -> bool:
     """True if the model reads the tissue maps (else only the three volumes)."""
     return name.startswith("maps")
