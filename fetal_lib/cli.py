@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from fetal_lib import __version__
+from fetal_lib.commands import CommandImportError, _import_command  # noqa: F401 (CommandImportError: what main reports)
 from fetal_lib.errors import FetalInputError
 from fetal_lib.training.floor import BelowFloorError
 
@@ -21,18 +22,6 @@ from fetal_lib.training.floor import BelowFloorError
 COMMAND_MODULES = ["doctor", "data", "book", "lab", "hc", "seg", "us", "ga", "brain_age", "bench", "app"]
 # commands that run Keras (or start kernels that do): the Keras backend is chosen before they import it
 KERAS_COMMANDS = {"doctor", "book", "lab", "hc", "us", "ga", "bench", "app"}
-
-
-class CommandImportError(RuntimeError):
-    """A command's module failed to import: the command would silently vanish from ``fetal --help``."""
-
-
-def _import_command(module_name: str, command: str):
-    """Import a command's module, or raise :class:`CommandImportError` naming the command and the reason."""
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CommandImportError(f"the '{command}' command could not be loaded ({module_name}): {type(exc).__name__}: {exc}") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:

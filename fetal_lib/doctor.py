@@ -6,8 +6,8 @@ cannot be measured here (e.g. a Keras chapter on a machine without TensorFlow) s
 others are still measured.
 
 The predictions are measured, not looked up: each chapter's main networks train for a few
-batches on this machine (:func:`fetal_lib.hc.bench.bench_training`,
-:func:`fetal_lib.brain_age.bench.bench_training`), and the profile's epochs and the data's image
+batches on this machine (:func:`fetal_lib.bench.hc.bench_training`,
+:func:`fetal_lib.bench.brain_age.bench_training`), and the profile's epochs and the data's image
 counts turn the rates into training time. What a chapter does besides training (evaluation,
 figures) is added from its last run on this machine when ``<build>/results/<chapter>/metrics.json``
 holds one of the same profile; otherwise it is said to be unknown.
@@ -28,12 +28,12 @@ DETECT = "detect"
 
 def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETECT, keras_choice: Any = DETECT) -> dict[str, Any]:
     """CPU model, usable cores, the frameworks' relevant CPU flags, the CUDA GPU (``gpu``: a
-    :class:`~fetal_lib.training.device.GpuInfo`, None for none, or detected from torch), the Keras
+    :class:`~fetal_lib.devices.GpuInfo`, None for none, or detected from torch), the Keras
     backend (``keras_choice``: ``(backend, reason)``, or :func:`fetal_lib.training.keras_backend.choose`),
     where the PyTorch and Keras chapters run, and what ``auto`` resolves to for each framework on the
     device it trains on."""
     from fetal_lib.training import keras_backend
-    from fetal_lib.training.device import gpu_info
+    from fetal_lib.devices import gpu_info
 
     flags = precision_mod.cpu_flags(cpuinfo)
     if gpu == DETECT:
@@ -85,7 +85,7 @@ def last_run_overhead_s(chapter_id: str, profile: str, results_root: Path | None
 def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 1: training images/s of the main U-Net and of the audit arms' network; training seconds."""
     from fetal_lib.hc import pipeline
-    from fetal_lib.hc.bench import bench_training
+    from fetal_lib.bench.hc import bench_training
     from fetal_lib.training.keras import configure
 
     configure(threads=2)
@@ -112,12 +112,13 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
 def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 5: subjects/s of the Res-U-Net segmenter; training seconds of the main model and the CV folds."""
     from fetal_lib.brain_age import dataset, pipeline
-    from fetal_lib.brain_age.bench import bench_training
+    from fetal_lib.bench.brain_age import bench_training
     from fetal_lib.data.sources import resolve
 
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
+    from fetal_lib.book.chapters import spec_of
 
-    settings = chapter_knobs("brain_age", profile)
+    settings = chapter_knobs(spec_of("brain_age"), profile)
     source = resolve("brain_age", data_dir, "phantom" if profile == "smoke" else "auto")
     subjects = [s for s in dataset.load(source.root) if s.image_path is not None and s.mask_path is not None]
     n_train = sum(1 for s in subjects if s.role == "seg_train")
@@ -141,7 +142,7 @@ def seg_benchmark_estimate(profile: str, data_dir: str | None) -> dict[str, Any]
     from fetal_lib.hc import pipeline as hc_pipeline
     from fetal_lib.hc.dataset import load_arrays
     from fetal_lib.seg_benchmark import pipeline
-    from fetal_lib.seg_benchmark.bench import bench_training
+    from fetal_lib.bench.seg_benchmark import bench_training
     from fetal_lib.training import torch as harness
 
     harness.configure(threads=2)
@@ -201,7 +202,7 @@ def fetal_mri_ga_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     from fetal_lib.data import fetal_brain_atlases
     from fetal_lib.data.sources import resolve
     from fetal_lib.ga_mri import pipeline
-    from fetal_lib.ga_mri.bench import bench_training, training_samples_per_epoch_total
+    from fetal_lib.bench.ga_mri import bench_training, training_samples_per_epoch_total
     from fetal_lib.training.keras import configure
 
     configure(threads=2)

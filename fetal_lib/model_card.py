@@ -28,7 +28,7 @@ def common_fields(framework: str, architecture: str, options: Mapping[str, Any],
     """What every card holds: framework ("keras" | "torch"), the registry name and options of the
     network, its input, the profile, the git commit (and whether the tree was dirty), the time."""
     from fetal_lib import __version__
-    from fetal_lib.book.provenance import git_state
+    from fetal_lib.provenance import git_state
 
     if framework not in ("keras", "torch"):
         raise ValueError(f"framework must be keras or torch, got {framework!r}")

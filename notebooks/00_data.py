@@ -40,8 +40,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from fetal_lib.book import overview
-from fetal_lib.book.profiles import chapter_knobs, knob_names
+from fetal_lib.overview import figures as overview
+from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.overview.spec import SPEC
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.data import (
     DATASET_NAMES,
@@ -60,7 +61,7 @@ from fetal_lib.data.verify import verify
 from fetal_lib.metrics.biometry import fit_ellipse, head_circumference_mm
 
 # the knob from the profile, unless set above or by papermill; the resolved value replaces the None
-settings = chapter_knobs("data", profile, {name: globals()[name] for name in knob_names("data")})
+settings = chapter_knobs(SPEC, profile, {name: globals()[name] for name in SPEC.knob_names()})
 globals().update(settings)
 DATASETS = list(DATASET_NAMES)
 sources = {name: resolve(name, data_dir or None, data_source) for name in DATASETS}

@@ -112,7 +112,7 @@ from fetal_lib.training import keras_backend
 keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
 
 from fetal_lib import anchors
-from fetal_lib.book.profiles import knob_names
+from fetal_lib.hc.spec import SPEC
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.hc import cascade, figures, pipeline, report
 from fetal_lib.hc import second_stage as second
@@ -124,7 +124,7 @@ from fetal_lib.training.keras import configure as configure_keras
 t_start = time.perf_counter()
 configure_keras(threads=2, seed=seed)
 # every knob from the profile, unless set above or by papermill (-p epochs 5); the resolved values replace the Nones
-settings = pipeline.profile_settings(profile, {name: globals()[name] for name in knob_names("hc18")})
+settings = pipeline.profile_settings(profile, {name: globals()[name] for name in SPEC.knob_names()})
 globals().update(settings)
 precision_choice = pipeline.precision_choice(settings)
 data = pipeline.load_data(data_dir, data_source, seed, int(max_images))

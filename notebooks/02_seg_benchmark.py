@@ -81,7 +81,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from fetal_lib import anchors
-from fetal_lib.book.profiles import knob_names
+from fetal_lib.seg_benchmark.spec import SPEC
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.hc import figures as hc_figures
 from fetal_lib.hc import pipeline as hc_pipeline
@@ -89,7 +89,7 @@ from fetal_lib.paths import shown
 from fetal_lib.seg_benchmark import figures, pipeline, report
 
 t_start = time.perf_counter()
-settings = pipeline.profile_settings(profile, {name: globals()[name] for name in knob_names("seg_benchmark")})
+settings = pipeline.profile_settings(profile, {name: globals()[name] for name in SPEC.knob_names()})
 globals().update(settings)
 arch_names = pipeline.parse_archs(archs)
 precision_choice = pipeline.precision_choice(settings)

@@ -92,7 +92,7 @@ from fetal_lib.training import keras_backend
 
 keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
 
-from fetal_lib.book.profiles import knob_names
+from fetal_lib.us.spec import SPEC
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import shown
@@ -103,7 +103,7 @@ from fetal_lib.us import pipeline, report, tasks as us_tasks
 
 t_start = time.perf_counter()
 configure_keras(threads=2, seed=seed)
-settings = pipeline.profile_settings(profile, {name: globals()[name] for name in knob_names("us_classification")})
+settings = pipeline.profile_settings(profile, {name: globals()[name] for name in SPEC.knob_names()})
 globals().update(settings)
 task_names, arch_names = pipeline.split_names(tasks), pipeline.split_names(archs)
 precision_choice = pipeline.precision_choice(settings)

@@ -81,7 +81,7 @@ from fetal_lib.training import keras_backend
 keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
 
 from fetal_lib import anchors
-from fetal_lib.book.profiles import knob_names
+from fetal_lib.ga_mri.spec import SPEC
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.ga_mri import baselines, pipeline, protocols, report
 from fetal_lib.paths import shown
@@ -89,7 +89,7 @@ from fetal_lib.training.keras import configure as configure_keras
 
 t_start = time.perf_counter()
 configure_keras(threads=2, seed=seed)
-settings = pipeline.profile_settings(profile, {name: globals()[name] for name in knob_names("fetal_mri_ga")})
+settings = pipeline.profile_settings(profile, {name: globals()[name] for name in SPEC.knob_names()})
 globals().update(settings)
 precision_choice = pipeline.precision_choice(settings)
 prep = pipeline.preprocess_config(settings)

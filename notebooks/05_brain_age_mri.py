@@ -92,7 +92,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from fetal_lib.book.profiles import chapter_knobs, knob_names
+from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.brain_age.spec import SPEC
 from fetal_lib.book.results import ChapterRun, data_status
 from fetal_lib.brain_age import dataset, features, figures, mixed_training, pipeline, regression, report, segmentation
 from fetal_lib.brain_age.predict import default_model_dir, load_predictor
@@ -102,7 +103,7 @@ from fetal_lib.paths import shown
 
 t_start = time.perf_counter()
 # every knob from the profile, unless set above or by papermill (-p seg_epochs 5); the resolved values replace the Nones
-settings = chapter_knobs("brain_age", profile, {name: globals()[name] for name in knob_names("brain_age")})
+settings = chapter_knobs(SPEC, profile, {name: globals()[name] for name in SPEC.knob_names()})
 globals().update(settings)
 if deploy_features not in ("soft", "hard"):
     raise ValueError(f"deploy_features must be 'soft' or 'hard', not {deploy_features!r}")

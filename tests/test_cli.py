@@ -138,7 +138,7 @@ def test_no_json_or_dest_flag_and_format_everywhere() -> None:
 
 
 def test_profile_choices_come_from_the_registry_and_data_source_defaults_to_real() -> None:
-    from fetal_lib.book.profiles import PROFILES
+    from fetal_lib.config.profiles import PROFILES
     from fetal_lib.data.sources import SOURCES
 
     profiles, sources = [], {}
@@ -154,7 +154,7 @@ def test_profile_choices_come_from_the_registry_and_data_source_defaults_to_real
     assert sources["bench brain-age"] == sources["brain-age train"] and sources["brain-age train"][0] == "real"
     # no profile tuple typed in a command: it would drift from profiles/
     root = Path(__file__).parents[1] / "fetal_lib"
-    for path in [*root.glob("commands/*.py"), *root.glob("*/bench.py"), root / "bench.py", root / "cli.py"]:
+    for path in [*root.glob("commands/*.py"), *root.glob("bench/*.py"), root / "cli.py"]:
         assert '"smoke", "cpu"' not in path.read_text(), path
 
 

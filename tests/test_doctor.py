@@ -24,7 +24,7 @@ def test_machine_report_from_an_injected_cpuinfo(tmp_path):
 
 
 def test_machine_report_on_a_gpu_machine_from_an_injected_device(tmp_path):
-    from fetal_lib.training.device import GpuInfo
+    from fetal_lib.devices import GpuInfo
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16\n")
@@ -86,9 +86,10 @@ def test_doctor_measures_the_brain_age_segmenter_on_the_smoke_profile(capsys, tm
     assert main(["doctor", "--profile", "smoke", "--only", "brain_age", "--format", "json"]) == 0
     est = json.loads(capsys.readouterr().out)["chapters"]["brain_age"]
     net = est["networks"]["Res-U-Net segmenter"]
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
+    from fetal_lib.book.chapters import spec_of
 
-    assert net["rate"] > 0 and net["unit"] == "subjects/s" and net["epochs"] == chapter_knobs("brain_age", "smoke")["seg_epochs"]
+    assert net["rate"] > 0 and net["unit"] == "subjects/s" and net["epochs"] == chapter_knobs(spec_of("brain_age"), "smoke")["seg_epochs"]
     assert est["training_s"] > 0 and est["predicted_chapter_s"] is None  # no earlier run in this build folder
 
 
@@ -98,10 +99,11 @@ def test_doctor_times_every_chapter3_classifier_on_every_task(capsys, tmp_path, 
     monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
     assert main(["doctor", "--profile", "smoke", "--only", "us_classification", "--format", "json"]) == 0
     est = json.loads(capsys.readouterr().out)["chapters"]["us_classification"]
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
+    from fetal_lib.book.chapters import spec_of
     from fetal_lib.us.tasks import load_task
 
-    knobs = chapter_knobs("us_classification", "smoke")
+    knobs = chapter_knobs(spec_of("us_classification"), "smoke")
     tasks = knobs["tasks"].split(",")
     images = sum(len(load_task(t, None, "phantom").part("train")) for t in tasks)
     val_images = sum(len(load_task(t, None, "phantom").part("val")) for t in tasks)
@@ -117,7 +119,7 @@ def test_doctor_times_every_chapter3_classifier_on_every_task(capsys, tmp_path, 
 
 
 def test_keras_on_torch_with_a_gpu_is_reported_on_the_gpu_with_the_gpus_precision(tmp_path):
-    from fetal_lib.training.device import GpuInfo
+    from fetal_lib.devices import GpuInfo
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: avx2 fma\n")  # no native bfloat16 on the CPU

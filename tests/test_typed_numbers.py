@@ -28,7 +28,7 @@ YEAR = re.compile(r"^(19[5-9]\d|20[0-4]\d)$")
 
 
 def _profile(name: str, section: str, key: str):
-    from fetal_lib.book.profiles import load_profile
+    from fetal_lib.config.profiles import load_profile
 
     return load_profile(name)[section][key]
 

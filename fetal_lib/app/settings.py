@@ -83,7 +83,7 @@ class AppSettings:
             raise FetalInputError(None, f"--max-upload-mb must be a positive number of MiB, got {self.max_upload_mb}")
         if self.models.exists() and not self.models.is_dir():
             raise FetalInputError(self.models, "--models-dir is a file, not a folder")
-        from fetal_lib.commands.options import checked_device
+        from fetal_lib.config.options import checked_device
 
         checked_device(self.device)  # --device cuda without a GPU: one line, before anything starts
         return self

@@ -36,7 +36,7 @@ def section_id(heading: str) -> str:
 
 def chapter_links(book_dir: Path) -> dict[str, str]:
     """Chapter id -> its page (``chapters/NN_slug.html``) for every chapter executed into ``book_dir``."""
-    from fetal_lib.book.build import executed_chapters
+    from fetal_lib.book.chapters import executed_chapters
 
     return {cid: f"{stem}.html" for cid, stem in executed_chapters(Path(book_dir))}
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from fetal_lib.book.chapters import REGISTRY, find_source
+from fetal_lib.book.chapters import REGISTRY, executed_chapters, find_source
 from fetal_lib.book.headlines import results_markdown
 from fetal_lib.book.results import load_metrics
 from fetal_lib.errors import FetalInputError
@@ -32,17 +32,6 @@ from fetal_lib.paths import NOTEBOOK_DIR
 STATIC_BEFORE = ("data",)  # book/data.md, if present, right after the intro
 STATIC_AFTER = ("audit",)  # book/audit.md at the end
 _ERROR_LINE = re.compile(r"(: |^)(ERROR|CRITICAL|SEVERE)[:/ ]", re.MULTILINE)
-
-
-def executed_chapters(book_dir: Path) -> list[tuple[str, str]]:
-    """``(chapter id, 'chapters/NN_slug')`` for every registered chapter executed in ``book_dir``."""
-    present = {p.stem: p for p in (Path(book_dir) / "chapters").glob("*.ipynb")}
-    out = []
-    for cid, (number, _) in REGISTRY.items():
-        hits = sorted(stem for stem in present if stem.startswith(f"{number:02d}_"))
-        if hits:
-            out.append((cid, f"chapters/{hits[0]}"))
-    return out
 
 
 def write_toc(book_dir: Path) -> Path:

@@ -116,7 +116,7 @@ def _plain(value: Any) -> Any:
 def compute_key(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path,
                 datasets: Iterable[str]) -> dict[str, Any]:
     """The key of a chapter run with ``params`` that read ``datasets``, as things are now."""
-    from fetal_lib.book.provenance import package_versions
+    from fetal_lib.provenance import package_versions
 
     return {
         "schema": SCHEMA,

@@ -12,18 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from fetal_lib.brain_age import spec as brain_age_spec
+from fetal_lib.config.chapter_spec import ChapterSpec
 from fetal_lib.errors import FetalInputError
+from fetal_lib.ga_mri import spec as ga_spec
+from fetal_lib.hc import spec as hc_spec
+from fetal_lib.overview import spec as overview_spec
 from fetal_lib.paths import NOTEBOOK_DIR
+from fetal_lib.seg_benchmark import spec as seg_spec
+from fetal_lib.us import spec as us_spec
 
+# Every chapter's declaration, in book order (each chapter package's spec.py).
+SPECS: dict[str, ChapterSpec] = {s.id: s for s in sorted(
+    (overview_spec.SPEC, hc_spec.SPEC, seg_spec.SPEC, us_spec.SPEC, ga_spec.SPEC, brain_age_spec.SPEC), key=lambda s: s.number)}
 # id -> (number, title); order is book order.
-REGISTRY: dict[str, tuple[int, str]] = {
-    "data": (0, "The data"),
-    "hc18": (1, "Head circumference from ultrasound (HC18 U-Net)"),
-    "seg_benchmark": (2, "Segmentation benchmark"),
-    "us_classification": (3, "Fetal ultrasound classification"),
-    "fetal_mri_ga": (4, "Gestational age from fetal brain MRI"),
-    "brain_age": (5, "Brain age from adult MRI"),
-}
+REGISTRY: dict[str, tuple[int, str]] = {cid: (s.number, s.title) for cid, s in SPECS.items()}
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,26 @@ def select(only: Iterable[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR)
             Path(notebook_dir) / f"{number:02d}_*.py", f"chapter {absent[0]!r} has no notebook yet"
         )
     return [c for c in chapters if c.id in ids]
+
+
+def executed_chapters(book_dir: Path) -> list[tuple[str, str]]:
+    """``(chapter id, 'chapters/NN_slug')`` for every registered chapter executed in ``book_dir``."""
+    present = {p.stem: p for p in (Path(book_dir) / "chapters").glob("*.ipynb")}
+    out = []
+    for cid, (number, _) in REGISTRY.items():
+        hits = sorted(stem for stem in present if stem.startswith(f"{number:02d}_"))
+        if hits:
+            out.append((cid, f"chapters/{hits[0]}"))
+    return out
+
+
+def spec_of(chapter_id: str) -> ChapterSpec:
+    """The declaration (:class:`~fetal_lib.config.chapter_spec.ChapterSpec`) of ``chapter_id``.
+
+    Raises:
+        FetalInputError: an unknown id (the message lists the known ones).
+    """
+    try:
+        return SPECS[chapter_id]
+    except KeyError:
+        raise FetalInputError(None, f"unknown chapter {chapter_id!r}; known chapters: {', '.join(SPECS)}") from None

@@ -38,12 +38,13 @@ def from_environment(chapter: str) -> dict[str, Any]:
 def against_profile(chapter: str, profile: str, parameters: Mapping[str, Any] | None, seed: Any = None) -> dict[str, Any]:
     """The knobs in ``parameters`` (and ``seed``) whose value is not the one ``profile`` gives ``chapter``."""
     from fetal_lib.book.chapters import REGISTRY
-    from fetal_lib.book.profiles import chapter_knobs, load_profile
+    from fetal_lib.config.profiles import chapter_knobs, load_profile
+    from fetal_lib.book.chapters import spec_of
 
     if chapter not in REGISTRY or not parameters:
         return {}
     try:
-        knobs = chapter_knobs(chapter, profile)
+        knobs = chapter_knobs(spec_of(chapter), profile)
         doc = load_profile(profile)
     except Exception:  # an unknown profile, a chapter without a notebook: nothing to compare with
         return {}

@@ -22,7 +22,7 @@ from fetal_lib.book import cache, overrides as overrides_mod, prerequisites
 from fetal_lib.book.build import build_book, write_generated, write_toc
 from fetal_lib.book.chapters import Chapter, select
 from fetal_lib.book.execute import ChapterExecutionError, execute_chapter, parameter_names, read_source
-from fetal_lib.book.profiles import SET_ELSEWHERE, chapter_parameters, load_profile
+from fetal_lib.config.profiles import SET_ELSEWHERE, chapter_parameters, load_profile
 from fetal_lib.book.progress import ChapterProgress
 from fetal_lib.book.summary import chapter_lines, phantom_chapters, summary_table
 from fetal_lib.errors import FetalInputError

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from fetal_lib.book.provenance import git_state, machine_summary, package_versions
+from fetal_lib.provenance import git_state, machine_summary, package_versions
 from fetal_lib.io import atomic_path, write_json_atomic
 
 METRICS_FILE = "metrics.json"

@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from fetal_lib.book.provenance import git_state
+from fetal_lib.provenance import git_state
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import write_json_atomic
 

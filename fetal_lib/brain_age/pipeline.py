@@ -61,7 +61,7 @@ def precision_choice(requested: str, flags=None, device: str | None = "auto"):
 
 def device_choice(device: str | None = "auto") -> dict:
     """The device the ``device`` knob resolves to here, as the card and provenance record it."""
-    from fetal_lib.training.device import record
+    from fetal_lib.devices import record
 
     return record(device)
 
@@ -405,7 +405,7 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
     trained for the out-of-fold segmentations it needs; with ``nested``, the four deploy knobs are the
     recipe :func:`choose_recipe` picks, as in the chapter); both saved with their card. Returns a summary (validation Dice, epochs, seconds, where the models went).
     """
-    from fetal_lib.book.provenance import git_state, package_versions
+    from fetal_lib.provenance import git_state, package_versions
     from fetal_lib.brain_age import dataset
     from fetal_lib.data.sources import resolve
 

@@ -59,7 +59,7 @@ class TrainConfig:
     precision: str = "float32"  # "float32" | "bfloat16" (CPU autocast; resolved from "auto" by fetal_lib.training.precision); weights stay float32
     channels_last: bool = True  # channels-last 3D memory layout: same numbers, ~1.2x faster convolutions on CPU
     val_every: int = 1  # score the validation set every this many epochs (and after the last)
-    device: str = "auto"  # "auto" (CUDA when torch sees a GPU), "cpu" or "cuda" (fetal_lib.training.device)
+    device: str = "auto"  # "auto" (CUDA when torch sees a GPU), "cpu" or "cuda" (fetal_lib.devices)
 
     def intensity_names(self) -> tuple[str, ...]:
         """The intensity channels the network reads, in order (see ``Preprocessed.intensities``)."""
@@ -213,7 +213,7 @@ def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, th
     network reads them), one volume at a time, on the network's device (results back on the CPU)."""
     import torch
 
-    from fetal_lib.training.device import to_host, to_network
+    from fetal_lib.devices import to_host, to_network
 
     if threads:
         torch.set_num_threads(threads)
@@ -323,7 +323,7 @@ def load(directory: str | Path, threads: int = 2, device: str = "auto"):
 
     from fetal_lib.errors import FetalInputError
     from fetal_lib.networks.torch import create
-    from fetal_lib.training.device import resolve_device
+    from fetal_lib.devices import resolve_device
 
     where = resolve_device(device)
     directory = Path(directory)

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from fetal_lib.app.settings import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
-from fetal_lib.commands.options import add_device
+from fetal_lib.config.options import add_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fetal_lib.bench import TARGETS
-from fetal_lib.cli import _import_command
+from fetal_lib.commands import _import_command
 
 DESCRIPTION = ("Benchmarks that print speed and memory figures measured on this machine (judge a speed target here, "
                "never from a figure measured elsewhere). Targets: " + "; ".join(f"{k}: {v}" for k, (_, v) in TARGETS.items()) + ".")

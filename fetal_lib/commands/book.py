@@ -19,7 +19,7 @@ from typing import Any
 
 from fetal_lib.book.chapters import REGISTRY
 from fetal_lib.errors import FetalInputError
-from fetal_lib.commands.options import add_data_dir, add_profile
+from fetal_lib.config.options import add_data_dir, add_profile
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def parse_settings(only: list[str] | None, items: list[str]) -> dict[str, Any]:
     """``--set`` items as typed overrides of the one chapter of ``--only`` (FetalInputError otherwise)."""
     from fetal_lib.book.chapters import parse_only
-    from fetal_lib.book.profiles import parse_overrides
+    from fetal_lib.config.profiles import parse_overrides
+    from fetal_lib.book.chapters import spec_of
 
     if not items:
         return {}
@@ -64,7 +65,7 @@ def parse_settings(only: list[str] | None, items: list[str]) -> dict[str, Any]:
         raise FetalInputError(None, "--set applies to one chapter: give exactly one --only CHAPTER "
                                     f"(one of {', '.join(REGISTRY)})")
     try:
-        return parse_overrides(ids[0], items, run_parameters=True)
+        return parse_overrides(spec_of(ids[0]), items, run_parameters=True)
     except ValueError as exc:
         raise FetalInputError(None, f"--set: {exc}") from None
 

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
+from fetal_lib.config.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
 from fetal_lib.errors import FetalInputError
 
 
@@ -117,11 +117,12 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
+    from fetal_lib.book.chapters import spec_of
     from fetal_lib.brain_age.pipeline import train_deployable
     from fetal_lib.brain_age.predict import default_model_dir
 
-    settings = chapter_knobs("brain_age", args.profile)
+    settings = chapter_knobs(spec_of("brain_age"), args.profile)
     settings = {**settings, "device": checked_device(args.device, str(settings.get("device") or "auto"))}
     summary = train_deployable(settings, args.profile, args.data_dir, args.data_source, args.seed, args.model or default_model_dir(),
                                progress=sys.stderr.isatty(), log=lambda line: print(line, file=sys.stderr, flush=True))

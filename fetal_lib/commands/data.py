@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from fetal_lib.commands.options import add_data_dir, add_format
+from fetal_lib.config.options import add_data_dir, add_format
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from fetal_lib.commands.options import add_data_dir, add_format, add_profile
+from fetal_lib.config.options import add_data_dir, add_format, add_profile
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

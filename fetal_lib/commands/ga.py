@@ -30,7 +30,7 @@ import json
 import sys
 from pathlib import Path
 
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.commands.us import _emit, _table
 from fetal_lib.errors import FetalInputError
 

@@ -25,7 +25,7 @@ import math
 import sys
 from pathlib import Path
 
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
+from fetal_lib.config.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
 from fetal_lib.errors import FetalInputError
 
 PROFILE_HELP = "knobs from profiles/<name>.yaml hc18: (default cpu)"

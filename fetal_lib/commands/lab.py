@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from fetal_lib.commands.options import add_data_dir
+from fetal_lib.config.options import add_data_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

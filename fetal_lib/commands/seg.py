@@ -25,17 +25,14 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
+from fetal_lib.config.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
 from fetal_lib.errors import FetalInputError
+from fetal_lib.seg_benchmark.options import NOT_SETTABLE, check_archs, registered_archs, settings_from_args  # noqa: F401
 
 CHAPTER = "seg_benchmark"
 PROFILE_HELP = "knobs from profiles/<name>.yaml seg_benchmark: (default cpu)"
 ARCH_HELP = "architecture (registry name), e.g. attention_unet or unext"
 # Knobs --set cannot change: a mapping (edit the profile) or one that --arch chooses.
-NOT_SETTABLE = {
-    "arch_options": "it is a mapping of each architecture's constructor options; edit the seg_benchmark: section of "
-                    "profiles/<profile>.yaml (or copy the profile) instead",
-}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,60 +84,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ----------------------------------------------------------------------------- shared with `fetal bench seg`
-
-
-def registered_archs() -> list[str]:
-    """The chapter's architectures (:data:`~fetal_lib.seg_benchmark.predictor.SEGMENTERS`, in its order)
-    that the torch registry can build now."""
-    from fetal_lib.networks import torch as torch_nets
-    from fetal_lib.seg_benchmark.predictor import SEGMENTERS
-
-    known = set(torch_nets.names())
-    return [a for a in SEGMENTERS if a in known]
-
-
-def check_archs(text: str | Sequence[str], option: str = "--arch") -> list[str]:
-    """Architecture names (comma list or sequence), each a chapter-2 segmenter that is registered.
-
-    Raises:
-        FetalInputError: an unknown name, or one the registry does not hold yet (the message lists
-            the known and the registered names).
-    """
-    from fetal_lib.seg_benchmark import pipeline
-
-    try:
-        names = pipeline.parse_archs(text)
-    except ValueError as exc:
-        raise FetalInputError(None, f"{option}: {exc}") from None
-    ready = registered_archs()
-    missing = [a for a in names if a not in ready]
-    if missing:
-        raise FetalInputError(None, f"{option}: {', '.join(missing)} not registered in fetal_lib.networks.torch yet; "
-                                    f"available now: {', '.join(ready) or 'none'}")
-    return names
-
-
-def settings_from_args(profile: str, items: Sequence[str] | None, refuse: dict[str, str] | None = None) -> dict[str, Any]:
-    """The profile's ``seg_benchmark:`` knobs with the ``--set KEY=VALUE`` overrides.
-
-    Raises:
-        FetalInputError: an override that is malformed, unknown, of the wrong type, or of a knob
-            that cannot be set from the command line (``arch_options``, and those in ``refuse``).
-    """
-    from fetal_lib.book.profiles import parse_overrides
-    from fetal_lib.seg_benchmark import pipeline
-    from fetal_lib.training import precision as precision_mod
-
-    refuse = {**NOT_SETTABLE, **(refuse or {})}
-    for item in items or []:
-        key = str(item).partition("=")[0].strip()
-        if key in refuse:
-            raise FetalInputError(None, f"--set {key}: cannot be set with --set: {refuse[key]}")
-    try:
-        overrides = parse_overrides(CHAPTER, list(items or []), {"precision": precision_mod.choices("torch")})
-        return pipeline.profile_settings(profile, overrides)
-    except ValueError as exc:
-        raise FetalInputError(None, f"--set: {exc}") from None
 
 
 def default_model_path(arch: str) -> Path:
@@ -208,7 +151,7 @@ def continuation_start(path: Path, arch: str, settings: dict[str, Any]):
     """
     from fetal_lib.model_card import card_path, read_card
     from fetal_lib.seg_benchmark.pipeline import Start
-    from fetal_lib.seg_benchmark.predictor import TorchSegmenter
+    from fetal_lib.torch_segmenter import TorchSegmenter
 
     seg = TorchSegmenter.load(path, device=str(settings.get("device") or "auto"))  # refuses a missing file or a missing or foreign card, naming it
     card = read_card(path) or {}

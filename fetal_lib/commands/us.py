@@ -36,8 +36,9 @@ import math
 import sys
 from pathlib import Path
 
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.errors import FetalInputError
+from fetal_lib.us.classifier import classifier_archs
 from fetal_lib.us.floor import FLOOR_MARGIN
 from fetal_lib.us.tasks import TASK_DESCRIPTIONS, TASKS
 
@@ -162,13 +163,6 @@ def handle_classify(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- train
-
-
-def classifier_archs() -> list[str]:
-    """Registered Keras networks that classify (the registry minus chapter 1's U-Net)."""
-    from fetal_lib.networks.keras import names
-
-    return [n for n in names() if n != "unet"]
 
 
 def handle_train(args: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ def gradcam(model: nn.Module, layer: nn.Module, inputs: torch.Tensor | np.ndarra
     """
     from captum.attr import LayerGradCam
 
-    from fetal_lib.training.device import to_host, to_network
+    from fetal_lib.devices import to_host, to_network
 
     target = targets.as_target(target)
     kind, class_index, threshold = target.kind, target.class_index, target.threshold

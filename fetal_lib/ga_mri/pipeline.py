@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fetal_lib.ga_mri.samples import DAYS_PER_WEEK, SampleSet
+from fetal_lib.ga_mri.spec import SPEC
 
 CHAPTER = "fetal_mri_ga"
 DATASETS = ("fetal_brain_atlases", "feta")
@@ -26,9 +27,9 @@ DATASETS = ("fetal_brain_atlases", "feta")
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's knobs as ``profiles/<profile>.yaml`` ``fetal_mri_ga:`` sets them, then ``overrides``."""
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
 
-    return chapter_knobs(CHAPTER, profile, overrides)
+    return chapter_knobs(SPEC, profile, overrides)
 
 
 def precision_choice(settings: dict[str, Any], flags=None):

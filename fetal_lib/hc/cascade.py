@@ -25,11 +25,8 @@ import numpy as np
 
 from fetal_lib.hc import postprocess
 from fetal_lib.hc.band import BandConfig, band_to_image, jitter, sample_band
-from fetal_lib.hc.measure import HCModel
-
-CASCADE_KEY = "cascade"  # the model card's section naming the second stage
-COMBINES = ("refined", "mean")
-
+from fetal_lib.hc.measure import CASCADE_KEY, COMBINES, CascadeHCModel, HCModel, scaled  # noqa: F401 (the cascade's model lives with the first stage's)
+from fetal_lib.hc.measure import load_cascade as load  # noqa: F401
 
 @dataclass(frozen=True)
 class JitterConfig:
@@ -38,80 +35,6 @@ class JitterConfig:
     centre_sd: float = 0.03  # centre moved by N(0, centre_sd * minor semi-axis) per axis
     scale_sd: float = 0.03  # each semi-axis scaled by N(1, scale_sd)
     angle_sd_deg: float = 4.0
-
-
-class CascadeHCModel(HCModel):
-    """The first stage and the second: :meth:`probability` is the refined head probability.
-
-    Threshold, checks and size calibration are the cascade's own (chosen on the validation split
-    for the refined map); the first stage keeps its own settings for locating the head.
-    """
-
-    def __init__(self, first: HCModel, refiner, settings: dict | None = None):
-        settings = dict(settings or {})
-        super().__init__(first.model, {
-            "threshold": settings.get("threshold", postprocess.THRESHOLD),
-            "tta": first.tta,
-            "min_agreement": settings.get("min_agreement", first.min_agreement),
-            "min_axis_ratio": settings.get("min_axis_ratio", first.min_axis_ratio),
-            "hc_calibration": settings.get("hc_calibration"),
-        })
-        self.first = first
-        self.refiner = refiner
-        self.band = BandConfig.from_dict(settings.get("band"))
-        self.scales = [float(v) for v in settings.get("scales", [1.0])]
-        if not self.scales or not all(0.5 < v < 1.5 for v in self.scales):
-            raise ValueError(f"scales must be factors near 1, got {self.scales}")
-        self.combine = str(settings.get("combine", "refined"))
-        if self.combine not in COMBINES:
-            raise ValueError(f"combine must be one of {', '.join(COMBINES)}, got {self.combine!r}")
-        expected = (None, *self.band.shape, 1)
-        got = tuple(refiner.input_shape)
-        if tuple(got[1:]) != expected[1:]:
-            raise ValueError(f"the second stage takes inputs of shape {got[1:]}, the band is {expected[1:]}")
-        self._refine = None
-
-    def settings(self) -> dict:
-        """The cascade's inference settings (the card's ``cascade`` section adds the second stage's file)."""
-        return {**super().settings(), "band": self.band.to_dict(), "scales": self.scales, "combine": self.combine}
-
-    def band_probability(self, bands: np.ndarray) -> np.ndarray:
-        """Second-stage head probabilities of (N, rows, cols) band images."""
-        if self._refine is None:
-            from fetal_lib.training.keras_backend import inference_function
-
-            self._refine = inference_function(self.refiner)
-        return self._refine(np.ascontiguousarray(bands[..., None], np.float32))[..., 0]
-
-    def locate(self, image: np.ndarray, first_prob: np.ndarray | None = None) -> tuple[np.ndarray, postprocess.HeadFit | None]:
-        """The first stage's probability map and its fitted head (None when it found none)."""
-        prob = self.first.probability(image) if first_prob is None else first_prob
-        try:
-            return prob, self.first.fit(prob)
-        except postprocess.NoHeadFound:
-            return prob, None
-
-    def probability_and_first(self, image: np.ndarray, first_prob: np.ndarray | None = None) -> tuple[np.ndarray, postprocess.HeadFit | None]:
-        """(the cascade's head probability at the original size, the first stage's head fit).
-
-        Where the first stage finds no head, its own map is returned (the fit then finds none either)."""
-        prob, head = self.locate(image, first_prob)
-        if head is None:
-            return prob, None
-        ellipses = [scaled(head.ellipse, f) for f in self.scales]
-        bands = self.band_probability(np.stack([sample_band(image, e, self.band) for e in ellipses]))
-        refined = np.mean([band_to_image(b, e, self.band, image.shape[:2]) for b, e in zip(bands, ellipses)], axis=0)
-        return (0.5 * (refined + prob) if self.combine == "mean" else refined), head
-
-    def probability(self, image: np.ndarray) -> np.ndarray:
-        return self.probability_and_first(image)[0]
-
-
-def scaled(ellipse, factor: float):
-    """``ellipse`` with both semi-axes times ``factor`` (the same centre and angle)."""
-    from fetal_lib.metrics.biometry import Ellipse
-
-    return Ellipse(ellipse.cx, ellipse.cy, ellipse.a * factor, ellipse.b * factor, ellipse.angle_rad)
 
 
 def probabilities(cascade: CascadeHCModel, records: Sequence, first_probs: Sequence[np.ndarray] | None = None,
@@ -205,27 +128,3 @@ def train_refiner(config, data: RefinerData, band: BandConfig, jitter_config: Ji
                               workers=keras_backend.loader_workers())
     return train_on_batches(config, batches, len(data.images), data.x_val, data.y_val, progress=progress, verbose=verbose,
                             desc="train second stage")
-
-
-def load(first: HCModel, card_path: Path, section: dict) -> CascadeHCModel:
-    """The cascade a card's ``cascade`` section describes (second-stage file beside the card).
-
-    Raises:
-        FetalInputError: the second stage's file is missing or unreadable, or its settings are not valid.
-    """
-    from fetal_lib.errors import FetalInputError
-    from fetal_lib.model_card import load_keras
-
-    if not isinstance(section, dict) or not section.get("model"):
-        raise FetalInputError(card_path, f"its {CASCADE_KEY!r} section names no second-stage model file")
-    path = card_path.parent / str(section["model"])
-    if not path.is_file():
-        raise FetalInputError(path, "the second-stage model the card names is missing (retrain, or measure with the first stage alone: --first-stage)")
-    try:
-        refiner = load_keras(path)
-    except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input
-        raise FetalInputError(path, f"not a readable Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    try:
-        return CascadeHCModel(first, refiner, section.get("inference", {}))
-    except (TypeError, ValueError) as exc:
-        raise FetalInputError(card_path, f"the cascade's inference settings are not valid ({exc})") from None

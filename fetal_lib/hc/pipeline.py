@@ -16,6 +16,7 @@ import numpy as np
 from fetal_lib.data.hc18 import HC18Record
 from fetal_lib.training import precision as precision_mod
 from fetal_lib.training.floor import Floor
+from fetal_lib.hc.spec import SPEC
 
 # Knobs that take one of a few words.
 CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel"), "precision": precision_mod.choices("keras"),
@@ -42,9 +43,9 @@ SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's knobs as ``profiles/<profile>.yaml`` ``hc18:`` sets them, then ``overrides``
     (the profile is the one place their values live; the chapter's parameters cell names them)."""
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
 
-    return chapter_knobs("hc18", profile, overrides)
+    return chapter_knobs(SPEC, profile, overrides)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -53,9 +54,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     Raises:
         ValueError: not ``KEY=VALUE``, an unknown key, or a value of the wrong type.
     """
-    from fetal_lib.book.profiles import parse_overrides as parse
+    from fetal_lib.config.profiles import parse_overrides as parse
 
-    return parse("hc18", items, CHOICES)
+    return parse(SPEC, items, CHOICES)
 
 
 def precision_choice(settings: dict[str, Any], flags=None) -> "precision_mod.PrecisionChoice":

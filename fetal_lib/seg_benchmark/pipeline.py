@@ -16,8 +16,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fetal_lib.seg_benchmark.predictor import SEGMENTERS, Sampling
+from fetal_lib.torch_segmenter import SEGMENTERS, Sampling
 from fetal_lib.seg_benchmark.train import SegTrainConfig, SegTrainResult
+from fetal_lib.seg_benchmark.spec import SPEC
 
 CHAPTER = "seg_benchmark"
 CHOICES: dict[str, tuple[str, ...]] = {}
@@ -25,9 +26,9 @@ CHOICES: dict[str, tuple[str, ...]] = {}
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's knobs as ``profiles/<profile>.yaml`` ``seg_benchmark:`` sets them, then ``overrides``."""
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
 
-    return chapter_knobs(CHAPTER, profile, overrides)
+    return chapter_knobs(SPEC, profile, overrides)
 
 
 def parse_archs(text: str | Sequence[str]) -> list[str]:
@@ -54,7 +55,7 @@ def precision_choice(settings: dict[str, Any], flags=None):
 
 def device_choice(settings: dict[str, Any]) -> dict[str, Any]:
     """The device the ``device`` knob resolves to here, as the card and provenance record it."""
-    from fetal_lib.training.device import record
+    from fetal_lib.devices import record
 
     return record(settings.get("device", "auto"))
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fetal_lib.seg_benchmark.predictor import DIFFUSION, Sampling, TorchSegmenter
+from fetal_lib.torch_segmenter import DIFFUSION, Sampling, TorchSegmenter
 
 
 @dataclass
@@ -40,7 +40,7 @@ class SegTrainConfig:
     val_samples: int = 1  # DDIM samples per validation image while training (the diffusion model only)
     seed: int = 0
     threads: int = 2
-    device: str = "auto"  # "auto" (CUDA when torch sees a GPU), "cpu" or "cuda" (fetal_lib.training.device)
+    device: str = "auto"  # "auto" (CUDA when torch sees a GPU), "cpu" or "cuda" (fetal_lib.devices)
     initial_epochs: int = 0  # epochs the starting weights had already trained (0: from random weights)
 
     def to_dict(self) -> dict[str, Any]:

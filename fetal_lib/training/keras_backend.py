@@ -137,9 +137,9 @@ def device() -> str:
 
 
 def gpu():
-    """The CUDA GPU Keras computes on (a :class:`fetal_lib.training.device.GpuInfo`), or None on the CPU."""
+    """The CUDA GPU Keras computes on (a :class:`fetal_lib.devices.GpuInfo`), or None on the CPU."""
     if name() == "torch":
-        from fetal_lib.training.device import gpu_info
+        from fetal_lib.devices import gpu_info
 
         return gpu_info()
     import tensorflow as tf
@@ -147,7 +147,7 @@ def gpu():
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return None
-    from fetal_lib.training.device import GpuInfo
+    from fetal_lib.devices import GpuInfo
 
     details = tf.config.experimental.get_device_details(gpus[0])
     capability = tuple(details.get("compute_capability") or (0, 0))

@@ -20,17 +20,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-# CPU flags (as /proc/cpuinfo spells them) that mean native bfloat16 arithmetic.
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-# Flags worth printing when one asks why a machine is fast or slow.
-REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+from fetal_lib.machine import CPUINFO, NATIVE_BF16_FLAGS, REPORTED_FLAGS, cpu_flags, cpu_model, native_bf16  # noqa: F401 (re-exported)
 
 # Per framework: the name of float32 and of bfloat16 training, and every name a user may set.
 FRAMEWORK_NAMES = {
     "keras": {"float32": "float32", "bfloat16": "mixed_bfloat16"},
     "torch": {"float32": "float32", "bfloat16": "bfloat16"},
 }
-CPUINFO = Path("/proc/cpuinfo")
 MIN_SPEEDUP = 1.25  # auto takes bfloat16 only if a probe measured it at least this many times as fast as float32
 
 
@@ -54,38 +50,6 @@ def choices(framework: str) -> tuple[str, ...]:
     return ("auto", names["float32"], names["bfloat16"])
 
 
-def cpu_flags(cpuinfo: str | Path = CPUINFO) -> frozenset[str]:
-    """The CPU flags of the first processor in ``cpuinfo`` (empty if the file is unreadable)."""
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() in ("flags", "Features"):  # x86 / arm
-            return frozenset(value.split())
-    return frozenset()
-
-
-def cpu_model(cpuinfo: str | Path = CPUINFO) -> str:
-    """The CPU's model name from ``cpuinfo`` ("unknown" if absent)."""
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "unknown"
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() == "model name":
-            return value.strip()
-    return "unknown"
-
-
-def native_bf16(flags: Iterable[str]) -> list[str]:
-    """The flags among ``flags`` that give native bfloat16 (empty: none)."""
-    flags = set(flags)
-    return [f for f in NATIVE_BF16_FLAGS if f in flags]
-
-
 @dataclass(frozen=True)
 class PrecisionChoice:
     """The precision a run trains in, what was asked for, and why."""
@@ -107,7 +71,7 @@ class PrecisionChoice:
 def resolve(requested: str, framework: str, flags: Iterable[str] | None = None, speedup: float | None = None,
             xla: bool = False, gpu=None) -> PrecisionChoice:
     """Resolve ``requested`` ("auto", "float32" or the framework's bfloat16 name) for the device that trains:
-    the GPU ``gpu`` (a :class:`fetal_lib.training.device.GpuInfo`) when given, else this CPU.
+    the GPU ``gpu`` (a :class:`fetal_lib.devices.GpuInfo`) when given, else this CPU.
 
     Args:
         requested: the profile's or user's value.
@@ -171,7 +135,7 @@ def _resolve_on_gpu(requested: str, names: dict[str, str], framework: str, gpu) 
 def resolve_for_device(requested: str, framework: str, device: str | None = "auto", flags: Iterable[str] | None = None) -> PrecisionChoice:
     """:func:`resolve` on the device the ``device`` knob (``auto``, ``cpu``, ``cuda``) trains on here: the
     GPU's rule on CUDA; the CPU's otherwise (or ``flags``, when given, which always mean a CPU)."""
-    from fetal_lib.training.device import training_gpu
+    from fetal_lib.devices import training_gpu
 
     gpu = training_gpu(device) if flags is None else None
     return resolve(str(requested), framework, flags, gpu=gpu)

@@ -106,7 +106,7 @@ def cache_slot(framework: str) -> str:
 def machine_key(framework: str) -> str:
     """What the cached answer depends on: framework and version (Keras: and its backend), CPU model,
     native bfloat16 flags."""
-    from fetal_lib.training.precision import cpu_flags, cpu_model, native_bf16
+    from fetal_lib.machine import cpu_flags, cpu_model, native_bf16
 
     version = framework_version(framework)
     if framework == "keras":

@@ -1,5 +1,5 @@
 """The PyTorch training harness: threads and seeds, the device (the rule of
-:mod:`fetal_lib.training.device`: the network moves to the run's device, every batch to the
+:mod:`fetal_lib.devices`: the network moves to the run's device, every batch to the
 network's), bfloat16 autocast, the cosine schedule, and an epoch loop with validation every few epochs, best- or last-epoch
 checkpoint, optional wall-time cap, a tqdm line per epoch (and a line per epoch to ``$FETAL_EPOCH_LOG``: fetal_lib.training.progress), and a log line per scored epoch.
 
@@ -30,8 +30,8 @@ def configure(threads: int = 2, seed: int = 0) -> None:
 
 
 def select_device(requested: str = "auto") -> str:
-    """The device a run trains on (:func:`fetal_lib.training.device.resolve_device`)."""
-    from fetal_lib.training.device import resolve_device
+    """The device a run trains on (:func:`fetal_lib.devices.resolve_device`)."""
+    from fetal_lib.devices import resolve_device
 
     return resolve_device(requested)
 
@@ -78,7 +78,7 @@ def fit(
     """
     import torch
 
-    from fetal_lib.training.device import autocast, prepare, to_network
+    from fetal_lib.devices import autocast, prepare, to_network
     from fetal_lib.training.schedule import cosine_lr, training_progress
 
     device = select_device(config.device)

@@ -409,3 +409,10 @@ def _load_network(path: Path, card: Mapping[str, Any]):
     except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise FetalInputError(path, f"not a readable Keras model ({type(exc).__name__}: {first})") from None
+
+
+def classifier_archs() -> list[str]:
+    """Registered Keras networks that classify (the registry minus chapter 1's U-Net)."""
+    from fetal_lib.networks.keras import names
+
+    return [n for n in names() if n != "unet"]

@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from fetal_lib.us.spec import SPEC
 
 CHAPTER = "us_classification"
 
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's knobs as ``profiles/<profile>.yaml`` ``us_classification:`` sets them, then ``overrides``."""
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
 
-    return chapter_knobs(CHAPTER, profile, overrides)
+    return chapter_knobs(SPEC, profile, overrides)
 
 
 def split_names(text: str | Sequence[str]) -> list[str]:

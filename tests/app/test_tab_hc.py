@@ -85,7 +85,7 @@ def test_the_chapter_2_winner_is_served_when_present(tmp_path) -> None:
     torch = pytest.importorskip("torch")
     from fetal_lib.model_card import save_torch
     from fetal_lib.networks import torch as torch_nets
-    from fetal_lib.seg_benchmark.predictor import TorchSegmenter
+    from fetal_lib.torch_segmenter import TorchSegmenter
 
     torch.manual_seed(0)
     options = {"base_width": 2, "depth": 3}

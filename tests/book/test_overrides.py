@@ -7,7 +7,8 @@ import json
 import pytest
 
 from fetal_lib.book import overrides
-from fetal_lib.book.profiles import chapter_knobs, knob_names, parse_overrides, parse_value
+from fetal_lib.config.profiles import chapter_knobs, parse_overrides, parse_value
+from fetal_lib.book.chapters import spec_of
 from fetal_lib.book.results import ChapterRun
 from fetal_lib.cli import main
 
@@ -34,21 +35,21 @@ def test_values_of_the_wrong_type_are_refused(text, reference, problem):
 
 
 def test_book_overrides_take_every_knob_and_seed_and_data_source_but_not_the_paths():
-    knobs = knob_names("hc18")
-    got = parse_overrides("hc18", ["epochs=3", "seed=4", "data_source=phantom", "augment=no"], run_parameters=True)
+    knobs = spec_of("hc18").knob_names()
+    got = parse_overrides(spec_of("hc18"), ["epochs=3", "seed=4", "data_source=phantom", "augment=no"], run_parameters=True)
     assert got == {"epochs": 3, "seed": 4, "data_source": "phantom", "augment": False}
     with pytest.raises(ValueError) as info:
-        parse_overrides("hc18", ["epochz=3"], run_parameters=True)
+        parse_overrides(spec_of("hc18"), ["epochz=3"], run_parameters=True)
     message = str(info.value)
     assert "unknown hc18 setting 'epochz'" in message
     assert all(name in message for name in [*knobs, "seed", "data_source"])  # the known ones are listed
     for key, hint in [("data_dir", "--data-dir"), ("profile", "--profile"), ("results_dir", "<build>/results")]:
         with pytest.raises(ValueError, match=hint):
-            parse_overrides("hc18", [f"{key}=x"], run_parameters=True)
+            parse_overrides(spec_of("hc18"), [f"{key}=x"], run_parameters=True)
     with pytest.raises(ValueError, match="data_source takes one of auto, real, phantom"):
-        parse_overrides("hc18", ["data_source=fake"], run_parameters=True)
+        parse_overrides(spec_of("hc18"), ["data_source=fake"], run_parameters=True)
     with pytest.raises(ValueError, match="unknown hc18 setting 'seed'"):  # the commands that train take knobs only
-        parse_overrides("hc18", ["seed=4"])
+        parse_overrides(spec_of("hc18"), ["seed=4"])
 
 
 def test_cli_refuses_bad_settings_before_running(capsys):
@@ -65,7 +66,7 @@ def test_cli_refuses_bad_settings_before_running(capsys):
 
 def test_a_run_off_its_profile_is_found_recorded_and_shown_at_the_top(tmp_path, monkeypatch):
     monkeypatch.delenv(overrides.ENV_VAR, raising=False)
-    settings = chapter_knobs("data", "smoke")
+    settings = chapter_knobs(spec_of("data"), "smoke")
     same = ChapterRun("data", "smoke", "", tmp_path / "a", 0, {}, parameters=settings)
     assert same.overrides == {} and "not the profile's" not in same.banner_markdown()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fetal_lib.book.chapters import REGISTRY
-from fetal_lib.book.profiles import PROFILES, chapter_parameters, load_profile
+from fetal_lib.config.profiles import PROFILES, chapter_parameters, load_profile
+from fetal_lib.book.chapters import spec_of
 from fetal_lib.paths import PROFILE_DIR
 from fetal_lib.errors import FetalInputError
 
@@ -79,29 +80,31 @@ def test_knob_values_live_only_in_the_profiles():
     knob, and every profile sets every knob of every chapter it has a section for."""
     from fetal_lib.book.chapters import discover
     from fetal_lib.book.execute import parameter_defaults, read_source
-    from fetal_lib.book.profiles import RUN_PARAMETERS, chapter_knobs, knob_names
+    from fetal_lib.config.profiles import RUN_PARAMETERS, chapter_knobs
+    from fetal_lib.book.chapters import spec_of
 
     for chapter in discover():
         cell = parameter_defaults(read_source(chapter.source))
-        knobs = knob_names(chapter.id)
+        knobs = spec_of(chapter.id).knob_names()
         assert knobs, chapter.source.name
         valued = {k: v for k, v in cell.items() if k not in RUN_PARAMETERS and v is not None}
         assert not valued, f"{chapter.source.name}: knobs with a value in the parameters cell: {valued}"
         for name in PROFILES:
-            settings = chapter_knobs(chapter.id, name)
+            settings = chapter_knobs(spec_of(chapter.id), name)
             assert list(settings) == knobs
 
 
 def test_a_profile_that_misses_a_knob_is_named(tmp_path):
     import shutil
 
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
+    from fetal_lib.book.chapters import spec_of
 
     text = (PROFILE_DIR / "smoke.yaml").read_text().replace("  jit_compile: true\n", "", 1)
     (tmp_path / "smoke.yaml").write_text(text)
-    with pytest.raises(FetalInputError, match="does not set jit_compile"):
-        chapter_knobs("hc18", "smoke", profile_dir=tmp_path)
+    with pytest.raises(FetalInputError, match="section hc18: knob 'jit_compile' is not set"):
+        chapter_knobs(spec_of("hc18"), "smoke", profile_dir=tmp_path)
     shutil.copy(PROFILE_DIR / "smoke.yaml", tmp_path / "smoke.yaml")
-    assert chapter_knobs("hc18", "smoke", {"epochs": 3, "filters": None}, profile_dir=tmp_path)["epochs"] == 3
+    assert chapter_knobs(spec_of("hc18"), "smoke", {"epochs": 3, "filters": None}, profile_dir=tmp_path)["epochs"] == 3
     with pytest.raises(ValueError, match="unknown hc18 setting 'colour'"):
-        chapter_knobs("hc18", "smoke", {"colour": "red"}, profile_dir=tmp_path)
+        chapter_knobs(spec_of("hc18"), "smoke", {"colour": "red"}, profile_dir=tmp_path)

@@ -11,7 +11,7 @@ from importlib import metadata
 
 import pytest
 
-from fetal_lib.book.provenance import git_state, machine_summary, package_versions
+from fetal_lib.provenance import git_state, machine_summary, package_versions
 
 
 def test_package_versions_match_metadata_and_absent_is_none():
@@ -21,7 +21,7 @@ def test_package_versions_match_metadata_and_absent_is_none():
 
 def test_package_versions_does_not_import_tensorflow_or_torch():
     code = (
-        "import sys; from fetal_lib.book.provenance import package_versions; v = package_versions(); "
+        "import sys; from fetal_lib.provenance import package_versions; v = package_versions(); "
         "print(v['torch'] is not None, 'torch' in sys.modules, 'tensorflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

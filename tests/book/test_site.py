@@ -70,7 +70,7 @@ def _serve(html: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 def _chapter_pages(book: Path) -> dict[str, str]:
-    from fetal_lib.book.build import executed_chapters
+    from fetal_lib.book.chapters import executed_chapters
 
     return {cid: f"{page}.html" for cid, page in executed_chapters(book)}
 

@@ -141,7 +141,7 @@ def test_usage_errors(capsys):
 
 
 def test_bench_and_command_import_no_torch():
-    code = ("import sys, argparse; import fetal_lib.brain_age.bench as b, fetal_lib.commands.brain_age; "
+    code = ("import sys, argparse; import fetal_lib.bench.brain_age as b, fetal_lib.commands.brain_age; "
             "b.add_arguments(argparse.ArgumentParser()); "
             "assert 'torch' not in sys.modules and 'SimpleITK' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -53,7 +53,7 @@ def run_cli(capsys, argv):
 def _save_tiny(path, arch="attention_unet", options=None):
     """An untrained network at the smoke input size (64x96), saved with a card as the chapter's."""
     from fetal_lib.networks import torch as torch_nets
-    from fetal_lib.seg_benchmark.predictor import TorchSegmenter
+    from fetal_lib.torch_segmenter import TorchSegmenter
 
     torch.manual_seed(0)
     options = options or ({"base_width": 2, "depth": 3} if arch == "attention_unet" else {"widths": [4, 8, 8, 16, 16]})

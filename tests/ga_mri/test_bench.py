@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by `make test`
 
-from fetal_lib.ga_mri.bench import training_samples_per_epoch_total
+from fetal_lib.bench.ga_mri import training_samples_per_epoch_total
 
 
 def test_the_chapter_trains_on_ten_samples_per_sample_per_epoch_with_five_folds() -> None:

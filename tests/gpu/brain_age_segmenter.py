@@ -32,12 +32,13 @@ def prepare(out: str, data_dir: str, n_train: int, n_val: int) -> None:
 
 
 def train(path: str, profile: str, epochs: int) -> None:
-    from fetal_lib.book.profiles import chapter_knobs
+    from fetal_lib.config.profiles import chapter_knobs
+    from fetal_lib.book.chapters import spec_of
     from fetal_lib.brain_age import pipeline, segmentation
 
     arrays = np.load(path)
     n = int(arrays["n_train"])
-    settings = {**chapter_knobs("brain_age", profile), "seg_epochs": epochs, "seg_val_every": 1}
+    settings = {**chapter_knobs(spec_of("brain_age"), profile), "seg_epochs": epochs, "seg_val_every": 1}
     cfg = pipeline.seg_train_config(settings)
     images = np.stack([arrays["images"], arrays["images_nn"]], axis=1) if cfg.nn_channel else arrays["images"]
     masks, segs = arrays["masks"], arrays["segs"]

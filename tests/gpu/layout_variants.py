@@ -10,7 +10,8 @@ import time
 import torch
 from torch import nn
 
-from fetal_lib.book.profiles import chapter_knobs
+from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.book.chapters import spec_of
 from fetal_lib.networks import torch as nets
 from fetal_lib.networks.torch import ducknet
 
@@ -48,7 +49,7 @@ def run(name: str, arch: str, options: dict, channels_last_input: bool = False, 
 
 
 def main() -> None:
-    opts = chapter_knobs("seg_benchmark", "full")["arch_options"]
+    opts = chapter_knobs(spec_of("seg_benchmark"), "full")["arch_options"]
     torch.backends.cudnn.benchmark = False
     run("attention_unet, cudnn.benchmark off", "attention_unet", opts["attention_unet"])
     run("ducknet as built (channels-last weights), benchmark off", "ducknet", opts["ducknet"])

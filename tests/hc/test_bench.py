@@ -12,7 +12,7 @@ pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by 
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, fetal_lib.hc.bench, fetal_lib.commands.hc, fetal_lib.cli; fetal_lib.cli.build_parser(); print('tensorflow' in sys.modules)"
+    code = "import sys, fetal_lib.bench.hc, fetal_lib.commands.hc, fetal_lib.cli; fetal_lib.cli.build_parser(); print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

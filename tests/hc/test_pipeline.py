@@ -49,11 +49,12 @@ def test_evaluate_and_threshold_on_phantom(phantom_root, intensity_model_path):
 
 
 def test_profile_settings_have_every_knob():
-    from fetal_lib.book.profiles import PROFILES, knob_names
+    from fetal_lib.config.profiles import PROFILES
+    from fetal_lib.book.chapters import spec_of
 
     for profile in PROFILES:
         s = pipeline.profile_settings(profile)
-        assert list(s) == knob_names("hc18") and all(v is not None for v in s.values())
+        assert list(s) == spec_of("hc18").knob_names() and all(v is not None for v in s.values())
         cfg = pipeline.train_config(s)
         assert cfg.input_shape[0] % 2**cfg.depth == 0 and cfg.input_shape[1] % 2**cfg.depth == 0
     assert pipeline.parse_grid("0.3, 0.5") == [0.3, 0.5]

@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from fetal_lib.cli import main  # noqa: E402
-from fetal_lib.seg_benchmark import bench  # noqa: E402
-from fetal_lib.seg_benchmark.predictor import Sampling  # noqa: E402
+from fetal_lib.bench import seg_benchmark as bench  # noqa: E402
+from fetal_lib.torch_segmenter import Sampling  # noqa: E402
 from fetal_lib.seg_benchmark.train import SegTrainConfig  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def test_bench_seg_refuses_unknown_architectures_and_bad_settings(capsys):
 
 
 def test_default_architectures_are_the_profiles_registered_ones():
-    from fetal_lib.commands.seg import registered_archs
+    from fetal_lib.seg_benchmark.options import registered_archs
 
     names, skipped = bench._arch_names(None, {"archs": "unext,transunet,attention_unet"})
     ready = registered_archs()

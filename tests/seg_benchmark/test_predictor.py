@@ -16,7 +16,7 @@ from fetal_lib.errors import FetalInputError  # noqa: E402
 from fetal_lib.hc.measure import HCModel  # noqa: E402
 from fetal_lib.model_card import card_path, save_torch  # noqa: E402
 from fetal_lib.networks import torch as torch_nets  # noqa: E402
-from fetal_lib.seg_benchmark.predictor import TorchSegmenter  # noqa: E402
+from fetal_lib.torch_segmenter import TorchSegmenter  # noqa: E402
 
 
 def _tiny(arch="attention_unet", options=None):

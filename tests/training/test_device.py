@@ -1,4 +1,4 @@
-"""The device rule (fetal_lib.training.device) and every PyTorch path that must follow it.
+"""The device rule (fetal_lib.devices) and every PyTorch path that must follow it.
 
 CI has no GPU, so a network "elsewhere" stands in for one on CUDA: :class:`ElsewhereNet` keeps its
 weights on torch's ``meta`` device and raises, as torch does on a GPU, when an input is not on the
@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from fetal_lib.training import device as device_mod
+from fetal_lib import devices as device_mod
 from fetal_lib.training.config import TrainConfig
-from fetal_lib.training.device import (GpuInfo, NoGpuError, device_of, random_normal, resolve_device, to_device, to_host,
+from fetal_lib.devices import (GpuInfo, NoGpuError, device_of, random_normal, resolve_device, to_device, to_host,
                                        to_network)
 
 ELSEWHERE = torch.device("meta")
@@ -59,7 +59,7 @@ class ElsewhereDiffusion(ElsewhereNet):
 
 
 def _segmenter(net, arch="attention_unet", rows=16, cols=24):
-    from fetal_lib.seg_benchmark.predictor import TorchSegmenter
+    from fetal_lib.torch_segmenter import TorchSegmenter
 
     return TorchSegmenter(net, arch, {}, rows, cols)
 

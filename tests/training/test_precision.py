@@ -92,7 +92,7 @@ def test_this_machine_asks_the_probe_only_when_the_flags_allow_bfloat16(monkeypa
 
 def test_auto_on_a_gpu_follows_its_compute_capability_and_times_nothing_on_the_cpu(monkeypatch) -> None:
     from fetal_lib.training import precision
-    from fetal_lib.training.device import GpuInfo
+    from fetal_lib.devices import GpuInfo
 
     def no_probe(*args, **kwargs):
         raise AssertionError("the CPU probe must not decide for a GPU")

@@ -2,7 +2,7 @@
 
 ``create(name, **options)`` builds a ``torch.nn.Module`` by registry name and ``names()`` lists
 them; chapter 2's five 2-D head segmenters are registered
-here too (``fetal_lib.seg_benchmark.predictor.SEGMENTERS``).
+here too (``fetal_lib.torch_segmenter.SEGMENTERS``).
 """
 
 from __future__ import annotations

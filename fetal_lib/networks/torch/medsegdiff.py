@@ -91,7 +91,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from fetal_lib.training.device import random_normal
+from fetal_lib.devices import random_normal
 
 
 def _norm(channels: int) -> nn.GroupNorm:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fetal_lib.book import overview  # noqa: E402
+from fetal_lib.overview import figures as overview  # noqa: E402
 
 
 def test_split_table_counts_groups_and_detects_crossing():

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from fetal_lib.config.chapter_spec import ChapterSpec
 from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import PROFILE_DIR
 
@@ -66,50 +67,48 @@ def chapter_parameters(
 RUN_PARAMETERS = ("profile", "data_dir", "data_source", "results_dir", "seed")
 
 
-def knob_names(chapter_id: str) -> list[str]:
-    """A chapter's knobs: the names its ``parameters`` cell assigns, in order, without
-    :data:`RUN_PARAMETERS`. The cell gives them no values (``None``): the profile does."""
-    import ast
-
-    from fetal_lib.book.chapters import find_source
-    from fetal_lib.book.execute import read_source
-
-    source = find_source(chapter_id)
-    if source is None:
-        raise FetalInputError(None, f"no chapter notebook for {chapter_id!r}")
-    for cell in read_source(source).cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            names = [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
-                     for t in node.targets if isinstance(t, ast.Name)]
-            return [n for n in names if n not in RUN_PARAMETERS]
-    raise FetalInputError(source, 'no cell tagged "parameters"')
+def profile_problems(spec: ChapterSpec, profile: str, profile_dir: Path = PROFILE_DIR) -> list[str]:
+    """What is wrong with ``profile``'s section for the chapter ``spec`` declares: one line per unknown
+    knob, missing knob or value of the wrong type, each naming profile, chapter and knob ([]: none)."""
+    section = load_profile(profile, profile_dir).get(spec.id) or {}
+    declared = spec.knob_names()
+    where = f"profiles/{profile}.yaml: section {spec.id}:"
+    problems = [f"{where} unknown knob {name!r} (declared: {', '.join(declared)})" for name in section if name not in declared]
+    problems += [f"{where} knob {name!r} is not set (every profile sets every knob of the chapter)"
+                 for name in declared if name not in section]
+    problems += [f"{where} knob {k.name!r} takes {k.describe_type()}, got {section[k.name]!r}"
+                 for k in spec.knobs if k.name in section and not k.accepts(section[k.name])]
+    return problems
 
 
-def chapter_knobs(chapter_id: str, profile: str, overrides: Mapping[str, Any] | None = None,
+def chapter_knobs(spec: ChapterSpec, profile: str, overrides: Mapping[str, Any] | None = None,
                   profile_dir: Path = PROFILE_DIR) -> dict[str, Any]:
     """A chapter's knobs as ``profile`` sets them, then the non-``None`` ``overrides``.
 
-    The profile's ``<chapter_id>:`` section is the one place a knob's value lives: it must set
-    every knob of the chapter (FetalInputError naming the file and the missing knobs).
+    The profile's ``<chapter id>:`` section is the one place a knob's value lives: it must set every
+    knob ``spec`` declares, each with a value of its type, and nothing else.
 
     Raises:
+        FetalInputError: the profile's section does not match the declaration (the first problem of
+            :func:`profile_problems`, naming profile, chapter and knob).
         ValueError: an override that is not a knob of the chapter.
     """
-    names = knob_names(chapter_id)
-    section = load_profile(profile, profile_dir).get(chapter_id) or {}
-    missing = [n for n in names if n not in section]
-    if missing:
-        raise FetalInputError(Path(profile_dir) / f"{profile}.yaml",
-                              f"section {chapter_id}: does not set {', '.join(missing)} (every profile sets every knob of "
-                              "the chapter; its parameters cell holds no values)")
-    settings = {n: section[n] for n in names}
+    problems = profile_problems(spec, profile, profile_dir)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise FetalInputError(Path(profile_dir) / f"{profile}.yaml", problems[0].split(".yaml: ", 1)[1] + more)
+    section = load_profile(profile, profile_dir).get(spec.id) or {}
+    settings = {n: section[n] for n in spec.knob_names()}
     for key, value in (overrides or {}).items():
         if key not in settings:
-            raise ValueError(f"unknown {chapter_id} setting {key!r}; known: {', '.join(sorted(settings))}")
+            raise ValueError(f"unknown {spec.id} setting {key!r}; known: {', '.join(sorted(settings))}")
         if value is not None:
             settings[key] = value
     return settings
 
+
+# A value of each knob type: what parse_value types a --set value like.
+_REFERENCE: dict[type, Any] = {bool: False, int: 0, float: 0.0, str: "", dict: {}, list: []}
 
 # Parameters of every parameters cell that `--set` cannot change, and what sets them instead.
 SET_ELSEWHERE = {
@@ -171,10 +170,10 @@ def parse_value(key: str, text: str, reference: Any, choices: Mapping[str, Seque
     return value
 
 
-def parse_overrides(chapter_id: str, items: Sequence[str], choices: Mapping[str, Sequence[str]] | None = None,
+def parse_overrides(spec: ChapterSpec, items: Sequence[str], choices: Mapping[str, Sequence[str]] | None = None,
                     run_parameters: bool = False) -> dict[str, Any]:
-    """``["augment_vflip=false", "epochs=12"]`` -> overrides of ``chapter_id``'s knobs, each read
-    by :func:`parse_value` and typed like the knob's value in the smoke profile.
+    """``["augment_vflip=false", "epochs=12"]`` -> overrides of the knobs ``spec`` declares, each read
+    by :func:`parse_value` and typed as the knob is declared.
 
     The one ``--set KEY=VALUE`` parser of every command (``fetal book``, ``fetal hc train``,
     ``fetal bench ...``). With ``run_parameters`` (``fetal book``), ``seed`` and ``data_source``
@@ -186,8 +185,8 @@ def parse_overrides(chapter_id: str, items: Sequence[str], choices: Mapping[str,
     """
     from fetal_lib.data.sources import SOURCES
 
-    reference = chapter_knobs(chapter_id, "smoke")
-    choices = dict(choices or {})
+    reference = {k.name: _REFERENCE[k.type] for k in spec.knobs}
+    choices = {**{k.name: k.choices for k in spec.knobs if k.choices}, **dict(choices or {})}
     if run_parameters:
         reference = {"seed": 0, "data_source": "auto", **reference}
         choices.setdefault("data_source", SOURCES)
@@ -200,6 +199,6 @@ def parse_overrides(chapter_id: str, items: Sequence[str], choices: Mapping[str,
         if run_parameters and key in SET_ELSEWHERE:
             raise ValueError(f"{key} cannot be set with --set: {SET_ELSEWHERE[key]}")
         if key not in reference:
-            raise ValueError(f"unknown {chapter_id} setting {key!r}; known: {', '.join(sorted(reference))}")
+            raise ValueError(f"unknown {spec.id} setting {key!r}; known: {', '.join(sorted(reference))}")
         out[key] = parse_value(key, text, reference[key], choices)
     return out

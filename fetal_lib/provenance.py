@@ -85,7 +85,7 @@ def _total_ram_gib() -> float | None:
 def machine_summary() -> dict[str, Any]:
     """CPU model and its bfloat16 flags, CPU count, RAM (GiB), OS and Python version; deliberately
     no host or user name."""
-    from fetal_lib.training.precision import cpu_flags, cpu_model, native_bf16
+    from fetal_lib.machine import cpu_flags, cpu_model, native_bf16
 
     try:
         usable = len(os.sched_getaffinity(0))

@@ -76,11 +76,11 @@ class TorchSegmenter:
         the diffusion model's per-pixel standard deviation over samples (None for the others).
 
         The images go to the network's device and the results come back to the CPU
-        (:mod:`fetal_lib.training.device`); the diffusion model's noise is drawn on the CPU from the
+        (:mod:`fetal_lib.devices`); the diffusion model's noise is drawn on the CPU from the
         seed, so a seed gives the same samples on every device."""
         import torch
 
-        from fetal_lib.training.device import to_host, to_network
+        from fetal_lib.devices import to_host, to_network
 
         self.net.eval()
         probs, uncs = [], []
@@ -116,7 +116,7 @@ class TorchSegmenter:
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "TorchSegmenter":
         """The network saved at ``path`` (a ``.pt`` state dict with its card beside it), on ``device``
-        (``auto``: the GPU when torch sees one, :func:`fetal_lib.training.device.resolve_device`).
+        (``auto``: the GPU when torch sees one, :func:`fetal_lib.devices.resolve_device`).
 
         Raises:
             NoGpuError: ``device`` is ``cuda`` and there is no GPU (checked before anything is read).
@@ -126,7 +126,7 @@ class TorchSegmenter:
         import torch
 
         from fetal_lib.model_card import card_path, read_card, rebuild
-        from fetal_lib.training.device import resolve_device
+        from fetal_lib.devices import resolve_device
 
         where = resolve_device(device)
         path = Path(path)

@@ -15,11 +15,11 @@ from typing import Any, Iterable
 
 # bench name -> (module holding add_arguments(parser) and run(args), one-line summary)
 TARGETS: dict[str, tuple[str, str]] = {
-    "hc": ("fetal_lib.hc.bench", "HC18 U-Net: inference ms/image (with post-processing), training images/s"),
-    "seg": ("fetal_lib.seg_benchmark.bench", "chapter-2 segmenters: parameters, training images/s, inference ms/image, peak memory"),
-    "us": ("fetal_lib.us.bench", "chapter-3 classifiers: parameters, FLOPs, inference ms/image, training images/s"),
-    "ga": ("fetal_lib.ga_mri.bench", "chapter-4 GA regressor: parameters, training samples/s, inference ms/volume, chapter training time"),
-    "brain-age": ("fetal_lib.brain_age.bench", "brain-age predict: seconds per subject, peak memory"),
+    "hc": ("fetal_lib.bench.hc", "HC18 U-Net: inference ms/image (with post-processing), training images/s"),
+    "seg": ("fetal_lib.bench.seg_benchmark", "chapter-2 segmenters: parameters, training images/s, inference ms/image, peak memory"),
+    "us": ("fetal_lib.bench.us", "chapter-3 classifiers: parameters, FLOPs, inference ms/image, training images/s"),
+    "ga": ("fetal_lib.bench.ga_mri", "chapter-4 GA regressor: parameters, training samples/s, inference ms/volume, chapter training time"),
+    "brain-age": ("fetal_lib.bench.brain_age", "brain-age predict: seconds per subject, peak memory"),
 }
 
 
@@ -31,10 +31,11 @@ def peak_rss_mib() -> float:
 def profile_overrides(chapter_id: str, items: Iterable[str] | None) -> dict[str, Any] | None:
     """A benchmark's ``--set KEY=VALUE`` items as overrides of ``chapter_id``'s knobs, or None after
     printing the one-line error (the caller returns exit status 2)."""
-    from fetal_lib.book.profiles import parse_overrides
+    from fetal_lib.config.profiles import parse_overrides
+    from fetal_lib.book.chapters import spec_of
 
     try:
-        return parse_overrides(chapter_id, list(items or []))
+        return parse_overrides(spec_of(chapter_id), list(items or []))
     except ValueError as exc:
         print(f"fetal: error: --set: {exc}", file=sys.stderr)
         return None

@@ -11,7 +11,7 @@ import argparse
 import time
 
 from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format
+from fetal_lib.config.options import add_data_dir, add_data_source, add_format
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

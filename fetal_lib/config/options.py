@@ -5,7 +5,7 @@ The style every command follows (``tests/test_cli.py`` walks the parsers and che
 * ``--format`` chooses what is printed: ``csv|json`` for a table, ``text|json`` for a report
   meant to be read (never a ``--json`` flag);
 * ``--data-dir DIR`` is the data root wherever a command reads one (never ``--dest``);
-* ``--profile`` takes its choices from the profile registry (:data:`fetal_lib.book.profiles.PROFILES`);
+* ``--profile`` takes its choices from the profile registry (:data:`fetal_lib.config.profiles.PROFILES`);
 * ``--data-source`` defaults to ``real``, as ``fetal hc train`` and ``fetal brain-age train``;
 * files a command works on are positional arguments; metavars are upper-case words
   (``DIR``, ``CSV``, ``MM``, ``S``, ``N``, ``KEY=VALUE``); every option has help text.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from fetal_lib.book.profiles import PROFILES
+from fetal_lib.config.profiles import PROFILES
 from fetal_lib.data.sources import SOURCES
 
 DATA_DIR_HELP = "data root (default: $FETAL_DATA_DIR, else ./data)"
@@ -64,7 +64,7 @@ def checked_device(value: str | None, default: str = "auto") -> str:
         FetalInputError: ``cuda`` on a machine where torch sees no GPU (one line naming it).
     """
     from fetal_lib.errors import FetalInputError
-    from fetal_lib.training.device import NoGpuError, resolve_device
+    from fetal_lib.devices import NoGpuError, resolve_device
 
     requested = value or default
     try:

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib, profile_overrides
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.us.tasks import TASKS
 
 
@@ -69,7 +69,8 @@ def bench_arch(arch: str, settings: dict, x: np.ndarray, y: np.ndarray, num_clas
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.commands.us import CHAPTER, classifier_archs
+    from fetal_lib.us.classifier import classifier_archs
+    from fetal_lib.us.pipeline import CHAPTER
     from fetal_lib.training.keras import configure
     from fetal_lib.us import pipeline
     from fetal_lib.us.arrays import load_arrays

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib, profile_overrides
-from fetal_lib.commands.options import add_format, add_profile
+from fetal_lib.config.options import add_format, add_profile
 
 CHAPTER = "fetal_mri_ga"
 

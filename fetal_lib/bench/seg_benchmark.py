@@ -8,7 +8,7 @@ loss; Adam; bfloat16 autocast exactly when the profile's precision resolves to b
 device that trains: the profile's ``device``, CUDA when ``auto`` sees a GPU, with the training
 images and their augmentation on it); a few warm-up batches, then ``--train-steps`` timed batches, augmentation included.
 Inference: ``--n-images`` letterboxed images one at a time through
-:meth:`~fetal_lib.seg_benchmark.predictor.TorchSegmenter.predict_nhwc` (one network pass per
+:meth:`~fetal_lib.torch_segmenter.TorchSegmenter.predict_nhwc` (one network pass per
 image; the diffusion model with the profile's DDIM sampling), after a warm-up. The weights are
 untrained (random): the timing of a forward pass does not depend on them, so nothing needs to be
 trained first; the chapter's test-time flips (``tta``) multiply the passes and are not included.
@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
 
 WARMUP_STEPS = 2  # untimed training batches first (allocations, autocast caches)
 WARMUP_PASSES = 1  # untimed inference passes first
@@ -73,10 +73,10 @@ def bench_training(config, x: np.ndarray, y: np.ndarray, steps: int, warmup_step
 
     from fetal_lib.seg_benchmark.augment import augment_batch
     from fetal_lib.seg_benchmark.losses import bce_dice_from_logits
-    from fetal_lib.seg_benchmark.predictor import DIFFUSION
+    from fetal_lib.torch_segmenter import DIFFUSION
     from fetal_lib.seg_benchmark.train import build_network
 
-    from fetal_lib.training.device import autocast, resolve_device
+    from fetal_lib.devices import autocast, resolve_device
 
     device = resolve_device(config.device)
     torch.manual_seed(int(config.seed))
@@ -131,10 +131,10 @@ def bench_inference(config, x: np.ndarray, warmup_passes: int = WARMUP_PASSES) -
     """Milliseconds per letterboxed image through an untrained ``config.arch``, one image per call."""
     import torch
 
-    from fetal_lib.seg_benchmark.predictor import TorchSegmenter
+    from fetal_lib.torch_segmenter import TorchSegmenter
     from fetal_lib.seg_benchmark.train import build_network
 
-    from fetal_lib.training.device import resolve_device
+    from fetal_lib.devices import resolve_device
 
     torch.manual_seed(int(config.seed))
     net = build_network(config).to(resolve_device(config.device)).eval()
@@ -161,7 +161,7 @@ def bench_inference(config, x: np.ndarray, warmup_passes: int = WARMUP_PASSES) -
 
 def _arch_names(arch_option: str | None, settings: dict) -> tuple[list[str], list[str]]:
     """(architectures to bench, the profile's that are skipped because not registered yet)."""
-    from fetal_lib.commands.seg import check_archs, registered_archs
+    from fetal_lib.seg_benchmark.options import check_archs, registered_archs
     from fetal_lib.errors import FetalInputError
     from fetal_lib.seg_benchmark import pipeline
 
@@ -210,7 +210,7 @@ def _line(arch: str, r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.commands.seg import settings_from_args
+    from fetal_lib.seg_benchmark.options import settings_from_args
     from fetal_lib.errors import FetalInputError
 
     for name in ("n_images", "train_images", "train_steps", "threads"):

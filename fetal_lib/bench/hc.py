@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from fetal_lib.bench import FORMAT_HELP, emit
-from fetal_lib.commands.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
