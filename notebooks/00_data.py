@@ -43,7 +43,7 @@ from IPython.display import Markdown, display
 from fetal_lib.overview import figures as overview
 from fetal_lib.config.profiles import chapter_knobs
 from fetal_lib.overview.spec import SPEC
-from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.results import ChapterRun, data_status
 from fetal_lib.data import (
     DATASET_NAMES,
     brain_age,
@@ -73,7 +73,7 @@ for name in real:
     status[name]["status"] = report[name].describe_status()
     status[name]["problems"] = len(report[name].problems)
 
-run = ChapterRun("data", profile, data_dir, results_dir, seed, status,
+run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, status,
                  parameters={"data_source": data_source, **settings})
 run.banner()
 metrics: dict = {}

@@ -113,7 +113,7 @@ keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch w
 
 from fetal_lib import anchors
 from fetal_lib.hc.spec import SPEC
-from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.results import ChapterRun, data_status
 from fetal_lib.hc import cascade, figures, pipeline, report
 from fetal_lib.hc import second_stage as second
 from fetal_lib.hc.calibration import fit_size_calibration, leave_one_group_out
@@ -128,7 +128,7 @@ settings = pipeline.profile_settings(profile, {name: globals()[name] for name in
 globals().update(settings)
 precision_choice = pipeline.precision_choice(settings)
 data = pipeline.load_data(data_dir, data_source, seed, int(max_images))
-run = ChapterRun("hc18", profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
+run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 run.banner()
 display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))

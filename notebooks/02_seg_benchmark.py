@@ -82,7 +82,7 @@ from IPython.display import Markdown, display
 
 from fetal_lib import anchors
 from fetal_lib.seg_benchmark.spec import SPEC
-from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.results import ChapterRun, data_status
 from fetal_lib.hc import figures as hc_figures
 from fetal_lib.hc import pipeline as hc_pipeline
 from fetal_lib.paths import shown
@@ -94,7 +94,7 @@ globals().update(settings)
 arch_names = pipeline.parse_archs(archs)
 precision_choice = pipeline.precision_choice(settings)
 data = hc_pipeline.load_data(data_dir, data_source, seed, int(max_images))
-run = ChapterRun("seg_benchmark", profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
+run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict(), **pipeline.device_choice(settings)})
 run.banner()
 display(Markdown(f"Data: {data.source.describe(relative=True)}. Split: chapter 1's, by subject: "

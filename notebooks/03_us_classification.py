@@ -93,7 +93,7 @@ from fetal_lib.training import keras_backend
 keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
 
 from fetal_lib.us.spec import SPEC
-from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.results import ChapterRun, data_status
 from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import shown
 from fetal_lib.training.keras import configure as configure_keras
@@ -110,7 +110,7 @@ precision_choice = pipeline.precision_choice(settings)
 for arch in arch_names:  # bad settings (an unknown network, weights that cannot fit) stop the chapter before any training
     pipeline.train_config(settings, arch, seed)
 datasets = {t: us_tasks.load_task(t, data_dir, data_source, seed) for t in task_names}
-run = ChapterRun("us_classification", profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
+run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
                  parameters=settings, compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 task_cfg = {t: pipeline.task_settings(settings, t) for t in task_names}  # per task: its input (whole image or head crop)
 finder, finder_note = None, None

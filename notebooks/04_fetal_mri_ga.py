@@ -82,7 +82,7 @@ keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch w
 
 from fetal_lib import anchors
 from fetal_lib.ga_mri.spec import SPEC
-from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.results import ChapterRun, data_status
 from fetal_lib.ga_mri import baselines, pipeline, protocols, report
 from fetal_lib.paths import shown
 from fetal_lib.training.keras import configure as configure_keras
@@ -94,7 +94,7 @@ globals().update(settings)
 precision_choice = pipeline.precision_choice(settings)
 prep = pipeline.preprocess_config(settings)
 source, volumes, load_notes = pipeline.load_volumes(dataset, data_dir, data_source, prep)
-run = ChapterRun("fetal_mri_ga", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
+run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
 run.banner()
 display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))

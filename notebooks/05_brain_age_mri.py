@@ -94,7 +94,7 @@ from IPython.display import Markdown, display
 
 from fetal_lib.config.profiles import chapter_knobs
 from fetal_lib.brain_age.spec import SPEC
-from fetal_lib.book.results import ChapterRun, data_status
+from fetal_lib.results import ChapterRun, data_status
 from fetal_lib.brain_age import dataset, features, figures, mixed_training, pipeline, regression, report, segmentation
 from fetal_lib.brain_age.predict import default_model_dir, load_predictor
 from fetal_lib.data.sources import resolve
@@ -109,7 +109,7 @@ if deploy_features not in ("soft", "hard"):
     raise ValueError(f"deploy_features must be 'soft' or 'hard', not {deploy_features!r}")
 source = resolve("brain_age", data_dir or None, source=data_source)
 precision_choice = pipeline.precision_choice(seg_precision, device=device)
-run = ChapterRun("brain_age", profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
+run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
                  compute={"precision": precision_choice.to_dict(), **pipeline.device_choice(device)})
 run.banner()
 display(Markdown(f"Data: {source.describe(relative=True)}"))

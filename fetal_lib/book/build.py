@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from fetal_lib.book.chapters import REGISTRY, executed_chapters, find_source
 from fetal_lib.book.headlines import results_markdown
-from fetal_lib.book.results import load_metrics
+from fetal_lib.results import load_metrics
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import write_text_atomic
 from fetal_lib.paths import NOTEBOOK_DIR

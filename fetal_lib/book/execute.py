@@ -2,7 +2,7 @@
 
 Chapters run with the working directory set to the repository root (so ``./data`` is the
 repository's ``data/`` folder), ``MPLBACKEND=Agg`` (figures are shown in the book as the
-PNG files :class:`fetal_lib.book.results.ChapterRun` saved) and the Jupyter kernel
+PNG files :class:`fetal_lib.results.ChapterRun` saved) and the Jupyter kernel
 ``python3`` of this Python (the venv's own kernelspec; ``JUPYTER_PATH`` is pointed at it so
 a user-level kernelspec cannot substitute another interpreter).
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from fetal_lib.book import cache, overrides as overrides_mod, prerequisites
+from fetal_lib.book import cache, prerequisites
+from fetal_lib.config import overrides as overrides_mod
 from fetal_lib.book.build import build_book, write_generated, write_toc
 from fetal_lib.book.chapters import Chapter, select
 from fetal_lib.book.execute import ChapterExecutionError, execute_chapter, parameter_names, read_source

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from fetal_lib.book.results import load_metrics
+from fetal_lib.results import load_metrics
 
 
 @dataclass(frozen=True)

@@ -327,7 +327,7 @@ def handle_cv(args: argparse.Namespace) -> int:
     settings = pipeline.profile_settings(args.profile, overrides)
     data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     print(data.source.describe(), file=sys.stderr)
-    from fetal_lib.book.results import ChapterRun, data_status
+    from fetal_lib.results import ChapterRun, data_status
     from fetal_lib.paths import build_dir
 
     results_dir = args.results_dir or build_dir() / "results" / "hc18_cv"

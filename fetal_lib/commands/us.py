@@ -253,7 +253,7 @@ def handle_cv(args: argparse.Namespace) -> int:
     import contextlib
 
     from fetal_lib.bench import profile_overrides
-    from fetal_lib.book.results import ChapterRun, data_status
+    from fetal_lib.results import ChapterRun, data_status
     from fetal_lib.paths import build_dir
     from fetal_lib.training.keras import configure
     from fetal_lib.us import cross_validation as cv

@@ -192,7 +192,7 @@ def test_every_figure_resolves_in_the_real_results_present():
     """Where ``build/results/<chapter>/metrics.json`` of a real run exists, each mapped path is in it."""
     from fetal_lib.book.audit_map import figures
     from fetal_lib.book.audit_page import run_problem
-    from fetal_lib.book.results import load_metrics
+    from fetal_lib.results import load_metrics
     from fetal_lib.paths import build_dir
 
     docs = load_metrics(build_dir() / "results")

@@ -9,7 +9,7 @@ from fetal_lib.book.audit_map import CLAIMS, FLAWS
 from fetal_lib.book.audit_map import Figure
 from fetal_lib.book.audit_page import (audit_markdown, chapter_links, claims_markdown, flaws_markdown, read_figure,
                                        section_id)
-from fetal_lib.book.results import ChapterRun, load_metrics
+from fetal_lib.results import ChapterRun, load_metrics
 from fetal_lib.book.withheld import load_withheld, write_withheld
 
 REAL_HC18 = {"hc18": {"is_phantom": False, "status": "complete", "root": "/d/hc18"}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from fetal_lib.book.build import write_generated, write_toc
-from fetal_lib.book.results import ChapterRun
+from fetal_lib.results import ChapterRun
 
 
 def test_toc_lists_only_existing_files(tmp_path):

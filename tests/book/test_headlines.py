@@ -9,7 +9,7 @@ import pytest
 from fetal_lib.book.chapters import discover
 from fetal_lib.book.execute import read_source
 from fetal_lib.book.headlines import HEADLINES, US_TASK_NAMES, headline_rows, results_markdown, significant, unlabelled
-from fetal_lib.book.results import ChapterRun, load_metrics
+from fetal_lib.results import ChapterRun, load_metrics
 
 REAL_HC18 = {"hc18": {"is_phantom": False, "status": "partial", "root": "/d/hc18"}}
 

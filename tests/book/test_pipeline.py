@@ -18,7 +18,7 @@ GOOD = '''# %% [markdown]
 
 # %%
 import os, sys
-from fetal_lib.book.results import ChapterRun
+from fetal_lib.results import ChapterRun
 run = ChapterRun("data", profile, data_dir, results_dir, seed, {})
 run.finish({"n": n, "seed": seed, "exe": sys.executable, "cwd": os.getcwd(),
             "mpl": os.environ.get("MPLBACKEND"), "source": data_source})

@@ -124,7 +124,7 @@ from fetal_lib.training.progress import report_epoch
 for epoch in (1, 2):
     report_epoch("train tiny", epoch, 2, float(epoch), loss=1.0 / epoch)
 print("trained")
-from fetal_lib.book.results import ChapterRun
+from fetal_lib.results import ChapterRun
 ChapterRun("data", profile, data_dir, results_dir, seed, {}).finish({"epochs": 2})
 '''
 

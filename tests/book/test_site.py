@@ -297,7 +297,7 @@ def test_screenshots_of_the_intro_and_every_chapter_at_both_widths(crawls, site)
 
 def test_the_intro_shows_every_chapters_headlines_labelled(crawls, site) -> None:
     from fetal_lib.book.headlines import unlabelled
-    from fetal_lib.book.results import load_metrics
+    from fetal_lib.results import load_metrics
 
     docs = load_metrics(site.results)
     assert set(site.chapters) <= set(docs), "a chapter page without its metrics.json"
@@ -311,7 +311,7 @@ def test_the_intro_shows_every_chapters_headlines_labelled(crawls, site) -> None
 
 
 def test_every_chapter_shows_its_provenance_then_its_results(browser, site) -> None:
-    from fetal_lib.book.results import load_metrics
+    from fetal_lib.results import load_metrics
 
     docs = load_metrics(site.results)
     context = browser.new_context(viewport={"width": WIDTHS["desktop"], "height": HEIGHT})

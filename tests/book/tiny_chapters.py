@@ -23,7 +23,7 @@ seed = 0
 FINISHING = PARAMETERS + '''n = 1
 
 # %%
-from fetal_lib.book.results import ChapterRun
+from fetal_lib.results import ChapterRun
 run = ChapterRun("data", profile, data_dir, results_dir, seed, {})
 run.finish({"n": n})
 '''

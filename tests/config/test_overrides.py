@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from fetal_lib.book import overrides
+from fetal_lib.config import overrides
 from fetal_lib.config.profiles import chapter_knobs, parse_overrides, parse_value
 from fetal_lib.book.chapters import spec_of
-from fetal_lib.book.results import ChapterRun
+from fetal_lib.results import ChapterRun
 from fetal_lib.cli import main
 
 
@@ -67,15 +67,15 @@ def test_cli_refuses_bad_settings_before_running(capsys):
 def test_a_run_off_its_profile_is_found_recorded_and_shown_at_the_top(tmp_path, monkeypatch):
     monkeypatch.delenv(overrides.ENV_VAR, raising=False)
     settings = chapter_knobs(spec_of("data"), "smoke")
-    same = ChapterRun("data", "smoke", "", tmp_path / "a", 0, {}, parameters=settings)
+    same = ChapterRun(spec_of("data"), "smoke", "", tmp_path / "a", 0, {}, parameters=settings)
     assert same.overrides == {} and "not the profile's" not in same.banner_markdown()
 
     # edited by hand (papermill -p, JupyterLab): found against the profile
-    edited = ChapterRun("data", "smoke", "", tmp_path / "b", 3, {}, parameters={**settings, "n_samples": settings["n_samples"] + 1})
+    edited = ChapterRun(spec_of("data"), "smoke", "", tmp_path / "b", 3, {}, parameters={**settings, "n_samples": settings["n_samples"] + 1})
     assert edited.overrides == {"n_samples": settings["n_samples"] + 1, "seed": 3}
     # passed by `fetal book --set` through the kernel's environment
     monkeypatch.setenv(overrides.ENV_VAR, json.dumps({"data": {"data_source": "real"}, "hc18": {"epochs": 1}}))
-    run = ChapterRun("data", "smoke", "", tmp_path / "c", 0, {}, parameters=settings)
+    run = ChapterRun(spec_of("data"), "smoke", "", tmp_path / "c", 0, {}, parameters=settings)
     assert run.overrides == {"data_source": "real"}
     assert "**not the profile's**: `data_source = 'real'` (set on top of profile `smoke`)" in run.banner_markdown()
     run.finish({"x": 1})

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from fetal_lib.config.chapter_spec import ChapterSpec
 from fetal_lib.provenance import git_state, machine_summary, package_versions
 from fetal_lib.io import atomic_path, write_json_atomic
 
@@ -82,9 +83,11 @@ class ChapterRun:
     data_status: Mapping[str, Mapping[str, Any]] | None = None
     parameters: Mapping[str, Any] | None = None
     compute: Mapping[str, Any] | None = None  # e.g. {"precision": PrecisionChoice.to_dict()}: shown at the top, recorded
-    overrides: Mapping[str, Any] | None = None  # parameters not the profile's; None: found by fetal_lib.book.overrides.detect
+    overrides: Mapping[str, Any] | None = None  # parameters not the profile's; None: found by fetal_lib.config.overrides.detect
 
     def __post_init__(self) -> None:
+        spec = self.chapter if isinstance(self.chapter, ChapterSpec) else None
+        self.chapter = spec.id if spec else str(self.chapter)
         self.results_dir = Path(self.results_dir)
         self.data_status = {k: dict(v) for k, v in (self.data_status or {}).items()}
         self._t0 = time.perf_counter()
@@ -94,9 +97,9 @@ class ChapterRun:
         self.warnings: list[str] = []
         self.compute = dict(self.compute or {})
         if self.overrides is None:
-            from fetal_lib.book.overrides import detect
+            from fetal_lib.config.overrides import detect
 
-            self.overrides = detect(self.chapter, self.profile, self.parameters, self.seed)
+            self.overrides = detect(spec or self.chapter, self.profile, self.parameters, self.seed)
         self.overrides = dict(self.overrides)
         self._banner_display = None
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +151,7 @@ class ChapterRun:
         return f"\n- training precision: `{precision['precision']}` ({precision['reason']})"
 
     def _overrides_markdown(self) -> str:
-        from fetal_lib.book.overrides import describe
+        from fetal_lib.config.overrides import describe
 
         if not self.overrides:
             return ""
@@ -202,8 +205,8 @@ class ChapterRun:
         if show:
             from IPython.display import display
 
-            from fetal_lib.book.tables import collapsed as boxed
-            from fetal_lib.book.tables import styled
+            from fetal_lib.tables import collapsed as boxed
+            from fetal_lib.tables import styled
 
             # rounded per column for the page; the CSV keeps every digit
             display(boxed(df, collapsed, index) if collapsed else styled(df, index))

@@ -17,6 +17,9 @@ import json
 import os
 from typing import Any, Mapping
 
+from fetal_lib.config.chapter_spec import ChapterSpec
+from fetal_lib.config.profiles import chapter_knobs, load_profile
+
 ENV_VAR = "FETAL_BOOK_OVERRIDES"
 
 
@@ -35,16 +38,14 @@ def from_environment(chapter: str) -> dict[str, Any]:
     return dict(found) if isinstance(found, dict) else {}
 
 
-def against_profile(chapter: str, profile: str, parameters: Mapping[str, Any] | None, seed: Any = None) -> dict[str, Any]:
-    """The knobs in ``parameters`` (and ``seed``) whose value is not the one ``profile`` gives ``chapter``."""
-    from fetal_lib.book.chapters import REGISTRY
-    from fetal_lib.config.profiles import chapter_knobs, load_profile
-    from fetal_lib.book.chapters import spec_of
-
-    if chapter not in REGISTRY or not parameters:
+def against_profile(spec: ChapterSpec | str, profile: str, parameters: Mapping[str, Any] | None, seed: Any = None) -> dict[str, Any]:
+    """The knobs in ``parameters`` (and ``seed``) whose value is not the one ``profile`` gives the chapter
+    ``spec`` declares ({} for a chapter known only by its id: nothing declared to compare with)."""
+    if not isinstance(spec, ChapterSpec) or not parameters:
         return {}
+    chapter = spec.id
     try:
-        knobs = chapter_knobs(spec_of(chapter), profile)
+        knobs = chapter_knobs(spec, profile)
         doc = load_profile(profile)
     except Exception:  # an unknown profile, a chapter without a notebook: nothing to compare with
         return {}
@@ -63,9 +64,11 @@ def _differs(value: Any, reference: Any) -> bool:
         return value != reference
 
 
-def detect(chapter: str, profile: str, parameters: Mapping[str, Any] | None, seed: Any = None) -> dict[str, Any]:
-    """Every parameter of this run that is not its profile's: hand-set ones, then the ``--set`` ones."""
-    return {**against_profile(chapter, profile, parameters, seed), **from_environment(chapter)}
+def detect(spec: ChapterSpec | str, profile: str, parameters: Mapping[str, Any] | None, seed: Any = None) -> dict[str, Any]:
+    """Every parameter of this run that is not its profile's: hand-set ones, then the ``--set`` ones
+    (``spec``: the chapter's declaration, or its id alone)."""
+    chapter = spec.id if isinstance(spec, ChapterSpec) else spec
+    return {**against_profile(spec, profile, parameters, seed), **from_environment(chapter)}
 
 
 def describe(overrides: Mapping[str, Any]) -> str:

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from fetal_lib.book.results import ChapterRun, data_status, load_metrics  # noqa: E402
+from fetal_lib.results import ChapterRun, data_status, load_metrics  # noqa: E402
 
 PHANTOM = {"hc18": {"is_phantom": True, "status": "phantom", "root": "/p"}}
 REAL = {"hc18": {"is_phantom": False, "status": "partial (752 of 999)", "root": "/d"}}
@@ -119,7 +119,7 @@ def test_a_warning_raised_mid_chapter_appears_in_the_banner_at_its_top(tmp_path)
     ensure_kernel()
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell(f"from fetal_lib.book.results import ChapterRun\nrun = ChapterRun('x', 'cpu', '', {str(tmp_path / 'r')!r}, 0)\nrun.banner()"),
+        nbformat.v4.new_code_cell(f"from fetal_lib.results import ChapterRun\nrun = ChapterRun('x', 'cpu', '', {str(tmp_path / 'r')!r}, 0)\nrun.banner()"),
         nbformat.v4.new_code_cell("print('training ...')"),
         nbformat.v4.new_code_cell("run.warn('The cap ended training after 2 of 9 epochs.')"),
     ]

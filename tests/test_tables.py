@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from fetal_lib.book.tables import MISSING, column_decimals, styled
+from fetal_lib.tables import MISSING, column_decimals, styled
 
 
 def test_decimals_give_the_largest_value_four_significant_digits() -> None:
@@ -33,7 +33,7 @@ def test_styled_rounds_each_float_column_and_keeps_the_rest() -> None:
 def test_collapsed_puts_the_rounded_table_in_a_closed_box_with_its_line() -> None:
     import pandas as pd
 
-    from fetal_lib.book.tables import collapsed
+    from fetal_lib.tables import collapsed
 
     html = collapsed(pd.DataFrame({"class": ["a<b", "c"], "F1": [0.812345, 0.5]}), "Per-class F1 <planes>").data
     assert html.startswith("<details><summary>Per-class F1 &lt;planes&gt;</summary>") and html.rstrip().endswith("</details>")
