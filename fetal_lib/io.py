@@ -1,4 +1,5 @@
-"""Atomic file writing: write to a temporary file beside the target, then rename.
+"""File I/O of the core: atomic writing (a temporary file beside the target, then a rename) and a
+file's checksum (:func:`file_sha256`, :func:`file_digest`).
 
 An interrupted run never leaves a half-written result behind.
 """
@@ -6,6 +7,7 @@ An interrupted run never leaves a half-written result behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -53,3 +55,26 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
 def write_json_atomic(target: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``target`` atomically."""
     return write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes by ``algorithm`` (any :func:`hashlib.new` name), read in 1 MiB blocks.
+
+    Raises:
+        OSError: the file is absent or unreadable.
+    """
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path, missing_ok: bool = False) -> str | None:
+    """Hex SHA-256 of a file's bytes; with ``missing_ok`` None when it cannot be read (absent), else OSError."""
+    try:
+        return file_digest(path, "sha256")
+    except OSError:
+        if missing_ok:
+            return None
+        raise

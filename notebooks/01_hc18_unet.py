@@ -100,39 +100,15 @@ audit_input_cols = None
 save_model = None  # write build/models/hc18_unet.keras and its card (never for a phantom model)
 
 # %%
-import time
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 
-from fetal_lib.training import keras_backend
+from fetal_lib.hc import chapter, figures, report
 
-keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
-
-from fetal_lib import anchors
-from fetal_lib.hc.spec import SPEC
-from fetal_lib.results import ChapterRun, data_status
-from fetal_lib.hc import cascade, figures, pipeline, report
-from fetal_lib.hc import second_stage as second
-from fetal_lib.hc.calibration import fit_size_calibration, leave_one_group_out
-from fetal_lib.hc.measure import default_model_path
-from fetal_lib.paths import shown
-from fetal_lib.training.keras import configure as configure_keras
-
-t_start = time.perf_counter()
-configure_keras(threads=2, seed=seed)
-# every knob from the profile, unless set above or by papermill (-p epochs 5); the resolved values replace the Nones
-settings = pipeline.profile_settings(profile, {name: globals()[name] for name in SPEC.knob_names()})
-globals().update(settings)
-precision_choice = pipeline.precision_choice(settings)
-data = pipeline.load_data(data_dir, data_source, seed, int(max_images))
-run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
-                 compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
-run.banner()
-display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))
-display(Markdown(f"Data: {data.source.describe(relative=True)}"))
+# chooses the Keras backend before Keras is imported, configures Keras, resolves the profile and the precision,
+# loads HC18 and splits it by subject, starts the run, shows the banner
+ch = chapter.start(globals())
+globals().update(ch.settings)
+run, data, settings = ch.run, ch.data, ch.settings
 
 # %% [markdown]
 # ## Data and subject-level split
@@ -141,19 +117,7 @@ display(Markdown(f"Data: {data.source.describe(relative=True)}"))
 # pregnancy; no subject is on both sides.
 
 # %%
-split_table = pd.DataFrame(
-    [
-        {
-            "part": name,
-            "images": len(idx),
-            "subjects": len({data.records[i].subject_id for i in idx}),
-            "HC median (mm)": float(np.median([data.records[i].hc_mm for i in idx])),
-            "HC range (mm)": f"{min(data.records[i].hc_mm for i in idx):.0f}-{max(data.records[i].hc_mm for i in idx):.0f}",
-        }
-        for name, idx in data.parts.items()
-    ]
-)
-run.table(split_table, "split")
+run.table(report.split_table(data), "split")
 
 # %% [markdown]
 # ## The main model
@@ -171,18 +135,7 @@ run.table(split_table, "split")
 # the previously deployed model stays in place.
 
 # %%
-config = pipeline.train_config(settings, seed)
-trained = pipeline.train_model(data, config, tta, pipeline.parse_grid(threshold_grid), calibrate=calibrate)
-hc_model = trained.model
-print(f"epochs run {trained.result.epochs_run} of {config.epochs} (best {trained.result.best_epoch}), {trained.result.seconds:.0f} s, "
-      f"{trained.result.train_images_per_s:.1f} training images/s ({config.precision}); threshold {hc_model.threshold:g}")
-if trained.result.time_capped:
-    run.warn(f"The wall-time cap `time_budget_s = {time_budget_s:g}` ended the main model's training after "
-             f"{trained.result.epochs_run} of {config.epochs} epochs: this model is not the one the profile specifies, "
-             "and another machine would train a different one. Set `time_budget_s = 0` to train every epoch.")
-floor_scores = pipeline.check_floor(trained, data.source.is_phantom)
-print(f"sanity floor on validation ({report.floor_sentence(data.source.is_phantom)}) passed: "
-      + ", ".join(f"{k} {v:.3f}" for k, v in floor_scores.items()))
+trained, floor_scores = chapter.train_main(ch)  # prints the training line and the floor it cleared; stops below the floor
 run.table(trained.threshold_table, "threshold_validation")
 
 # %% [markdown]
@@ -209,20 +162,11 @@ run.table(trained.threshold_table, "threshold_validation")
 # measures better on validation. A second stage below the sanity floor is never deployed.
 
 # %%
-stage = None
-if second_stage:
-    stage = second.train_second_stage(data, trained, settings, seed, data.source.is_phantom)
-    found_val = trained.val_results[trained.val_results["found"]]
-    median_a = float(np.median(found_val["a"])) if len(found_val) and "a" in found_val else None  # validation heads' major semi-axis (px)
-    print(second.timing_line(stage, median_a))
-    if stage.skipped:
-        print(f"{len(stage.skipped)} training images left out (the first stage found no head): {', '.join(stage.skipped[:10])}")
+stage = chapter.train_second(ch, trained)  # None when second_stage is off
+if stage is not None:
     run.table(stage.choice_table, "second_stage_validation")
-    display(Markdown(report.second_stage_sentence(stage.choice_table)))
-else:
-    display(Markdown("The second stage is off in this run (`second_stage = False`): the first stage alone is measured and deployed."))
-deployed_model = stage.deployed if stage is not None and stage.deployed is not None else hc_model
-deployed_val = stage.val_results[stage.chosen] if stage is not None else trained.val_results
+display(Markdown(report.second_stage_note(stage)))
+deployed = chapter.deployed(trained, stage)
 
 # %% [markdown]
 # ## Test split
@@ -232,20 +176,10 @@ deployed_val = stage.val_results[stage.chosen] if stage is not None else trained
 # `fetal hc measure` uses).
 
 # %%
-test_records = data.part("test")
-t0 = time.perf_counter()
-test_df = pipeline.evaluate(deployed_model, test_records)
-eval_seconds = time.perf_counter() - t0
-test_summary = pipeline.summarize(test_df, seed=seed)
-run.table(test_df.drop(columns=[c for c in ("cx", "cy", "a", "b", "angle_rad") if c in test_df]), "test_per_image")
-
-
-run.table(report.results_vs_anchors(test_summary, profile), "results_vs_anchors")
-display(Markdown(
-    f"No head found on {test_summary['n_no_head_found']} of {test_summary['n_images']} test images; {test_summary['n_flagged']} "
-    f"fits flagged by the checks (ellipse disagreeing with the region, or implausible axis ratio). {report.anchors_note()} "
-    "Challenge: van den Heuvel et al., PLOS ONE 2018."
-))
+test = chapter.score_test(ch, deployed.model)
+run.table(report.per_image_table(test.per_image), "test_per_image")
+run.table(report.results_vs_anchors(test.summary, profile), "results_vs_anchors")
+display(Markdown(report.test_sentence(test.summary)))
 
 # %% [markdown]
 # ### Each stage on the test split
@@ -255,15 +189,8 @@ display(Markdown(
 # test split chose nothing: the deployed row was chosen on validation above.
 
 # %%
-stages_test = None
-if stage is not None:
-    first_test_probs = pipeline.probabilities(hc_model, test_records)
-    stage_results = {second.FIRST_ONLY: pipeline.evaluate(hc_model, test_records, first_test_probs)}
-    for name, candidate in stage.candidates.items():
-        stage_results[name] = (test_df if name == stage.chosen else
-                               pipeline.evaluate(candidate, test_records, cascade.probabilities(candidate, test_records, first_test_probs)))
-    stages_test = report.stage_table(stage_results, second.FIRST_ONLY, seed)
-    stages_test["deployed"] = stages_test["model"] == stage.chosen
+stages_test = chapter.stages_on_test(ch, trained, stage, test)
+if stages_test is not None:
     run.table(stages_test, "stages_test")
 else:
     display(Markdown("No second stage in this run."))
@@ -281,31 +208,24 @@ else:
 # outside the book.
 
 # %%
-cv_doc = report.read_cv(Path(results_dir).parent)
-if cv_doc is None:
-    display(Markdown("No cross-validation of this recipe was found (`build/results/hc18_cv/metrics.json`): "
-                     "run `fetal hc cv --profile cpu` to measure it."))
+cv = chapter.recipe_cv(ch)  # None when `fetal hc cv` has not run
+if cv is None:
+    display(Markdown(report.NO_CV))
 else:
-    cv_prov = cv_doc["provenance"]
-    cv_diffs = report.cv_recipe_differences(cv_doc, settings, profile)
-    run.table(report.cv_table(cv_doc), "recipe_cv")
-    display(Markdown(
-        f"`fetal hc cv`, {cv_doc['metrics']['folds']} folds, run {cv_prov['started_utc']} at commit "
-        f"`{str((cv_prov.get('git') or {}).get('sha', 'unknown'))[:10]}`{' on PHANTOM data' if cv_prov.get('on_phantom') else ''}. "
-        + ("Same recipe as this chapter." if not cv_diffs else
-           "**Not the same recipe as this chapter**: " + "; ".join(cv_diffs) + ".")))
+    run.table(report.cv_table(cv.doc), "recipe_cv")
+    display(Markdown(report.cv_sentence(cv.doc, cv.differences)))
 
 # %% [markdown]
 # ## Figures
 
 # %%
-run.figure(figures.hc_scatter(test_df), "hc_scatter")
-run.figure(figures.bland_altman(test_df), "bland_altman")
-run.figure(figures.error_by_range(test_df), "error_by_hc_range")  # the numbers per range: the table in the next section
+run.figure(figures.hc_scatter(test.per_image), "hc_scatter")
+run.figure(figures.bland_altman(test.per_image), "bland_altman")
+run.figure(figures.error_by_range(test.per_image), "error_by_hc_range")  # the numbers per range: the table in the next section
 
 # %%
 records_by_name = {r.filename: r for r in data.records}
-run.figure(figures.worst_cases(test_df, records_by_name, deployed_model, n=5), "worst_cases")
+run.figure(figures.worst_cases(test.per_image, records_by_name, deployed.model, n=5), "worst_cases")
 
 # %% [markdown]
 # ## Where the network looks: Grad-CAM
@@ -321,17 +241,11 @@ run.figure(figures.worst_cases(test_df, records_by_name, deployed_model, n=5), "
 # skull band it reads and mapped back (zero outside the band).
 
 # %%
-run.figure(figures.gradcam_cases(test_df, records_by_name, hc_model, n_worst=5,
-                                 title="First stage: Grad-CAM (U-Net bottleneck; target: logit inside the predicted head)"), "gradcam_cases")
+run.figure(figures.gradcam_first_stage(test.per_image, records_by_name, trained.model), "gradcam_cases")
 
 # %%
 if stage is not None:
-    from fetal_lib.hc.explain import gradcam_second_stage
-
-    explained = stage.candidates.get(second.variant_name("refined")) or next(iter(stage.candidates.values()))
-    run.figure(figures.gradcam_cases(test_df, records_by_name, explained, n_worst=5, explain=gradcam_second_stage,
-                                     title="Second stage: Grad-CAM on the skull band (bottleneck; target: logit inside the head)"),
-               "gradcam_second_stage")
+    run.figure(figures.gradcam_second_stage(test.per_image, records_by_name, stage), "gradcam_second_stage")
 
 # %% [markdown]
 # ## Where the remaining error lies
@@ -347,14 +261,9 @@ if stage is not None:
 # verdict is a pointer, not a proof.
 
 # %%
-train_df = pipeline.evaluate(deployed_model, data.part("train"))
-split_errors = pipeline.error_table({"train (seen in training)": train_df, "validation": deployed_val, "test": test_df})
+split_errors = chapter.error_by_split(ch, deployed, test)
 run.table(split_errors, "error_by_split")
-train_mean = float(split_errors.loc[0, "HC |diff| mean (mm)"])
-test_mean = float(split_errors.loc[2, "HC |diff| mean (mm)"])
-display(Markdown(f"Mean HC error on the training images {train_mean:.2f} mm, on the test split {test_mean:.2f} mm "
-                 f"(validation, which chose the epoch and the threshold, is shown but not judged): "
-                 f"{pipeline.fit_verdict(train_mean, test_mean)}."))
+display(Markdown(report.fit_sentence(split_errors)))
 
 # %% [markdown]
 # ## Size calibration: decided on training-side data
@@ -372,23 +281,14 @@ display(Markdown(f"Mean HC error on the training images {train_mean:.2f} mm, on 
 # no part in the decision, on the test split.
 
 # %%
-cv_decision = cv_doc["metrics"].get("calibration_decision") if cv_doc is not None else None
-display(Markdown(report.decision_sentence(cv_decision, bool(calibrate), cv_diffs if cv_doc is not None else None)))
-val_found = deployed_val[deployed_val["found"]]
-cal = deployed_model.calibration or fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"])
-calibration_table = None
-if cal is None:
-    display(Markdown(f"No calibration could be fitted ({len(val_found)} validation images with a head; too few)."))
+display(Markdown(report.decision_sentence(cv.decision if cv else None, bool(calibrate), cv.differences if cv else None)))
+size_cal = chapter.size_calibration(deployed, test)  # prints the line fitted on validation
+if size_cal.fit is None:
+    display(Markdown(report.no_calibration_sentence(len(size_cal.val_found))))
 else:
-    print(f"fitted on {cal.n_images} validation images: relative error {100 * cal.intercept:+.2f} % at {cal.centre_mm:.0f} mm, "
-          f"{100 * 100 * cal.slope_per_mm:+.2f} % per 100 mm of predicted HC ({cal.hc_min_mm:.0f}-{cal.hc_max_mm:.0f} mm); "
-          f"{'deployed' if deployed_model.calibration is not None else 'not deployed'}")
-    test_found = test_df[test_df["found"]]
-    val_loso = leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
-    calibration_table = report.calibration_table(val_found, test_found, cal, val_loso)
-    run.table(calibration_table, "size_calibration")
-    display(Markdown(report.calibration_sentence(calibration_table)))
-    run.figure(figures.calibration_fit({"validation": val_found, "test": test_found}, cal), "size_calibration")
+    run.table(size_cal.table, "size_calibration")
+    display(Markdown(report.calibration_sentence(size_cal.table)))
+    run.figure(figures.calibration_fit(size_cal.splits, size_cal.fit), "size_calibration")
 
 # %% [markdown]
 # ## Audit: what each flaw of the source costs
@@ -407,26 +307,23 @@ else:
 # background scores high on it.
 
 # %%
-arms = {
+arms = {  # TrainConfig changes from our recipe
     "ours": {},
     "source block": {"block": "source"},
     "source masks": {"mask_mode": "outline", "loss": "bce"},
 }
 audit_table, arm_histories = report.audit_arms(data, settings, seed, arms, calibrate=bool(calibrate))
-histories = {"main model": trained.result.history, **arm_histories}
 run.table(audit_table, "audit")
-capped = audit_table.loc[audit_table["epochs run"] < audit_epochs, "arm"].tolist()
-if capped:
-    run.warn(f"The wall-time cap `audit_time_budget_s = {audit_time_budget_s:g}` ended the audit arm(s) {', '.join(capped)} "
-             f"before their {audit_epochs} epochs: the arms no longer had an equal budget. Set `audit_time_budget_s = 0`.")
+if warning := report.audit_cap_warning(audit_table, settings):
+    run.warn(warning)
 
 # %%
 # Pixel accuracy of a predictor that says "background" everywhere, on the test split.
-pixel_accuracy = report.background_pixel_accuracy(test_records)
+pixel_accuracy = report.background_pixel_accuracy(test.records)
 run.table(pixel_accuracy, "pixel_accuracy_background")
 
 # %%
-run.figure(figures.training_curves(histories), "training_curves")
+run.figure(figures.training_curves({"main model": trained.result.history, **arm_histories}), "training_curves")
 
 # %% [markdown]
 # ## The saved model
@@ -439,51 +336,9 @@ run.figure(figures.training_curves(histories), "training_curves")
 # first stage alone); `--overlay` draws both ellipses. A model trained on a phantom is not saved.
 
 # %%
-card = pipeline.model_card(trained, data, profile, settings, test_summary, seed)
-model_path = None
-if save_model and not data.source.is_phantom:
-    model_path = second.save(hc_model.model, card, default_model_path(), stage, settings, profile)
-    print(f"saved {shown(model_path)}" + (f" and its second stage {second.REFINER_FILE}" if stage is not None and stage.deployed is not None else ""))
-else:
-    print("model not saved (phantom data or save_model=False)")
+model_path = chapter.save_model(ch, trained, stage, test)
 
 # %%
-s = test_summary
-headline = {
-    "hc_abs_diff_mean_mm": s.get("hc_abs_diff_mean_mm", np.nan),
-    "hc_abs_diff_sd_mm": s.get("hc_abs_diff_sd_mm", np.nan),
-    "hc_abs_diff_median_mm": s.get("hc_abs_diff_median_mm", np.nan),
-    "dice": s["dice_mean"],
-    "iou": s["iou_mean"],
-    "hd95_mm": s["hd95_mean_mm"],
-}
-metrics = {
-    **headline,
-    "test": test_summary,
-    "validation_threshold": deployed_model.threshold,
-    "deployed": stage.chosen if stage is not None else second.FIRST_ONLY,
-    "second_stage": ({"validation": stage.choice_table.to_dict("records"), "test": stages_test.to_dict("records"),
-                      "training": {"epochs_run": stage.result.epochs_run, "best_epoch": stage.result.best_epoch,
-                                   "seconds": stage.result.seconds, "train_images_per_s": stage.result.train_images_per_s,
-                                   **stage.config.to_dict()},
-                      "band": stage.band.to_dict(), "skipped_training_images": stage.skipped, "seconds": stage.seconds}
-                     if stage is not None else None),
-    "size_calibration": {"deployed": bool(deployed_model.calibration is not None), "fit": cal.to_dict() if cal else None,
-                         "table": calibration_table.to_dict("records") if calibration_table is not None else None,
-                         "decision": cv_decision},
-    "recipe_cv": ({"started_utc": cv_doc["provenance"]["started_utc"], "same_recipe": not cv_diffs,
-                   "hc_abs_diff_mean_mm": cv_doc["metrics"]["pooled"].get("hc_abs_diff_mean_mm")} if cv_doc is not None else None),
-    "training": {"epochs_run": trained.result.epochs_run, "best_epoch": trained.result.best_epoch,
-                 "seconds": trained.result.seconds, "train_images_per_s": trained.result.train_images_per_s,
-                 "time_capped": trained.result.time_capped, "precision_choice": precision_choice.to_dict(),
-                 "validation_floor_scores": floor_scores, **config.to_dict()},
-    "training_seconds": trained.result.seconds + (stage.result.seconds if stage is not None else 0.0) + float(audit_table["train s"].sum()),
-    "error_by_split": split_errors.to_dict("records"),
-    "inference_ms_per_image_eval": 1000 * eval_seconds / max(1, len(test_records)),
-    "audit": audit_table.to_dict("records"),
-    "pixel_accuracy_all_background": pixel_accuracy.set_index("target").iloc[:, 0].to_dict(),
-    "anchors": {a.key: a.to_dict() for a in anchors.for_chapter("hc18")},
-    "model_path": str(model_path) if model_path else None,
-    "chapter_seconds": time.perf_counter() - t_start,
-}
-run.finish(metrics, headline=list(headline))
+metrics = chapter.metrics(ch, trained, floor_scores, stage, deployed, test, stages_test, cv, size_cal,
+                          split_errors, audit_table, pixel_accuracy, model_path)
+run.finish(metrics, headline=list(chapter.HEADLINE))

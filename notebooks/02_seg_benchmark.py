@@ -74,31 +74,16 @@ max_images = None  # 0 means every training image
 save_models = None  # write build/models/seg_benchmark/<arch>.pt and best.pt with their cards (never for a phantom model)
 
 # %%
-import time
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import Markdown, display
 
-from fetal_lib import anchors
-from fetal_lib.seg_benchmark.spec import SPEC
-from fetal_lib.results import ChapterRun, data_status
 from fetal_lib.hc import figures as hc_figures
-from fetal_lib.hc import pipeline as hc_pipeline
 from fetal_lib.paths import shown
-from fetal_lib.seg_benchmark import figures, pipeline, report
+from fetal_lib.seg_benchmark import chapter, figures, pipeline, report
 
-t_start = time.perf_counter()
-settings = pipeline.profile_settings(profile, {name: globals()[name] for name in SPEC.knob_names()})
-globals().update(settings)
-arch_names = pipeline.parse_archs(archs)
-precision_choice = pipeline.precision_choice(settings)
-data = hc_pipeline.load_data(data_dir, data_source, seed, int(max_images))
-run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([data.source]), parameters=settings,
-                 compute={"precision": precision_choice.to_dict(), **pipeline.device_choice(settings)})
-run.banner()
-display(Markdown(f"Data: {data.source.describe(relative=True)}. Split: chapter 1's, by subject: "
-                 + ", ".join(f"{k} {len(v)} images" for k, v in data.parts.items()) + "."))
+ch = chapter.start(globals())  # resolves the profile, loads chapter 1's split, starts the run, shows its run.banner() and the split
+globals().update(ch.settings)
+run, data, settings = ch.run, ch.data, ch.settings
 
 # %% [markdown]
 # ## Training: every architecture, the same epochs
@@ -110,13 +95,7 @@ display(Markdown(f"Data: {data.source.describe(relative=True)}. Split: chapter 1
 # the `full` profile uses.
 
 # %%
-runs = {}
-for arch in arch_names:
-    print(f"--- {arch}")
-    runs[arch] = pipeline.run_arch(data, settings, arch, seed, log=print)
-    r = runs[arch]
-    print(f"{arch}: {r.trained.parameters:,} parameters, {r.trained.fit.seconds / 60:.1f} min, {r.trained.train_images_per_s:.1f} images/s, "
-          f"best epoch {r.trained.fit.best_epoch}, threshold {r.hc_model.threshold:g}")
+runs = pipeline.run_archs(data, settings, ch.arch_names, seed, log=print)
 rows = [pipeline.summary_row(r, seed) for r in runs.values()]
 results = pd.DataFrame(rows)
 if "medsegdiff_v2" in runs:
@@ -133,16 +112,9 @@ if "medsegdiff_v2" in runs:
 
 # %%
 run.table(results, "results")
-per_image = pd.concat([r.test_df.assign(architecture=arch) for arch, r in runs.items()], ignore_index=True)
-run.table(per_image.drop(columns=[c for c in ("cx", "cy", "a", "b", "angle_rad") if c in per_image]), "test_per_image", show=False)
+run.table(report.per_image_table(runs), "test_per_image", show=False)
 run.table(report.side_by_side(results), "ours_vs_source")
-display(Markdown(
-    "The source's rows are its published table (test split by image, HC18 plus a private set), set beside ours for "
-    "orientation, not as a comparison of like with like. Its text claims MedSegDiff-V2 Dice "
-    f"{anchors.get('seg_benchmark.source.medsegdiff_v2.text_dice').text()} and IoU "
-    f"{anchors.get('seg_benchmark.source.medsegdiff_v2.text_iou').text()}, figures its own table does not show "
-    "{cite}`fetal_biometry_xai_source`. Its training times are GPU minutes; ours are minutes on the CPU named in the "
-    "provenance block."))
+display(Markdown(report.source_sentence()))
 
 # %% [markdown]
 # ## Which differences are real
@@ -152,9 +124,8 @@ display(Markdown(
 # zero marks a difference this test split can tell apart; the others are within its noise.
 
 # %%
-run_list = list(runs.values())
-paired_dice = pipeline.paired_differences(run_list, "dice", seed)
-paired_hc = pipeline.paired_differences(run_list, "hc_abs_diff_mm", seed)
+paired_dice = pipeline.paired_differences(list(runs.values()), "dice", seed)
+paired_hc = pipeline.paired_differences(list(runs.values()), "hc_abs_diff_mm", seed)
 run.table(paired_dice, "paired_dice")
 run.table(paired_hc, "paired_hc_abs_diff_mm")
 
@@ -167,8 +138,8 @@ run.table(paired_hc, "paired_hc_abs_diff_mm")
 
 # %%
 reference = report.reference_diameters(data.part("test"))
-test_tables = {arch: report.biometry_columns(r.test_df, reference) for arch, r in runs.items()}
-run.table(report.biometry_table(test_tables), "biometry")
+biometry = report.biometry_table({arch: report.biometry_columns(r.test_df, reference) for arch, r in runs.items()})
+run.table(biometry, "biometry")
 
 # %% [markdown]
 # ## The model for `fetal hc measure`
@@ -181,16 +152,11 @@ run.table(report.biometry_table(test_tables), "biometry")
 # profile and split), its U-Net is compared with the deployed network over the same test images.
 
 # %%
-best = pipeline.choose_best(rows)
-continued = pipeline.continue_winner(data, settings, runs[best], seed, log=print)
-deployed = pipeline.choose_deployed(runs[best], continued)
-run.table(pipeline.deployment_table(runs[best], continued, deployed, seed), "deployment_candidates")
-deployed_row = {**pipeline.summary_row(deployed, seed),
-                "network": "continued to " + str(pipeline.total_epochs(deployed)) + " epochs" if deployed is continued else "benchmark weights"}
-chapter1_doc = report.read_chapter1(Path(results_dir).parent, profile)
-paired_vs_chapter1 = report.paired_vs_chapter1(deployed.test_df, Path(results_dir).parent, seed) if chapter1_doc else None
-display(Markdown(report.winner_sentence(best, [deployed_row], chapter1_doc, paired_vs_chapter1, epochs=pipeline.total_epochs(deployed))))
-run.figure(hc_figures.bland_altman(deployed.test_df), "bland_altman_best")
+dep = pipeline.deploy_winner(data, settings, runs, rows, seed, log=print)  # chosen on validation; trained on; the better on validation
+run.table(pipeline.deployment_table(dep.benchmarked, dep.continued, dep.deployed, seed), "deployment_candidates")
+chapter1_doc, paired_vs_chapter1 = report.chapter1_comparison(dep.deployed.test_df, ch.results_root, profile, seed)
+display(Markdown(report.winner_sentence(dep.best, [dep.row], chapter1_doc, paired_vs_chapter1, epochs=pipeline.total_epochs(dep.deployed))))
+run.figure(hc_figures.bland_altman(dep.deployed.test_df), "bland_altman_best")
 
 # %% [markdown]
 # ## Training curves and cost
@@ -210,7 +176,7 @@ run.figure(figures.cost_vs_accuracy(results), "cost_vs_accuracy")
 
 # %%
 records_by_name = {r.filename: r for r in data.records}
-cases = report.chosen_cases(runs[best].test_df, n_worst=2)
+cases = report.chosen_cases(runs[dep.best].test_df, n_worst=2)
 run.figure(figures.gradcam_matrix(cases, {arch: r.hc_model for arch, r in runs.items()}, records_by_name), "gradcam_matrix")
 
 # %% [markdown]
@@ -220,16 +186,10 @@ run.figure(figures.gradcam_matrix(cases, {arch: r.hc_model for arch, r in runs.i
 # per-pixel standard deviation its uncertainty. Where the samples disagree should be where it errs.
 
 # %%
-diffusion = [a for a in runs if runs[a].trained.segmenter.is_diffusion]
-if diffusion:
-    seg = runs[diffusion[0]].trained.segmenter
-    x, y = report.letterboxed(cases, records_by_name, (seg.rows, seg.cols))
-    prob, unc = seg.predict_with_uncertainty(x)
-    run.figure(figures.uncertainty_cases(x[..., 0], prob[..., 0], unc[..., 0], y[..., 0], [f"{l}: {f}" for l, f in cases],
-                                         runs[diffusion[0]].hc_model.threshold), "diffusion_uncertainty")
-    display(Markdown(report.uncertainty_sentence(prob[..., 0], unc[..., 0], y[..., 0], runs[diffusion[0]].hc_model.threshold)))
-else:
-    display(Markdown("MedSegDiff-V2 is not among this run's architectures."))
+uncertainty = report.diffusion_uncertainty(runs, cases, records_by_name)  # None without a diffusion model
+if uncertainty:
+    run.figure(uncertainty[0], "diffusion_uncertainty")
+display(Markdown(uncertainty[1] if uncertainty else "MedSegDiff-V2 is not among this run's architectures."))
 
 # %% [markdown]
 # ## The saved models
@@ -239,32 +199,10 @@ else:
 # build/models/seg_benchmark/best.pt` measures with it. Models trained on a phantom are not saved.
 
 # %%
-saved = report.save_models(runs, best, data, profile, settings, seed, deployed) if save_models and not data.source.is_phantom else {}
+saved = report.save_models(runs, dep.best, data, profile, settings, seed, dep.deployed) if save_models and not data.source.is_phantom else {}
 print("\n".join(f"saved {shown(p)}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
 
 # %%
-headline = {
-    "best_architecture_dice": float(deployed_row["Dice"]),
-    "best_architecture_hc_abs_diff_mean_mm": float(deployed_row["HC |diff| mean (mm)"]),
-    "best_dice_any_architecture": float(results["Dice"].max()),
-}
-metrics = {
-    **headline,
-    "best_architecture": best,
-    "deployed": {k: deployed_row[k] for k in ("architecture", "network", "epochs", "Dice", "HC |diff| mean (mm)", "HC CI low (mm)",
-                                              "HC CI high (mm)", "validation HC |diff| mean (mm)", "validation Dice", "training (min)")},
-    "results": results.to_dict("records"),
-    "paired_dice": paired_dice.to_dict("records"),
-    "paired_hc_abs_diff_mm": paired_hc.to_dict("records"),
-    "biometry": report.biometry_table(test_tables).to_dict("records"),
-    "vs_chapter1": (None if paired_vs_chapter1 is None else
-                    {"mean_difference_mm": paired_vs_chapter1.estimate, "ci": [paired_vs_chapter1.low, paired_vs_chapter1.high]}),
-    "training": {arch: {**r.trained.config.to_dict(), "seconds": r.trained.fit.seconds, "best_epoch": r.trained.fit.best_epoch,
-                        "history": r.trained.fit.history} for arch, r in runs.items()},
-    "training_seconds": float(sum(r.trained.fit.seconds for r in runs.values()) + (continued.trained.fit.seconds if continued else 0.0)),
-    "precision_choice": precision_choice.to_dict(),
-    "anchors": {a.key: a.to_dict() for a in anchors.for_chapter("seg_benchmark")},
-    "model_paths": {k: str(v) for k, v in saved.items()},
-    "chapter_seconds": time.perf_counter() - t_start,
-}
-run.finish(metrics, headline=list(headline))
+metrics = report.metrics_document(runs, results, dep, paired_dice, paired_hc, biometry, paired_vs_chapter1, ch.precision_choice, saved,
+                                  ch.t_start)
+run.finish(metrics, headline=["best_architecture_dice", "best_architecture_hc_abs_diff_mean_mm", "best_dice_any_architecture"])

@@ -79,55 +79,19 @@ xception_weights = None  # path of a local ImageNet weights file for Xception; e
 leak_task = None  # the task of the leak demonstration (image-level against grouped split)
 leak_arch = None
 n_bootstrap = None
-save_models = None  # write build/models/us_<task>.keras with its card (the model chosen by CV, else validation; never for a phantom)
+save_models = None  # write build/models/us_<task>.keras with its card (the model chosen on validation; never for a phantom)
 
 # %%
-import time
-from pathlib import Path
-
-import pandas as pd
 from IPython.display import Markdown, display
 
-from fetal_lib.training import keras_backend
-
-keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
-
-from fetal_lib.us.spec import SPEC
-from fetal_lib.results import ChapterRun, data_status
-from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import shown
-from fetal_lib.training.keras import configure as configure_keras
-from fetal_lib.us import floor as us_floor
+from fetal_lib.us import chapter  # imports no Keras: start() chooses the backend first
 from fetal_lib.us import cross_validation as us_cv
-from fetal_lib.us import pipeline, report, tasks as us_tasks
+from fetal_lib.us import pipeline, report
 
-t_start = time.perf_counter()
-configure_keras(threads=2, seed=seed)
-settings = pipeline.profile_settings(profile, {name: globals()[name] for name in SPEC.knob_names()})
-globals().update(settings)
-task_names, arch_names = pipeline.split_names(tasks), pipeline.split_names(archs)
-precision_choice = pipeline.precision_choice(settings)
-for arch in arch_names:  # bad settings (an unknown network, weights that cannot fit) stop the chapter before any training
-    pipeline.train_config(settings, arch, seed)
-datasets = {t: us_tasks.load_task(t, data_dir, data_source, seed) for t in task_names}
-run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([d.source for d in datasets.values()]),
-                 parameters=settings, compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
-task_cfg = {t: pipeline.task_settings(settings, t) for t in task_names}  # per task: its input (whole image or head crop)
-finder, finder_note = None, None
-if any(c["head_crop"] for c in task_cfg.values()):
-    try:
-        finder = pipeline.head_finder(settings)
-    except FetalInputError as err:
-        if not all(datasets[t].source.is_phantom for t, c in task_cfg.items() if c["head_crop"]):
-            raise  # real data: the head crop is the recipe; chapter 1's model must exist (fetal book runs chapter 1 first)
-        task_cfg = {t: {**c, "head_crop": None, "input_rows": input_rows, "input_cols": input_cols} for t, c in task_cfg.items()}
-        finder_note = (f"PHANTOM run without a head finder ({shown(err.path) if err.path else ''}: {err.problem}): every task "
-                       "is classified on whole images.")
-run.banner()
-if finder_note:
-    run.warn(finder_note)
-display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))
-display(Markdown(report.xception_sentence((arch_options or {}).get("xception") or {}, shown(xception_weights) if xception_weights else None)))
+ch = chapter.start(globals())  # chooses the Keras backend, resolves the profile, loads the tasks, starts the run, shows its run.banner()
+globals().update(ch.settings)
+run, datasets, task_cfg = ch.run, ch.datasets, ch.task_cfg
 
 # %% [markdown]
 # ## Tasks and grouped splits
@@ -154,33 +118,24 @@ for d in datasets.values():
 # (area interpolation first, so nothing aliases). An image without a plausible head is classified
 # whole, and counted below; `fetal us classify` flags it per image. The other tasks' images are
 # letterboxed whole to `input_rows` x `input_cols`. Whether the crop beats the whole image was
-# decided by cross-validation on the training side (the CV table at the end of the chapter), not
-# on the test split.
+# decided by cross-validation on the training side (`fetal us cv`; its tables are shown at the end of
+# the chapter where it ran), not on the test split.
 
 # %%
-cache = Path(results_dir).parent.parent / "cache" / "us"
-part_inputs = {t: {p: pipeline.load_inputs(d.part(p), task_cfg[t], cache, finder) for p in ("train", "val", "test")}
-               for t, d in datasets.items()}
+part_inputs = pipeline.load_part_inputs(datasets, task_cfg, ch.cache, ch.finder)  # task -> part -> (inputs, heads found)
 part_arrays = {t: {p: x for p, (x, _) in parts.items()} for t, parts in part_inputs.items()}
-display(Markdown("; ".join(f"**{t}**: " + (us_cv.input_label(c)) for t, c in task_cfg.items()) + "."))
+display(Markdown(report.inputs_sentence(task_cfg)))
 crop_table = report.head_crop_table(part_inputs)
 if not crop_table.empty:
     run.table(crop_table, "head_crop")
-    for t, c in task_cfg.items():
-        if c["head_crop"]:
-            run.figure(report.head_crop_figure(t, datasets[t], finder, pipeline.head_crop_spec(c, t)), f"head_crop_{t}")
+for t in (t for t, c in task_cfg.items() if c["head_crop"]):
+    run.figure(report.head_crop_figure(t, datasets[t], ch.finder, pipeline.head_crop_spec(task_cfg[t], t)), f"head_crop_{t}")
 
 # %% [markdown]
 # ## Training: three models per task, the same recipe
 
 # %%
-runs = {}
-for t, d in datasets.items():
-    for arch in arch_names:
-        runs[(t, arch)] = pipeline.run_model(d, part_arrays[t], task_cfg[t], arch, seed)
-        r = runs[(t, arch)]
-        print(f"{t} / {arch}: kept epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
-              f"{r.fit.train_images_per_s:.1f} images/s, temperature {r.temperature:.2f}")
+runs = pipeline.run_models(datasets, part_arrays, task_cfg, ch.arch_names, seed, log=print)  # (task, architecture) -> run
 all_scores = [pipeline.scores(r, int(n_bootstrap), seed) for r in runs.values()]
 
 # %% [markdown]
@@ -202,17 +157,17 @@ run.figure(report.validation_curves_figure(list(datasets), runs), "validation_cu
 # %%
 results = pipeline.results_table(all_scores)
 run.table(results, "results")
-display(Markdown(report.results_sentence(results, task_names)))
+display(Markdown(report.results_sentence(results, ch.task_names)))
 
 # %%
 for t, d in datasets.items():
-    for arch in arch_names:
-        s = next(x for x in all_scores if x["task"] == t and x["model"] == arch)
-        run.table(pipeline.per_class_table(s, d.classes), f"per_class_{t}_{arch}",
-                  collapsed=f"Per-class precision, recall, F1 and AUC: {t}, {arch} ({len(d.classes)} classes; click to open)")
-    run.figure(report.roc_figure(t, d.classes, {a: runs[(t, a)] for a in arch_names}, seed), f"roc_{t}")
-    run.figure(report.confusion_figure(t, d.classes, {a: runs[(t, a)] for a in arch_names}), f"confusion_{t}")
-    run.figure(report.reliability_figure(t, {a: runs[(t, a)] for a in arch_names}), f"reliability_{t}")
+    by_arch = pipeline.task_runs(runs, t, ch.arch_names)  # architecture -> run
+    for arch in by_arch:
+        run.table(pipeline.per_class_table(pipeline.score_of(all_scores, t, arch), d.classes), f"per_class_{t}_{arch}",
+                  collapsed=report.per_class_caption(t, arch, d.classes))
+    run.figure(report.roc_figure(t, d.classes, by_arch, seed), f"roc_{t}")
+    run.figure(report.confusion_figure(t, d.classes, by_arch), f"confusion_{t}")
+    run.figure(report.reliability_figure(t, by_arch), f"reliability_{t}")
 
 # %% [markdown]
 # ## The efficiency claim, measured
@@ -224,8 +179,7 @@ for t, d in datasets.items():
 # table shows.
 
 # %%
-eff = pd.DataFrame([pipeline.efficiency(r) for r in runs.values()])
-eff = eff.merge(results[["task", "model", "balanced accuracy"]], on=["task", "model"])
+eff = pipeline.efficiency_table(runs, results)
 run.table(eff, "efficiency")
 run.figure(report.efficiency_figure(eff), "efficiency")
 
@@ -238,7 +192,7 @@ run.figure(report.efficiency_figure(eff), "efficiency")
 
 # %%
 for t, d in datasets.items():
-    run.figure(report.gradcam_figure(t, d, {a: runs[(t, a)] for a in arch_names}, part_arrays[t]["test"]), f"gradcam_{t}")
+    run.figure(report.gradcam_figure(t, d, pipeline.task_runs(runs, t, ch.arch_names), part_arrays[t]["test"]), f"gradcam_{t}")
 
 # %% [markdown]
 # ## The leak, measured
@@ -248,37 +202,31 @@ for t, d in datasets.items():
 # split above. The difference is how much an image-level split flatters a model.
 
 # %%
-leak = None
-if leak_task in datasets:
-    image_level = us_tasks.load_task(leak_task, data_dir, data_source, seed, split="image")
-    leak_cfg = pipeline.task_settings(settings, leak_task) if finder is not None else task_cfg[leak_task]
-    leak_arrays = {p: pipeline.load_inputs(image_level.part(p), leak_cfg, cache, finder)[0] for p in ("train", "val", "test")}
-    leak_run = pipeline.run_model(image_level, leak_arrays, leak_cfg, leak_arch, seed)
-    leak_scores = pipeline.scores(leak_run, int(n_bootstrap), seed)
-    grouped_scores = next(x for x in all_scores if x["task"] == leak_task and x["model"] == leak_arch)
-    leak = pipeline.leak_gap(grouped_scores, leak_scores)
-    run.table(leak, "leak_demonstration")
-    display(Markdown(report.leak_sentence(image_level, leak)))
+leak = pipeline.leak_demonstration(ch.settings, task_cfg, ch.finder, all_scores, data_dir, data_source, seed, ch.cache)  # None: not a task
+if leak is not None:
+    run.table(leak.table, "leak_demonstration")
+    display(Markdown(report.leak_sentence(leak.image_level, leak.table)))
 else:
     display(Markdown(f"The leak task {leak_task!r} is not among this run's tasks."))
 
 # %% [markdown]
 # ## The deployed models
 #
-# Which model to deploy per task is decided on training-side data only, and on as much of it as
-# possible. One validation split of a few dozen images decides by noise (the brain-planes choice
-# flipped between two machines with the same code), so the choice is taken by grouped K-fold
-# cross-validation of the training side where it has been run: `fetal us cv --task TASK` trains the
-# three architectures in five folds of the task's training and validation parts (patients or source
-# images never split; the test split untouched), scores every image once out of fold, and the
-# architecture with the highest out-of-fold balanced accuracy is deployed. Five trainings per
-# architecture are too long for this chapter, so the CV runs outside it and writes
-# `build/results/us_cv/<task>/`, which this section reads; it is used only if it ran with this
-# chapter's recipe on the same data. Where no usable CV exists, the validation split chooses, and
-# the table says so. The CV table also lists the CVs written beside it for comparison
-# (`us_cv/<task>.<variant>`: the brain sub-planes on whole images rather than head crops, or
-# trained in float32 rather than the precision this machine chose), with their input and training
-# precision; the deployment never reads those.
+# Which model to deploy per task is decided inside this build, on training-side data only: the
+# model with the highest balanced accuracy on the task's validation split (the test split decides
+# nothing). The choice depends on nothing but this run, so every clone and every machine deploys by
+# the same rule.
+#
+# One validation split of a few dozen images is a noisy judge (the brain-planes choice once flipped
+# between two machines with the same code). Grouped K-fold cross-validation of the training side
+# rests on all of it: `fetal us cv --task TASK` trains the three architectures in five folds of the
+# task's training and validation parts (patients or source images never split; the test split
+# untouched) and scores every image once out of fold. Five trainings per architecture are too long
+# for this chapter, so that CV runs apart and writes `build/results/us_cv/<task>/`. Where such
+# results exist on this machine they are shown below the deployment **for comparison only**: with
+# their input and training precision (`us_cv/<task>.<variant>` holds another recipe's, e.g. the
+# brain sub-planes on whole images), and, per task, whether the CV ran with this recipe and data and
+# whether its choice agrees with the validation split's. They never change what is deployed.
 #
 # The chosen model (as trained in this chapter, on the training part) is saved as
 # `build/models/us_<task>.keras` with its card (classes, temperature, test figures);
@@ -289,50 +237,28 @@ else:
 # saved. Models trained on a phantom are not saved.
 
 # %%
-results_root = Path(results_dir).parent
-cv_docs = {t: us_cv.read(t, results_root) for t in task_names}
-cv_table = us_cv.variants_table([v for t in task_names for v in us_cv.read_variants(t, results_root)])
-if not cv_table.empty:
-    run.table(cv_table, "cv_choice")
-chosen, chosen_by = {}, {}
-for t, d in datasets.items():
-    chosen[t], chosen_by[t] = us_cv.choose(t, pipeline.best_model(all_scores, t, runs), arch_names, cv_docs[t], task_cfg[t], profile,
-                                           len(d.parts["train"]) + len(d.parts["val"]), d.source.is_phantom)
-deployed_table = pd.DataFrame(us_floor.deployment_rows(chosen, runs))
-deployed_table.insert(2, "chosen by", [chosen_by[t] for t in deployed_table["task"]])
-run.table(deployed_table, "deployed")
-saved, refused = report.save_models(runs, chosen, datasets, profile, task_cfg, all_scores, finder) if save_models and not any(
+chosen = pipeline.validation_choices(all_scores, ch.task_names, runs)  # task -> model: highest validation balanced accuracy
+run.table(report.deployed_table(chosen, runs), "deployed")
+saved, refused = report.save_models(runs, chosen, datasets, profile, task_cfg, all_scores, ch.finder) if save_models and not any(
     d.source.is_phantom for d in datasets.values()) else ({}, {})
 for t, r in refused.items():
-    run.warn(f"{t}: the chosen model ({r['arch']}) has validation balanced accuracy {r['value']:.3f}, below its floor "
-             f"({r['floor']}): not deployed; the previously deployed us_{t}.keras, if any, stays in place.")
+    run.warn(report.refused_message(t, r))
 print("\n".join(f"saved {shown(p)}" for p in saved.values()) if saved else "models not saved (phantom data or save_models=False)")
 
+# %% [markdown]
+# Grouped CVs of the training side found on this machine, beside the validation choice (not used for it):
+
 # %%
-headline = {}
-for t in task_names:
-    s = next(x for x in all_scores if x["task"] == t and x["model"] == chosen[t])
-    headline[f"{t}_accuracy"] = s["accuracy"]
-    headline[f"{t}_auc_macro"] = s["auc_macro"]
-metrics = {
-    **headline,
-    "results": results.to_dict("records"),
-    "scores": all_scores,
-    "efficiency": eff.to_dict("records"),
-    "leak_demonstration": None if leak is None else leak.to_dict("records"),
-    "inputs": {t: us_cv.input_label(c) for t, c in task_cfg.items()},
-    "head_crop": crop_table.to_dict("records"),
-    "head_finder": finder.describe() if finder is not None else None,
-    "deployed": chosen,
-    "deployed_chosen_by": chosen_by,
-    "refused_below_floor": refused,
-    "cv": {t: (doc["metrics"] if doc is not None else None) for t, doc in cv_docs.items()},
-    "xception_weights": str(xception_weights) if xception_weights else "random initialisation",
-    "training_seconds": float(sum(r.fit.seconds for r in runs.values())),
-    "training": {f"{t}/{a}": {**r.config.to_dict(), "seconds": r.fit.seconds, "best_epoch": r.fit.best_epoch,
-                             "history": r.fit.history} for (t, a), r in runs.items()},
-    "precision_choice": precision_choice.to_dict(),
-    "model_paths": {k: str(v) for k, v in saved.items()},
-    "chapter_seconds": time.perf_counter() - t_start,
-}
-run.finish(metrics, headline=list(headline))
+cv_docs = {t: us_cv.read(t, ch.results_root) for t in ch.task_names}
+cv_table = us_cv.variants_table([v for t in ch.task_names for v in us_cv.read_variants(t, ch.results_root)])
+cv_comparison = us_cv.comparison_table(chosen, cv_docs, datasets, ch.arch_names, task_cfg, profile)
+if not cv_table.empty:
+    run.table(cv_table, "cv_for_comparison")
+if not cv_comparison.empty:
+    run.table(cv_comparison, "cv_vs_validation_choice")
+display(Markdown(report.cv_sentence(cv_table, cv_comparison)))
+
+# %%
+metrics = report.metrics_document(ch.task_names, chosen, all_scores, runs, results, eff, leak and leak.table, task_cfg, crop_table,
+                                  ch.finder, refused, cv_docs, cv_comparison, ch.settings, ch.precision_choice, saved, ch.t_start)
+run.finish(metrics, headline=report.headline_keys(ch.task_names))

@@ -70,43 +70,15 @@ n_bootstrap = None
 save_model = None  # write build/models/ga_mri.keras with its card (never for a phantom)
 
 # %%
-import time
-
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from fetal_lib.training import keras_backend
+from fetal_lib.ga_mri import chapter
 
-keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU): before Keras is imported
+ch = chapter.start(globals())  # Keras backend chosen first, the profile resolved, the volumes loaded, the run started
+run, settings, volumes, seed = ch.run, ch.settings, ch.volumes, ch.seed
 
-from fetal_lib import anchors
-from fetal_lib.ga_mri.spec import SPEC
-from fetal_lib.results import ChapterRun, data_status
-from fetal_lib.ga_mri import baselines, pipeline, protocols, report
-from fetal_lib.paths import shown
-from fetal_lib.training.keras import configure as configure_keras
-
-t_start = time.perf_counter()
-configure_keras(threads=2, seed=seed)
-settings = pipeline.profile_settings(profile, {name: globals()[name] for name in SPEC.knob_names()})
-globals().update(settings)
-precision_choice = pipeline.precision_choice(settings)
-prep = pipeline.preprocess_config(settings)
-source, volumes, load_notes = pipeline.load_volumes(dataset, data_dir, data_source, prep)
-run = ChapterRun(SPEC, profile, data_dir, results_dir, seed, data_status([source]), parameters=settings,
-                 compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
-run.banner()
-display(Markdown(f"Keras runs on **{keras_backend.name()}** ({keras_backend.device()}): {keras_choice[1]}."))
-src = {k: anchors.get(f"fetal_mri_ga.source.{k}").text() for k in ("mae_days", "r2", "scans", "weeks")}
-display(Markdown(f"The source reports MAE about {src['mae_days']} and R2 about {src['r2']} on {src['scans']} of "
-                 f"{src['weeks']} {{cite}}`fetal_mri_ga_source`."))
-widths = (arch_options or {}).get("widths")
-display(Markdown(
-    f"Network: `vgg_attention` with block widths {list(widths) if widths else 'of VGG16'}"
-    + (" (**a reduced-width variant of VGG16**, with batch normalisation)" if widths and list(widths) != [64, 128, 256, 512, 512] else "")
-    + ". Weights: " + (f"ImageNet from `{shown(vgg16_weights)}`." if vgg16_weights else
-                       "random initialisation (no ImageNet weights file given: nothing can be downloaded here).")))
+from fetal_lib.ga_mri import deploy, explain, pipeline, protocol_runs, report  # noqa: E402
 
 # %% [markdown]
 # ## The volumes
@@ -118,15 +90,12 @@ display(Markdown(
 # axial, one coronal and one sagittal slice of one volume.
 
 # %%
-for note in load_notes:
+for note in ch.load_notes:
     display(Markdown(note))
 vt = pipeline.volume_table(volumes)
 run.table(vt, "volumes")
-samples = pipeline.build_samples(volumes, samples_per_volume, seed)
-display(Markdown(f"{len(volumes)} volumes ({', '.join(f'{k}: {n}' for k, n in vt['family'].value_counts().sort_index().items())}), "
-                 f"GA {vt['ga_weeks'].min():g}-{vt['ga_weeks'].max():g} weeks; {len(samples)} samples of "
-                 f"{prep.size}x{prep.size} pixels ({prep.spacing_mm:.2f} mm) per plane; brain cut by the field of view in "
-                 f"{int(vt['cropped'].sum())} volume(s)."))
+samples = pipeline.build_samples(volumes, settings["samples_per_volume"], seed)
+display(Markdown(report.volumes_sentence(vt, len(samples), ch.prep)))
 run.figure(report.slices_figure(volumes), "input_slices")
 
 # %% [markdown]
@@ -137,15 +106,8 @@ run.figure(report.slices_figure(volumes), "input_slices")
 # offset in every plane), as `fetal ga predict` computes it; the CIs resample volumes. The baselines are fitted on the same training volumes of each fold.
 
 # %%
-ids = np.array([v.id for v in volumes])
-ga_days = np.array([v.ga_days for v in volumes])
-by_volume = pipeline.by_volume(samples, volumes, settings, seed, keep_models=True)
-p1_folds, p1, p1_volumes = by_volume.folds, by_volume.run, by_volume.volumes
-p1_sample_scores = by_volume.network_per_sample
-rows = [pipeline.row("by volume", "network", "volume", by_volume.network),
-        pipeline.row("by volume", "network", "sample", p1_sample_scores)]
-base_pred = by_volume.baseline_pred
-rows += by_volume.baseline_rows
+p1 = pipeline.by_volume(samples, volumes, settings, seed, keep_models=True)
+rows = protocol_runs.by_volume_rows(p1)
 
 # %% [markdown]
 # ## Protocol 2: across atlas families
@@ -155,20 +117,11 @@ rows += by_volume.baseline_rows
 # ends of pregnancy.
 
 # %%
-cross = None
-if len(set(samples.atlas.tolist())) > 1:
-    cf_folds, cf_names = protocols.cross_family_folds(samples.atlas)
-    cross = pipeline.run_protocol("protocol 2: across families", samples, cf_folds, settings, seed, fold_names=cf_names)
-    cross_volumes = pipeline.per_volume(samples, cross.predicted_days)
-    for k, name in enumerate(cf_names):
-        test_groups = set(samples.group[cf_folds[k][1]])
-        part = cross_volumes[cross_volumes["group"].isin(test_groups)]
-        rows.append(pipeline.row(name, "network", "volume",
-                                 pipeline.scores(part["ga_days"], part["predicted_days"], part["group"], int(n_bootstrap), seed)))
-        vf = baselines.volume_folds(samples.group, ids, [cf_folds[k]])
-        rows += pipeline.baseline_rows(name, volumes, vf, int(n_bootstrap), seed)[0]
-else:
+cross = protocol_runs.across_families(samples, volumes, settings, seed)
+if cross is None:
     display(Markdown("One atlas family only: no cross-family protocol."))
+else:
+    rows += cross.rows
 
 # %% [markdown]
 # ## Protocol 3: samples split at random (the leak)
@@ -178,13 +131,10 @@ else:
 # every fold.
 
 # %%
-p3_folds = protocols.random_sample_folds(len(samples), int(folds), seed)
-p3 = pipeline.run_protocol("protocol 3: samples at random", samples, p3_folds, settings, seed)
-p3_scores = pipeline.scores(samples.ga_days, p3.predicted_days, samples.group, int(n_bootstrap), seed)
-rows.append(pipeline.row("samples at random (leaky)", "network", "sample", p3_scores))
-display(Markdown(f"Volumes with samples on both sides of a fold: {protocols.shared_volumes(samples.group, p3_folds)} "
-                 f"(fold x volume pairs) in protocol 3, {protocols.shared_volumes(samples.group, p1_folds)} in protocol 1."))
-leak = pipeline.leak_gap(p1_sample_scores, p3_scores)
+leaky = protocol_runs.samples_at_random(samples, settings, seed)
+rows.append(leaky.row)
+display(Markdown(report.shared_sentence(samples.group, leaky.run.folds, p1.folds)))
+leak = pipeline.leak_gap(p1.network_per_sample, leaky.scores)
 run.table(leak, "leak_demonstration")
 display(Markdown(report.leak_sentence(leak)))
 
@@ -214,25 +164,11 @@ display(Markdown(report.network_vs_baselines_sentence(results, "by volume")))
 # fixed schedule is decided before any fold is scored, the same in every fold.
 
 # %%
-fold_tables = [pipeline.fold_table("by volume", p1, samples)]
-if cross is not None:
-    fold_tables.append(pipeline.fold_table("across families", cross, samples))
-per_fold = pd.concat(fold_tables, ignore_index=True)
+per_fold = protocol_runs.per_fold(p1, cross, samples)
 run.table(per_fold, "per_fold")
 run.figure(report.mae_figure(results), "mae")
-panels = {"by volume: network": (p1_volumes["ga_days"], p1_volumes["predicted_days"], p1_volumes["family"]),
-          "by volume: " + max(base_pred, key=lambda k: -np.nanmean(np.abs(base_pred[k] - ga_days))):
-              (ga_days, base_pred[max(base_pred, key=lambda k: -np.nanmean(np.abs(base_pred[k] - ga_days)))],
-               np.array([v.atlas for v in volumes]))}
-if cross is not None:
-    panels["across families: network"] = (cross_volumes["ga_days"], cross_volumes["predicted_days"], cross_volumes["family"])
-tested = np.isfinite(p3.predicted_days)
-panels["samples at random: network"] = (samples.ga_days[tested], p3.predicted_days[tested], samples.atlas[tested])
-run.figure(report.scatter_figure(panels), "predicted_vs_true")
-curves = {"by volume": p1.histories, "samples at random": p3.histories}
-if cross is not None:
-    curves["across families"] = cross.histories
-run.figure(report.curves_figure(curves), "training_curves")
+run.figure(report.scatter_figure(report.scatter_panels(p1, cross, leaky, samples, volumes)), "predicted_vs_true")
+run.figure(report.curves_figure(report.training_curves(p1, cross, leaky)), "training_curves")
 
 # %% [markdown]
 # ## Where the network looks
@@ -244,23 +180,9 @@ run.figure(report.curves_figure(curves), "training_curves")
 # on the empty background would read nothing but size.
 
 # %%
-chosen = report.picks(volumes)
-centre = len(prep.offsets_mm) // 2
-att_rows, cam_rows, inputs_rows, pred_rows = [], [], [], []
-from fetal_lib.ga_mri.explain import attention_maps, gradcam_maps
-from fetal_lib.networks.keras.vgg_attention import PLANES
-
-for i in chosen:
-    k = next(f for f, (_, te) in enumerate(p1_folds) if volumes[i].id in set(samples.group[te]))
-    x = [volumes[i].slices[p][centre][None, ..., None].astype(np.float32) for p in PLANES]
-    att_rows.append(attention_maps(p1.models[k], x))
-    cam_rows.append(gradcam_maps(p1.models[k], x))
-    inputs_rows.append(x)
-    pred_rows.append(float(p1.models[k].predict(x, verbose=0).reshape(-1)[0]))
-stack = lambda parts: {p: np.concatenate([d[p] for d in parts]) for p in PLANES}  # noqa: E731
-explain_inputs = [np.concatenate([x[j] for x in inputs_rows]) for j in range(len(PLANES))]
-run.figure(report.explain_figure([volumes[i].name for i in chosen], explain_inputs, stack(att_rows), stack(cam_rows),
-                                 pred_rows, [volumes[i].ga_days for i in chosen]), "attention_gradcam")
+centre = len(ch.prep.offsets_mm) // 2
+maps = explain.held_out_maps(p1, samples, volumes, report.picks(volumes), centre)
+run.figure(report.explain_figure(**maps), "attention_gradcam")
 
 # %% [markdown]
 # ## The deployed model
@@ -272,46 +194,8 @@ run.figure(report.explain_figure([volumes[i].name for i in chosen], explain_inpu
 # age; never from a phantom.
 
 # %%
-from fetal_lib.ga_mri import deploy
-from fetal_lib.ga_mri.predictor import GaPredictor, default_model_path
-
-net_p1 = results[(results["protocol"] == "by volume") & (results["model"] == "network") & (results["scored per"] == "volume")].iloc[0]
-mean_p1 = results[(results["protocol"] == "by volume") & (results["model"] == "training_mean")].iloc[0]
-passes = deploy.passes_floor(by_volume)
-saved = None
-deployed_fit = None
-if not passes:
-    run.warn(f"Protocol 1's network ({net_p1['MAE (days)']} days) does not beat the training mean ({mean_p1['MAE (days)']} days): "
-             "no model deployed.")
-elif save_model and not source.is_phantom:
-    deployed_fit = pipeline.train_deployed(samples, settings, seed)
-    predictor = GaPredictor(deployed_fit.model, prep)
-    saved = predictor.save(default_model_path(),
-                           deploy.card(predictor, profile, settings, seed, source, volumes, deployed_fit, by_volume, "fetal book"))
-    print(f"saved {shown(saved)}")
-else:
-    print("model not saved (phantom data or save_model=False)")
+saved, deployed_fit = deploy.from_book(ch, samples, p1, results)
 
 # %%
-headline = {"ga_mae_days_by_volume": float(net_p1["MAE (days)"]), "ga_r2_by_volume": float(net_p1["R2"]),
-            "ga_mae_days_leaky_split": float(p3_scores["mae_days"])}
-metrics = {
-    **headline,
-    "results": results.to_dict("records"),
-    "per_fold": per_fold.to_dict("records"),
-    "leak_demonstration": leak.to_dict("records"),
-    "volumes": vt.to_dict("records"),
-    "n_volumes": len(volumes),
-    "n_samples": len(samples),
-    "vgg16_weights": str(vgg16_weights) if vgg16_weights else "random initialisation",
-    "training_seconds": float(p1.seconds + p3.seconds + (cross.seconds if cross is not None else 0.0)
-                              + (deployed_fit.seconds if deployed_fit is not None else 0.0)),
-    "train_images_per_s": p1.train_images_per_s,
-    "training": {"protocol1": p1.histories, "protocol3": p3.histories, "protocol2": cross.histories if cross is not None else None},
-    "precision_choice": precision_choice.to_dict(),
-    "model_path": str(saved) if saved else None,
-    "deployed": bool(saved),
-    "anchors": {a.key: a.to_dict() for a in anchors.for_chapter("fetal_mri_ga")},
-    "chapter_seconds": time.perf_counter() - t_start,
-}
-run.finish(metrics, headline=list(headline))
+metrics = report.metrics_document(ch, samples, p1, cross, leaky, results, per_fold, leak, vt, saved, deployed_fit)
+run.finish(metrics, headline=list(report.HEADLINE))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fetal_lib.app.cards import CardSummary, provenance_markdown
+from fetal_lib.app.cards import CardSummary
+from fetal_lib.app.layout import TabLayout, build_tab, reply
 from fetal_lib.app.slots import Slot, load_slot
 
 TITLE = "Brain age"
@@ -91,49 +92,25 @@ def respond(slot: Slot, uploads, image_path, mask_path) -> tuple:
     """
     from fetal_lib.app import events
 
-    card_md = provenance_markdown(slot.card, with_metrics=True)
-
     def go():
         return predict(slot, events.upload_path(image_path, "a T1 volume"), events.upload_path(mask_path, "its brain mask"))
 
-    try:
-        a = events.run(ACTION, go)
-    except events.Refused as refused:
-        return refused.markdown, None, card_md, None, None, None
-    finally:
-        uploads.discard(image_path, mask_path)
-    return answer_markdown(a), a.segmentation_rgb, card_md, None, None, None
+    return reply(slot, uploads, ACTION, go, (image_path, mask_path), lambda a: (answer_markdown(a), a.segmentation_rgb), 1)
+
+
+def _files(gr) -> list:
+    return [gr.File(label="T1 brain MRI (NIfTI .nii or .nii.gz)", type="filepath", elem_id="ba-image"),
+            gr.File(label="Brain mask (same grid)", type="filepath", elem_id="ba-mask")]
+
+
+def _pictures(gr) -> list:
+    from fetal_lib.app.events import IMAGE_BUTTONS
+
+    return [gr.Image(label=f"Tissue segmentation on the model's 3 mm grid ({TISSUE_LEGEND})", interactive=False,
+                     buttons=IMAGE_BUTTONS, elem_id="ba-segmentation")]
 
 
 def build(slots: list[Slot], uploads) -> None:
     """The tab's components and events (inside ``gr.Blocks`` and a ``gr.Tab``)."""
-    import gradio as gr
-
-    from fetal_lib.app import events
-    from fetal_lib.app.slots import missing_markdown
-
-    slot = slots[0]
-    if not slot.ready:
-        gr.Markdown(missing_markdown(TITLE, slots), elem_id="ba-missing")
-        return
-    with gr.Row():
-        with gr.Column(scale=1):
-            image = gr.File(label="T1 brain MRI (NIfTI .nii or .nii.gz)", type="filepath", elem_id="ba-image")
-            mask = gr.File(label="Brain mask (same grid)", type="filepath", elem_id="ba-mask")
-            preview = gr.Image(label="Uploaded T1 (middle slices)", interactive=False, buttons=events.IMAGE_BUTTONS,
-                               elem_id="ba-preview", height=220)
-            upload_message = gr.Markdown(elem_id="ba-upload-message")
-            submit = gr.Button("Predict brain age", variant="primary", elem_id="ba-submit")
-            gr.Markdown(events.UPLOAD_NOTE, elem_id="ba-notes")
-        with gr.Column(scale=2):
-            result = gr.Markdown(elem_id="ba-result")
-            segmentation = gr.Image(label=f"Tissue segmentation on the model's 3 mm grid ({TISSUE_LEGEND})", interactive=False,
-                                    buttons=events.IMAGE_BUTTONS, elem_id="ba-segmentation")
-            card = gr.Markdown(provenance_markdown(slot.card, with_metrics=True), elem_id="ba-card")
-
-    def on_submit(image_path, mask_path):
-        return respond(slot, uploads, image_path, mask_path)
-
-    events.preview_volume_on_upload(image, preview, upload_message)
-    submit.click(on_submit, [image, mask], [result, segmentation, card, image, mask, preview],
-                 concurrency_limit=1, concurrency_id="brain_age", api_name="brain_age")
+    build_tab(TabLayout("brain_age", "ba", TITLE, _files, "Uploaded T1 (middle slices)", "Predict brain age", "brain_age",
+                        _pictures, lambda slot, *values: respond(slot, uploads, *values), volume=True), slots)

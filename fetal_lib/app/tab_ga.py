@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fetal_lib.app.cards import CardSummary, provenance_markdown
+from fetal_lib.app.cards import CardSummary
+from fetal_lib.app.layout import TabLayout, build_tab, reply
 from fetal_lib.app.slots import Slot, load_slot
 
 TITLE = "Gestational age from MRI"
@@ -104,50 +105,26 @@ def respond(slot: Slot, uploads, volume_path, mask_path) -> tuple:
     """
     from fetal_lib.app import events
 
-    card_md = provenance_markdown(slot.card, with_metrics=True)
-
     def go():
         volume = events.upload_path(volume_path, "a T2 volume")
         return predict(slot, volume, events.upload_path(mask_path, "the brain mask") if mask_path else None)
 
-    try:
-        a = events.run(ACTION, go)
-    except events.Refused as refused:
-        return refused.markdown, None, card_md, None, None, None
-    finally:
-        uploads.discard(volume_path, mask_path)
-    return answer_markdown(a), a.attention_rgb, card_md, None, None, None
+    return reply(slot, uploads, ACTION, go, (volume_path, mask_path), lambda a: (answer_markdown(a), a.attention_rgb), 1)
+
+
+def _files(gr) -> list:
+    return [gr.File(label="T2 fetal brain volume (NIfTI .nii or .nii.gz)", type="filepath", elem_id="ga-volume"),
+            gr.File(label="Brain mask (optional, same grid)", type="filepath", elem_id="ga-mask")]
+
+
+def _pictures(gr) -> list:
+    from fetal_lib.app.events import IMAGE_BUTTONS
+
+    return [gr.Image(label="The slices the network saw, with its attention maps", interactive=False,
+                     buttons=IMAGE_BUTTONS, elem_id="ga-attention")]
 
 
 def build(slots: list[Slot], uploads) -> None:
     """The tab's components and events (inside ``gr.Blocks`` and a ``gr.Tab``)."""
-    import gradio as gr
-
-    from fetal_lib.app import events
-    from fetal_lib.app.slots import missing_markdown
-
-    slot = slots[0]
-    if not slot.ready:
-        gr.Markdown(missing_markdown(TITLE, slots), elem_id="ga-missing")
-        return
-    with gr.Row():
-        with gr.Column(scale=1):
-            volume = gr.File(label="T2 fetal brain volume (NIfTI .nii or .nii.gz)", type="filepath", elem_id="ga-volume")
-            mask = gr.File(label="Brain mask (optional, same grid)", type="filepath", elem_id="ga-mask")
-            preview = gr.Image(label="Uploaded volume (middle slices)", interactive=False, buttons=events.IMAGE_BUTTONS,
-                               elem_id="ga-preview", height=220)
-            upload_message = gr.Markdown(elem_id="ga-upload-message")
-            submit = gr.Button("Predict gestational age", variant="primary", elem_id="ga-submit")
-            gr.Markdown(events.UPLOAD_NOTE, elem_id="ga-notes")
-        with gr.Column(scale=2):
-            result = gr.Markdown(elem_id="ga-result")
-            attention = gr.Image(label="The slices the network saw, with its attention maps", interactive=False,
-                                 buttons=events.IMAGE_BUTTONS, elem_id="ga-attention")
-            card = gr.Markdown(provenance_markdown(slot.card, with_metrics=True), elem_id="ga-card")
-
-    def on_submit(volume_path, mask_path):
-        return respond(slot, uploads, volume_path, mask_path)
-
-    events.preview_volume_on_upload(volume, preview, upload_message)
-    submit.click(on_submit, [volume, mask], [result, attention, card, volume, mask, preview],
-                 concurrency_limit=1, concurrency_id="ga", api_name="gestational_age")
+    build_tab(TabLayout("ga", "ga", TITLE, _files, "Uploaded volume (middle slices)", "Predict gestational age",
+                        "gestational_age", _pictures, lambda slot, *values: respond(slot, uploads, *values), volume=True), slots)

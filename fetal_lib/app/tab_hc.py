@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fetal_lib.app.cards import CardSummary, provenance_markdown
+from fetal_lib.app.cards import CardSummary
+from fetal_lib.app.layout import TabLayout, build_tab, reply
 from fetal_lib.app.slots import Slot, load_slot
 from fetal_lib.errors import FetalInputError
 
@@ -164,52 +165,29 @@ def respond(slot: Slot, uploads, path, pixel_size) -> tuple:
     """
     from fetal_lib.app import events
 
-    card_md = provenance_markdown(slot.card, with_metrics=True)
-    try:
-        a = events.run(ACTION, lambda: predict(slot, events.upload_path(path, "an ultrasound image"), pixel_size))
-    except events.Refused as refused:
-        return refused.markdown, None, None, card_md, None, None
-    finally:
-        uploads.discard(path)
-    return answer_markdown(a), a.ellipse_rgb, a.gradcam_rgb, card_md, None, None
+    return reply(slot, uploads, ACTION, lambda: predict(slot, events.upload_path(path, "an ultrasound image"), pixel_size),
+                 (path,), lambda a: (answer_markdown(a), a.ellipse_rgb, a.gradcam_rgb), 2)
+
+
+def _files(gr) -> list:
+    return [gr.File(label="Ultrasound image (PNG, JPEG)", file_types=["image"], type="filepath", elem_id="hc-image")]
+
+
+def _controls(gr) -> list:
+    return [gr.Number(label="Pixel size (mm per pixel)", value=None, elem_id="hc-pixel-size")]
+
+
+def _pictures(gr) -> list:
+    from fetal_lib.app.events import IMAGE_BUTTONS
+
+    with gr.Row():
+        ellipse = gr.Image(label="Fitted ellipse", interactive=False, buttons=IMAGE_BUTTONS, elem_id="hc-ellipse")
+        gradcam = gr.Image(label="Grad-CAM (where the network looks)", interactive=False, buttons=IMAGE_BUTTONS,
+                           elem_id="hc-gradcam")
+    return [ellipse, gradcam]
 
 
 def build(slots: list[Slot], uploads) -> None:
     """The tab's components and events (inside ``gr.Blocks`` and a ``gr.Tab``)."""
-    import gradio as gr
-
-    from fetal_lib.app import events
-    from fetal_lib.app.slots import missing_markdown
-
-    ready = [s for s in slots if s.ready]
-    if not ready:
-        gr.Markdown(missing_markdown(TITLE, slots), elem_id="hc-missing")
-        return
-    by_label = {s.label: s for s in ready}
-    absent = [s for s in slots if not s.ready]
-    with gr.Row():
-        with gr.Column(scale=1):
-            image = gr.File(label="Ultrasound image (PNG, JPEG)", file_types=["image"], type="filepath", elem_id="hc-image")
-            preview = gr.Image(label="Uploaded image", interactive=False, buttons=events.IMAGE_BUTTONS, elem_id="hc-preview",
-                               height=220)
-            upload_message = gr.Markdown(elem_id="hc-upload-message")
-            pixel = gr.Number(label="Pixel size (mm per pixel)", value=None, elem_id="hc-pixel-size")
-            model = gr.Radio(list(by_label), value=ready[0].label, label="Model", elem_id="hc-model")
-            submit = gr.Button("Measure", variant="primary", elem_id="hc-submit")
-            gr.Markdown(events.UPLOAD_NOTE + ("".join(f"\n\n{s.label}: {s.problem}" for s in absent)), elem_id="hc-notes")
-        with gr.Column(scale=2):
-            result = gr.Markdown(elem_id="hc-result")
-            with gr.Row():
-                ellipse = gr.Image(label="Fitted ellipse", interactive=False, buttons=events.IMAGE_BUTTONS, elem_id="hc-ellipse")
-                gradcam = gr.Image(label="Grad-CAM (where the network looks)", interactive=False, buttons=events.IMAGE_BUTTONS,
-                                   elem_id="hc-gradcam")
-            card = gr.Markdown(provenance_markdown(ready[0].card, with_metrics=True), elem_id="hc-card")
-
-    def on_submit(path, pixel_size, label):
-        return respond(by_label.get(label, ready[0]), uploads, path, pixel_size)
-
-    events.preview_image_on_upload(image, preview, upload_message)
-    model.change(lambda label: provenance_markdown(by_label.get(label, ready[0]).card, with_metrics=True), model, card,
-                 queue=False)
-    submit.click(on_submit, [image, pixel, model], [result, ellipse, gradcam, card, image, preview],
-                 concurrency_limit=1, concurrency_id="hc", api_name="measure")
+    build_tab(TabLayout("hc", "hc", TITLE, _files, "Uploaded image", "Measure", "measure", _pictures,
+                        lambda slot, *values: respond(slot, uploads, *values), controls=_controls, selector="Model"), slots)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fetal_lib.app.cards import CardSummary, provenance_markdown
+from fetal_lib.app.cards import CardSummary
+from fetal_lib.app.layout import TabLayout, build_tab, reply
 from fetal_lib.app.slots import Slot, load_slot
 from fetal_lib.errors import FetalInputError
 
@@ -83,7 +84,7 @@ def _gradcam(classifier, image: np.ndarray, class_index: int) -> tuple[np.ndarra
     from fetal_lib.explain.gradcam_keras import gradcam
     from fetal_lib.explain.overlay import overlay
     from fetal_lib.explain.targets import Target
-    from fetal_lib.hc.preprocess import letterbox, unletterbox
+    from fetal_lib.transforms.letterbox import letterbox, unletterbox
 
     layer = gradcam_layer_of(classifier)
     if layer is None:
@@ -141,51 +142,28 @@ def respond(slot: Slot, uploads, path) -> tuple:
     """
     from fetal_lib.app import events
 
-    card_md = provenance_markdown(slot.card, with_metrics=True)
-    try:
-        a = events.run(ACTION, lambda: predict(slot, events.upload_path(path, "an ultrasound image")))
-    except events.Refused as refused:
-        return refused.markdown, None, None, card_md, None, None
-    finally:
-        uploads.discard(path)
-    return answer_markdown(a), a.probabilities, a.gradcam_rgb, card_md, None, None
+    return reply(slot, uploads, ACTION, lambda: predict(slot, events.upload_path(path, "an ultrasound image")),
+                 (path,), lambda a: (answer_markdown(a), a.probabilities, a.gradcam_rgb), 2)
+
+
+def _files(gr) -> list:
+    return [gr.File(label="Ultrasound image (PNG, JPEG)", file_types=["image"], type="filepath", elem_id="us-image")]
+
+
+def _pictures(gr) -> list:
+    from fetal_lib.app.events import IMAGE_BUTTONS
+
+    with gr.Row():
+        probabilities = gr.Label(label="Calibrated probabilities", num_top_classes=8, elem_id="us-probabilities")
+        gradcam = gr.Image(label="Grad-CAM of the predicted class", interactive=False, buttons=IMAGE_BUTTONS,
+                           elem_id="us-gradcam")
+    return [probabilities, gradcam]
 
 
 def build(slots: list[Slot], uploads) -> None:
     """The tab's components and events (inside ``gr.Blocks`` and a ``gr.Tab``)."""
-    import gradio as gr
-
-    from fetal_lib.app import events
-    from fetal_lib.app.slots import missing_markdown
     from fetal_lib.us.arrays import read_for_classification
 
-    ready = [s for s in slots if s.ready]
-    if not ready:
-        gr.Markdown(missing_markdown(TITLE, slots), elem_id="us-missing")
-        return
-    by_label = {s.label: s for s in ready}
-    absent = [s for s in slots if not s.ready]
-    with gr.Row():
-        with gr.Column(scale=1):
-            image = gr.File(label="Ultrasound image (PNG, JPEG)", file_types=["image"], type="filepath", elem_id="us-image")
-            preview = gr.Image(label="Uploaded image", interactive=False, buttons=events.IMAGE_BUTTONS, elem_id="us-preview",
-                               height=220)
-            upload_message = gr.Markdown(elem_id="us-upload-message")
-            task = gr.Radio(list(by_label), value=ready[0].label, label="Task", elem_id="us-task")
-            submit = gr.Button("Classify", variant="primary", elem_id="us-submit")
-            gr.Markdown(events.UPLOAD_NOTE + "".join(f"\n\n{s.label}: {s.problem}" for s in absent), elem_id="us-notes")
-        with gr.Column(scale=2):
-            result = gr.Markdown(elem_id="us-result")
-            with gr.Row():
-                probabilities = gr.Label(label="Calibrated probabilities", num_top_classes=8, elem_id="us-probabilities")
-                gradcam = gr.Image(label="Grad-CAM of the predicted class", interactive=False, buttons=events.IMAGE_BUTTONS,
-                                   elem_id="us-gradcam")
-            card = gr.Markdown(provenance_markdown(ready[0].card, with_metrics=True), elem_id="us-card")
-
-    def on_submit(path, label):
-        return respond(by_label.get(label, ready[0]), uploads, path)
-
-    events.preview_image_on_upload(image, preview, upload_message, reader=read_for_classification)
-    task.change(lambda label: provenance_markdown(by_label.get(label, ready[0]).card, with_metrics=True), task, card, queue=False)
-    submit.click(on_submit, [image, task], [result, probabilities, gradcam, card, image, preview],
-                 concurrency_limit=1, concurrency_id="us", api_name="classify")
+    build_tab(TabLayout("us", "us", TITLE, _files, "Uploaded image", "Classify", "classify", _pictures,
+                        lambda slot, *values: respond(slot, uploads, *values), selector="Task", selector_id="task",
+                        reader=read_for_classification), slots)

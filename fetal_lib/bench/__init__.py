@@ -8,6 +8,7 @@ the machine at hand; nothing asserts a speed (timed tests flake on shared machin
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
@@ -42,6 +43,17 @@ def profile_overrides(chapter_id: str, items: Iterable[str] | None) -> dict[str,
 
 
 FORMAT_HELP = "text (default: one line per figure) or json"
+
+
+def add_keras_training_options(parser: argparse.ArgumentParser, train_images: int | None, train_steps: int, set_help: str) -> None:
+    """A Keras chapter's training benchmark options: ``--train-images N`` (where ``train_images`` is
+    given), ``--train-steps N``, ``--threads N`` and ``--set KEY=VALUE`` (``set_help`` says what it overrides)."""
+    if train_images is not None:
+        parser.add_argument("--train-images", type=int, default=train_images, metavar="N",
+                            help=f"images in the training benchmark (default {train_images})")
+    parser.add_argument("--train-steps", type=int, default=train_steps, metavar="N", help=f"timed training batches (default {train_steps})")
+    parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the Keras backend (default 2)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help=set_help)
 
 
 def emit(result: dict[str, Any], fmt: str, lines: Iterable[str]) -> int:

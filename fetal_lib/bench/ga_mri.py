@@ -16,8 +16,9 @@ import time
 
 import numpy as np
 
-from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib, profile_overrides
+from fetal_lib.bench import FORMAT_HELP, add_keras_training_options, emit, peak_rss_mib, profile_overrides
 from fetal_lib.config.options import add_format, add_profile
+from fetal_lib.networks.parameters import count_parameters
 
 CHAPTER = "fetal_mri_ga"
 
@@ -61,17 +62,14 @@ def bench_training(config, steps: int = 4, seed: int = 0) -> dict:
         model.predict(inputs, batch_size=config.batch_size, verbose=0)
     ms = 1000 * (time.perf_counter() - t1) / (3 * config.batch_size)
     return {"train_samples_per_s": steps * config.batch_size / seconds, "inference_ms_per_sample": ms,
-            "parameters": int(model.count_params())}
+            "parameters": count_parameters(model)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_profile(parser, "slice size, widths and training settings (fetal_mri_ga:) of the network (default cpu)")
     parser.add_argument("--volumes", type=int, default=31, metavar="N",
                         help="volumes the chapter trains on, for the predicted time (default 31: the real atlases with a T2 image)")
-    parser.add_argument("--train-steps", type=int, default=4, metavar="N", help="timed training batches (default 4)")
-    parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the Keras backend (default 2)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override a fetal_mri_ga knob of the profile (e.g. precision=float32); repeatable")
+    add_keras_training_options(parser, None, 4, "override a fetal_mri_ga knob of the profile (e.g. precision=float32); repeatable")
     add_format(parser, ("text", "json"), "text", FORMAT_HELP)
 
 

@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 
-from fetal_lib.bench import FORMAT_HELP, emit
+from fetal_lib.bench import FORMAT_HELP, add_keras_training_options, emit
 from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.networks.parameters import count_parameters
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_source(parser, "HC18")  # the default of `fetal hc train`
     add_profile(parser, "network size and settings for the training benchmark (default cpu)")
     parser.add_argument("--n-images", type=int, default=20, metavar="N", help="images timed for inference (default 20)")
-    parser.add_argument("--train-images", type=int, default=32, metavar="N", help="images in the training benchmark (default 32)")
-    parser.add_argument("--train-steps", type=int, default=8, metavar="N", help="timed training batches (default 8)")
-    parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the Keras backend (default 2)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an hc18 setting of the profile for the training benchmark "
-                        "(e.g. precision=mixed_bfloat16); repeatable")
+    add_keras_training_options(parser, 32, 8, "override an hc18 setting of the profile for the training benchmark "
+                               "(e.g. precision=mixed_bfloat16); repeatable")
     parser.add_argument("--skip-train", action="store_true", help="inference only")
     parser.add_argument("--skip-inference", action="store_true", help="training only")
     add_format(parser, ("text", "json"), "text", FORMAT_HELP)
@@ -110,7 +108,7 @@ def bench_training(config, records, n_images: int, steps: int, warmup_steps: int
         "images": seen,
         "seconds": seconds,
         "train_images_per_s": seen / seconds,
-        "parameters": int(model.count_params()),
+        "parameters": count_parameters(model),
         "precision": config.precision,
         "jit_compile": uses_xla(config.loop_config()),
     }

@@ -29,6 +29,7 @@ import numpy as np
 
 from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib
 from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.networks.parameters import count_parameters
 
 WARMUP_STEPS = 2  # untimed training batches first (allocations, autocast caches)
 WARMUP_PASSES = 1  # untimed inference passes first
@@ -252,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     for arch in names:
         config = pipeline.train_config(settings, arch, seed=0)
         print(f"bench seg: {arch} ...", file=sys.stderr, flush=True)
-        from fetal_lib.seg_benchmark.train import build_network, count_parameters
+        from fetal_lib.seg_benchmark.train import build_network
 
         r: dict = {"options": dict(config.options), "parameters": count_parameters(build_network(config))}
         if x_train is not None:

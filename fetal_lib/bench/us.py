@@ -18,8 +18,9 @@ import sys
 
 import numpy as np
 
-from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib, profile_overrides
+from fetal_lib.bench import FORMAT_HELP, add_keras_training_options, emit, peak_rss_mib, profile_overrides
 from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
+from fetal_lib.networks.parameters import count_parameters
 from fetal_lib.us.tasks import TASKS
 
 
@@ -31,11 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_source(parser, "the task's data set")  # the default of `fetal us train`
     parser.add_argument("--n-images", type=int, default=32, metavar="N", help="images timed for inference (default 32)")
     parser.add_argument("--batch", type=int, default=16, metavar="N", help="batch size of the batched inference figure (default 16)")
-    parser.add_argument("--train-images", type=int, default=64, metavar="N", help="images in the training benchmark (default 64)")
-    parser.add_argument("--train-steps", type=int, default=4, metavar="N", help="timed training batches (default 4)")
-    parser.add_argument("--threads", type=int, default=2, metavar="N", help="CPU threads of the Keras backend (default 2)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a us_classification knob of the profile "
-                        "(e.g. precision=float32); repeatable")
+    add_keras_training_options(parser, 64, 4, "override a us_classification knob of the profile (e.g. precision=float32); repeatable")
     parser.add_argument("--skip-train", action="store_true", help="parameters, FLOPs and inference only")
     add_format(parser, ("text", "json"), "text", FORMAT_HELP)
 
@@ -53,7 +50,7 @@ def bench_arch(arch: str, settings: dict, x: np.ndarray, y: np.ndarray, num_clas
         "arch": arch,
         "options": config.options,
         "input_shape": list(config.input_shape),
-        "parameters": efficiency.count_parameters(model),
+        "parameters": count_parameters(model),
         "gflops_per_image": efficiency.flops(model, config.input_shape) / 1e9,
         "inference_ms_per_image_batch1": efficiency.inference_ms_per_image(model, xi, batch_size=1),
         "inference_batch": min(batch, len(xi)),

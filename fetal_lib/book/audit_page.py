@@ -1,12 +1,14 @@
 """The generated part of the audit page (``book/generated/audit.md``, included by ``book/audit.md``).
 
-Three sections, every figure read at build time, none typed:
+Four sections, every figure read at build time or declared in code, none typed here:
 
 1. the claims table: each published figure (``fetal_lib.anchors``, cited) beside ours from
    ``build/results/<chapter>/metrics.json`` (:data:`fetal_lib.book.audit_map.CLAIMS`);
 2. each source's flaws, with the figures of the chapter section that measures them
    (:data:`fetal_lib.book.audit_map.FLAWS`), linked;
-3. the withheld-data evaluations found under ``build/results/withheld/`` (:mod:`fetal_lib.book.withheld`).
+3. the withheld-data evaluations found under ``build/results/withheld/`` (:mod:`fetal_lib.book.withheld`);
+4. the decisions the deployed models rest on, one row per :class:`~fetal_lib.config.chapter_spec.Decision`
+   that each chapter declares in its ``spec.py`` (:data:`fetal_lib.book.chapters.SPECS`).
 
 A chapter not run yet, run on a phantom for the datasets a figure rests on, or whose
 ``metrics.json`` lacks the figure, says so in place of the number.
@@ -20,7 +22,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from fetal_lib import anchors
 from fetal_lib.book import metric_path
 from fetal_lib.book.audit_map import CLAIMS, FLAWS, SOURCES, Claim, Figure, Flaw
-from fetal_lib.book.chapters import REGISTRY
+from fetal_lib.book.chapters import REGISTRY, SPECS
+from fetal_lib.config.chapter_spec import ChapterSpec, Decision
 from fetal_lib.book.withheld import FOLDER, Withheld
 
 Docs = Mapping[str, Mapping[str, Any]]
@@ -251,6 +254,25 @@ def _withheld_metric(m: Mapping[str, Any]) -> str:
     return text
 
 
+# What each ``how`` of a decision means, as the decisions table says it.
+HOW = {"build": "decided inside every build, on training-side data",
+       "profile": "fixed in the profile, with its evidence and the command that reproduces it"}
+
+
+def decision_row(spec: ChapterSpec, decision: Decision) -> str:
+    """One row of the decisions table: chapter, setting, how, data, evidence, command."""
+    cells = [chapter_name(spec.id), decision.setting, decision.how, decision.data, decision.evidence,
+             f"`{decision.command}`"]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def decisions_markdown(specs: Iterable[ChapterSpec] | None = None) -> str:
+    """The decisions table: every decision each chapter's declaration lists, in chapter order."""
+    head = "| chapter | setting | how | data | evidence | command |\n|---|---|---|---|---|---|\n"
+    rows = [decision_row(spec, d) for spec in (SPECS.values() if specs is None else specs) for d in spec.decisions]
+    return head + "\n".join(rows) + "\n"
+
+
 def audit_markdown(docs: Docs, withheld: Sequence[Withheld], links: Links) -> str:
     """The whole generated part of the audit page."""
     return "\n".join([
@@ -269,8 +291,15 @@ def audit_markdown(docs: Docs, withheld: Sequence[Withheld], links: Links) -> st
         f"`build/results/{FOLDER}/<name>.json` with the command, commit, date, metrics and n "
         "(format: `fetal_lib.book.withheld`).\n",
         withheld_markdown(withheld),
+        "## Decisions the deployed models rest on\n",
+        "A figure is only as honest as the data its choices were made on. Every setting a deployed model relies on "
+        f"that was decided by a measurement, as each chapter declares it (`fetal_lib/<chapter>/spec.py`): `build` is "
+        f"{HOW['build']}; `profile` is {HOW['profile']} (the profile's comments say the same). No decision reads a "
+        "test split or withheld data: the test splits are scored once, at the end, and the withheld data outside the "
+        "book, through the commands a user runs (\"Withheld-data evaluations\" above).\n",
+        decisions_markdown(),
     ])
 
 
-__all__ = ["audit_markdown", "chapter_links", "claims_markdown", "flaws_markdown", "read_figure", "run_problem",
-           "section_id", "section_link", "withheld_markdown"]
+__all__ = ["audit_markdown", "chapter_links", "claims_markdown", "decisions_markdown", "flaws_markdown", "read_figure",
+           "run_problem", "section_id", "section_link", "withheld_markdown"]

@@ -8,7 +8,9 @@ A chapter is re-executed only when something that can change its notebook change
 - ``data``: per dataset the chapter used (as its metrics.json names them), phantom or real,
   its folder, status and file counts, and the number, bytes and latest modification time of
   its files (a dataset added, removed or replaced changes it);
-- ``fetal_lib``: SHA-256 of every file of the ``fetal_lib`` package;
+- ``fetal_lib``: SHA-256 of the ``fetal_lib`` modules the chapter depends on: its own package, what its
+  notebook imports, and what those import in turn (:mod:`fetal_lib.book.dependencies`); an edit to the
+  app or to another chapter's package does not change it (without a package: every file of ``fetal_lib``);
 - ``packages``: the versions of the packages metrics.json records;
 - ``notebook`` and ``metrics``: SHA-256 of the executed notebook and of its metrics.json (a
   chapter run by hand since, into the same results folder, no longer matches).
@@ -25,9 +27,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from fetal_lib.io import write_json_atomic
+from fetal_lib.book.dependencies import chapter_sha256
+from fetal_lib.io import file_sha256, write_json_atomic
 
-SCHEMA = 1
+SCHEMA = 2  # 2: the fetal_lib field hashes the chapter's dependencies, not the whole package
 KEY_SUFFIX = ".key.json"
 FIELDS = ("source", "parameters", "data", "fetal_lib", "packages", "notebook", "metrics")
 
@@ -35,14 +38,6 @@ FIELDS = ("source", "parameters", "data", "fetal_lib", "packages", "notebook", "
 def key_path(executed: Path) -> Path:
     """``book/chapters/00_data.ipynb`` -> ``book/chapters/00_data.key.json``."""
     return Path(executed).with_suffix(KEY_SUFFIX)
-
-
-def file_sha256(path: Path) -> str | None:
-    """SHA-256 (hex) of a file's bytes; None when it is absent."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 @lru_cache(maxsize=4)
@@ -114,19 +109,20 @@ def _plain(value: Any) -> Any:
 
 
 def compute_key(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path,
-                datasets: Iterable[str]) -> dict[str, Any]:
-    """The key of a chapter run with ``params`` that read ``datasets``, as things are now."""
+                datasets: Iterable[str], package: str | None = None) -> dict[str, Any]:
+    """The key of a chapter run with ``params`` that read ``datasets``, as things are now (``package``:
+    the chapter's package, e.g. ``fetal_lib.hc``; None hashes the whole library)."""
     from fetal_lib.provenance import package_versions
 
     return {
         "schema": SCHEMA,
-        "source": file_sha256(source),
+        "source": file_sha256(source, missing_ok=True),
         "parameters": _plain(dict(params)),
         "data": _plain(data_fingerprint(datasets, params.get("data_dir"), str(params.get("data_source", "auto")))),
-        "fetal_lib": package_sha256(),
+        "fetal_lib": package_sha256() if package is None else chapter_sha256(package, Path(source)),
         "packages": package_versions(),
-        "notebook": file_sha256(executed),
-        "metrics": file_sha256(metrics_file),
+        "notebook": file_sha256(executed, missing_ok=True),
+        "metrics": file_sha256(metrics_file, missing_ok=True),
     }
 
 
@@ -139,13 +135,13 @@ def read_key(executed: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("schema") == SCHEMA else None
 
 
-def store_key(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path) -> Path:
+def store_key(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path, package: str | None = None) -> Path:
     """Write the key of the run that just produced ``executed`` and ``metrics_file``."""
-    key = compute_key(source, params, executed, metrics_file, used_datasets(metrics_file))
+    key = compute_key(source, params, executed, metrics_file, used_datasets(metrics_file), package)
     return write_json_atomic(key_path(executed), key)
 
 
-def changes(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path) -> list[str]:
+def changes(source: Path, params: Mapping[str, Any], executed: Path, metrics_file: Path, package: str | None = None) -> list[str]:
     """What differs from the stored key (``[]``: the executed notebook can be reused as it is).
 
     Returns ``["no executed notebook"]``, ``["no key"]`` ... or the names of the fields of
@@ -158,7 +154,7 @@ def changes(source: Path, params: Mapping[str, Any], executed: Path, metrics_fil
     stored = read_key(executed)
     if stored is None:
         return ["no key"]
-    now = compute_key(source, params, executed, metrics_file, (stored.get("data") or {}).keys())
+    now = compute_key(source, params, executed, metrics_file, (stored.get("data") or {}).keys(), package)
     out = []
     for field in FIELDS:
         if stored.get(field) == now[field]:

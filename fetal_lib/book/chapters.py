@@ -22,9 +22,11 @@ from fetal_lib.paths import NOTEBOOK_DIR
 from fetal_lib.seg_benchmark import spec as seg_spec
 from fetal_lib.us import spec as us_spec
 
+_SPEC_MODULES = (overview_spec, hc_spec, seg_spec, us_spec, ga_spec, brain_age_spec)
 # Every chapter's declaration, in book order (each chapter package's spec.py).
-SPECS: dict[str, ChapterSpec] = {s.id: s for s in sorted(
-    (overview_spec.SPEC, hc_spec.SPEC, seg_spec.SPEC, us_spec.SPEC, ga_spec.SPEC, brain_age_spec.SPEC), key=lambda s: s.number)}
+SPECS: dict[str, ChapterSpec] = {s.id: s for s in sorted((m.SPEC for m in _SPEC_MODULES), key=lambda s: s.number)}
+# chapter id -> its package (``fetal_lib.hc``): the code the chapter's reuse key follows.
+PACKAGES: dict[str, str] = {m.SPEC.id: m.__name__.rsplit(".", 1)[0] for m in _SPEC_MODULES}
 # id -> (number, title); order is book order.
 REGISTRY: dict[str, tuple[int, str]] = {cid: (s.number, s.title) for cid, s in SPECS.items()}
 
@@ -42,6 +44,11 @@ class Chapter:
     def stem(self) -> str:
         """File stem shared by the source and the executed notebook (``00_data``)."""
         return self.source.stem
+
+    @property
+    def package(self) -> str | None:
+        """The chapter's package (``fetal_lib.hc``); None for a chapter without one."""
+        return PACKAGES.get(self.id)
 
     @property
     def executed_name(self) -> str:

@@ -164,7 +164,7 @@ def run_chapter(
             progress.close()
     if previous.exists():
         shutil.rmtree(previous)
-    cache.store_key(chapter.source, key_parameters(chapter, params), target, final / "metrics.json")
+    cache.store_key(chapter.source, key_parameters(chapter, params), target, final / "metrics.json", chapter.package)
     return done.seconds
 
 
@@ -219,7 +219,7 @@ def run(
             if not force:
                 params = run_parameters(chapter, profile, data_dir, profile_dir, chapter_overrides)
                 reasons = cache.changes(chapter.source, key_parameters(chapter, params), executed,
-                                        results_root / chapter.id / "metrics.json")
+                                        results_root / chapter.id / "metrics.json", chapter.package)
                 if not reasons:
                     report.reused.append(chapter.id)
                     ran.append(chapter.id)

@@ -13,8 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-# chapter id -> the chapter whose deployed model it reads
-NEEDS = {"us_classification": "hc18"}
+from fetal_lib.book.chapters import SPECS
+from fetal_lib.io import file_sha256
+
+# chapter id -> the chapter whose deployed model it reads: each chapter's declared ``needs``
+# (``fetal_lib.<chapter>.spec``); one producer per chapter, as declared today.
+NEEDS: dict[str, str] = {cid: spec.needs[0] for cid, spec in SPECS.items() if spec.needs}
 
 
 def needed_model(chapter_id: str, params: Mapping[str, Any]) -> Path | None:
@@ -33,8 +37,6 @@ def model_inputs(chapter_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
     path = needed_model(chapter_id, params)
     if path is None:
         return {}
-    from fetal_lib.us.head_crop import file_sha256
-
     return {"head_finder_sha256": file_sha256(path) if path.is_file() else None}
 
 

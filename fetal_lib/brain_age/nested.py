@@ -274,3 +274,70 @@ def headline(result: NestedResult, n_boot: int = 1000, seed: int = 0) -> dict[st
             "n_recipes": len(result.recipes), "n_subjects": int(len(result.ages)), "outer_folds": len(result.folds),
             "chosen": result.chosen.label, "chosen_settings": result.chosen.settings(),
             "inner_choices": choices, "inner_choices_agree": len(set(choices)) == 1}
+
+
+SELECTIONS = ("nested", "profile")
+
+
+def candidates(settings: Mapping[str, Any]) -> list[Recipe]:
+    """The recipes of the knob ``nested_models`` (comma-separated regressors), in :func:`recipes`' order."""
+    return recipes([m.strip() for m in str(settings["nested_models"]).split(",") if m.strip()])
+
+
+def inputs_of(ref_age: np.ndarray, ref_feats: Features, img_age: np.ndarray, img_feats: Mapping[str, Features],
+              n_components: int) -> Inputs:
+    """:class:`Inputs` from the image subjects' features by source (``{"reference", "predicted_soft",
+    "predicted_hard"}``, as :func:`fetal_lib.brain_age.pipeline.image_features` gives them)."""
+    return Inputs(ref_age, ref_feats, img_age, img_feats["reference"], {kind: img_feats[f"predicted_{kind}"] for kind in FEATURES},
+                  int(n_components))
+
+
+def check_selection(settings: Mapping[str, Any], out_of_fold: bool) -> bool:
+    """True if the knob ``deploy_selection`` asks for the nested selection (``out_of_fold``: the image
+    subjects have out-of-fold segmentations, which it needs).
+
+    Raises:
+        ValueError: an unknown selection, or ``nested`` without out-of-fold segmentations.
+    """
+    kind = settings["deploy_selection"]
+    if kind not in SELECTIONS:
+        raise ValueError(f"deploy_selection must be 'nested' or 'profile', not {kind!r}")
+    if kind == "nested" and not out_of_fold:
+        raise ValueError("deploy_selection 'nested' scores recipes on out-of-fold segmentations: set seg_cv_folds to 2 or more")
+    return kind == "nested"
+
+
+@dataclass
+class Selection:
+    """The chapter's nested selection: its result, headline, population estimate and recipes table."""
+
+    candidates: list[Recipe]
+    inputs: Inputs
+    result: NestedResult
+    head: dict[str, Any]  # headline()
+    population: dict[str, Any]  # population_adjusted()
+    table: Any  # recipes_table(), a DataFrame
+    seconds: float  # wall time of the selection and its estimates (s)
+
+
+def select(settings: Mapping[str, Any], inputs: Inputs, seed: int = 0, on_fold: Callable[[dict], None] | None = None) -> Selection:
+    """:func:`nested_selection` over the knob ``nested_models`` (``nested_outer_folds`` x ``nested_inner_folds``),
+    then :func:`headline` and :func:`population_adjusted` (``reg_folds``, ``n_bootstrap``) and :func:`recipes_table`.
+
+    Raises:
+        ValueError: a chosen regressor that is not among the knob ``reg_models``.
+    """
+    import time
+
+    found = candidates(settings)
+    n_boot = int(settings["n_bootstrap"])
+    t0 = time.perf_counter()
+    result = nested_selection(inputs, found, int(settings["nested_outer_folds"]), int(settings["nested_inner_folds"]), seed,
+                              on_fold=on_fold)
+    seconds = time.perf_counter() - t0
+    head = headline(result, n_boot, seed)
+    population = population_adjusted(result, inputs, int(settings["reg_folds"]), seed, n_boot)
+    table = recipes_table(result, n_boot, seed)
+    if result.chosen.model not in [m.strip() for m in str(settings["reg_models"]).split(",")]:
+        raise ValueError(f"nested_models must be among reg_models ({settings['reg_models']}); {result.chosen.model} is not")
+    return Selection(found, inputs, result, head, population, table, seconds)

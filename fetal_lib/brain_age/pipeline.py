@@ -234,6 +234,18 @@ def out_of_fold(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict, s
     return segmentation_cv(data, cfg, folds, seed, log=log, tta=uses_tta(settings))
 
 
+def regression_models(settings: dict) -> list[str]:
+    """The regressors of the knob ``reg_models`` (comma-separated), in its order.
+
+    Raises:
+        ValueError: ``deploy_model`` not among them.
+    """
+    models = [m.strip() for m in str(settings["reg_models"]).split(",") if m.strip()]
+    if settings["deploy_model"] not in models:
+        raise ValueError(f"deploy_model {settings['deploy_model']!r} must be one of reg_models {models}")
+    return models
+
+
 def regression_cv(models: Sequence[str], age: np.ndarray, feats: dict, n_splits: int, inner_splits: int, seed: int, n_components: int, progress: bool = False):
     """Run :func:`regression.cross_validate` for each model; returns {name: CVResult} and a summary table."""
     import pandas as pd
@@ -386,12 +398,17 @@ def choose_recipe(settings: dict, reg_age: np.ndarray, reg_feats: dict, data: Im
     ``nested_models``, ``nested_outer_folds`` folds), from the image subjects' out-of-fold segmentations."""
     from fetal_lib.brain_age import nested
 
-    factor = int(settings["map_factor"])
-    inputs = nested.Inputs(reg_age, reg_feats, data.ages, features.feature_matrix(data.segs, data.spacing_mm, factor),
-                           {kind: features.from_probabilities(oof_proba, data.spacing_mm, factor, soft=kind == "soft")
-                            for kind in nested.FEATURES}, int(settings["pca_components"]))
-    models = [m.strip() for m in str(settings["nested_models"]).split(",") if m.strip()]
-    return nested.choose(inputs, nested.recipes(models), int(settings["nested_outer_folds"]), seed)
+    inputs = nested.inputs_of(reg_age, reg_feats, data.ages, image_features(data, oof_proba, int(settings["map_factor"])),
+                              int(settings["pca_components"]))
+    return nested.choose(inputs, nested.candidates(settings), int(settings["nested_outer_folds"]), seed)
+
+
+def image_features(data: ImageSet, proba: np.ndarray, map_factor: int) -> dict[str, dict[str, np.ndarray]]:
+    """The image subjects' features by source: ``reference`` (their reference segmentations), ``predicted_hard``
+    (argmax of ``proba``, (N, 4, D, H, W) class probabilities) and ``predicted_soft`` (the probabilities)."""
+    return {"reference": features.feature_matrix(data.segs, data.spacing_mm, map_factor),
+            "predicted_hard": features.feature_matrix(segmentation.labels_of(proba), data.spacing_mm, map_factor),
+            "predicted_soft": features.soft_feature_matrix(proba, data.spacing_mm, map_factor)}
 
 
 def train_deployable(settings: dict, profile: str, data_dir: str | None, data_source: str, seed: int, model_dir: str | Path,

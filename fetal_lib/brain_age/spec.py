@@ -2,41 +2,89 @@
 
 from __future__ import annotations
 
+from fetal_lib.config import common_knobs as common
 from fetal_lib.config.chapter_spec import ChapterSpec, Decision, Knob
+
+# The chapter run that reproduces what the build decides (and, with --set, a profile decision's arms).
+BUILD = "fetal book --profile cpu --only brain_age"
+IMAGE_SUBJECTS = "out-of-fold segmentations of the 52 image subjects (training side; the withheld test subjects take no part)"
+# The regressors (fetal_lib.brain_age.regression.ALL_MODELS) and the recipe's words (fetal_lib.brain_age.nested).
+REGRESSORS = ("linear", "bayesian_ridge", "cubic", "maps_ridge", "maps_pca_ridge")
 
 SPEC = ChapterSpec(
     id="brain_age",
     number=5,
     title="Brain age from adult MRI",
     knobs=(
-        Knob("seg_base_width", int, "channels at the first level (doubles per level)", ""),
-        Knob("seg_depth", int, "resolution levels", ""),
-        Knob("seg_epochs", int, "", "epochs"),
-        Knob("seg_batch_size", int, "", "pixels"),
-        Knob("seg_crop", int, "random training crops, voxels a side; 0 for whole volumes", ""),
-        Knob("seg_nn_channel", bool, "also feed the image resampled by nearest neighbour (False: B-spline image only, as the source)", ""),
-        Knob("seg_mask_channel", bool, "brain mask as an input channel (False: image only, as the source)", ""),
-        Knob("seg_loss", str, "'ce' (the source's cross-entropy) or 'ce_dice' (cross-entropy + soft Dice)", ""),
-        Knob("seg_precision", str, "training arithmetic: 'auto' (bfloat16 autocast only where the CPU has it natively and a probe measured it faster) | 'float32' | 'bfloat16'", ""),
-        Knob("device", str, "'auto' (CUDA when torch sees a GPU, else the CPU), 'cpu' or 'cuda': where the networks train and predict", ""),
-        Knob("seg_time_budget_s", float, "optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)", "s"),
-        Knob("seg_val_every", int, "score the validation subjects every this many epochs (and after the last)", ""),
-        Knob("seg_cv_folds", int, "out-of-fold segmenters over all image subjects (the deployed recipe and epochs); 0 to skip", ""),
-        Knob("seg_tta", str, "'hflip' (class probabilities averaged with the left-right mirror's) or 'none', as deployed", ""),
-        Knob("reg_models", str, "", ""),
-        Knob("reg_folds", int, "", ""),
-        Knob("reg_inner_folds", int, "inner CV for the age-bias correction (within training folds)", ""),
-        Knob("map_factor", int, "tissue maps pooled over blocks of map_factor^3 voxels", ""),
-        Knob("pca_components", int, "", ""),
-        Knob("deploy_model", str, "regressor saved for `fetal brain-age predict`", ""),
-        Knob("deploy_features", str, "'soft' (class probabilities) or 'hard' (argmax labels) features at prediction time", ""),
-        Knob("feature_correction", str, "'none' or 'tissue_mixing' (predicted -> reference tissue fractions, fitted on out-of-fold image subjects)", ""),
-        Knob("reg_training_set", str, "deployed regressor's rows: 'reference' or 'reference+image_subjects' (their reference and out-of-fold predicted rows)", ""),
-        Knob("deploy_selection", str, "'nested': the deployed recipe (model, features, correction, rows) chosen by CV on the image subjects, its error", ""),
-        Knob("nested_models", str, "the regressors the nested selection compares (each with soft/hard features, a correction or not, the rows)", ""),
-        Knob("nested_outer_folds", int, "", ""),
-        Knob("nested_inner_folds", int, "", ""),
-        Knob("n_bootstrap", int, "", ""),
-        Knob("save_models", bool, "write build/models/brain_age (cpu/full only: a phantom model is no use)", ""),
+        common.channels("seg_base_width", "3D Res-U-Net channels at the first level (doubled at each level down)"),
+        common.levels("seg_depth", "3D Res-U-Net resolution levels"),
+        common.epochs("the segmenter's training budget (the last epoch's weights are kept)", "seg_epochs"),
+        common.batch_size("training crops per step", "crops", "seg_batch_size"),
+        Knob("seg_crop", int, "side of the random training crops; 0 for whole volumes", "voxels"),
+        Knob("seg_nn_channel", bool, "also feed the image resampled by nearest neighbour (false: B-spline image only, as the source)"),
+        Knob("seg_mask_channel", bool, "feed the brain mask as an input channel (false: image only, as the source)"),
+        Knob("seg_loss", str, "the segmenter's loss: ce (the source's cross-entropy) or ce_dice (cross-entropy + soft Dice)", "",
+             ("ce", "ce_dice")),
+        common.precision("torch", name="seg_precision"),
+        common.device(),
+        common.time_budget_s(name="seg_time_budget_s"),
+        common.val_every("score the validation subjects every this many epochs (and after the last)", "seg_val_every"),
+        common.folds("seg_cv_folds", "folds of out-of-fold segmenters over all image subjects (the deployed recipe and epochs); "
+                                     "0 to skip"),
+        Knob("seg_tta", str, "class probabilities averaged with the left-right mirror's (hflip) or not (none), as deployed", "",
+             ("hflip", "none")),
+        Knob("reg_models", str, "the age regressors cross-validated on the regression subjects (comma-separated)"),
+        common.folds("reg_folds", "folds of the regressors' CV on the regression subjects"),
+        common.folds("reg_inner_folds", "inner folds of the age-bias correction (within each training fold)"),
+        Knob("map_factor", int, "side of the blocks the tissue maps are pooled over (blocks of map_factor^3 voxels)", "voxels"),
+        Knob("pca_components", int, "PCA components of the tissue maps (maps_pca_ridge)", "components"),
+        Knob("deploy_model", str, "the regressor saved for `fetal brain-age predict` (with deploy_selection: nested, chosen by it)", "",
+             REGRESSORS),
+        Knob("deploy_features", str, "features at prediction time: soft (class probabilities) or hard (argmax labels)", "",
+             ("soft", "hard")),
+        Knob("feature_correction", str, "none, or tissue_mixing (predicted -> reference tissue fractions, fitted on out-of-fold "
+             "image subjects)", "", ("none", "tissue_mixing")),
+        Knob("reg_training_set", str, "the deployed regressor's rows: reference, or reference+image_subjects (their reference and "
+             "out-of-fold predicted rows)", "", ("reference", "reference+image_subjects")),
+        Knob("deploy_selection", str, "nested: the four deploy knobs above chosen by CV on the image subjects and its error estimated "
+             "by nested CV; profile: the four as set", "", ("nested", "profile")),
+        Knob("nested_models", str, "the regressors the nested selection compares, comma-separated (each with soft/hard features, "
+             "a correction or not, the rows)"),
+        common.folds("nested_outer_folds", "outer folds of the nested selection (image subjects held out)"),
+        common.folds("nested_inner_folds", "inner folds of the nested selection (the recipe chosen on the others)"),
+        common.n_bootstrap(),
+        common.save("save_models", "write build/models/brain_age/ (segmenter, regressor, card; never for a phantom)"),
+    ),
+    datasets=("brain_age",),
+    models=("brain_age/segmenter.pt", "brain_age/segmenter.json", "brain_age/regressor.pkl",
+            "brain_age/feature_correction.json", "brain_age/model_card.json"),
+    headlines=("deployed_path_mae_years", "deployed_path_r2", "reference_cv_mae_years", "val_dice_csf", "val_dice_gm",
+               "val_dice_wm"),
+    decisions=(
+        Decision("the deployed recipe: deploy_model, deploy_features, feature_correction, reg_training_set "
+                 "(deploy_selection: nested over nested_models)", "build", IMAGE_SUBJECTS,
+                 "lowest CV MAE among the recipes; the rule's error estimated by nested CV (each outer fold's choice made "
+                 "without it) and carried to the cohort by the difficulty offset", BUILD),
+        Decision("the age-bias correction", "build", "inner folds of each training fold (reg_inner_folds)",
+                 "fitted on training folds only", BUILD),
+        Decision("deployment at all (the segmenter's sanity floor)", "build", "the validation subjects",
+                 "every tissue's Dice at least 0.75 on real data; below it nothing is written", BUILD),
+        Decision("map_factor", "profile", IMAGE_SUBJECTS + "; reference CV on the 500 regression subjects",
+                 "the deployed path's expected error on new subjects (nested + difficulty offset) at factor 4/5/6: 6.74/6.77/6.72 "
+                 "years; reference CV at factor 3/4/5/6/8: 5.68/5.78/5.50/5.51/5.95 years; no factor lowers the expected error, "
+                 "so 4 stays (CIs about +-1.2 years)",
+                 BUILD + " --set map_factor=5"),
+        Decision("seg_tta", "profile", "out-of-fold Dice of the 52 image subjects (3 folds, 80 epochs)",
+                 "CSF/GM/WM up by 0.002-0.003 in every fold, e.g. fold 1 0.857/0.939/0.958 -> 0.860/0.942/0.961 "
+                 "(a segmentation decision, taken on Dice)",
+                 BUILD + " --set seg_tta=none"),
+        Decision("reg_training_set (the fallback with deploy_selection: profile)", "profile", IMAGE_SUBJECTS,
+                 "maps_ridge hard, nested: factor 4 6.29 -> 6.05 years (no TTA), 6.30 -> 5.95 (TTA); factor 3 6.66 -> 6.25; "
+                 "factor 6 6.26 -> 6.07 with the image subjects' rows; lower at every factor, CIs about +-1.2 years",
+                 BUILD + " --set deploy_selection=profile --set reg_training_set=reference"),
+        Decision("the segmenter's recipe (seg_nn_channel, seg_mask_channel, seg_loss) and seg_epochs", "profile",
+                 "the validation subjects, in earlier runs",
+                 "validation Dice of earlier runs (the profile's comments keep no figures for these)",
+                 BUILD + " --set seg_loss=ce"),
     ),
 )

@@ -14,18 +14,20 @@ import json
 import sys
 from pathlib import Path
 
-from fetal_lib.config.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
+from fetal_lib.config.options import (
+    add_actions, add_data_dir, add_data_source, add_device, add_format, add_profile, add_seed, checked_device,
+)
 from fetal_lib.errors import FetalInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    sub = add_actions(
+        subparsers,
         "brain-age",
         help="brain MRI: tissue volumes (mL) and predicted age (years)",
         description="Brain age from T1 MRI (Cam-CAN layout): 3D Res-U-Net tissue segmentation, tissue volumes, age regression.",
+        dest="brain_age_command",
     )
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="brain_age_command", metavar="ACTION")
     p = sub.add_parser(
         "predict",
         help="segment CSF/GM/WM, report volumes (mL) and predicted age (years)",
@@ -65,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir(t)
     add_data_source(t, "the brain-age data")
     t.add_argument("--model", default=None, metavar="DIR", help="model folder to write (default: <build>/models/brain_age)")
-    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the training (default 0, as the chapter)")
+    add_seed(t, "seed of the training (default 0, as the chapter)")
     add_device(t, "the profile's device knob (auto)")
     t.set_defaults(func=_train, _parser=t)
 

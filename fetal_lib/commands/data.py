@@ -9,16 +9,16 @@ import argparse
 import json
 import sys
 
-from fetal_lib.config.options import add_data_dir, add_format
+from fetal_lib.config.options import add_actions, add_data_dir, add_format
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    sub = add_actions(
+        subparsers,
         "data", help="list, verify and fetch datasets",
         description="Datasets: what they are (manifests), whether a data root holds them intact, how to get them.",
+        dest="data_command",
     )
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
 
     p_list = sub.add_parser("list", help="datasets, their licence and how to obtain them",
                             description="List the datasets described in data_manifests/.")

@@ -30,8 +30,10 @@ import json
 import sys
 from pathlib import Path
 
-from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
-from fetal_lib.commands.us import _emit, _table
+from fetal_lib.commands.output import emit, table_text, warnings_of
+from fetal_lib.config.options import (
+    add_actions, add_chapter_profile, add_data_dir, add_data_source, add_format, add_seed, add_settings,
+)
 from fetal_lib.errors import FetalInputError
 
 COLUMNS = ["image", "mask", "ga_weeks_days", "ga_days", "ga_weeks", "spread_days", "brain_volume_ml", "brain_cropped_by_field_of_view"]
@@ -40,11 +42,10 @@ MODEL_HELP = "trained model with its card (default: build/models/ga_mri.keras)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ga", help="gestational age from fetal brain MRI (chapter 4): predict, train",
-                                   description="Gestational age from fetal brain MRI (chapter 4): the multi-planar VGG16 with "
-                                   "attention, trained by the chapter (or `fetal ga train`), applied to your T2-weighted volumes.")
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="ga_command", metavar="ACTION")
+    sub = add_actions(subparsers, "ga", dest="ga_command",
+                      help="gestational age from fetal brain MRI (chapter 4): predict, train",
+                      description="Gestational age from fetal brain MRI (chapter 4): the multi-planar VGG16 with "
+                      "attention, trained by the chapter (or `fetal ga train`), applied to your T2-weighted volumes.")
     p = sub.add_parser("predict", help="predict GA (weeks+days) of NIfTI volumes, or of every volume of a folder",
                        description="Predict the gestational age of each volume: the volume is reoriented, scaled inside its "
                        "brain mask and resampled as in chapter 4, sliced in three planes, and the predictions of the matched "
@@ -77,13 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "and the exit status is 1), then train the network on every volume for the profile's epochs and save it "
                        "with its card (protocol 1's MAE is its expected error). That is folds + 1 trainings; the chapter "
                        "measures much more (baselines, leak, families). Prints a JSON summary.")
-    add_profile(t, "knobs from profiles/<name>.yaml fetal_mri_ga: (default cpu)")
+    add_chapter_profile(t, CHAPTER)
     add_data_dir(t)
     add_data_source(t, "the profile's dataset")
     t.add_argument("--model", type=Path, default=None, metavar="PATH", help="where to save (default: build/models/ga_mri.keras)")
-    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the folds, the samples and the training (default 0, as the chapter)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="override a fetal_mri_ga knob of the profile, e.g. --set epochs=5 or --set dataset=feta (repeatable)")
+    add_seed(t, "seed of the folds, the samples and the training (default 0, as the chapter)")
+    add_settings(t, "override a fetal_mri_ga knob of the profile, e.g. --set epochs=5 or --set dataset=feta (repeatable)")
     t.set_defaults(func=handle_train)
 
 
@@ -134,7 +134,7 @@ def handle_predict(args: argparse.Namespace) -> int:
         if r["brain_cropped_by_field_of_view"]:
             print(f"fetal: warning: {r['image']}: the brain extends beyond the field of view; the prediction may be low",
                   file=sys.stderr)
-    _emit(_table(rows, COLUMNS, args.format), args.output)
+    emit(table_text(rows, COLUMNS, args.format, warnings_of(rows)), args.output)
     if args.output is not None:
         print(f"{len(rows)} volume(s) written to {args.output}; {failed} failed", file=sys.stderr)
     return 1 if failed else 0

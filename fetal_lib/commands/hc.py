@@ -18,25 +18,25 @@ TensorFlow is imported only when a sub-command runs.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
 import sys
 from pathlib import Path
 
-from fetal_lib.config.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
+from fetal_lib.commands.output import check_writable, emit, report_error, table_text
+from fetal_lib.config.options import (
+    add_actions, add_chapter_profile, add_data_dir, add_data_source, add_device, add_format, add_seed, add_settings,
+    checked_device,
+)
 from fetal_lib.errors import FetalInputError
 
-PROFILE_HELP = "knobs from profiles/<name>.yaml hc18: (default cpu)"
+CHAPTER = "hc18"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("hc", help="fetal head circumference (HC18 U-Net): measure, submission, train, cv",
-                                   description="Fetal head circumference (HC18 U-Net): measure it on your own images, "
-                                   "write an HC18 submission, train the model, or cross-validate its recipe.")
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="hc_command", metavar="ACTION")
+    sub = add_actions(subparsers, "hc", dest="hc_command",
+                      help="fetal head circumference (HC18 U-Net): measure, submission, train, cv",
+                      description="Fetal head circumference (HC18 U-Net): measure it on your own images, "
+                      "write an HC18 submission, train the model, or cross-validate its recipe.")
 
     m = sub.add_parser("measure", help="measure HC (mm) on images; prints HC18 columns + hc_mm",
                        description="Fit the head ellipse on each image and print the HC18 submission columns "
@@ -71,16 +71,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train the HC18 U-Net outside the book (same model as the chapter)",
                        description="Train on the HC18 training images (subject-level split), choose the threshold on the "
                        "validation split, report the test split, save the model and its card.")
-    add_profile(t, PROFILE_HELP)
+    add_chapter_profile(t, CHAPTER)
     add_data_dir(t)
     add_data_source(t, "HC18")
     t.add_argument("--model", type=Path, default=None, metavar="PATH", help="where to save (default: build/models/hc18_unet.keras)")
     t.add_argument("--epochs", type=int, default=None, metavar="N", help="override the profile's epochs")
     t.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="optional wall-time cap (s) on top of the epochs (default: the profile's, off); a cap that cuts training short is reported")
-    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split and the training (default 0, as the chapter)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="override any hc18 knob of the profile, e.g. --set augment_vflip=false (repeatable)")
+    add_seed(t, "seed of the split and the training (default 0, as the chapter)")
+    add_settings(t, "override any hc18 knob of the profile, e.g. --set augment_vflip=false (repeatable)")
     t.add_argument("--validation-only", action="store_true",
                    help="report the validation split only (the test split is not touched) and save nothing: for comparing settings")
     t.set_defaults(func=handle_train)
@@ -93,13 +92,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "summary with its provenance to "
                        "build/results/hc18_cv/, where chapter 1 reads it; no model is saved. "
                        "Each fold takes as long as one `fetal hc train` (`fetal doctor` predicts that for this machine).")
-    add_profile(c, PROFILE_HELP)
+    add_chapter_profile(c, CHAPTER)
     c.add_argument("--folds", type=int, default=5, metavar="N", help="number of subject-level folds (default 5)")
     add_data_dir(c)
     add_data_source(c, "HC18")
-    c.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the folds and the training (default 0; the chapter's split uses the same seed)")
-    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="override any hc18 knob of the profile (repeatable)")
+    add_seed(c, "seed of the folds and the training (default 0; the chapter's split uses the same seed)")
+    add_settings(c, "override any hc18 knob of the profile (repeatable)")
     add_format(c, ("json", "csv"), "json", "json (default: the summary, the settings and the folds) or csv (the per-fold table)")
     c.add_argument("-o", "--output", type=Path, default=None, metavar="CSV",
                    help="also write the per-image results of every fold (written atomically)")
@@ -109,38 +107,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _error(path, problem: str) -> None:
-    print(f"fetal: error: {FetalInputError(path, problem)}", file=sys.stderr)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".") if math.isfinite(value) else "nan"
-    return str(value)
-
-
-def _table(rows: list[dict], columns: tuple[str, ...], fmt: str, extra: list[dict] | None = None) -> str:
-    if fmt == "json":
-        items = [{**{c: r[c] for c in columns}, **(e or {})} for r, e in zip(rows, extra or [{}] * len(rows))]
-        return json.dumps(items, indent=2) + "\n"
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow([_fmt(r[c]) for c in columns])
-    return buf.getvalue()
-
-
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        from fetal_lib.io import write_text_atomic
-
-        write_text_atomic(output, text)
 
 
 def _resolve_pixel_sizes(images: list[Path], pixel_size: str | None, pixel_sizes: Path | None) -> dict[Path, object]:
@@ -168,7 +134,7 @@ def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], ove
             image = read_image_gray(path)
             ready.append((path, check_pixel_size(path, pixel), image))
         except FetalInputError as err:
-            _error(err.path, err.problem)
+            report_error(err.path, err.problem)
             failed += 1
     if not ready:
         return [], failed
@@ -180,7 +146,7 @@ def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], ove
         try:
             m = model.measure_array(image, pixel, filename=str(path))
         except FetalInputError as err:
-            _error(path, err.problem)
+            report_error(path, err.problem)
             failed += 1
             continue
         m.filename = path.name
@@ -220,7 +186,7 @@ def handle_measure(args: argparse.Namespace) -> int:
         rows = [m.row() for _, m in results]
         extra = [{"warnings": m.warnings, "ellipse_mask_iou": round(m.agreement, 4), "hc_uncalibrated_mm": m.hc_uncalibrated_mm,
                   **({"hc_first_stage_mm": m.hc_first_stage_mm} if m.first_ellipse is not None else {})} for _, m in results]
-        _emit(_table(rows, COLUMNS, args.format, extra), args.output)
+        emit(table_text(rows, COLUMNS, args.format, extra), args.output)
     return 2 if failed else 0
 
 
@@ -246,7 +212,7 @@ def handle_submission(args: argparse.Namespace) -> int:
     if failed and not args.allow_missing:
         print(f"fetal: error: {args.output}: not written: {failed} of {len(items)} image(s) failed (see above; --allow-missing writes the rest)", file=sys.stderr)
         return 2
-    _emit(_table([m.row() for _, m in results], HC18_COLUMNS, "csv"), args.output)
+    emit(table_text([m.row() for _, m in results], HC18_COLUMNS, "csv"), args.output)
     print(f"wrote {args.output} ({len(results)} rows)", file=sys.stderr)
     return 2 if failed else 0
 
@@ -314,16 +280,7 @@ def handle_cv(args: argparse.Namespace) -> int:
         print(f"fetal: error: --folds: needs at least 2 folds, got {args.folds}", file=sys.stderr)
         return 2
     if args.output is not None:  # fail now, not after an hour of training
-        import os
-
-        try:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            _error(args.output, f"cannot create its folder ({exc.strerror})")
-            return 2
-        if args.output.is_dir() or not os.access(args.output.parent, os.W_OK):
-            _error(args.output, "is a folder" if args.output.is_dir() else "its folder is not writable")
-            return 2
+        check_writable(args.output)  # FetalInputError: exit 2
     settings = pipeline.profile_settings(args.profile, overrides)
     data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     print(data.source.describe(), file=sys.stderr)

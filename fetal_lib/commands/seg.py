@@ -25,23 +25,25 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from fetal_lib.config.options import add_data_dir, add_data_source, add_device, add_format, add_profile, checked_device
+from fetal_lib.commands.output import check_writable, log
+from fetal_lib.config.options import (
+    add_actions, add_chapter_profile, add_data_dir, add_data_source, add_device, add_format, add_profile, add_seed,
+    add_settings, checked_device,
+)
 from fetal_lib.errors import FetalInputError
 from fetal_lib.seg_benchmark.options import NOT_SETTABLE, check_archs, registered_archs, settings_from_args  # noqa: F401
 
 CHAPTER = "seg_benchmark"
-PROFILE_HELP = "knobs from profiles/<name>.yaml seg_benchmark: (default cpu)"
 ARCH_HELP = "architecture (registry name), e.g. attention_unet or unext"
 # Knobs --set cannot change: a mapping (edit the profile) or one that --arch chooses.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("seg", help="chapter 2's HC18 segmentation networks: train one, evaluate it",
-                                   description="Chapter 2's HC18 head-segmentation benchmark outside the book: train one "
-                                   "architecture as the chapter does and save it for `fetal hc measure --model`, or score "
-                                   "a saved one on the test split. Speed figures: `fetal bench seg`.")
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="seg_command", metavar="ACTION")
+    sub = add_actions(subparsers, "seg", dest="seg_command",
+                      help="chapter 2's HC18 segmentation networks: train one, evaluate it",
+                      description="Chapter 2's HC18 head-segmentation benchmark outside the book: train one "
+                      "architecture as the chapter does and save it for `fetal hc measure --model`, or score "
+                      "a saved one on the test split. Speed figures: `fetal bench seg`.")
 
     t = sub.add_parser("train", help="train one architecture as chapter 2 does; save it with its model card",
                        description="Train one architecture on the HC18 training images (chapter 1's subject-level split), keep "
@@ -49,12 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "and save the network with its model card (build/models/seg_benchmark/<arch>.pt by default). "
                        "A network below the sanity floor on validation is not saved (exit status 1). Prints a JSON summary.")
     t.add_argument("--arch", required=True, metavar="NAME", help=ARCH_HELP + " (required)")
-    add_profile(t, PROFILE_HELP)
+    add_chapter_profile(t, CHAPTER)
     add_data_dir(t)
     add_data_source(t, "HC18")
-    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split and the training (default 0, as the chapter)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="override a seg_benchmark knob of the profile, e.g. --set epochs=4 (repeatable; not arch_options)")
+    add_seed(t, "seed of the split and the training (default 0, as the chapter)")
+    add_settings(t, "override a seg_benchmark knob of the profile, e.g. --set epochs=4 (repeatable; not arch_options)")
     t.add_argument("--model", type=Path, default=None, metavar="PATH",
                    help="where to save, a .pt file (default: build/models/seg_benchmark/<arch>.pt)")
     t.add_argument("--continue-from", type=Path, default=None, metavar="PATH", dest="continue_from",
@@ -107,17 +108,6 @@ def _model_path(path: Path | None, arch: str) -> Path:
     return path
 
 
-def _check_writable(path: Path) -> None:
-    import os
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FetalInputError(path, f"cannot create its folder ({exc.strerror})") from None
-    if path.is_dir() or not os.access(path.parent, os.W_OK):
-        raise FetalInputError(path, "is a folder" if path.is_dir() else "its folder is not writable")
-
-
 def _clean(value):
     """JSON-ready: NaN/inf -> None, numpy scalars -> Python ones, recursively."""
     if isinstance(value, dict):
@@ -132,10 +122,6 @@ def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -181,22 +167,22 @@ def handle_train(args: argparse.Namespace) -> int:
     if args.continue_from is not None:
         start, options = continuation_start(Path(args.continue_from), arch, settings)
         settings = {**settings, "arch_options": {**(settings.get("arch_options") or {}), arch: options}}
-    _check_writable(path)  # fail now, not after the training
+    check_writable(path)  # fail now, not after the training
 
     from fetal_lib.hc import pipeline as hc_pipeline
     from fetal_lib.model_card import save_torch
     from fetal_lib.seg_benchmark import pipeline
 
     data = hc_pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
-    _log(data.source.describe())
-    _log("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()))
-    _log(f"device: {pipeline.device_choice(settings)}")
-    _log(f"precision: {pipeline.train_config(settings, arch, args.seed).precision} ({pipeline.precision_choice(settings).reason})")
+    log(data.source.describe())
+    log("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()))
+    log(f"device: {pipeline.device_choice(settings)}")
+    log(f"precision: {pipeline.train_config(settings, arch, args.seed).precision} ({pipeline.precision_choice(settings).reason})")
     if start is not None:
-        _log(f"continuing {args.continue_from} ({start.epochs} epochs behind it) for {settings['epochs']} more epochs")
-    run = pipeline.run_arch(data, settings, arch, args.seed, progress=sys.stderr.isatty(), log=_log, initial=start)
+        log(f"continuing {args.continue_from} ({start.epochs} epochs behind it) for {settings['epochs']} more epochs")
+    run = pipeline.run_arch(data, settings, arch, args.seed, progress=sys.stderr.isatty(), log=log, initial=start)
     fit = run.trained.fit
-    _log(f"{arch}: {run.trained.parameters:,} parameters, {fit.seconds / 60:.1f} min, {run.trained.train_images_per_s:.1f} "
+    log(f"{arch}: {run.trained.parameters:,} parameters, {fit.seconds / 60:.1f} min, {run.trained.train_images_per_s:.1f} "
          f"training images/s, best epoch {fit.best_epoch} of {len(fit.history)}, threshold (validation) {run.hc_model.threshold:g}")
     pipeline.check_floor(run, data.source.is_phantom)  # BelowFloorError (exit 1): nothing is saved
     row = pipeline.summary_row(run, args.seed)
@@ -266,7 +252,7 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     settings = pipeline.profile_settings(args.profile)
     seed = args.seed if args.seed is not None else int((card.get("split") or {}).get("seed", 0))
     data = hc_pipeline.load_data(args.data_dir, args.data_source, seed, int(settings["max_images"]))
-    _log(data.source.describe())
+    log(data.source.describe())
     warning = _split_warning(card, data, seed)
     if warning:
         print(f"fetal: warning: {warning}", file=sys.stderr)

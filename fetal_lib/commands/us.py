@@ -6,7 +6,8 @@
     fetal us cv --task T [--folds 5] [--archs ARCHS] [--profile cpu] [--data-dir DIR] [--set KEY=VALUE ...]
 
 ``cv`` cross-validates the chapter's architectures on a task's training side (grouped folds; the
-test split untouched) and writes ``build/results/us_cv/<task>/``, whose choice chapter 3 deploys.
+test split untouched) and writes ``build/results/us_cv/<task>/``, which chapter 3 shows beside the
+model its validation split chose, for comparison (it never deploys by it).
 Another recipe's CV written to ``build/results/us_cv/<task>.<variant>/`` (``--results-dir``; e.g.
 ``--set head_crop_tasks=`` for whole images) is shown beside it in the chapter, never deployed.
 
@@ -29,15 +30,14 @@ written and the exit status is 1. TensorFlow is imported only when a sub-command
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
 import sys
 from pathlib import Path
 
-from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
-from fetal_lib.errors import FetalInputError
+from fetal_lib.commands.output import emit, report_error, table_text, warnings_of
+from fetal_lib.config.options import (
+    add_actions, add_chapter_profile, add_data_dir, add_data_source, add_format, add_seed, add_settings,
+)
 from fetal_lib.us.classifier import classifier_archs
 from fetal_lib.us.floor import FLOOR_MARGIN
 from fetal_lib.us.tasks import TASK_DESCRIPTIONS, TASKS
@@ -47,12 +47,11 @@ TASK_HELP = "; ".join(f"{t}: {d}" for t, d in TASK_DESCRIPTIONS.items())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("us", help="fetal ultrasound classification (chapter 3): classify images, train a model",
-                                   description="Fetal ultrasound classification (chapter 3): classify your own images with a "
-                                   "trained model (standard plane, brain plane, normal vs abnormal brain, anomaly type), or "
-                                   "train one as the chapter does. Tasks: " + TASK_HELP + ".")
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="us_command", metavar="ACTION")
+    sub = add_actions(subparsers, "us", dest="us_command",
+                      help="fetal ultrasound classification (chapter 3): classify images, train a model",
+                      description="Fetal ultrasound classification (chapter 3): classify your own images with a "
+                      "trained model (standard plane, brain plane, normal vs abnormal brain, anomaly type), or "
+                      "train one as the chapter does. Tasks: " + TASK_HELP + ".")
 
     c = sub.add_parser("classify", help="classify images; prints filename,predicted,confidence,p_<class>...",
                        description="Classify each image with a trained model and print one row per image: filename, "
@@ -73,67 +72,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        f"{FLOOR_MARGIN:g}; else nothing is saved and the exit status is 1), score the test split, and save "
                        "the model with its card. Prints a JSON summary.")
     t.add_argument("--task", choices=TASKS, default="planes", help="the task (default planes)")
-    add_profile(t, "knobs from profiles/<name>.yaml us_classification: (default cpu)")
+    add_chapter_profile(t, CHAPTER)
     add_data_dir(t)
     add_data_source(t, "the task's data set")
     t.add_argument("--arch", default=None, metavar="NAME",
                    help="network: plain_cnn, separable_cnn or xception (default: the first of the profile's archs)")
-    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split and the training (default 0, as the chapter)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="override a us_classification knob of the profile, e.g. --set epochs=5 (repeatable)")
+    add_seed(t, "seed of the split and the training (default 0, as the chapter)")
+    add_settings(t, "override a us_classification knob of the profile, e.g. --set epochs=5 (repeatable)")
     t.add_argument("--model", type=Path, default=None, metavar="PATH", help="where to save (default: build/models/us_<task>.keras)")
     t.set_defaults(func=handle_train)
 
     v = sub.add_parser("cv", help="grouped K-fold CV of the chapter's models on a task's training side (chooses the deployed one)",
                        description="Cross-validate each architecture on the training side of a task's grouped split (the "
                        "chapter's train and validation parts; its test split untouched), every image scored once out of fold, "
-                       "and write build/results/us_cv/<task>/ (metrics.json with the CV choice, tables), which chapter 3 reads "
-                       "to choose the deployed model. Prints the summary table.")
+                       "and write build/results/us_cv/<task>/ (metrics.json with the CV choice, tables), which chapter 3 shows beside "
+                       "the model its validation split chose (for comparison only). Prints the summary table.")
     v.add_argument("--task", choices=TASKS, required=True, help="the task")
     v.add_argument("--folds", type=int, default=5, metavar="K", help="grouped folds (default 5)")
     v.add_argument("--archs", default=None, metavar="ARCHS", help="comma-separated networks to compare (default: the profile's archs)")
-    add_profile(v, "knobs from profiles/<name>.yaml us_classification: (default cpu)")
+    add_chapter_profile(v, CHAPTER)
     add_data_dir(v)
     add_data_source(v, "the task's data set")
-    v.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, the folds and the training (default 0, as the chapter)")
-    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="override a us_classification knob of the profile (repeatable)")
+    add_seed(v, "seed of the split, the folds and the training (default 0, as the chapter)")
+    add_settings(v, "override a us_classification knob of the profile (repeatable)")
     v.add_argument("--results-dir", type=Path, default=None, metavar="DIR", help="where to write (default build/results/us_cv/<task>)")
     v.set_defaults(func=handle_cv)
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _error(path, problem: str) -> None:
-    print(f"fetal: error: {FetalInputError(path, problem)}", file=sys.stderr)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".") if math.isfinite(value) else "nan"
-    return str(value)
-
-
-def _table(rows: list[dict], columns: list[str], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps([{**{c: r[c] for c in columns}, "warnings": r.get("warnings", [])} for r in rows], indent=2) + "\n"
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow([_fmt(r[c]) for c in columns])
-    return buf.getvalue()
-
-
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        from fetal_lib.io import write_text_atomic
-
-        write_text_atomic(output, text)
 
 
 # ----------------------------------------------------------------------------- classify
@@ -149,7 +115,7 @@ def handle_classify(args: argparse.Namespace) -> int:
 
     ready, errors = read_images(args.images)  # cheap checks first: bad input is reported before the model loads
     for path, problem in errors:
-        _error(path, problem)
+        report_error(path, problem)
     if not ready:
         print(f"fetal: error: none of the {len(errors)} image(s) could be read; nothing classified", file=sys.stderr)
         return 2
@@ -158,23 +124,36 @@ def handle_classify(args: argparse.Namespace) -> int:
     for row in rows:
         for warning in row["warnings"]:
             print(f"fetal: warning: {row['filename']}: {warning}", file=sys.stderr)
-    _emit(_table(rows, classifier.columns, args.format), args.output)
+    emit(table_text(rows, classifier.columns, args.format, warnings_of(rows)), args.output)
     return 1 if errors else 0
 
 
 # ----------------------------------------------------------------------------- train
 
 
+def _task_data(args: argparse.Namespace, settings: dict):
+    """``args.task``'s settings, its head finder (None without head crops) and its data, with Keras
+    configured for ``args.seed``."""
+    from fetal_lib.training.keras import configure
+    from fetal_lib.us import pipeline
+    from fetal_lib.us.tasks import load_task
+
+    configure(threads=2, seed=args.seed)
+    settings = pipeline.task_settings(settings, args.task)
+    finder = pipeline.head_finder(settings) if settings["head_crop"] else None  # FetalInputError: exit 2
+    data = load_task(args.task, args.data_dir, args.data_source, args.seed)
+    print(data.source.describe(), file=sys.stderr)
+    return settings, finder, data
+
+
 def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.bench import profile_overrides
     from fetal_lib.paths import build_dir
     from fetal_lib.training.floor import check
-    from fetal_lib.training.keras import configure
     from fetal_lib.us import pipeline
     from fetal_lib.us.calibration import fit_temperature
     from fetal_lib.us.classifier import UsClassifier, default_model_path, parse_tta, scores
     from fetal_lib.us.floor import deployment_floor
-    from fetal_lib.us.tasks import load_task
     from fetal_lib.us.train import train
 
     overrides = profile_overrides(CHAPTER, args.settings)
@@ -190,11 +169,7 @@ def handle_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fetal: error: --set tta: {exc}", file=sys.stderr)
         return 2
-    configure(threads=2, seed=args.seed)
-    settings = pipeline.task_settings(settings, args.task)
-    finder = pipeline.head_finder(settings) if settings["head_crop"] else None  # FetalInputError: exit 2
-    data = load_task(args.task, args.data_dir, args.data_source, args.seed)
-    print(data.source.describe(), file=sys.stderr)
+    settings, finder, data = _task_data(args, settings)
     print(f"task {data.task}: {len(data.classes)} classes ({', '.join(data.classes)}); split (images/groups): "
           + ", ".join(f"{p} {len(v)}/{len(set(data.groups(p)))}" for p, v in data.parts.items()), file=sys.stderr)
     for note in data.notes:
@@ -255,10 +230,8 @@ def handle_cv(args: argparse.Namespace) -> int:
     from fetal_lib.bench import profile_overrides
     from fetal_lib.results import ChapterRun, data_status
     from fetal_lib.paths import build_dir
-    from fetal_lib.training.keras import configure
     from fetal_lib.us import cross_validation as cv
     from fetal_lib.us import pipeline
-    from fetal_lib.us.tasks import load_task
 
     overrides = profile_overrides(CHAPTER, args.settings)
     if overrides is None:
@@ -273,11 +246,7 @@ def handle_cv(args: argparse.Namespace) -> int:
         print(f"fetal: error: --archs: unknown network(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(classifier_archs())}",
               file=sys.stderr)
         return 2
-    configure(threads=2, seed=args.seed)
-    settings = pipeline.task_settings(settings, args.task)
-    finder = pipeline.head_finder(settings) if settings["head_crop"] else None  # FetalInputError: exit 2
-    data = load_task(args.task, args.data_dir, args.data_source, args.seed)
-    print(data.source.describe(), file=sys.stderr)
+    settings, finder, data = _task_data(args, settings)
     arrays, found = pipeline.load_inputs(data.items, settings, build_dir() / "cache" / "us", finder, progress=sys.stderr.isatty())
     if found is not None:
         print(f"head crop: a head found in {int(found.sum())} of {len(found)} images (the others are classified whole)", file=sys.stderr)

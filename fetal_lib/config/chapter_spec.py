@@ -11,7 +11,7 @@ the commands' ``--set`` read the same declaration.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 # The YAML value types a knob may take.
 KNOB_TYPES = (bool, int, float, str, dict, list)
@@ -122,3 +122,9 @@ class ChapterSpec:
             if k.name == name:
                 return k
         raise KeyError(f"unknown {self.id} setting {name!r}; known: {', '.join(sorted(self.knob_names()))}")
+
+    def typed(self, settings: Mapping[str, Any], *names: str) -> dict[str, Any]:
+        """``{name: settings[name]}`` for each of ``names``, converted to its knob's declared type
+        (``int(...)``, ``float(...)``, ``bool(...)``, ``str(...)``): the keyword arguments of a
+        training configuration whose fields are named as the knobs."""
+        return {name: self.knob(name).type(settings[name]) for name in names}

@@ -24,6 +24,25 @@ from fetal_lib.data.sources import SOURCES
 DATA_DIR_HELP = "data root (default: $FETAL_DATA_DIR, else ./data)"
 
 
+def add_actions(subparsers: argparse._SubParsersAction, name: str, help: str, description: str, dest: str,
+                metavar: str = "ACTION") -> argparse._SubParsersAction:
+    """A command made of actions (``fetal hc measure``, ``fetal hc train`` ...): its sub-parsers, under
+    ``args.<dest>``; the command alone prints its own help."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.set_defaults(_parser=parser)
+    return parser.add_subparsers(dest=dest, metavar=metavar)
+
+
+def add_seed(parser: argparse.ArgumentParser, help: str, default: int | None = 0) -> argparse.Action:
+    """``--seed N``; ``help`` says what it seeds."""
+    return parser.add_argument("--seed", type=int, default=default, metavar="N", help=help)
+
+
+def add_settings(parser: argparse.ArgumentParser, help: str) -> argparse.Action:
+    """``--set KEY=VALUE`` (repeatable) into ``args.settings``: knobs of the chapter's profile to override."""
+    return parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings", help=help)
+
+
 def add_data_dir(parser: argparse.ArgumentParser, note: str = "") -> argparse.Action:
     """``--data-dir DIR``; ``note`` is appended to the help (e.g. "; ignored by smoke (phantoms)")."""
     return parser.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP + note)
@@ -32,6 +51,11 @@ def add_data_dir(parser: argparse.ArgumentParser, note: str = "") -> argparse.Ac
 def add_profile(parser: argparse.ArgumentParser, help: str) -> argparse.Action:
     """``--profile {smoke,cpu,...}`` from the profile registry, default ``cpu``."""
     return parser.add_argument("--profile", choices=PROFILES, default="cpu", help=help)
+
+
+def add_chapter_profile(parser: argparse.ArgumentParser, chapter: str) -> argparse.Action:
+    """``--profile`` whose ``chapter:`` section gives the command its knobs (default ``cpu``)."""
+    return add_profile(parser, f"knobs from profiles/<name>.yaml {chapter}: (default cpu)")
 
 
 def add_data_source(parser: argparse.ArgumentParser, dataset: str) -> argparse.Action:

@@ -14,13 +14,12 @@ Age is in years; the split group is the subject.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fetal_lib.data.tables import read_csv_text
+from fetal_lib.data.tables import read_csv_rows
 from fetal_lib.errors import FetalInputError
 
 TISSUE_LABELS = {0: "background", 1: "CSF", 2: "GM", 3: "WM"}
@@ -85,17 +84,8 @@ def _sex(text: str, code: str, path: Path, line: int) -> str:
 
 def read_meta(path: Path, role: str) -> list[tuple[str, float, str]]:
     """One meta CSV -> [(subject_id, age_years, sex)]."""
-    text = read_csv_text(path)
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise FetalInputError(path, f"missing column(s) {missing}; header is {header}")
     out = []
-    for line, row in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        if not any(row.values()):
-            continue
+    for line, row in read_csv_rows(path, COLUMNS):
         subject = row["subject_id"]
         if not subject:
             raise FetalInputError(path, f"line {line}: empty subject_id")

@@ -15,7 +15,6 @@ The URL base is ``--base-url``, else ``$FETAL_FETCH_BASE_URL``, else the manifes
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fetal_lib.data.manifests import load_manifest, release_checksums
+from fetal_lib.io import file_digest
 from fetal_lib.paths import data_root
 
 DOWNLOAD_DIR = ".fetal-downloads"
@@ -61,14 +61,6 @@ def file_url(base_url: str, entry: dict[str, Any], manifest: dict[str, Any]) -> 
     """The URL of one download entry under ``base_url``."""
     suffix = manifest.get("download", {}).get("url_suffix", "")
     return f"{base_url.rstrip('/')}/{entry['name']}{suffix}"
-
-
-def _hash_file(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url: str, target: Path, *, progress: bool = False, timeout: float = 60.0) -> Path:
@@ -129,7 +121,7 @@ def _check_download(path: Path, entry: dict[str, Any], url: str) -> None:
     for algorithm in ("md5", "sha256"):
         expected = entry.get(algorithm)
         if expected:
-            got = _hash_file(path, algorithm)
+            got = file_digest(path, algorithm)
             if got != str(expected).lower():
                 raise FetchError(f"{url}: {algorithm} mismatch: got {got}, the release publishes {expected}")
 
@@ -247,7 +239,7 @@ def fetch(
                 shutil.copyfile(path, tmp / rel)
                 written.append(rel)
         if sums:
-            bad = [rel for rel in written if rel in sums and _hash_file(tmp / rel, "sha256") != sums[rel]]
+            bad = [rel for rel in written if rel in sums and file_digest(tmp / rel, "sha256") != sums[rel]]
             if bad:
                 shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
                 raise FetchError(f"{target}: {len(bad)} unpacked file(s) differ from the release's sha256 "

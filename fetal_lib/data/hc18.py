@@ -16,7 +16,6 @@ are the same fetus) and is the split group.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fetal_lib.data.tables import read_csv_text
+from fetal_lib.data.tables import positive_number, read_csv_rows
 from fetal_lib.errors import FetalInputError
 
 TRAIN_CSV = "training_set_pixel_size_and_HC.csv"
@@ -80,30 +79,11 @@ def annotation_name(filename: str) -> str:
 
 
 def _positive_float(value: str, csv_path: Path, line: int, column: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise FetalInputError(csv_path, f"line {line}: {column!r} is {value!r}, not a number") from None
-    if not math.isfinite(number) or number <= 0:
-        raise FetalInputError(csv_path, f"line {line}: {column!r} must be a positive number (got {value!r})")
-    return number
+    return positive_number(value, csv_path, f"line {line}: {column!r} is {value!r}, not a number",
+                           f"line {line}: {column!r} must be a positive number (got {value!r})")
 
 
-def read_csv(csv_path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """Read an HC18 CSV (CRLF or LF, optional BOM); check the header; return (line number, row)."""
-    text = read_csv_text(csv_path)
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise FetalInputError(csv_path, f"missing column(s) {missing}; header is {header}")
-    rows = []
-    for line, row in enumerate(reader, start=2):
-        clean = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        if not any(clean.values()):
-            continue
-        rows.append((line, clean))
-    return rows
+read_csv = read_csv_rows  # an HC18 CSV: (line number, row) with the header checked
 
 
 def load(root: str | Path, split: str = "train") -> list[HC18Record]:

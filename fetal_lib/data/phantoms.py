@@ -39,6 +39,7 @@ from typing import Callable
 
 import numpy as np
 from fetal_lib.data import DATASET_NAMES
+from fetal_lib.metrics.biometry import ellipse_perimeter
 
 NAMES = DATASET_NAMES
 SIZES = ("small", "medium")
@@ -104,12 +105,6 @@ def _write_nifti(path: Path, array_zyx: np.ndarray, spacing_xyz: tuple[float, fl
     if direction is not None:
         image.SetDirection(tuple(float(d) for d in direction))
     sitk.WriteImage(image, str(path), useCompression=True)
-
-
-def ramanujan_perimeter(a: float, b: float) -> float:
-    """Ellipse perimeter, Ramanujan's second approximation (same units as a, b)."""
-    h = ((a - b) / (a + b)) ** 2
-    return math.pi * (a + b) * (1 + 3 * h / (10 + math.sqrt(4 - 3 * h)))
 
 
 def _speckle(rng: np.random.Generator, shape: tuple[int, int], echo: np.ndarray, blur: float = 1.2) -> np.ndarray:
@@ -329,7 +324,7 @@ def _write_hc18(dest: Path, rng: np.random.Generator, scale: int) -> list[list[o
         cy = rng.uniform(min(a, 260) + 5, shape[0] - min(a, 260) - 5) if a < 265 else shape[0] / 2
         cy = float(np.clip(cy, b + 5, shape[0] - b - 5)) if 2 * b + 10 < shape[0] else shape[0] / 2
         _write_png(folder / filename, _hc18_image(rng, shape, cx, cy, a, b, angle))
-        hc = round(ramanujan_perimeter(a, b) * pixel, 2)
+        hc = round(ellipse_perimeter(a, b) * pixel, 2)
         if split == "train":
             outline = np.zeros(shape, np.uint8)
             cv2.ellipse(outline, ((float(cx), float(cy)), (2 * a, 2 * b), float(angle)), 255, 3, cv2.LINE_8)

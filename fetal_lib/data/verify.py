@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import math
 import os
@@ -30,6 +29,7 @@ from typing import Any, Iterable
 
 from fetal_lib.data import manifests as _manifests
 from fetal_lib.errors import FetalInputError
+from fetal_lib.io import file_sha256
 from fetal_lib.paths import data_root
 
 COMPLETE, PARTIAL, MISSING = "complete", "partial", "missing"
@@ -173,20 +173,12 @@ def _list_files(root: Path) -> list[str]:
     return sorted(out)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_checksum(job: _Job, result: _Result) -> bool | None:
     """Compare the file's SHA-256 with the manifest's; return whether it matches (None: no checksum)."""
     if not job.sha256:
         return None
     try:
-        got = _sha256(job.path)
+        got = file_sha256(job.path)
     except OSError as exc:
         result.problems.append(f"{job.path}: unreadable ({exc.strerror or exc})")
         return None

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from fetal_lib.ga_mri import pipeline
 from fetal_lib.training.floor import BelowFloorError, Floor
+
+if TYPE_CHECKING:
+    from fetal_lib.ga_mri.chapter import ChapterStart
 
 FLOOR_METRIC = "protocol-1 network MAE per volume"
 FLOOR_ADVICE = ("The floor is the MAE of predicting the training volumes' mean age, under the same folds. Train longer "
@@ -121,3 +124,28 @@ def train_deployable(settings: dict[str, Any], profile: str, data_dir: str | Non
             "training": {"epochs": config.epochs, "epochs_run": fit.epochs_run, "precision": config.precision,
                          "deployed_seconds": round(fit.seconds, 1), "protocol1_seconds": round(p1.run.seconds, 1)},
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def from_book(ch: "ChapterStart", samples, p1: pipeline.ByVolume, results) -> tuple[Path | None, Any]:
+    """The chapter's last step: below the floor, a warning in the run and nothing deployed; else, with
+    the knob ``save_model`` and real data, the network trained on every volume saved with its card at
+    :func:`fetal_lib.ga_mri.predictor.default_model_path` (``results``: the chapter's results table, for the
+    warning). Returns (the saved path or None, the deployed fit or None)."""
+    from fetal_lib.ga_mri.predictor import GaPredictor, default_model_path
+    from fetal_lib.ga_mri.report import results_row
+    from fetal_lib.paths import shown
+
+    if not passes_floor(p1):
+        net, mean = results_row(results, "by volume", "network", "volume"), results_row(results, "by volume", "training_mean")
+        ch.run.warn(f"Protocol 1's network ({net['MAE (days)']} days) does not beat the training mean ({mean['MAE (days)']} days): "
+                    "no model deployed.")
+        return None, None
+    if not (ch.settings["save_model"] and not ch.source.is_phantom):
+        print("model not saved (phantom data or save_model=False)")
+        return None, None
+    fit = pipeline.train_deployed(samples, ch.settings, ch.seed)
+    predictor = GaPredictor(fit.model, ch.prep)
+    saved = predictor.save(default_model_path(), card(predictor, ch.profile, ch.settings, ch.seed, ch.source, ch.volumes, fit, p1,
+                                                      "fetal book"))
+    print(f"saved {shown(saved)}")
+    return saved, fit

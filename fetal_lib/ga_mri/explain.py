@@ -34,3 +34,27 @@ def gradcam_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
     from fetal_lib.explain.gradcam_keras import gradcam
 
     return {p: gradcam(model, gradcam_layer(p), [np.asarray(a, np.float32) for a in inputs], target="regression") for p in PLANES}
+
+
+def held_out_maps(p1, samples, volumes, chosen, centre: int) -> dict:
+    """The arguments of :func:`fetal_lib.ga_mri.report.explain_figure` for volumes ``chosen`` (indices):
+    each volume's matched slices at offset index ``centre`` seen by the protocol-1 network that did NOT
+    train on it (``p1``: :class:`fetal_lib.ga_mri.pipeline.ByVolume` run with ``keep_models``), its
+    attention maps, Grad-CAM and predicted age (days)."""
+    att_rows, cam_rows, inputs_rows, pred_rows = [], [], [], []
+    for i in chosen:
+        k = next(f for f, (_, te) in enumerate(p1.folds) if volumes[i].id in set(samples.group[te]))
+        model = p1.run.models[k]
+        x = [volumes[i].slices[p][centre][None, ..., None].astype(np.float32) for p in PLANES]
+        att_rows.append(attention_maps(model, x))
+        cam_rows.append(gradcam_maps(model, x))
+        inputs_rows.append(x)
+        pred_rows.append(float(model.predict(x, verbose=0).reshape(-1)[0]))
+
+    def stack(parts):
+        return {p: np.concatenate([d[p] for d in parts]) for p in PLANES}
+
+    return {"names": [volumes[i].name for i in chosen],
+            "inputs": [np.concatenate([x[j] for x in inputs_rows]) for j in range(len(PLANES))],
+            "attention": stack(att_rows), "cams": stack(cam_rows), "predicted_days": pred_rows,
+            "true_days": [volumes[i].ga_days for i in chosen]}

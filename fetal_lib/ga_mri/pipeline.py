@@ -22,7 +22,7 @@ from fetal_lib.ga_mri.samples import DAYS_PER_WEEK, SampleSet
 from fetal_lib.ga_mri.spec import SPEC
 
 CHAPTER = "fetal_mri_ga"
-DATASETS = ("fetal_brain_atlases", "feta")
+DATASETS = SPEC.knob("dataset").choices  # the datasets the chapter can read (declared in its spec)
 
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,9 +34,9 @@ def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> d
 
 def precision_choice(settings: dict[str, Any], flags=None):
     """The Keras training precision the ``precision`` knob resolves to where Keras computes (its GPU, else this CPU or ``flags``)."""
-    from fetal_lib.training import precision as precision_mod
+    from fetal_lib.training.precision import resolve_knobs_for_keras
 
-    return precision_mod.resolve_for_keras(str(settings["precision"]), flags, xla=bool(settings.get("jit_compile")))
+    return resolve_knobs_for_keras(settings, flags)
 
 
 def preprocess_config(settings: dict[str, Any]):
@@ -54,14 +54,8 @@ def train_config(settings: dict[str, Any], seed: int = 0):
 
     return GaTrainConfig(
         options=dict(settings.get("arch_options") or {}),
-        size=int(settings["size"]),
-        epochs=int(settings["epochs"]),
-        batch_size=int(settings["batch_size"]),
-        learning_rate=float(settings["learning_rate"]),
-        huber_delta_days=float(settings["huber_delta_days"]),
-        augment=bool(settings["augment"]),
+        **SPEC.typed(settings, "size", "epochs", "batch_size", "learning_rate", "huber_delta_days", "augment", "jit_compile"),
         precision=precision_choice(settings).precision,
-        jit_compile=bool(settings["jit_compile"]),
         seed=int(seed),
         weights_path=str(settings.get("vgg16_weights") or "") or None,
     )

@@ -153,3 +153,90 @@ def network_vs_baselines_sentence(results: pd.DataFrame, protocol: str) -> str:
     return (f"Under {protocol}, the network ({n['MAE (days)']:.1f} days, CI {n['MAE 95% CI']}) {verdict} the best volume baseline, "
             f"{b['model']} ({b['MAE (days)']:.1f} days, CI {b['MAE 95% CI']}); with {int(n['volumes'])} volumes the intervals say how "
             "far that difference can be trusted.")
+
+
+def volumes_sentence(volume_table: pd.DataFrame, n_samples: int, prep) -> str:
+    """The volumes per family, their GA range (weeks), the samples and their size, the volumes cut by the field of view."""
+    families = ", ".join(f"{k}: {n}" for k, n in volume_table["family"].value_counts().sort_index().items())
+    return (f"{len(volume_table)} volumes ({families}), GA {volume_table['ga_weeks'].min():g}-{volume_table['ga_weeks'].max():g} "
+            f"weeks; {n_samples} samples of {prep.size}x{prep.size} pixels ({prep.spacing_mm:.2f} mm) per plane; brain cut by the "
+            f"field of view in {int(volume_table['cropped'].sum())} volume(s).")
+
+
+def shared_sentence(groups: Sequence[str], leaky_folds, grouped_folds) -> str:
+    """How many (fold, volume) pairs have samples on both sides, under protocol 3 and under protocol 1."""
+    from fetal_lib.ga_mri.protocols import shared_volumes
+
+    return (f"Volumes with samples on both sides of a fold: {shared_volumes(groups, leaky_folds)} (fold x volume pairs) in "
+            f"protocol 3, {shared_volumes(groups, grouped_folds)} in protocol 1.")
+
+
+def results_row(results: pd.DataFrame, protocol: str, model: str, unit: str | None = None) -> pd.Series:
+    """The first row of the results table for ``protocol``, ``model`` (and ``unit``, "volume" or "sample")."""
+    keep = (results["protocol"] == protocol) & (results["model"] == model)
+    if unit is not None:
+        keep &= results["scored per"] == unit
+    return results[keep].iloc[0]
+
+
+def best_baseline(pred: Mapping[str, np.ndarray], ga_days: np.ndarray) -> str:
+    """The baseline with the lowest MAE over the volumes it predicted (the first on a tie)."""
+    return max(pred, key=lambda k: -np.nanmean(np.abs(pred[k] - ga_days)))
+
+
+def scatter_panels(p1, cross, leaky, samples, volumes: Sequence[Any]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The panels of :func:`scatter_figure`: protocol 1's network (per volume) and best baseline, protocol 2's
+    network (per volume, where it ran), protocol 3's network (per tested sample)."""
+    ga_days = np.array([v.ga_days for v in volumes])
+    best = best_baseline(p1.baseline_pred, ga_days)
+    panels = {"by volume: network": (p1.volumes["ga_days"], p1.volumes["predicted_days"], p1.volumes["family"]),
+              f"by volume: {best}": (ga_days, p1.baseline_pred[best], np.array([v.atlas for v in volumes]))}
+    if cross is not None:
+        panels["across families: network"] = (cross.volumes["ga_days"], cross.volumes["predicted_days"], cross.volumes["family"])
+    tested = np.isfinite(leaky.run.predicted_days)
+    panels["samples at random: network"] = (samples.ga_days[tested], leaky.run.predicted_days[tested], samples.atlas[tested])
+    return panels
+
+
+def training_curves(p1, cross, leaky) -> dict[str, list[dict]]:
+    """The histories :func:`curves_figure` draws: protocol 1, protocol 3, then protocol 2 where it ran."""
+    curves = {"by volume": p1.run.histories, "samples at random": leaky.run.histories}
+    if cross is not None:
+        curves["across families"] = cross.run.histories
+    return curves
+
+
+HEADLINE = ("ga_mae_days_by_volume", "ga_r2_by_volume", "ga_mae_days_leaky_split")
+
+
+def metrics_document(ch, samples, p1, cross, leaky, results: pd.DataFrame, per_fold: pd.DataFrame, leak: pd.DataFrame,
+                     volume_table: pd.DataFrame, saved=None, deployed_fit=None) -> dict[str, Any]:
+    """The chapter's ``metrics.json`` metrics (:data:`HEADLINE` first): ``ch`` the set-up
+    (:class:`fetal_lib.ga_mri.chapter.ChapterStart`), the protocols' runs, the tables, the deployed model's path and fit."""
+    import time
+
+    from fetal_lib import anchors
+
+    net = results_row(results, "by volume", "network", "volume")
+    weights = ch.settings["vgg16_weights"]
+    return {
+        "ga_mae_days_by_volume": float(net["MAE (days)"]), "ga_r2_by_volume": float(net["R2"]),
+        "ga_mae_days_leaky_split": float(leaky.scores["mae_days"]),
+        "results": results.to_dict("records"),
+        "per_fold": per_fold.to_dict("records"),
+        "leak_demonstration": leak.to_dict("records"),
+        "volumes": volume_table.to_dict("records"),
+        "n_volumes": len(ch.volumes),
+        "n_samples": len(samples),
+        "vgg16_weights": str(weights) if weights else "random initialisation",
+        "training_seconds": float(p1.run.seconds + leaky.run.seconds + (cross.run.seconds if cross is not None else 0.0)
+                                  + (deployed_fit.seconds if deployed_fit is not None else 0.0)),
+        "train_images_per_s": p1.run.train_images_per_s,
+        "training": {"protocol1": p1.run.histories, "protocol3": leaky.run.histories,
+                     "protocol2": cross.run.histories if cross is not None else None},
+        "precision_choice": ch.precision.to_dict(),
+        "model_path": str(saved) if saved else None,
+        "deployed": bool(saved),
+        "anchors": {a.key: a.to_dict() for a in anchors.for_chapter("fetal_mri_ga")},
+        "chapter_seconds": time.perf_counter() - ch.t_start,
+    }

@@ -100,7 +100,7 @@ def refiner_data(first: HCModel, train_records: Sequence, val_records: Sequence,
 def refiner_batches(data: RefinerData, band: BandConfig, jitter_config: JitterConfig, batch_size: int, seed: int,
                     intensity: bool = True, workers: int = 1):
     """Shuffled batches of bands drawn around jittered first-stage ellipses (intensity-augmented)."""
-    from fetal_lib.hc.augment import AugmentConfig, random_intensity
+    from fetal_lib.transforms.augment import AugmentConfig, random_intensity
     from fetal_lib.training.keras_batches import SampledBatches
 
     augment = AugmentConfig()

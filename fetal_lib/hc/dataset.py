@@ -21,8 +21,8 @@ import numpy as np
 
 from fetal_lib.data.hc18 import HC18Record, load_mask
 from fetal_lib.data.imaging import read_image_gray
-from fetal_lib.hc.augment import AugmentConfig, augment_pair
-from fetal_lib.hc.preprocess import letterbox
+from fetal_lib.transforms.augment import AugmentConfig, augment_pair
+from fetal_lib.transforms.letterbox import letterbox
 
 MASK_MODES = ("filled", "outline")
 
@@ -94,7 +94,7 @@ def mm_per_input_pixel(records: Sequence[HC18Record], out_shape: tuple[int, int]
     weighting each image's loss by it makes the training loss count errors in mm, as the
     HC metric does, rather than in network pixels.
     """
-    from fetal_lib.hc.preprocess import letterbox_geometry
+    from fetal_lib.transforms.letterbox import letterbox_geometry
 
     out = np.empty(len(records), np.float64)
     for i, rec in enumerate(records):
@@ -113,7 +113,7 @@ def training_batches(
     weights: np.ndarray | None = None,
     workers: int = 1,
 ):
-    """Shuffled, augmented (:func:`fetal_lib.hc.augment.augment_pair`) batches for ``model.fit`` on any
+    """Shuffled, augmented (:func:`fetal_lib.transforms.augment.augment_pair`) batches for ``model.fit`` on any
     Keras backend: a :class:`fetal_lib.training.keras_batches.ShuffledBatches`.
 
     Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches; the few images

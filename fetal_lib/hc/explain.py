@@ -24,7 +24,7 @@ def gradcam(hc_model, image: np.ndarray, layer: str = GRADCAM_LAYER) -> np.ndarr
     """
     from fetal_lib.explain.gradcam_keras import gradcam as keras_gradcam
     from fetal_lib.explain.targets import Target
-    from fetal_lib.hc.preprocess import letterbox, unletterbox
+    from fetal_lib.transforms.letterbox import letterbox, unletterbox
 
     x, geometry = letterbox(image, hc_model.input_shape)
     maps = keras_gradcam(hc_model.model, layer, x[None, ..., None], Target("segmentation", threshold=hc_model.threshold))

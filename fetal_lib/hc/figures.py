@@ -144,3 +144,18 @@ def calibration_fit(splits, calibration):
     axes[0, 0].set_ylabel("(raw - reference) / reference (%)")
     fig.tight_layout()
     return fig
+
+
+def gradcam_first_stage(df, records_by_name, hc_model, n_worst: int = 5):
+    """:func:`gradcam_cases` of the first stage, on the whole image."""
+    return gradcam_cases(df, records_by_name, hc_model, n_worst=n_worst,
+                         title="First stage: Grad-CAM (U-Net bottleneck; target: logit inside the predicted head)")
+
+
+def gradcam_second_stage(df, records_by_name, stage, n_worst: int = 5):
+    """:func:`gradcam_cases` of the second stage (``stage``: a :class:`~fetal_lib.hc.second_stage.SecondStage`;
+    its :attr:`~fetal_lib.hc.second_stage.SecondStage.explained` cascade), computed on the skull band and mapped back."""
+    from fetal_lib.hc.explain import gradcam_second_stage as explain
+
+    return gradcam_cases(df, records_by_name, stage.explained, n_worst=n_worst, explain=explain,
+                         title="Second stage: Grad-CAM on the skull band (bottleneck; target: logit inside the head)")

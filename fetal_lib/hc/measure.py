@@ -16,11 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
+from fetal_lib.data.tables import positive_number
 from fetal_lib.errors import FetalInputError
 from fetal_lib.hc import postprocess
 from fetal_lib.hc.band import BandConfig, band_to_image, sample_band
 from fetal_lib.hc.calibration import SizeCalibration
-from fetal_lib.hc.preprocess import letterbox, unletterbox
+from fetal_lib.transforms.letterbox import letterbox, unletterbox
 from fetal_lib.metrics.biometry import Ellipse, ellipse_to_hc18_row, head_circumference_mm
 
 HC18_COLUMNS = ("filename", "center_x_mm", "center_y_mm", "semi_axes_a_mm", "semi_axes_b_mm", "angle_rad")
@@ -70,13 +71,8 @@ def check_pixel_size(path: str | Path, pixel_size_mm: float | None) -> float:
     """A positive finite pixel size in mm, or a FetalInputError naming the image."""
     if pixel_size_mm is None:
         raise FetalInputError(path, "no pixel size given (use --pixel-size MM or --pixel-sizes CSV listing this file)")
-    try:
-        value = float(pixel_size_mm)
-    except (TypeError, ValueError):
-        raise FetalInputError(path, f"pixel size {pixel_size_mm!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise FetalInputError(path, f"pixel size must be a positive number of mm, got {pixel_size_mm}")
-    return value
+    return positive_number(pixel_size_mm, path, f"pixel size {pixel_size_mm!r} is not a number",
+                           f"pixel size must be a positive number of mm, got {pixel_size_mm}")
 
 
 class HCModel:

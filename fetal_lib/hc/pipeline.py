@@ -18,10 +18,6 @@ from fetal_lib.training import precision as precision_mod
 from fetal_lib.training.floor import Floor
 from fetal_lib.hc.spec import SPEC
 
-# Knobs that take one of a few words.
-CHOICES: dict[str, tuple[str, ...]] = {"loss_weight": ("none", "mm_per_pixel"), "precision": precision_mod.choices("keras"),
-                                       "second_combine": ("auto", "refined", "mean")}
-
 # The sanity floor of the deployed model, on the validation split (fetal_lib.training.floor):
 # below it the chapter and `fetal hc train` stop and deploy nothing. Real HC18: a working
 # model scores Dice 0.97 and an HC error near 2 mm; the published cpu profile, cut short by a
@@ -52,16 +48,17 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``["augment_vflip=false", "epochs=12"]`` -> typed overrides of the hc18 knobs.
 
     Raises:
-        ValueError: not ``KEY=VALUE``, an unknown key, or a value of the wrong type.
+        ValueError: not ``KEY=VALUE``, an unknown key, a value of the wrong type, or a word not
+            among the knob's declared choices (:data:`fetal_lib.hc.spec.SPEC`).
     """
     from fetal_lib.config.profiles import parse_overrides as parse
 
-    return parse(SPEC, items, CHOICES)
+    return parse(SPEC, items)
 
 
 def precision_choice(settings: dict[str, Any], flags=None) -> "precision_mod.PrecisionChoice":
     """The Keras training precision the ``precision`` setting resolves to where Keras computes (its GPU, else this CPU or ``flags``)."""
-    return precision_mod.resolve_for_keras(str(settings["precision"]), flags, xla=bool(settings.get("jit_compile")))
+    return precision_mod.resolve_knobs_for_keras(settings, flags)
 
 
 def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, **changes) -> "TrainConfig":
@@ -72,16 +69,10 @@ def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, *
     config = TrainConfig(
         input_shape=(int(settings[f"{prefix}input_rows"]), int(settings[f"{prefix}input_cols"])),
         filters=int(settings[f"{prefix}filters"]),
-        depth=int(settings["depth"]),
         epochs=int(settings[f"{prefix}epochs"]),
-        batch_size=int(settings["batch_size"]),
-        learning_rate=float(settings["learning_rate"]),
         time_budget_s=float(settings[f"{prefix}time_budget_s"]) if settings.get(f"{prefix}time_budget_s") else None,
-        augment=bool(settings["augment"]),
-        augment_vflip=bool(settings["augment_vflip"]),
-        loss_weight=str(settings["loss_weight"]),
+        **SPEC.typed(settings, "depth", "batch_size", "learning_rate", "augment", "augment_vflip", "loss_weight", "jit_compile"),
         precision=precision_choice(settings).precision,
-        jit_compile=bool(settings["jit_compile"]),
         seed=int(seed),
     )
     for key, value in changes.items():

@@ -255,3 +255,78 @@ def second_stage_sentence(choice_table) -> str:
             + f". Deployed: **{chosen['variant']}** (the lowest validation error"
             + (f"; below the sanity floor and never deployable: {', '.join(below)}" if below else "") + ").")
     return text
+
+
+def split_table(data) -> Any:
+    """Per part of the subject-level split (:class:`~fetal_lib.hc.pipeline.HCData`): images, subjects,
+    median and range of the reference HC (mm)."""
+    import pandas as pd
+
+    rows = []
+    for name, idx in data.parts.items():
+        hc = [data.records[i].hc_mm for i in idx]
+        rows.append({"part": name, "images": len(idx), "subjects": len({data.records[i].subject_id for i in idx}),
+                     "HC median (mm)": float(np.median(hc)), "HC range (mm)": f"{min(hc):.0f}-{max(hc):.0f}"})
+    return pd.DataFrame(rows)
+
+
+ELLIPSE_COLUMNS = ("cx", "cy", "a", "b", "angle_rad")  # the fitted ellipse in original pixels: in metrics, not in the page's table
+
+
+def per_image_table(df) -> Any:
+    """:func:`fetal_lib.hc.pipeline.evaluate`'s table without the ellipse's parameters."""
+    return df.drop(columns=[c for c in ELLIPSE_COLUMNS if c in df])
+
+
+def test_sentence(summary: Mapping[str, Any]) -> str:
+    """Misses and flagged fits on the test split, and where the anchors beside it come from."""
+    return (f"No head found on {summary['n_no_head_found']} of {summary['n_images']} test images; {summary['n_flagged']} "
+            f"fits flagged by the checks (ellipse disagreeing with the region, or implausible axis ratio). {anchors_note()} "
+            "Challenge: van den Heuvel et al., PLOS ONE 2018.")
+
+
+def second_stage_note(stage) -> str:
+    """:func:`second_stage_sentence` of ``stage`` (a :class:`~fetal_lib.hc.second_stage.SecondStage`), or
+    (None) that the second stage is off in this run."""
+    if stage is None:
+        return "The second stage is off in this run (`second_stage = False`): the first stage alone is measured and deployed."
+    return second_stage_sentence(stage.choice_table)
+
+
+NO_CV = ("No cross-validation of this recipe was found (`build/results/hc18_cv/metrics.json`): "
+         "run `fetal hc cv --profile cpu` to measure it.")
+
+
+def cv_sentence(cv_doc: Mapping[str, Any], recipe_differences: Sequence[str]) -> str:
+    """Which ``fetal hc cv`` run is shown (folds, date, commit, phantom or not) and whether its recipe is this chapter's."""
+    prov = cv_doc["provenance"]
+    return (f"`fetal hc cv`, {cv_doc['metrics']['folds']} folds, run {prov['started_utc']} at commit "
+            f"`{str((prov.get('git') or {}).get('sha', 'unknown'))[:10]}`{' on PHANTOM data' if prov.get('on_phantom') else ''}. "
+            + ("Same recipe as this chapter." if not recipe_differences else
+               "**Not the same recipe as this chapter**: " + "; ".join(recipe_differences) + "."))
+
+
+def fit_sentence(split_errors) -> str:
+    """The mean HC error on the training images against the test split (rows 0 and 2 of
+    :func:`fetal_lib.hc.pipeline.error_table`), with :func:`~fetal_lib.hc.pipeline.fit_verdict`."""
+    from fetal_lib.hc.pipeline import fit_verdict
+
+    train_mean = float(split_errors.loc[0, "HC |diff| mean (mm)"])
+    test_mean = float(split_errors.loc[2, "HC |diff| mean (mm)"])
+    return (f"Mean HC error on the training images {train_mean:.2f} mm, on the test split {test_mean:.2f} mm "
+            f"(validation, which chose the epoch and the threshold, is shown but not judged): "
+            f"{fit_verdict(train_mean, test_mean)}.")
+
+
+def no_calibration_sentence(n_found: int) -> str:
+    return f"No calibration could be fitted ({n_found} validation images with a head; too few)."
+
+
+def audit_cap_warning(audit_table, settings: Mapping[str, Any]) -> str | None:
+    """The warning when a wall-time cap ended an audit arm before its epochs (the arms' budgets then differ); None otherwise."""
+    epochs = settings["audit_epochs"]
+    capped = audit_table.loc[audit_table["epochs run"] < epochs, "arm"].tolist()
+    if not capped:
+        return None
+    return (f"The wall-time cap `audit_time_budget_s = {settings['audit_time_budget_s']:g}` ended the audit arm(s) {', '.join(capped)} "
+            f"before their {epochs} epochs: the arms no longer had an equal budget. Set `audit_time_budget_s = 0`.")

@@ -71,6 +71,11 @@ class SecondStage:
         """The cascade to deploy, or None when the first stage alone is."""
         return self.candidates.get(self.chosen)
 
+    @property
+    def explained(self) -> CascadeHCModel:
+        """The cascade whose second stage the chapter explains: the refined map alone, else the first variant."""
+        return self.candidates.get(variant_name("refined")) or next(iter(self.candidates.values()))
+
 
 def train_second_stage(data, trained, settings: dict[str, Any], seed: int, is_phantom: bool, progress: bool = False,
                        val_first_probs=None) -> SecondStage:

@@ -49,8 +49,8 @@ class TrainConfig:
                           compile=self.jit_compile, seed=self.seed, checkpoint="best")
 
     def augment_config(self):
-        """The :class:`~fetal_lib.hc.augment.AugmentConfig` this run trains with (training and bench alike)."""
-        from fetal_lib.hc.augment import AugmentConfig
+        """The :class:`~fetal_lib.transforms.augment.AugmentConfig` this run trains with (training and bench alike)."""
+        from fetal_lib.transforms.augment import AugmentConfig
 
         return AugmentConfig(flip_ud=bool(self.augment_vflip))
 

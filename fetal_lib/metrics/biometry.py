@@ -212,52 +212,31 @@ def _check_pixel_size(pixel_size_mm: float) -> float:
 
 
 def head_circumference_mm(ellipse: Ellipse, pixel_size_mm: float) -> float:
-    """Head circumference: the ellipse perimeter (Ramanujan II) in mm.
+    """Head circumference (mm): the ellipse perimeter (Ramanujan II) times the pixel size.
 
-    Args:
-        ellipse: fitted head ellipse, pixels.
-        pixel_size_mm: isotropic pixel size, mm per pixel.
-
-    Returns:
-        HC in mm.
-
-    Raises:
-        ValueError: pixel size not positive.
+    ``ellipse``: the fitted head ellipse (pixels); ``pixel_size_mm``: isotropic pixel size, mm per pixel
+    (ValueError if not positive).
     """
     return ellipse_perimeter(ellipse.a, ellipse.b) * _check_pixel_size(pixel_size_mm)
 
 
 def bpd_mm(ellipse: Ellipse, pixel_size_mm: float) -> float:
-    """Biparietal diameter as the minor axis length 2b of the head ellipse, in mm.
+    """Biparietal diameter (mm) as the minor axis length 2b of the head ellipse.
 
     (Clinically BPD is taken outer-to-inner edge of the skull; on an ellipse fitted to the
     skull outline this is the usual approximation.)
 
-    Args:
-        ellipse: fitted head ellipse, pixels.
-        pixel_size_mm: isotropic pixel size, mm per pixel.
-
-    Returns:
-        BPD in mm.
-
-    Raises:
-        ValueError: pixel size not positive.
+    ``ellipse``: the fitted head ellipse (pixels); ``pixel_size_mm``: isotropic pixel size, mm per pixel
+    (ValueError if not positive).
     """
     return 2.0 * ellipse.b * _check_pixel_size(pixel_size_mm)
 
 
 def ofd_mm(ellipse: Ellipse, pixel_size_mm: float) -> float:
-    """Occipitofrontal diameter as the major axis length 2a of the head ellipse, in mm.
+    """Occipitofrontal diameter (mm) as the major axis length 2a of the head ellipse.
 
-    Args:
-        ellipse: fitted head ellipse, pixels.
-        pixel_size_mm: isotropic pixel size, mm per pixel.
-
-    Returns:
-        OFD in mm.
-
-    Raises:
-        ValueError: pixel size not positive.
+    ``ellipse``: the fitted head ellipse (pixels); ``pixel_size_mm``: isotropic pixel size, mm per pixel
+    (ValueError if not positive).
     """
     return 2.0 * ellipse.a * _check_pixel_size(pixel_size_mm)
 

@@ -64,17 +64,9 @@ def _ratio(num: int, den: int, both_empty: bool) -> float:
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Dice similarity coefficient 2|P∩R| / (|P|+|R|).
+    """Dice similarity coefficient 2|P∩R| / (|P|+|R|) in [0, 1]; 1.0 when both masks are empty.
 
-    Args:
-        pred: predicted binary mask (bool or 0/1), any shape.
-        ref: reference binary mask, same shape.
-
-    Returns:
-        Dice in [0, 1]; 1.0 when both masks are empty.
-
-    Raises:
-        ValueError: shapes differ or a mask is not binary.
+    ``pred`` and ``ref``: binary masks (bool or 0/1) of one shape (ValueError otherwise).
     """
     p, r = _pair(pred, ref)
     inter = int(np.count_nonzero(p & r))
@@ -83,17 +75,9 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def iou(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Intersection over union (Jaccard index) |P∩R| / |P∪R|.
+    """Intersection over union (Jaccard index) |P∩R| / |P∪R| in [0, 1]; 1.0 when both masks are empty.
 
-    Args:
-        pred: predicted binary mask (bool or 0/1).
-        ref: reference binary mask, same shape.
-
-    Returns:
-        IoU in [0, 1]; 1.0 when both masks are empty.
-
-    Raises:
-        ValueError: shapes differ or a mask is not binary.
+    ``pred`` and ``ref``: binary masks (bool or 0/1) of one shape (ValueError otherwise).
     """
     p, r = _pair(pred, ref)
     inter = int(np.count_nonzero(p & r))
@@ -102,17 +86,10 @@ def iou(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def recall(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Sensitivity (recall) TP / (TP + FN) = |P∩R| / |R|.
+    """Sensitivity (recall) TP / (TP + FN) = |P∩R| / |R| in [0, 1]; 1.0 when both masks are empty, 0.0
+    when only the reference is empty.
 
-    Args:
-        pred: predicted binary mask (bool or 0/1).
-        ref: reference binary mask, same shape.
-
-    Returns:
-        Recall in [0, 1]; 1.0 when both are empty, 0.0 when only the reference is empty.
-
-    Raises:
-        ValueError: shapes differ or a mask is not binary.
+    ``pred`` and ``ref``: binary masks (bool or 0/1) of one shape (ValueError otherwise).
     """
     p, r = _pair(pred, ref)
     sr = int(np.count_nonzero(r))
@@ -120,17 +97,10 @@ def recall(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def precision(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Precision (positive predictive value) TP / (TP + FP) = |P∩R| / |P|.
+    """Precision (positive predictive value) TP / (TP + FP) = |P∩R| / |P| in [0, 1]; 1.0 when both masks
+    are empty, 0.0 when only the prediction is empty.
 
-    Args:
-        pred: predicted binary mask (bool or 0/1).
-        ref: reference binary mask, same shape.
-
-    Returns:
-        Precision in [0, 1]; 1.0 when both are empty, 0.0 when only the prediction is empty.
-
-    Raises:
-        ValueError: shapes differ or a mask is not binary.
+    ``pred`` and ``ref``: binary masks (bool or 0/1) of one shape (ValueError otherwise).
     """
     p, r = _pair(pred, ref)
     sp = int(np.count_nonzero(p))
@@ -225,28 +195,29 @@ def _empty_case(p: np.ndarray, r: np.ndarray) -> float | None:
     return None
 
 
-def hausdorff_mm(pred: np.ndarray, ref: np.ndarray, spacing: float | Sequence[float] | None = None) -> float:
-    """Symmetric Hausdorff distance between the two surfaces, in mm.
-
-    Args:
-        pred: predicted binary mask, 2D or 3D.
-        ref: reference binary mask, same shape.
-        spacing: voxel size in mm per array axis (numpy order); default 1.0.
-
-    Returns:
-        max(max d(pred->ref), max d(ref->pred)) in mm; 0.0 if both masks are empty,
-        ``inf`` if exactly one is empty.
-
-    Raises:
-        ValueError: shapes differ, a mask is not binary, or spacing is invalid.
-    """
+def _directed_distances(pred: np.ndarray, ref: np.ndarray,
+                        spacing) -> tuple[float | None, np.ndarray | None, np.ndarray | None]:
+    """``(None, pred->ref, ref->pred)`` surface distances in mm, or ``(0.0 or inf, None, None)`` when a
+    mask is empty (the spacing checked all the same)."""
     p, r = _pair(pred, ref)
     special = _empty_case(p, r)
     if special is not None:
         _spacing(spacing, p.ndim)
-        return special
+        return special, None, None
     a, b = surface_distances_mm(p, r, spacing)
-    return float(max(a.max(), b.max()))
+    return None, a, b
+
+
+def hausdorff_mm(pred: np.ndarray, ref: np.ndarray, spacing: float | Sequence[float] | None = None) -> float:
+    """Symmetric Hausdorff distance between the two surfaces, in mm.
+
+    max(max d(pred->ref), max d(ref->pred)) in mm; 0.0 if both masks are empty, ``inf`` if exactly
+    one is empty. ``pred``, ``ref``: binary masks, 2D or 3D, of one shape; ``spacing``: voxel size in mm
+    per array axis (numpy order), default 1.0 (ValueError for another shape, a non-binary mask or
+    an invalid spacing).
+    """
+    empty, a, b = _directed_distances(pred, ref, spacing)
+    return empty if empty is not None else float(max(a.max(), b.max()))
 
 
 def hd95_mm(pred: np.ndarray, ref: np.ndarray, spacing: float | Sequence[float] | None = None) -> float:
@@ -257,24 +228,11 @@ def hd95_mm(pred: np.ndarray, ref: np.ndarray, spacing: float | Sequence[float] 
     with ``percentile=95``. (medpy's ``hd95`` instead takes the percentile of both
     directions pooled; the two can differ slightly.)
 
-    Args:
-        pred: predicted binary mask, 2D or 3D.
-        ref: reference binary mask, same shape.
-        spacing: voxel size in mm per array axis (numpy order); default 1.0.
-
-    Returns:
-        HD95 in mm; 0.0 if both masks are empty, ``inf`` if exactly one is empty.
-
-    Raises:
-        ValueError: shapes differ, a mask is not binary, or spacing is invalid.
+    HD95 in mm; 0.0 if both masks are empty, ``inf`` if exactly one is empty; arguments and errors
+    as :func:`hausdorff_mm`.
     """
-    p, r = _pair(pred, ref)
-    special = _empty_case(p, r)
-    if special is not None:
-        _spacing(spacing, p.ndim)
-        return special
-    a, b = surface_distances_mm(p, r, spacing)
-    return float(max(np.percentile(a, 95), np.percentile(b, 95)))
+    empty, a, b = _directed_distances(pred, ref, spacing)
+    return empty if empty is not None else float(max(np.percentile(a, 95), np.percentile(b, 95)))
 
 
 def average_precision(prob: np.ndarray, ref: np.ndarray) -> float:

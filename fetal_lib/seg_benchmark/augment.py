@@ -1,10 +1,10 @@
 """Augmentation of letterboxed HC18 batches in torch: the transforms and ranges of chapter 1's
-:mod:`fetal_lib.hc.augment` (same :class:`~fetal_lib.hc.augment.AugmentConfig`), applied to a
+:mod:`fetal_lib.transforms.augment` (same :class:`~fetal_lib.transforms.augment.AugmentConfig`), applied to a
 whole batch at once.
 
 Geometric (image and mask alike): horizontal flip, optional vertical flip, rotation, scaling
 about the centre, shift (fraction of the size); bilinear resampling with zero fill, as
-chapter 1's OpenCV warp (:func:`fetal_lib.hc.augment.warp`). Intensity (image only): gain, offset, gamma,
+chapter 1's OpenCV warp (:func:`fetal_lib.transforms.augment.warp`). Intensity (image only): gain, offset, gamma,
 multiplicative noise. Deterministic given the ``torch.Generator``. Runs on the device of the
 batch (the generator must live there too): on a GPU the training batches are augmented there.
 """
@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from fetal_lib.hc.augment import AugmentConfig
+from fetal_lib.transforms.augment import AugmentConfig
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -26,7 +26,7 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
 def affine_theta(angle_rad: torch.Tensor, scale: torch.Tensor, shift_x: torch.Tensor, shift_y: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """(N, 2, 3) ``affine_grid`` matrices (output -> input, normalised coordinates, corners aligned) of a
     rotation by ``angle_rad`` and scaling by ``scale`` about the image centre, then a shift in pixels:
-    the mapping of :func:`fetal_lib.hc.augment.affine_params`."""
+    the mapping of :func:`fetal_lib.transforms.augment.affine_params`."""
     hx, hy = (cols - 1) / 2.0, (rows - 1) / 2.0
     c, s = torch.cos(angle_rad) / scale, torch.sin(angle_rad) / scale
     theta = torch.zeros(angle_rad.shape[0], 2, 3, device=angle_rad.device)

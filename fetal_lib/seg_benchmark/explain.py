@@ -26,7 +26,7 @@ def gradcam(hc_model, image: np.ndarray) -> np.ndarray:
     :class:`~fetal_lib.hc.measure.HCModel` around a :class:`TorchSegmenter`; threshold from it)."""
     from fetal_lib.explain.gradcam_torch import gradcam as torch_gradcam
     from fetal_lib.explain.targets import Target
-    from fetal_lib.hc.preprocess import letterbox, unletterbox
+    from fetal_lib.transforms.letterbox import letterbox, unletterbox
 
     segmenter = hc_model.model
     x, geometry = letterbox(image, (segmenter.rows, segmenter.cols))

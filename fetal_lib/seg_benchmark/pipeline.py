@@ -21,7 +21,6 @@ from fetal_lib.seg_benchmark.train import SegTrainConfig, SegTrainResult
 from fetal_lib.seg_benchmark.spec import SPEC
 
 CHAPTER = "seg_benchmark"
-CHOICES: dict[str, tuple[str, ...]] = {}
 
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -67,13 +66,8 @@ def train_config(settings: dict[str, Any], arch: str, seed: int = 0) -> SegTrain
         arch=arch,
         options=options,
         input_shape=(int(settings["input_rows"]), int(settings["input_cols"])),
-        epochs=int(settings["epochs"]),
-        batch_size=int(settings["batch_size"]),
-        learning_rate=float(settings["learning_rate"]),
-        augment=bool(settings["augment"]),
-        augment_vflip=bool(settings["augment_vflip"]),
+        **SPEC.typed(settings, "epochs", "batch_size", "learning_rate", "augment", "augment_vflip", "val_every"),
         precision=precision_choice(settings).precision,
-        val_every=int(settings["val_every"]),
         sampling=Sampling(steps=int(settings["ddim_steps"]), n_samples=int(settings["diffusion_samples"]), seed=int(seed)),
         val_samples=1,
         seed=int(seed),
@@ -344,3 +338,40 @@ def below_floor(run: ArchRun, is_phantom: bool) -> str | None:
     except BelowFloorError as exc:
         return str(exc)
     return None
+
+
+def run_archs(data, settings: dict[str, Any], archs: Sequence[str], seed: int = 0,
+              log: Callable[[str], None] | None = None) -> dict[str, ArchRun]:
+    """Every architecture of ``archs`` trained and scored in turn (:func:`run_arch`), each
+    announced and summarised on ``log`` (one line: parameters, minutes, images/s, best epoch, threshold)."""
+    say = log or (lambda _: None)
+    runs = {}
+    for arch in archs:
+        say(f"--- {arch}")
+        runs[arch] = r = run_arch(data, settings, arch, seed, log=log)
+        say(f"{arch}: {r.trained.parameters:,} parameters, {r.trained.fit.seconds / 60:.1f} min, {r.trained.train_images_per_s:.1f} images/s, "
+            f"best epoch {r.trained.fit.best_epoch}, threshold {r.hc_model.threshold:g}")
+    return runs
+
+
+@dataclass
+class Deployment:
+    """The validation winner, its continuation (None when it trained no further) and which of the two is deployed."""
+
+    best: str  # the architecture chosen on validation
+    benchmarked: ArchRun
+    continued: ArchRun | None
+    deployed: ArchRun
+    row: dict[str, Any]  # :func:`summary_row` of the deployed network, with ``network`` (which of the two)
+
+
+def deploy_winner(data, settings: dict[str, Any], runs: dict[str, ArchRun], rows: Sequence[dict[str, Any]], seed: int = 0,
+                  log: Callable[[str], None] | None = None) -> Deployment:
+    """Choose the architecture on validation (:func:`choose_best` over ``rows``), train it on to
+    ``winner_epochs`` (:func:`continue_winner`) and deploy the better of its two networks on
+    validation (:func:`choose_deployed`)."""
+    best = choose_best(rows)
+    continued = continue_winner(data, settings, runs[best], seed, log=log)
+    deployed = choose_deployed(runs[best], continued)
+    network = "continued to " + str(total_epochs(deployed)) + " epochs" if deployed is continued else "benchmark weights"
+    return Deployment(best, runs[best], continued, deployed, {**summary_row(deployed, seed), "network": network})

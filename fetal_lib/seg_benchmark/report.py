@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -233,3 +234,78 @@ def diffusion_sentence(settings: Mapping[str, Any]) -> str:
     else:
         text += "The denoiser predicts the noise, as in the paper."
     return text
+
+
+def per_image_table(runs: Mapping[str, Any]):
+    """Every architecture's per-image test table, one below the other (an ``architecture`` column added;
+    the fitted ellipse's parameters left out)."""
+    import pandas as pd
+
+    table = pd.concat([r.test_df.assign(architecture=arch) for arch, r in runs.items()], ignore_index=True)
+    return table.drop(columns=[c for c in ("cx", "cy", "a", "b", "angle_rad") if c in table])
+
+
+def source_sentence() -> str:
+    """What the source's rows beside ours are, and the figures its text claims that its table does not show."""
+    return ("The source's rows are its published table (test split by image, HC18 plus a private set), set beside ours for "
+            "orientation, not as a comparison of like with like. Its text claims MedSegDiff-V2 Dice "
+            f"{anchors.get('seg_benchmark.source.medsegdiff_v2.text_dice').text()} and IoU "
+            f"{anchors.get('seg_benchmark.source.medsegdiff_v2.text_iou').text()}, figures its own table does not show "
+            "{cite}`fetal_biometry_xai_source`. Its training times are GPU minutes; ours are minutes on the CPU named in the "
+            "provenance block.")
+
+
+def chapter1_comparison(test_df, results_root, profile: str, seed: int = 0):
+    """(chapter 1's headline metrics (:func:`read_chapter1`), the paired comparison with its U-Net
+    (:func:`paired_vs_chapter1`)); both None when chapter 1 did not run on real data with ``profile``."""
+    doc = read_chapter1(results_root, profile)
+    return doc, (paired_vs_chapter1(test_df, results_root, seed) if doc else None)
+
+
+def diffusion_uncertainty(runs: Mapping[str, Any], cases, records_by_name):
+    """(figure, sentence) of the first diffusion model's per-pixel uncertainty beside its error on
+    ``cases`` (:func:`chosen_cases`), or None when no architecture of ``runs`` is a diffusion model."""
+    from fetal_lib.seg_benchmark.figures import uncertainty_cases
+
+    diffusion = [a for a in runs if runs[a].trained.segmenter.is_diffusion]
+    if not diffusion:
+        return None
+    seg, threshold = runs[diffusion[0]].trained.segmenter, runs[diffusion[0]].hc_model.threshold
+    x, y = letterboxed(cases, records_by_name, (seg.rows, seg.cols))
+    prob, unc = seg.predict_with_uncertainty(x)
+    fig = uncertainty_cases(x[..., 0], prob[..., 0], unc[..., 0], y[..., 0], [f"{l}: {f}" for l, f in cases], threshold)
+    return fig, uncertainty_sentence(prob[..., 0], unc[..., 0], y[..., 0], threshold)
+
+
+#: The deployed network's figures that ``metrics.json`` keeps under ``deployed``.
+DEPLOYED_KEYS = ("architecture", "network", "epochs", "Dice", "HC |diff| mean (mm)", "HC CI low (mm)", "HC CI high (mm)",
+                 "validation HC |diff| mean (mm)", "validation Dice", "training (min)")
+
+
+def metrics_document(runs: Mapping[str, Any], results, deployment, paired_dice, paired_hc, biometry, paired_vs_chapter1,
+                     precision_choice, saved: Mapping[str, Any], t_start: float) -> dict[str, Any]:
+    """The chapter's ``metrics.json`` figures: the headline (the deployed network's test Dice and mean
+    HC error, the best Dice of any architecture) first, then every table, the training histories and
+    costs; ``t_start``: ``time.perf_counter()`` when the chapter began."""
+    row = deployment.row
+    continued = deployment.continued
+    return {
+        "best_architecture_dice": float(row["Dice"]),
+        "best_architecture_hc_abs_diff_mean_mm": float(row["HC |diff| mean (mm)"]),
+        "best_dice_any_architecture": float(results["Dice"].max()),
+        "best_architecture": deployment.best,
+        "deployed": {k: row[k] for k in DEPLOYED_KEYS},
+        "results": results.to_dict("records"),
+        "paired_dice": paired_dice.to_dict("records"),
+        "paired_hc_abs_diff_mm": paired_hc.to_dict("records"),
+        "biometry": biometry.to_dict("records"),
+        "vs_chapter1": (None if paired_vs_chapter1 is None else
+                        {"mean_difference_mm": paired_vs_chapter1.estimate, "ci": [paired_vs_chapter1.low, paired_vs_chapter1.high]}),
+        "training": {arch: {**r.trained.config.to_dict(), "seconds": r.trained.fit.seconds, "best_epoch": r.trained.fit.best_epoch,
+                            "history": r.trained.fit.history} for arch, r in runs.items()},
+        "training_seconds": float(sum(r.trained.fit.seconds for r in runs.values()) + (continued.trained.fit.seconds if continued else 0.0)),
+        "precision_choice": precision_choice.to_dict(),
+        "anchors": {a.key: a.to_dict() for a in anchors.for_chapter("seg_benchmark")},
+        "model_paths": {k: str(v) for k, v in saved.items()},
+        "chapter_seconds": time.perf_counter() - t_start,
+    }

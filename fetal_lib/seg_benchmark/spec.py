@@ -2,31 +2,66 @@
 
 from __future__ import annotations
 
+from fetal_lib.config import common_knobs as common
 from fetal_lib.config.chapter_spec import ChapterSpec, Decision, Knob
+
+# The chapter run that reproduces what the build decides.
+BUILD = "fetal book --profile cpu --only seg_benchmark"
+VALIDATION = "the validation split of chapter 1's subject-level split"
 
 SPEC = ChapterSpec(
     id="seg_benchmark",
     number=2,
     title="Segmentation benchmark",
     knobs=(
-        Knob("archs", str, "comma-separated registry names, trained in this order", ""),
-        Knob("arch_options", dict, "per architecture, its constructor options (widths); the profile's comments give the papers' sizes", ""),
-        Knob("input_rows", int, "letterboxed input, as chapter 1", "pixels"),
-        Knob("input_cols", int, "", "pixels"),
-        Knob("epochs", int, "the same for every architecture", "epochs"),
-        Knob("winner_epochs", int, "the validation winner trains on to this many epochs in all before deployment (0: deployed as benchmarked)", "epochs"),
-        Knob("batch_size", int, "", "pixels"),
-        Knob("learning_rate", float, "", ""),
-        Knob("augment", bool, "", ""),
-        Knob("augment_vflip", bool, "as chapter 1: the probe is at the top of every HC18 image", ""),
-        Knob("precision", str, "'auto' (bfloat16 autocast only where the CPU has it natively and a probe measured it faster), 'float32' or 'bfloat16'", ""),
-        Knob("device", str, "'auto' (CUDA when torch sees a GPU, else the CPU), 'cpu' or 'cuda': where the networks train and predict", ""),
-        Knob("val_every", int, "validation Dice every this many epochs (and after the last)", ""),
-        Knob("tta", str, "test-time flips averaged, as chapter 1", ""),
-        Knob("threshold_grid", str, "probability thresholds tried on validation", ""),
-        Knob("ddim_steps", int, "MedSegDiff-V2: DDIM steps per sample at inference", ""),
-        Knob("diffusion_samples", int, "MedSegDiff-V2: samples per image (their mean is the probability, their SD the uncertainty)", ""),
-        Knob("max_images", int, "0 means every training image", ""),
-        Knob("save_models", bool, "write build/models/seg_benchmark/<arch>.pt and best.pt with their cards (never for a phantom model)", ""),
+        common.archs("the architectures benchmarked (comma-separated registry names), trained in this order"),
+        common.arch_options("per architecture, its constructor options (widths); the profile's comments give the papers' sizes"),
+        common.input_rows("rows of the letterboxed input, as chapter 1"),
+        common.input_cols("columns of the letterboxed input, as chapter 1"),
+        common.epochs("the training budget, the same for every architecture"),
+        common.epochs("the validation winner trains on to this many epochs in all before deployment (0: deployed as benchmarked)",
+                      "winner_epochs"),
+        common.batch_size(),
+        common.learning_rate(),
+        common.augment("augment training images as chapter 1 does"),
+        common.augment("also flip training images upside down (as chapter 1: off, the probe is at the top)", "augment_vflip"),
+        common.precision("torch"),
+        common.device(),
+        common.val_every("validation Dice every this many epochs (and after the last)"),
+        common.tta("test-time flips averaged, comma-separated, as chapter 1's tta"),
+        common.threshold_grid(),
+        Knob("ddim_steps", int, "MedSegDiff-V2: DDIM denoising steps per sample at inference", "steps"),
+        Knob("diffusion_samples", int, "MedSegDiff-V2: samples per image (their mean is the probability, their SD the uncertainty)",
+             "samples"),
+        common.max_images(),
+        common.save("save_models", "write build/models/seg_benchmark/<arch>.pt and best.pt with their cards (never for a phantom model)"),
+    ),
+    datasets=("hc18",),
+    models=("seg_benchmark/<arch>.pt", "seg_benchmark/best.pt"),
+    needs=(),  # chapter 1's data, split and biometry (code), not its model
+    headlines=("best_architecture_dice", "best_architecture_hc_abs_diff_mean_mm", "best_dice_any_architecture"),
+    decisions=(
+        Decision("the epoch kept and the probability threshold of each network", "build", VALIDATION,
+                 "best validation Dice at the scored epochs (val_every and the last); lowest mean HC error among threshold_grid",
+                 BUILD),
+        Decision("the winning architecture (best.pt, what `fetal hc measure --model` uses)", "build", VALIDATION,
+                 "lowest mean HC error on validation (ties, and networks that found no head, by validation Dice)", BUILD),
+        Decision("the winner's deployed weights: as benchmarked or continued to winner_epochs", "build", VALIDATION,
+                 "the lower mean HC error on validation of the two; the benchmarked one on a tie", BUILD),
+        Decision("epochs; arch_options widths", "profile", "speed only (`fetal bench seg`), before any score was seen",
+                 "float32 on a 2-core Xeon: DUCK-Net 8.6 training images/s, the others 33-69; at 8 epochs the chapter took "
+                 "32 min (abcf7e4: 161 s an epoch for the five), over its 30-minute target at 10 or 12",
+                 "fetal bench seg"),
+        Decision("winner_epochs", "profile",
+                 "the validation split (8024735's Attention U-Net continued from its benchmark epochs)",
+                 "25 epochs in all 1.88 mm, 35 in all 1.94 mm mean HC error; averaging its probabilities with other benchmark "
+                 "networks' (best of 20 sets of two or three): 1.91 mm",
+                 "fetal seg train --arch attention_unet --continue-from build/models/seg_benchmark/attention_unet.pt "
+                 "--set epochs=18 && fetal seg evaluate --arch attention_unet --split val"),
+        Decision("arch_options: medsegdiff_v2 prediction x0", "profile",
+                 "the validation split, the first cpu run of this chapter",
+                 "predicting the noise (epsilon, the paper's) reached validation Dice 0.44 in 12 CPU epochs, below the sanity "
+                 "floor; predicting the clean mask (x0) 0.96",
+                 "fetal seg train --arch medsegdiff_v2 --profile cpu"),
     ),
 )

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fetal_lib.networks.parameters import count_parameters
 from fetal_lib.torch_segmenter import DIFFUSION, Sampling, TorchSegmenter
 
 
@@ -58,7 +59,7 @@ class SegTrainConfig:
                            val_every=self.val_every, checkpoint="best")
 
     def augment_config(self):
-        from fetal_lib.hc.augment import AugmentConfig
+        from fetal_lib.transforms.augment import AugmentConfig
 
         return AugmentConfig(flip_ud=bool(self.augment_vflip))
 
@@ -68,11 +69,6 @@ def build_network(config: SegTrainConfig):
     from fetal_lib.networks import torch as torch_nets
 
     return torch_nets.create(config.arch, **config.options)
-
-
-def count_parameters(net) -> int:
-    """Trainable parameters of a torch module."""
-    return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
 
 
 def _diffusion_loss_view(net):

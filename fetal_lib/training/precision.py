@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from fetal_lib.machine import CPUINFO, NATIVE_BF16_FLAGS, REPORTED_FLAGS, cpu_flags, cpu_model, native_bf16  # noqa: F401 (re-exported)
 
@@ -152,3 +152,9 @@ def resolve_for_keras(requested: str, flags: Iterable[str] | None = None, xla: b
         gpu = keras_backend.gpu()
         xla = bool(xla) and keras_backend.compiles_with_xla()
     return resolve(str(requested), "keras", flags, xla=bool(xla), gpu=gpu)
+
+
+def resolve_knobs_for_keras(settings: Mapping[str, Any], flags: Iterable[str] | None = None) -> PrecisionChoice:
+    """:func:`resolve_for_keras` of a Keras chapter's knobs: its ``precision``, with XLA where its
+    ``jit_compile`` is on."""
+    return resolve_for_keras(str(settings["precision"]), flags, xla=bool(settings.get("jit_compile")))

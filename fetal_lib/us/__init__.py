@@ -11,6 +11,9 @@ Modules:
 * ``efficiency``: parameters, FLOPs, inference and training speed of the three networks.
 * ``classifier``: a trained network with its temperature and classes, saved and loaded as one.
 * ``pipeline``: the chapter's runs end to end, from a profile.
+* ``chapter``: the chapter's set-up in one call (:func:`~fetal_lib.us.chapter.start`).
+* ``cross_validation``: grouped K-fold CV of the training side (``fetal us cv``), shown beside the
+  validation choice for comparison.
 * ``report``: the chapter's tables and figures.
 
 The networks themselves are registered in :mod:`fetal_lib.networks.keras` (``plain_cnn``,

@@ -1,7 +1,7 @@
 """Ultrasound images as network inputs: read as grey, letterboxed, scaled to [0, 1], cached.
 
 Every image is decoded and letterboxed once (:func:`load_arrays`): scaled by one factor to fit
-the network input, aspect ratio kept, zero padding centred (:func:`fetal_lib.hc.preprocess.letterbox`,
+the network input, aspect ratio kept, zero padding centred (:func:`fetal_lib.transforms.letterbox.letterbox`,
 area interpolation), so a 640x640 FETAL_PLANES_DB image and a 256x256 anomaly-set image are
 both undistorted. With a cache folder the arrays are kept as ``us_<key>.npy``; the key covers the
 file paths, sizes and modification times and the input size, so a changed image or size is
@@ -89,7 +89,7 @@ def read_for_classification(path: str | Path, warnings: list[str] | None = None)
 
 def to_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """One uint8 grey image -> the letterboxed network input (rows, cols) float32 in [0, 1]."""
-    from fetal_lib.hc.preprocess import letterbox
+    from fetal_lib.transforms.letterbox import letterbox
 
     out, _ = letterbox(image, (int(size[0]), int(size[1])), interpolation="area")
     return out

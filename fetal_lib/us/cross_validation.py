@@ -10,8 +10,10 @@ held out; the remaining ones are split into training and validation in the chapt
 trains exactly as in the chapter (:func:`fetal_lib.us.pipeline.run_model`).
 
 The architecture with the highest pooled out-of-fold balanced accuracy is the CV choice
-(:func:`cv_summary`); chapter 3 deploys it for the task when the CV ran with the chapter's recipe,
-and says so (``fetal us cv`` writes ``build/results/us_cv/<task>/``, which the chapter reads).
+(:func:`cv_summary`). ``fetal us cv`` runs apart from the book and writes
+``build/results/us_cv/<task>/``; chapter 3 deploys the model its own validation split chooses, and
+shows a CV found there beside that choice for comparison only (:func:`compare`), so that what a
+build deploys never depends on what else ran on the machine.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -169,8 +171,8 @@ def read(task: str, results_root: str | Path) -> dict | None:
 
 
 def read_variants(task: str, results_root: str | Path) -> list[tuple[str, dict]]:
-    """Every CV of ``task`` under ``results_root``: ``us_cv/<task>`` (the one chapter 3 may deploy
-    from) first, then ``us_cv/<task>.<variant>`` (written with ``fetal us cv --results-dir`` to
+    """Every CV of ``task`` under ``results_root``: ``us_cv/<task>`` (the one chapter 3 compares
+    its choice with) first, then ``us_cv/<task>.<variant>`` (written with ``fetal us cv --results-dir`` to
     compare another recipe, e.g. whole images against head crops); ``[(folder name, metrics doc)]``."""
     import json
 
@@ -195,7 +197,7 @@ def input_label(params: dict) -> str:
 
 def variants_table(variants: Sequence[tuple[str, dict]]):
     """One row per (CV, architecture) of :func:`read_variants`: the input, the training precision,
-    the results folder (the task's own is the one the deployment reads) and the out-of-fold figures."""
+    the results folder (the task's own is the one :func:`compare` reads) and the out-of-fold figures."""
     import pandas as pd
 
     frames = []
@@ -227,13 +229,18 @@ def recipe_differences(doc: dict, settings: dict, profile: str) -> list[str]:
     return diffs
 
 
-def choose(task: str, validation_choice: str, archs: Sequence[str], doc: dict | None, settings: dict, profile: str,
-           training_side_images: int, on_phantom: bool) -> tuple[str, str]:
-    """The model chapter 3 deploys for ``task`` and why: the CV choice of ``doc`` (``fetal us cv``'s
-    metrics) when that CV ran with this recipe, on the same data (as many out-of-fold images as the
-    task's training side, real or phantom alike) and among ``archs``; else the validation choice."""
+def compare(task: str, validation_choice: str, archs: Sequence[str], doc: dict | None, settings: dict, profile: str,
+            training_side_images: int, on_phantom: bool) -> dict[str, Any]:
+    """The CV choice of ``doc`` (``fetal us cv``'s metrics for ``task``) set beside the model the
+    chapter deploys (``validation_choice``, chosen on its validation split), for comparison only.
+
+    The CV is comparable when it ran with this recipe, on the same data (as many out-of-fold images
+    as the task's training side, real or phantom alike) and chose among ``archs``; ``agrees`` is
+    None otherwise. Returns one row: task, deployed model, CV choice, whether comparable, why not, agrees."""
+    row = {"task": task, "deployed (validation split)": validation_choice, "CV choice": None, "comparable": False,
+           "CV": "none (no `fetal us cv` result for this task)", "agrees": None}
     if doc is None:
-        return validation_choice, "validation split (no `fetal us cv` result for this task)"
+        return row
     metrics, prov = doc.get("metrics", {}), doc.get("provenance", {})
     diffs = recipe_differences(doc, settings, profile)
     chosen = metrics.get("chosen")
@@ -247,5 +254,18 @@ def choose(task: str, validation_choice: str, archs: Sequence[str], doc: dict | 
     elif chosen not in archs:
         why = f"its choice {chosen!r} is not among this run's models"
     else:
-        return str(chosen), f"{metrics.get('folds')}-fold CV of the training side (`fetal us cv`, {prov.get('started_utc', '?')})"
-    return validation_choice, f"validation split (the `fetal us cv` result is not usable: {why})"
+        return {**row, "CV choice": str(chosen), "comparable": True, "agrees": str(chosen) == validation_choice,
+                "CV": f"{metrics.get('folds')}-fold CV of the training side (`fetal us cv`, {prov.get('started_utc', '?')})"}
+    return {**row, "CV choice": None if chosen is None else str(chosen), "CV": f"not comparable: {why}"}
+
+
+def comparison_table(choices: Mapping[str, str], docs: Mapping[str, dict | None], datasets: Mapping[str, Any], archs: Sequence[str],
+                     per_task: Mapping[str, dict], profile: str):
+    """One :func:`compare` row per task of ``choices`` (task -> the deployed model); empty when no task has a CV."""
+    import pandas as pd
+
+    if not any(docs.get(t) is not None for t in choices):
+        return pd.DataFrame()
+    return pd.DataFrame([compare(t, arch, archs, docs.get(t), per_task[t], profile,
+                                 len(datasets[t].parts["train"]) + len(datasets[t].parts["val"]), datasets[t].source.is_phantom)
+                         for t, arch in choices.items()])

@@ -3,7 +3,7 @@
 The chapter compares a plain CNN, the same CNN with depthwise-separable convolutions and
 Xception on what they cost as well as on what they score. The costs are:
 
-* parameters (:func:`count_parameters`): every weight, trainable or not (batch-norm statistics
+* parameters (:func:`fetal_lib.networks.parameters.count_parameters`): every weight, trainable or not (batch-norm statistics
   included), as ``keras.Model.count_params`` counts them;
 * FLOPs of one forward pass of one image (:func:`flops`), counted analytically from each layer's
   input and output shapes and kernel size. Convention: 1 multiply-add (MAC) = 2 FLOPs; only the
@@ -33,13 +33,6 @@ import time
 from typing import Sequence
 
 import numpy as np
-
-
-def count_parameters(model, trainable_only: bool = False) -> int:
-    """Number of weights of ``model``: all of them (``model.count_params()``), or the trainable ones."""
-    if trainable_only:
-        return int(sum(math.prod(w.shape) for w in model.trainable_weights))
-    return int(model.count_params())
 
 
 def _graph(model):

@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.io import file_sha256
 from fetal_lib.metrics.biometry import Ellipse
 
 #: A fitted head whose major axis (2a) is shorter than this fraction of the image's shorter side is not taken as a head.
@@ -104,15 +105,6 @@ def crop_head(image: np.ndarray, ellipse: Ellipse, spec: HeadCropSpec) -> np.nda
     matrix = np.array([[cos, sin, c - cos * cx - sin * cy], [-sin, cos, c + sin * cx - cos * cy]], np.float64)
     out = cv2.warpAffine(src, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class HeadFinder:

@@ -12,10 +12,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from fetal_lib.errors import FetalInputError
+from fetal_lib.networks.parameters import count_parameters
+from fetal_lib.paths import shown
 from fetal_lib.us.spec import SPEC
+from fetal_lib.us.tasks import load_task
 
 CHAPTER = "us_classification"
 
@@ -221,7 +226,7 @@ def scores(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
 
 def efficiency(run: ModelRun) -> dict[str, Any]:
     """Parameters, FLOPs per image, training images/s and inference ms per image of one trained model."""
-    from fetal_lib.us.efficiency import count_parameters, flops
+    from fetal_lib.us.efficiency import flops
 
     rows, cols = run.config.input_size
     return {"task": run.task, "model": run.arch, "parameters": int(count_parameters(run.fit.model)),
@@ -289,3 +294,108 @@ def leak_gap(grouped: dict[str, Any], image_level: dict[str, Any]):
         rows.append({"measure": name, "grouped split (by source image)": grouped[key], "image-level split": image_level[key],
                      "optimism (image-level - grouped)": image_level[key] - grouped[key]})
     return pd.DataFrame(rows)
+
+
+@dataclass
+class TaskInputs:
+    """Per task the settings it trains with (:func:`task_settings`), the head finder (None when no
+    task is head-cropped, or on a phantom run without one) and the warning of that fallback."""
+
+    settings: dict[str, dict[str, Any]]
+    finder: Any  # fetal_lib.us.head_crop.HeadFinder or None
+    note: str | None = None
+
+
+def resolve_inputs(settings: dict[str, Any], tasks: Sequence[str], datasets: Mapping[str, Any]) -> TaskInputs:
+    """Each task's input: the head crop its settings ask for, with chapter 1's network as the head finder.
+
+    The phantom fallback: when the finder cannot be loaded and every head-cropped task runs on a
+    phantom (chapter 1 saves no phantom model), every task is classified on whole images
+    (``input_rows`` x ``input_cols``) and :attr:`TaskInputs.note` says so.
+
+    Raises:
+        FetalInputError: the finder is missing or unreadable and a head-cropped task runs on real
+            data (the head crop is the recipe; ``fetal book`` runs chapter 1 first).
+    """
+    per_task = {t: task_settings(settings, t) for t in tasks}
+    if not any(c["head_crop"] for c in per_task.values()):
+        return TaskInputs(per_task, None)
+    try:
+        return TaskInputs(per_task, head_finder(settings))
+    except FetalInputError as err:
+        if not all(datasets[t].source.is_phantom for t, c in per_task.items() if c["head_crop"]):
+            raise
+        whole = {t: {**c, "head_crop": None, "input_rows": settings["input_rows"], "input_cols": settings["input_cols"]}
+                 for t, c in per_task.items()}
+        return TaskInputs(whole, None, f"PHANTOM run without a head finder ({shown(err.path) if err.path else ''}: {err.problem}): "
+                                       "every task is classified on whole images.")
+
+
+PARTS = ("train", "val", "test")
+
+
+def load_part_inputs(datasets: Mapping[str, Any], per_task: Mapping[str, dict[str, Any]], cache_dir=None, finder=None):
+    """Task -> part -> (network inputs, heads found or None) of every part of every task (:func:`load_inputs`)."""
+    return {t: {p: load_inputs(d.part(p), per_task[t], cache_dir, finder) for p in PARTS} for t, d in datasets.items()}
+
+
+def run_models(datasets: Mapping[str, Any], part_arrays: Mapping[str, dict[str, np.ndarray]], per_task: Mapping[str, dict[str, Any]],
+               archs: Sequence[str], seed: int = 0, log: Callable[[str], None] | None = None) -> dict[tuple[str, str], ModelRun]:
+    """Every architecture of ``archs`` trained on every task in turn (:func:`run_model`; tasks outer,
+    architectures inner), each summarised on ``log`` (kept epoch, minutes, images/s, temperature)."""
+    runs = {}
+    for t, d in datasets.items():
+        for arch in archs:
+            runs[(t, arch)] = r = run_model(d, part_arrays[t], per_task[t], arch, seed)
+            if log is not None:
+                log(f"{t} / {arch}: kept epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
+                    f"{r.fit.train_images_per_s:.1f} images/s, temperature {r.temperature:.2f}")
+    return runs
+
+
+def task_runs(runs: Mapping[tuple[str, str], ModelRun], task: str, archs: Sequence[str]) -> dict[str, ModelRun]:
+    """Architecture -> run of one task, in the order of ``archs``."""
+    return {a: runs[(task, a)] for a in archs}
+
+
+def score_of(all_scores: Sequence[dict[str, Any]], task: str, arch: str) -> dict[str, Any]:
+    """The :func:`scores` of ``arch`` on ``task``."""
+    return next(x for x in all_scores if x["task"] == task and x["model"] == arch)
+
+
+def efficiency_table(runs: Mapping[tuple[str, str], ModelRun], results):
+    """One row per task and model: :func:`efficiency` beside the test balanced accuracy of ``results`` (:func:`results_table`)."""
+    import pandas as pd
+
+    eff = pd.DataFrame([efficiency(r) for r in runs.values()])
+    return eff.merge(results[["task", "model", "balanced accuracy"]], on=["task", "model"])
+
+
+def validation_choices(all_scores: Sequence[dict[str, Any]], tasks: Sequence[str], runs: dict) -> dict[str, str]:
+    """Per task, the model deployed: the highest validation balanced accuracy (:func:`best_model`).
+
+    The build decides this itself, on training-side data; a grouped CV of ``fetal us cv`` run apart
+    is shown beside it for comparison and never changes it."""
+    return {t: best_model(all_scores, t, runs) for t in tasks}
+
+
+@dataclass
+class Leak:
+    """The leak demonstration: the task loaded with an image-level split, and the gap table (:func:`leak_gap`)."""
+
+    image_level: Any  # fetal_lib.us.tasks.TaskData
+    table: Any  # DataFrame
+
+
+def leak_demonstration(settings: dict[str, Any], per_task: Mapping[str, dict[str, Any]], finder, all_scores: Sequence[dict[str, Any]],
+                       data_dir, data_source: str, seed: int = 0, cache_dir=None) -> Leak | None:
+    """The same model and recipe (``leak_arch`` on ``leak_task``) trained and tested on an image-level
+    split, against its grouped-split scores in ``all_scores``; None when ``leak_task`` is not among the run's tasks."""
+    task, arch = settings["leak_task"], settings["leak_arch"]
+    if task not in per_task:
+        return None
+    image_level = load_task(task, data_dir, data_source, seed, split="image")
+    leak_cfg = task_settings(settings, task) if finder is not None else per_task[task]
+    arrays = {p: load_inputs(image_level.part(p), leak_cfg, cache_dir, finder)[0] for p in PARTS}
+    leak_scores = scores(run_model(image_level, arrays, leak_cfg, arch, seed), int(settings["n_bootstrap"]), seed)
+    return Leak(image_level, leak_gap(score_of(all_scores, task, arch), leak_scores))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from fetal_lib.us.cross_validation import input_label
+from fetal_lib.us.floor import deployment_rows
 
 
 def split_table(datasets: Mapping[str, Any]):
@@ -316,3 +320,90 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
                 "settings": dict(task_settings[task])}
         out[task] = clf.save(default_model_path(task), card)
     return out, refused
+
+
+def inputs_sentence(per_task: Mapping[str, Mapping[str, Any]]) -> str:
+    """Per task, the input its networks see (whole image or head crop), in words (Markdown)."""
+    return "; ".join(f"**{t}**: " + input_label(c) for t, c in per_task.items()) + "."
+
+
+def per_class_caption(task: str, arch: str, classes: Sequence[str]) -> str:
+    """The caption of a folded per-class table."""
+    return f"Per-class precision, recall, F1 and AUC: {task}, {arch} ({len(classes)} classes; click to open)"
+
+
+#: How the deployed model of every task is chosen (inside the build, on training-side data).
+CHOSEN_BY = "validation split (highest balanced accuracy)"
+
+
+def deployed_table(chosen: Mapping[str, str], runs: Mapping[tuple[str, str], Any]):
+    """Per task, the deployed model, how it was chosen, its validation balanced accuracy and the floor
+    (:func:`fetal_lib.us.floor.deployment_rows`)."""
+    import pandas as pd
+
+    table = pd.DataFrame(deployment_rows(chosen, runs))
+    table.insert(2, "chosen by", [CHOSEN_BY] * len(table))
+    return table
+
+
+def cv_sentence(variants, comparison) -> str:
+    """What the CV tables beside the deployment are: results of ``fetal us cv`` found on this machine,
+    shown for comparison, never read by the choice (Markdown); ``variants``/``comparison``: the tables shown."""
+    if variants.empty:
+        return ("No `fetal us cv` result was found for this run's tasks; the deployment above does not need one.")
+    text = ("The tables above are grouped cross-validations of the training side that `fetal us cv` wrote on this machine "
+            "apart from the book. They are shown **for comparison only: they did not choose the deployed models**, which "
+            "the validation split of this build chose.")
+    if not comparison.empty:
+        agree = comparison[comparison["comparable"]]
+        if len(agree):
+            text += (f" Where the CV ran with this recipe and data, it agrees with the validation choice on "
+                     f"{int(agree['agrees'].sum())} of {len(agree)} tasks.")
+    return text
+
+
+def refused_message(task: str, refused: Mapping[str, Any]) -> str:
+    """The warning for a task whose chosen model is below its floor (:func:`save_models`)."""
+    return (f"{task}: the chosen model ({refused['arch']}) has validation balanced accuracy {refused['value']:.3f}, below its floor "
+            f"({refused['floor']}): not deployed; the previously deployed us_{task}.keras, if any, stays in place.")
+
+
+def headline_keys(tasks: Sequence[str]) -> list[str]:
+    """The chapter's headline figures: per task, the deployed model's test accuracy and macro AUC."""
+    return [k for t in tasks for k in (f"{t}_accuracy", f"{t}_auc_macro")]
+
+
+def metrics_document(tasks: Sequence[str], chosen: Mapping[str, str], all_scores, runs, results, eff, leak, per_task, crop_table,
+                     finder, refused, cv_docs, cv_comparison, settings: Mapping[str, Any], precision_choice, saved,
+                     t_start: float) -> dict[str, Any]:
+    """The chapter's ``metrics.json`` figures: the headline (:func:`headline_keys`) first, then every table,
+    the deployment and how it was chosen, the CVs found beside it, training histories and costs;
+    ``t_start``: ``time.perf_counter()`` when the chapter began."""
+    headline = {}
+    for t in tasks:
+        s = next(x for x in all_scores if x["task"] == t and x["model"] == chosen[t])
+        headline[f"{t}_accuracy"] = s["accuracy"]
+        headline[f"{t}_auc_macro"] = s["auc_macro"]
+    weights = settings.get("xception_weights")
+    return {
+        **headline,
+        "results": results.to_dict("records"),
+        "scores": all_scores,
+        "efficiency": eff.to_dict("records"),
+        "leak_demonstration": None if leak is None else leak.to_dict("records"),
+        "inputs": {t: input_label(c) for t, c in per_task.items()},
+        "head_crop": crop_table.to_dict("records"),
+        "head_finder": finder.describe() if finder is not None else None,
+        "deployed": dict(chosen),
+        "deployed_chosen_by": {t: CHOSEN_BY for t in chosen},
+        "refused_below_floor": refused,
+        "cv": {t: (doc["metrics"] if doc is not None else None) for t, doc in cv_docs.items()},
+        "cv_comparison": cv_comparison.to_dict("records"),
+        "xception_weights": str(weights) if weights else "random initialisation",
+        "training_seconds": float(sum(r.fit.seconds for r in runs.values())),
+        "training": {f"{t}/{a}": {**r.config.to_dict(), "seconds": r.fit.seconds, "best_epoch": r.fit.best_epoch,
+                                 "history": r.fit.history} for (t, a), r in runs.items()},
+        "precision_choice": precision_choice.to_dict(),
+        "model_paths": {k: str(v) for k, v in saved.items()},
+        "chapter_seconds": time.perf_counter() - t_start,
+    }

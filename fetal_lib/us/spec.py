@@ -2,36 +2,80 @@
 
 from __future__ import annotations
 
+from fetal_lib.config import common_knobs as common
 from fetal_lib.config.chapter_spec import ChapterSpec, Decision, Knob
+
+# The chapter run that reproduces what the build decides.
+BUILD = "fetal book --profile cpu --only us_classification"
+VALIDATION = "each task's validation split (grouped by patient or source image, training side)"
+# Chapter 3's tasks (fetal_lib.us.tasks.TASKS) and its headline figures per task.
+_TASKS = ("planes", "brain_planes", "anomaly", "anomaly_type", "anomaly16")
 
 SPEC = ChapterSpec(
     id="us_classification",
     number=3,
     title="Fetal ultrasound classification",
     knobs=(
-        Knob("tasks", str, "comma-separated: planes, brain_planes, anomaly, anomaly_type, anomaly16", ""),
-        Knob("archs", str, "comma-separated registry names", ""),
-        Knob("arch_options", dict, "per architecture, its constructor options (widths)", ""),
-        Knob("input_rows", int, "whole-image input size (pixels)", "pixels"),
-        Knob("input_cols", int, "", "pixels"),
-        Knob("head_crop_tasks", str, "comma-separated tasks classified on a crop around the fetal head (chapter 1's network finds it); '' for none", ""),
-        Knob("head_crop_margin", float, "the crop's half-side in major semi-axes of the fitted head ellipse", ""),
-        Knob("head_crop_size", int, "the crop's side (network input pixels)", "pixels"),
-        Knob("head_crop_align", bool, "turn the crop so that the head's major axis is horizontal", ""),
-        Knob("head_finder", str, "the HC18 model that finds the head; empty: chapter 1's build/models/hc18_unet.keras", ""),
-        Knob("epochs", int, "the same for every model and task", "epochs"),
-        Knob("batch_size", int, "", "pixels"),
-        Knob("learning_rate", float, "", ""),
-        Knob("augment", bool, "", ""),
-        Knob("tta", str, "test-time views averaged into every prediction: 'hflip' (the left-right mirror) or ''", ""),
-        Knob("precision", str, "'auto' (bfloat16 only where the CPU has it natively and a probe measured it faster), 'float32' or 'mixed_bfloat16'", ""),
-        Knob("jit_compile", bool, "XLA made all three slower on 2 cores (plain CNN 131 vs 199 images/s, Xception 2.7 vs 14)", ""),
-        Knob("class_weight", str, "'balanced' or 'none'", ""),
-        Knob("checkpoint", str, "the epoch kept: 'smoothed' (validation balanced accuracy averaged with the neighbouring epochs'), 'best' or 'last'", ""),
-        Knob("xception_weights", str, "path of a local ImageNet weights file for Xception; empty for random initialisation", ""),
-        Knob("leak_task", str, "the task of the leak demonstration (image-level against grouped split)", ""),
-        Knob("leak_arch", str, "", ""),
-        Knob("n_bootstrap", int, "", ""),
-        Knob("save_models", bool, "write build/models/us_<task>.keras with its card (the model chosen by CV, else validation; never for a phantom)", ""),
+        Knob("tasks", str, "the tasks run, comma-separated: planes, brain_planes, anomaly, anomaly_type, anomaly16"),
+        common.archs("the networks compared on every task (comma-separated registry names)"),
+        common.arch_options("per architecture, its constructor options (widths)"),
+        common.input_rows("rows of the whole-image network input"),
+        common.input_cols("columns of the whole-image network input"),
+        Knob("head_crop_tasks", str, "tasks classified on a crop around the fetal head that chapter 1's network finds "
+             "(comma-separated; '' for none)"),
+        Knob("head_crop_margin", float, "the head crop's half-side, in major semi-axes of the fitted head ellipse", "semi-axes"),
+        Knob("head_crop_size", int, "the head crop's side at the network input", "pixels"),
+        Knob("head_crop_align", bool, "turn the head crop so that the head's major axis is horizontal"),
+        Knob("head_finder", str, "the HC18 model that finds the head; empty: chapter 1's build/models/hc18_unet.keras"),
+        common.epochs("the training budget, the same for every model and task"),
+        common.batch_size(),
+        common.learning_rate(),
+        common.augment("augment training images (left-right flips among them)"),
+        common.tta("test-time views whose logits are averaged into every prediction: 'hflip' (the left-right mirror) or ''"),
+        common.precision("keras"),
+        common.jit_compile(),
+        Knob("class_weight", str, "class weights of the loss: balanced (each class weighs the same in all) or none", "",
+             ("balanced", "none")),
+        Knob("checkpoint", str, "the epoch kept: smoothed (best validation balanced accuracy averaged with the neighbouring "
+             "epochs'), best or last", "", ("smoothed", "best", "last")),
+        Knob("xception_weights", str, "path of a local ImageNet weights file for Xception; empty for random initialisation"),
+        Knob("leak_task", str, "the task of the leak demonstration (an image-level split against the grouped one)", "", _TASKS),
+        Knob("leak_arch", str, "the network of the leak demonstration (a registry name)"),
+        common.n_bootstrap(),
+        common.save("save_models", "write build/models/us_<task>.keras with its card (the model chosen on validation; never for a phantom)"),
+    ),
+    datasets=("fetal_planes", "fetal_brain_anomaly_us", "fetal_brain_anomaly_16class"),
+    models=("us_<task>.keras",),
+    needs=("hc18",),  # the head finder of head_crop_tasks is chapter 1's deployed model
+    headlines=tuple(f"{task}_{figure}" for task in _TASKS for figure in ("accuracy", "auc_macro")),
+    decisions=(
+        Decision("the epoch kept of each model (checkpoint: smoothed)", "build", VALIDATION,
+                 "validation balanced accuracy averaged with the neighbouring epochs'", BUILD),
+        Decision("the temperature of each model's confidence", "build", VALIDATION, "lowest negative log-likelihood", BUILD),
+        Decision("the deployed architecture per task (us_<task>.keras)", "build", VALIDATION,
+                 "highest validation balanced accuracy among the archs, inside the build (no separately run CV is read)",
+                 BUILD),
+        Decision("deployment at all (sanity floor)", "build", VALIDATION,
+                 "the chosen model's validation balanced accuracy must be at least 0.1 above chance (1/K for K classes)", BUILD),
+        Decision("head_crop_tasks, head_crop_size, head_crop_align (brain_planes on a head crop)", "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, out of fold)",
+                 "balanced accuracy: whole image 128x128 0.590 (0.531-0.652); head crop 128 0.751 (0.703-0.798); crop 160 "
+                 "0.747 (0.694-0.797); crop 128 turned to the head's axis 0.720 (0.659-0.772) (the variants: --set "
+                 "head_crop_tasks= / head_crop_size=160 / head_crop_align=true); head_crop_margin fixed before any run, not tuned",
+                 "fetal us cv --task brain_planes --archs xception"),
+        Decision("arch_options: xception width 0.5", "profile",
+                 "speed (`fetal bench us`) and the planes validation split",
+                 "full width 10.5 training images/s, half width 27.2; validation balanced accuracy (best epoch) 0.948 full "
+                 "(d226a4e) vs 0.954 half, 844 vs 342 s",
+                 "fetal us train --task planes --arch xception"),
+        Decision("checkpoint: smoothed", "profile", "the planes validation split (82 images), an earlier run",
+                 "best kept planes Xception's one-epoch spike: 0.954 at epoch 9 of 20, 0.88-0.92 at every later epoch",
+                 "fetal us train --task planes --arch xception --set checkpoint=best"),
+        Decision("epochs, input_rows/input_cols, the CNNs' widths; jit_compile: false", "profile",
+                 "speed (`fetal bench us`) and the validation split of the first runs, before any test score",
+                 "15 epochs until d226a4e: Xception's best validation epoch was 11 of 15 on two of the three tasks; XLA made all "
+                 "three slower on 2 cores (plain CNN 131 vs 199 images/s, Xception 2.7 vs 14); the input size and the CNNs' "
+                 "widths from speed (no figures kept in the profile)",
+                 "fetal bench us"),
     ),
 )

@@ -18,9 +18,9 @@
 
 Augmentation (``augment=True``; :func:`augment_image`, NumPy/OpenCV per image in the batch loader,
 for any Keras backend): horizontal flips, rotation within +-10 degrees, scaling 0.9-1.1 and shifts of up to
-5 % of the size (chapter 1's :func:`fetal_lib.hc.augment.affine_matrix`), then chapter 1's
+5 % of the size (chapter 1's :func:`fetal_lib.transforms.augment.affine_matrix`), then chapter 1's
 intensity changes -- gain, offset, gamma and mild multiplicative noise, with the ranges of
-:class:`fetal_lib.hc.augment.AugmentConfig`. Horizontal flips are fine for these planes: a
+:class:`fetal_lib.transforms.augment.AugmentConfig`. Horizontal flips are fine for these planes: a
 transventricular, transthalamic or transcerebellar plane mirrored left-right is still the same
 plane (the head is near-symmetric and the side it lies on in the image depends on how the probe is
 held), and a finding such as ventriculomegaly keeps its label. Vertical flips are off, as in
@@ -150,9 +150,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def augment_config():
-    """The :class:`~fetal_lib.hc.augment.AugmentConfig` of the classifiers: horizontal flips only,
+    """The :class:`~fetal_lib.transforms.augment.AugmentConfig` of the classifiers: horizontal flips only,
     rotation +-10 degrees, chapter 1's scaling (0.9-1.1), shift (5 %) and intensity ranges."""
-    from fetal_lib.hc.augment import AugmentConfig
+    from fetal_lib.transforms.augment import AugmentConfig
 
     return AugmentConfig(flip_lr=True, flip_ud=False, rotation_deg=10.0)
 
@@ -220,12 +220,12 @@ def sample_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> n
 
 def augment_image(image: np.ndarray, config=None, rng: np.random.Generator | None = None) -> np.ndarray:
     """Randomly transform one (rows, cols, channels) image in [0, 1] (see the module docstring), in
-    NumPy/OpenCV (:func:`fetal_lib.hc.augment.augment_image`).
+    NumPy/OpenCV (:func:`fetal_lib.transforms.augment.augment_image`).
 
-    ``config``: an :class:`~fetal_lib.hc.augment.AugmentConfig` (default: :func:`augment_config`);
+    ``config``: an :class:`~fetal_lib.transforms.augment.AugmentConfig` (default: :func:`augment_config`);
     ``rng``: the generator of the draws (default: a fresh unseeded one).
     """
-    from fetal_lib.hc.augment import augment_image as augment_one
+    from fetal_lib.transforms.augment import augment_image as augment_one
 
     return augment_one(np.asarray(image, np.float32), augment_config() if config is None else config,
                        np.random.default_rng() if rng is None else rng)

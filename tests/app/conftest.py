@@ -150,6 +150,13 @@ def slots(models_dir):
     return load_all(models_dir, log=lambda line: None)
 
 
+@pytest.fixture(scope="module")
+def slot(request, slots):
+    """The slot a tab's test module is about: the module's ``SLOT = (tab, key)`` (key None: the tab's first slot)."""
+    tab, key = request.module.SLOT
+    return next(s for s in slots[tab] if key is None or s.key == key)
+
+
 @pytest.fixture(scope="session")
 def hc18_image(real_dataset) -> tuple[Path, float]:
     """A real HC18 training image and its pixel size (mm)."""

@@ -72,6 +72,12 @@ def submit(page, prefix: str, expect: str) -> str:
     return page.locator(f"#{prefix}-result").inner_text()
 
 
+def upload_volume_and_mask(page, prefix: str, volume_id: str, volume: Path, mask: Path) -> None:
+    """Upload an MRI tab's volume (awaiting its preview) and its brain mask."""
+    upload(page, f"{prefix}-{volume_id}", volume, preview=f"{prefix}-preview")
+    upload(page, f"{prefix}-mask", mask)
+
+
 def table(page, prefix: str) -> dict[str, str]:
     """The answer's table: first column -> second column."""
     rows = page.locator(f"#{prefix}-result table tr").all()
@@ -147,8 +153,7 @@ def test_gestational_age_from_mri(page, app_server, atlas_volume, tmp_path) -> N
 
     volume, mask = atlas_volume
     open_tab(page, "Gestational age from MRI")
-    upload(page, "ga-volume", volume, preview="ga-preview")
-    upload(page, "ga-mask", mask)
+    upload_volume_and_mask(page, "ga", "volume", volume, mask)
     submit(page, "ga", "Gestational age")
     shot(page, tmp_path, "gestational_age")
     row = GaPredictor.load(app_server.models_dir / "ga_mri.keras").predict(volume, mask).row()
@@ -165,8 +170,7 @@ def test_brain_age(page, app_server, brain_age_subject, tmp_path) -> None:
 
     image, mask = brain_age_subject
     open_tab(page, "Brain age")
-    upload(page, "ba-image", image, preview="ba-preview")
-    upload(page, "ba-mask", mask)
+    upload_volume_and_mask(page, "ba", "image", image, mask)
     submit(page, "ba", "Predicted age")
     shot(page, tmp_path, "brain_age")
     expected = load_predictor(app_server.models_dir / "brain_age")(image, mask)
@@ -230,13 +234,11 @@ def test_bad_input_on_the_mri_tabs_then_a_good_request(page, app_server, atlas_v
     assert "corrupt.nii.gz: not a readable NIfTI" in submit(page, "ga", "Cannot predict the gestational age")
     upload(page, "ga-volume", flat)
     assert "flat.nii.gz: expected a 3D volume, got 2D" in submit(page, "ga", "Cannot predict the gestational age")
-    upload(page, "ga-volume", volume, preview="ga-preview")
-    upload(page, "ga-mask", other)
+    upload_volume_and_mask(page, "ga", "volume", volume, other)
     text = submit(page, "ga", "Cannot predict the gestational age")
     assert "other_mask.nii.gz: mask does not match the image srr.nii.gz" in text
     shot(page, tmp_path, "ga_mask_of_another_geometry")
-    upload(page, "ga-volume", volume, preview="ga-preview")
-    upload(page, "ga-mask", mask)
+    upload_volume_and_mask(page, "ga", "volume", volume, mask)
     assert submit(page, "ga", "Gestational age").startswith("GA ")
 
     image, brain_mask = brain_age_subject
@@ -244,11 +246,9 @@ def test_bad_input_on_the_mri_tabs_then_a_good_request(page, app_server, atlas_v
     upload(page, "ba-image", flat)
     upload(page, "ba-mask", brain_mask)
     assert "flat.nii.gz: expected a 3D volume, got 2D" in submit(page, "ba", "Cannot predict the brain age")
-    upload(page, "ba-image", image, preview="ba-preview")
-    upload(page, "ba-mask", other)
+    upload_volume_and_mask(page, "ba", "image", image, other)
     assert "other_mask.nii.gz: mask does not match image" in submit(page, "ba", "Cannot predict the brain age")
-    upload(page, "ba-image", image, preview="ba-preview")
-    upload(page, "ba-mask", brain_mask)
+    upload_volume_and_mask(page, "ba", "image", image, brain_mask)
     assert submit(page, "ba", "Predicted age").startswith("Predicted brain age")
     no_upload_left(app_server, "corrupt.nii.gz", "flat.nii.gz", "other_mask.nii.gz", volume.name, mask.name, image.name,
                    brain_mask.name)

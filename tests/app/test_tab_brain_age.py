@@ -3,7 +3,6 @@ the volumes came from; bad subjects are refused with one line naming the file.""
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 
@@ -14,21 +13,18 @@ from scipy import ndimage
 
 from fetal_lib.app import tab_brain_age
 from fetal_lib.app.uploads import UploadFolder
-from fetal_lib.cli import main
 from fetal_lib.errors import FetalInputError
+from stand_ins import cli_json
 
 
-@pytest.fixture(scope="module")
-def slot(slots):
-    return slots["brain_age"][0]
+SLOT = ("brain_age", None)  # the slot fixture (conftest.py): the tab's first slot
 
 
 def test_the_answer_is_fetal_brain_age_predict_s(slot, models_dir, brain_age_subject, capsys) -> None:
     image, mask = brain_age_subject
     a = tab_brain_age.predict(slot, image, mask)
-    assert main(["brain-age", "predict", str(image), "--mask", str(mask), "--model", str(models_dir / "brain_age"),
-                 "--format", "json"]) == 0
-    assert a.row == json.loads(capsys.readouterr().out)
+    assert a.row == cli_json(["brain-age", "predict", image, "--mask", mask, "--model", models_dir / "brain_age", "--format", "json"],
+                             capsys)
     assert a.segmentation_rgb.ndim == 3 and a.card.name == "Test brain-age models (untrained segmenter)"
     assert a.card.data == "none: synthetic volumes made by the tests" and a.card.metrics == {"cv_mae_years": 1.0}
     md = tab_brain_age.answer_markdown(a)

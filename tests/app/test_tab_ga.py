@@ -3,7 +3,6 @@ files are refused with one line naming the file."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -14,23 +13,19 @@ import SimpleITK as sitk
 from fetal_lib.app import tab_ga
 from fetal_lib.app.render import PANEL_ROWS, TITLE_ROWS
 from fetal_lib.app.uploads import UploadFolder
-from fetal_lib.cli import main
 from fetal_lib.errors import FetalInputError
+from stand_ins import cli_json
 
 GA_MEAN_DAYS = 203.0  # the untrained network's answer (conftest.GA_MEAN_DAYS)
 
 
-@pytest.fixture(scope="module")
-def slot(slots):
-    return slots["ga"][0]
+SLOT = ("ga", None)  # the slot fixture (conftest.py): the tab's first slot
 
 
 def test_the_answer_is_fetal_ga_predict_s(slot, models_dir, atlas_volume, capsys) -> None:
     volume, mask = atlas_volume
     a = tab_ga.predict(slot, volume, mask)
-    assert main(["ga", "predict", str(volume), "--mask", str(mask), "--model", str(models_dir / "ga_mri.keras"),
-                 "--format", "json"]) == 0
-    printed = json.loads(capsys.readouterr().out)[0]
+    printed = cli_json(["ga", "predict", volume, "--mask", mask, "--model", models_dir / "ga_mri.keras", "--format", "json"], capsys)[0]
     assert a.row == {k: v for k, v in printed.items() if k != "warnings"}
     assert a.row["ga_weeks_days"] == "29+0" and a.row["ga_days"] == pytest.approx(GA_MEAN_DAYS, abs=0.05)  # untrained: its mean
     stats = sitk.LabelShapeStatisticsImageFilter()  # independent: the mask's physical volume

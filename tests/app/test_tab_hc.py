@@ -3,7 +3,6 @@ with one line naming the file (no browser: the handler functions themselves)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -12,21 +11,18 @@ from scipy import special
 
 from fetal_lib.app import tab_hc
 from fetal_lib.app.uploads import UploadFolder
-from fetal_lib.cli import main
 from fetal_lib.errors import FetalInputError
+from stand_ins import cli_json
 
 
-@pytest.fixture(scope="module")
-def slot(slots):
-    return next(s for s in slots["hc"] if s.key == "hc18_unet")
+SLOT = ("hc", "hc18_unet")  # the slot fixture (conftest.py)
 
 
 def test_the_answer_is_fetal_hc_measure_s(slot, models_dir, hc18_image, capsys) -> None:
     path, pixel = hc18_image
     a = tab_hc.predict(slot, path, pixel)
-    assert main(["hc", "measure", str(path), "--pixel-size", repr(pixel), "--model", str(models_dir / "hc18_unet.keras"),
-                 "--format", "json"]) == 0
-    row = json.loads(capsys.readouterr().out)[0]
+    row = cli_json(["hc", "measure", path, "--pixel-size", repr(pixel), "--model", models_dir / "hc18_unet.keras", "--format", "json"],
+                   capsys)[0]
     assert a.hc_mm == pytest.approx(row["hc_mm"], rel=1e-12) and a.row["semi_axes_a_mm"] == pytest.approx(row["semi_axes_a_mm"])
     # independent references: the ellipse's exact perimeter, its axes, Hadlock's formula written out
     big, small = row["semi_axes_a_mm"], row["semi_axes_b_mm"]

@@ -3,7 +3,6 @@ known answer); bad images are refused with one line naming the file."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import cv2
@@ -12,13 +11,11 @@ import pytest
 
 from fetal_lib.app import tab_us
 from fetal_lib.app.uploads import UploadFolder
-from fetal_lib.cli import main
 from fetal_lib.errors import FetalInputError
+from stand_ins import cli_json
 
 
-@pytest.fixture(scope="module")
-def slot(slots):
-    return next(s for s in slots["us"] if s.key == "planes")
+SLOT = ("us", "planes")  # the slot fixture (conftest.py)
 
 
 def _brightness_answer(path, classes, size=(48, 64), temperature=2.0) -> np.ndarray:
@@ -35,8 +32,7 @@ def _brightness_answer(path, classes, size=(48, 64), temperature=2.0) -> np.ndar
 
 def test_the_answer_is_fetal_us_classify_s(slot, models_dir, planes_image, capsys) -> None:
     a = tab_us.predict(slot, planes_image)
-    assert main(["us", "classify", str(planes_image), "--model", str(models_dir / "us_planes.keras"), "--format", "json"]) == 0
-    row = json.loads(capsys.readouterr().out)[0]
+    row = cli_json(["us", "classify", planes_image, "--model", models_dir / "us_planes.keras", "--format", "json"], capsys)[0]
     assert a.predicted == row["predicted"] and a.confidence == pytest.approx(row["confidence"], abs=1e-12)
     for cls, col in zip(slot.model.classes, slot.model.probability_columns):
         assert a.probabilities[cls] == pytest.approx(row[col], abs=1e-12)

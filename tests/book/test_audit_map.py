@@ -17,7 +17,7 @@ import pytest
 from fetal_lib import anchors
 from fetal_lib.book import metric_path
 from fetal_lib.book.audit_map import CLAIMS, DESCRIPTIVE_ANCHORS, FLAWS, SOURCES, Claim, Figure, Flaw, Pair, paths_by_chapter
-from fetal_lib.book.chapters import REGISTRY, find_source
+from fetal_lib.book.chapters import PACKAGES, REGISTRY, find_source
 from fetal_lib.paths import BOOK_DIR, REPO_ROOT
 
 METRICS_NAMES = {"metrics", "headline"}  # the dicts a chapter passes to run.finish (headline is spread into metrics)
@@ -49,6 +49,7 @@ def written_key_patterns(path: Path) -> set[str]:
 
     for node in ast.walk(ast.parse(_source(path))):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]  # a, metrics["k"] = ...
         value = getattr(node, "value", None)
         for t in targets:
             if isinstance(t, ast.Name) and t.id in METRICS_NAMES and value is not None:
@@ -63,10 +64,31 @@ def written_key_patterns(path: Path) -> set[str]:
     return out
 
 
+def package_key_patterns(package: str) -> set[str]:
+    """Patterns of every string key of a dict a chapter's package builds (its metrics document is built
+    there: a dict literal, ``d[key] = ...``, ``dict(key=...)``)."""
+    out: set[str] = set()
+    for path in (REPO_ROOT / Path(*package.split("."))).rglob("*.py"):
+        for node in ast.walk(ast.parse(_source(path))):
+            if isinstance(node, ast.Dict):
+                out.update(p for k in node.keys if k is not None and (p := _key_pattern(k)))
+            elif isinstance(node, ast.DictComp) and (p := _key_pattern(node.key)):
+                out.add(p)
+            elif isinstance(node, ast.Assign):
+                out.update(p for t in node.targets if isinstance(t, ast.Subscript) and (p := _key_pattern(t.slice)))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+                out.update(re.escape(k.arg) for k in node.keywords if k.arg)
+    return out
+
+
 def writes(chapter: str, key: str) -> bool:
-    """Whether chapter ``chapter``'s notebook writes top-level metrics key ``key``."""
+    """Whether chapter ``chapter`` writes top-level metrics key ``key``: its notebook, or its package
+    (:data:`fetal_lib.book.chapters.PACKAGES`), where the notebook's calls build the metrics document."""
     source = find_source(chapter)
-    return source is not None and any(re.fullmatch(p, key) for p in written_key_patterns(source))
+    patterns = written_key_patterns(source) if source is not None else set()
+    if chapter in PACKAGES:
+        patterns |= package_key_patterns(PACKAGES[chapter])
+    return any(re.fullmatch(p, key) for p in patterns)
 
 
 @lru_cache(maxsize=1)

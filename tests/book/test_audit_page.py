@@ -153,7 +153,7 @@ def test_withheld_section_lists_records_or_says_there_are_none(results, book):
     write_withheld(results, "phantom_try", "a dry run", 4, metric, "fetal hc submission P", on_phantom=True)
     (results / "withheld" / "zz_bad.json").write_text('{"schema": 2}')
     text = audit_markdown(docs, load_withheld(results), links)
-    section = text.split("## Withheld-data evaluations")[1]
+    section = text.split("## Withheld-data evaluations")[1].split("## Decisions the deployed models rest on")[0]
     rows = _rows(section)
     assert len(rows) == 3
     assert "**hc18_hidden** (chapter 1): HC18 hidden test set" in rows[0]
@@ -178,3 +178,20 @@ def test_section_ids_are_the_ones_sphinx_gives_the_chapter_headings():
     assert section_id("Audit: what each flaw of the source costs") == "audit-what-each-flaw-of-the-source-costs"
     assert section_id("MedSegDiff-V2's uncertainty beside its error") == "medsegdiff-v2-s-uncertainty-beside-its-error"
     assert section_id("The model for `fetal hc measure`") == "the-model-for-fetal-hc-measure"
+
+
+def test_the_decisions_table_has_one_row_per_declared_decision(results, book):
+    from fetal_lib.book.audit_page import chapter_name, decisions_markdown
+    from fetal_lib.book.chapters import SPECS
+
+    text = audit_markdown(load_metrics(results), load_withheld(results), chapter_links(book))
+    section = text.split("## Decisions the deployed models rest on")[1]
+    assert section.endswith(decisions_markdown())
+    rows = _rows(section)
+    declared = [(spec, d) for spec in SPECS.values() for d in spec.decisions]
+    assert len(rows) == len(declared) and declared
+    for row, (spec, d) in zip(rows, declared):
+        cells = [c.strip() for c in row.strip("| ").split(" | ")]
+        assert cells[0] == chapter_name(spec.id)
+        assert cells[1:5] == [c.replace("|", "\\|") for c in (d.setting, d.how, d.data, d.evidence)]
+        assert cells[5] == f"`{d.command}`"

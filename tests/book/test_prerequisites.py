@@ -38,7 +38,7 @@ def test_chapter_1_runs_first_only_when_its_model_is_missing_and_it_would_save_o
 
 
 def test_the_reuse_key_holds_the_finder_s_hash(build) -> None:
-    from fetal_lib.us.head_crop import file_sha256
+    from fetal_lib.io import file_sha256
 
     assert prerequisites.model_inputs("us_classification", CROP) == {"head_finder_sha256": None}
     model = build / "models" / "hc18_unet.keras"

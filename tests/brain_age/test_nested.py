@@ -161,3 +161,32 @@ def test_the_offset_is_zero_in_expectation_when_image_subjects_are_drawn_like_th
         offsets[name] = nested.population_adjusted(result, inp, n_boot=50)["difficulty_offset_years"]
     assert abs(offsets["like the cohort"]) < 0.6
     assert offsets["easier"] > 0.8
+
+
+def test_the_knobs_name_the_candidates_and_the_selection(inputs) -> None:
+    found = nested.candidates({"nested_models": " bayesian_ridge, ,maps_ridge "})
+    assert found == nested.recipes(["bayesian_ridge", "maps_ridge"])
+    feats = {"reference": inputs.img_reference, "predicted_soft": inputs.img_predicted["soft"],
+             "predicted_hard": inputs.img_predicted["hard"]}
+    built = nested.inputs_of(inputs.ref_age, inputs.ref_feats, inputs.img_age, feats, 5)
+    assert built.img_predicted["hard"] is inputs.img_predicted["hard"] and built.img_reference is inputs.img_reference
+    assert set(built.img_predicted) == set(nested.FEATURES) and built.n_components == 5
+    assert nested.check_selection({"deploy_selection": "nested"}, True)
+    assert not nested.check_selection({"deploy_selection": "profile"}, False)
+    with pytest.raises(ValueError, match="seg_cv_folds"):
+        nested.check_selection({"deploy_selection": "nested"}, False)
+    with pytest.raises(ValueError, match="deploy_selection"):
+        nested.check_selection({"deploy_selection": "best"}, True)
+
+
+def test_select_is_the_nested_selection_and_its_estimates(inputs) -> None:
+    settings = {"nested_models": "bayesian_ridge", "nested_outer_folds": 4, "nested_inner_folds": 3, "reg_folds": 4,
+                "n_bootstrap": 50, "reg_models": "bayesian_ridge,maps_ridge"}
+    got = nested.select(settings, inputs, seed=2)
+    ref = nested.nested_selection(inputs, nested.recipes(["bayesian_ridge"]), 4, 3, 2)
+    np.testing.assert_array_equal(got.result.nested_predicted, ref.nested_predicted)
+    assert got.head == nested.headline(ref, 50, 2)
+    assert got.population == nested.population_adjusted(ref, inputs, 4, 2, 50)
+    assert len(got.table) == len(got.candidates) == 6
+    with pytest.raises(ValueError, match="reg_models"):
+        nested.select({**settings, "reg_models": "maps_ridge"}, inputs, seed=2)

@@ -25,7 +25,7 @@ from scipy import special
 
 pytest.importorskip("tensorflow")
 
-from fetal_lib.cli import main  # noqa: E402
+from stand_ins import run_cli  # noqa: E402
 from fetal_lib.data.hc18 import filled_ellipse  # noqa: E402
 
 COLUMNS = ["filename", "center_x_mm", "center_y_mm", "semi_axes_a_mm", "semi_axes_b_mm", "angle_rad", "hc_mm"]
@@ -71,12 +71,6 @@ def images(tmp_path_factory) -> Path:
         w.writerow(["bad_pixel.png", "-1", ""])
     cv2.imwrite(str(folder / "bad_pixel.png"), np.zeros((540, 800), np.uint8))
     return folder
-
-
-def run_cli(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_measure_csv_matches_analytic_hc(intensity_model, images, capsys, tmp_path):

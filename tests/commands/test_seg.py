@@ -14,8 +14,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fetal_lib.cli import main  # noqa: E402
 from fetal_lib.model_card import card_path, read_card, save_torch  # noqa: E402
+
+from stand_ins import run_cli  # noqa: E402
 
 TRAIN = ["seg", "train", "--profile", "smoke", "--data-source", "phantom", "--arch", "attention_unet",
          "--set", "epochs=1", "--set", "precision=float32"]
@@ -44,12 +45,6 @@ def one_thread(monkeypatch):
     torch.set_num_threads(before)
 
 
-def run_cli(capsys, argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _save_tiny(path, arch="attention_unet", options=None):
     """An untrained network at the smoke input size (64x96), saved with a card as the chapter's."""
     from fetal_lib.networks import torch as torch_nets
@@ -66,7 +61,7 @@ def _save_tiny(path, arch="attention_unet", options=None):
 
 
 def test_unknown_architecture_is_refused_listing_the_known_ones(capsys):
-    code, out, err = run_cli(capsys, ["seg", "train", "--arch", "vgg"])
+    code, out, err = run_cli(["seg", "train", "--arch", "vgg"], capsys)
     assert code == 2 and out == ""
     assert "unknown architecture 'vgg'" in err
     for name in ("attention_unet", "unext", "transunet", "ducknet", "medsegdiff_v2"):
@@ -74,18 +69,18 @@ def test_unknown_architecture_is_refused_listing_the_known_ones(capsys):
 
 
 def test_bad_settings_are_refused_before_training(capsys, tmp_path):
-    code, _, err = run_cli(capsys, ["seg", "train", "--arch", "unext", "--set", "arch_options={}", "--model", tmp_path / "m.pt"])
+    code, _, err = run_cli(["seg", "train", "--arch", "unext", "--set", "arch_options={}", "--model", tmp_path / "m.pt"], capsys)
     assert code == 2 and "arch_options" in err and "edit the seg_benchmark: section" in err
-    code, _, err = run_cli(capsys, ["seg", "train", "--arch", "unext", "--set", "epochz=3"])
+    code, _, err = run_cli(["seg", "train", "--arch", "unext", "--set", "epochz=3"], capsys)
     assert code == 2 and "unknown seg_benchmark setting 'epochz'" in err
-    code, _, err = run_cli(capsys, ["seg", "train", "--arch", "unext", "--set", "precision=fp8"])
+    code, _, err = run_cli(["seg", "train", "--arch", "unext", "--set", "precision=fp8"], capsys)
     assert code == 2 and "precision takes one of auto, float32, bfloat16" in err
-    code, _, err = run_cli(capsys, ["seg", "train", "--arch", "attention_unet,unext"])
+    code, _, err = run_cli(["seg", "train", "--arch", "attention_unet,unext"], capsys)
     assert code == 2 and "give one architecture" in err
-    code, _, err = run_cli(capsys, ["seg", "train", "--arch", "unext", "--model", tmp_path / "m.keras"])
+    code, _, err = run_cli(["seg", "train", "--arch", "unext", "--model", tmp_path / "m.keras"], capsys)
     assert code == 2 and ".pt file" in err
     (tmp_path / "m.pt").mkdir()
-    code, _, err = run_cli(capsys, ["seg", "train", "--arch", "unext", "--model", tmp_path / "m.pt"])
+    code, _, err = run_cli(["seg", "train", "--arch", "unext", "--model", tmp_path / "m.pt"], capsys)
     assert code == 2 and "is a folder" in err
     (tmp_path / "m.pt").rmdir()
     assert not list(tmp_path.glob("m*"))
@@ -95,7 +90,7 @@ def test_bad_settings_are_refused_before_training(capsys, tmp_path):
 def test_an_untrained_network_is_below_the_floor_and_nothing_is_written(capsys, tmp_path, build):
     # learning rate 0: the network keeps its random weights, far below the phantom floor (Dice >= 0.7)
     model = tmp_path / "x.pt"
-    code, out, err = run_cli(capsys, [*TRAIN, "--set", "learning_rate=0", "--model", model])
+    code, out, err = run_cli([*TRAIN, "--set", "learning_rate=0", "--model", model], capsys)
     assert code == 1, err
     assert out == ""
     assert "attention_unet segmenter" in err and "below its sanity floor" in err and "NOT deployed" in err
@@ -112,7 +107,7 @@ def test_a_network_that_clears_the_floor_is_saved_with_its_card_and_evaluates(ca
     seen = []
     monkeypatch.setattr(pipeline, "check_floor", lambda run, is_phantom: seen.append((run.arch, is_phantom)) or {})
     model = tmp_path / "x.pt"
-    code, out, err = run_cli(capsys, [*TRAIN, "--model", model])
+    code, out, err = run_cli([*TRAIN, "--model", model], capsys)
     assert code == 0, err
     assert seen == [("attention_unet", True)]
     doc = json.loads(out)
@@ -127,8 +122,8 @@ def test_a_network_that_clears_the_floor_is_saved_with_its_card_and_evaluates(ca
     assert "phantom" in err  # the warning that a phantom model measures nothing real
 
     # the saved network scores the same test split through `fetal seg evaluate` as in training
-    code, out, err = run_cli(capsys, ["seg", "evaluate", "--arch", "attention_unet", "--model", model, "--profile", "smoke",
-                                      "--data-source", "phantom", "--format", "json"])
+    code, out, err = run_cli(["seg", "evaluate", "--arch", "attention_unet", "--model", model, "--profile", "smoke",
+                                      "--data-source", "phantom", "--format", "json"], capsys)
     assert code == 0, err
     assert "differs" not in err  # same split as in training: no warning
     test = json.loads(out)["test"]
@@ -142,7 +137,7 @@ def test_a_network_that_clears_the_floor_is_saved_with_its_card_and_evaluates(ca
 def test_evaluate_prints_the_test_figures(capsys, tmp_path):
     model = _save_tiny(tmp_path / "tiny.pt")
     argv = ["seg", "evaluate", "--arch", "attention_unet", "--model", model, "--profile", "smoke", "--data-source", "phantom"]
-    code, out, err = run_cli(capsys, [*argv, "--format", "json"])
+    code, out, err = run_cli([*argv, "--format", "json"], capsys)
     assert code == 0, err
     doc = json.loads(out)
     assert doc["architecture"] == "attention_unet" and doc["split"] == "test" and doc["model"] == str(model)
@@ -154,15 +149,15 @@ def test_evaluate_prints_the_test_figures(capsys, tmp_path):
         assert 0.0 <= test[key] <= 1.0, key
     for key in ("HC |diff| mean (mm)", "HC |diff| SD (mm)", "HC |diff| median (mm)"):  # None when no head is found at all
         assert test[key] is None or test[key] >= 0, key
-    code, text, err = run_cli(capsys, argv)
+    code, text, err = run_cli(argv, capsys)
     assert code == 0, err
     assert "on the test split: 5 images" in text and "Dice" in text and "mAP" in text and "HC |diff|: mean" in text
 
 
 def test_evaluate_refuses_another_architecture_naming_both(capsys, tmp_path):
     model = _save_tiny(tmp_path / "u.pt", arch="unext")
-    code, out, err = run_cli(capsys, ["seg", "evaluate", "--arch", "attention_unet", "--model", model, "--profile", "smoke",
-                                      "--data-source", "phantom"])
+    code, out, err = run_cli(["seg", "evaluate", "--arch", "attention_unet", "--model", model, "--profile", "smoke",
+                                      "--data-source", "phantom"], capsys)
     assert code == 2 and out == ""
     assert "names architecture 'unext', but --arch is 'attention_unet'" in err and "u.card.json" in err
 
@@ -173,17 +168,17 @@ def test_evaluate_takes_the_cards_split_seed_and_warns_when_the_split_differs(ca
     card_path(model).write_text(json.dumps({**card, "split": {"seed": 3, "n_train": 10, "n_val": 2, "n_test": 2}}))
     argv = ["seg", "evaluate", "--arch", "attention_unet", "--model", model, "--profile", "smoke", "--data-source", "phantom",
             "--format", "json"]
-    code, out, err = run_cli(capsys, argv)
+    code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     assert json.loads(out)["seed"] == 3  # the card's split seed by default
     assert "differs from the one the model was trained with" in err and "in training" in err
-    code, out, err = run_cli(capsys, [*argv, "--seed", "0"])
+    code, out, err = run_cli([*argv, "--seed", "0"], capsys)
     assert code == 0 and json.loads(out)["seed"] == 0
     assert "seed 0 here, 3 in training" in err
 
 
 def test_evaluate_without_a_model_says_how_to_make_one(capsys, build):
-    code, _, err = run_cli(capsys, ["seg", "evaluate", "--arch", "unext", "--data-source", "phantom"])
+    code, _, err = run_cli(["seg", "evaluate", "--arch", "unext", "--data-source", "phantom"], capsys)
     assert code == 2
     assert str(build / "models" / "seg_benchmark" / "unext.pt") in err and "fetal seg train --arch unext" in err
 
@@ -195,13 +190,13 @@ def test_evaluate_scores_the_validation_split_on_request(capsys, tmp_path):
     model = _save_tiny(tmp_path / "tiny.pt")
     argv = ["seg", "evaluate", "--arch", "attention_unet", "--model", model, "--profile", "smoke", "--data-source", "phantom",
             "--split", "val"]
-    code, out, err = run_cli(capsys, [*argv, "--format", "json"])
+    code, out, err = run_cli([*argv, "--format", "json"], capsys)
     assert code == 0, err
     doc = json.loads(out)
     data = hc_pipeline.load_data(None, "phantom", 0, int(pipeline.profile_settings("smoke")["max_images"]))
     assert doc["split"] == "val" and "test" not in doc and TEST_KEYS <= set(doc["val"])
     assert doc["val"]["images"] == len(data.part("val")) != len(data.part("test"))
-    code, text, err = run_cli(capsys, argv)
+    code, text, err = run_cli(argv, capsys)
     assert code == 0 and f"on the validation split: {len(data.part('val'))} images" in text
 
 
@@ -217,14 +212,14 @@ def _with_training(path, **training):
 def test_continue_from_refuses_a_network_it_cannot_continue(capsys, tmp_path):
     argv = ["seg", "train", "--profile", "smoke", "--data-source", "phantom", "--arch", "attention_unet", "--model", tmp_path / "out.pt"]
     unext = _with_training(_save_tiny(tmp_path / "u.pt", arch="unext"), epochs=3)
-    code, out, err = run_cli(capsys, [*argv, "--continue-from", unext])
+    code, out, err = run_cli([*argv, "--continue-from", unext], capsys)
     assert code == 2 and out == "" and "names architecture 'unext', but --arch is 'attention_unet'" in err and "u.card.json" in err
     no_epochs = _save_tiny(tmp_path / "a.pt")  # a card without its training section
-    code, _, err = run_cli(capsys, [*argv, "--continue-from", no_epochs])
+    code, _, err = run_cli([*argv, "--continue-from", no_epochs], capsys)
     assert code == 2 and "does not say how many epochs trained this network" in err and "a.card.json" in err
-    code, _, err = run_cli(capsys, [*argv, "--continue-from", _with_training(no_epochs, epochs=3), "--set", "input_rows=96"])
+    code, _, err = run_cli([*argv, "--continue-from", _with_training(no_epochs, epochs=3), "--set", "input_rows=96"], capsys)
     assert code == 2 and "reads 64x96 images, the profile 96x96" in err
-    code, _, err = run_cli(capsys, [*argv, "--continue-from", tmp_path / "missing.pt"])
+    code, _, err = run_cli([*argv, "--continue-from", tmp_path / "missing.pt"], capsys)
     assert code == 2 and "missing.pt" in err and "no model file here" in err
     assert not (tmp_path / "out.pt").exists()
 
@@ -237,7 +232,7 @@ def test_continue_from_trains_a_saved_network_on_and_counts_its_epochs(capsys, t
     start = _with_training(_save_tiny(tmp_path / "a.pt"), epochs=3, initial_epochs=2)
     before = {k: v.clone() for k, v in torch.load(start, weights_only=True).items()}
     model = tmp_path / "more.pt"
-    code, out, err = run_cli(capsys, [*TRAIN, "--continue-from", start, "--model", model])
+    code, out, err = run_cli([*TRAIN, "--continue-from", start, "--model", model], capsys)
     assert code == 0, err
     assert "5 epochs behind it" in err
     card = read_card(model)

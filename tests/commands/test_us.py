@@ -21,14 +21,8 @@ pytest.importorskip("tensorflow")
 
 from fetal_lib.cli import main  # noqa: E402
 from fetal_lib.us.classifier import UsClassifier  # noqa: E402
-from stand_ins import brightness_model  # noqa: E402
+from stand_ins import brightness_model, run_cli  # noqa: E402
 from fetal_lib.us.tasks import PLANE_CLASSES, TASKS  # noqa: E402
-
-
-def run_cli(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

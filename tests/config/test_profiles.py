@@ -108,3 +108,20 @@ def test_a_profile_that_misses_a_knob_is_named(tmp_path):
     assert chapter_knobs(spec_of("hc18"), "smoke", {"epochs": 3, "filters": None}, profile_dir=tmp_path)["epochs"] == 3
     with pytest.raises(ValueError, match="unknown hc18 setting 'colour'"):
         chapter_knobs(spec_of("hc18"), "smoke", {"colour": "red"}, profile_dir=tmp_path)
+
+
+def test_a_profile_with_several_problems_names_the_first_and_counts_the_rest(tmp_path):
+    from fetal_lib.config.profiles import chapter_knobs, profile_problems
+
+    text = (PROFILE_DIR / "smoke.yaml").read_text()
+    section = text.index("\nhc18:")
+    text = text[:section] + text[section:].replace("  jit_compile: true\n", "  jit_compile: 1\n  colour: red\n", 1)
+    (tmp_path / "smoke.yaml").write_text(text)
+    problems = profile_problems(spec_of("hc18"), "smoke", tmp_path)
+    assert problems == [
+        f"profiles/smoke.yaml: section hc18: unknown knob 'colour' (declared: {', '.join(spec_of('hc18').knob_names())})",
+        "profiles/smoke.yaml: section hc18: knob 'jit_compile' takes bool, got 1",
+    ]
+    with pytest.raises(FetalInputError, match=r"section hc18: unknown knob 'colour' .* \(and 1 more\)"):
+        chapter_knobs(spec_of("hc18"), "smoke", profile_dir=tmp_path)
+    assert profile_problems(spec_of("brain_age"), "smoke", tmp_path) == []  # other chapters' sections untouched

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +61,8 @@ def test_phantom_gm_shrinks_csf_grows(phantom_root):
 
 
 @pytest.fixture
-def ba_copy(tmp_path, phantom_root) -> Path:
-    dest = tmp_path / "ba"
-    shutil.copytree(phantom_root("brain_age"), dest)
-    return dest
+def ba_copy(phantom_copy) -> Path:
+    return phantom_copy("brain_age")
 
 
 def test_missing_column_and_bad_age(ba_copy):

@@ -5,18 +5,14 @@ from __future__ import annotations
 import collections
 import shutil
 
-import pandas as pd
 import pytest
 
 from fetal_lib.data import fetal_brain_anomaly_16class as c16
 from fetal_lib.errors import FetalInputError
 
 
-def test_phantom_classes_and_groups(phantom_root):
-    root = phantom_root("fetal_brain_anomaly_16class")
-    records = c16.load(root)
-    truth = pd.read_csv(root / "PHANTOM_truth.csv").set_index("image")
-    assert len(records) == len(truth)
+def test_phantom_classes_and_groups(phantom_records):
+    records, truth = phantom_records("fetal_brain_anomaly_16class", c16.load)
     assert c16.class_names(records) == sorted(c16.CLASSES) and len(c16.CLASSES) == 16
     for r in records:
         t = truth.loc[f"{r.export_split}/{r.label}/{r.image_path.name}"]

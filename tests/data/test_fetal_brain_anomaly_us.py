@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import collections
-import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from fetal_lib.data import fetal_brain_anomaly_us as us
@@ -50,11 +48,8 @@ def test_anomaly_type_and_source_parsing():
     assert us.majority_label(()) is None
 
 
-def test_phantom_matches_truth(phantom_root):
-    root = phantom_root("fetal_brain_anomaly_us")
-    records = us.load(root)
-    truth = pd.read_csv(root / "PHANTOM_truth.csv").set_index("image")
-    assert len(records) == len(truth)
+def test_phantom_matches_truth(phantom_records):
+    records, truth = phantom_records("fetal_brain_anomaly_us", us.load)
     for r in records:
         t = truth.loc[f"{r.export_split}/images/{r.image_path.name}"]
         assert r.label == t["label"] and r.source_image == t["source_image"]
@@ -66,10 +61,8 @@ def test_phantom_matches_truth(phantom_root):
 
 
 @pytest.fixture
-def us_copy(tmp_path, phantom_root) -> Path:
-    dest = tmp_path / "us"
-    shutil.copytree(phantom_root("fetal_brain_anomaly_us"), dest)
-    return dest
+def us_copy(phantom_copy) -> Path:
+    return phantom_copy("fetal_brain_anomaly_us")
 
 
 def test_bad_labels(us_copy):

@@ -37,17 +37,14 @@ def test_real_roboflow_layout(real_dataset):
     assert 1 < len({r.patient_id for r in records}) < len(records)
 
 
-def test_phantom_layout_and_planes(phantom_root):
-    root = phantom_root("fetal_planes")
-    records = fetal_planes.load(root)
-    truth = pd.read_csv(root / "PHANTOM_truth.csv").set_index("image")
-    assert len(records) == len(truth)
+def test_phantom_layout_and_planes(phantom_root, phantom_records):
+    records, truth = phantom_records("fetal_planes", fetal_planes.load)
     for r in records:
         t = truth.loc[r.image_path.name]
         assert (r.image_name, r.plane, r.brain_plane) == (t["Image_name"], t["plane"], t["brain_plane"])
     assert {r.plane for r in records} == {"Fetal brain", "Fetal thorax", "Fetal abdomen", "Fetal femur"}
     assert len({r.patient_id for r in records}) >= 5
-    header = (root / "FETAL_PLANES_DB_data.csv").read_text().splitlines()[0]
+    header = (phantom_root("fetal_planes") / "FETAL_PLANES_DB_data.csv").read_text().splitlines()[0]
     assert header.endswith("Train ")  # trailing space like the real table
 
 
@@ -85,10 +82,8 @@ def test_without_index_csv_names_come_from_file_names(phantom_root, tmp_path):
 
 
 @pytest.fixture
-def fp_copy(tmp_path, phantom_root) -> Path:
-    dest = tmp_path / "fp"
-    shutil.copytree(phantom_root("fetal_planes"), dest)
-    return dest
+def fp_copy(phantom_copy) -> Path:
+    return phantom_copy("fetal_planes")
 
 
 def test_missing_column(fp_copy):

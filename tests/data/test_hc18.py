@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import cv2
@@ -139,10 +138,8 @@ def test_phantom_hc_is_analytic(phantom_root):
 
 
 @pytest.fixture
-def hc_copy(tmp_path, phantom_root) -> Path:
-    dest = tmp_path / "hc18"
-    shutil.copytree(phantom_root("hc18"), dest)
-    return dest
+def hc_copy(phantom_copy) -> Path:
+    return phantom_copy("hc18")
 
 
 def _rewrite_csv(path: Path, fn) -> None:

@@ -80,9 +80,3 @@ def test_refuses_to_overwrite_and_leaves_nothing_on_failure(tmp_path, monkeypatc
         phantoms.write("nope", tmp_path / "x")
     with pytest.raises(ValueError):
         phantoms.write("hc18", tmp_path / "y", size="huge")
-
-
-def test_ramanujan_perimeter():
-    assert phantoms.ramanujan_perimeter(5.0, 5.0) == pytest.approx(2 * np.pi * 5)
-    # a=2, b=1: exact perimeter 9.688448220547675 (complete elliptic integral)
-    assert phantoms.ramanujan_perimeter(2.0, 1.0) == pytest.approx(9.688448220547675, rel=1e-6)

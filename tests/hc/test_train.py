@@ -64,7 +64,7 @@ def test_mixed_bfloat16_training_returns_a_float32_model_with_the_trained_weight
 
 
 def test_augment_config_follows_the_vertical_flip_setting() -> None:
-    from fetal_lib.hc.augment import AugmentConfig
+    from fetal_lib.transforms.augment import AugmentConfig
     from fetal_lib.hc.pipeline import profile_settings, train_config
     from fetal_lib.hc.train import TrainConfig
 

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fetal_lib.hc.augment import AugmentConfig  # noqa: E402
+from fetal_lib.transforms.augment import AugmentConfig  # noqa: E402
 from fetal_lib.seg_benchmark.augment import affine_theta, augment_batch  # noqa: E402
 from fetal_lib.seg_benchmark.losses import bce_dice_from_logits  # noqa: E402
 
@@ -26,7 +26,7 @@ def _warp_torch(image: np.ndarray, angle: float, scale: float, sx: float, sy: fl
 
 @pytest.mark.parametrize("angle_deg,scale,sx,sy", [(0.0, 1.0, 0.0, 0.0), (12.0, 1.0, 0.0, 0.0), (-9.0, 1.08, 4.0, -3.0), (5.0, 0.92, -6.0, 2.0)])
 def test_geometry_matches_chapter1_transform(angle_deg, scale, sx, sy):
-    from fetal_lib.hc.augment import affine_matrix, warp
+    from fetal_lib.transforms.augment import affine_matrix, warp
 
     rows, cols = 40, 60
     yy, xx = np.mgrid[0:rows, 0:cols]

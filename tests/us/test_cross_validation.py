@@ -71,29 +71,46 @@ def _doc(**changes):
     return doc
 
 
-@pytest.mark.parametrize("doc, expected, why", [
-    (None, "plain_cnn", "no `fetal us cv` result"),
+@pytest.mark.parametrize("doc, cv_choice, why", [
+    (None, None, "none (no `fetal us cv` result"),
     (_doc(), "xception", "5-fold CV"),
-    (_doc(provenance__parameters={"epochs": 10}), "plain_cnn", "another recipe: epochs 10"),
-    (_doc(provenance__on_phantom=True), "plain_cnn", "a phantom"),
-    (_doc(metrics__archs={"xception": {"images": 280}}), "plain_cnn", "other data"),
-    (_doc(metrics__chosen="resnet"), "plain_cnn", "not among"),
+    (_doc(provenance__parameters={"epochs": 10}), "xception", "not comparable: another recipe: epochs 10"),
+    (_doc(provenance__on_phantom=True), "xception", "not comparable: it ran on a phantom"),
+    (_doc(metrics__archs={"xception": {"images": 280}}), "xception", "not comparable: other data"),
+    (_doc(metrics__chosen="resnet"), "resnet", "not comparable: its choice 'resnet' is not among"),
 ])
-def test_the_cv_choice_is_used_only_for_this_recipe_and_data(doc, expected, why):
-    arch, how = cv.choose("brain_planes", "plain_cnn", ["plain_cnn", "xception"], doc, {"epochs": 20}, "cpu", 300, False)
-    assert arch == expected and why in how
+def test_a_cv_is_compared_with_the_validation_choice_only_for_this_recipe_and_data(doc, cv_choice, why):
+    row = cv.compare("brain_planes", "plain_cnn", ["plain_cnn", "xception"], doc, {"epochs": 20}, "cpu", 300, False)
+    assert row["deployed (validation split)"] == "plain_cnn"  # the CV never changes the deployed model
+    assert row["CV choice"] == cv_choice and why in row["CV"]
+    assert row["comparable"] == (why == "5-fold CV")
+    assert row["agrees"] is (False if row["comparable"] else None)
+    assert cv.compare("brain_planes", "xception", ["plain_cnn", "xception"], _doc(), {"epochs": 20}, "cpu", 300, False)["agrees"] is True
 
 
 def test_a_cv_of_another_input_is_another_recipe():
     crop = {"margin": 1.15, "size": 160, "align": False}
     old = _doc()  # written before head crops existed: whole images
-    arch, how = cv.choose("brain_planes", "plain_cnn", ["plain_cnn", "xception"], old, {"epochs": 20, "head_crop": crop}, "cpu", 300, False)
-    assert arch == "plain_cnn" and "head_crop None" in how
+    row = cv.compare("brain_planes", "plain_cnn", ["plain_cnn", "xception"], old, {"epochs": 20, "head_crop": crop}, "cpu", 300, False)
+    assert not row["comparable"] and "head_crop None" in row["CV"]
     cropped = _doc(provenance__parameters={"epochs": 20, "head_crop": crop})
-    assert cv.choose("brain_planes", "plain_cnn", ["plain_cnn", "xception"], cropped, {"epochs": 20, "head_crop": crop}, "cpu", 300,
-                     False)[0] == "xception"
+    assert cv.compare("brain_planes", "plain_cnn", ["plain_cnn", "xception"], cropped, {"epochs": 20, "head_crop": crop}, "cpu", 300,
+                      False)["comparable"]
     assert cv.input_label({"head_crop": {**crop, "align": True}}) == "head crop 160x160 (margin 1.15, aligned)"
     assert cv.input_label({"input_rows": 128, "input_cols": 128}) == "whole image 128x128"
+
+
+def test_the_comparison_table_has_a_row_per_task_only_when_some_cv_exists():
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(parts={"train": np.arange(250), "val": np.arange(50)}, source=SimpleNamespace(is_phantom=False))
+    choices = {"brain_planes": "plain_cnn", "planes": "xception"}
+    args = ({"brain_planes": data, "planes": data}, ["plain_cnn", "xception"], {"brain_planes": {"epochs": 20}, "planes": {"epochs": 20}}, "cpu")
+    assert cv.comparison_table(choices, {"brain_planes": None, "planes": None}, *args).empty
+    table = cv.comparison_table(choices, {"brain_planes": _doc(), "planes": None}, *args)
+    assert table["task"].tolist() == ["brain_planes", "planes"]
+    assert table["deployed (validation split)"].tolist() == ["plain_cnn", "xception"]
+    assert table["comparable"].tolist() == [True, False] and table["agrees"].tolist()[0] is False
 
 
 def test_variants_of_a_task_are_read_and_tabled(tmp_path):

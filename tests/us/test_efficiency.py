@@ -10,8 +10,8 @@ pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by 
 
 pytest.importorskip("keras")
 
+from fetal_lib.networks.parameters import count_parameters  # noqa: E402
 from fetal_lib.us.efficiency import (  # noqa: E402
-    count_parameters,
     flops,
     inference_ms_per_image,
     training_images_per_s,

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.keras_backends  # also run with KERAS_BACKEND=torch by 
 pytest.importorskip("keras")
 
 from fetal_lib.errors import FetalInputError  # noqa: E402
+from fetal_lib.io import file_sha256  # noqa: E402
 from fetal_lib.metrics.biometry import Ellipse  # noqa: E402
 from fetal_lib.us import head_crop  # noqa: E402
 from fetal_lib.us.head_crop import HeadCropSpec, HeadFinder, crop_head  # noqa: E402
@@ -115,7 +116,7 @@ def test_load_head_arrays_flags_and_caches(tmp_path) -> None:
 
     path = save_keras(skull_model(), tmp_path / "finder.keras", {"name": "skull", "inference": {"tta": []}})
     finder = HeadFinder.load(path)
-    assert finder.sha256 == head_crop.file_sha256(path) and isinstance(finder.hc_model, HCModel)
+    assert finder.sha256 == file_sha256(path) and isinstance(finder.hc_model, HCModel)
     cv2.imwrite(str(tmp_path / "head.png"), head_image())
     cv2.imwrite(str(tmp_path / "blank.png"), np.full((300, 400), 20, np.uint8))
     items = [tmp_path / "head.png", tmp_path / "blank.png"]
@@ -149,8 +150,8 @@ def test_head_cropped_classifier_saves_its_finder_and_flags_images_without_a_hea
     head_path = tmp_path / "models" / "us_brain_planes.head.keras"
     card = read_card(model_path)
     assert card["input"]["head_crop"]["finder"] == head_path.name
-    assert card["input"]["head_crop"]["finder_sha256"] == head_crop.file_sha256(head_path)
-    assert card["input"]["head_crop"]["finder_copied_from"]["sha256"] == head_crop.file_sha256(source)
+    assert card["input"]["head_crop"]["finder_sha256"] == file_sha256(head_path)
+    assert card["input"]["head_crop"]["finder_copied_from"]["sha256"] == file_sha256(source)
     assert "cascade" not in read_card(head_path)  # the copy is the first stage alone
 
     loaded = UsClassifier.load(model_path, "brain_planes")

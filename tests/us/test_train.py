@@ -74,7 +74,7 @@ def test_gradcam_layers_are_named_per_architecture() -> None:
 
 
 def test_augmentation_keeps_shape_and_range_and_flips_only_left_right() -> None:
-    from fetal_lib.hc.augment import AugmentConfig
+    from fetal_lib.transforms.augment import AugmentConfig
     from fetal_lib.us.train import augment_image
 
     rng = np.random.default_rng(1)

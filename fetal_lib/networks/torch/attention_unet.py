@@ -34,6 +34,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from fetal_lib.networks.torch.unet_levels import encode, encoder_blocks, level_widths
+
 
 class DoubleConv(nn.Module):
     """(conv3x3-BN-ReLU) twice: the U-Net block."""
@@ -92,15 +94,10 @@ class AttentionUNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 1, base_width: int = 8, depth: int = 5):
         super().__init__()
-        if depth < 2:
-            raise ValueError("depth must be at least 2")
+        widths = level_widths(base_width, depth)
         self.depth = depth
-        widths = [base_width * 2**i for i in range(depth)]
-        self.encoders = nn.ModuleList()
-        prev = in_channels
-        for w in widths:
-            self.encoders.append(DoubleConv(prev, w))
-            prev = w
+        self.encoders = encoder_blocks(in_channels, widths, DoubleConv)
+        prev = widths[-1]
         self.gates = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for w in reversed(widths[:-1]):  # coarsest skip first
@@ -116,12 +113,7 @@ class AttentionUNet(nn.Module):
         if x.ndim != 4 or any(s % factor for s in x.shape[2:]):
             raise ValueError(f"AttentionUNet needs (B, C, H, W) input with H and W divisible by {factor} "
                              f"({self.depth - 1} poolings); got shape {tuple(x.shape)}")
-        skips = []
-        for i, enc in enumerate(self.encoders):
-            x = enc(x)
-            if i < self.depth - 1:
-                skips.append(x)
-                x = F.max_pool2d(x, 2)
+        x, skips = encode(x, self.encoders, F.max_pool2d)
         attention = []
         for gate, dec, skip in zip(self.gates, self.decoders, reversed(skips)):
             gated, alpha = gate(skip, x)
@@ -139,8 +131,3 @@ class AttentionUNet(nn.Module):
 def create(**config) -> AttentionUNet:
     """Build an :class:`AttentionUNet` from a config dict (as saved in a model card)."""
     return AttentionUNet(**config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -233,8 +233,3 @@ class DUCKNet(nn.Module):
 def create(**config) -> DUCKNet:
     """Build a :class:`DUCKNet` from a config dict (as saved in a model card)."""
     return DUCKNet(**config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -619,8 +619,3 @@ def paper_config(in_channels: int = 1) -> dict:
 def create(**config) -> MedSegDiffV2:
     """Build a :class:`MedSegDiffV2` from a config dict (as saved in a model card)."""
     return MedSegDiffV2(**config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from fetal_lib.networks.torch.unet_levels import encode, encoder_blocks, level_widths
+
 
 class ResBlock3d(nn.Module):
     """conv3-(BN)-ReLU-conv3-(BN) + conv1x1x1(x), then ReLU."""
@@ -48,15 +50,10 @@ class ResUNet3d(nn.Module):
 
     def __init__(self, in_channels: int = 1, num_classes: int = 4, base_width: int = 8, depth: int = 4, norm: bool = True):
         super().__init__()
-        if depth < 2:
-            raise ValueError("depth must be at least 2")
+        widths = level_widths(base_width, depth)
         self.depth = depth
-        widths = [base_width * 2**i for i in range(depth)]
-        self.encoders = nn.ModuleList()
-        prev = in_channels
-        for w in widths:
-            self.encoders.append(ResBlock3d(prev, w, norm))
-            prev = w
+        self.encoders = encoder_blocks(in_channels, widths, lambda c_in, c_out: ResBlock3d(c_in, c_out, norm))
+        prev = widths[-1]
         self.decoders = nn.ModuleList()
         for w in reversed(widths[:-1]):
             self.decoders.append(ResBlock3d(prev + w, w, norm))
@@ -68,12 +65,7 @@ class ResUNet3d(nn.Module):
         factor = 2 ** (self.depth - 1)
         if any(s % factor for s in x.shape[2:]):
             raise ValueError(f"spatial size {tuple(x.shape[2:])} must be divisible by {factor}")
-        skips = []
-        for i, enc in enumerate(self.encoders):
-            x = enc(x)
-            if i < self.depth - 1:
-                skips.append(x)
-                x = F.max_pool3d(x, 2)
+        x, skips = encode(x, self.encoders, F.max_pool3d)
         for dec, skip in zip(self.decoders, reversed(skips)):
             x = F.interpolate(x, size=skip.shape[2:], mode="trilinear", align_corners=False)
             x = dec(torch.cat([x, skip], dim=1))
@@ -83,8 +75,3 @@ class ResUNet3d(nn.Module):
 def create(**config) -> ResUNet3d:
     """Build a :class:`ResUNet3d` from a config dict (as saved in a model card)."""
     return ResUNet3d(**config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -290,8 +290,3 @@ class TransUNet(nn.Module):
 def create(**config) -> TransUNet:
     """Build a :class:`TransUNet` from a config dict (as saved in a model card)."""
     return TransUNet(**config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

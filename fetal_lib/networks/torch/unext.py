@@ -218,8 +218,3 @@ class UNeXt(nn.Module):
 def create(**config) -> UNeXt:
     """Build a :class:`UNeXt` from a config dict (as saved in a model card)."""
     return UNeXt(**config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -6,19 +6,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fetal_lib.networks.torch.attention_unet import AttentionGate, AttentionUNet, count_parameters, create  # noqa: E402
+from fetal_lib.networks.parameters import count_parameters  # noqa: E402
+from fetal_lib.networks.torch.attention_unet import AttentionGate, AttentionUNet, create  # noqa: E402
+
+from stand_ins import check_same_architecture, check_segmenter  # noqa: E402
 
 
 @pytest.mark.parametrize("depth,shape,num_classes", [(3, (32, 48), 1), (4, (64, 40), 3)])
 def test_shapes_and_backward(depth, shape, num_classes):
     torch.manual_seed(0)
-    model = AttentionUNet(in_channels=1, num_classes=num_classes, base_width=2, depth=depth)
-    x = torch.randn(2, 1, *shape)
-    y = model(x)
-    assert y.shape == (2, num_classes, *shape)
-    y.square().mean().backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    check_segmenter(AttentionUNet(in_channels=1, num_classes=num_classes, base_width=2, depth=depth), shape, num_classes, backward=True)
 
 
 def test_rejects_indivisible_size():
@@ -29,10 +26,7 @@ def test_rejects_indivisible_size():
 
 def test_create_rebuilds_from_config():
     model = create(in_channels=2, num_classes=3, base_width=3, depth=3)
-    again = create(**model.config)
-    assert again.config == model.config
-    assert [p.shape for p in again.parameters()] == [p.shape for p in model.parameters()]
-    assert count_parameters(again) == count_parameters(model)
+    check_same_architecture(model, create(**model.config))
 
 
 def test_cpu_default_size():

@@ -1,50 +1,20 @@
-"""DUCK-Net: shapes, a backward pass, the size check, rebuilding from the config, every DUCK
-branch and the second down-sampling path contributing, the branches' dilations and kernels
-(checked on their impulse responses) (Grad-CAM: test_segmenter_gradcam.py)."""
+"""DUCK-Net: the size check, every DUCK branch and the second down-sampling path contributing, the
+branches' dilations and kernels (checked on their impulse responses) (shapes, a backward pass and
+rebuilding from the config: test_segmenters.py; Grad-CAM: test_segmenter_gradcam.py)."""
 
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from fetal_lib.networks.torch.ducknet import DUCKBlock, DUCKNet, create  # noqa: E402
+from fetal_lib.networks.torch.ducknet import DUCKBlock, create  # noqa: E402
+
+from stand_ins import tiny_ducknet as tiny  # noqa: E402
 
 BRANCHES = ["widescope", "midscope", "residual_1", "residual_2", "residual_3", "separated"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine thread barriers make them slow."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny(**options) -> DUCKNet:
-    torch.manual_seed(0)
-    return create(**{"starting_filters": 2, "depth": 3, **options})
-
-
-@pytest.mark.parametrize("size", [(32, 48), (64, 64)])
-@pytest.mark.parametrize("num_classes", [1, 3])
-def test_shapes(size, num_classes):
-    model = tiny(num_classes=num_classes, in_channels=2)
-    y = model(torch.randn(2, 2, *size))
-    assert y.shape == (2, num_classes, *size)
-
-
-def test_backward_gives_finite_gradients_to_every_weight():
-    model = tiny()
-    x = torch.randn(2, 1, 32, 48)
-    target = (torch.rand(2, 1, 32, 48) > 0.5).float()
-    torch.nn.functional.binary_cross_entropy_with_logits(model(x), target).backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
 def test_defaults_and_paper_layout():
@@ -63,17 +33,6 @@ def test_defaults_and_paper_layout():
 def test_rejects_indivisible_size(size):
     with pytest.raises(ValueError, match=r"must be divisible by 8"):
         tiny()(torch.zeros(1, 1, *size))
-
-
-def test_config_rebuilds_the_same_model():
-    model = tiny(num_classes=2).eval()
-    config = json.loads(json.dumps(model.config))  # as stored in a model card
-    again = create(**config).eval()
-    assert again.config == model.config
-    again.load_state_dict(model.state_dict())
-    x = torch.randn(1, 1, 32, 48)
-    with torch.no_grad():
-        assert torch.equal(model(x), again(x))
 
 
 def test_channels_last_changes_the_layout_not_the_numbers():

@@ -7,24 +7,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from fetal_lib.networks.parameters import count_parameters  # noqa: E402
 from fetal_lib.networks.torch.medsegdiff import (  # noqa: E402
     DenoiserAtStep, MedSegDiffV2, NBPFilter, SpectralCrossAttention, UncertainSpatialAttention,
-    count_parameters, create, make_betas,
+    create, make_betas,
 )
+
+from stand_ins import assert_finite_gradients  # noqa: E402
 
 # the registry's example (input (2, 32, 48): one image channel + the noisy mask)
 EXAMPLE = {"base_width": 8, "depth": 3, "timesteps": 100}
 EXAMPLE_PARAMETERS = 125601
 TINY = {"base_width": 4, "depth": 2, "timesteps": 1000, "heads": 2, "nbp_hidden": 8, "nbp_blocks": 1}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest, and much faster on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _disk(h: int = 32, w: int = 32, r: float = 8.0) -> torch.Tensor:
@@ -42,8 +36,7 @@ def test_shapes_and_backward(options, channels):
     assert out.shape == (2, 1, 32, 48)
     assert model(x).shape == (2, 1, 32, 48)  # t defaults to zeros
     out.pow(2).mean().backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert_finite_gradients(model)
 
 
 def test_example_parameter_count():
@@ -303,4 +296,4 @@ def test_trains_under_bfloat16_autocast():
         loss = model.training_loss(image, mask)
     loss.float().backward()
     assert torch.isfinite(loss.float())
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    assert_finite_gradients(model)

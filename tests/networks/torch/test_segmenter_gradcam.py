@@ -22,14 +22,6 @@ from fetal_lib.networks import torch as torch_nets  # noqa: E402
 LOGIT_SEGMENTERS = ("attention_unet", "unext", "transunet", "ducknet")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(name: str, **changes):
     entry = torch_nets.REGISTRY.entry(name)
     torch.manual_seed(0)

@@ -6,7 +6,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fetal_lib.networks.torch.unext import TokMLPBlock, UNeXt, count_parameters, create, shift_groups  # noqa: E402
+from fetal_lib.networks.parameters import count_parameters  # noqa: E402
+from fetal_lib.networks.torch.unext import TokMLPBlock, UNeXt, create, shift_groups  # noqa: E402
+
+from stand_ins import check_same_architecture, check_segmenter  # noqa: E402
 
 TINY = (4, 8, 8, 16, 16)
 
@@ -14,13 +17,7 @@ TINY = (4, 8, 8, 16, 16)
 @pytest.mark.parametrize("shape,num_classes", [((32, 64), 1), ((64, 96), 2)])
 def test_shapes_and_backward(shape, num_classes):
     torch.manual_seed(0)
-    model = UNeXt(in_channels=1, num_classes=num_classes, widths=TINY)
-    x = torch.randn(2, 1, *shape)
-    y = model(x)
-    assert y.shape == (2, num_classes, *shape)
-    y.square().mean().backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    check_segmenter(UNeXt(in_channels=1, num_classes=num_classes, widths=TINY), shape, num_classes, backward=True)
 
 
 def test_rejects_indivisible_size():
@@ -38,10 +35,7 @@ def test_rejects_bad_options():
 
 def test_create_rebuilds_from_config():
     model = create(in_channels=3, num_classes=2, widths=TINY, mlp_ratio=2.0, shift_size=3)
-    again = create(**model.config)
-    assert again.config == model.config
-    assert [p.shape for p in again.parameters()] == [p.shape for p in model.parameters()]
-    assert count_parameters(again) == count_parameters(model)
+    check_same_architecture(model, create(**model.config))
 
 
 def test_parameter_counts():

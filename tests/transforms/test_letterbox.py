@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fetal_lib.data.hc18 import filled_ellipse
-from fetal_lib.hc.preprocess import letterbox, letterbox_geometry, unletterbox
+from fetal_lib.transforms.letterbox import letterbox, letterbox_geometry, unletterbox
 from fetal_lib.metrics.biometry import fit_ellipse
 
 

@@ -1,4 +1,5 @@
-"""Augmentation suited to ultrasound head images, in NumPy and OpenCV (any Keras backend).
+"""Augmentation suited to ultrasound images, in NumPy and OpenCV (any Keras backend): chapter 1's
+head segmentation, whose recipe chapter 2 reproduces in torch, and chapter 3's classifiers.
 
 Geometric (applied identically to image and mask): horizontal flips, optionally vertical
 flips, small rotation (+-15 degrees), scaling (0.9-1.1) and shift (+-5 % of the size).

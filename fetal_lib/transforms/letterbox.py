@@ -1,6 +1,7 @@
 """Letterbox resizing that keeps the aspect ratio, and its inverse back to original pixels.
 
-HC18 images are mostly 800x540 (a few other sizes). Squashing them to a square (as the source
+Every 2-D network of the compendium reads its image letterboxed (chapters 1 and 2's HC18
+segmenters, chapter 3's classifiers, the app). HC18 images are mostly 800x540 (a few other sizes). Squashing them to a square (as the source
 did, 256x256) distorts the head; here each image is scaled by one factor to fit the network
 input and padded with zeros, centred. :class:`Letterbox` records the scale and offsets so that
 network outputs (probability maps, ellipse parameters) map back to original pixel coordinates.

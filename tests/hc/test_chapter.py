@@ -1,0 +1,120 @@
+"""Chapter 1's steps that hold logic without training: the deployed model, the calibration check,
+the recipe's CV, the new tables and sentences of :mod:`fetal_lib.hc.report`, and the metrics' keys."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fetal_lib.hc import chapter, report
+from fetal_lib.hc.second_stage import FIRST_ONLY
+
+
+def _frame(n: int = 40, bias: float = 1.03, found: bool = True) -> pd.DataFrame:
+    ref = np.random.default_rng(0).uniform(80, 330, n)
+    return pd.DataFrame({"filename": [f"{i:03d}_HC.png" for i in range(n)], "subject_id": [f"s{i // 2}" for i in range(n)],
+                         "hc_ref_mm": ref, "hc_raw_mm": ref * bias, "found": found})
+
+
+def test_split_table_counts_images_subjects_and_hc():
+    records = [SimpleNamespace(subject_id=f"s{i // 2}", hc_mm=100.0 + 10 * i) for i in range(6)]
+    data = SimpleNamespace(records=records, parts={"train": np.array([0, 1, 2, 3]), "test": np.array([4, 5])})
+    t = report.split_table(data).set_index("part")
+    assert t.loc["train", "images"] == 4 and t.loc["train", "subjects"] == 2 and t.loc["test", "subjects"] == 1
+    assert t.loc["train", "HC median (mm)"] == 115.0 and t.loc["test", "HC range (mm)"] == "140-150"
+
+
+def test_per_image_table_drops_the_ellipse_only():
+    df = pd.DataFrame({"filename": ["a"], "cx": [1.0], "a": [2.0], "dice": [0.9]})
+    assert list(report.per_image_table(df).columns) == ["filename", "dice"]
+
+
+def test_fit_sentence_reads_train_and_test_rows():
+    t = pd.DataFrame({"split": ["train", "validation", "test"], "HC |diff| mean (mm)": [1.0, 5.0, 3.0]})
+    text = report.fit_sentence(t)
+    assert "training images 1.00 mm" in text and "test split 3.00 mm" in text and "overfits" in text
+
+
+def test_audit_cap_warning_names_the_capped_arms():
+    table = pd.DataFrame({"arm": ["ours", "source block"], "epochs run": [4, 2]})
+    assert report.audit_cap_warning(table, {"audit_epochs": 2, "audit_time_budget_s": 0.0}) is None
+    text = report.audit_cap_warning(table, {"audit_epochs": 4, "audit_time_budget_s": 30.0})
+    assert "source block" in text and "ours" not in text.split("arm(s)")[1].split("before")[0]
+
+
+def test_second_stage_note_and_cv_sentence():
+    assert "off in this run" in report.second_stage_note(None)
+    doc = {"metrics": {"folds": 5}, "provenance": {"started_utc": "2026-01-01T00:00:00", "git": {"sha": "abcdef1234567"},
+                                                   "on_phantom": True}}
+    assert "5 folds" in report.cv_sentence(doc, []) and "Same recipe" in report.cv_sentence(doc, [])
+    assert "on PHANTOM data" in report.cv_sentence(doc, []) and "`abcdef1234`" in report.cv_sentence(doc, [])
+    assert "**Not the same recipe" in report.cv_sentence(doc, ["epochs: 1 vs 2"])
+
+
+def test_recipe_cv_reads_the_cv_run_beside_the_chapter(tmp_path):
+    ch = SimpleNamespace(results_dir=tmp_path / "hc18", settings={"epochs": 2}, profile="smoke")
+    assert chapter.recipe_cv(ch) is None
+    (tmp_path / "hc18_cv").mkdir()
+    doc = {"metrics": {"calibration_decision": {"deploy": False}}, "provenance": {"profile": "cpu", "parameters": {"epochs": 3}}}
+    (tmp_path / "hc18_cv" / "metrics.json").write_text(json.dumps(doc))
+    cv = chapter.recipe_cv(ch)
+    assert cv.decision == {"deploy": False} and cv.differences == ["profile: 'cpu' vs 'smoke'", "epochs: 3 vs 2"]
+
+
+def test_deployed_is_the_cascade_validation_chose_else_the_first_stage():
+    first, cascade = SimpleNamespace(name="first"), SimpleNamespace(name="cascade")
+    trained = SimpleNamespace(model=first, val_results="first val")
+    d = chapter.deployed(trained, None)
+    assert (d.model, d.val_results, d.name) == (first, "first val", FIRST_ONLY)
+    stage = SimpleNamespace(deployed=cascade, chosen="cascade (mean)", val_results={"cascade (mean)": "its val", FIRST_ONLY: "x"})
+    assert (chapter.deployed(trained, stage).model, chapter.deployed(trained, stage).val_results) == (cascade, "its val")
+    kept = SimpleNamespace(deployed=None, chosen=FIRST_ONLY, val_results={FIRST_ONLY: "first val"})
+    assert chapter.deployed(trained, kept).model is first and chapter.deployed(trained, kept).name == FIRST_ONLY
+
+
+def test_size_calibration_fits_on_validation_when_the_model_has_none(capsys):
+    val, test_df = _frame(), _frame(10, bias=0.99)
+    model = chapter.Deployed(SimpleNamespace(calibration=None), val, FIRST_ONLY)
+    check = chapter.size_calibration(model, chapter.TestScores([], test_df, {}, 0.0))
+    assert check.fit is not None and not check.deployed and check.fit.intercept == pytest.approx(0.03, abs=1e-3)
+    assert "not deployed" in capsys.readouterr().out
+    assert set(check.splits) == {"validation", "test"} and len(check.table) == 5
+    few = chapter.size_calibration(chapter.Deployed(SimpleNamespace(calibration=None), val.head(3), FIRST_ONLY),
+                                   chapter.TestScores([], test_df, {}, 0.0))
+    assert few.fit is None and few.table is None and len(few.val_found) == 3
+
+
+def test_metrics_keep_the_chapter_keys_headline_first():
+    summary = {"hc_abs_diff_mean_mm": 2.0, "hc_abs_diff_sd_mm": 1.0, "hc_abs_diff_median_mm": 1.5, "dice_mean": 0.97,
+               "iou_mean": 0.94, "hd95_mean_mm": 1.2, "n_images": 4}
+    result = SimpleNamespace(epochs_run=2, best_epoch=2, seconds=10.0, train_images_per_s=3.0, time_capped=False)
+    trained = SimpleNamespace(result=result, config=SimpleNamespace(to_dict=lambda: {"epochs": 2}))
+    ch = SimpleNamespace(precision=SimpleNamespace(to_dict=lambda: {"precision": "float32"}), t_start=0.0)
+    model = chapter.Deployed(SimpleNamespace(threshold=0.5, calibration=None), None, FIRST_ONLY)
+    test = chapter.TestScores([1, 2, 3, 4], None, summary, 0.4)
+    m = chapter.metrics(ch, trained, {"dice_mean": 0.9}, None, model, test, None, None,
+                        chapter.SizeCalibrationCheck(None, False, None, None), pd.DataFrame([{"split": "test"}]),
+                        pd.DataFrame({"train s": [3, 4]}), pd.DataFrame({"target": ["a"], "acc": [0.99]}), None)
+    assert list(m)[:len(chapter.HEADLINE)] == list(chapter.HEADLINE)
+    assert set(m) == {*chapter.HEADLINE, "test", "validation_threshold", "deployed", "second_stage", "size_calibration",
+                      "recipe_cv", "training", "training_seconds", "error_by_split", "inference_ms_per_image_eval",
+                      "audit", "pixel_accuracy_all_background", "anchors", "model_path", "chapter_seconds"}
+    assert m["training_seconds"] == 17.0 and m["inference_ms_per_image_eval"] == pytest.approx(100.0)
+    assert m["deployed"] == FIRST_ONLY and m["second_stage"] is None and m["pixel_accuracy_all_background"] == {"a": 0.99}
+    assert m["training"]["validation_floor_scores"] == {"dice_mean": 0.9} and m["training"]["epochs"] == 2
+    assert not math.isnan(m["chapter_seconds"])
+
+
+def test_the_explained_second_stage_is_the_refined_variant_else_the_first():
+    from fetal_lib.hc.second_stage import SecondStage, variant_name
+
+    def stage(names):
+        return SecondStage(None, None, None, {n: n.upper() for n in names}, {}, None, FIRST_ONLY)
+
+    assert stage([variant_name("mean"), variant_name("refined")]).explained == variant_name("refined").upper()
+    assert stage([variant_name("mean")]).explained == variant_name("mean").upper()
