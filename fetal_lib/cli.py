@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command in KERAS_COMMANDS:
-            from fetal_lib.training import keras_backend
+            from fetal_lib.training import keras_backend  # deferred: loaded when the command runs
 
             try:
                 keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU)

@@ -21,6 +21,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fetal_lib.training import precision as precision_mod
+from fetal_lib.book.chapters import spec_of
+from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.data import fetal_brain_atlases
+from fetal_lib.data.sources import resolve
+from fetal_lib.devices import gpu_info
+from fetal_lib.hc import pipeline as hc_pipeline
+from fetal_lib.paths import build_dir
+from fetal_lib.training import keras_backend
+from fetal_lib.training import torch as harness
+from fetal_lib.us.tasks import load_task
+from fetal_lib.us.train import build_model
 
 
 DETECT = "detect"
@@ -32,8 +43,6 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETEC
     backend (``keras_choice``: ``(backend, reason)``, or :func:`fetal_lib.training.keras_backend.choose`),
     where the PyTorch and Keras chapters run, and what ``auto`` resolves to for each framework on the
     device it trains on."""
-    from fetal_lib.training import keras_backend
-    from fetal_lib.devices import gpu_info
 
     flags = precision_mod.cpu_flags(cpuinfo)
     if gpu == DETECT:
@@ -69,7 +78,6 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETEC
 
 def last_run_overhead_s(chapter_id: str, profile: str, results_root: Path | None = None) -> float | None:
     """Seconds the chapter's last run here spent outside training (None when there is no such run)."""
-    from fetal_lib.paths import build_dir
 
     path = (results_root or build_dir() / "results") / chapter_id / "metrics.json"
     try:
@@ -84,9 +92,9 @@ def last_run_overhead_s(chapter_id: str, profile: str, results_root: Path | None
 
 def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 1: training images/s of the main U-Net and of the audit arms' network; training seconds."""
-    from fetal_lib.hc import pipeline
-    from fetal_lib.bench.hc import bench_training
-    from fetal_lib.training.keras import configure
+    from fetal_lib.hc import pipeline  # local: another import in this function's module binds the same name
+    from fetal_lib.bench.hc import bench_training  # looked up at call time: a test replaces it
+    from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
     configure(threads=2)
     settings = pipeline.profile_settings(profile)
@@ -111,12 +119,9 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
 
 def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 5: subjects/s of the Res-U-Net segmenter; training seconds of the main model and the CV folds."""
-    from fetal_lib.brain_age import dataset, pipeline
-    from fetal_lib.bench.brain_age import bench_training
-    from fetal_lib.data.sources import resolve
+    from fetal_lib.brain_age import dataset, pipeline  # local: another import in this function's module binds the same name
+    from fetal_lib.bench.brain_age import bench_training  # looked up at call time: a test replaces it
 
-    from fetal_lib.config.profiles import chapter_knobs
-    from fetal_lib.book.chapters import spec_of
 
     settings = chapter_knobs(spec_of("brain_age"), profile)
     source = resolve("brain_age", data_dir, "phantom" if profile == "smoke" else "auto")
@@ -139,11 +144,9 @@ def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
 
 def seg_benchmark_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 2: training images/s of each architecture at the profile's size; training seconds of all of them."""
-    from fetal_lib.hc import pipeline as hc_pipeline
-    from fetal_lib.hc.dataset import load_arrays
-    from fetal_lib.seg_benchmark import pipeline
-    from fetal_lib.bench.seg_benchmark import bench_training
-    from fetal_lib.training import torch as harness
+    from fetal_lib.hc.dataset import load_arrays  # local: another import in this function's module binds the same name
+    from fetal_lib.seg_benchmark import pipeline  # local: another import in this function's module binds the same name
+    from fetal_lib.bench.seg_benchmark import bench_training  # looked up at call time: a test replaces it
 
     harness.configure(threads=2)
     settings = pipeline.profile_settings(profile)
@@ -164,11 +167,9 @@ def us_classification_estimate(profile: str, data_dir: str | None) -> dict[str, 
     """Chapter 3: training images/s and batched validation ms per image of each classifier at the
     profile's input (on the first task's images); seconds of every model on every task: the
     optimiser epochs and the validation pass after each epoch."""
-    from fetal_lib.training.keras import configure
-    from fetal_lib.us import efficiency, pipeline
-    from fetal_lib.us.arrays import load_arrays
-    from fetal_lib.us.tasks import load_task
-    from fetal_lib.us.train import build_model
+    from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
+    from fetal_lib.us import efficiency, pipeline  # local: another import in this function's module binds the same name
+    from fetal_lib.us.arrays import load_arrays  # local: another import in this function's module binds the same name
 
     configure(threads=2)
     settings = pipeline.profile_settings(profile)
@@ -199,11 +200,9 @@ def us_classification_estimate(profile: str, data_dir: str | None) -> dict[str, 
 
 def fetal_mri_ga_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 4: training samples/s of the regressor; training seconds of every protocol and the deployed model."""
-    from fetal_lib.data import fetal_brain_atlases
-    from fetal_lib.data.sources import resolve
-    from fetal_lib.ga_mri import pipeline
-    from fetal_lib.bench.ga_mri import bench_training, training_samples_per_epoch_total
-    from fetal_lib.training.keras import configure
+    from fetal_lib.ga_mri import pipeline  # deferred: imports pandas
+    from fetal_lib.bench.ga_mri import bench_training, training_samples_per_epoch_total  # looked up at call time: a test replaces it
+    from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
     configure(threads=2)
     settings = pipeline.profile_settings(profile)

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fetal_lib.io import atomic_path
+from fetal_lib import __version__
+from fetal_lib.provenance import git_state
+from fetal_lib.training import keras_backend
 
 SCHEMA = 2  # 1: the chapter-specific cards before the shared module (no "framework"/"architecture")
 SECTIONS = ("data", "split", "architecture", "input", "preprocessing", "training", "inference", "metrics",
@@ -27,8 +30,6 @@ SECTIONS = ("data", "split", "architecture", "input", "preprocessing", "training
 def common_fields(framework: str, architecture: str, options: Mapping[str, Any], input_spec: Mapping[str, Any], profile: str) -> dict:
     """What every card holds: framework ("keras" | "torch"), the registry name and options of the
     network, its input, the profile, the git commit (and whether the tree was dirty), the time."""
-    from fetal_lib import __version__
-    from fetal_lib.provenance import git_state
 
     if framework not in ("keras", "torch"):
         raise ValueError(f"framework must be keras or torch, got {framework!r}")
@@ -139,7 +140,6 @@ def save_keras(model, model_path: str | Path, card: Mapping[str, Any]) -> Path:
 
     The card records the Keras backend, version and device that trained the model (``keras_runtime``;
     a ``.keras`` file loads on either backend)."""
-    from fetal_lib.training import keras_backend
 
     card = {**card, "keras_runtime": card.get("keras_runtime") or keras_backend.describe()}
     return _save_with_card(Path(model_path), card, ".keras", model.save)
@@ -164,13 +164,13 @@ def rebuild(card: Mapping[str, Any]):
         raise ValueError("this card records no architecture (written before schema 2); load the model file itself")
     options = dict(arch.get("options") or {})
     if card.get("framework") == "keras":
-        from fetal_lib.networks.keras import create
+        from fetal_lib.networks.keras import create  # local: another import in this function's module binds the same name
 
         if "input_shape" in options:
             options["input_shape"] = tuple(options["input_shape"])
         return create(arch["name"], **options)
     if card.get("framework") == "torch":
-        from fetal_lib.networks.torch import create
+        from fetal_lib.networks.torch import create  # local: another import in this function's module binds the same name
 
         return create(arch["name"], **options)
     raise ValueError(f"unknown framework {card.get('framework')!r} in the card")

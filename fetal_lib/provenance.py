@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fetal_lib.paths import REPO_ROOT
+from fetal_lib.machine import cpu_flags, cpu_model, native_bf16
 
 # Distribution names whose versions every metrics.json records (absent ones are None).
 PACKAGES = (
@@ -82,10 +83,32 @@ def _total_ram_gib() -> float | None:
     return round(pages * page_size / 2**30, 1)
 
 
+def gpu_names() -> list[str]:
+    """The NVIDIA GPUs of this machine as ``nvidia-smi`` names them ([] where there is none or no
+    ``nvidia-smi``): asked without importing a framework."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def describe_machine(summary: dict[str, Any]) -> str:
+    """One line for a reader: ``NVIDIA H200 GPU; AMD EPYC, 16 CPU cores, 128 GiB`` (no host name)."""
+    gpus = summary.get("gpus") or []
+    cpu = f"{summary.get('cpu_model', 'unknown CPU')}, {summary.get('cpu_usable') or summary.get('cpu_count')} CPU cores"
+    if summary.get("ram_gib"):
+        cpu += f", {summary['ram_gib']:g} GiB"
+    if not gpus:
+        return cpu
+    counted = {name: gpus.count(name) for name in dict.fromkeys(gpus)}
+    return "; ".join([", ".join(f"{n}x {name}" if n > 1 else name for name, n in counted.items()) + " GPU", cpu])
+
+
 def machine_summary() -> dict[str, Any]:
-    """CPU model and its bfloat16 flags, CPU count, RAM (GiB), OS and Python version; deliberately
-    no host or user name."""
-    from fetal_lib.machine import cpu_flags, cpu_model, native_bf16
+    """CPU model and its bfloat16 flags, CPU count, RAM (GiB), the NVIDIA GPUs, OS and Python version;
+    deliberately no host or user name."""
 
     try:
         usable = len(os.sched_getaffinity(0))
@@ -97,6 +120,7 @@ def machine_summary() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_usable": usable,
         "ram_gib": _total_ram_gib(),
+        "gpus": gpu_names(),
         "machine": platform.machine(),
         "system": platform.system(),
         "python": platform.python_version(),

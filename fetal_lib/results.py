@@ -25,8 +25,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from fetal_lib.config.chapter_spec import ChapterSpec
-from fetal_lib.provenance import git_state, machine_summary, package_versions
+from fetal_lib.provenance import describe_machine, git_state, machine_summary, package_versions
 from fetal_lib.io import atomic_path, write_json_atomic
+from fetal_lib.config.overrides import describe
+from fetal_lib.config.overrides import detect
+from fetal_lib.tables import collapsed as boxed
+from fetal_lib.tables import styled
 
 METRICS_FILE = "metrics.json"
 SCHEMA_VERSION = 1
@@ -97,11 +101,11 @@ class ChapterRun:
         self.warnings: list[str] = []
         self.compute = dict(self.compute or {})
         if self.overrides is None:
-            from fetal_lib.config.overrides import detect
 
             self.overrides = detect(spec or self.chapter, self.profile, self.parameters, self.seed)
         self.overrides = dict(self.overrides)
         self._banner_display = None
+        self.machine = machine_summary()  # asked once: nvidia-smi is a process
         self.results_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ status
@@ -139,10 +143,15 @@ class ChapterRun:
             )
         else:
             head = f":::{{admonition}} Data used\n:class: note\nProfile `{self.profile}`, seed {self.seed}.\n\n"
-        text = head + rows + self._compute_markdown() + self._overrides_markdown() + "\n:::\n"
+        text = head + rows + self._machine_markdown() + self._compute_markdown() + self._overrides_markdown() + "\n:::\n"
         for message in self.warnings:
             text += f"\n:::{{admonition}} Training cut short\n:class: warning\n{message}\n:::\n"
         return text
+
+    def _machine_markdown(self) -> str:
+        """The machine that ran the chapter (its GPU first, where it has one): a page built from notebooks
+        executed elsewhere says where they ran."""
+        return f"\n- ran on: {describe_machine(self.machine)}"
 
     def _compute_markdown(self) -> str:
         precision = self.compute.get("precision")
@@ -151,7 +160,6 @@ class ChapterRun:
         return f"\n- training precision: `{precision['precision']}` ({precision['reason']})"
 
     def _overrides_markdown(self) -> str:
-        from fetal_lib.config.overrides import describe
 
         if not self.overrides:
             return ""
@@ -205,8 +213,6 @@ class ChapterRun:
         if show:
             from IPython.display import display
 
-            from fetal_lib.tables import collapsed as boxed
-            from fetal_lib.tables import styled
 
             # rounded per column for the page; the CSV keeps every digit
             display(boxed(df, collapsed, index) if collapsed else styled(df, index))
@@ -226,7 +232,7 @@ class ChapterRun:
             "compute": _jsonable(self.compute),
             "warnings": list(self.warnings),
             "packages": package_versions(),
-            "machine": machine_summary(),
+            "machine": self.machine,
             "started_utc": self._started.isoformat(timespec="seconds"),
             "wall_time_s": round(time.perf_counter() - self._t0, 3),
         }

@@ -25,6 +25,10 @@ from typing import Any
 import numpy as np
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.devices import resolve_device
+from fetal_lib.devices import to_host, to_network
+from fetal_lib.model_card import card_path, read_card, rebuild
+from fetal_lib.model_card import common_fields
 
 # The registry's 2-D head segmenters (fetal_lib.networks.torch) and how each one predicts.
 SEGMENTERS = ("attention_unet", "unext", "transunet", "ducknet", "medsegdiff_v2")
@@ -80,7 +84,6 @@ class TorchSegmenter:
         seed, so a seed gives the same samples on every device."""
         import torch
 
-        from fetal_lib.devices import to_host, to_network
 
         self.net.eval()
         probs, uncs = [], []
@@ -104,7 +107,6 @@ class TorchSegmenter:
 
     def card_fields(self, profile: str) -> dict[str, Any]:
         """The architecture, input and sampling fields of this network's model card."""
-        from fetal_lib.model_card import common_fields
 
         card = common_fields("torch", self.arch, self.options,
                              {"shape": [self.rows, self.cols, 1], "layout": "rows, cols, channels (the network reads channels first)",
@@ -125,8 +127,6 @@ class TorchSegmenter:
         """
         import torch
 
-        from fetal_lib.model_card import card_path, read_card, rebuild
-        from fetal_lib.devices import resolve_device
 
         where = resolve_device(device)
         path = Path(path)

@@ -76,6 +76,9 @@ NOT_SLOW = {
     "tests/ga_mri/test_train.py::test_train_refuses_inputs_that_do_not_fit_before_building": "train() refuses the slices before building a model",
     "tests/commands/test_hc_cli.py::test_train_rejects_a_bad_override": "`fetal hc train` refuses the --set before loading data",
     "tests/commands/test_ga.py::test_train_refuses_a_bad_setting": "`fetal ga train` refuses the --set before loading data",
+    "tests/commands/test_seg.py::test_unknown_architecture_is_refused_listing_the_known_ones":
+        "`fetal seg train` refuses the architecture before loading data",
+    "tests/commands/test_seg.py::test_bad_settings_are_refused_before_training": "`fetal seg train` refuses each bad --set before loading data",
     "tests/commands/test_us.py::test_train_refuses_an_unknown_test_time_view_before_loading_data":
         "`fetal us train` refuses the --set tta before loading data",
     "tests/hc/test_cross_validation.py::test_cv_command_rejects_one_fold": "`fetal hc cv` refuses --folds 1 before loading data",

@@ -48,3 +48,18 @@ def test_machine_summary_has_resources_but_no_host_name():
     text = json.dumps(summary)
     host = socket.gethostname()
     assert len(host) < 3 or host not in text
+
+
+def test_the_machine_line_names_the_gpu_first_and_no_host(tmp_path, monkeypatch):
+    from fetal_lib.provenance import describe_machine, gpu_names
+
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'NVIDIA H200'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert gpu_names() == ["NVIDIA H200"]
+    summary = {"cpu_model": "AMD EPYC", "cpu_usable": 16, "cpu_count": 16, "ram_gib": 128.0, "gpus": ["NVIDIA H200", "NVIDIA H200"]}
+    assert describe_machine(summary) == "2x NVIDIA H200 GPU; AMD EPYC, 16 CPU cores, 128 GiB"
+    assert describe_machine({**summary, "gpus": []}) == "AMD EPYC, 16 CPU cores, 128 GiB"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert gpu_names() == []  # no nvidia-smi: no GPU, no error

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
+from fetal_lib.model_card import read_card
 
 DISCLAIMER = ("Research software, not a medical device: not for diagnosis or any clinical decision; "
               "results are unvalidated for your scanner and population.")
@@ -91,7 +92,6 @@ def summarize(card: Mapping[str, Any] | None, model_path: str | Path) -> CardSum
 
 def read_summary(model_path: str | Path) -> CardSummary:
     """Read the card beside a model file (or in a model folder) and summarize it."""
-    from fetal_lib.model_card import read_card
 
     return summarize(read_card(model_path), model_path)
 

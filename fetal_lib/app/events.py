@@ -12,6 +12,10 @@ from typing import Callable, TypeVar
 
 from fetal_lib.app.messages import error_markdown, log_unexpected, unexpected_markdown
 from fetal_lib.errors import FetalInputError
+from fetal_lib.app.render import grey_rgb
+from fetal_lib.app.render import volume_preview as render
+from fetal_lib.app.uploads import uploaded
+from fetal_lib.data.imaging import read_nifti
 
 T = TypeVar("T")
 UPLOAD_NOTE = ("Files are processed on this machine only and deleted from it as soon as they are processed: "
@@ -42,20 +46,18 @@ def run(action: str, fn: Callable[[], T]) -> T:
 
 def upload_path(path, what: str) -> Path:
     """The upload's path (FetalInputError when nothing was uploaded or it is gone)."""
-    from fetal_lib.app.uploads import uploaded
 
     return uploaded(path, what)
 
 
 def image_preview(path, what: str = "an image", reader: Callable | None = None):
     """(RGB preview, message) of an uploaded 2-D image; a bad file gives (None, its message)."""
-    from fetal_lib.app.render import grey_rgb
 
     if path is None:
         return None, ""
     read = reader
     if read is None:
-        from fetal_lib.data.imaging import read_image_gray as read
+        from fetal_lib.data.imaging import read_image_gray as read  # local: the only statement of its branch
     try:
         image = run("read this file", lambda: read(upload_path(path, what)))
     except Refused as refused:
@@ -65,8 +67,6 @@ def image_preview(path, what: str = "an image", reader: Callable | None = None):
 
 def volume_preview(path, what: str = "a volume"):
     """(three mid slices, message) of an uploaded 3-D NIfTI; a bad file gives (None, its message)."""
-    from fetal_lib.app.render import volume_preview as render
-    from fetal_lib.data.imaging import read_nifti
 
     if path is None:
         return None, ""

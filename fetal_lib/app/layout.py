@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 from fetal_lib.app.cards import provenance_markdown
 from fetal_lib.app.slots import Slot, missing_markdown
+from fetal_lib.app import events
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,6 @@ def reply(slot: Slot, uploads, action: str, go: Callable[[], Any], paths: Sequen
 
     ``render(answer)``: (answer markdown, *its ``pictures`` pictures).
     """
-    from fetal_lib.app import events
 
     card_md = card_markdown(slot)
     cleared = (None,) * (len(paths) + 1)
@@ -82,7 +82,6 @@ def build_tab(layout: TabLayout, slots: Sequence[Slot]) -> None:
     model, what trains each of them instead."""
     import gradio as gr
 
-    from fetal_lib.app import events
 
     p = layout.prefix
     ready = [s for s in slots if s.ready]

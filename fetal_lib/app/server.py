@@ -10,6 +10,9 @@ from typing import Callable
 
 from fetal_lib.app.settings import AppSettings, offline_environment
 from fetal_lib.errors import FetalInputError
+from fetal_lib.app.blocks import build_app, load_all
+from fetal_lib.app.uploads import UploadCounter
+from fetal_lib.app.uploads import UploadFolder
 
 
 def _stderr(line: str) -> None:
@@ -28,7 +31,6 @@ def launch_options(settings: AppSettings, uploads=None) -> dict:
     if uploads is not None:
         from starlette.middleware import Middleware
 
-        from fetal_lib.app.uploads import UploadCounter
 
         app_kwargs["middleware"] = [Middleware(UploadCounter, uploads=uploads)]
     return {"server_name": settings.host, "server_port": int(settings.port), "share": False, "app_kwargs": app_kwargs,
@@ -43,7 +45,6 @@ def serve(settings: AppSettings, log: Callable[[str], None] = _stderr) -> int:
     Raises:
         FetalInputError: bad options, or the port is taken.
     """
-    from fetal_lib.app.uploads import UploadFolder
 
     settings.check()
     if not settings.is_loopback:
@@ -56,7 +57,6 @@ def serve(settings: AppSettings, log: Callable[[str], None] = _stderr) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     demo = None
     try:
-        from fetal_lib.app.blocks import build_app, load_all
 
         slots = load_all(settings.models, log, settings.device)
         demo = build_app(slots, uploads, settings.models)

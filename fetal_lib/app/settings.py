@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.config.options import checked_device
+from fetal_lib.paths import build_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -57,7 +59,6 @@ class AppSettings:
     @property
     def models(self) -> Path:
         """The models folder: ``models_dir`` or ``<build>/models``."""
-        from fetal_lib.paths import build_dir
 
         return Path(self.models_dir) if self.models_dir is not None else build_dir() / "models"
 
@@ -83,7 +84,6 @@ class AppSettings:
             raise FetalInputError(None, f"--max-upload-mb must be a positive number of MiB, got {self.max_upload_mb}")
         if self.models.exists() and not self.models.is_dir():
             raise FetalInputError(self.models, "--models-dir is a file, not a folder")
-        from fetal_lib.config.options import checked_device
 
         checked_device(self.device)  # --device cuda without a GPU: one line, before anything starts
         return self

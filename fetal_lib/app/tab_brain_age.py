@@ -17,6 +17,10 @@ import numpy as np
 from fetal_lib.app.cards import CardSummary
 from fetal_lib.app.layout import TabLayout, build_tab, reply
 from fetal_lib.app.slots import Slot, load_slot
+from fetal_lib.app import events
+from fetal_lib.app.events import IMAGE_BUTTONS
+from fetal_lib.app.render import centre_of, label_overlay, mid_slices, montage
+from fetal_lib.brain_age.predict import load_predictor
 
 TITLE = "Brain age"
 ACTION = "predict the brain age"
@@ -27,7 +31,6 @@ TISSUE_LEGEND = "CSF blue, GM orange, WM white"  # fetal_lib.app.render.TISSUE_C
 
 def load_models(models_dir: Path, device: str = "auto") -> list[Slot]:
     """The chapter-5 model folder (absent: with the command that trains it), its segmenter on ``device``."""
-    from fetal_lib.brain_age.predict import load_predictor
 
     return [load_slot("brain_age", LABEL, Path(models_dir) / "brain_age",
                       lambda p: load_predictor(p, threads=THREADS, device=device))]
@@ -54,7 +57,6 @@ class BrainAgeAnswer:
 
 def segmentation_picture(prediction) -> np.ndarray:
     """Three slices through the mask's centre, tissue labels blended over the preprocessed T1."""
-    from fetal_lib.app.render import centre_of, label_overlay, mid_slices, montage
 
     pre = prediction.preprocessed
     centre = centre_of(pre.mask)
@@ -90,7 +92,6 @@ def respond(slot: Slot, uploads, image_path, mask_path) -> tuple:
     A refused request gives its message instead of the answer; the uploads are deleted either way
     and the file and preview components are cleared (returned as None).
     """
-    from fetal_lib.app import events
 
     def go():
         return predict(slot, events.upload_path(image_path, "a T1 volume"), events.upload_path(mask_path, "its brain mask"))
@@ -104,7 +105,6 @@ def _files(gr) -> list:
 
 
 def _pictures(gr) -> list:
-    from fetal_lib.app.events import IMAGE_BUTTONS
 
     return [gr.Image(label=f"Tissue segmentation on the model's 3 mm grid ({TISSUE_LEGEND})", interactive=False,
                      buttons=IMAGE_BUTTONS, elem_id="ba-segmentation")]

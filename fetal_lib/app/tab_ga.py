@@ -17,6 +17,13 @@ import numpy as np
 from fetal_lib.app.cards import CardSummary
 from fetal_lib.app.layout import TabLayout, build_tab, reply
 from fetal_lib.app.slots import Slot, load_slot
+from fetal_lib.app import events
+from fetal_lib.app.events import IMAGE_BUTTONS
+from fetal_lib.app.render import montage
+from fetal_lib.explain.overlay import overlay
+from fetal_lib.ga_mri.explain import attention_maps
+from fetal_lib.ga_mri.predictor import GaPredictor
+from fetal_lib.networks.keras.vgg_attention import PLANES
 
 TITLE = "Gestational age from MRI"
 ACTION = "predict the gestational age"
@@ -26,7 +33,6 @@ LABEL = "Chapter 4: multi-planar VGG16 with attention (Keras)"
 def load_models(models_dir: Path, device: str = "auto") -> list[Slot]:
     """The chapter-4 regressor (absent: with the command that trains it); a Keras model, so ``device``
     (for the PyTorch tabs) does not apply."""
-    from fetal_lib.ga_mri.predictor import GaPredictor
 
     return [load_slot("ga_mri", LABEL, Path(models_dir) / "ga_mri.keras", GaPredictor.load)]
 
@@ -52,10 +58,6 @@ class GaAnswer:
 
 def attention_picture(predictor, prediction) -> np.ndarray:
     """Per plane, the slice at the offset nearest 0 mm with its attention map blended over it."""
-    from fetal_lib.app.render import montage
-    from fetal_lib.explain.overlay import overlay
-    from fetal_lib.ga_mri.explain import attention_maps
-    from fetal_lib.networks.keras.vgg_attention import PLANES
 
     offsets = list(predictor.preprocess.offsets_mm)
     k = int(np.argmin(np.abs(np.asarray(offsets, float))))
@@ -103,7 +105,6 @@ def respond(slot: Slot, uploads, volume_path, mask_path) -> tuple:
     A refused request gives its message instead of the answer; the uploads are deleted either way
     and the file and preview components are cleared (returned as None).
     """
-    from fetal_lib.app import events
 
     def go():
         volume = events.upload_path(volume_path, "a T2 volume")
@@ -118,7 +119,6 @@ def _files(gr) -> list:
 
 
 def _pictures(gr) -> list:
-    from fetal_lib.app.events import IMAGE_BUTTONS
 
     return [gr.Image(label="The slices the network saw, with its attention maps", interactive=False,
                      buttons=IMAGE_BUTTONS, elem_id="ga-attention")]

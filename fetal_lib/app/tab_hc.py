@@ -18,6 +18,11 @@ from fetal_lib.app.cards import CardSummary
 from fetal_lib.app.layout import TabLayout, build_tab, reply
 from fetal_lib.app.slots import Slot, load_slot
 from fetal_lib.errors import FetalInputError
+from fetal_lib.app import events
+from fetal_lib.app.events import IMAGE_BUTTONS
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.explain.overlay import overlay
+from fetal_lib.ga_mri.predictor import weeks_days
 
 TITLE = "Head circumference"
 ACTION = "measure"
@@ -32,7 +37,7 @@ HADLOCK_FROM_WEEKS = 14.0
 
 
 def _load_winner(path: Path, device: str = "auto"):
-    from fetal_lib.hc.measure import HCModel
+    from fetal_lib.hc.measure import HCModel  # deferred: imports scipy
 
     if not path.is_file():
         raise FetalInputError(path, f"no chapter-2 winner here; make it with {WINNER_HINT}")
@@ -42,7 +47,7 @@ def _load_winner(path: Path, device: str = "auto"):
 def load_models(models_dir: Path, device: str = "auto") -> list[Slot]:
     """Both HC models (absent ones with the command that makes them); each loaded once, the chapter-2
     winner (PyTorch) on ``device``."""
-    from fetal_lib.hc.measure import HCModel
+    from fetal_lib.hc.measure import HCModel  # deferred: imports scipy
 
     loaders = {"hc18_unet": HCModel.load, "seg_winner": lambda p: _load_winner(p, device)}
     return [load_slot(key, label, Path(models_dir) / rel, loaders[key]) for key, label, rel in MODELS]
@@ -80,13 +85,12 @@ class HcAnswer:
 
     @property
     def ga_weeks_days(self) -> str:
-        from fetal_lib.ga_mri.predictor import weeks_days
 
         return weeks_days(self.ga_weeks * 7.0)
 
 
 def _pixel_size(path: Path, value) -> float:
-    from fetal_lib.hc.measure import check_pixel_size
+    from fetal_lib.hc.measure import check_pixel_size  # deferred: imports scipy
 
     if value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and math.isnan(value)):
         raise FetalInputError(path, "no pixel size given: enter the image's pixel size in mm (HC18 lists it per image)")
@@ -95,15 +99,14 @@ def _pixel_size(path: Path, value) -> float:
 
 def _gradcam(hc_model, image: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     """The Grad-CAM overlay of the network's head segmentation, or why there is none."""
-    from fetal_lib.explain.overlay import overlay
 
     try:
         if hasattr(hc_model.model, "predict_nhwc"):  # a chapter-2 torch segmenter
-            from fetal_lib.seg_benchmark.explain import gradcam
+            from fetal_lib.seg_benchmark.explain import gradcam  # local: the only statement of its branch
         elif hasattr(hc_model, "refiner"):  # chapter 1's cascade: the second stage, which drew the measured outline
-            from fetal_lib.hc.explain import gradcam_second_stage as gradcam
+            from fetal_lib.hc.explain import gradcam_second_stage as gradcam  # deferred: imports pandas
         else:
-            from fetal_lib.hc.explain import gradcam
+            from fetal_lib.hc.explain import gradcam  # deferred: imports pandas
         return overlay(image, gradcam(hc_model, image)), None
     except Exception as exc:  # noqa: BLE001 - e.g. a network without the explained layer: the measurement stands
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
@@ -116,9 +119,8 @@ def predict(slot: Slot, image_path: str | Path, pixel_size) -> HcAnswer:
     Raises:
         FetalInputError: not a readable image, a missing or non-positive pixel size, or no head found.
     """
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.hc.measure import draw_overlay
-    from fetal_lib.metrics.biometry import bpd_mm, ga_weeks_from_hc_hadlock, ofd_mm
+    from fetal_lib.hc.measure import draw_overlay  # deferred: imports scipy
+    from fetal_lib.metrics.biometry import bpd_mm, ga_weeks_from_hc_hadlock, ofd_mm  # deferred: imports scipy
 
     path = Path(image_path)
     image = read_image_gray(path)
@@ -163,7 +165,6 @@ def respond(slot: Slot, uploads, path, pixel_size) -> tuple:
     A refused request gives its message instead of the answer; the upload is deleted either way and
     the file and preview components are cleared (returned as None).
     """
-    from fetal_lib.app import events
 
     return reply(slot, uploads, ACTION, lambda: predict(slot, events.upload_path(path, "an ultrasound image"), pixel_size),
                  (path,), lambda a: (answer_markdown(a), a.ellipse_rgb, a.gradcam_rgb), 2)
@@ -178,7 +179,6 @@ def _controls(gr) -> list:
 
 
 def _pictures(gr) -> list:
-    from fetal_lib.app.events import IMAGE_BUTTONS
 
     with gr.Row():
         ellipse = gr.Image(label="Fitted ellipse", interactive=False, buttons=IMAGE_BUTTONS, elem_id="hc-ellipse")

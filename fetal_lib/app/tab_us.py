@@ -16,6 +16,16 @@ from fetal_lib.app.cards import CardSummary
 from fetal_lib.app.layout import TabLayout, build_tab, reply
 from fetal_lib.app.slots import Slot, load_slot
 from fetal_lib.errors import FetalInputError
+from fetal_lib.app import events
+from fetal_lib.app.events import IMAGE_BUTTONS
+from fetal_lib.explain.gradcam_keras import gradcam
+from fetal_lib.explain.overlay import overlay
+from fetal_lib.explain.targets import Target
+from fetal_lib.transforms.letterbox import letterbox, unletterbox
+from fetal_lib.us.arrays import read_for_classification
+from fetal_lib.us.classifier import UsClassifier
+from fetal_lib.us.classifier import read_images
+from fetal_lib.us.train import gradcam_layer
 
 TITLE = "Ultrasound classification"
 ACTION = "classify"
@@ -31,7 +41,6 @@ TASKS = {
 def load_models(models_dir: Path, device: str = "auto") -> list[Slot]:
     """One classifier per task of :data:`TASKS` (absent ones with the command that trains them); Keras
     models, so ``device`` (for the PyTorch tabs) does not apply."""
-    from fetal_lib.us.classifier import UsClassifier
 
     return [load_slot(task, label, Path(models_dir) / f"us_{task}.keras", lambda p, t=task: UsClassifier.load(p, t))
             for task, label in TASKS.items()]
@@ -67,7 +76,6 @@ class UsAnswer:
 def gradcam_layer_of(classifier) -> str | None:
     """The layer Grad-CAM explains: the registered network's own, else the last layer with a 2-D feature map."""
     if classifier.arch:
-        from fetal_lib.us.train import gradcam_layer
 
         try:
             return gradcam_layer(classifier.arch)
@@ -81,10 +89,6 @@ def gradcam_layer_of(classifier) -> str | None:
 
 
 def _gradcam(classifier, image: np.ndarray, class_index: int) -> tuple[np.ndarray | None, str | None]:
-    from fetal_lib.explain.gradcam_keras import gradcam
-    from fetal_lib.explain.overlay import overlay
-    from fetal_lib.explain.targets import Target
-    from fetal_lib.transforms.letterbox import letterbox, unletterbox
 
     layer = gradcam_layer_of(classifier)
     if layer is None:
@@ -109,7 +113,6 @@ def predict(slot: Slot, image_path: str | Path) -> UsAnswer:
     Raises:
         FetalInputError: missing, empty or not a readable image.
     """
-    from fetal_lib.us.classifier import read_images
 
     path = Path(image_path)
     ready, errors = read_images([path])
@@ -140,7 +143,6 @@ def respond(slot: Slot, uploads, path) -> tuple:
     A refused request gives its message instead of the answer; the upload is deleted either way and
     the file and preview components are cleared (returned as None).
     """
-    from fetal_lib.app import events
 
     return reply(slot, uploads, ACTION, lambda: predict(slot, events.upload_path(path, "an ultrasound image")),
                  (path,), lambda a: (answer_markdown(a), a.probabilities, a.gradcam_rgb), 2)
@@ -151,7 +153,6 @@ def _files(gr) -> list:
 
 
 def _pictures(gr) -> list:
-    from fetal_lib.app.events import IMAGE_BUTTONS
 
     with gr.Row():
         probabilities = gr.Label(label="Calibrated probabilities", num_top_classes=8, elem_id="us-probabilities")
@@ -162,7 +163,6 @@ def _pictures(gr) -> list:
 
 def build(slots: list[Slot], uploads) -> None:
     """The tab's components and events (inside ``gr.Blocks`` and a ``gr.Tab``)."""
-    from fetal_lib.us.arrays import read_for_classification
 
     build_tab(TabLayout("us", "us", TITLE, _files, "Uploaded image", "Classify", "classify", _pictures,
                         lambda slot, *values: respond(slot, uploads, *values), selector="Task", selector_id="task",

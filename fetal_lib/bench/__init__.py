@@ -13,6 +13,8 @@ import json
 import resource
 import sys
 from typing import Any, Iterable
+from fetal_lib.book.chapters import spec_of
+from fetal_lib.config.profiles import parse_overrides
 
 # bench name -> (module holding add_arguments(parser) and run(args), one-line summary)
 TARGETS: dict[str, tuple[str, str]] = {
@@ -32,8 +34,6 @@ def peak_rss_mib() -> float:
 def profile_overrides(chapter_id: str, items: Iterable[str] | None) -> dict[str, Any] | None:
     """A benchmark's ``--set KEY=VALUE`` items as overrides of ``chapter_id``'s knobs, or None after
     printing the one-line error (the caller returns exit status 2)."""
-    from fetal_lib.config.profiles import parse_overrides
-    from fetal_lib.book.chapters import spec_of
 
     try:
         return parse_overrides(spec_of(chapter_id), list(items or []))

@@ -12,6 +12,10 @@ import time
 
 from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib
 from fetal_lib.config.options import add_data_dir, add_data_source, add_format
+from fetal_lib.brain_age import dataset
+from fetal_lib.brain_age import segmentation
+from fetal_lib.brain_age.predict import load_predictor
+from fetal_lib.data.sources import resolve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.brain_age import dataset
-    from fetal_lib.brain_age.predict import load_predictor
-    from fetal_lib.data.sources import resolve
 
     src = resolve("brain_age", args.data_dir, source=args.data_source)
     subjects = [s for s in dataset.load(src.root) if s.image_path is not None and s.mask_path is not None]
@@ -65,7 +66,6 @@ def bench_training(cfg, n_subjects: int = 6, epochs: int = 3, size: int = 64) ->
     """
     import numpy as np
 
-    from fetal_lib.brain_age import segmentation
 
     rng = np.random.default_rng(0)
     n_intensity = len(cfg.intensity_names())

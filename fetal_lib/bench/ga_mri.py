@@ -19,6 +19,10 @@ import numpy as np
 from fetal_lib.bench import FORMAT_HELP, add_keras_training_options, emit, peak_rss_mib, profile_overrides
 from fetal_lib.config.options import add_format, add_profile
 from fetal_lib.networks.parameters import count_parameters
+from fetal_lib.ga_mri.train import build_model, training_batches
+from fetal_lib.networks.keras.vgg_attention import PLANES
+from fetal_lib.training import keras_backend
+from fetal_lib.training.keras import uses_xla
 
 CHAPTER = "fetal_mri_ga"
 
@@ -38,9 +42,6 @@ def bench_training(config, steps: int = 4, seed: int = 0) -> dict:
     over ``steps`` batches after one warm-up epoch of as many."""
     import keras
 
-    from fetal_lib.ga_mri.train import build_model, training_batches
-    from fetal_lib.networks.keras.vgg_attention import PLANES
-    from fetal_lib.training.keras import uses_xla
 
     rng = np.random.default_rng(seed)
     n = config.batch_size * steps
@@ -74,8 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.ga_mri import pipeline
-    from fetal_lib.training.keras import configure
+    from fetal_lib.ga_mri import pipeline  # deferred: imports pandas
+    from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
     overrides = profile_overrides(CHAPTER, args.set)
     if overrides is None:
@@ -91,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
     per_epoch = training_samples_per_epoch_total(args.volumes, int(settings["samples_per_volume"]), int(settings["folds"]))
     # each epoch also predicts its training samples once (the learning curve): about a third of a training pass
     seconds = config.epochs * per_epoch * (1 + 1 / 3) / figures["train_samples_per_s"]
-    from fetal_lib.training import keras_backend
 
     out = {**keras_backend.describe(), "profile": args.profile, "size": config.size, "options": config.options, "precision": config.precision,
            "batch_size": config.batch_size, **figures, "inference_ms_per_volume": figures["inference_ms_per_sample"] * n_offsets,

@@ -20,6 +20,14 @@ import numpy as np
 from fetal_lib.bench import FORMAT_HELP, add_keras_training_options, emit
 from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.networks.parameters import count_parameters
+from fetal_lib.data import hc18
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.data.sources import resolve
+from fetal_lib.hc import pipeline
+from fetal_lib.hc.dataset import load_arrays, training_batches
+from fetal_lib.hc.train import build_model, compile_model
+from fetal_lib.training import keras_backend
+from fetal_lib.training.keras import uses_xla
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def bench_inference(model, records, n_images: int) -> dict:
     """Time end-to-end measurement of ``n_images`` records (decode excluded); ms per image."""
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.hc.postprocess import NoHeadFound
+    from fetal_lib.hc.postprocess import NoHeadFound  # deferred: imports scipy
 
     recs = list(records)[: max(1, n_images)]
     t0 = time.perf_counter()
@@ -76,10 +83,6 @@ def bench_training(config, records, n_images: int, steps: int, warmup_steps: int
     (a ``PyDataset`` of shuffled, augmented batches), timed over whole epochs of at least ``steps``
     batches after at least ``warmup_steps`` (the first steps trace and compile the graph and are
     several times slower)."""
-    from fetal_lib.hc.dataset import load_arrays, training_batches
-    from fetal_lib.hc.train import build_model, compile_model
-    from fetal_lib.training import keras_backend
-    from fetal_lib.training.keras import uses_xla
 
     recs = list(records)[: max(config.batch_size, n_images)]
     x, y = load_arrays(recs, config.input_shape, config.mask_mode)
@@ -115,11 +118,8 @@ def bench_training(config, records, n_images: int, steps: int, warmup_steps: int
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.data import hc18
-    from fetal_lib.data.sources import resolve
-    from fetal_lib.hc import pipeline
-    from fetal_lib.hc.measure import HCModel
-    from fetal_lib.training.keras import configure
+    from fetal_lib.hc.measure import HCModel  # deferred: imports scipy
+    from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
     try:
         overrides = pipeline.parse_overrides(args.set or [])
@@ -129,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
     configure(threads=args.threads)
     source = resolve("hc18", args.data_dir, args.data_source)
     records = hc18.load(source.root, "train")
-    from fetal_lib.training import keras_backend
 
     out: dict = {"data": source.describe(), **keras_backend.describe()}
     if not args.skip_inference:

@@ -30,6 +30,17 @@ import numpy as np
 from fetal_lib.bench import FORMAT_HELP, emit, peak_rss_mib
 from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.networks.parameters import count_parameters
+from fetal_lib.devices import autocast, resolve_device
+from fetal_lib.devices import resolve_device
+from fetal_lib.errors import FetalInputError
+from fetal_lib.hc import pipeline as hc_pipeline
+from fetal_lib.hc.dataset import load_arrays
+from fetal_lib.seg_benchmark import pipeline
+from fetal_lib.seg_benchmark.options import check_archs, registered_archs
+from fetal_lib.seg_benchmark.options import settings_from_args
+from fetal_lib.torch_segmenter import DIFFUSION
+from fetal_lib.torch_segmenter import TorchSegmenter
+from fetal_lib.training import torch as harness
 
 WARMUP_STEPS = 2  # untimed training batches first (allocations, autocast caches)
 WARMUP_PASSES = 1  # untimed inference passes first
@@ -72,12 +83,10 @@ def bench_training(config, x: np.ndarray, y: np.ndarray, steps: int, warmup_step
     images and filled masks, timed over ``steps`` batches after ``warmup_steps``."""
     import torch
 
-    from fetal_lib.seg_benchmark.augment import augment_batch
-    from fetal_lib.seg_benchmark.losses import bce_dice_from_logits
-    from fetal_lib.torch_segmenter import DIFFUSION
-    from fetal_lib.seg_benchmark.train import build_network
+    from fetal_lib.seg_benchmark.augment import augment_batch  # deferred: imports torch
+    from fetal_lib.seg_benchmark.losses import bce_dice_from_logits  # deferred: imports torch
+    from fetal_lib.seg_benchmark.train import build_network  # looked up at call time: a test replaces it
 
-    from fetal_lib.devices import autocast, resolve_device
 
     device = resolve_device(config.device)
     torch.manual_seed(int(config.seed))
@@ -132,10 +141,8 @@ def bench_inference(config, x: np.ndarray, warmup_passes: int = WARMUP_PASSES) -
     """Milliseconds per letterboxed image through an untrained ``config.arch``, one image per call."""
     import torch
 
-    from fetal_lib.torch_segmenter import TorchSegmenter
-    from fetal_lib.seg_benchmark.train import build_network
+    from fetal_lib.seg_benchmark.train import build_network  # looked up at call time: a test replaces it
 
-    from fetal_lib.devices import resolve_device
 
     torch.manual_seed(int(config.seed))
     net = build_network(config).to(resolve_device(config.device)).eval()
@@ -162,9 +169,6 @@ def bench_inference(config, x: np.ndarray, warmup_passes: int = WARMUP_PASSES) -
 
 def _arch_names(arch_option: str | None, settings: dict) -> tuple[list[str], list[str]]:
     """(architectures to bench, the profile's that are skipped because not registered yet)."""
-    from fetal_lib.seg_benchmark.options import check_archs, registered_archs
-    from fetal_lib.errors import FetalInputError
-    from fetal_lib.seg_benchmark import pipeline
 
     if arch_option:
         return check_archs(arch_option), []
@@ -211,8 +215,6 @@ def _line(arch: str, r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.seg_benchmark.options import settings_from_args
-    from fetal_lib.errors import FetalInputError
 
     for name in ("n_images", "train_images", "train_steps", "threads"):
         if getattr(args, name) < 1:
@@ -220,10 +222,6 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args.profile, args.set)
     names, skipped = _arch_names(args.arch, settings)
 
-    from fetal_lib.hc import pipeline as hc_pipeline
-    from fetal_lib.hc.dataset import load_arrays
-    from fetal_lib.seg_benchmark import pipeline
-    from fetal_lib.training import torch as harness
 
     harness.configure(args.threads, 0)
     choice = pipeline.precision_choice(settings)
@@ -253,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     for arch in names:
         config = pipeline.train_config(settings, arch, seed=0)
         print(f"bench seg: {arch} ...", file=sys.stderr, flush=True)
-        from fetal_lib.seg_benchmark.train import build_network
+        from fetal_lib.seg_benchmark.train import build_network  # looked up at call time: a test replaces it
 
         r: dict = {"options": dict(config.options), "parameters": count_parameters(build_network(config))}
         if x_train is not None:

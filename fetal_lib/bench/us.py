@@ -22,6 +22,14 @@ from fetal_lib.bench import FORMAT_HELP, add_keras_training_options, emit, peak_
 from fetal_lib.config.options import add_data_dir, add_data_source, add_format, add_profile
 from fetal_lib.networks.parameters import count_parameters
 from fetal_lib.us.tasks import TASKS
+from fetal_lib.networks.keras import create
+from fetal_lib.training import keras_backend
+from fetal_lib.us import efficiency, pipeline
+from fetal_lib.us import pipeline
+from fetal_lib.us.arrays import load_arrays
+from fetal_lib.us.classifier import classifier_archs
+from fetal_lib.us.pipeline import CHAPTER
+from fetal_lib.us.tasks import load_task
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def bench_arch(arch: str, settings: dict, x: np.ndarray, y: np.ndarray, num_classes: int, n_images: int, batch: int,
                train_steps: int | None, seed: int = 0) -> dict:
     """The figures of one architecture (``train_steps`` None: no training benchmark)."""
-    from fetal_lib.networks.keras import create
-    from fetal_lib.us import efficiency, pipeline
 
     config = pipeline.train_config(settings, arch, seed)
     model = create(arch, input_shape=config.input_shape, num_classes=num_classes, **config.options)
@@ -66,12 +72,7 @@ def bench_arch(arch: str, settings: dict, x: np.ndarray, y: np.ndarray, num_clas
 
 
 def run(args: argparse.Namespace) -> int:
-    from fetal_lib.us.classifier import classifier_archs
-    from fetal_lib.us.pipeline import CHAPTER
-    from fetal_lib.training.keras import configure
-    from fetal_lib.us import pipeline
-    from fetal_lib.us.arrays import load_arrays
-    from fetal_lib.us.tasks import load_task
+    from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
     overrides = profile_overrides(CHAPTER, args.set)
     if overrides is None:
@@ -95,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
     y = data.labels("train")[:n]
     results = [bench_arch(a, settings, x, y, len(data.classes), args.n_images, args.batch,
                           None if args.skip_train else args.train_steps) for a in archs]
-    from fetal_lib.training import keras_backend
 
     out = {"data": data.source.describe(), "task": data.task, "classes": len(data.classes), "profile": args.profile,
            **keras_backend.describe(), "architectures": results}

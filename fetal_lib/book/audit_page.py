@@ -25,6 +25,7 @@ from fetal_lib.book.audit_map import CLAIMS, FLAWS, SOURCES, Claim, Figure, Flaw
 from fetal_lib.book.chapters import REGISTRY, SPECS
 from fetal_lib.config.chapter_spec import ChapterSpec, Decision
 from fetal_lib.book.withheld import FOLDER, Withheld
+from fetal_lib.book.chapters import executed_chapters
 
 Docs = Mapping[str, Mapping[str, Any]]
 Links = Mapping[str, str]
@@ -39,7 +40,6 @@ def section_id(heading: str) -> str:
 
 def chapter_links(book_dir: Path) -> dict[str, str]:
     """Chapter id -> its page (``chapters/NN_slug.html``) for every chapter executed into ``book_dir``."""
-    from fetal_lib.book.chapters import executed_chapters
 
     return {cid: f"{stem}.html" for cid, stem in executed_chapters(Path(book_dir))}
 

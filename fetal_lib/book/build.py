@@ -28,6 +28,8 @@ from fetal_lib.results import load_metrics
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import write_text_atomic
 from fetal_lib.paths import NOTEBOOK_DIR
+from fetal_lib.book.audit_page import audit_markdown, chapter_links
+from fetal_lib.book.withheld import load_withheld
 
 STATIC_BEFORE = ("data",)  # book/data.md, if present, right after the intro
 STATIC_AFTER = ("audit",)  # book/audit.md at the end
@@ -84,8 +86,6 @@ def chapters_markdown(notebook_dir: Path = NOTEBOOK_DIR) -> str:
 
 def write_generated(book_dir: Path, results_root: Path, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     """(Re)write ``generated/results.md``, ``provenance.md``, ``chapters.md`` and ``audit.md`` under ``book_dir``."""
-    from fetal_lib.book.audit_page import audit_markdown, chapter_links
-    from fetal_lib.book.withheld import load_withheld
 
     metrics = load_metrics(results_root)
     gen = Path(book_dir) / "generated"

@@ -29,6 +29,9 @@ from typing import Any, Iterable, Mapping
 
 from fetal_lib.book.dependencies import chapter_sha256
 from fetal_lib.io import file_sha256, write_json_atomic
+from fetal_lib.data.sources import resolve
+from fetal_lib.errors import FetalInputError
+from fetal_lib.provenance import package_versions
 
 SCHEMA = 2  # 2: the fetal_lib field hashes the chapter's dependencies, not the whole package
 KEY_SUFFIX = ".key.json"
@@ -74,8 +77,6 @@ def data_fingerprint(names: Iterable[str], data_dir: str | None, source: str) ->
     A name that is not a known dataset, or that cannot be resolved (``source="real"`` and the
     data is absent), is recorded with the reason, so that the key then differs.
     """
-    from fetal_lib.data.sources import resolve
-    from fetal_lib.errors import FetalInputError
 
     out: dict[str, Any] = {}
     for name in sorted(names):
@@ -112,7 +113,6 @@ def compute_key(source: Path, params: Mapping[str, Any], executed: Path, metrics
                 datasets: Iterable[str], package: str | None = None) -> dict[str, Any]:
     """The key of a chapter run with ``params`` that read ``datasets``, as things are now (``package``:
     the chapter's package, e.g. ``fetal_lib.hc``; None hashes the whole library)."""
-    from fetal_lib.provenance import package_versions
 
     return {
         "schema": SCHEMA,

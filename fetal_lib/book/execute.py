@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from fetal_lib.book.chapters import Chapter
+from fetal_lib.book.reader import tag_for_reader, write_source_copy
+from fetal_lib.training.progress import ENV_VAR as EPOCH_LOG
 
 if TYPE_CHECKING:
     from fetal_lib.book.progress import ChapterProgress
@@ -191,8 +193,7 @@ def execute_chapter(
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    from fetal_lib.book.engine import ENGINE_NAME
-    from fetal_lib.training.progress import ENV_VAR as EPOCH_LOG
+    from fetal_lib.book.engine import ENGINE_NAME  # deferred: imports papermill
 
     t0 = time.perf_counter()
     nb = read_source(chapter.source)
@@ -247,7 +248,6 @@ def execute_chapter(
         meta["input_path"] = str(chapter.source.relative_to(REPO_ROOT) if chapter.source.is_relative_to(REPO_ROOT) else chapter.source)
         meta["output_path"] = str(target.name)
         executed.metadata["fetal"] = {"chapter": chapter.id, "profile": params.get("profile")}
-        from fetal_lib.book.reader import tag_for_reader, write_source_copy
 
         tag_for_reader(executed)  # parameters and set-up folded, papermill's injected cell off the page
         with atomic_path(target) as tmp_target:

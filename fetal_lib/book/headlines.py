@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 from fetal_lib.book import metric_path
 from fetal_lib.book.audit_map import Figure
 from fetal_lib.book.chapters import REGISTRY
+from fetal_lib.us.tasks import DATASET_OF
 
 Docs = Mapping[str, Mapping[str, Any]]
 TABLE_CLASS = "headlines"  # styled by book/_static/fetal.css
@@ -46,7 +47,6 @@ US_TASK_NAMES = {
 
 
 def _us_task(task: str) -> dict[str, Figure]:
-    from fetal_lib.us.tasks import DATASET_OF
 
     row = f"scores[task={task}, model=@deployed.{task}]"
     name, data = US_TASK_NAMES[task], (DATASET_OF[task],)

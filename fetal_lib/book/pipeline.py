@@ -28,6 +28,7 @@ from fetal_lib.book.progress import ChapterProgress
 from fetal_lib.book.summary import chapter_lines, phantom_chapters, summary_table
 from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import BOOK_DIR, NOTEBOOK_DIR, PROFILE_DIR, build_dir
+from fetal_lib.book.chapters import discover
 
 
 @dataclass
@@ -93,7 +94,6 @@ def with_prerequisites(chapters: list[Chapter], profile: str, data_dir: str | No
                        overrides: Mapping[str, Any] | None, notebook_dir: Path, quiet: bool) -> list[Chapter]:
     """``chapters`` with, before each one that reads another chapter's model, that chapter when the
     model is missing and it would make one (:func:`fetal_lib.book.prerequisites.missing_prerequisite`)."""
-    from fetal_lib.book.chapters import discover
 
     by_id = {c.id: c for c in discover(notebook_dir)}
     out: list[Chapter] = []

@@ -27,7 +27,7 @@ def needed_model(chapter_id: str, params: Mapping[str, Any]) -> Path | None:
         return None
     if str(params.get("head_finder") or "").strip():
         return Path(str(params["head_finder"]))
-    from fetal_lib.hc.measure import default_model_path
+    from fetal_lib.hc.measure import default_model_path  # deferred: imports scipy
 
     return default_model_path()
 

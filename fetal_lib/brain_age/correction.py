@@ -77,7 +77,7 @@ def nested_predictions(regressor, predicted: Mapping[str, np.ndarray], reference
                        ages: np.ndarray, n_splits: int = 5, seed: int = 0) -> np.ndarray:
     """Ages (years) predicted by ``regressor`` from corrected features, each subject's correction
     fitted on the other folds' subjects only (folds stratified by age)."""
-    from fetal_lib.brain_age.regression import age_folds
+    from fetal_lib.brain_age.regression import age_folds  # deferred: imports sklearn
 
     out = np.full(len(ages), np.nan)
     for train, test in age_folds(np.asarray(ages, float), n_splits, seed):

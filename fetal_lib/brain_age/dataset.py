@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.data import brain_age as shared
 
 ROLES = {"segmentation_train": "seg_train", "segmentation_val": "seg_val", "regression_train": "regression"}
 
@@ -38,7 +39,6 @@ def load(root: str | Path) -> list[Subject]:
     Raises:
         FetalInputError: as ``fetal_lib.data.brain_age.load`` (missing or malformed meta CSVs).
     """
-    from fetal_lib.data import brain_age as shared
 
     out, other_roles = [], set()
     for r in shared.load(root):

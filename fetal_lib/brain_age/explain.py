@@ -23,6 +23,7 @@ import numpy as np
 
 from fetal_lib.brain_age.features import TISSUES
 from fetal_lib.brain_age.regression import VolumeScaler
+from fetal_lib.explain.targets import Target
 
 
 @dataclass
@@ -80,8 +81,7 @@ def segmenter_gradcam(model, inputs: np.ndarray, layer=None, labels: Sequence[in
     """
     import torch
 
-    from fetal_lib.explain.gradcam_torch import gradcam
-    from fetal_lib.explain.targets import Target
+    from fetal_lib.explain.gradcam_torch import gradcam  # deferred: imports torch
 
     layer = layer if layer is not None else model.decoders[-1]
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)[None])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from fetal_lib.explain.overlay import overlay
+from fetal_lib.figures.agreement import bland_altman as agreement
+from fetal_lib.figures.curves import training_curves as curves
 
 TISSUES = ("CSF", "GM", "WM")
 
@@ -61,14 +64,12 @@ def segmentation_examples(images, refs, preds, titles, n: int = 3):
 
 def training_curves(history):
     """Loss and validation Dice per tissue per epoch (validation may be scored every few epochs)."""
-    from fetal_lib.figures.curves import training_curves as curves
 
     return curves({"Res-U-Net": history}, {"training loss": ["loss"], "Dice (validation)": {f"val_dice_{t}": t.upper() for t in ("csf", "gm", "wm")}})
 
 
 def bland_altman(table):
     """Bland-Altman of tissue volumes, predicted vs reference segmentation (one panel per tissue)."""
-    from fetal_lib.figures.agreement import bland_altman as agreement
 
     pairs = {name: (table.loc[table["tissue"] == name, "ref_ml"].to_numpy(float), table.loc[table["tissue"] == name, "pred_ml"].to_numpy(float)) for name in TISSUES}
     return agreement(pairs, unit="mL", what="volume")
@@ -148,7 +149,6 @@ def segmenter_gradcam(image: np.ndarray, maps: np.ndarray, subject: str):
     """Grad-CAM per tissue (rows) over the T1 on mid-slices in three planes (columns)."""
     import matplotlib.pyplot as plt
 
-    from fetal_lib.explain.overlay import overlay
 
     fig, axes = plt.subplots(len(maps), 3, figsize=(8.4, 2.8 * len(maps)), squeeze=False)
     for r, (tissue, heat) in enumerate(zip(TISSUES, maps)):

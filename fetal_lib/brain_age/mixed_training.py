@@ -52,7 +52,7 @@ def combine(ref_age: np.ndarray, ref_feats: Features, img_age: np.ndarray, img_r
 def fit(name: str, ref_age: np.ndarray, ref_feats: Features, img_age: np.ndarray, img_reference: Features, img_predicted: Features,
         map_factor: int, seed: int = 0, n_components: int = 100):
     """The deployable :class:`~fetal_lib.brain_age.regression.Regressor` fitted on the mixed training set."""
-    from fetal_lib.brain_age import regression
+    from fetal_lib.brain_age import regression  # deferred: imports sklearn
 
     age, feats, groups = combine(ref_age, ref_feats, img_age, img_reference, img_predicted)
     return regression.fit_deployable(name, age, feats["volumes"], feats["maps"], map_factor, seed, n_components, groups=groups)
@@ -64,7 +64,7 @@ def nested_predictions(name: str, ref_age: np.ndarray, ref_feats: Features, img_
     trained on the regression subjects and the OTHER image subjects (K folds over the image
     subjects, stratified by age): the mixed training set's deployed-path error, with nothing of a
     subject in the fit that predicts it."""
-    from fetal_lib.brain_age import regression
+    from fetal_lib.brain_age import regression  # deferred: imports sklearn
 
     img_age = np.asarray(img_age, float)
     predicted = np.full(len(img_age), np.nan)

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from fetal_lib.brain_age.correction import fit_mixing
+from fetal_lib.metrics.regression import mae, r2
+from fetal_lib.metrics.uncertainty import bootstrap_ci
 
 FEATURES = ("soft", "hard")
 CORRECTIONS = ("none", "tissue_mixing")
@@ -94,8 +97,7 @@ class Inputs:
     def predict(self, recipe: Recipe, train: np.ndarray, test: np.ndarray) -> np.ndarray:
         """Ages of image subjects ``test`` from their predicted features, with everything the recipe
         fits fitted on the regression subjects and image subjects ``train`` only."""
-        from fetal_lib.brain_age import mixed_training, regression
-        from fetal_lib.brain_age.correction import fit_mixing
+        from fetal_lib.brain_age import mixed_training, regression  # deferred: imports sklearn
 
         predicted = self.img_predicted[recipe.features]
         held = {k: np.asarray(predicted[k])[test] for k in ("volumes", "maps")}
@@ -113,7 +115,7 @@ class Inputs:
 
     def _reference_fit(self, model: str):
         """``model`` fitted on the regression subjects' reference features alone (once)."""
-        from fetal_lib.brain_age import regression
+        from fetal_lib.brain_age import regression  # deferred: imports sklearn
 
         if model not in self._reference_fits:
             x = regression.design(model, self.ref_feats["volumes"], self.ref_feats["maps"])
@@ -122,14 +124,14 @@ class Inputs:
 
     def reference_predictions(self, model: str) -> np.ndarray:
         """Ages of every image subject from its *reference* features, by ``model`` fitted on the regression subjects alone."""
-        from fetal_lib.brain_age import regression
+        from fetal_lib.brain_age import regression  # deferred: imports sklearn
 
         return self._reference_fit(model).predict(regression.design(model, self.img_reference["volumes"], self.img_reference["maps"]))
 
 
 def cv_predictions(inputs: Inputs, recipe: Recipe, subjects: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
     """Predicted ages of image subjects ``subjects`` by K-fold CV within them (folds stratified by age)."""
-    from fetal_lib.brain_age.regression import age_folds
+    from fetal_lib.brain_age.regression import age_folds  # deferred: imports sklearn
 
     subjects = np.asarray(subjects)
     out = np.full(len(subjects), np.nan)
@@ -169,7 +171,7 @@ def nested_selection(inputs: Inputs, candidates: Sequence[Recipe], outer_folds: 
     Raises:
         ValueError: no candidate, or too few image subjects for the folds.
     """
-    from fetal_lib.brain_age.regression import age_folds
+    from fetal_lib.brain_age.regression import age_folds  # deferred: imports sklearn
 
     candidates = list(candidates)
     ages = np.asarray(inputs.img_age, float)
@@ -211,8 +213,6 @@ def recipes_table(result: NestedResult, n_boot: int = 1000, seed: int = 0):
     it is the chosen one. The lowest is a best-of-many figure, not an estimate."""
     import pandas as pd
 
-    from fetal_lib.metrics.regression import mae, r2
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     rows = []
     for r in result.recipes:
@@ -239,7 +239,7 @@ def population_adjusted(result: NestedResult, inputs: Inputs, n_splits: int = 5,
     The CI is a percentile bootstrap that resamples the image subjects (their nested and reference
     errors stay paired) and the regression subjects independently. Ages in years.
     """
-    from fetal_lib.brain_age import regression
+    from fetal_lib.brain_age import regression  # deferred: imports sklearn
 
     model = result.chosen.model
     ref_age = np.asarray(inputs.ref_age, float)
@@ -264,8 +264,6 @@ def population_adjusted(result: NestedResult, inputs: Inputs, n_splits: int = 5,
 
 def headline(result: NestedResult, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The nested MAE with its 95 % bootstrap CI and R2, the best-of-recipes figure, and the optimism (years)."""
-    from fetal_lib.metrics.regression import mae, r2
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     ci = bootstrap_ci(lambda t, p: mae(t, p), result.ages, result.nested_predicted, n_boot=n_boot, seed=seed)
     choices = [f["chosen recipe"] for f in result.folds]

@@ -18,6 +18,21 @@ from fetal_lib import anchors
 from fetal_lib.brain_age import features, preprocess, segmentation
 from fetal_lib.brain_age.dataset import Subject
 from fetal_lib.training.floor import Floor
+from fetal_lib.brain_age import dataset
+from fetal_lib.brain_age import mixed_training
+from fetal_lib.brain_age import nested
+from fetal_lib.brain_age.correction import fit_mixing
+from fetal_lib.brain_age.predict import CORRECTION_FILE
+from fetal_lib.data.sources import resolve
+from fetal_lib.devices import record
+from fetal_lib.io import write_json_atomic
+from fetal_lib.metrics.regression import mae, pearson_r, r2
+from fetal_lib.metrics.uncertainty import bootstrap_ci
+from fetal_lib.model_card import common_fields
+from fetal_lib.model_card import write_card
+from fetal_lib.provenance import git_state, package_versions
+from fetal_lib.training.floor import check
+from fetal_lib.training.precision import resolve_for_device
 
 TISSUE_NAMES = {1: "CSF", 2: "GM", 3: "WM"}
 
@@ -54,14 +69,12 @@ def seg_train_config(settings: dict, seed: int = 0, flags=None) -> segmentation.
 def precision_choice(requested: str, flags=None, device: str | None = "auto"):
     """The torch training precision ``requested`` ("auto", "float32", "bfloat16") resolves to on the
     device that trains (``device``: the GPU's rule on CUDA; on the CPU its flags, or ``flags`` when given)."""
-    from fetal_lib.training.precision import resolve_for_device
 
     return resolve_for_device(requested, "torch", device, flags)
 
 
 def device_choice(device: str | None = "auto") -> dict:
     """The device the ``device`` knob resolves to here, as the card and provenance record it."""
-    from fetal_lib.devices import record
 
     return record(device)
 
@@ -69,7 +82,6 @@ def device_choice(device: str | None = "auto") -> dict:
 def check_floor(val_dice: dict[str, float], is_phantom: bool, what: str) -> dict[str, float]:
     """``{"dice_csf": .., "dice_gm": .., "dice_wm": .., "dice_mean": ..}`` from ``{"CSF": ..}``; raises ``BelowFloorError``
     below :data:`FLOORS`. Call it before saving: a segmenter below the floor is never deployed."""
-    from fetal_lib.training.floor import check
 
     scores = {f"dice_{k.lower()}": float(v) for k, v in val_dice.items()}
     scores["dice_mean"] = float(np.mean(list(scores.values())))
@@ -155,7 +167,7 @@ def seg_metrics_table(pred: np.ndarray, ref: np.ndarray, subjects: Sequence[Subj
     """Per subject and tissue: Dice and HD95 (mm), plus predicted and reference volumes (mL)."""
     import pandas as pd
 
-    from fetal_lib.metrics.segmentation import dice, hd95_mm
+    from fetal_lib.metrics.segmentation import dice, hd95_mm  # deferred: imports scipy
 
     sp_zyx = tuple(reversed([float(s) for s in spacing_mm]))
     rows = []
@@ -174,7 +186,6 @@ def summarize_seg(table, n_boot: int = 1000, seed: int = 0):
     """Per tissue: mean Dice and HD95 with 95% bootstrap CIs (subjects resampled)."""
     import pandas as pd
 
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     rows = []
     for name in TISSUE_NAMES.values():
@@ -192,7 +203,7 @@ def segmentation_cv(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int
     """Out-of-fold class probabilities (N, 4, D, H, W) float32 for every image subject (K-fold over
     subjects, stratified by age; ``tta``: left-right mirror averaged, as deployed); :func:`segmentation.labels_of`
     turns them into label maps."""
-    from fetal_lib.brain_age.regression import age_folds
+    from fetal_lib.brain_age.regression import age_folds  # deferred: imports sklearn
 
     proba = np.zeros((len(data.segs), 4) + data.segs.shape[1:], np.float32)
     inputs = data.intensities(cfg.intensity_names())
@@ -215,7 +226,6 @@ def uses_tta(settings: dict) -> bool:
 def needs_out_of_fold(settings: dict) -> bool:
     """True if the deployed models need out-of-fold segmentations of the image subjects (a feature
     correction, or image subjects in the regressor's training set)."""
-    from fetal_lib.brain_age import mixed_training
 
     return (str(settings["feature_correction"]) != "none"
             or mixed_training.check(str(settings.get("reg_training_set", "reference"))) != "reference")
@@ -250,9 +260,7 @@ def regression_cv(models: Sequence[str], age: np.ndarray, feats: dict, n_splits:
     """Run :func:`regression.cross_validate` for each model; returns {name: CVResult} and a summary table."""
     import pandas as pd
 
-    from fetal_lib.brain_age import regression
-    from fetal_lib.metrics.regression import mae, pearson_r, r2
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
+    from fetal_lib.brain_age import regression  # deferred: imports sklearn
 
     results, rows = {}, []
     it = models
@@ -284,7 +292,6 @@ def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmen
     adds what the chapter measured (CV MAE, MAE on predicted segmentations), which `fetal brain-age train` does not."""
     import dataclasses
 
-    from fetal_lib.model_card import common_fields
 
     age_range = f"{np.min(reg_age):.0f}-{np.max(reg_age):.0f}"
     common = common_fields("torch", "resunet3d", seg_model.config,
@@ -320,10 +327,7 @@ def save_deployable(directory: str | Path, seg_model, deployed, deploy_features:
     """Write the segmenter (with its feature kind and ``tta``: left-right mirror averaged at prediction),
     the regressor, the feature correction (or remove a stale one) and (if given) the model card into
     ``directory``, each atomically; ``fetal brain-age predict`` reads them back."""
-    from fetal_lib.brain_age import regression
-    from fetal_lib.brain_age.predict import CORRECTION_FILE
-    from fetal_lib.io import write_json_atomic
-    from fetal_lib.model_card import write_card
+    from fetal_lib.brain_age import regression  # deferred: imports sklearn
 
     directory = Path(directory)
     segmentation.save(seg_model, directory, extra={"preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE)},
@@ -353,7 +357,7 @@ def deployed_regressor(settings: dict, reg_age: np.ndarray, reg_feats: dict, dat
         ValueError: an unknown training set; for the mixed one, a feature correction also asked for, or
             the image subjects' data missing.
     """
-    from fetal_lib.brain_age import mixed_training, regression
+    from fetal_lib.brain_age import mixed_training, regression  # deferred: imports sklearn
 
     name, factor, n_comp = str(settings["deploy_model"]), int(settings["map_factor"]), int(settings["pca_components"])
     if mixed_training.check(str(settings.get("reg_training_set", "reference"))) == "reference":
@@ -377,7 +381,6 @@ def fit_correction(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict
     Raises:
         ValueError: an unknown correction, or ``tissue_mixing`` without at least 2 folds.
     """
-    from fetal_lib.brain_age.correction import fit_mixing
 
     kind = str(settings["feature_correction"])
     if kind not in CORRECTIONS:
@@ -396,7 +399,6 @@ def fit_correction(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict
 def choose_recipe(settings: dict, reg_age: np.ndarray, reg_feats: dict, data: ImageSet, oof_proba: np.ndarray, seed: int = 0):
     """The recipe ``deploy_selection: nested`` deploys (:func:`fetal_lib.brain_age.nested.choose` over
     ``nested_models``, ``nested_outer_folds`` folds), from the image subjects' out-of-fold segmentations."""
-    from fetal_lib.brain_age import nested
 
     inputs = nested.inputs_of(reg_age, reg_feats, data.ages, image_features(data, oof_proba, int(settings["map_factor"])),
                               int(settings["pca_components"]))
@@ -422,9 +424,6 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
     trained for the out-of-fold segmentations it needs; with ``nested``, the four deploy knobs are the
     recipe :func:`choose_recipe` picks, as in the chapter); both saved with their card. Returns a summary (validation Dice, epochs, seconds, where the models went).
     """
-    from fetal_lib.provenance import git_state, package_versions
-    from fetal_lib.brain_age import dataset
-    from fetal_lib.data.sources import resolve
 
     source = resolve("brain_age", data_dir, data_source)
     subjects = dataset.load(source.root)

@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.brain_age import features, preprocess, segmentation
+from fetal_lib.brain_age.correction import TissueMixing
+from fetal_lib.brain_age.dataset import pair_batch
+from fetal_lib.model_card import read_card
+from fetal_lib.paths import build_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +31,6 @@ CSV_COLUMNS = ("subject_id", "csf_ml", "gm_ml", "wm_ml", "predicted_age_years")
 
 def default_model_dir() -> Path:
     """``<build_dir>/models/brain_age``."""
-    from fetal_lib.paths import build_dir
 
     return build_dir() / "models" / "brain_age"
 
@@ -55,7 +59,6 @@ class Predictor:
     def predict_detailed(self, image_path: str | Path, mask_path: str | Path) -> Prediction:
         """Predict one subject and keep what the prediction was made from (the preprocessed
         volume and the tissue labels); raises FetalInputError naming the bad file."""
-        from fetal_lib.brain_age import features, preprocess, segmentation
 
         pre = preprocess.preprocess_files(image_path, mask_path, spacing_mm=self.spacing_mm, size=self.size)
         inputs = pre.intensities(segmentation.intensity_names(self.segmenter))
@@ -99,7 +102,7 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2, device
     Raises:
         FetalInputError: the folder or a model file is missing or unreadable.
     """
-    from fetal_lib.brain_age import regression, segmentation
+    from fetal_lib.brain_age import regression, segmentation  # deferred: imports sklearn
 
     model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
     if not model_dir.is_dir():
@@ -111,7 +114,6 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2, device
     spacing = tuple(float(s) for s in prep.get("spacing_mm", (3.0, 3.0, 3.0)))
     size = tuple(int(s) for s in prep.get("size", (64, 64, 64)))
     soft = meta.get("features", "hard") == "soft"
-    from fetal_lib.model_card import read_card
 
     expected = ((read_card(model_dir) or {}).get("regressor") or {}).get("expected_mae_years")
     return Predictor(segmenter=seg, regressor=reg, spacing_mm=spacing, size=size, model_dir=model_dir, soft_features=soft,
@@ -121,7 +123,6 @@ def load_predictor(model_dir: str | Path | None = None, threads: int = 2, device
 
 def load_correction(model_dir: Path):
     """The feature correction saved beside the regressor (``feature_correction.json``), or None."""
-    from fetal_lib.brain_age.correction import TissueMixing
 
     path = Path(model_dir) / CORRECTION_FILE
     if not path.is_file():
@@ -159,7 +160,6 @@ def run_batch(predictor: Predictor, images_dir, masks_dir, progress: bool = Fals
     A subject whose files are bad is skipped (its FetalInputError collected and passed to
     ``on_error``); the others still run.
     """
-    from fetal_lib.brain_age.dataset import pair_batch
 
     pairs = pair_batch(images_dir, masks_dir)
     it = pairs

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.data.imaging import read_nifti
 
 SPACING_MM = (3.0, 3.0, 3.0)
 SIZE = (64, 64, 64)
@@ -140,7 +141,6 @@ def load_checked(image_path: str | Path, mask_path: str | Path, seg_path: str | 
     """
     import SimpleITK as sitk
 
-    from fetal_lib.data.imaging import read_nifti
 
     image = read_nifti(image_path, ndim=3)
     mask = read_nifti(mask_path, ndim=3)
@@ -192,7 +192,6 @@ def resample_seg_file(seg_path: str | Path, spacing_mm=SPACING_MM, size=SIZE) ->
     """A reference segmentation brought to the preprocessed grid (nearest neighbour): (labels zyx, spacing mm)."""
     import SimpleITK as sitk
 
-    from fetal_lib.data.imaging import read_nifti
 
     seg = read_nifti(seg_path, ndim=3)
     seg_r = resample(sitk.Cast(seg, sitk.sitkUInt8), spacing_mm, size, is_label=True)

@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from fetal_lib.data import splits
+from fetal_lib.errors import FetalInputError
+from fetal_lib.io import atomic_path
+from fetal_lib.metrics.regression import age_bias_correction
 
 SOURCE_MODELS = ("linear", "bayesian_ridge", "cubic")
 OUR_MODELS = ("maps_ridge", "maps_pca_ridge")
@@ -95,7 +99,6 @@ def design(name: str, volumes: np.ndarray, maps: np.ndarray | None) -> np.ndarra
 
 def age_folds(age: np.ndarray, n_splits: int = 5, seed: int = 0, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """K folds stratified by age (quantile bins), one group per subject (shared splits module)."""
-    from fetal_lib.data import splits
 
     age = np.asarray(age, dtype=float)
     groups = np.arange(len(age)) if groups is None else np.asarray(groups)
@@ -150,7 +153,6 @@ def cross_validate(
     fit the age-bias correction on inner out-of-fold predictions of the training subjects
     (``inner_splits``-fold) and apply it to the test subjects.
     """
-    from fetal_lib.metrics.regression import age_bias_correction
 
     age = np.asarray(age, dtype=float)
     X = design(name, volumes, maps)
@@ -192,7 +194,6 @@ def fit_deployable(name: str, age, volumes, maps=None, map_factor: int = 3, seed
                    groups=None) -> Regressor:
     """Fit ``name`` on all rows; fit its age-bias correction on 5-fold out-of-fold predictions
     (folds by ``groups``, one per row if None: rows of one subject share a group)."""
-    from fetal_lib.metrics.regression import age_bias_correction
 
     age = np.asarray(age, dtype=float)
     X = design(name, volumes, maps)
@@ -209,7 +210,6 @@ def save(regressor: Regressor, directory) -> None:
     import pickle
     from pathlib import Path
 
-    from fetal_lib.io import atomic_path
 
     with atomic_path(Path(directory) / "regressor.pkl") as tmp:
         tmp.write_bytes(pickle.dumps(regressor))
@@ -224,7 +224,6 @@ def load(directory) -> Regressor:
     import pickle
     from pathlib import Path
 
-    from fetal_lib.errors import FetalInputError
 
     path = Path(directory) / "regressor.pkl"
     if not path.is_file():

@@ -9,6 +9,10 @@ import numpy as np
 
 from fetal_lib import anchors
 from fetal_lib.metrics.regression import mae, r2
+from fetal_lib.brain_age.correction import nested_predictions
+from fetal_lib.metrics.regression import limits_of_agreement
+from fetal_lib.metrics.uncertainty import bootstrap_ci
+from fetal_lib.networks.parameters import count_parameters
 
 
 def source_sentence() -> str:
@@ -81,8 +85,6 @@ def deployed_path_variants(deployed, features_by_source: Mapping[str, Mapping[st
     path's predicted ages."""
     import pandas as pd
 
-    from fetal_lib.brain_age.correction import nested_predictions
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     ref = features_by_source["reference"]
     paths: list[tuple[str, str, str, str, np.ndarray]] = [
@@ -128,7 +130,6 @@ def time_cap_warning(settings: Mapping[str, Any], trained, cfg) -> str:
 
 def segmenter_sentence(cfg, trained, n_train: int) -> str:
     """The segmenter's inputs, size, epochs and training time (s) on ``n_train`` subjects."""
-    from fetal_lib.networks.parameters import count_parameters
 
     return (f"Res-U-Net reading {', '.join(cfg.input_names())}: {count_parameters(trained.model):,} parameters; {len(trained.history)} "
             f"epochs in {trained.seconds:.0f} s ({epoch_seconds(trained):.1f} s per epoch of {n_train} subjects, "
@@ -139,7 +140,6 @@ def volume_agreement(table):
     """Bland-Altman bias, SD and limits of agreement (mL) of predicted against reference tissue volumes, per tissue."""
     import pandas as pd
 
-    from fetal_lib.metrics.regression import limits_of_agreement
 
     agreements = {tissue: limits_of_agreement(t["ref_ml"], t["pred_ml"]) for tissue, t in table.groupby("tissue")}
     return pd.DataFrame([{"tissue": tissue, "bias_ml": a.bias, "sd_ml": a.sd, "loa_low_ml": a.low, "loa_high_ml": a.high, "n": a.n}
@@ -251,7 +251,6 @@ def metrics_document(ch, *, trained, val_summary, floor_scores: Mapping[str, flo
     (before the selection); ``head``: :func:`fetal_lib.brain_age.deployed_path.headline`; ``val_maes``: the deployed path
     on the validation subjects (through the segmenter, from reference segmentations); ``seg_cv_seconds`` and
     ``cv_summary``: None without out-of-fold segmentations. Ages in years, times in s."""
-    from fetal_lib.networks.parameters import count_parameters
 
     s = ch.settings
     val_dice = {row["tissue"]: float(row["dice"]) for _, row in val_summary.iterrows()}

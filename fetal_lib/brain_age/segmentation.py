@@ -30,6 +30,13 @@ import numpy as np
 
 from fetal_lib.io import atomic_path, write_json_atomic
 from fetal_lib.training.torch import FitResult
+from fetal_lib.allocator import keep_freed_memory
+from fetal_lib.devices import resolve_device
+from fetal_lib.devices import to_host, to_network
+from fetal_lib.errors import FetalInputError
+from fetal_lib.networks.torch import create
+from fetal_lib.training import torch as harness
+from fetal_lib.training.config import TrainConfig as LoopConfig
 
 LABELS = (1, 2, 3)
 LABEL_NAMES = {1: "csf", 2: "gm", 3: "wm"}
@@ -72,7 +79,6 @@ class TrainConfig:
     def loop_config(self):
         """What the harness's loop needs (:class:`fetal_lib.training.config.TrainConfig`): the last
         epoch is kept (validation is for information), cosine decay to 0."""
-        from fetal_lib.training.config import TrainConfig as LoopConfig
 
         return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.lr, lr_schedule=self.lr_schedule,
                           lr_floor=0.0, time_budget_s=self.time_budget_s, precision=self.precision, threads=self.threads,
@@ -169,9 +175,6 @@ def train(
     import torch
     import torch.nn.functional as F
 
-    from fetal_lib.allocator import keep_freed_memory
-    from fetal_lib.networks.torch import create
-    from fetal_lib.training import torch as harness
 
     if cfg.mask_channel and masks is None:
         raise ValueError("cfg.mask_channel is set: pass the brain masks")
@@ -213,7 +216,6 @@ def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, th
     network reads them), one volume at a time, on the network's device (results back on the CPU)."""
     import torch
 
-    from fetal_lib.devices import to_host, to_network
 
     if threads:
         torch.set_num_threads(threads)
@@ -275,7 +277,7 @@ def predict(model, images: np.ndarray, masks: np.ndarray, threads: int | None = 
 
 def mean_dice(pred: np.ndarray, ref: np.ndarray) -> dict[int, float]:
     """Mean over subjects of the Dice per tissue label."""
-    from fetal_lib.metrics.segmentation import dice, per_label
+    from fetal_lib.metrics.segmentation import dice, per_label  # deferred: imports scipy
 
     pred, ref = np.asarray(pred), np.asarray(ref)
     if pred.ndim == 3:
@@ -321,9 +323,6 @@ def load(directory: str | Path, threads: int = 2, device: str = "auto"):
     """
     import torch
 
-    from fetal_lib.errors import FetalInputError
-    from fetal_lib.networks.torch import create
-    from fetal_lib.devices import resolve_device
 
     where = resolve_device(device)
     directory = Path(directory)

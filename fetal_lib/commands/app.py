@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle_app(args: argparse.Namespace) -> int:
-    from fetal_lib.app.server import serve
-    from fetal_lib.app.settings import AppSettings
+    from fetal_lib.app.server import serve  # deferred: loaded when the command runs
+    from fetal_lib.app.settings import AppSettings  # deferred: loaded when the command runs
 
     return serve(AppSettings(args.host, args.port, args.models_dir, args.max_upload_mb, args.device or "auto"))

@@ -14,6 +14,7 @@ chapter or the build failed (or, with ``--require-real``, a chapter ran on a pha
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 from typing import Any
 
@@ -45,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--no-build", action="store_true", help="execute chapters, do not run jupyter-book")
     mode.add_argument("--build-only", action="store_true", help="build the book from the executed chapters only")
+    mode.add_argument("--import-executed", metavar="DIR", default=None,
+                      help="put chapters executed on another machine in place (DIR/chapters/NN_slug.ipynb with "
+                           "DIR/results/<chapter>/, as `fetal book --no-build` leaves them there) and build the book "
+                           "from them; each page names the machine, profile and --set values it ran with")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress while a chapter runs (default: a bar on a terminal, a line per section in a log or with CI=true)")
     parser.add_argument("--require-real", action="store_true",
@@ -54,9 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_settings(only: list[str] | None, items: list[str]) -> dict[str, Any]:
     """``--set`` items as typed overrides of the one chapter of ``--only`` (FetalInputError otherwise)."""
-    from fetal_lib.book.chapters import parse_only
-    from fetal_lib.config.profiles import parse_overrides
-    from fetal_lib.book.chapters import spec_of
+    from fetal_lib.book.chapters import parse_only  # deferred: loaded when the command runs
+    from fetal_lib.config.profiles import parse_overrides  # deferred: loaded when the command runs
+    from fetal_lib.book.chapters import spec_of  # deferred: loaded when the command runs
 
     if not items:
         return {}
@@ -71,16 +76,22 @@ def parse_settings(only: list[str] | None, items: list[str]) -> dict[str, Any]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from fetal_lib.book.pipeline import run
-    from fetal_lib.book.progress import mode
+    from fetal_lib.book.pipeline import run  # deferred: loaded when the command runs
+    from fetal_lib.book.progress import mode  # deferred: loaded when the command runs
 
     overrides = parse_settings(args.only, args.settings)
+    if args.import_executed:
+        from fetal_lib.book.imported import import_executed  # deferred: loaded when the command runs
+        from fetal_lib.paths import BOOK_DIR, build_dir  # deferred: loaded when the command runs
+
+        for chapter in import_executed(Path(args.import_executed), BOOK_DIR, build_dir() / "results"):
+            print(f"fetal book: imported {chapter.line()}", file=sys.stderr)
     try:
         report = run(
             profile=args.profile,
             data_dir=args.data_dir,
             only=args.only,
-            execute=not args.build_only,
+            execute=not (args.build_only or args.import_executed),
             build=not args.no_build,
             progress=mode(sys.stderr, off=args.no_progress),
             require_real=args.require_real,

@@ -95,12 +95,12 @@ def _predict(args: argparse.Namespace) -> int:
     elif args.format != "text":
         raise FetalInputError(None, f"--format {args.format} is for a single subject; a batch writes CSV to -o")
 
-    from fetal_lib.brain_age.predict import batch_csv, format_text, load_predictor, run_batch
-    from fetal_lib.io import write_text_atomic
+    from fetal_lib.brain_age.predict import batch_csv, format_text, load_predictor, run_batch  # deferred: loaded when the command runs
+    from fetal_lib.io import write_text_atomic  # deferred: loaded when the command runs
 
     if single:
         # check the inputs before loading the models, so a bad file is named first
-        from fetal_lib.brain_age.preprocess import load_checked
+        from fetal_lib.brain_age.preprocess import load_checked  # deferred: loaded when the command runs
 
         load_checked(args.image, args.mask)
         predictor = load_predictor(args.model, threads=args.threads, device=device)
@@ -119,10 +119,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fetal_lib.config.profiles import chapter_knobs
-    from fetal_lib.book.chapters import spec_of
-    from fetal_lib.brain_age.pipeline import train_deployable
-    from fetal_lib.brain_age.predict import default_model_dir
+    from fetal_lib.config.profiles import chapter_knobs  # deferred: loaded when the command runs
+    from fetal_lib.book.chapters import spec_of  # deferred: loaded when the command runs
+    from fetal_lib.brain_age.pipeline import train_deployable  # deferred: loaded when the command runs
+    from fetal_lib.brain_age.predict import default_model_dir  # deferred: loaded when the command runs
 
     settings = chapter_knobs(spec_of("brain_age"), args.profile)
     settings = {**settings, "device": checked_device(args.device, str(settings.get("device") or "auto"))}

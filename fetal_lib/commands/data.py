@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from fetal_lib.data.manifests import all_manifests
+    from fetal_lib.data.manifests import all_manifests  # deferred: loaded when the command runs
 
     for name, m in all_manifests().items():
         counts = ", ".join(f"{k} {v}" for k, v in m["counts"].items())
@@ -65,7 +65,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from fetal_lib.data.verify import verify
+    from fetal_lib.data.verify import verify  # deferred: loaded when the command runs
 
     report = verify(args.data_dir, args.names or None, progress=True)
     if args.format == "json":
@@ -76,7 +76,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from fetal_lib.data.fetch import FetchError, RegistrationRequired, fetch
+    from fetal_lib.data.fetch import FetchError, RegistrationRequired, fetch  # deferred: loaded when the command runs
 
     try:
         target = fetch(args.name, args.data_dir, base_url=args.base_url, progress=True, timeout=args.timeout)

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from fetal_lib import doctor
+    from fetal_lib import doctor  # deferred: loaded when the command runs
 
     machine = doctor.machine_report()
     chapters = None

@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _pairs(args: argparse.Namespace) -> list:
     """The (volume, mask) pairs to predict: from VOLUME... and --mask, or from --images-dir."""
-    from fetal_lib.ga_mri.batch import VolumePair, pair_folder
+    from fetal_lib.ga_mri.batch import VolumePair, pair_folder  # deferred: loaded when the command runs
 
     volumes = [Path(v) for v in args.volumes]
     masks = list(args.mask)
@@ -120,8 +120,8 @@ def _pairs(args: argparse.Namespace) -> list:
 def handle_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from fetal_lib.ga_mri.batch import predict_pairs
-    from fetal_lib.ga_mri.predictor import GaPredictor
+    from fetal_lib.ga_mri.batch import predict_pairs  # deferred: loaded when the command runs
+    from fetal_lib.ga_mri.predictor import GaPredictor  # deferred: loaded when the command runs
 
     pairs = _pairs(args)
     predictor = GaPredictor.load(args.model)  # FetalInputError: exit 2
@@ -141,9 +141,9 @@ def handle_predict(args: argparse.Namespace) -> int:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from fetal_lib.bench import profile_overrides
-    from fetal_lib.ga_mri import deploy, pipeline
-    from fetal_lib.ga_mri.predictor import default_model_path
+    from fetal_lib.bench import profile_overrides  # deferred: loaded when the command runs
+    from fetal_lib.ga_mri import deploy, pipeline  # deferred: imports pandas
+    from fetal_lib.ga_mri.predictor import default_model_path  # deferred: loaded when the command runs
 
     overrides = profile_overrides(CHAPTER, args.settings)
     if overrides is None:

@@ -114,7 +114,7 @@ def _resolve_pixel_sizes(images: list[Path], pixel_size: str | None, pixel_sizes
     if pixel_size is not None:
         return {p: pixel_size for p in images}
     if pixel_sizes is not None:
-        from fetal_lib.hc.measure import read_pixel_sizes
+        from fetal_lib.hc.measure import read_pixel_sizes  # deferred: imports scipy
 
         table = read_pixel_sizes(pixel_sizes)  # FetalInputError naming the CSV if unusable
         return {p: table.get(p.name) for p in images}
@@ -124,8 +124,8 @@ def _resolve_pixel_sizes(images: list[Path], pixel_size: str | None, pixel_sizes
 def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], overlay: Path | None = None, progress: bool = False,
                   device: str = "auto", first_stage_only: bool = False):
     """Measure each (image, pixel size); returns (measurements, number of failed images)."""
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.hc.measure import HCModel, check_pixel_size
+    from fetal_lib.data.imaging import read_image_gray  # deferred: loaded when the command runs
+    from fetal_lib.hc.measure import HCModel, check_pixel_size  # deferred: imports scipy
 
     # cheap checks first, so bad input is reported even before the model loads
     ready, failed = [], 0
@@ -161,8 +161,8 @@ def _measure_many(model_path: Path | None, items: list[tuple[Path, object]], ove
 def _write_overlay(folder: Path, path: Path, image, m) -> None:
     import cv2
 
-    from fetal_lib.hc.measure import draw_overlay
-    from fetal_lib.io import atomic_path
+    from fetal_lib.hc.measure import draw_overlay  # deferred: imports scipy
+    from fetal_lib.io import atomic_path  # deferred: loaded when the command runs
 
     rgb = draw_overlay(image, m.drawn_ellipses(), label=f"HC {m.hc_mm:.1f} mm")
     target = folder / f"{path.stem}_hc.png"
@@ -175,7 +175,7 @@ def _write_overlay(folder: Path, path: Path, image, m) -> None:
 
 
 def handle_measure(args: argparse.Namespace) -> int:
-    from fetal_lib.hc.measure import COLUMNS
+    from fetal_lib.hc.measure import COLUMNS  # deferred: imports scipy
 
     device = checked_device(args.device)
     images = [Path(p) for p in args.images]
@@ -201,7 +201,7 @@ def _test_dir(args: argparse.Namespace) -> Path:
 
 
 def handle_submission(args: argparse.Namespace) -> int:
-    from fetal_lib.hc.measure import HC18_COLUMNS, read_pixel_sizes
+    from fetal_lib.hc.measure import HC18_COLUMNS, read_pixel_sizes  # deferred: imports scipy
 
     test_dir = _test_dir(args)
     if not test_dir.is_dir():
@@ -218,8 +218,8 @@ def handle_submission(args: argparse.Namespace) -> int:
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from fetal_lib.hc import pipeline
-    from fetal_lib.hc.measure import default_model_path
+    from fetal_lib.hc import pipeline  # deferred: loaded when the command runs
+    from fetal_lib.hc.measure import default_model_path  # deferred: imports scipy
 
     overrides = {"epochs": args.epochs, "time_budget_s": args.time_budget}
     try:
@@ -251,7 +251,7 @@ def handle_train(args: argparse.Namespace) -> int:
     pipeline.check_floor(trained, data.source.is_phantom)  # BelowFloorError: nothing is saved
     stage = None
     if settings["second_stage"]:
-        from fetal_lib.hc.second_stage import timing_line, train_second_stage
+        from fetal_lib.hc.second_stage import timing_line, train_second_stage  # deferred: imports scipy
 
         stage = train_second_stage(data, trained, settings, args.seed, data.source.is_phantom, progress=True)
         print(timing_line(stage), file=sys.stderr)
@@ -260,7 +260,7 @@ def handle_train(args: argparse.Namespace) -> int:
     df = pipeline.evaluate(deployed, data.part("test"), progress=True)
     summary = pipeline.summarize(df, seed=args.seed)
     card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed)
-    from fetal_lib.hc.second_stage import save
+    from fetal_lib.hc.second_stage import save  # deferred: imports scipy
 
     path = save(trained.model.model, card, args.model or default_model_path(), stage, settings, args.profile)
     print(json.dumps({"model": str(path), "deployed": stage.chosen if stage is not None else "first stage", "test": summary}, indent=2))
@@ -268,8 +268,8 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def handle_cv(args: argparse.Namespace) -> int:
-    from fetal_lib.hc import pipeline
-    from fetal_lib.hc.cross_validation import cross_validate, cv_summary
+    from fetal_lib.hc import pipeline  # deferred: loaded when the command runs
+    from fetal_lib.hc.cross_validation import cross_validate, cv_summary  # deferred: loaded when the command runs
 
     try:
         overrides = pipeline.parse_overrides(args.settings)
@@ -284,8 +284,8 @@ def handle_cv(args: argparse.Namespace) -> int:
     settings = pipeline.profile_settings(args.profile, overrides)
     data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     print(data.source.describe(), file=sys.stderr)
-    from fetal_lib.results import ChapterRun, data_status
-    from fetal_lib.paths import build_dir
+    from fetal_lib.results import ChapterRun, data_status  # deferred: loaded when the command runs
+    from fetal_lib.paths import build_dir  # deferred: loaded when the command runs
 
     results_dir = args.results_dir or build_dir() / "results" / "hc18_cv"
     run = ChapterRun("hc18_cv", args.profile, args.data_dir or "", results_dir, args.seed, data_status([data.source]),
@@ -304,7 +304,7 @@ def handle_cv(args: argparse.Namespace) -> int:
         print(f"fetal: error: {exc}", file=sys.stderr)
         return 2
     if args.output is not None:
-        from fetal_lib.io import atomic_path
+        from fetal_lib.io import atomic_path  # deferred: loaded when the command runs
 
         with atomic_path(args.output) as tmp:
             result.per_image.to_csv(tmp, index=False)

@@ -31,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from fetal_lib.errors import FetalInputError
-    from fetal_lib.lab.server import lab_command, lab_environment, write_kernelspec
+    from fetal_lib.errors import FetalInputError  # deferred: loaded when the command runs
+    from fetal_lib.lab.server import lab_command, lab_environment, write_kernelspec  # deferred: loaded when the command runs
 
     if not 0 < args.port < 65536:
         raise FetalInputError(None, f"--port: {args.port} is not a port number (1-65535)")

@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def default_model_path(arch: str) -> Path:
     """``<build_dir>/models/seg_benchmark/<arch>.pt``, where the chapter saves it too."""
-    from fetal_lib.paths import build_dir
+    from fetal_lib.paths import build_dir  # deferred: loaded when the command runs
 
     return build_dir() / "models" / "seg_benchmark" / f"{arch}.pt"
 
@@ -135,9 +135,9 @@ def continuation_start(path: Path, arch: str, settings: dict[str, Any]):
         FetalInputError: the file or its card is missing or foreign, or the network is of another
             architecture or input size, or its card does not say how many epochs trained it.
     """
-    from fetal_lib.model_card import card_path, read_card
-    from fetal_lib.seg_benchmark.pipeline import Start
-    from fetal_lib.torch_segmenter import TorchSegmenter
+    from fetal_lib.model_card import card_path, read_card  # deferred: loaded when the command runs
+    from fetal_lib.seg_benchmark.pipeline import Start  # deferred: loaded when the command runs
+    from fetal_lib.torch_segmenter import TorchSegmenter  # deferred: loaded when the command runs
 
     seg = TorchSegmenter.load(path, device=str(settings.get("device") or "auto"))  # refuses a missing file or a missing or foreign card, naming it
     card = read_card(path) or {}
@@ -169,9 +169,9 @@ def handle_train(args: argparse.Namespace) -> int:
         settings = {**settings, "arch_options": {**(settings.get("arch_options") or {}), arch: options}}
     check_writable(path)  # fail now, not after the training
 
-    from fetal_lib.hc import pipeline as hc_pipeline
-    from fetal_lib.model_card import save_torch
-    from fetal_lib.seg_benchmark import pipeline
+    from fetal_lib.hc import pipeline as hc_pipeline  # deferred: loaded when the command runs
+    from fetal_lib.model_card import save_torch  # deferred: loaded when the command runs
+    from fetal_lib.seg_benchmark import pipeline  # deferred: loaded when the command runs
 
     data = hc_pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     log(data.source.describe())
@@ -218,7 +218,7 @@ def _split_warning(card: dict, data, seed: int) -> str | None:
 
 def evaluate_summary(df, seed: int = 0) -> dict[str, Any]:
     """The figures of one network on one split: the chapter's results columns (:func:`pipeline.test_scores`)."""
-    from fetal_lib.seg_benchmark import pipeline
+    from fetal_lib.seg_benchmark import pipeline  # deferred: loaded when the command runs
 
     return {"images": int(len(df)), **pipeline.test_scores(df, seed), "flagged": int(df["flagged"].sum())}
 
@@ -238,10 +238,10 @@ def handle_evaluate(args: argparse.Namespace) -> int:
         raise FetalInputError(path, f"no saved network here; train one with `fetal seg train --arch {arch}` "
                                     f"(or `fetal book --profile cpu --only seg_benchmark`), or pass --model PATH")
 
-    from fetal_lib.hc import pipeline as hc_pipeline
-    from fetal_lib.hc.measure import HCModel
-    from fetal_lib.model_card import card_path, read_card
-    from fetal_lib.seg_benchmark import pipeline
+    from fetal_lib.hc import pipeline as hc_pipeline  # deferred: loaded when the command runs
+    from fetal_lib.hc.measure import HCModel  # deferred: imports scipy
+    from fetal_lib.model_card import card_path, read_card  # deferred: loaded when the command runs
+    from fetal_lib.seg_benchmark import pipeline  # deferred: loaded when the command runs
 
     model = HCModel.load(path, device=device)  # refuses a missing or foreign card, naming it
     card = read_card(path) or {}

@@ -111,7 +111,7 @@ def _model_task(model: Path | None, task: str | None) -> str | None:
 
 
 def handle_classify(args: argparse.Namespace) -> int:
-    from fetal_lib.us.classifier import UsClassifier, read_images
+    from fetal_lib.us.classifier import UsClassifier, read_images  # deferred: loaded when the command runs
 
     ready, errors = read_images(args.images)  # cheap checks first: bad input is reported before the model loads
     for path, problem in errors:
@@ -134,9 +134,9 @@ def handle_classify(args: argparse.Namespace) -> int:
 def _task_data(args: argparse.Namespace, settings: dict):
     """``args.task``'s settings, its head finder (None without head crops) and its data, with Keras
     configured for ``args.seed``."""
-    from fetal_lib.training.keras import configure
-    from fetal_lib.us import pipeline
-    from fetal_lib.us.tasks import load_task
+    from fetal_lib.training.keras import configure  # deferred: loaded when the command runs
+    from fetal_lib.us import pipeline  # deferred: loaded when the command runs
+    from fetal_lib.us.tasks import load_task  # deferred: loaded when the command runs
 
     configure(threads=2, seed=args.seed)
     settings = pipeline.task_settings(settings, args.task)
@@ -147,14 +147,14 @@ def _task_data(args: argparse.Namespace, settings: dict):
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from fetal_lib.bench import profile_overrides
-    from fetal_lib.paths import build_dir
-    from fetal_lib.training.floor import check
-    from fetal_lib.us import pipeline
-    from fetal_lib.us.calibration import fit_temperature
-    from fetal_lib.us.classifier import UsClassifier, default_model_path, parse_tta, scores
-    from fetal_lib.us.floor import deployment_floor
-    from fetal_lib.us.train import train
+    from fetal_lib.bench import profile_overrides  # deferred: loaded when the command runs
+    from fetal_lib.paths import build_dir  # deferred: loaded when the command runs
+    from fetal_lib.training.floor import check  # deferred: loaded when the command runs
+    from fetal_lib.us import pipeline  # deferred: loaded when the command runs
+    from fetal_lib.us.calibration import fit_temperature  # deferred: loaded when the command runs
+    from fetal_lib.us.classifier import UsClassifier, default_model_path, parse_tta, scores  # deferred: loaded when the command runs
+    from fetal_lib.us.floor import deployment_floor  # deferred: loaded when the command runs
+    from fetal_lib.us.train import train  # deferred: loaded when the command runs
 
     overrides = profile_overrides(CHAPTER, args.settings)
     if overrides is None:
@@ -227,11 +227,11 @@ def handle_train(args: argparse.Namespace) -> int:
 def handle_cv(args: argparse.Namespace) -> int:
     import contextlib
 
-    from fetal_lib.bench import profile_overrides
-    from fetal_lib.results import ChapterRun, data_status
-    from fetal_lib.paths import build_dir
-    from fetal_lib.us import cross_validation as cv
-    from fetal_lib.us import pipeline
+    from fetal_lib.bench import profile_overrides  # deferred: loaded when the command runs
+    from fetal_lib.results import ChapterRun, data_status  # deferred: loaded when the command runs
+    from fetal_lib.paths import build_dir  # deferred: loaded when the command runs
+    from fetal_lib.us import cross_validation as cv  # deferred: loaded when the command runs
+    from fetal_lib.us import pipeline  # deferred: loaded when the command runs
 
     overrides = profile_overrides(CHAPTER, args.settings)
     if overrides is None:

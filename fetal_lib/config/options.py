@@ -20,6 +20,8 @@ import argparse
 
 from fetal_lib.config.profiles import PROFILES
 from fetal_lib.data.sources import SOURCES
+from fetal_lib.devices import NoGpuError, resolve_device
+from fetal_lib.errors import FetalInputError
 
 DATA_DIR_HELP = "data root (default: $FETAL_DATA_DIR, else ./data)"
 
@@ -87,8 +89,6 @@ def checked_device(value: str | None, default: str = "auto") -> str:
     Raises:
         FetalInputError: ``cuda`` on a machine where torch sees no GPU (one line naming it).
     """
-    from fetal_lib.errors import FetalInputError
-    from fetal_lib.devices import NoGpuError, resolve_device
 
     requested = value or default
     try:

@@ -16,6 +16,7 @@ import yaml
 from fetal_lib.config.chapter_spec import ChapterSpec
 from fetal_lib.errors import FetalInputError
 from fetal_lib.paths import PROFILE_DIR
+from fetal_lib.data.sources import SOURCES
 
 PROFILES = ("smoke", "cpu", "full")
 
@@ -183,7 +184,6 @@ def parse_overrides(spec: ChapterSpec, items: Sequence[str], choices: Mapping[st
         ValueError: not ``KEY=VALUE``, an unknown key (the message lists the known ones), a value
             of the wrong type, or a word not among ``choices[key]``.
     """
-    from fetal_lib.data.sources import SOURCES
 
     reference = {k.name: _REFERENCE[k.type] for k in spec.knobs}
     choices = {**{k.name: k.choices for k in spec.knobs if k.choices}, **dict(choices or {})}

@@ -25,6 +25,7 @@ import numpy as np
 
 from fetal_lib.data.tables import positive_number, read_csv_rows
 from fetal_lib.errors import FetalInputError
+from fetal_lib.data.imaging import read_image_gray
 
 TRAIN_CSV = "training_set_pixel_size_and_HC.csv"
 TEST_CSV = "test_set_pixel_size.csv"
@@ -203,7 +204,6 @@ def load_mask(record: HC18Record) -> np.ndarray:
     Raises:
         FetalInputError: no annotation (test record), unreadable, or not an outline.
     """
-    from fetal_lib.data.imaging import read_image_gray
 
     if record.annotation_path is None:
         raise FetalInputError(record.image_path, "test-set image has no annotation")

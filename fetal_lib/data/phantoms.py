@@ -40,6 +40,10 @@ from typing import Callable
 import numpy as np
 from fetal_lib.data import DATASET_NAMES
 from fetal_lib.metrics.biometry import ellipse_perimeter
+from fetal_lib.data.brain_age import image_name, mask_name, seg_name
+from fetal_lib.data.feta_bids import GA_COLUMNS, TO_ATLAS_LABELS
+from fetal_lib.data.fetal_brain_anomaly_16class import CLASSES
+from fetal_lib.data.hc18 import annotation_name
 
 NAMES = DATASET_NAMES
 SIZES = ("small", "medium")
@@ -310,7 +314,6 @@ def _write_hc18(dest: Path, rng: np.random.Generator, scale: int) -> list[list[o
     """Training: ~24 images (several per subject); test: 4. Returns truth rows."""
     import cv2
 
-    from fetal_lib.data.hc18 import annotation_name
 
     shape = (540, 800)
     truth = []
@@ -501,7 +504,6 @@ def _write_anomaly_us(dest: Path, rng: np.random.Generator, scale: int, seed: in
 
 
 def _write_anomaly_16class(dest: Path, rng: np.random.Generator, scale: int, seed: int) -> list[list[object]]:
-    from fetal_lib.data.fetal_brain_anomaly_16class import CLASSES
 
     size = 256
     ventricles = {"mild-ventriculomegaly": 0.2, "moderate-ventriculomegaly": 0.26, "severe-ventriculomegaly": 0.34}
@@ -618,7 +620,6 @@ def _write_feta(dest: Path, rng: np.random.Generator, scale: int) -> list[list[o
 
     from scipy.ndimage import gaussian_filter
 
-    from fetal_lib.data.feta_bids import GA_COLUMNS, TO_ATLAS_LABELS
 
     spacing = 2.0 if scale == 1 else 1.0
     shape = (48, 56, 48) if scale == 1 else (96, 112, 96)
@@ -692,7 +693,6 @@ def _brain_age_subject(rng: np.random.Generator, age: float, shape=(48, 56, 48),
 
 
 def _write_brain_age(dest: Path, rng: np.random.Generator, scale: int) -> list[list[object]]:
-    from fetal_lib.data.brain_age import image_name, mask_name, seg_name
 
     spacing = 4.0
     shape = (48, 56, 48)

@@ -133,7 +133,7 @@ def holds_dataset(name: str, folder: Path) -> bool:
 def _groups(name: str) -> tuple[list[tuple[str, str, int | None, str | None]], list[str]]:
     """(groups, summary group names) from the manifest, else the built-in defaults."""
     try:
-        from fetal_lib.data.manifests import load_manifest
+        from fetal_lib.data.manifests import load_manifest  # looked up at call time: a test replaces it
 
         manifest = load_manifest(name)
         groups = [(g["name"], g["pattern"], g.get("expected"), g.get("layout")) for g in manifest["groups"]]
@@ -177,7 +177,7 @@ def _phantom_current(folder: Path) -> bool:
     marker = folder / "PHANTOM.txt"
     if not marker.is_file():
         return False
-    from fetal_lib.data.phantoms import PHANTOM_VERSION
+    from fetal_lib.data.phantoms import PHANTOM_VERSION  # deferred: imports scipy
 
     text = marker.read_text(encoding="utf-8", errors="replace")
     return f"phantom_version: {PHANTOM_VERSION}\n" in text and f"seed: {PHANTOM_SEED}\n" in text and f"size: {PHANTOM_SIZE}\n" in text
@@ -185,7 +185,7 @@ def _phantom_current(folder: Path) -> bool:
 
 def ensure_phantom(name: str) -> Path:
     """The cached phantom of ``name``, written (atomically) if absent or stale."""
-    from fetal_lib.data import phantoms
+    from fetal_lib.data import phantoms  # deferred: imports scipy
 
     _check_name(name)
     dest = phantom_dir(name)

@@ -31,6 +31,8 @@ from fetal_lib.data import manifests as _manifests
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import file_sha256
 from fetal_lib.paths import data_root
+from fetal_lib.data.imaging import check_image
+from fetal_lib.data.imaging import read_nifti
 
 COMPLETE, PARTIAL, MISSING = "complete", "partial", "missing"
 PHANTOM_MARKER = "PHANTOM.txt"  # written at the top of every synthetic phantom (fetal_lib.data.phantoms)
@@ -203,7 +205,6 @@ def _check_checksum(job: _Job, result: _Result) -> bool | None:
 
 
 def _check_image(job: _Job, result: _Result) -> None:
-    from fetal_lib.data.imaging import check_image
 
     try:
         rows, cols = check_image(job.path)
@@ -215,7 +216,6 @@ def _check_image(job: _Job, result: _Result) -> None:
 
 
 def _check_nifti(job: _Job, result: _Result) -> None:
-    from fetal_lib.data.imaging import read_nifti
 
     try:
         image = read_nifti(job.path, ndim=job.spec.get("ndim", 3))

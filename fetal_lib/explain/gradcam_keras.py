@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fetal_lib.explain import targets
+from fetal_lib.training.keras_backend import to_numpy, value_and_gradient
 
 
 def _logit_model(model, layer):
@@ -59,7 +60,6 @@ def gradcam(model, layer: str, images: np.ndarray, target: targets.Target | str 
     import keras
     from keras import ops
 
-    from fetal_lib.training.keras_backend import to_numpy, value_and_gradient
 
     try:
         layer_obj = model.get_layer(layer)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fetal_lib.explain import targets
+from fetal_lib.devices import to_host, to_network
 
 
 def _target_score(output: torch.Tensor, target: str, class_index: int | None, threshold: float) -> torch.Tensor:
@@ -43,7 +44,6 @@ def gradcam(model: nn.Module, layer: nn.Module, inputs: torch.Tensor | np.ndarra
     """
     from captum.attr import LayerGradCam
 
-    from fetal_lib.devices import to_host, to_network
 
     target = targets.as_target(target)
     kind, class_index, threshold = target.kind, target.class_index, target.threshold

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from fetal_lib.ga_mri import pipeline
 from fetal_lib.training.floor import BelowFloorError, Floor
+from fetal_lib.ga_mri.predictor import GaPredictor
+from fetal_lib.ga_mri.predictor import GaPredictor, default_model_path
+from fetal_lib.paths import shown
 
 if TYPE_CHECKING:
     from fetal_lib.ga_mri.chapter import ChapterStart
@@ -93,8 +96,7 @@ def train_deployable(settings: dict[str, Any], profile: str, data_dir: str | Non
         BelowFloorError: below the floor. FetalInputError: missing data or a bad file (named).
         ValueError: a knob the recipe cannot use.
     """
-    from fetal_lib.ga_mri.predictor import GaPredictor
-    from fetal_lib.training.keras import configure
+    from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
     t0 = time.perf_counter()
     configure(threads=2, seed=seed)
@@ -131,9 +133,7 @@ def from_book(ch: "ChapterStart", samples, p1: pipeline.ByVolume, results) -> tu
     the knob ``save_model`` and real data, the network trained on every volume saved with its card at
     :func:`fetal_lib.ga_mri.predictor.default_model_path` (``results``: the chapter's results table, for the
     warning). Returns (the saved path or None, the deployed fit or None)."""
-    from fetal_lib.ga_mri.predictor import GaPredictor, default_model_path
-    from fetal_lib.ga_mri.report import results_row
-    from fetal_lib.paths import shown
+    from fetal_lib.ga_mri.report import results_row  # deferred: imports pandas
 
     if not passes_floor(p1):
         net, mean = results_row(results, "by volume", "network", "volume"), results_row(results, "by volume", "training_mean")

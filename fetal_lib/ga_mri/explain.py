@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from fetal_lib.networks.keras.vgg_attention import PLANES, attention_layer, gradcam_layer
+from fetal_lib.explain.gradcam_keras import gradcam
+from fetal_lib.training.keras_backend import to_numpy
 
 
 def attention_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -19,7 +21,6 @@ def attention_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
     import keras
     from keras import ops
 
-    from fetal_lib.training.keras_backend import to_numpy
 
     outputs = [model.get_layer(attention_layer(p)).output for p in PLANES]
     probe = keras.Model(model.inputs, outputs)
@@ -31,7 +32,6 @@ def attention_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
 
 def gradcam_maps(model, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Plane -> (N, rows, cols) Grad-CAM of the predicted age at each plane's last convolution."""
-    from fetal_lib.explain.gradcam_keras import gradcam
 
     return {p: gradcam(model, gradcam_layer(p), [np.asarray(a, np.float32) for a in inputs], target="regression") for p in PLANES}
 

@@ -20,6 +20,16 @@ import pandas as pd
 
 from fetal_lib.ga_mri.samples import DAYS_PER_WEEK, SampleSet
 from fetal_lib.ga_mri.spec import SPEC
+from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.data import sources
+from fetal_lib.ga_mri import baselines
+from fetal_lib.ga_mri import baselines, protocols
+from fetal_lib.ga_mri import samples
+from fetal_lib.ga_mri.train import GaTrainConfig
+from fetal_lib.metrics.regression import mae
+from fetal_lib.metrics.regression import mae, r2
+from fetal_lib.metrics.uncertainty import bootstrap_ci
+from fetal_lib.training.precision import resolve_knobs_for_keras
 
 CHAPTER = "fetal_mri_ga"
 DATASETS = SPEC.knob("dataset").choices  # the datasets the chapter can read (declared in its spec)
@@ -27,21 +37,19 @@ DATASETS = SPEC.knob("dataset").choices  # the datasets the chapter can read (de
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's knobs as ``profiles/<profile>.yaml`` ``fetal_mri_ga:`` sets them, then ``overrides``."""
-    from fetal_lib.config.profiles import chapter_knobs
 
     return chapter_knobs(SPEC, profile, overrides)
 
 
 def precision_choice(settings: dict[str, Any], flags=None):
     """The Keras training precision the ``precision`` knob resolves to where Keras computes (its GPU, else this CPU or ``flags``)."""
-    from fetal_lib.training.precision import resolve_knobs_for_keras
 
     return resolve_knobs_for_keras(settings, flags)
 
 
 def preprocess_config(settings: dict[str, Any]):
     """The :class:`~fetal_lib.ga_mri.volumes.PreprocessConfig` of the knobs ``size``, ``fov_mm``, ``offsets_mm``."""
-    from fetal_lib.ga_mri.volumes import PreprocessConfig
+    from fetal_lib.ga_mri.volumes import PreprocessConfig  # deferred: imports SimpleITK
 
     offsets = settings["offsets_mm"]
     offsets = [float(o) for o in (offsets.split(",") if isinstance(offsets, str) else offsets)]
@@ -50,7 +58,6 @@ def preprocess_config(settings: dict[str, Any]):
 
 def train_config(settings: dict[str, Any], seed: int = 0):
     """The :class:`~fetal_lib.ga_mri.train.GaTrainConfig` of the knobs."""
-    from fetal_lib.ga_mri.train import GaTrainConfig
 
     return GaTrainConfig(
         options=dict(settings.get("arch_options") or {}),
@@ -91,16 +98,15 @@ def load_volumes(dataset: str, data_dir: str, data_source: str, config, progress
     """
     from tqdm.auto import tqdm
 
-    from fetal_lib.data import sources
-    from fetal_lib.ga_mri import volumes as vol
+    from fetal_lib.ga_mri import volumes as vol  # deferred: imports SimpleITK
 
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     source = sources.resolve(dataset, data_dir or None, source=data_source)
     if dataset == "feta":
-        from fetal_lib.data import feta_bids as loader
+        from fetal_lib.data import feta_bids as loader  # local: another import in this function's module binds the same name
     else:
-        from fetal_lib.data import fetal_brain_atlases as loader
+        from fetal_lib.data import fetal_brain_atlases as loader  # local: another import in this function's module binds the same name
     labels = dict(getattr(loader, "LABELS", {}))
     labels.pop(0, None)
     records = loader.load(source.root)
@@ -131,7 +137,6 @@ def volume_table(volumes: Sequence[Volume]) -> pd.DataFrame:
 
 def build_samples(volumes: Sequence[Volume], samples_per_volume: int, seed: int = 0) -> SampleSet:
     """The samples of every volume (:func:`fetal_lib.ga_mri.samples.build`)."""
-    from fetal_lib.ga_mri import samples
 
     return samples.build([v.slices for v in volumes], [v.ga_days for v in volumes], [v.id for v in volumes],
                          [v.atlas for v in volumes], int(samples_per_volume), seed)
@@ -158,7 +163,7 @@ class ProtocolRun:
 def run_protocol(name: str, samples: SampleSet, folds: Sequence[tuple[np.ndarray, np.ndarray]], settings: dict[str, Any],
                  seed: int = 0, fold_names: Sequence[str] | None = None, keep_models: bool = False) -> ProtocolRun:
     """Train the regressor on every fold's training samples and predict its test samples."""
-    from fetal_lib.ga_mri.train import predict_days, train
+    from fetal_lib.ga_mri.train import predict_days, train  # looked up at call time: a test replaces it
 
     config = train_config(settings, seed)
     pred = np.full(len(samples), np.nan)
@@ -195,7 +200,6 @@ class ByVolume:
 
     def baseline_mae_days(self, name: str) -> float:
         """A baseline's MAE (days) over the volumes it predicted."""
-        from fetal_lib.metrics.regression import mae
 
         p = self.baseline_pred[name]
         ok = np.isfinite(p)
@@ -207,7 +211,6 @@ def by_volume(samples: SampleSet, volumes: Sequence[Volume], settings: dict[str,
     """Protocol 1 as the chapter runs it: the knobs ``folds`` (stratified by ``ga_bins`` bins of GA)
     and ``n_bootstrap``; the network trained and tested in every fold, the baselines fitted on the
     same training volumes."""
-    from fetal_lib.ga_mri import baselines, protocols
 
     n_boot = int(settings["n_bootstrap"])
     folds = protocols.grouped_folds(samples.group, samples.ga_days, int(settings["folds"]), seed, int(settings["ga_bins"]))
@@ -239,8 +242,6 @@ def per_volume(samples: SampleSet, predicted_days: np.ndarray, matched_only: boo
 def scores(y_days: np.ndarray, predicted_days: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 1000,
            seed: int = 0) -> dict[str, Any]:
     """MAE (days) and R2 with 95 % bootstrap CIs (whole groups resampled when ``groups`` is given)."""
-    from fetal_lib.metrics.regression import mae, r2
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     y, p = np.asarray(y_days, float), np.asarray(predicted_days, float)
     m = bootstrap_ci(mae, y, p, n_boot=n_boot, seed=seed, groups=groups)
@@ -253,7 +254,6 @@ def fold_table(protocol: str, run: "ProtocolRun", samples: SampleSet) -> pd.Data
     """One row per fold of a protocol's run: its name, test volumes, and the network's MAE (days)
     and R2 on them, scored per volume (each volume's matched triples averaged, as :func:`per_volume`);
     then the mean and SD over the folds. R2 on a fold of few volumes spanning few weeks is unstable."""
-    from fetal_lib.metrics.regression import mae, r2
 
     per_vol = per_volume(samples, run.predicted_days)
     rows = []
@@ -282,7 +282,6 @@ def row(protocol: str, model: str, unit: str, s: dict[str, Any]) -> dict[str, An
 
 def baseline_rows(protocol: str, volumes: Sequence[Volume], volume_folds, n_boot: int, seed: int) -> tuple[list[dict], dict]:
     """The baselines under ``volume_folds`` (indices into ``volumes``): table rows and their per-volume predictions."""
-    from fetal_lib.ga_mri import baselines
 
     bv = np.array([v.brain_volume_ml for v in volumes])
     keys = sorted({k for v in volumes for k in v.tissue_ml})
@@ -314,7 +313,7 @@ def leak_gap(grouped: dict[str, Any], leaked: dict[str, Any]) -> pd.DataFrame:
 
 def train_deployed(samples: SampleSet, settings: dict[str, Any], seed: int = 0):
     """The regressor trained on every volume with the same recipe (the one ``fetal ga predict`` uses)."""
-    from fetal_lib.ga_mri.train import train
+    from fetal_lib.ga_mri.train import train  # looked up at call time: a test replaces it
 
     return train(train_config(settings, seed), samples.planes, samples.ga_days, progress=True)
 

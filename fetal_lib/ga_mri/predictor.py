@@ -18,6 +18,10 @@ import numpy as np
 from fetal_lib.errors import FetalInputError
 from fetal_lib.ga_mri.samples import DAYS_PER_WEEK
 from fetal_lib.networks.keras.vgg_attention import PLANES
+from fetal_lib.model_card import common_fields
+from fetal_lib.model_card import load_keras, read_card
+from fetal_lib.model_card import save_keras
+from fetal_lib.paths import build_dir
 
 ARCH = "vgg_attention"
 TRAIN_COMMAND = "fetal ga train --profile cpu"
@@ -26,7 +30,6 @@ BOOK_COMMAND = "fetal book --profile cpu --only fetal_mri_ga"
 
 def default_model_path() -> Path:
     """``<build_dir>/models/ga_mri.keras``."""
-    from fetal_lib.paths import build_dir
 
     return build_dir() / "models" / "ga_mri.keras"
 
@@ -70,7 +73,6 @@ class GaPredictor:
 
     def card_fields(self, profile: str, options: Mapping[str, Any]) -> dict:
         """Common card fields plus the preprocessing this predictor applies."""
-        from fetal_lib.model_card import common_fields
 
         c = self.preprocess
         spec = {"planes": list(PLANES), "rows": c.size, "cols": c.size, "channels": 1,
@@ -81,7 +83,6 @@ class GaPredictor:
 
     def save(self, path: str | Path, card: Mapping[str, Any]) -> Path:
         """The network and its card, together, atomically."""
-        from fetal_lib.model_card import save_keras
 
         return save_keras(self.model, path, card)
 
@@ -93,8 +94,7 @@ class GaPredictor:
             FetalInputError: the file or its card is missing (saying which command trains it), or the
                 card is not chapter 4's.
         """
-        from fetal_lib.ga_mri.volumes import PreprocessConfig
-        from fetal_lib.model_card import load_keras, read_card
+        from fetal_lib.ga_mri.volumes import PreprocessConfig  # deferred: imports SimpleITK
 
         path = Path(path) if path is not None else default_model_path()
         if not path.is_file():
@@ -111,7 +111,7 @@ class GaPredictor:
 
     def inputs(self, image_path: str | Path, mask_path: str | Path | None = None):
         """The prepared volume and the network inputs (matched triples) of one file."""
-        from fetal_lib.ga_mri import volumes as vol
+        from fetal_lib.ga_mri import volumes as vol  # deferred: imports SimpleITK
 
         image, mask = vol.read_volume(image_path, mask_path)
         try:

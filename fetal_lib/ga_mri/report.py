@@ -9,6 +9,9 @@ import pandas as pd
 
 from fetal_lib.ga_mri.samples import DAYS_PER_WEEK
 from fetal_lib.networks.keras.vgg_attention import PLANES
+from fetal_lib import anchors
+from fetal_lib.explain.overlay import overlay
+from fetal_lib.ga_mri.protocols import shared_volumes
 
 
 def picks(volumes: Sequence[Any]) -> list[int]:
@@ -108,7 +111,6 @@ def explain_figure(names: Sequence[str], inputs: list[np.ndarray], attention: Ma
     """Rows: volumes; per plane, the slice, the attention map over it, and Grad-CAM over it."""
     import matplotlib.pyplot as plt
 
-    from fetal_lib.explain.overlay import overlay
 
     n = len(names)
     fig, axes = plt.subplots(n, 9, figsize=(13.5, 1.75 * n + 0.6), squeeze=False)
@@ -165,7 +167,6 @@ def volumes_sentence(volume_table: pd.DataFrame, n_samples: int, prep) -> str:
 
 def shared_sentence(groups: Sequence[str], leaky_folds, grouped_folds) -> str:
     """How many (fold, volume) pairs have samples on both sides, under protocol 3 and under protocol 1."""
-    from fetal_lib.ga_mri.protocols import shared_volumes
 
     return (f"Volumes with samples on both sides of a fold: {shared_volumes(groups, leaky_folds)} (fold x volume pairs) in "
             f"protocol 3, {shared_volumes(groups, grouped_folds)} in protocol 1.")
@@ -215,7 +216,6 @@ def metrics_document(ch, samples, p1, cross, leaky, results: pd.DataFrame, per_f
     (:class:`fetal_lib.ga_mri.chapter.ChapterStart`), the protocols' runs, the tables, the deployed model's path and fit."""
     import time
 
-    from fetal_lib import anchors
 
     net = results_row(results, "by volume", "network", "volume")
     weights = ch.settings["vgg16_weights"]

@@ -24,6 +24,11 @@ import numpy as np
 
 from fetal_lib.networks.keras.vgg_attention import PLANES
 from fetal_lib.training.keras import FitResult
+from fetal_lib.networks.keras import create
+from fetal_lib.training import keras as harness
+from fetal_lib.training import keras_backend
+from fetal_lib.training.config import TrainConfig
+from fetal_lib.training.keras import dtype_policy
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 LR_FLOOR = 0.05
@@ -75,7 +80,6 @@ class GaTrainConfig:
         return {"input_shape": (self.size, self.size, 1), **self.options}
 
     def loop_config(self):
-        from fetal_lib.training.config import TrainConfig
 
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, lr_floor=LR_FLOOR,
                            time_budget_s=self.time_budget_s, precision="bfloat16" if self.precision == "mixed_bfloat16" else "float32",
@@ -84,8 +88,6 @@ class GaTrainConfig:
 
 def build_model(config: GaTrainConfig, precision: str = "float32", load_weights: bool = True):
     """The uncompiled ``vgg_attention`` network of ``config``, its layers computing in ``precision``."""
-    from fetal_lib.networks.keras import create
-    from fetal_lib.training.keras import dtype_policy
 
     options = config.network_options()
     if config.weights_path and load_weights:
@@ -130,7 +132,7 @@ def augment_planes(planes: dict, rng: np.random.Generator) -> dict:
 def training_batches(planes: dict[str, np.ndarray], y: np.ndarray, config: GaTrainConfig, workers: int = 1):
     """Shuffled ({plane: slices}, days) batches for any Keras backend, reshuffled every epoch,
     augmented (:func:`augment_planes`) per the config."""
-    from fetal_lib.training.keras_batches import ShuffledBatches
+    from fetal_lib.training.keras_batches import ShuffledBatches  # deferred: imports keras
 
     def aug(sample, days, rng):
         return augment_planes(sample, rng), days
@@ -155,7 +157,6 @@ def train(config: GaTrainConfig, planes: dict[str, np.ndarray], ga_days: np.ndar
     """
     import keras
 
-    from fetal_lib.training import keras as harness
 
     n = check_inputs(config, planes, ga_days)
     loop = config.loop_config()
@@ -168,7 +169,6 @@ def train(config: GaTrainConfig, planes: dict[str, np.ndarray], ga_days: np.ndar
     def validate(m) -> float:
         return -float(np.mean(np.abs(predict_days(m, planes) - y)))
 
-    from fetal_lib.training import keras_backend
 
     batches = training_batches(planes, y, config, workers=keras_backend.loader_workers())
     return harness.fit(model, batches, max(1, n // config.batch_size), loop, validate, samples_per_epoch=n,

@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from fetal_lib.metrics.biometry import Ellipse, head_circumference_mm
+from fetal_lib.metrics.uncertainty import bootstrap_ci
 
 MIN_IMAGES = 20  # fewer validation images than this: no calibration (too noisy to trust)
 MAX_CORRECTION = 0.10  # the factor stays within 1 +- 10 %
@@ -144,7 +145,6 @@ def cv_decision(per_image, n_boot: int = 1000, seed: int = 0) -> dict:
     |HC difference| (mm), their paired difference with a subject-bootstrap 95 % CI, and
     ``deploy``: True iff that interval lies entirely below zero (the rule, fixed in advance).
     """
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     missing = [c for c in ("hc_raw_mm", "hc_calibrated_mm", "hc_ref_mm", "subject_id", "found", "in_chapter_test")
                if c not in per_image.columns]

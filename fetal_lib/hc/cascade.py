@@ -27,6 +27,11 @@ from fetal_lib.hc import postprocess
 from fetal_lib.hc.band import BandConfig, band_to_image, jitter, sample_band
 from fetal_lib.hc.measure import CASCADE_KEY, COMBINES, CascadeHCModel, HCModel, scaled  # noqa: F401 (the cascade's model lives with the first stage's)
 from fetal_lib.hc.measure import load_cascade as load  # noqa: F401
+from fetal_lib.data.hc18 import load_mask
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.hc.train import train_on_batches
+from fetal_lib.training import keras_backend
+from fetal_lib.transforms.augment import AugmentConfig, random_intensity
 
 @dataclass(frozen=True)
 class JitterConfig:
@@ -42,7 +47,6 @@ def probabilities(cascade: CascadeHCModel, records: Sequence, first_probs: Seque
     """The cascade's original-size maps of ``records``, reusing the first stage's maps when given."""
     from tqdm import tqdm
 
-    from fetal_lib.data.imaging import read_image_gray
 
     firsts = first_probs if first_probs is not None else [None] * len(records)
     return [cascade.probability_and_first(read_image_gray(r.image_path), p)[0]
@@ -67,8 +71,6 @@ def refiner_data(first: HCModel, train_records: Sequence, val_records: Sequence,
     """First-stage ellipses of the training and validation images and the bands the second stage needs."""
     from tqdm import tqdm
 
-    from fetal_lib.data.hc18 import load_mask
-    from fetal_lib.data.imaging import read_image_gray
 
     images, masks, ellipses, skipped = [], [], [], []
     for rec in tqdm(train_records, desc="first stage on training images", disable=not progress, leave=False):
@@ -100,8 +102,7 @@ def refiner_data(first: HCModel, train_records: Sequence, val_records: Sequence,
 def refiner_batches(data: RefinerData, band: BandConfig, jitter_config: JitterConfig, batch_size: int, seed: int,
                     intensity: bool = True, workers: int = 1):
     """Shuffled batches of bands drawn around jittered first-stage ellipses (intensity-augmented)."""
-    from fetal_lib.transforms.augment import AugmentConfig, random_intensity
-    from fetal_lib.training.keras_batches import SampledBatches
+    from fetal_lib.training.keras_batches import SampledBatches  # deferred: imports keras
 
     augment = AugmentConfig()
 
@@ -119,8 +120,6 @@ def refiner_batches(data: RefinerData, band: BandConfig, jitter_config: JitterCo
 def train_refiner(config, data: RefinerData, band: BandConfig, jitter_config: JitterConfig, progress: bool = False, verbose: int = 0):
     """Train the second-stage U-Net (``config``: a :class:`fetal_lib.hc.train.TrainConfig` whose
     ``input_shape`` is the band's); returns the harness's result (best validation-Dice weights)."""
-    from fetal_lib.hc.train import train_on_batches
-    from fetal_lib.training import keras_backend
 
     if tuple(config.input_shape) != band.shape:
         raise ValueError(f"the second stage's input_shape {tuple(config.input_shape)} is not the band's {band.shape}")

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from fetal_lib.data.splits import check_disjoint, grouped_kfold, grouped_split
+from fetal_lib.hc import pipeline
+from fetal_lib.hc.pipeline import SPLIT_FRACTIONS
 
 
 def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -35,8 +38,6 @@ def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]
     Raises:
         ValueError: fewer subjects than the folds and their inner splits need.
     """
-    from fetal_lib.data.splits import check_disjoint, grouped_kfold, grouped_split
-    from fetal_lib.hc.pipeline import SPLIT_FRACTIONS
 
     groups = [r.subject_id for r in data.records]
     hc_mm = [r.hc_mm for r in data.records]
@@ -71,7 +72,6 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
     import pandas as pd
     from tqdm import tqdm
 
-    from fetal_lib.hc import pipeline
 
     chapter_test = set(int(i) for i in data.parts.get("test", []))
     per_image, rows = [], []
@@ -80,7 +80,7 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
         config = pipeline.train_config(settings, seed)
         trained = pipeline.train_model(fold_data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
                                        calibrate=bool(settings["calibrate"]))
-        from fetal_lib.hc.second_stage import FIRST_ONLY, train_second_stage
+        from fetal_lib.hc.second_stage import FIRST_ONLY, train_second_stage  # deferred: imports scipy
 
         model, val_results, deployed = trained.model, trained.val_results, FIRST_ONLY
         first_df = None
@@ -115,7 +115,7 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
 def _calibrated(val_results, hc_raw_mm) -> list[float]:
     """``hc_raw_mm`` through the size calibration fitted on one fold's validation part (NaN if
     none could be fitted), so that :func:`fetal_lib.hc.calibration.cv_decision` can judge it."""
-    from fetal_lib.hc.calibration import fit_size_calibration
+    from fetal_lib.hc.calibration import fit_size_calibration  # deferred: imports scipy
 
     found = val_results[val_results["found"]]
     cal = fit_size_calibration(found["hc_raw_mm"], found["hc_ref_mm"])
@@ -125,8 +125,7 @@ def _calibrated(val_results, hc_raw_mm) -> list[float]:
 def cv_summary(result: CVResult, seed: int = 0) -> dict[str, Any]:
     """Pooled summary over all held-out images (:func:`pipeline.summarize`, by HC range), the
     spread of the fold means, and the pooled error on the chapter's test images vs the others."""
-    from fetal_lib.hc import pipeline
-    from fetal_lib.hc.calibration import cv_decision
+    from fetal_lib.hc.calibration import cv_decision  # deferred: imports scipy
 
     df = result.per_image
     fold_means = result.folds["HC |diff| mean (mm)"].to_numpy(float)

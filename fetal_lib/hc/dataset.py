@@ -23,6 +23,8 @@ from fetal_lib.data.hc18 import HC18Record, load_mask
 from fetal_lib.data.imaging import read_image_gray
 from fetal_lib.transforms.augment import AugmentConfig, augment_pair
 from fetal_lib.transforms.letterbox import letterbox
+from fetal_lib.io import atomic_path
+from fetal_lib.transforms.letterbox import letterbox_geometry
 
 MASK_MODES = ("filled", "outline")
 
@@ -79,7 +81,6 @@ def load_arrays(
         if mask_mode:
             y[i, ..., 0] = target_for(rec, out_shape, mask_mode)
     if cache_dir is not None:
-        from fetal_lib.io import atomic_path
 
         with atomic_path(cache) as tmp:
             with open(tmp, "wb") as fh:
@@ -94,7 +95,6 @@ def mm_per_input_pixel(records: Sequence[HC18Record], out_shape: tuple[int, int]
     weighting each image's loss by it makes the training loss count errors in mm, as the
     HC metric does, rather than in network pixels.
     """
-    from fetal_lib.transforms.letterbox import letterbox_geometry
 
     out = np.empty(len(records), np.float64)
     for i, rec in enumerate(records):
@@ -121,7 +121,7 @@ def training_batches(
     again for a short last batch. With fewer images than ``batch_size``, one short batch.
     ``weights`` (one per image) are yielded as a third element, which Keras takes as sample weights.
     """
-    from fetal_lib.training.keras_batches import ShuffledBatches
+    from fetal_lib.training.keras_batches import ShuffledBatches  # deferred: imports keras
 
     def one(image, mask, rng):
         return augment_pair(image, mask, config, rng)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from fetal_lib.explain.gradcam_keras import gradcam as keras_gradcam
+from fetal_lib.explain.targets import Target
+from fetal_lib.transforms.letterbox import letterbox, unletterbox
 
 GRADCAM_LAYER = "bottleneck_relu2"  # the deepest block: coarse but semantic (1/16 of the input per side)
 
@@ -22,9 +25,6 @@ def gradcam(hc_model, image: np.ndarray, layer: str = GRADCAM_LAYER) -> np.ndarr
         image: (rows, cols) uint8 ultrasound image.
         layer: the U-Net layer explained (default: the bottleneck's last activation).
     """
-    from fetal_lib.explain.gradcam_keras import gradcam as keras_gradcam
-    from fetal_lib.explain.targets import Target
-    from fetal_lib.transforms.letterbox import letterbox, unletterbox
 
     x, geometry = letterbox(image, hc_model.input_shape)
     maps = keras_gradcam(hc_model.model, layer, x[None, ..., None], Target("segmentation", threshold=hc_model.threshold))
@@ -39,9 +39,7 @@ def gradcam_second_stage(cascade, image: np.ndarray, layer: str = GRADCAM_LAYER)
     mapped back; outside the band it is 0. An image where the first stage found no head gets an
     all-zero map.
     """
-    from fetal_lib.explain.gradcam_keras import gradcam as keras_gradcam
-    from fetal_lib.explain.targets import Target
-    from fetal_lib.hc.band import band_to_image, sample_band
+    from fetal_lib.hc.band import band_to_image, sample_band  # deferred: imports scipy
 
     _, head = cascade.locate(image)
     if head is None:

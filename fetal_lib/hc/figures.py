@@ -6,6 +6,11 @@ import math
 from typing import Mapping, Sequence
 
 import numpy as np
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.explain.overlay import overlay
+from fetal_lib.figures.agreement import bland_altman as agreement
+from fetal_lib.figures.curves import training_curves as curves
+from fetal_lib.figures.explain import gradcam_grid
 
 # HC ranges as a proxy for the trimester (HC18 gives no gestational age): about 13 weeks at
 # HC 100 mm and 27 weeks at HC 250 mm (Hadlock charts).
@@ -15,7 +20,6 @@ HC_BIN_LABELS = ("< 100 mm (~1st trim.)", "100-250 mm (~2nd)", ">= 250 mm (~3rd)
 
 def training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]):
     """Training loss and validation Dice per epoch, one line per run (Keras-style histories)."""
-    from fetal_lib.figures.curves import training_curves as curves
 
     return curves(histories, {"training loss (each run's own loss)": ["loss"], "Dice (validation, threshold 0.5)": ["val_dice"]})
 
@@ -37,7 +41,6 @@ def hc_scatter(df):
 
 def bland_altman(df):
     """Difference (pred - ref) against the mean, with bias and 95 % limits of agreement (images with a head found)."""
-    from fetal_lib.figures.agreement import bland_altman as agreement
 
     d = df[df["found"]]
     return agreement({"Bland-Altman, test split": (d["hc_ref_mm"].to_numpy(float), d["hc_pred_mm"].to_numpy(float))}, unit="mm", what="HC")
@@ -72,9 +75,8 @@ def worst_cases(df, records_by_name, model, n: int = 5):
     predicted (green) and reference (red) ellipses drawn in original pixels."""
     import matplotlib.pyplot as plt
 
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.hc.measure import draw_overlay
-    from fetal_lib.metrics.biometry import Ellipse, fit_ellipse
+    from fetal_lib.hc.measure import draw_overlay  # deferred: imports scipy
+    from fetal_lib.metrics.biometry import Ellipse, fit_ellipse  # deferred: imports scipy
 
     d = df.assign(_key=df["hc_abs_diff_mm"].fillna(np.inf)).sort_values("_key", ascending=False).head(n)
     fig, axes = plt.subplots(1, max(1, len(d)), figsize=(3.4 * max(1, len(d)), 2.9))
@@ -102,12 +104,9 @@ def gradcam_cases(df, records_by_name, hc_model, n_worst: int = 5, explain=None,
 
     ``explain(hc_model, image) -> map`` (default :func:`fetal_lib.hc.explain.gradcam`, the first stage;
     :func:`~fetal_lib.hc.explain.gradcam_second_stage` for a cascade's second stage)."""
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.explain.overlay import overlay
-    from fetal_lib.figures.explain import gradcam_grid
-    from fetal_lib.hc.explain import explained_cases, gradcam
-    from fetal_lib.hc.measure import draw_overlay
-    from fetal_lib.metrics.biometry import Ellipse, fit_ellipse
+    from fetal_lib.hc.explain import explained_cases, gradcam  # deferred: imports pandas
+    from fetal_lib.hc.measure import draw_overlay  # deferred: imports scipy
+    from fetal_lib.metrics.biometry import Ellipse, fit_ellipse  # deferred: imports scipy
 
     panels, titles = [], []
     for label, row in explained_cases(df, n_worst):
@@ -155,7 +154,7 @@ def gradcam_first_stage(df, records_by_name, hc_model, n_worst: int = 5):
 def gradcam_second_stage(df, records_by_name, stage, n_worst: int = 5):
     """:func:`gradcam_cases` of the second stage (``stage``: a :class:`~fetal_lib.hc.second_stage.SecondStage`;
     its :attr:`~fetal_lib.hc.second_stage.SecondStage.explained` cascade), computed on the skull band and mapped back."""
-    from fetal_lib.hc.explain import gradcam_second_stage as explain
+    from fetal_lib.hc.explain import gradcam_second_stage as explain  # deferred: imports pandas
 
     return gradcam_cases(df, records_by_name, stage.explained, n_worst=n_worst, explain=explain,
                          title="Second stage: Grad-CAM on the skull band (bottleneck; target: logit inside the head)")

@@ -23,6 +23,13 @@ from fetal_lib.hc.band import BandConfig, band_to_image, sample_band
 from fetal_lib.hc.calibration import SizeCalibration
 from fetal_lib.transforms.letterbox import letterbox, unletterbox
 from fetal_lib.metrics.biometry import Ellipse, ellipse_to_hc18_row, head_circumference_mm
+from fetal_lib.data.hc18 import COL_FILENAME, COL_PIXEL, read_csv
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.model_card import card_path, read_card
+from fetal_lib.model_card import load_keras
+from fetal_lib.paths import build_dir
+from fetal_lib.torch_segmenter import TorchSegmenter
+from fetal_lib.training.keras_backend import inference_function
 
 HC18_COLUMNS = ("filename", "center_x_mm", "center_y_mm", "semi_axes_a_mm", "semi_axes_b_mm", "angle_rad")
 COLUMNS = HC18_COLUMNS + ("hc_mm",)
@@ -32,7 +39,6 @@ FIRST_STAGE_RGB = (255, 150, 0)  # overlays: a cascade's first-stage ellipse
 
 def default_model_path() -> Path:
     """``<build_dir>/models/hc18_unet.keras``."""
-    from fetal_lib.paths import build_dir
 
     return build_dir() / "models" / "hc18_unet.keras"
 
@@ -101,7 +107,6 @@ class HCModel:
             FetalInputError: the model file (or the second stage the card names) is missing (says how to
                 make one) or unreadable.
         """
-        from fetal_lib.model_card import load_keras
 
         path = Path(path) if path is not None else default_model_path()
         if not path.is_file():
@@ -111,11 +116,10 @@ class HCModel:
                 "(or `fetal book --profile cpu --only hc18`), or pass --model PATH",
             )
         if path.suffix == ".pt":
-            from fetal_lib.torch_segmenter import TorchSegmenter
 
             segmenter = TorchSegmenter.load(path, device=device)
             return cls._with_card_settings(segmenter, path)
-        from fetal_lib.training.keras import configure
+        from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
         configure()
         try:
@@ -125,14 +129,12 @@ class HCModel:
         first = cls._with_card_settings(model, path)
         if first_stage_only:
             return first
-        from fetal_lib.model_card import card_path, read_card
 
         section = (read_card(path) or {}).get(CASCADE_KEY)
         return load_cascade(first, card_path(path), section) if section else first
 
     @classmethod
     def _with_card_settings(cls, network, path: Path) -> "HCModel":
-        from fetal_lib.model_card import card_path, read_card
 
         card = read_card(path)
         try:
@@ -154,7 +156,6 @@ class HCModel:
         if hasattr(self.model, "predict_nhwc"):  # a torch segmenter
             return self.model.predict_nhwc(batch)
         if self._predict is None:
-            from fetal_lib.training.keras_backend import inference_function
 
             self._predict = inference_function(self.model)
         return self._predict(batch)
@@ -227,7 +228,6 @@ class HCModel:
         Raises:
             FetalInputError: missing/unreadable image, bad pixel size, or no head found.
         """
-        from fetal_lib.data.imaging import read_image_gray
 
         image = read_image_gray(path)
         pixel = check_pixel_size(path, pixel_size_mm)
@@ -243,7 +243,6 @@ def read_pixel_sizes(csv_path: str | Path) -> dict[str, float | None]:
     Values are kept raw-checked per file when measured (a bad value is an error for that image
     only); a missing file or column is a FetalInputError naming the CSV.
     """
-    from fetal_lib.data.hc18 import COL_FILENAME, COL_PIXEL, read_csv
 
     csv_path = Path(csv_path)
     sizes: dict[str, float | None] = {}
@@ -311,7 +310,6 @@ class CascadeHCModel(HCModel):
     def band_probability(self, bands: np.ndarray) -> np.ndarray:
         """Second-stage head probabilities of (N, rows, cols) band images."""
         if self._refine is None:
-            from fetal_lib.training.keras_backend import inference_function
 
             self._refine = inference_function(self.refiner)
         return self._refine(np.ascontiguousarray(bands[..., None], np.float32))[..., 0]
@@ -342,7 +340,7 @@ class CascadeHCModel(HCModel):
 
 def scaled(ellipse, factor: float):
     """``ellipse`` with both semi-axes times ``factor`` (the same centre and angle)."""
-    from fetal_lib.metrics.biometry import Ellipse
+    from fetal_lib.metrics.biometry import Ellipse  # deferred: imports scipy
 
     return Ellipse(ellipse.cx, ellipse.cy, ellipse.a * factor, ellipse.b * factor, ellipse.angle_rad)
 
@@ -353,8 +351,6 @@ def load_cascade(first: HCModel, card_path: Path, section: dict) -> CascadeHCMod
     Raises:
         FetalInputError: the second stage's file is missing or unreadable, or its settings are not valid.
     """
-    from fetal_lib.errors import FetalInputError
-    from fetal_lib.model_card import load_keras
 
     if not isinstance(section, dict) or not section.get("model"):
         raise FetalInputError(card_path, f"its {CASCADE_KEY!r} section names no second-stage model file")

@@ -17,6 +17,21 @@ from fetal_lib.data.hc18 import HC18Record
 from fetal_lib.training import precision as precision_mod
 from fetal_lib.training.floor import Floor
 from fetal_lib.hc.spec import SPEC
+from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.config.profiles import parse_overrides as parse
+from fetal_lib.data import hc18
+from fetal_lib.data.hc18 import load_mask
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.data.sources import resolve
+from fetal_lib.data.splits import check_disjoint, grouped_split
+from fetal_lib.hc.dataset import load_arrays
+from fetal_lib.hc.dataset import mm_per_input_pixel
+from fetal_lib.hc.figures import HC_BIN_LABELS, hc_bin
+from fetal_lib.hc.train import TrainConfig
+from fetal_lib.metrics.uncertainty import bootstrap_ci
+from fetal_lib.model_card import common_fields
+from fetal_lib.paths import build_dir
+from fetal_lib.training.floor import check
 
 # The sanity floor of the deployed model, on the validation split (fetal_lib.training.floor):
 # below it the chapter and `fetal hc train` stop and deploy nothing. Real HC18: a working
@@ -39,7 +54,6 @@ SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's knobs as ``profiles/<profile>.yaml`` ``hc18:`` sets them, then ``overrides``
     (the profile is the one place their values live; the chapter's parameters cell names them)."""
-    from fetal_lib.config.profiles import chapter_knobs
 
     return chapter_knobs(SPEC, profile, overrides)
 
@@ -51,7 +65,6 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         ValueError: not ``KEY=VALUE``, an unknown key, a value of the wrong type, or a word not
             among the knob's declared choices (:data:`fetal_lib.hc.spec.SPEC`).
     """
-    from fetal_lib.config.profiles import parse_overrides as parse
 
     return parse(SPEC, items)
 
@@ -63,7 +76,6 @@ def precision_choice(settings: dict[str, Any], flags=None) -> "precision_mod.Pre
 
 def train_config(settings: dict[str, Any], seed: int = 0, audit: bool = False, **changes) -> "TrainConfig":
     """The :class:`~fetal_lib.hc.train.TrainConfig` of the main model (or of an audit arm)."""
-    from fetal_lib.hc.train import TrainConfig
 
     prefix = "audit_" if audit else ""
     config = TrainConfig(
@@ -99,9 +111,6 @@ def load_data(data_dir: str | None = None, data_source: str = "auto", seed: int 
     by HC tercile so each part spans the trimesters. ``max_images > 0`` keeps the first subjects
     (in file order) up to that many images, for quick runs.
     """
-    from fetal_lib.data import hc18
-    from fetal_lib.data.sources import resolve
-    from fetal_lib.data.splits import check_disjoint, grouped_split
 
     source = resolve("hc18", data_dir or None, data_source)
     records = hc18.load(source.root, "train")
@@ -119,7 +128,6 @@ def probabilities(model, records: Sequence[HC18Record], progress: bool = False) 
     """Original-size head-probability maps of ``records`` (with the model's TTA)."""
     from tqdm import tqdm
 
-    from fetal_lib.data.imaging import read_image_gray
 
     return [model.probability(read_image_gray(r.image_path)) for r in tqdm(records, desc="predict", disable=not progress, leave=False)]
 
@@ -138,10 +146,9 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
     import pandas as pd
     from tqdm import tqdm
 
-    from fetal_lib.data.hc18 import load_mask
-    from fetal_lib.hc.postprocess import NoHeadFound
-    from fetal_lib.metrics.biometry import head_circumference_mm
-    from fetal_lib.metrics.segmentation import dice, hd95_mm, iou, precision, recall
+    from fetal_lib.hc.postprocess import NoHeadFound  # deferred: imports scipy
+    from fetal_lib.metrics.biometry import head_circumference_mm  # deferred: imports scipy
+    from fetal_lib.metrics.segmentation import dice, hd95_mm, iou, precision, recall  # deferred: imports scipy
 
     if probs is None:
         probs = probabilities(model, records, progress)
@@ -188,8 +195,8 @@ def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float]
     """
     import pandas as pd
 
-    from fetal_lib.hc.postprocess import NoHeadFound
-    from fetal_lib.metrics.biometry import head_circumference_mm
+    from fetal_lib.hc.postprocess import NoHeadFound  # deferred: imports scipy
+    from fetal_lib.metrics.biometry import head_circumference_mm  # deferred: imports scipy
 
     if probs is None:
         probs = probabilities(model, records)
@@ -212,7 +219,6 @@ def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float]
 def signed_by_range(df) -> dict[str, Any]:
     """Per reference-HC range (a proxy for the trimester): image count, mean |HC diff| and mean
     signed HC diff (mm, predicted - reference), of the records where a head was found."""
-    from fetal_lib.hc.figures import HC_BIN_LABELS, hc_bin
 
     found = df[df["found"]]
     bins = hc_bin(found["hc_ref_mm"])
@@ -278,7 +284,6 @@ def fit_verdict(train_mean_mm: float, test_mean_mm: float) -> str:
 def summarize(df, groups: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Test-split summary: HC |diff| mean, SD, median, cluster-bootstrap 95 % CI of the mean;
     Dice, IoU, HD95 means; counts of failures and flagged fits."""
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     found = df[df["found"]]
     abs_diff = found["hc_abs_diff_mm"].to_numpy(float)
@@ -320,11 +325,9 @@ def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequen
     fit the size calibration of the ellipse (:mod:`fetal_lib.hc.calibration`) at that threshold.
 
     Returns a :class:`TrainedHC` whose model carries both; the test split is not used."""
-    from fetal_lib.hc.calibration import fit_size_calibration
-    from fetal_lib.hc.dataset import load_arrays
-    from fetal_lib.hc.measure import HCModel
-    from fetal_lib.hc.train import train
-    from fetal_lib.paths import build_dir
+    from fetal_lib.hc.calibration import fit_size_calibration  # deferred: imports scipy
+    from fetal_lib.hc.measure import HCModel  # deferred: imports scipy
+    from fetal_lib.hc.train import train  # looked up at call time: a test replaces it
 
     cache_dir = build_dir() / "cache" / "hc18" if cache else None
     train_recs, val_recs = data.part("train"), data.part("val")
@@ -332,7 +335,6 @@ def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequen
     x_va, y_va = load_arrays(val_recs, config.input_shape, "filled", cache_dir, progress)
     weights = None
     if config.loss_weight == "mm_per_pixel":
-        from fetal_lib.hc.dataset import mm_per_input_pixel
 
         weights = mm_per_input_pixel(train_recs, config.input_shape)
     elif config.loss_weight != "none":
@@ -364,7 +366,6 @@ def check_floor(trained: TrainedHC, is_phantom: bool) -> dict[str, float]:
 
     Call it before saving: a model below the floor is never deployed.
     """
-    from fetal_lib.training.floor import check
 
     scores = floor_scores(trained.val_results)
     r = trained.result
@@ -383,7 +384,6 @@ def parse_grid(text: str | Sequence[float]) -> list[float]:
 
 def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, test_summary: dict, seed: int) -> dict:
     """The model card dict (see :mod:`fetal_lib.model_card`)."""
-    from fetal_lib.model_card import common_fields
 
     src = data.source
     cfg = trained.config

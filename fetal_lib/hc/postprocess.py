@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fetal_lib.metrics.biometry import Ellipse, fit_ellipse_points
+from fetal_lib.data.hc18 import filled_ellipse
 
 # Defaults; the chapter checks them on the validation split and the model card records them.
 THRESHOLD = 0.5
@@ -56,7 +57,6 @@ class HeadFit:
 
 def filled_ellipse_mask(shape: tuple[int, int], ellipse: Ellipse) -> np.ndarray:
     """Bool mask of pixel centres inside ``ellipse`` (fast, row by row)."""
-    from fetal_lib.data.hc18 import filled_ellipse
 
     return filled_ellipse(shape, ellipse.cx, ellipse.cy, ellipse.a, ellipse.b, math.degrees(ellipse.angle_rad))
 

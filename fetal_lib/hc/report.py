@@ -14,6 +14,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from fetal_lib import anchors
+from fetal_lib.data.hc18 import load_mask
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.hc import pipeline
+from fetal_lib.hc.pipeline import FLOORS
+from fetal_lib.hc.pipeline import fit_verdict
+from fetal_lib.hc.pipeline import signed_by_range
+from fetal_lib.metrics.uncertainty import bootstrap_ci
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -63,7 +70,6 @@ def calibration_table(val_found, test_found, cal, loso_hc: Sequence[float]):
     test (a diagnostic only), with the signed mean per reference-HC range."""
     import pandas as pd
 
-    from fetal_lib.hc.pipeline import signed_by_range
 
     rows = []
     for split, d, variants in [
@@ -164,7 +170,6 @@ def audit_arms(data, settings: Mapping[str, Any], seed: int, arms: Mapping[str, 
     """
     import pandas as pd
 
-    from fetal_lib.hc import pipeline
 
     test_records = data.part("test")
     rows, histories = [], {}
@@ -190,8 +195,6 @@ def background_pixel_accuracy(records) -> Any:
     """Pixel accuracy of a predictor that says "background" everywhere, on outline and on filled masks."""
     import pandas as pd
 
-    from fetal_lib.data.hc18 import load_mask
-    from fetal_lib.data.imaging import read_image_gray
 
     outline = [float((read_image_gray(r.annotation_path) > 0).mean()) for r in records]
     filled = [float(load_mask(r).mean()) for r in records]
@@ -203,7 +206,6 @@ def background_pixel_accuracy(records) -> Any:
 
 def floor_sentence(is_phantom: bool) -> str:
     """The sanity floor the deployed model must clear, from :data:`fetal_lib.hc.pipeline.FLOORS`."""
-    from fetal_lib.hc.pipeline import FLOORS
 
     parts = [f"{'Dice' if f.metric == 'dice_mean' else 'mean HC error'} {'at least' if f.kind == 'min' else 'at most'} "
              f"{f.bound:g}{(' ' + f.unit) if f.unit else ''}" for f in FLOORS["phantom" if is_phantom else "real"]]
@@ -220,7 +222,6 @@ def stage_table(results: Mapping[str, Any], reference: str, seed: int = 0, n_boo
     """
     import pandas as pd
 
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     base = results[reference]
     base_err = base["hc_abs_diff_mm"].fillna(base["hc_ref_mm"]).to_numpy(float)
@@ -309,7 +310,6 @@ def cv_sentence(cv_doc: Mapping[str, Any], recipe_differences: Sequence[str]) ->
 def fit_sentence(split_errors) -> str:
     """The mean HC error on the training images against the test split (rows 0 and 2 of
     :func:`fetal_lib.hc.pipeline.error_table`), with :func:`~fetal_lib.hc.pipeline.fit_verdict`."""
-    from fetal_lib.hc.pipeline import fit_verdict
 
     train_mean = float(split_errors.loc[0, "HC |diff| mean (mm)"])
     test_mean = float(split_errors.loc[2, "HC |diff| mean (mm)"])

@@ -18,6 +18,10 @@ from typing import Any
 
 from fetal_lib.hc.band import BandConfig
 from fetal_lib.hc.cascade import COMBINES, CascadeHCModel, JitterConfig
+from fetal_lib.hc.pipeline import train_config as first_config
+from fetal_lib.model_card import card_path, save_keras
+from fetal_lib.model_card import common_fields
+from fetal_lib.training.floor import failures
 
 FIRST_ONLY = "first stage alone"
 
@@ -45,7 +49,6 @@ def combines(settings: dict[str, Any]) -> list[str]:
 def train_config(settings: dict[str, Any], seed: int, band: BandConfig):
     """The second U-Net's :class:`~fetal_lib.hc.train.TrainConfig`: the main model's, at the band's size
     and the ``second_*`` width, epochs and learning rate (no flips: the band has no mirror symmetry)."""
-    from fetal_lib.hc.pipeline import train_config as first_config
 
     return first_config(settings, seed, input_shape=band.shape, filters=int(settings["second_filters"]),
                         epochs=int(settings["second_epochs"]), learning_rate=float(settings["second_learning_rate"]),
@@ -90,8 +93,7 @@ def train_second_stage(data, trained, settings: dict[str, Any], seed: int, is_ph
     """
     import pandas as pd
 
-    from fetal_lib.hc import cascade, pipeline
-    from fetal_lib.training.floor import failures
+    from fetal_lib.hc import cascade, pipeline  # deferred: imports scipy
 
     t0 = time.perf_counter()
     band = band_config(settings)
@@ -164,7 +166,6 @@ REFINER_FILE = "hc18_refine.keras"  # the second stage, beside the first stage's
 
 def refiner_card(stage: SecondStage, profile: str, first_file: str) -> dict[str, Any]:
     """The second U-Net's own card (its architecture, so it rebuilds on any backend, and its input)."""
-    from fetal_lib.model_card import common_fields
 
     cfg = stage.config
     common = common_fields(
@@ -188,8 +189,7 @@ def save(first_model, card: dict[str, Any], model_path, stage: SecondStage | Non
     """
     from pathlib import Path
 
-    from fetal_lib.hc.cascade import CASCADE_KEY
-    from fetal_lib.model_card import card_path, save_keras
+    from fetal_lib.hc.cascade import CASCADE_KEY  # deferred: imports scipy
 
     model_path = Path(model_path)
     refiner_path = model_path.with_name(REFINER_FILE)

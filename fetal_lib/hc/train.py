@@ -14,6 +14,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fetal_lib.training.keras import FitResult
+from fetal_lib.hc.dataset import training_batches
+from fetal_lib.hc.losses import get_loss
+from fetal_lib.networks.keras import create
+from fetal_lib.training import keras as harness
+from fetal_lib.training import keras_backend
+from fetal_lib.training.config import TrainConfig as LoopConfig
+from fetal_lib.training.keras import dtype_policy
+from fetal_lib.training.keras import uses_xla
+from fetal_lib.transforms.augment import AugmentConfig
 
 
 @dataclass
@@ -42,7 +51,6 @@ class TrainConfig:
 
     def loop_config(self):
         """What the harness's loop needs (:class:`fetal_lib.training.config.TrainConfig`)."""
-        from fetal_lib.training.config import TrainConfig as LoopConfig
 
         return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, lr_floor=LR_FLOOR,
                           time_budget_s=self.time_budget_s, precision="bfloat16" if self.precision == "mixed_bfloat16" else self.precision,
@@ -50,7 +58,6 @@ class TrainConfig:
 
     def augment_config(self):
         """The :class:`~fetal_lib.transforms.augment.AugmentConfig` this run trains with (training and bench alike)."""
-        from fetal_lib.transforms.augment import AugmentConfig
 
         return AugmentConfig(flip_ud=bool(self.augment_vflip))
 
@@ -65,8 +72,6 @@ LR_FLOOR = 0.05  # the cosine decay ends at 5 % of the base learning rate (fetal
 def build_model(config: TrainConfig, precision: str = "float32"):
     """The (uncompiled) U-Net of ``config``, its layers computing in ``precision``
     (the output probability is float32 either way)."""
-    from fetal_lib.networks.keras import create
-    from fetal_lib.training.keras import dtype_policy
 
     with dtype_policy(precision):
         return create("unet", input_shape=(*config.input_shape, 1), filters=config.filters, depth=config.depth, block=config.block, name=f"hc18_unet_{config.block}")
@@ -76,8 +81,6 @@ def compile_model(model, config: TrainConfig) -> None:
     """Adam + the config's loss; XLA as :func:`fetal_lib.training.keras.uses_xla` says."""
     import keras
 
-    from fetal_lib.hc.losses import get_loss
-    from fetal_lib.training.keras import uses_xla
 
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=get_loss(config.loss), jit_compile=uses_xla(config.loop_config()))
 
@@ -104,8 +107,6 @@ def train(
         sample_weights: one loss weight per training image (``None``: equal weights); they
             are divided by their mean, so the loss keeps its scale.
     """
-    from fetal_lib.hc.dataset import training_batches
-    from fetal_lib.training import keras_backend
 
     if sample_weights is not None:
         sample_weights = np.asarray(sample_weights, np.float64)
@@ -122,7 +123,6 @@ def train_on_batches(config: TrainConfig, batches, n_samples: int, x_val: np.nda
                      verbose: int = 0, desc: str = "train") -> TrainResult:
     """Train the U-Net of ``config`` on a ``PyDataset`` of ``n_samples`` samples per epoch (:func:`train`'s
     loop; chapter 1's second stage gives its own batches); best validation-Dice weights."""
-    from fetal_lib.training import keras as harness
 
     if config.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
@@ -141,6 +141,6 @@ def train_on_batches(config: TrainConfig, batches, n_samples: int, x_val: np.nda
 
 def _mean_dice(pred: np.ndarray, ref: np.ndarray) -> float:
     """Mean per-image Dice of boolean (N, rows, cols, 1) arrays (1.0 when both are empty)."""
-    from fetal_lib.metrics.segmentation import dice
+    from fetal_lib.metrics.segmentation import dice  # deferred: imports scipy
 
     return float(np.mean([dice(p, r) for p, r in zip(pred, ref)]))

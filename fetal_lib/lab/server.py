@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Mapping
 
 from fetal_lib.paths import REPO_ROOT, build_dir
+from fetal_lib.book.execute import ensure_kernel
 
 KERNEL_MODULE = "fetal_lib.lab.kernel"
 
@@ -34,7 +35,6 @@ def write_kernelspec(root: Path | None = None) -> Path:
     It is this environment's own ipykernel spec (display name, encryption support, debugger)
     with the launcher replaced by :mod:`fetal_lib.lab.kernel`.
     """
-    from fetal_lib.book.execute import ensure_kernel
 
     base = json.loads((ensure_kernel() / "kernel.json").read_text(encoding="utf-8"))
     argv = [sys.executable if i == 0 else a for i, a in enumerate(base.get("argv") or [sys.executable])]

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from fetal_lib.data.imaging import read_image_gray
 
 # ----------------------------------------------------------------------------- tables
 
@@ -114,7 +115,6 @@ def hc18_figure(records: Sequence[Any], fits: Sequence[Any], hc_fit_mm: Sequence
     """HC18 images with the ellipse fitted to the filled annotation drawn (reference vs fitted HC)."""
     from matplotlib.patches import Ellipse as EllipsePatch
 
-    from fetal_lib.data.imaging import read_image_gray
 
     fig, axes = _grid(len(records), ncols, size=3.2)
     for ax, rec, ell, hc in zip(axes, records, fits, hc_fit_mm):
@@ -134,7 +134,6 @@ def hc18_histograms(by_split: Mapping[str, Sequence[Any]], masks: Sequence[np.nd
     were 0/2). Returns the figure and a table of the mask values found."""
     import matplotlib.pyplot as plt
 
-    from fetal_lib.data.imaging import read_image_gray
 
     bins = np.arange(257)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -171,7 +170,6 @@ def image_grid(paths: Sequence[Any], titles: Sequence[str], ncols: int = 4,
     """Grayscale images with titles; optional YOLO boxes ``(class, cx, cy, w, h)`` normalised 0..1."""
     from matplotlib.patches import Rectangle
 
-    from fetal_lib.data.imaging import read_image_gray
 
     fig, axes = _grid(len(paths), ncols)
     for i, (ax, path, title) in enumerate(zip(axes, paths, titles)):

@@ -11,6 +11,8 @@ from a fixed noisy mask at a fixed step, as a function of the image.
 from __future__ import annotations
 
 import numpy as np
+from fetal_lib.explain.targets import Target
+from fetal_lib.transforms.letterbox import letterbox, unletterbox
 
 
 def explained_network(segmenter):
@@ -24,9 +26,7 @@ def explained_network(segmenter):
 def gradcam(hc_model, image: np.ndarray) -> np.ndarray:
     """Grad-CAM map in [0, 1] of one grey uint8 image in its original pixels (``hc_model``: an
     :class:`~fetal_lib.hc.measure.HCModel` around a :class:`TorchSegmenter`; threshold from it)."""
-    from fetal_lib.explain.gradcam_torch import gradcam as torch_gradcam
-    from fetal_lib.explain.targets import Target
-    from fetal_lib.transforms.letterbox import letterbox, unletterbox
+    from fetal_lib.explain.gradcam_torch import gradcam as torch_gradcam  # deferred: imports torch
 
     segmenter = hc_model.model
     x, geometry = letterbox(image, (segmenter.rows, segmenter.cols))

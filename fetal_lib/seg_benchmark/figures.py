@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.explain.overlay import overlay
+from fetal_lib.figures.curves import training_curves as curves
+from fetal_lib.seg_benchmark.explain import gradcam
 
 
 def training_curves(histories: Mapping[str, Sequence[Mapping[str, float]]]):
     """Training loss and validation Dice per epoch, one line per architecture (the diffusion
     model's loss is its noise-prediction error, on another scale than BCE + Dice)."""
-    from fetal_lib.figures.curves import training_curves as curves
 
     return curves(histories, {"training loss (each network's own)": ["loss"], "Dice (validation, threshold 0.5)": ["val_dice"]},
                   title="Training curves, equal epochs for every architecture")
@@ -61,11 +64,8 @@ def gradcam_matrix(cases, hc_models: Mapping[str, object], records_by_name):
     (red) and predicted (green) ellipses drawn over the map."""
     import matplotlib.pyplot as plt
 
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.explain.overlay import overlay
-    from fetal_lib.hc.measure import draw_overlay
-    from fetal_lib.metrics.biometry import fit_ellipse
-    from fetal_lib.seg_benchmark.explain import gradcam
+    from fetal_lib.hc.measure import draw_overlay  # deferred: imports scipy
+    from fetal_lib.metrics.biometry import fit_ellipse  # deferred: imports scipy
 
     archs = list(hc_models)
     fig, axes = plt.subplots(len(archs), len(cases), figsize=(3.0 * len(cases), 2.4 * len(archs)), squeeze=False)

@@ -9,6 +9,9 @@ from fetal_lib.config.profiles import parse_overrides
 from fetal_lib.errors import FetalInputError
 from fetal_lib.seg_benchmark import pipeline
 from fetal_lib.seg_benchmark.spec import SPEC
+from fetal_lib.networks import torch as torch_nets
+from fetal_lib.torch_segmenter import SEGMENTERS
+from fetal_lib.training import precision as precision_mod
 
 # Knobs --set cannot change: a mapping (edit the profile) or one that --arch chooses.
 NOT_SETTABLE = {
@@ -20,8 +23,6 @@ NOT_SETTABLE = {
 def registered_archs() -> list[str]:
     """The chapter's architectures (:data:`~fetal_lib.torch_segmenter.SEGMENTERS`, in its order)
     that the torch registry can build now."""
-    from fetal_lib.networks import torch as torch_nets
-    from fetal_lib.torch_segmenter import SEGMENTERS
 
     known = set(torch_nets.names())
     return [a for a in SEGMENTERS if a in known]
@@ -54,7 +55,6 @@ def settings_from_args(profile: str, items: Sequence[str] | None, refuse: dict[s
         FetalInputError: an override that is malformed, unknown, of the wrong type, or of a knob
             that cannot be set from the command line (``arch_options``, and those in ``refuse``).
     """
-    from fetal_lib.training import precision as precision_mod
 
     refuse = {**NOT_SETTABLE, **(refuse or {})}
     for item in items or []:

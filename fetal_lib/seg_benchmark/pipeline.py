@@ -19,13 +19,24 @@ import numpy as np
 from fetal_lib.torch_segmenter import SEGMENTERS, Sampling
 from fetal_lib.seg_benchmark.train import SegTrainConfig, SegTrainResult
 from fetal_lib.seg_benchmark.spec import SPEC
+from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.devices import record
+from fetal_lib.hc import pipeline as hc_pipeline
+from fetal_lib.hc.dataset import load_arrays
+from fetal_lib.hc.pipeline import FLOOR_ADVICE, FLOORS
+from fetal_lib.hc.pipeline import summarize
+from fetal_lib.metrics.uncertainty import bootstrap_ci
+from fetal_lib.names import checked_names
+from fetal_lib.paths import build_dir
+from fetal_lib.training.floor import BelowFloorError
+from fetal_lib.training.floor import check
+from fetal_lib.training.precision import resolve_for_device
 
 CHAPTER = "seg_benchmark"
 
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's knobs as ``profiles/<profile>.yaml`` ``seg_benchmark:`` sets them, then ``overrides``."""
-    from fetal_lib.config.profiles import chapter_knobs
 
     return chapter_knobs(SPEC, profile, overrides)
 
@@ -36,7 +47,6 @@ def parse_archs(text: str | Sequence[str]) -> list[str]:
     Raises:
         ValueError: an unknown name (the message lists the known ones).
     """
-    from fetal_lib.names import checked_names
 
     names = checked_names(text, SEGMENTERS, "architecture")
     if not names:
@@ -47,14 +57,12 @@ def parse_archs(text: str | Sequence[str]) -> list[str]:
 def precision_choice(settings: dict[str, Any], flags=None):
     """The torch training precision the ``precision`` knob resolves to on the device that trains
     (the ``device`` knob: the GPU's rule on CUDA; on the CPU its flags, or ``flags`` when given)."""
-    from fetal_lib.training.precision import resolve_for_device
 
     return resolve_for_device(settings["precision"], "torch", settings.get("device", "auto"), flags)
 
 
 def device_choice(settings: dict[str, Any]) -> dict[str, Any]:
     """The device the ``device`` knob resolves to here, as the card and provenance record it."""
-    from fetal_lib.devices import record
 
     return record(settings.get("device", "auto"))
 
@@ -92,7 +100,7 @@ def add_ap_column(df) -> Any:
     """``df`` (from :func:`fetal_lib.hc.pipeline.evaluate`) with ``ap_iou``, each image's AP over the
     COCO IoU thresholds (:func:`fetal_lib.metrics.segmentation.ap_over_iou_thresholds`); its mean
     is the chapter's mAP."""
-    from fetal_lib.metrics.segmentation import ap_over_iou_thresholds
+    from fetal_lib.metrics.segmentation import ap_over_iou_thresholds  # deferred: imports scipy
 
     out = df.copy()
     out["ap_iou"] = [ap_over_iou_thresholds(v) for v in out["iou"].clip(0, 1)]
@@ -118,11 +126,8 @@ def run_arch(data, settings: dict[str, Any], arch: str, seed: int = 0, progress:
 
     ``initial``: trained weights of the same architecture that this training continues
     (``settings["epochs"]`` more epochs on a fresh cosine schedule) instead of starting from random weights."""
-    from fetal_lib.hc import pipeline as hc_pipeline
-    from fetal_lib.hc.dataset import load_arrays
-    from fetal_lib.hc.measure import HCModel
-    from fetal_lib.paths import build_dir
-    from fetal_lib.seg_benchmark.train import train
+    from fetal_lib.hc.measure import HCModel  # deferred: imports scipy
+    from fetal_lib.seg_benchmark.train import train  # looked up at call time: a test replaces it
 
     config = train_config(settings, arch, seed)
     if initial is not None:
@@ -200,7 +205,6 @@ def deployment_table(benchmarked: ArchRun, continued: ArchRun | None, deployed: 
 def test_scores(df, seed: int = 0) -> dict[str, Any]:
     """The chapter's test columns of one network from its per-image table (with ``ap_iou``): overlap
     means, HD95 and HC error in mm with the subject-bootstrap CI of the mean, failures."""
-    from fetal_lib.hc.pipeline import summarize
 
     s = summarize(df, seed=seed)
     ci = s.get("hc_abs_diff_ci95_mm") or [math.nan, math.nan]
@@ -263,7 +267,6 @@ def paired_differences(runs: Sequence[ArchRun], column: str, seed: int = 0, n_bo
     """
     import pandas as pd
 
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     rows = []
     for i, a in enumerate(runs):
@@ -318,8 +321,6 @@ def validation_scores(run: ArchRun) -> dict[str, float]:
 def check_floor(run: ArchRun, is_phantom: bool) -> dict[str, float]:
     """Chapter 1's sanity floor (:data:`fetal_lib.hc.pipeline.FLOORS`) on ``run``'s validation
     scores; raises ``BelowFloorError`` below it, so a broken network is never deployed."""
-    from fetal_lib.hc.pipeline import FLOOR_ADVICE, FLOORS
-    from fetal_lib.training.floor import check
 
     scores = validation_scores(run)
     fit = run.trained.fit
@@ -331,7 +332,6 @@ def check_floor(run: ArchRun, is_phantom: bool) -> dict[str, float]:
 
 def below_floor(run: ArchRun, is_phantom: bool) -> str | None:
     """The floor's message when ``run`` is below it, else None."""
-    from fetal_lib.training.floor import BelowFloorError
 
     try:
         check_floor(run, is_phantom)

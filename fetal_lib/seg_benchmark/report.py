@@ -9,6 +9,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from fetal_lib import anchors
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.hc.dataset import load_arrays
+from fetal_lib.metrics.uncertainty import bootstrap_ci
+from fetal_lib.model_card import save_torch
+from fetal_lib.paths import build_dir
+from fetal_lib.seg_benchmark.figures import uncertainty_cases
 
 SOURCE_MARK = "source (image-level split, with private data)"
 METRICS = (("dice", "Dice"), ("iou", "IoU"), ("recall", "recall"), ("map", "mAP"), ("training_min", "training (min)"))
@@ -43,8 +49,7 @@ def side_by_side(ours, source=None):
 def reference_diameters(records) -> dict[str, tuple[float, float]]:
     """Reference BPD and OFD (mm) per file name: the minor and major axes of the ellipse fitted to
     the HC18 annotation outline, times the image's pixel size."""
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.metrics.biometry import bpd_mm, fit_ellipse, ofd_mm
+    from fetal_lib.metrics.biometry import bpd_mm, fit_ellipse, ofd_mm  # deferred: imports scipy
 
     out = {}
     for rec in records:
@@ -57,7 +62,7 @@ def biometry_columns(df, reference: Mapping[str, tuple[float, float]]):
     """``df`` (a test table of :func:`fetal_lib.hc.pipeline.evaluate`) with predicted and reference
     BPD and OFD (mm), and gestational age from HC (Hadlock 1984) for the predicted and reference
     HC with the error in days that the HC error implies."""
-    from fetal_lib.metrics.biometry import ga_weeks_from_hc_hadlock
+    from fetal_lib.metrics.biometry import ga_weeks_from_hc_hadlock  # deferred: imports scipy
 
     out = df.copy()
     found = out["found"].to_numpy(bool)
@@ -98,7 +103,7 @@ def biometry_table(test_tables: Mapping[str, Any]):
 def chosen_cases(df, n_worst: int = 2) -> list[tuple[str, str]]:
     """(label, file name) of the best, the median and the ``n_worst`` worst test images of one model
     by |HC difference| (no head found counts as worst)."""
-    from fetal_lib.hc.explain import explained_cases
+    from fetal_lib.hc.explain import explained_cases  # deferred: imports pandas
 
     return [(label, row["filename"]) for label, row in explained_cases(df, n_worst)]
 
@@ -155,7 +160,6 @@ def paired_vs_chapter1(test_df, results_root, seed: int = 0):
 
     import pandas as pd
 
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     path = Path(results_root) / "hc18" / "tables" / "test_per_image.csv"
     if not path.is_file():
@@ -173,7 +177,6 @@ def paired_vs_chapter1(test_df, results_root, seed: int = 0):
 
 def letterboxed(cases, records_by_name, shape: tuple[int, int]):
     """Letterboxed images and filled reference masks (N, rows, cols, 1) of the cases' files."""
-    from fetal_lib.hc.dataset import load_arrays
 
     return load_arrays([records_by_name[f] for _, f in cases], shape, "filled")
 
@@ -194,8 +197,6 @@ def save_models(runs: Mapping[str, Any], best: str, data, profile: str, settings
     ``best`` architecture, default its benchmark run) to ``best.pt``, each with its model card;
     returns {name: path}. The deployed network below the floor raises ``BelowFloorError`` before
     anything is written; another architecture below it is skipped (its message is printed)."""
-    from fetal_lib.model_card import save_torch
-    from fetal_lib.paths import build_dir
     from fetal_lib.seg_benchmark.pipeline import below_floor, check_floor, model_card, summary_row
 
     deployed = runs[best] if deployed is None else deployed
@@ -217,7 +218,7 @@ def save_models(runs: Mapping[str, Any], best: str, data, profile: str, settings
 def diffusion_sentence(settings: Mapping[str, Any]) -> str:
     """What this profile reduced in MedSegDiff-V2 against the paper's configuration
     (:func:`fetal_lib.networks.torch.medsegdiff.paper_config`), in words."""
-    from fetal_lib.networks.torch.medsegdiff import paper_config
+    from fetal_lib.networks.torch.medsegdiff import paper_config  # deferred: imports torch
 
     options = dict((settings.get("arch_options") or {}).get("medsegdiff_v2") or {})
     paper = paper_config()
@@ -265,7 +266,6 @@ def chapter1_comparison(test_df, results_root, profile: str, seed: int = 0):
 def diffusion_uncertainty(runs: Mapping[str, Any], cases, records_by_name):
     """(figure, sentence) of the first diffusion model's per-pixel uncertainty beside its error on
     ``cases`` (:func:`chosen_cases`), or None when no architecture of ``runs`` is a diffusion model."""
-    from fetal_lib.seg_benchmark.figures import uncertainty_cases
 
     diffusion = [a for a in runs if runs[a].trained.segmenter.is_diffusion]
     if not diffusion:

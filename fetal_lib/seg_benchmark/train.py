@@ -21,6 +21,11 @@ import numpy as np
 
 from fetal_lib.networks.parameters import count_parameters
 from fetal_lib.torch_segmenter import DIFFUSION, Sampling, TorchSegmenter
+from fetal_lib.hc.train import LR_FLOOR
+from fetal_lib.networks import torch as torch_nets
+from fetal_lib.training import torch as harness
+from fetal_lib.training.config import TrainConfig
+from fetal_lib.transforms.augment import AugmentConfig
 
 
 @dataclass
@@ -51,22 +56,18 @@ class SegTrainConfig:
 
     def loop_config(self):
         """What the harness's loop needs (:class:`fetal_lib.training.config.TrainConfig`)."""
-        from fetal_lib.hc.train import LR_FLOOR
-        from fetal_lib.training.config import TrainConfig
 
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, lr_floor=LR_FLOOR,
                            precision=self.precision, seed=self.seed, threads=self.threads, device=self.device,
                            val_every=self.val_every, checkpoint="best")
 
     def augment_config(self):
-        from fetal_lib.transforms.augment import AugmentConfig
 
         return AugmentConfig(flip_ud=bool(self.augment_vflip))
 
 
 def build_network(config: SegTrainConfig):
     """The untrained network of ``config`` from the torch registry (one input channel, one output)."""
-    from fetal_lib.networks import torch as torch_nets
 
     return torch_nets.create(config.arch, **config.options)
 
@@ -99,7 +100,7 @@ class SegTrainResult:
 
 def mean_dice(prob: np.ndarray, ref: np.ndarray, threshold: float = 0.5) -> float:
     """Mean per-image Dice of probabilities against binary references, (N, rows, cols, 1) each."""
-    from fetal_lib.metrics.segmentation import dice
+    from fetal_lib.metrics.segmentation import dice  # deferred: imports scipy
 
     return float(np.mean([dice(p > threshold, r > 0.5) for p, r in zip(prob, ref)]))
 
@@ -119,9 +120,8 @@ def train(config: SegTrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_va
 
     import torch
 
-    from fetal_lib.seg_benchmark.augment import augment_batch
-    from fetal_lib.seg_benchmark.losses import bce_dice_from_logits
-    from fetal_lib.training import torch as harness
+    from fetal_lib.seg_benchmark.augment import augment_batch  # deferred: imports torch
+    from fetal_lib.seg_benchmark.losses import bce_dice_from_logits  # deferred: imports torch
 
     harness.configure(config.threads, config.seed)
     device = harness.select_device(config.device)

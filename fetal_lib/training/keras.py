@@ -17,6 +17,8 @@ from typing import Any, Callable
 from fetal_lib.training.checkpoint import CheckpointSelector
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.progress import report_epoch
+from fetal_lib.training import keras_backend
+from fetal_lib.training.schedule import cosine_lr, training_progress
 
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfloat16": "mixed_bfloat16"}
 
@@ -24,14 +26,12 @@ KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfl
 def configure(threads: int = 2, seed: int = 0) -> None:
     """Use ``threads`` CPU threads in the Keras backend, seed Python/NumPy/the backend (call before
     building a model): :func:`fetal_lib.training.keras_backend.configure`."""
-    from fetal_lib.training import keras_backend
 
     keras_backend.configure(threads, seed)
 
 
 def device() -> str:
     """Where Keras computes: ``"GPU:0 (<name>)"`` when the backend sees a GPU, else ``"CPU"``."""
-    from fetal_lib.training import keras_backend
 
     return keras_backend.device()
 
@@ -54,7 +54,6 @@ def dtype_policy(precision: str):
 def uses_xla(config: TrainConfig) -> bool:
     """Whether the training step is XLA-compiled: asked for, in float32 only (XLA on CPU has no fast
     bfloat16 convolutions), and on the TensorFlow backend (on torch, ``compile`` is ignored)."""
-    from fetal_lib.training import keras_backend
 
     return bool(config.compile) and config.precision == "float32" and keras_backend.compiles_with_xla()
 
@@ -70,7 +69,6 @@ def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | N
     """
     import keras
 
-    from fetal_lib.training.schedule import cosine_lr, training_progress
 
     class Schedule(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -145,7 +143,7 @@ def fit(
         verbose: Keras verbosity (0 silent, 2 one line per epoch).
         clock: seconds for the cap and the timings (tests inject their own).
     """
-    from fetal_lib.training.keras_batches import ShuffledBatches
+    from fetal_lib.training.keras_batches import ShuffledBatches  # deferred: imports keras
 
     total_steps = max(1, steps_per_epoch) * config.epochs
     schedule = schedule_callback(config.learning_rate, total_steps, config.cap_s, config.lr_floor, config.lr_schedule == "constant", clock)

@@ -26,6 +26,8 @@ import os
 from typing import Any, Callable
 
 import numpy as np
+from fetal_lib.devices import GpuInfo
+from fetal_lib.devices import gpu_info
 
 BACKENDS = ("tensorflow", "torch")
 ENV = "KERAS_BACKEND"
@@ -139,7 +141,6 @@ def device() -> str:
 def gpu():
     """The CUDA GPU Keras computes on (a :class:`fetal_lib.devices.GpuInfo`), or None on the CPU."""
     if name() == "torch":
-        from fetal_lib.devices import gpu_info
 
         return gpu_info()
     import tensorflow as tf
@@ -147,7 +148,6 @@ def gpu():
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return None
-    from fetal_lib.devices import GpuInfo
 
     details = tf.config.experimental.get_device_details(gpus[0])
     capability = tuple(details.get("compute_capability") or (0, 0))

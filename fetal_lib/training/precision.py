@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from fetal_lib.machine import CPUINFO, NATIVE_BF16_FLAGS, REPORTED_FLAGS, cpu_flags, cpu_model, native_bf16  # noqa: F401 (re-exported)
+from fetal_lib.devices import training_gpu
+from fetal_lib.training import keras_backend
+from fetal_lib.training import precision_probe
 
 # Per framework: the name of float32 and of bfloat16 training, and every name a user may set.
 FRAMEWORK_NAMES = {
@@ -35,7 +38,6 @@ def _measured_speedup(framework: str, xla: bool = False) -> float | None:
     probe on this machine; None (the flags then decide alone, with a warning) if the probe cannot run."""
     import warnings
 
-    from fetal_lib.training import precision_probe
 
     try:
         return precision_probe.measured(framework).speedup_over(xla)
@@ -135,7 +137,6 @@ def _resolve_on_gpu(requested: str, names: dict[str, str], framework: str, gpu) 
 def resolve_for_device(requested: str, framework: str, device: str | None = "auto", flags: Iterable[str] | None = None) -> PrecisionChoice:
     """:func:`resolve` on the device the ``device`` knob (``auto``, ``cpu``, ``cuda``) trains on here: the
     GPU's rule on CUDA; the CPU's otherwise (or ``flags``, when given, which always mean a CPU)."""
-    from fetal_lib.devices import training_gpu
 
     gpu = training_gpu(device) if flags is None else None
     return resolve(str(requested), framework, flags, gpu=gpu)
@@ -147,7 +148,6 @@ def resolve_for_keras(requested: str, flags: Iterable[str] | None = None, xla: b
     ``xla`` counts only on TensorFlow (XLA is TensorFlow's compiler)."""
     gpu = None
     if flags is None:
-        from fetal_lib.training import keras_backend
 
         gpu = keras_backend.gpu()
         xla = bool(xla) and keras_backend.compiles_with_xla()

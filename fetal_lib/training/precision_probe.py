@@ -32,6 +32,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from fetal_lib.machine import cpu_flags, cpu_model, native_bf16
+from fetal_lib.training import keras_backend
 
 PROBE_VERSION = 2
 BATCH, ROWS, COLS, WIDTH = 8, 128, 192, 16
@@ -106,7 +108,6 @@ def cache_slot(framework: str) -> str:
 def machine_key(framework: str) -> str:
     """What the cached answer depends on: framework and version (Keras: and its backend), CPU model,
     native bfloat16 flags."""
-    from fetal_lib.machine import cpu_flags, cpu_model, native_bf16
 
     version = framework_version(framework)
     if framework == "keras":
@@ -174,7 +175,7 @@ def _probe_torch() -> dict[str, float]:
     import torch
     from torch import nn
 
-    from fetal_lib.networks.torch import create
+    from fetal_lib.networks.torch import create  # local: another import in this function's module binds the same name
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -203,9 +204,8 @@ def _probe_keras() -> dict[str, float]:
     import keras
     import numpy as np
 
-    from fetal_lib.networks.keras import create
-    from fetal_lib.training import keras_backend
-    from fetal_lib.training.keras import configure, dtype_policy
+    from fetal_lib.networks.keras import create  # local: another import in this function's module binds the same name
+    from fetal_lib.training.keras import configure, dtype_policy  # looked up at call time: a test replaces it
 
     configure(threads=2, seed=0)
     arms = [("float32_xla", "float32", True)] if keras_backend.compiles_with_xla() else []  # XLA is TensorFlow's

@@ -19,6 +19,9 @@ from typing import Any, Callable, Iterable
 from fetal_lib.training.checkpoint import CheckpointSelector
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.progress import report_epoch
+from fetal_lib.devices import autocast, prepare, to_network
+from fetal_lib.devices import resolve_device
+from fetal_lib.training.schedule import cosine_lr, training_progress
 
 
 def configure(threads: int = 2, seed: int = 0) -> None:
@@ -31,7 +34,6 @@ def configure(threads: int = 2, seed: int = 0) -> None:
 
 def select_device(requested: str = "auto") -> str:
     """The device a run trains on (:func:`fetal_lib.devices.resolve_device`)."""
-    from fetal_lib.devices import resolve_device
 
     return resolve_device(requested)
 
@@ -78,8 +80,6 @@ def fit(
     """
     import torch
 
-    from fetal_lib.devices import autocast, prepare, to_network
-    from fetal_lib.training.schedule import cosine_lr, training_progress
 
     device = select_device(config.device)
     prepare(device)

@@ -22,6 +22,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.data.imaging import _check_trailer
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.io import atomic_path
+from fetal_lib.transforms.letterbox import letterbox
 
 CACHE_VERSION = "v1"
 COLOUR_WARNING = "colour image (its channels differ) converted to grey; the models were trained on grey ultrasound"
@@ -45,7 +49,6 @@ def read_for_classification(path: str | Path, warnings: list[str] | None = None)
     """
     import cv2
 
-    from fetal_lib.data.imaging import _check_trailer
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     path = Path(path)
@@ -89,7 +92,6 @@ def read_for_classification(path: str | Path, warnings: list[str] | None = None)
 
 def to_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """One uint8 grey image -> the letterboxed network input (rows, cols) float32 in [0, 1]."""
-    from fetal_lib.transforms.letterbox import letterbox
 
     out, _ = letterbox(image, (int(size[0]), int(size[1])), interpolation="area")
     return out
@@ -141,13 +143,11 @@ def load_arrays(items: Sequence[Any], size: tuple[int, int], cache_dir: str | Pa
                 pass  # unreadable cache: rebuilt below
     from tqdm import tqdm
 
-    from fetal_lib.data.imaging import read_image_gray
 
     x = np.zeros((len(items), *size, 1), np.float32)
     for i, item in enumerate(tqdm(items, desc="letterbox", disable=not progress, leave=False)):
         x[i, ..., 0] = to_input(read_image_gray(_path_of(item)), size)
     if cache is not None:
-        from fetal_lib.io import atomic_path
 
         with atomic_path(cache) as tmp:
             with open(tmp, "wb") as fh:

@@ -25,6 +25,18 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.metrics.classification import classification_report, expected_calibration_error
+from fetal_lib.model_card import card_path, read_card
+from fetal_lib.model_card import common_fields
+from fetal_lib.model_card import load_keras
+from fetal_lib.model_card import save_keras
+from fetal_lib.names import checked_names
+from fetal_lib.networks.keras import names
+from fetal_lib.paths import build_dir
+from fetal_lib.training.keras_backend import inference_function
+from fetal_lib.us.arrays import read_for_classification
+from fetal_lib.us.arrays import to_input
+from fetal_lib.us.tasks import TASKS
 
 PREPROCESSING = "grey (luma), letterboxed to the input size (aspect ratio kept, zero padding centred, area interpolation), /255"
 HEAD_PREPROCESSING = ("grey (luma), /255; the fetal head found by the HC18 network (input.head_crop.finder) and a square box of "
@@ -35,8 +47,6 @@ TRAIN_HINT = "`fetal us train --task {task}` (or `fetal book --profile cpu --onl
 
 def default_model_path(task: str) -> Path:
     """``<build_dir>/models/us_<task>.keras`` (FetalInputError for an unknown task)."""
-    from fetal_lib.paths import build_dir
-    from fetal_lib.us.tasks import TASKS
 
     if task not in TASKS:
         raise FetalInputError(None, f"unknown task {task!r}; known: {', '.join(TASKS)}")
@@ -59,7 +69,6 @@ def column_name(class_name: str) -> str:
 def scores(logits: np.ndarray, y: np.ndarray, num_classes: int, temperature: float = 1.0, n_bins: int = 10) -> dict[str, float]:
     """Accuracy, balanced accuracy (mean recall over the classes present), top-label ECE and NLL of
     ``softmax(logits / temperature)`` against labels ``y`` (JSON-ready floats)."""
-    from fetal_lib.metrics.classification import classification_report, expected_calibration_error
 
     y = np.asarray(y, np.int64)
     prob = softmax(logits, temperature)
@@ -79,7 +88,6 @@ def parse_tta(tta: str | Sequence[str]) -> tuple[str, ...]:
     Raises:
         ValueError: an unknown view (the message lists the known ones).
     """
-    from fetal_lib.names import checked_names
 
     return tuple(checked_names(tta, TTA_VIEWS, "test-time view", " (or none)"))
 
@@ -127,7 +135,6 @@ class UsClassifier:
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes must be 2 or more distinct names, got {self.classes}")
         if arch is None:
-            from fetal_lib.networks.keras import names
 
             arch = getattr(model, "name", None) if getattr(model, "name", None) in names() else None
         self.arch = arch
@@ -166,11 +173,10 @@ class UsClassifier:
     def network_input(self, image: np.ndarray):
         """(the network input (rows, cols) float32 in [0, 1] of a uint8 grey image, the head ellipse or None):
         the letterboxed image, or the head crop (the letterboxed image where no head is found)."""
-        from fetal_lib.us.arrays import to_input
 
         if self.head_crop is None:
             return to_input(image, self.input_size), None
-        from fetal_lib.us.head_crop import head_input
+        from fetal_lib.us.head_crop import head_input  # deferred: imports scipy
 
         return head_input(image, self.finder, self.head_crop)
 
@@ -182,7 +188,6 @@ class UsClassifier:
         if len(x) == 0:
             return np.zeros((0, self.num_classes))
         if self._forward is None:
-            from fetal_lib.training.keras_backend import inference_function
 
             self._forward = inference_function(self.model)
 
@@ -203,7 +208,7 @@ class UsClassifier:
 
     def predict_images(self, ready: Sequence[tuple[Path, np.ndarray, list[str]]], batch_size: int = 32) -> list[dict]:
         """Rows (see :meth:`predict_paths`) of images read by :func:`read_images`."""
-        from fetal_lib.us.head_crop import NO_HEAD_WARNING
+        from fetal_lib.us.head_crop import NO_HEAD_WARNING  # deferred: imports scipy
 
         if not ready:
             return []
@@ -246,7 +251,6 @@ class UsClassifier:
         input, profile, provenance) plus ``task``, ``classes`` and ``inference`` (temperature,
         preprocessing). Without a registered ``arch`` the card's ``architecture`` is ``None``
         (the model file's own architecture is loaded)."""
-        from fetal_lib.model_card import common_fields
 
         input_spec = {"rows": self.input_size[0], "cols": self.input_size[1], "channels": 1, "range": [0.0, 1.0],
                       "preprocessing": PREPROCESSING if self.head_crop is None else HEAD_PREPROCESSING}
@@ -275,8 +279,7 @@ class UsClassifier:
         saved first, beside it (:func:`fetal_lib.us.head_crop.finder_path`), so that a card never
         names a missing file; a stale finder beside a whole-image classifier is removed.
         """
-        from fetal_lib.model_card import save_keras
-        from fetal_lib.us import head_crop
+        from fetal_lib.us import head_crop  # deferred: imports scipy
 
         card = dict(card or {})
         own = self.card_fields(str(card.get("profile", "custom")))
@@ -302,7 +305,6 @@ class UsClassifier:
                 missing or is not an ultrasound classifier's, its framework is not Keras, its task
                 is not ``task`` (naming both), or the model does not match its card.
         """
-        from fetal_lib.model_card import card_path, read_card
 
         if task is not None:
             default_model_path(task)  # unknown task -> FetalInputError listing the known ones
@@ -335,7 +337,7 @@ class UsClassifier:
             crop_section = spec.get("head_crop")
             crop = None
             if crop_section:
-                from fetal_lib.us.head_crop import HeadCropSpec
+                from fetal_lib.us.head_crop import HeadCropSpec  # deferred: imports scipy
 
                 crop = HeadCropSpec.from_dict(crop_section)
         except (KeyError, TypeError, ValueError) as exc:
@@ -343,7 +345,7 @@ class UsClassifier:
                                   f"({type(exc).__name__}: {exc})") from None
         finder = None
         if crop is not None:
-            from fetal_lib.us.head_crop import HeadFinder
+            from fetal_lib.us.head_crop import HeadFinder  # deferred: imports scipy
 
             finder_file = path.parent / str(crop_section.get("finder") or "")
             if not crop_section.get("finder") or not finder_file.is_file():
@@ -371,7 +373,6 @@ class UsClassifier:
 def read_images(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, np.ndarray, list[str]]], list[tuple[Path, str]]]:
     """Read image files for classification: ``[(path, uint8 grey image, warnings)]`` of the readable
     ones and ``[(path, problem)]`` of the others (:func:`fetal_lib.us.arrays.read_for_classification`)."""
-    from fetal_lib.us.arrays import read_for_classification
 
     ready, errors = [], []
     for p in paths:
@@ -392,8 +393,7 @@ def _load_network(path: Path, card: Mapping[str, Any]):
 
     import keras
 
-    from fetal_lib.model_card import load_keras
-    from fetal_lib.training.keras import configure
+    from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
     configure()
     architecture = card.get("architecture")
@@ -413,6 +413,5 @@ def _load_network(path: Path, card: Mapping[str, Any]):
 
 def classifier_archs() -> list[str]:
     """Registered Keras networks that classify (the registry minus chapter 1's U-Net)."""
-    from fetal_lib.networks.keras import names
 
     return [n for n in names() if n != "unet"]

@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from fetal_lib.data.splits import check_disjoint, grouped_kfold, grouped_split
+from fetal_lib.metrics.classification import classification_report
+from fetal_lib.metrics.uncertainty import bootstrap_ci
+from fetal_lib.paths import build_dir
 
 # Settings that change what a fold trains: a CV whose values differ is not the chapter's recipe.
 RECIPE_KEYS = ("arch_options", "input_rows", "input_cols", "epochs", "batch_size", "learning_rate", "augment", "tta",
@@ -39,7 +43,6 @@ def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]
     Raises:
         ValueError: fewer training-side groups than the folds and their inner splits need.
     """
-    from fetal_lib.data.splits import check_disjoint, grouped_kfold, grouped_split
 
     side = np.sort(np.concatenate([data.parts["train"], data.parts["val"]]))
     groups = [data.items[i].group for i in side]
@@ -79,8 +82,7 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
     """
     import pandas as pd
 
-    from fetal_lib.metrics.classification import classification_report
-    from fetal_lib.us.pipeline import run_model
+    from fetal_lib.us.pipeline import run_model  # looked up at call time: a test replaces it
 
     labels = list(range(len(data.classes)))
     rows, per_image = [], []
@@ -109,8 +111,6 @@ def cv_summary(result: CVResult, n_boot: int = 1000, seed: int = 0) -> dict[str,
     """Per architecture: pooled out-of-fold accuracy and balanced accuracy (balanced: with a 95 %
     bootstrap CI resampling groups), the spread of the fold figures; and the CV choice (the highest
     pooled balanced accuracy)."""
-    from fetal_lib.metrics.classification import classification_report
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     index = {c: i for i, c in enumerate(result.classes)}
     labels = list(range(len(result.classes)))
@@ -152,7 +152,6 @@ def summary_table(summary: dict[str, Any]):
 
 def results_dir(task: str, root: str | Path | None = None) -> Path:
     """``<build>/results/us_cv/<task>`` (``root``: the results folder instead of the build's)."""
-    from fetal_lib.paths import build_dir
 
     return Path(root) / "us_cv" / task if root is not None else build_dir() / "results" / "us_cv" / task
 

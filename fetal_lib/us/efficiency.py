@@ -33,6 +33,9 @@ import time
 from typing import Sequence
 
 import numpy as np
+from fetal_lib.training import keras as harness
+from fetal_lib.training.keras_backend import inference_function
+from fetal_lib.us.train import build_model, check_arrays, compile_model, sample_weights, training_batches
 
 
 def _graph(model):
@@ -149,7 +152,6 @@ def inference_ms_per_image(model, x: np.ndarray, warmup: int = 2, batch_size: in
     Raises:
         ValueError: no images, or a non-positive batch size or repeat count.
     """
-    from fetal_lib.training.keras_backend import inference_function
 
     x = np.asarray(x, np.float32)
     if len(x) == 0 or batch_size < 1 or repeats < 1:
@@ -181,14 +183,6 @@ def training_images_per_s(config, x: np.ndarray, y: np.ndarray, num_classes: int
         steps: timed optimiser steps (>= 1).
         warmup: untimed steps before them.
     """
-    from fetal_lib.training import keras as harness
-    from fetal_lib.us.train import (
-        build_model,
-        check_arrays,
-        compile_model,
-        sample_weights,
-        training_batches,
-    )
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -197,7 +191,7 @@ def training_images_per_s(config, x: np.ndarray, y: np.ndarray, num_classes: int
     model = build_model(config, num_classes, config.precision)
     compile_model(model, config)
     weights = sample_weights(y, num_classes, config.class_weight)
-    from fetal_lib.training.keras_batches import endless
+    from fetal_lib.training.keras_batches import endless  # deferred: imports keras
 
     batches = endless(training_batches(x, y, config, num_classes, weights))
 

@@ -6,6 +6,9 @@ beat chance (1/K for K classes) by :data:`FLOOR_MARGIN` is never deployed, by th
 from __future__ import annotations
 
 from typing import Any, Mapping
+from fetal_lib.metrics.classification import classification_report
+from fetal_lib.training.floor import BelowFloorError, failures
+from fetal_lib.training.floor import Floor
 
 #: A deployed classifier's validation balanced accuracy must be at least 1/K + FLOOR_MARGIN.
 FLOOR_MARGIN = 0.1
@@ -17,7 +20,6 @@ ADVICE = "Chance is 1/K; train longer (--set epochs=N), check the data (`fetal d
 
 def deployment_floor(n_classes: int):
     """The :class:`~fetal_lib.training.floor.Floor` of a ``n_classes``-class classifier."""
-    from fetal_lib.training.floor import Floor
 
     if n_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
@@ -27,7 +29,6 @@ def deployment_floor(n_classes: int):
 def validation_balanced_accuracy(run: Any) -> float:
     """Balanced accuracy of a :class:`fetal_lib.us.pipeline.ModelRun` on its validation split
     (calibrated logits; the temperature does not change which class wins)."""
-    from fetal_lib.metrics.classification import classification_report
 
     labels = list(range(len(run.classes)))
     predicted = run.probabilities(True, "val").argmax(axis=1)
@@ -43,7 +44,6 @@ def check_deployable(runs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Check every task's chosen run (task -> ModelRun) against its floor before any is saved.
 
     Returns task -> {"value", "floor"}; raises ``BelowFloorError`` naming every task below it."""
-    from fetal_lib.training.floor import BelowFloorError, failures
 
     out, broken, names = {}, [], []
     for task, run in runs.items():

@@ -29,6 +29,13 @@ import numpy as np
 from fetal_lib.errors import FetalInputError
 from fetal_lib.io import file_sha256
 from fetal_lib.metrics.biometry import Ellipse
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.io import atomic_path
+from fetal_lib.model_card import card_path
+from fetal_lib.model_card import read_card, save_keras
+from fetal_lib.us.arrays import _path_of
+from fetal_lib.us.arrays import cache_key as image_key
+from fetal_lib.us.arrays import to_input
 
 #: A fitted head whose major axis (2a) is shorter than this fraction of the image's shorter side is not taken as a head.
 MIN_HEAD_FRACTION = 0.15
@@ -127,7 +134,7 @@ class HeadFinder:
         Raises:
             FetalInputError: the model is missing (says how to make one) or unreadable.
         """
-        from fetal_lib.hc.measure import HCModel, default_model_path
+        from fetal_lib.hc.measure import HCModel, default_model_path  # deferred: imports scipy
 
         path = Path(path) if path else default_model_path()
         if not path.is_file():
@@ -138,7 +145,7 @@ class HeadFinder:
 
     def find(self, image: np.ndarray) -> Ellipse | None:
         """The fitted head ellipse (original pixels) of a uint8 grey image, or None (no plausible head)."""
-        from fetal_lib.hc.postprocess import NoHeadFound
+        from fetal_lib.hc.postprocess import NoHeadFound  # deferred: imports scipy
 
         try:
             ellipse = self.hc_model.fit(self.hc_model.probability(image)).ellipse
@@ -155,7 +162,6 @@ def head_input(image: np.ndarray, finder: HeadFinder, spec: HeadCropSpec) -> tup
     """(network input (size, size) float32 in [0, 1], the head found or None).
 
     Without a head the whole image is letterboxed to (size, size)."""
-    from fetal_lib.us.arrays import to_input
 
     ellipse = finder.find(image)
     if ellipse is None:
@@ -165,7 +171,6 @@ def head_input(image: np.ndarray, finder: HeadFinder, spec: HeadCropSpec) -> tup
 
 def cache_key(items: Sequence[Any], spec: HeadCropSpec, finder: HeadFinder) -> str:
     """Key of cached crops: the images' key (:func:`fetal_lib.us.arrays.cache_key`), the spec and the finder's SHA-256."""
-    from fetal_lib.us.arrays import cache_key as image_key
 
     text = f"{image_key(items, (spec.size, spec.size))}|{spec.margin!r}|{spec.align}|{finder.sha256}|{CACHE_VERSION}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -182,8 +187,6 @@ def load_head_arrays(items: Sequence[Any], finder: HeadFinder, spec: HeadCropSpe
     """
     from tqdm import tqdm
 
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.us.arrays import _path_of
 
     items = list(items)
     cache = None
@@ -203,7 +206,6 @@ def load_head_arrays(items: Sequence[Any], finder: HeadFinder, spec: HeadCropSpe
         x[i, ..., 0], ellipse = head_input(read_image_gray(_path_of(item)), finder, spec)
         found[i] = ellipse is not None
     if cache is not None:
-        from fetal_lib.io import atomic_path
 
         with atomic_path(cache) as tmp:
             with open(tmp, "wb") as fh:
@@ -220,7 +222,6 @@ def finder_path(model_path: str | Path) -> Path:
 def save_finder(finder: HeadFinder, path: str | Path) -> HeadFinder:
     """Save the finder's network with its card at ``path`` (the classifier then needs no other file)
     and return the finder of the saved copy (its SHA-256 is the copy's)."""
-    from fetal_lib.model_card import read_card, save_keras
 
     original = dict(read_card(finder.path) or {}) if finder.path is not None else {}
     original.pop("cascade", None)  # the first stage only: a head crop needs no second look
@@ -233,7 +234,6 @@ def save_finder(finder: HeadFinder, path: str | Path) -> HeadFinder:
 
 def remove_finder(model_path: str | Path) -> None:
     """Remove a stale finder (and its card) beside a classifier saved without a head crop."""
-    from fetal_lib.model_card import card_path
 
     path = finder_path(model_path)
     card = card_path(path)

@@ -21,20 +21,30 @@ from fetal_lib.networks.parameters import count_parameters
 from fetal_lib.paths import shown
 from fetal_lib.us.spec import SPEC
 from fetal_lib.us.tasks import load_task
+from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.metrics.classification import classification_report, expected_calibration_error
+from fetal_lib.metrics.uncertainty import bootstrap_ci
+from fetal_lib.names import split_names as split
+from fetal_lib.training import precision as precision_mod
+from fetal_lib.us.arrays import load_arrays
+from fetal_lib.us.calibration import fit_temperature
+from fetal_lib.us.classifier import parse_tta
+from fetal_lib.us.classifier import tta_logits
+from fetal_lib.us.efficiency import flops
+from fetal_lib.us.floor import validation_balanced_accuracy
+from fetal_lib.us.train import UsTrainConfig
 
 CHAPTER = "us_classification"
 
 
 def profile_settings(profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The chapter's knobs as ``profiles/<profile>.yaml`` ``us_classification:`` sets them, then ``overrides``."""
-    from fetal_lib.config.profiles import chapter_knobs
 
     return chapter_knobs(SPEC, profile, overrides)
 
 
 def split_names(text: str | Sequence[str]) -> list[str]:
     """``"a,b"`` -> ``["a", "b"]`` (:func:`fetal_lib.names.split_names`)."""
-    from fetal_lib.names import split_names as split
 
     return split(text)
 
@@ -42,7 +52,7 @@ def split_names(text: str | Sequence[str]) -> list[str]:
 def head_crop_spec(settings: dict[str, Any], task: str):
     """The :class:`~fetal_lib.us.head_crop.HeadCropSpec` of ``task`` under ``settings``, or None
     (the task is not in ``head_crop_tasks``: whole images)."""
-    from fetal_lib.us.head_crop import HeadCropSpec
+    from fetal_lib.us.head_crop import HeadCropSpec  # deferred: imports scipy
 
     if task not in split_names(settings.get("head_crop_tasks") or ""):
         return None
@@ -65,7 +75,7 @@ def head_finder(settings: dict[str, Any]):
     Raises:
         FetalInputError: the model is missing (says how to make it) or unreadable.
     """
-    from fetal_lib.us.head_crop import HeadFinder
+    from fetal_lib.us.head_crop import HeadFinder  # deferred: imports scipy
 
     return HeadFinder.load(str(settings.get("head_finder") or "") or None)
 
@@ -77,8 +87,7 @@ def load_inputs(items, settings: dict[str, Any], cache_dir=None, finder=None, pr
     Raises:
         ValueError: a head-cropped task without a ``finder``.
     """
-    from fetal_lib.us.arrays import load_arrays
-    from fetal_lib.us.head_crop import HeadCropSpec, load_head_arrays
+    from fetal_lib.us.head_crop import HeadCropSpec, load_head_arrays  # deferred: imports scipy
 
     if settings.get("head_crop") is None:
         return load_arrays(items, (int(settings["input_rows"]), int(settings["input_cols"])), cache_dir, progress), None
@@ -89,14 +98,12 @@ def load_inputs(items, settings: dict[str, Any], cache_dir=None, finder=None, pr
 
 def precision_choice(settings: dict[str, Any], flags=None):
     """The Keras training precision the ``precision`` knob resolves to where Keras computes (its GPU, else this CPU or ``flags``)."""
-    from fetal_lib.training import precision as precision_mod
 
     return precision_mod.resolve_for_keras(str(settings["precision"]), flags, xla=bool(settings.get("jit_compile")))
 
 
 def train_config(settings: dict[str, Any], arch: str, seed: int = 0):
     """The :class:`~fetal_lib.us.train.UsTrainConfig` of ``arch`` under ``settings`` (every model the same epochs)."""
-    from fetal_lib.us.train import UsTrainConfig
 
     return UsTrainConfig(
         arch=arch,
@@ -150,7 +157,6 @@ class ModelRun:
 
 def _predict_logits(model, x: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.ndarray, float]:
     """Logits (with the test-time views of ``tta`` averaged in) and the milliseconds per image."""
-    from fetal_lib.us.classifier import tta_logits
 
     t0 = time.perf_counter()
     out = tta_logits(lambda v: np.asarray(model.predict(v, batch_size=32, verbose=0), float), x, tta)
@@ -161,10 +167,8 @@ def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arc
               progress: bool = False) -> ModelRun:
     """Train ``arch`` on ``data``'s train part, keep the epoch its checkpoint rule chooses on validation, fit the temperature on
     validation, and predict the test part (``arrays``: part -> (N, rows, cols, 1) images)."""
-    from fetal_lib.us.calibration import fit_temperature
-    from fetal_lib.us.train import train
+    from fetal_lib.us.train import train  # looked up at call time: a test replaces it
 
-    from fetal_lib.us.classifier import parse_tta
 
     config = train_config(settings, arch, seed)
     tta = parse_tta(settings.get("tta") or ())
@@ -182,8 +186,6 @@ def scores(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Test figures of one model: accuracy, balanced accuracy, macro precision/recall/F1, macro AUC
     (each with a bootstrap 95 % CI resampling whole groups: patients or source images), ECE before
     and after the temperature, and the per-class report."""
-    from fetal_lib.metrics.classification import classification_report, expected_calibration_error
-    from fetal_lib.metrics.uncertainty import bootstrap_ci
 
     k = len(run.classes)
     labels = list(range(k))
@@ -226,7 +228,6 @@ def scores(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
 
 def efficiency(run: ModelRun) -> dict[str, Any]:
     """Parameters, FLOPs per image, training images/s and inference ms per image of one trained model."""
-    from fetal_lib.us.efficiency import flops
 
     rows, cols = run.config.input_size
     return {"task": run.task, "model": run.arch, "parameters": int(count_parameters(run.fit.model)),
@@ -272,7 +273,6 @@ def per_class_table(s: dict[str, Any], classes: Sequence[str]):
 
 def best_model(all_scores: Sequence[dict[str, Any]], task: str, runs: dict) -> str:
     """The model deployed for ``task``: the highest balanced accuracy on the VALIDATION split (test decides nothing)."""
-    from fetal_lib.us.floor import validation_balanced_accuracy
 
     best, best_value = None, -math.inf
     for (t, arch), run in runs.items():

@@ -9,6 +9,20 @@ import numpy as np
 
 from fetal_lib.us.cross_validation import input_label
 from fetal_lib.us.floor import deployment_rows
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.explain.gradcam_keras import gradcam
+from fetal_lib.explain.overlay import overlay
+from fetal_lib.explain.targets import Target
+from fetal_lib.figures.classification import _auc_ci
+from fetal_lib.metrics.classification import confusion_matrix
+from fetal_lib.metrics.classification import expected_calibration_error, reliability_bins
+from fetal_lib.metrics.classification import multiclass_roc
+from fetal_lib.networks.keras.xception import XCEPTION_WIDTHS, is_full_size, scaled_width
+from fetal_lib.training.checkpoint import smoothed_scores
+from fetal_lib.us.classifier import UsClassifier, default_model_path
+from fetal_lib.us.floor import floor_status
+from fetal_lib.us.train import METRIC
+from fetal_lib.us.train import gradcam_layer
 
 
 def split_table(datasets: Mapping[str, Any]):
@@ -43,7 +57,6 @@ def results_sentence(results, tasks: Sequence[str]) -> str:
 def xception_sentence(options: Mapping[str, Any], weights_path: str | None) -> str:
     """Which Xception the chapter trains: its size (Keras's full network, or the reduced width and
     middle-flow depth of ``options``) and its initial weights."""
-    from fetal_lib.networks.keras.xception import XCEPTION_WIDTHS, is_full_size, scaled_width
 
     width, middle = float(options.get("width", 1.0)), int(options.get("middle_blocks", 8))
     if is_full_size(options):
@@ -74,8 +87,6 @@ def validation_curves_figure(tasks: Sequence[str], runs: Mapping[tuple[str, str]
     and the epoch its checkpoint kept (a star on the thin line)."""
     from matplotlib.ticker import MaxNLocator
 
-    from fetal_lib.training.checkpoint import smoothed_scores
-    from fetal_lib.us.train import METRIC
 
     fig, axes = _panels(len(tasks), 4.6, 3.6)
     for ax, task in zip(axes, tasks):
@@ -99,8 +110,6 @@ def validation_curves_figure(tasks: Sequence[str], runs: Mapping[tuple[str, str]
 
 def roc_figure(task: str, classes: Sequence[str], runs: Mapping[str, Any], seed: int = 0, n_boot: int = 200):
     """One panel per model: ROC curves per class (one against the rest) with AUC and its group-bootstrap CI."""
-    from fetal_lib.figures.classification import _auc_ci
-    from fetal_lib.metrics.classification import multiclass_roc
 
     fig, axes = _panels(len(runs))
     labels = list(range(len(classes)))
@@ -124,7 +133,6 @@ def roc_figure(task: str, classes: Sequence[str], runs: Mapping[str, Any], seed:
 
 def confusion_figure(task: str, classes: Sequence[str], runs: Mapping[str, Any]):
     """One confusion matrix per model (rows: true class, columns: predicted), test split."""
-    from fetal_lib.metrics.classification import confusion_matrix
 
     fig, axes = _panels(len(runs), 4.2, 3.9)
     for ax, (arch, run) in zip(axes, runs.items()):
@@ -141,7 +149,6 @@ def confusion_figure(task: str, classes: Sequence[str], runs: Mapping[str, Any])
 
 def reliability_figure(task: str, runs: Mapping[str, Any], n_bins: int = 10):
     """Observed accuracy against confidence per model, before (grey) and after (blue) the temperature, with ECE."""
-    from fetal_lib.metrics.classification import expected_calibration_error, reliability_bins
 
     fig, axes = _panels(len(runs), 4.0, 3.8)
     for ax, (arch, run) in zip(axes, runs.items()):
@@ -195,10 +202,6 @@ def gradcam_figure(task: str, data, runs: Mapping[str, Any], x_test: np.ndarray)
     """Rows: models; columns: the cases of :func:`gradcam_cases` of the first model (the same images for all)."""
     import matplotlib.pyplot as plt
 
-    from fetal_lib.explain.gradcam_keras import gradcam
-    from fetal_lib.explain.overlay import overlay
-    from fetal_lib.explain.targets import Target
-    from fetal_lib.us.train import gradcam_layer
 
     first = next(iter(runs.values()))
     cases = gradcam_cases(first)
@@ -245,8 +248,7 @@ def head_crop_figure(task: str, data, finder, spec, per_class: int = 2):
     import cv2
     import matplotlib.pyplot as plt
 
-    from fetal_lib.data.imaging import read_image_gray
-    from fetal_lib.us.head_crop import head_input
+    from fetal_lib.us.head_crop import head_input  # deferred: imports scipy
 
     picks = []
     for c in data.classes:
@@ -290,9 +292,7 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
     A task whose chosen model is below the floor is not saved (its previously deployed model, if any,
     stays); the others are, so one weak task does not hold back the rest. Returns (task -> saved
     path, task -> {"arch", "value", "floor"} of the refused ones)."""
-    from fetal_lib.us.classifier import UsClassifier, default_model_path
-    from fetal_lib.us.floor import floor_status
-    from fetal_lib.us.head_crop import HeadCropSpec
+    from fetal_lib.us.head_crop import HeadCropSpec  # deferred: imports scipy
 
     floors, refused = {}, {}
     for task, arch in chosen.items():

@@ -43,6 +43,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from fetal_lib.errors import FetalInputError
+from fetal_lib.data import fetal_brain_anomaly_16class as a16
+from fetal_lib.data import fetal_brain_anomaly_us as au
+from fetal_lib.data import fetal_planes
+from fetal_lib.data.imaging import read_image_gray
+from fetal_lib.data.sources import SOURCES, holds_dataset, resolve
+from fetal_lib.data.splits import check_disjoint, grouped_split
+from fetal_lib.paths import data_root
 
 TASKS = ("planes", "brain_planes", "anomaly", "anomaly_type", "anomaly16")
 #: One line per task (for ``--help`` and the chapter).
@@ -175,7 +182,6 @@ def _thumbnail_bank(paths: Sequence[Path], size: int = 24) -> tuple[np.ndarray, 
     """Per image: its z-scored thumbnail (N, D) and those of its 8 flips/quarter turns (N, 8, D)."""
     import cv2
 
-    from fetal_lib.data.imaging import read_image_gray
 
     base = np.zeros((len(paths), size * size), np.float32)
     views = np.zeros((len(paths), 8, size * size), np.float32)
@@ -273,8 +279,6 @@ def _merge_duplicates(paths: list[Path], labels: list[str], groups: list[str], s
 
 
 def _resolve(task: str, data_dir, data_source: str):
-    from fetal_lib.data.sources import SOURCES, holds_dataset, resolve
-    from fetal_lib.paths import data_root
 
     name = DATASET_OF[task]
     if task == "anomaly16" and data_source in ("auto", "real"):
@@ -293,7 +297,6 @@ def _resolve(task: str, data_dir, data_source: str):
 
 
 def _planes(root: Path, task: str, notes: list[str]):
-    from fetal_lib.data import fetal_planes
 
     records = fetal_planes.load(root)
     kept, items = [], []
@@ -326,7 +329,6 @@ def _planes(root: Path, task: str, notes: list[str]):
 
 
 def _anomaly(root: Path, task: str, min_type_groups: int, merge_duplicates: bool, notes: list[str]):
-    from fetal_lib.data import fetal_brain_anomaly_us as au
 
     records = au.load(root)
     unlabelled = [r for r in records if r.label is None]
@@ -371,7 +373,6 @@ def _anomaly(root: Path, task: str, min_type_groups: int, merge_duplicates: bool
 
 
 def _anomaly16(root: Path, merge_duplicates: bool, notes: list[str]):
-    from fetal_lib.data import fetal_brain_anomaly_16class as a16
 
     records = a16.load(root)
     labels = [r.label for r in records]
@@ -425,7 +426,6 @@ def load_task(
             ``data_source="real"``; ``anomaly16`` without its export (unless ``"phantom"``);
             too few groups to split.
     """
-    from fetal_lib.data.splits import check_disjoint, grouped_split
 
     if task not in TASKS:
         raise FetalInputError(None, f"unknown task {task!r}; known: {', '.join(TASKS)}")

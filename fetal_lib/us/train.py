@@ -41,6 +41,18 @@ from typing import Any
 import numpy as np
 
 from fetal_lib.training.keras import FitResult
+from fetal_lib.metrics.classification import classification_report
+from fetal_lib.networks.keras import REGISTRY
+from fetal_lib.networks.keras import create
+from fetal_lib.networks.keras import names, xception
+from fetal_lib.training import keras as harness
+from fetal_lib.training import keras_backend
+from fetal_lib.training.checkpoint import check_mode
+from fetal_lib.training.config import TrainConfig as LoopConfig
+from fetal_lib.training.keras import dtype_policy
+from fetal_lib.training.keras import uses_xla
+from fetal_lib.transforms.augment import AugmentConfig
+from fetal_lib.transforms.augment import augment_image as augment_one
 
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras names of the training precisions
 CLASS_WEIGHTS = ("balanced", "none")
@@ -83,8 +95,6 @@ class UsTrainConfig:
     checkpoint: str = "smoothed"
 
     def __post_init__(self) -> None:
-        from fetal_lib.networks.keras import names, xception
-        from fetal_lib.training.checkpoint import check_mode
 
         self.input_size = tuple(int(s) for s in self.input_size)
         self.options = dict(self.options or {})
@@ -125,7 +135,6 @@ class UsTrainConfig:
 
     def loop_config(self):
         """What the harness's loop needs (:class:`fetal_lib.training.config.TrainConfig`)."""
-        from fetal_lib.training.config import TrainConfig as LoopConfig
 
         return LoopConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, lr_floor=LR_FLOOR,
                           time_budget_s=self.time_budget_s, precision="bfloat16" if self.precision == "mixed_bfloat16" else self.precision,
@@ -152,7 +161,6 @@ def _jsonable(value: Any) -> Any:
 def augment_config():
     """The :class:`~fetal_lib.transforms.augment.AugmentConfig` of the classifiers: horizontal flips only,
     rotation +-10 degrees, chapter 1's scaling (0.9-1.1), shift (5 %) and intensity ranges."""
-    from fetal_lib.transforms.augment import AugmentConfig
 
     return AugmentConfig(flip_lr=True, flip_ud=False, rotation_deg=10.0)
 
@@ -164,7 +172,6 @@ def gradcam_layer(arch: str) -> str:
     """The name of the layer Grad-CAM explains in network ``arch`` (its module's ``GRADCAM_LAYER``)."""
     import importlib
 
-    from fetal_lib.networks.keras import REGISTRY
 
     module = importlib.import_module(REGISTRY.entry(arch).factory.split(":")[0])
     try:
@@ -177,8 +184,6 @@ def build_model(config: UsTrainConfig, num_classes: int, precision: str = "float
     """The (uncompiled) network of ``config`` for ``num_classes`` classes, its layers computing in
     ``precision`` (the logits are float32 either way). ``load_weights=False`` skips ``weights_path``
     (the float32 rebuild at the end of training gets the trained weights anyway)."""
-    from fetal_lib.networks.keras import create
-    from fetal_lib.training.keras import dtype_policy
 
     options = dict(config.options)
     if config.weights_path is not None and load_weights:
@@ -192,7 +197,6 @@ def compile_model(model, config: UsTrainConfig) -> None:
     XLA as :func:`fetal_lib.training.keras.uses_xla` says."""
     import keras
 
-    from fetal_lib.training.keras import uses_xla
 
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=float(config.label_smoothing))
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, jit_compile=uses_xla(config.loop_config()))
@@ -225,7 +229,6 @@ def augment_image(image: np.ndarray, config=None, rng: np.random.Generator | Non
     ``config``: an :class:`~fetal_lib.transforms.augment.AugmentConfig` (default: :func:`augment_config`);
     ``rng``: the generator of the draws (default: a fresh unseeded one).
     """
-    from fetal_lib.transforms.augment import augment_image as augment_one
 
     return augment_one(np.asarray(image, np.float32), augment_config() if config is None else config,
                        np.random.default_rng() if rng is None else rng)
@@ -240,7 +243,7 @@ def training_batches(x: np.ndarray, y: np.ndarray, config: UsTrainConfig, num_cl
     compiled step compiles once; with fewer images than ``batch_size``, one short batch.
     ``augment`` defaults to ``config.augment``.
     """
-    from fetal_lib.training.keras_batches import ShuffledBatches
+    from fetal_lib.training.keras_batches import ShuffledBatches  # deferred: imports keras
 
     onehot = np.eye(num_classes, dtype=np.float32)[np.asarray(y).astype(int).ravel()]
     aug = None
@@ -276,7 +279,6 @@ def predict_logits(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     """Mean recall over the classes present in ``y_true`` (as :func:`fetal_lib.metrics.classification.classification_report`)."""
-    from fetal_lib.metrics.classification import classification_report
 
     return float(classification_report(np.asarray(y_true).ravel(), np.asarray(y_pred).ravel(), labels=list(range(num_classes)))["balanced_accuracy"])
 
@@ -306,7 +308,6 @@ def train(
     Raises:
         ValueError: arrays that do not fit the config or the class count (before anything is built).
     """
-    from fetal_lib.training import keras as harness
 
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
@@ -316,7 +317,6 @@ def train(
     harness.configure(threads=loop.threads, seed=config.seed)
     model = build_model(config, num_classes, config.precision)
     weights = sample_weights(y_train, num_classes, config.class_weight)
-    from fetal_lib.training import keras_backend
 
     batches = training_batches(x_train, y_train, config, num_classes, weights, workers=keras_backend.loader_workers())
     compile_model(model, config)

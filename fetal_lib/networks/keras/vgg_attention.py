@@ -80,7 +80,7 @@ def _plane_branch(x, plane: str, widths: Sequence[int], batch_norm: bool, imagen
     """One plane's backbone and attention; returns the attended, pooled, flattened features."""
     from keras import layers
 
-    from fetal_lib.networks.keras.scale_shift import ScaleShift
+    from fetal_lib.networks.keras.scale_shift import ScaleShift  # deferred: imports keras
 
     if imagenet:
         x = ScaleShift(255.0, offset=-IMAGENET_MEAN, name=f"{plane}_imagenet_scale")(x)
@@ -147,7 +147,7 @@ def create(
     if dropout > 0:
         x = layers.Dropout(float(dropout), name="dropout")(x)
     x = layers.Dense(1, dtype="float32", kernel_initializer="zeros", name="unit")(x)
-    from fetal_lib.networks.keras.scale_shift import ScaleShift
+    from fetal_lib.networks.keras.scale_shift import ScaleShift  # deferred: imports keras
 
     out = ScaleShift(float(target_sd_days), offset=float(target_mean_days), dtype="float32", name=OUTPUT)(x)
     model = keras.Model(inputs, out, name=name)

@@ -107,7 +107,7 @@ def create(
                                 "give the path of a local copy, or none for random weights)")
 
     inputs = keras.Input(shape=(rows, cols, channels), name="image")
-    from fetal_lib.networks.keras.scale_shift import ScaleShift
+    from fetal_lib.networks.keras.scale_shift import ScaleShift  # deferred: imports keras
 
     x = ScaleShift(2.0, offset=-1.0, name="to_xception_range")(inputs)  # [0, 1] -> [-1, 1]
     if channels == 1:
