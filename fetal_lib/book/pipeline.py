@@ -31,6 +31,10 @@ from fetal_lib.paths import BOOK_DIR, NOTEBOOK_DIR, PROFILE_DIR, build_dir
 from fetal_lib.book.chapters import discover
 
 
+# What the site's own pages need and a machine that only executes chapters may lack.
+SITE_PACKAGES = ("docutils", "sphinx", "myst_parser", "myst_nb", "jupyter_book")
+
+
 @dataclass
 class PipelineReport:
     """What ran: executed chapter ids with seconds, reused ones, failures with their message, the book index."""
@@ -254,8 +258,16 @@ def run(
         report.index_html = build_book(book_dir, results_root, quiet=quiet)
         _log(f"fetal book: built in {time.perf_counter() - t0:.1f} s -> {report.index_html}", quiet)
     else:
-        write_generated(book_dir, results_root)
-        write_toc(book_dir)
+        try:
+            write_generated(book_dir, results_root)
+            write_toc(book_dir)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in SITE_PACKAGES:
+                raise
+            # a machine without the site's tools (a GPU machine has no Sphinx): the chapters are what it is for,
+            # and `fetal book --import-executed` writes these pages where the site is built
+            _log(f"fetal book: the site's pages are not written here ({(exc.name or '').split('.')[0]} is not installed); "
+                 "`fetal book --import-executed DIR` builds them from these chapters on a machine with jupyter-book", quiet)
     _log(f"fetal book: total {time.perf_counter() - t_start:.1f} s", quiet)
     return report
 

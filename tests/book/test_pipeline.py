@@ -112,3 +112,18 @@ def test_require_real_fails_a_build_that_fell_back_to_a_phantom(tree):
     assert (tree / "build" / "results" / "data" / "metrics.json").is_file()  # its results stay
     (tree / "notebooks" / "00_data.py").write_text(GOOD)  # no dataset at all: nothing to fall back from
     assert run_tree(tree, require_real=True).ok
+
+
+@pytest.mark.slow
+def test_executing_without_a_site_build_needs_no_sphinx(tree, monkeypatch, capsys):
+    """A GPU machine has no Sphinx: `fetal book --no-build` there ran the chapter, then failed writing the
+    site's pages (docutils). The chapter is what that machine is for; the pages are written where it is imported."""
+    from tiny_chapters import FINISHING
+
+    (tree / "notebooks" / "00_data.py").write_text(FINISHING)
+    for name in ("docutils", "docutils.nodes"):
+        monkeypatch.setitem(sys.modules, name, None)  # import docutils now raises ModuleNotFoundError
+    report = run_tree(tree, quiet=False)
+    assert report.ok and [cid for cid, _ in report.executed] == ["data"]
+    assert (tree / "book" / "chapters" / "00_data.ipynb").is_file()
+    assert "the site's pages are not written here (docutils is not installed)" in capsys.readouterr().err

@@ -18,14 +18,28 @@ stamp() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$OUT/summary.txt"; 
 nvidia-smi --query-gpu=name,memory.total,compute_cap,driver_version --format=csv > "$OUT/nvidia-smi.txt" 2>&1
 python3 -c "import torch, keras; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'keras', keras.__version__, keras.backend.backend())" \
   >> "$OUT/nvidia-smi.txt" 2>&1
+# prepare.sh's FETAL_PLANES_DB subset copies the whole Roboflow index, which the loader refuses (an image listed but
+# absent): keep the index rows of the images that came (the subset is whole patients).
+python3 - <<'PY'
+import csv, pathlib
+root = pathlib.Path(".gpu/data/fetal_planes")
+index = root / "roboflow_export_index.csv"
+if index.is_file():
+    rows = list(csv.DictReader(index.open(newline="")))
+    kept = [r for r in rows if (root / "images" / r["image"]).is_file()]
+    with index.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\r\n")
+        w.writeheader(); w.writerows(kept)
+    print(f"FETAL_PLANES_DB index: {len(kept)} of {len(rows)} rows kept (the subset's images)")
+PY
 # The full profile, shortened: fewer epochs (and diffusion sampling steps); everything else as the book runs it there.
 declare -A SETS=(
-  [hc18]="--set epochs=10 --set second_epochs=4 --set audit_epochs=2"
-  [seg_benchmark]="--set epochs=2 --set ddim_steps=5 --set diffusion_samples=2"
+  [hc18]="--set second_epochs=10 --set audit_epochs=5"
+  [seg_benchmark]="--set epochs=3 --set ddim_steps=5 --set diffusion_samples=2"
   [us_classification]="--set epochs=2"
   [fetal_mri_ga]="--set epochs=3 --set samples_per_volume=8"
 )
-declare -A LIMIT=([hc18]=240 [seg_benchmark]=150 [us_classification]=150 [fetal_mri_ga]=400)
+declare -A LIMIT=([hc18]=200 [seg_benchmark]=200 [us_classification]=150 [fetal_mri_ga]=400)
 for ch in ${CHAPTERS//,/ }; do
   s=$(date +%s)
   # shellcheck disable=SC2086
