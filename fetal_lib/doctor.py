@@ -8,9 +8,16 @@ others are still measured.
 The predictions are measured, not looked up: each chapter's main networks train for a few
 batches on this machine (:func:`fetal_lib.bench.hc.bench_training`,
 :func:`fetal_lib.bench.brain_age.bench_training`), and the profile's epochs and the data's image
-counts turn the rates into training time. What a chapter does besides training (evaluation,
-figures) is added from its last run on this machine when ``<build>/results/<chapter>/metrics.json``
-holds one of the same profile; otherwise it is said to be unknown.
+counts turn the rates into training time. The whole chapter's time is then predicted from a
+reference: ``profiles/measured_times.json`` holds, per profile and chapter, a measured run (its wall
+and training seconds) and the rates ``fetal doctor`` measured on the same machine
+(``fetal doctor --save-reference`` writes it after a ``make book``). Here
+
+* training: the rates' prediction times the reference's measured/predicted training ratio (what the
+  few timed batches miss: validation passes, the first epoch's compilation, the second stage);
+* other work (data, evaluation, figures): from this machine's last run of the chapter with the same
+  profile (``<build>/results/<chapter>/metrics.json``) when there is one, else the reference's, scaled
+  by how much slower or faster this machine trained the same networks (geometric mean of the rates).
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
+from fetal_lib.machine import thread_count
 from fetal_lib.training import precision as precision_mod
 from fetal_lib.book.chapters import spec_of
 from fetal_lib.config.profiles import chapter_knobs
@@ -27,7 +37,7 @@ from fetal_lib.data import fetal_brain_atlases
 from fetal_lib.data.sources import resolve
 from fetal_lib.devices import gpu_info
 from fetal_lib.hc import pipeline as hc_pipeline
-from fetal_lib.paths import build_dir
+from fetal_lib.paths import PROFILE_DIR, build_dir
 from fetal_lib.training import keras_backend
 from fetal_lib.training import torch as harness
 from fetal_lib.us.tasks import load_task
@@ -35,6 +45,7 @@ from fetal_lib.us.train import build_model
 
 
 DETECT = "detect"
+REFERENCE = PROFILE_DIR / "measured_times.json"
 
 
 def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETECT, keras_choice: Any = DETECT) -> dict[str, Any]:
@@ -61,7 +72,7 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETEC
         "cpu_usable": usable,
         "flags": {f: f in flags for f in precision_mod.REPORTED_FLAGS},
         "native_bf16": precision_mod.native_bf16(flags),
-        "threads": 2,  # what the chapters' CPU work uses (TensorFlow intra-op, torch.set_num_threads)
+        "threads": thread_count(2),  # what the chapters' CPU work uses (TensorFlow intra-op, torch.set_num_threads)
         "gpu": None if gpu is None else gpu.to_dict(),
         "torch_device": "cuda" if gpu is not None else "cpu",  # the PyTorch chapters' device auto
         "keras_backend": backend,
@@ -105,16 +116,21 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     audit = bench_training(pipeline.train_config(settings, audit=True), records, 32, 16)
     seconds = (int(settings["epochs"]) * n_train / main["train_images_per_s"]
                + 3 * int(settings["audit_epochs"]) * n_train / audit["train_images_per_s"])
-    return {
-        "data": data.source.describe(),
-        "networks": {
-            "main U-Net": {**_rate(main["train_images_per_s"], "images/s"), "epochs": int(settings["epochs"]), "images_per_epoch": n_train,
-                           "input": main["input_shape"], "precision": main["precision"]},
-            "audit arms (x3)": {**_rate(audit["train_images_per_s"], "images/s"), "epochs": int(settings["audit_epochs"]),
-                                "images_per_epoch": n_train, "input": audit["input_shape"], "precision": audit["precision"]},
-        },
-        "training_s": seconds,
+    networks = {
+        "main U-Net": {**_rate(main["train_images_per_s"], "images/s"), "epochs": int(settings["epochs"]), "images_per_epoch": n_train,
+                       "input": main["input_shape"], "precision": main["precision"]},
+        "audit arms (x3)": {**_rate(audit["train_images_per_s"], "images/s"), "epochs": int(settings["audit_epochs"]),
+                            "images_per_epoch": n_train, "input": audit["input_shape"], "precision": audit["precision"]},
     }
+    if settings.get("second_stage"):  # the cascade's second U-Net, on bands of the training images (one per image an epoch)
+        from fetal_lib.hc import second_stage  # local: loads the band sampler and the cascade (Keras)
+
+        band = second_stage.band_config(settings)
+        second = bench_training(second_stage.train_config(settings, 0, band), records, 32, 16)
+        seconds += int(settings["second_epochs"]) * n_train / second["train_images_per_s"]
+        networks["second stage"] = {**_rate(second["train_images_per_s"], "bands/s"), "epochs": int(settings["second_epochs"]),
+                                    "images_per_epoch": n_train, "input": second["input_shape"], "precision": second["precision"]}
+    return {"data": data.source.describe(), "networks": networks, "training_s": seconds}
 
 
 def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
@@ -210,11 +226,15 @@ def fetal_mri_ga_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     n_volumes = sum(1 for r in fetal_brain_atlases.load(source.root) if r.srr_path is not None)
     config = pipeline.train_config(settings)
     rate = bench_training(config)["train_samples_per_s"]
+    from fetal_lib.ga_mri.train import CURVE_SAMPLES  # local: imports the Keras harness
+
     per_epoch = training_samples_per_epoch_total(n_volumes, int(settings["samples_per_volume"]), int(settings["folds"]))
+    trainings = 2 * int(settings["folds"]) + 3  # protocols 1 and 3, protocol 2's two families, the deployed model
+    curve = min(per_epoch, trainings * CURVE_SAMPLES) / 3  # the learning curve's predictions: about a third of a training step each
     return {"data": source.describe(),
             "networks": {"vgg_attention": {**_rate(rate, "samples/s"), "epochs": config.epochs, "samples_per_epoch_all_trainings": per_epoch,
                                            "input": [config.size, config.size], "precision": config.precision}},
-            "training_s": config.epochs * per_epoch * (1 + 1 / 3) / rate}
+            "training_s": config.epochs * (per_epoch + curve) / rate}
 
 
 def _rate(value: float, unit: str) -> dict[str, Any]:
@@ -227,9 +247,47 @@ ESTIMATES: dict[str, Callable[[str, str | None], dict[str, Any]]] = {"hc18": hc1
                                                                       "brain_age": brain_age_estimate}
 
 
-def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def read_reference(path: Path | None = None) -> dict[str, Any]:
+    """``profiles/measured_times.json`` (or ``path``): profile -> {"machine", "chapters": chapter -> reference}; {} if absent."""
+    try:
+        return json.loads(Path(path or REFERENCE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def speed_ratio(reference_rates: dict[str, float], networks: dict[str, Any]) -> float | None:
+    """How many times longer the same networks train here than on the reference machine: the geometric
+    mean of reference rate / rate here over the networks measured in both (None: none in common)."""
+    ratios = [float(reference_rates[name]) / float(net["rate"]) for name, net in networks.items()
+              if name in reference_rates and float(net["rate"]) > 0 and float(reference_rates[name]) > 0]
+    if not ratios:
+        return None
+    return float(np.exp(np.mean(np.log(ratios))))
+
+
+def predict_chapter(est: dict[str, Any], reference: dict[str, Any] | None, local_other_s: float | None) -> dict[str, Any]:
+    """The whole chapter's predicted seconds from this machine's estimate ``est``, the chapter's
+    ``reference`` (measured wall and training seconds and the rates measured beside them, or None)
+    and this machine's last run's other work (None: no run here). Returns the prediction's parts."""
+    out: dict[str, Any] = {"predicted_chapter_s": None, "training_factor": 1.0, "other_work_s": local_other_s,
+                           "other_work_from": "the last run here" if local_other_s is not None else None, "speed_ratio": None}
+    if reference:
+        out["training_factor"] = float(reference["training_s"]) / float(reference["predicted_training_s"])
+        out["speed_ratio"] = speed_ratio(reference["rates"], est["networks"])
+        if local_other_s is None and out["speed_ratio"] is not None:
+            out["other_work_s"] = (float(reference["wall_s"]) - float(reference["training_s"])) * out["speed_ratio"]
+            out["other_work_from"] = f"the reference run ({reference.get('machine', 'another machine')}) x {out['speed_ratio']:.2f}"
+    if out["other_work_s"] is not None:
+        out["predicted_chapter_s"] = est["training_s"] * out["training_factor"] + out["other_work_s"]
+    return out
+
+
+def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | None = None, progress: Callable[[str], None] | None = None,
+                      reference_path: Path | None = None) -> dict[str, Any]:
     """Per chapter: measured rates, predicted training seconds, and the prediction of the whole chapter
-    (training + the last local run's other work) where a last run exists."""
+    (:func:`predict_chapter`: the reference's correction of the training time, and other work from the
+    last run here or the reference's scaled to this machine); None where neither exists."""
+    references = read_reference(reference_path).get(profile, {})
     out = {}
     for chapter_id in chapters or list(ESTIMATES):
         if progress:
@@ -239,11 +297,54 @@ def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | 
         except Exception as exc:  # noqa: BLE001 - one chapter that cannot be measured here must not hide the others
             out[chapter_id] = {"error": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"}
             continue
-        overhead = last_run_overhead_s(chapter_id, profile)
-        est["other_work_s_last_run"] = overhead
-        est["predicted_chapter_s"] = None if overhead is None else est["training_s"] + overhead
+        reference = references.get("chapters", {}).get(chapter_id)
+        if reference is not None:
+            reference = {**reference, "machine": references.get("machine", "another machine")}
+        est.update(predict_chapter(est, reference, last_run_overhead_s(chapter_id, profile)))
         out[chapter_id] = est
     return out
+
+
+def reference_entry(chapter_id: str, est: dict[str, Any], results_root: Path | None = None) -> dict[str, Any] | None:
+    """The reference of one chapter: its last real run here (same profile as ``est`` was measured for)
+    and the rates measured now; None when the chapter has no such run."""
+    path = (results_root or build_dir() / "results") / chapter_id / "metrics.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    prov, metrics = doc.get("provenance", {}), doc.get("metrics", {})
+    if prov.get("on_phantom") or "training_seconds" not in metrics or prov.get("profile") != est.get("profile"):
+        return None
+    return {"wall_s": round(float(prov["wall_time_s"]), 1), "training_s": round(float(metrics["training_seconds"]), 1),
+            "predicted_training_s": round(float(est["training_s"]), 1),
+            "rates": {name: net["rate"] for name, net in est["networks"].items()},
+            "commit": (prov.get("git") or {}).get("sha", "unknown")[:7], "started_utc": prov.get("started_utc")}
+
+
+def save_reference(profile: str, machine: dict[str, Any], estimates: dict[str, Any], path: Path | None = None,
+                   results_root: Path | None = None) -> list[str]:
+    """Write this machine's references for ``profile`` (the chapters in ``estimates`` with a real run
+    here) into ``path`` (default ``profiles/measured_times.json``), keeping the other profiles' and
+    chapters'. Returns the chapters written."""
+    path = Path(path or REFERENCE)
+    doc = read_reference(path)
+    if machine["native_bf16"]:
+        flags = "native bfloat16 (" + ", ".join(machine["native_bf16"]) + ")"
+    else:
+        flags = "AVX-512, no native bfloat16" if machine["flags"].get("avx512f") else "AVX2 only" if machine["flags"].get("avx2") else "no AVX2"
+    section = doc.setdefault(profile, {})
+    section["machine"] = f"{machine['cpu_model']}, {machine['cpu_usable']} cores, {flags}"
+    written = []
+    for chapter_id, est in estimates.items():
+        entry = None if "error" in est else reference_entry(chapter_id, {**est, "profile": profile}, results_root)
+        if entry is not None:
+            section.setdefault("chapters", {})[chapter_id] = entry
+            written.append(chapter_id)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return written
 
 
 def format_report(machine: dict[str, Any], estimates: dict[str, Any], profile: str) -> str:
@@ -276,9 +377,12 @@ def format_report(machine: dict[str, Any], estimates: dict[str, Any], profile: s
             extra = ", ".join(f"{k} {v}" for k, v in net.items() if k not in ("rate", "unit"))
             lines.append(f"  {name}: {net['rate']:.2f} {net['unit']} ({extra})")
         lines.append(f"  predicted training time: {est['training_s'] / 60:.1f} min")
-        if est["predicted_chapter_s"] is None:
-            lines.append("  predicted chapter time: training + evaluation and figures (not known until the chapter has run once here)")
+        if est.get("predicted_chapter_s") is None:
+            lines.append("  predicted chapter time: training + evaluation and figures (unknown: no run of this profile here "
+                         "and no reference in profiles/measured_times.json)")
         else:
-            lines.append(f"  predicted chapter time: {est['predicted_chapter_s'] / 60:.1f} min "
-                         f"(training + {est['other_work_s_last_run'] / 60:.1f} min of other work in its last run here)")
+            factor = est.get("training_factor", 1.0)
+            lines.append(f"  predicted chapter time: {est['predicted_chapter_s'] / 60:.1f} min (training {est['training_s'] * factor / 60:.1f} min"
+                         + (f", the timed batches' {est['training_s'] / 60:.1f} x {factor:.2f} as measured in the reference run" if abs(factor - 1) > 0.005 else "")
+                         + f"; other work {est['other_work_s'] / 60:.1f} min, from {est['other_work_from']})")
     return "\n".join(lines)

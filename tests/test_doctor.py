@@ -133,3 +133,52 @@ def test_keras_on_torch_with_a_gpu_is_reported_on_the_gpu_with_the_gpus_precisio
     on_tf = doctor.machine_report(info, gpu=h100, keras_choice=("tensorflow", "KERAS_BACKEND=tensorflow set by the user"))
     assert on_tf["keras_device"] == "cpu" and on_tf["precision_auto"]["keras"]["precision"] == "float32"  # tensorflow-cpu: the CPU's rule
     assert "the Keras chapters (1, 3, 4) on the CPU" in doctor.format_report(on_tf, {}, "full")
+
+
+def _estimate(training_s: float, rates: dict[str, float]) -> dict:
+    return {"data": "real", "training_s": training_s, "networks": {n: {"rate": r, "unit": "images/s"} for n, r in rates.items()}}
+
+
+def test_a_fresh_machine_is_predicted_from_the_reference_scaled_by_its_speed():
+    # reference machine: 1,000 s measured training where the timed batches said 800, 300 s of other work;
+    # here the two networks train 2x and 8x slower: the other work scales by their geometric mean, 4x
+    reference = {"wall_s": 1300.0, "training_s": 1000.0, "predicted_training_s": 800.0, "rates": {"a": 20.0, "b": 80.0}}
+    here = _estimate(4000.0, {"a": 10.0, "b": 10.0})
+    out = doctor.predict_chapter(here, reference, local_other_s=None)
+    assert out["speed_ratio"] == pytest.approx(4.0) and out["training_factor"] == pytest.approx(1.25)
+    assert out["other_work_s"] == pytest.approx(1200.0)
+    assert out["predicted_chapter_s"] == pytest.approx(4000.0 * 1.25 + 1200.0)
+    # a run of the chapter here gives its own other work
+    assert doctor.predict_chapter(here, reference, local_other_s=100.0)["predicted_chapter_s"] == pytest.approx(5100.0)
+    # no reference and no run here: unknown; a network the reference did not measure is left out of the ratio
+    assert doctor.predict_chapter(here, None, None)["predicted_chapter_s"] is None
+    assert doctor.speed_ratio({"a": 20.0}, _estimate(1.0, {"a": 10.0, "c": 1.0})["networks"]) == pytest.approx(2.0)
+    assert doctor.speed_ratio({"z": 20.0}, here["networks"]) is None
+
+
+def test_save_reference_records_the_last_real_run_and_keeps_other_profiles(tmp_path):
+    results = tmp_path / "results"
+    (results / "hc18").mkdir(parents=True)
+    doc = {"metrics": {"training_seconds": 600.0},
+           "provenance": {"profile": "cpu", "on_phantom": False, "wall_time_s": 900.0, "git": {"sha": "abcdef0123"}}}
+    (results / "hc18" / "metrics.json").write_text(json.dumps(doc))
+    path = tmp_path / "measured_times.json"
+    path.write_text(json.dumps({"full": {"machine": "H100", "chapters": {}}}))
+    machine = doctor.machine_report(gpu=None)
+    estimates = {"hc18": _estimate(500.0, {"main U-Net": 15.0}), "brain_age": _estimate(50.0, {"seg": 3.0}), "us": {"error": "x"}}
+    assert doctor.save_reference("cpu", machine, estimates, path, results) == ["hc18"]  # brain_age: no run here
+    saved = json.loads(path.read_text())
+    assert "full" in saved and saved["cpu"]["machine"].startswith(machine["cpu_model"])
+    assert saved["cpu"]["chapters"]["hc18"] == {"wall_s": 900.0, "training_s": 600.0, "predicted_training_s": 500.0,
+                                                "rates": {"main U-Net": 15.0}, "commit": "abcdef0", "started_utc": None}
+    # what a machine twice as slow predicts from it: training 1,000 x 600/500, other work 300 x 2
+    out = doctor.predict_chapter(_estimate(1000.0, {"main U-Net": 7.5}), saved["cpu"]["chapters"]["hc18"], None)
+    assert out["predicted_chapter_s"] == pytest.approx(1200.0 + 600.0)
+
+
+def test_the_reference_in_the_repository_is_complete_for_the_cpu_profile():
+    ref = doctor.read_reference()
+    chapters = ref.get("cpu", {}).get("chapters", {})
+    assert set(chapters) == set(doctor.ESTIMATES), "run `make book` then `fetal doctor --save-reference` to complete it"
+    for name, entry in chapters.items():
+        assert entry["wall_s"] > entry["training_s"] > 0 and entry["predicted_training_s"] > 0 and entry["rates"], name

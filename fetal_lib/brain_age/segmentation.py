@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from fetal_lib.machine import thread_count
 from fetal_lib.io import atomic_path, write_json_atomic
 from fetal_lib.training.torch import FitResult
 from fetal_lib.allocator import keep_freed_memory
@@ -218,7 +219,7 @@ def predict_proba(model, images: np.ndarray, masks: np.ndarray | None = None, th
 
 
     if threads:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(thread_count(threads))
     model.eval()
     in_channels = int(getattr(model, "config", {}).get("in_channels", 1))
     out = []
@@ -336,7 +337,7 @@ def load(directory: str | Path, threads: int = 2, device: str = "auto"):
     except Exception as exc:  # noqa: BLE001 - any corruption becomes one line
         raise FetalInputError(directory / "segmenter.pt", f"unreadable segmenter ({type(exc).__name__}: {exc})") from None
     model.input_names = tuple(meta.get("inputs") or _default_input_names(model.config["in_channels"]))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(thread_count(threads))
     model = model.to(where).to(memory_format=torch.channels_last_3d)
     model.eval()
     return model

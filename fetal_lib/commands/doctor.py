@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--only", action="append", metavar="CHAPTER",
                         help=f"measure only these chapters ({', '.join(ESTIMATES)}); repeatable, or comma-separated")
     parser.add_argument("--skip-bench", action="store_true", help="machine and precision only: measure nothing")
+    parser.add_argument("--save-reference", action="store_true",
+                        help="after measuring, record each measured chapter's last run here (build/results/<chapter>/metrics.json, "
+                        "same profile, real data) with the rates just measured in profiles/measured_times.json: the reference "
+                        "other machines' predictions are scaled from (run it right after a `make book`)")
     add_format(parser, ("text", "json"), "text", "text (default: a report to read) or json (machine-readable)")
     parser.set_defaults(func=handle)
 
@@ -42,6 +46,10 @@ def handle(args: argparse.Namespace) -> int:
             return 2
     estimates = {} if args.skip_bench else doctor.chapter_estimates(
         args.profile, args.data_dir, chapters, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.save_reference:
+        written = doctor.save_reference(args.profile, machine, estimates)
+        print(f"reference for profile {args.profile} saved to profiles/measured_times.json: "
+              f"{', '.join(written) or 'no chapter (none has a real run of this profile in build/results)'}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps({"machine": machine, "profile": args.profile, "chapters": estimates}, indent=2))
     else:

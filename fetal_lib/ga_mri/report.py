@@ -88,7 +88,8 @@ def mae_figure(results: pd.DataFrame):
 
 
 def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]):
-    """Training-sample MAE (days) per epoch, one line per fold, one panel per protocol."""
+    """Training-sample MAE (days) per epoch on a fixed subset of at most 64 training samples
+    (:data:`fetal_lib.ga_mri.train.CURVE_SAMPLES`), one line per fold, one panel per protocol."""
     import matplotlib.pyplot as plt
 
     n = len(histories)
@@ -99,7 +100,7 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]]):
             ax.plot(np.arange(1, score.size + 1), score, lw=1, label=h.get("fold", ""))
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("training MAE (days)")
+        ax.set_ylabel("training MAE (days, 64 samples)")
         ax.set_yscale("log")
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()

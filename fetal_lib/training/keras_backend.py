@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 from fetal_lib.devices import GpuInfo
 from fetal_lib.devices import gpu_info
+from fetal_lib.machine import thread_count
 
 BACKENDS = ("tensorflow", "torch")
 ENV = "KERAS_BACKEND"
@@ -103,7 +104,7 @@ def name() -> str:
 
 
 def configure(threads: int = 2, seed: int = 0) -> None:
-    """Use ``threads`` CPU threads in the backend (quiet TensorFlow's start-up log) and seed Python,
+    """Use ``threads`` CPU threads in the backend, at most the cores this process may use (quiet TensorFlow's start-up log) and seed Python,
     NumPy and the backend (call before building a model)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -112,14 +113,14 @@ def configure(threads: int = 2, seed: int = 0) -> None:
         import tensorflow as tf
 
         try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_intra_op_parallelism_threads(thread_count(threads))
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:
             pass  # already initialised: the first call's setting stays
     else:
         import torch
 
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(thread_count(threads))
     keras.utils.set_random_seed(int(seed))
 
 

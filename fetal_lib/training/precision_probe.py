@@ -32,6 +32,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from fetal_lib.machine import thread_count
 from fetal_lib.machine import cpu_flags, cpu_model, native_bf16
 from fetal_lib.training import keras_backend
 
@@ -177,7 +178,7 @@ def _probe_torch() -> dict[str, float]:
 
     from fetal_lib.networks.torch import create  # local: another import in this function's module binds the same name
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(thread_count(2))
     torch.manual_seed(0)
     x = torch.rand(BATCH, 1, ROWS, COLS)
     y = (torch.rand(BATCH, 1, ROWS, COLS) > 0.5).float()

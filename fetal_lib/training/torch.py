@@ -21,14 +21,16 @@ from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.progress import report_epoch
 from fetal_lib.devices import autocast, prepare, to_network
 from fetal_lib.devices import resolve_device
+from fetal_lib.machine import thread_count
 from fetal_lib.training.schedule import cosine_lr, training_progress
 
 
 def configure(threads: int = 2, seed: int = 0) -> None:
-    """Use ``threads`` CPU threads and seed torch on every device (call before building the network)."""
+    """Use ``threads`` CPU threads (at most the cores this process may use) and seed torch on every
+    device (call before building the network)."""
     import torch
 
-    torch.set_num_threads(int(threads))
+    torch.set_num_threads(thread_count(threads))
     torch.manual_seed(int(seed))
 
 

@@ -54,3 +54,13 @@ def test_a_tiny_network_learns_age_from_brain_size() -> None:
     y_new = np.linspace(150, 270, 24)
     err = np.mean(np.abs(predict_days(fit.model, _discs(y_new, seed=1)) - y_new))
     assert err < 0.5 * np.mean(np.abs(y_new - y.mean()))  # well below predicting the training mean
+
+
+def test_the_learning_curve_is_scored_on_a_fixed_subset_of_the_training_samples() -> None:
+    from fetal_lib.ga_mri.train import CURVE_SAMPLES, curve_subset
+
+    small = curve_subset(10, seed=0)
+    assert small.tolist() == list(range(10))  # fewer samples than the subset: all of them
+    big = curve_subset(310, seed=3)
+    assert big.size == CURVE_SAMPLES and len(set(big.tolist())) == CURVE_SAMPLES and big.min() >= 0 and big.max() < 310
+    assert (np.diff(big) > 0).all() and (curve_subset(310, seed=3) == big).all()  # sorted, and the same for the same seed
