@@ -87,9 +87,8 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETEC
     }
 
 
-def last_run_overhead_s(chapter_id: str, profile: str, results_root: Path | None = None) -> float | None:
-    """Seconds the chapter's last run here spent outside training (None when there is no such run)."""
-
+def last_real_run(chapter_id: str, profile: str, results_root: Path | None = None) -> tuple[dict, dict] | None:
+    """The provenance and metrics of the chapter's last run here with ``profile`` on real data (None: no such run)."""
     path = (results_root or build_dir() / "results") / chapter_id / "metrics.json"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -98,6 +97,15 @@ def last_run_overhead_s(chapter_id: str, profile: str, results_root: Path | None
     prov, metrics = doc.get("provenance", {}), doc.get("metrics", {})
     if prov.get("profile") != profile or prov.get("on_phantom") or "training_seconds" not in metrics:
         return None
+    return prov, metrics
+
+
+def last_run_overhead_s(chapter_id: str, profile: str, results_root: Path | None = None) -> float | None:
+    """Seconds the chapter's last run here spent outside training (None when there is no such run)."""
+    run = last_real_run(chapter_id, profile, results_root)
+    if run is None:
+        return None
+    prov, metrics = run
     return max(0.0, float(prov["wall_time_s"]) - float(metrics["training_seconds"]))
 
 
@@ -308,14 +316,10 @@ def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | 
 def reference_entry(chapter_id: str, est: dict[str, Any], results_root: Path | None = None) -> dict[str, Any] | None:
     """The reference of one chapter: its last real run here (same profile as ``est`` was measured for)
     and the rates measured now; None when the chapter has no such run."""
-    path = (results_root or build_dir() / "results") / chapter_id / "metrics.json"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    run = last_real_run(chapter_id, est.get("profile"), results_root)
+    if run is None:
         return None
-    prov, metrics = doc.get("provenance", {}), doc.get("metrics", {})
-    if prov.get("on_phantom") or "training_seconds" not in metrics or prov.get("profile") != est.get("profile"):
-        return None
+    prov, metrics = run
     return {"wall_s": round(float(prov["wall_time_s"]), 1), "training_s": round(float(metrics["training_seconds"]), 1),
             "predicted_training_s": round(float(est["training_s"]), 1),
             "rates": {name: net["rate"] for name, net in est["networks"].items()},
