@@ -23,13 +23,12 @@ and training seconds) and the rates ``fetal doctor`` measured on the same machin
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from fetal_lib.machine import thread_count
+from fetal_lib.machine import thread_count, usable_cpus
 from fetal_lib.training import precision as precision_mod
 from fetal_lib.book.chapters import spec_of
 from fetal_lib.config.profiles import chapter_knobs
@@ -63,13 +62,9 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETEC
     backend, backend_reason = keras_choice
     keras_on_gpu = gpu is not None and (backend == "torch" or keras_backend.tensorflow_sees_gpu())  # tensorflow-cpu: never
     keras_gpu = gpu if keras_on_gpu else None
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        usable = os.cpu_count()
     return {
         "cpu_model": precision_mod.cpu_model(cpuinfo),
-        "cpu_usable": usable,
+        "cpu_usable": usable_cpus(),
         "flags": {f: f in flags for f in precision_mod.REPORTED_FLAGS},
         "native_bf16": precision_mod.native_bf16(flags),
         "threads": thread_count(2),  # what the chapters' CPU work uses (TensorFlow intra-op, torch.set_num_threads)
@@ -225,7 +220,8 @@ def us_classification_estimate(profile: str, data_dir: str | None) -> dict[str, 
 def fetal_mri_ga_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 4: training samples/s of the regressor; training seconds of every protocol and the deployed model."""
     from fetal_lib.ga_mri import pipeline  # deferred: imports pandas
-    from fetal_lib.bench.ga_mri import bench_training, training_samples_per_epoch_total  # looked up at call time: a test replaces it
+    from fetal_lib.bench.ga_mri import bench_training, training_runs, training_samples_per_epoch_total  # looked up at call time: a test replaces it
+    from fetal_lib.ga_mri.train import CURVE_SAMPLES  # local: imports the Keras harness
     from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
     configure(threads=2)
@@ -234,11 +230,8 @@ def fetal_mri_ga_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     n_volumes = sum(1 for r in fetal_brain_atlases.load(source.root) if r.srr_path is not None)
     config = pipeline.train_config(settings)
     rate = bench_training(config)["train_samples_per_s"]
-    from fetal_lib.ga_mri.train import CURVE_SAMPLES  # local: imports the Keras harness
-
     per_epoch = training_samples_per_epoch_total(n_volumes, int(settings["samples_per_volume"]), int(settings["folds"]))
-    trainings = 2 * int(settings["folds"]) + 3  # protocols 1 and 3, protocol 2's two families, the deployed model
-    curve = min(per_epoch, trainings * CURVE_SAMPLES) / 3  # the learning curve's predictions: about a third of a training step each
+    curve = min(per_epoch, training_runs(int(settings["folds"])) * CURVE_SAMPLES) / 3  # the learning curve's predictions: about a third of a training step each
     return {"data": source.describe(),
             "networks": {"vgg_attention": {**_rate(rate, "samples/s"), "epochs": config.epochs, "samples_per_epoch_all_trainings": per_epoch,
                                            "input": [config.size, config.size], "precision": config.precision}},

@@ -37,6 +37,11 @@ def training_samples_per_epoch_total(n_volumes: int, samples_per_volume: int, fo
     return int(round(2 * (folds - 1) * n + cross + n))
 
 
+def training_runs(folds: int, families: int = 2) -> int:
+    """Trainings the chapter runs: protocols 1 and 3 (``folds`` each), protocol 2 (one per family) and the deployed model."""
+    return 2 * folds + families + 1
+
+
 def bench_training(config, steps: int = 4, seed: int = 0) -> dict:
     """Training samples/s of ``config`` (a GaTrainConfig) on random slices, fed as the chapter feeds them,
     over ``steps`` batches after one warm-up epoch of as many."""

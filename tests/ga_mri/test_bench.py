@@ -27,3 +27,9 @@ def test_bench_ga_prints_its_figures_on_the_smoke_profile(capsys) -> None:
     assert out["train_samples_per_s"] > 0 and out["inference_ms_per_sample"] > 0 and out["parameters"] > 0
     assert out["predicted_training_s"] > 0
     assert main(["bench", "ga", "--volumes", "0"]) == 2
+
+
+def test_the_chapter_runs_thirteen_trainings_at_five_folds():
+    from fetal_lib.bench.ga_mri import training_runs
+
+    assert training_runs(5) == 13 and training_runs(3, families=1) == 8  # 5 + 5 folds, 2 families, the deployed model
