@@ -137,7 +137,7 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
 
 
 def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
-    """Chapter 5: subjects/s of the Res-U-Net segmenter; training seconds of the main model and the CV folds."""
+    """Chapter 5: subjects/s of the Res-U-Net segmenter; training seconds of the out-of-fold segmenters (the deployed one is their average)."""
     from fetal_lib.brain_age import dataset, pipeline  # local: another import in this function's module binds the same name
     from fetal_lib.bench.brain_age import bench_training  # looked up at call time: a test replaces it
 
@@ -145,17 +145,16 @@ def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     settings = chapter_knobs(spec_of("brain_age"), profile)
     source = resolve("brain_age", data_dir, "phantom" if profile == "smoke" else "auto")
     subjects = [s for s in dataset.load(source.root) if s.image_path is not None and s.mask_path is not None]
-    n_train = sum(1 for s in subjects if s.role == "seg_train")
     cfg = pipeline.seg_train_config(settings)
     rate = bench_training(cfg)["subjects_per_s"]
-    folds = int(settings.get("seg_cv_folds") or 0)
-    cv_subjects = len(subjects) * (folds - 1) / folds if folds >= 2 else 0
-    # the out-of-fold segmenters train with the deployed recipe, epochs included
-    seconds = (cfg.epochs * n_train + folds * cfg.epochs * cv_subjects) / rate
+    folds = pipeline.deployed_folds(settings)
+    per_fold = len(subjects) * (folds - 1) / folds
+    # the deployed segmenter is the out-of-fold segmenters averaged: folds x epochs x the subjects of a fold's training
+    seconds = folds * cfg.epochs * per_fold / rate
     return {
         "data": source.describe(),
-        "networks": {"Res-U-Net segmenter": {**_rate(rate, "subjects/s"), "epochs": cfg.epochs, "subjects_per_epoch": n_train,
-                                             "cv_folds": folds, "cv_epochs": cfg.epochs if folds >= 2 else 0,
+        "networks": {"Res-U-Net segmenter": {**_rate(rate, "subjects/s"), "epochs": cfg.epochs, "subjects_per_epoch": round(per_fold, 1),
+                                             "cv_folds": folds, "cv_epochs": cfg.epochs,
                                              "crop": cfg.crop, "precision": cfg.precision}},
         "training_s": seconds,
     }

@@ -61,8 +61,8 @@ seg_loss = None  # "ce" (the source's cross-entropy) or "ce_dice" (cross-entropy
 seg_precision = None  # training arithmetic: "auto" (bfloat16 autocast only where the CPU has it natively and a probe measured it faster) | "float32" | "bfloat16"
 device = None  # "auto" (CUDA when torch sees a GPU, else the CPU), "cpu" or "cuda": where the networks train and predict
 seg_time_budget_s = None  # optional wall-time cap (s) on top of the epochs; 0: off (the published profiles leave it off)
-seg_val_every = None  # score the validation subjects every this many epochs (and after the last)
-seg_cv_folds = None  # out-of-fold segmenters over all image subjects (the deployed recipe and epochs); 0 to skip
+seg_val_every = None  # score each fold's held-out subjects every this many epochs (and after the last)
+seg_cv_folds = None  # out-of-fold segmenters over all image subjects (at least 2); the deployed segmenter is their average
 seg_tta = None  # "hflip" (class probabilities averaged with the left-right mirror's) or "none", as deployed
 # regression
 reg_models = None
@@ -121,66 +121,57 @@ display(Markdown(f"{len(data.subjects)} image subjects preprocessed in {prep_sec
 # %% [markdown]
 # ## Tissue segmentation with the 3D Res-U-Net
 #
-# Trained on the segmentation-training subjects, scored on the validation subjects every few
-# epochs (the curve is for information; the last epoch is kept, no early stopping on validation).
+# Users have images, not reference segmentations, so every image subject is segmented by a network
+# that never saw it: `seg_cv_folds` folds over the image subjects (stratified by age), each fold's
+# network trained on the others and scored on its held-out fold every few epochs (the curve is for
+# information; the last epoch is kept, no early stopping). Their Dice is what the segmenter scores on
+# subjects it has not seen; their features, through the deployed regressor, give the error of the
+# path `fetal brain-age predict` takes (the next sections). The deployed segmenter is these networks
+# together, their class probabilities averaged (`fetal_lib.brain_age.fold_ensemble`): no further
+# network is trained on all subjects (on 2 CPU cores it was a third of this chapter's training).
 
 # %%
-tr_idx, va_idx = data.role_index("seg_train"), data.role_index("seg_val")
 cfg = pipeline.seg_train_config(settings, seed)
+tta = pipeline.uses_tta(settings)
 inputs = data.intensities(cfg.intensity_names())  # (N, D, H, W) image, or (N, C, D, H, W) with the NN channel
 print("segmenter inputs:", ", ".join(cfg.input_names()))
-trained = segmentation.train(inputs[tr_idx], data.segs[tr_idx], cfg, masks=data.masks[tr_idx],
-                             val=(inputs[va_idx], data.masks[va_idx], data.segs[va_idx]), progress=True, log=print)
-seg_model = trained.model
+folds = pipeline.fold_segmenters(data, cfg, pipeline.deployed_folds(settings), seed, progress=True, log=print, tta=tta, validate=True)
+trained = folds.deployed()  # the members averaged; its history is the folds' mean epoch by epoch
+seg_model, oof_proba = trained.model, folds.proba
 if trained.time_capped:
     run.warn(report.time_cap_warning(settings, trained, cfg))
-display(Markdown(report.segmenter_sentence(cfg, trained, len(tr_idx))))
+n_member, n_held = folds.subjects_per_member()
+display(Markdown(report.segmenter_sentence(cfg, trained, n_member, folds.folds)))
 run.table(pd.DataFrame(trained.history), "segmentation_training_history")
 run.figure(figures.training_curves(trained.history), "segmentation_training_curves")
+ba_table = pipeline.seg_metrics_table(segmentation.labels_of(oof_proba), data.segs, data.subjects, data.spacing_mm)
+cv_summary = pipeline.summarize_seg(ba_table, n_boot=n_boot, seed=seed)
+run.table(ba_table, "segmentation_cv_per_subject", show=False)
+run.table(cv_summary, "segmentation_cv_summary")
+ba_label = f"out-of-fold predictions ({folds.folds}-fold CV), all {len(data.subjects)} image subjects"
+display(Markdown(f"Dice and HD95 on the 3 mm grid against the reference segmentation resampled by nearest neighbour, as in the "
+                 f"source; 95% bootstrap CIs over the {len(data.subjects)} image subjects, each segmented by the network that "
+                 f"did not train on it ({folds.folds} folds of about {n_held} subjects)."))
+# The sanity floor (real data: every tissue's Dice at least 0.75, out of fold): below it the chapter stops here
+# and the previously deployed models stay in place.
+floor_scores = pipeline.check_floor({r["tissue"]: r["dice"] for _, r in cv_summary.iterrows()}, ch.source.is_phantom,
+                                    f"The Res-U-Net segmenters ({folds.folds} folds, {len(trained.history)} of {cfg.epochs} epochs, "
+                                    f"{cfg.precision}), out of fold")
+print("sanity floor out of fold passed: " + ", ".join(f"{k} {v:.3f}" for k, v in floor_scores.items()))
+
+# %% [markdown]
+# The validation subjects of the source's split, each segmented by the network that held it out:
 
 # %%
-tta = pipeline.uses_tta(settings)
-val_pred = segmentation.predict(seg_model, inputs[va_idx], data.masks[va_idx], spacing_mm=data.spacing_mm[0], tta=tta)
+va_idx = data.role_index("seg_val")
+val_pred = segmentation.labels_of(oof_proba[va_idx])
 val_table = pipeline.seg_metrics_table(val_pred, data.segs[va_idx], [data.subjects[i] for i in va_idx], data.spacing_mm)
 val_summary = pipeline.summarize_seg(val_table, n_boot=n_boot, seed=seed)
 run.table(val_table, "segmentation_validation_per_subject", show=False)
 run.table(val_summary, "segmentation_validation_summary")
 run.figure(figures.segmentation_examples(data.images[va_idx], data.segs[va_idx], val_pred,
                                          [data.subjects[i].subject_id for i in va_idx]), "segmentation_examples")
-display(Markdown("Dice and HD95 on the 3 mm grid against the reference segmentation resampled by nearest neighbour, "
-                 f"as in the source; 95% bootstrap CIs over the {len(va_idx)} validation subjects (few: wide)."))
-# The sanity floor (real data: every tissue's Dice at least 0.75): below it the chapter stops here
-# and the previously deployed models stay in place.
-floor_scores = pipeline.check_floor({r["tissue"]: r["dice"] for _, r in val_summary.iterrows()}, ch.source.is_phantom,
-                                    f"The Res-U-Net segmenter ({len(trained.history)} of {cfg.epochs} epochs, {cfg.precision})")
-print("sanity floor on validation passed: " + ", ".join(f"{k} {v:.3f}" for k, v in floor_scores.items()))
-
-# %% [markdown]
-# ## Out-of-fold segmentations of every image subject
-#
-# Five validation subjects say little, and users have images, not reference segmentations. So
-# every image subject is also segmented by a network that never saw it: K folds over the image
-# subjects (stratified by age), each fold's network trained with the deployed segmenter's recipe
-# and epochs. Their Dice estimates the deployed segmenter's; their features, through the deployed
-# regressor, estimate the error of the path `fetal brain-age predict` takes (the next sections).
-
-# %%
-cv_summary, seg_cv_seconds, seg_cv_folds = None, None, int(settings["seg_cv_folds"])
-if seg_cv_folds >= 2:
-    t0 = time.perf_counter()
-    pred_proba_52 = pipeline.segmentation_cv(data, cfg, seg_cv_folds, seed, log=print, tta=tta)  # out of fold
-    seg_cv_seconds = time.perf_counter() - t0
-    ba_table = pipeline.seg_metrics_table(segmentation.labels_of(pred_proba_52), data.segs, data.subjects, data.spacing_mm)
-    cv_summary = pipeline.summarize_seg(ba_table, n_boot=n_boot, seed=seed)
-    run.table(ba_table, "segmentation_cv_per_subject", show=False)
-    run.table(cv_summary, "segmentation_cv_summary")
-    display(Markdown(f"{seg_cv_folds}-fold CV, {cfg.epochs} epochs per fold (as the deployed segmenter), {seg_cv_seconds:.0f} s in all."))
-    ba_label = f"out-of-fold predictions ({seg_cv_folds}-fold CV), all {len(data.subjects)} image subjects"
-else:
-    pred_proba_52 = segmentation.constrained_proba(seg_model, inputs, data.masks, spacing_mm=data.spacing_mm[0], tta=tta)
-    ba_table = pipeline.seg_metrics_table(segmentation.labels_of(pred_proba_52), data.segs, data.subjects, data.spacing_mm)
-    ba_label = "main model (training subjects are in-sample)"
-oof_proba = pred_proba_52 if cv_summary is not None else None
+display(Markdown(f"Out-of-fold Dice of the {len(va_idx)} validation subjects (few: wide CIs)."))
 
 # %% [markdown]
 # ## Volumes from predicted vs reference segmentations
@@ -254,9 +245,9 @@ run.figure(figures.brain_age_gap(reg_age, cv_results[preregistered].predicted, c
 
 # %%
 img_age = data.ages
-img_feats = pipeline.image_features(data, pred_proba_52, map_factor)  # reference, predicted_hard, predicted_soft
+img_feats = pipeline.image_features(data, oof_proba, map_factor)  # reference, predicted_hard, predicted_soft
 selection = None  # with deploy_selection "nested": nested.Selection
-if nested.check_selection(settings, oof_proba is not None):
+if nested.check_selection(settings, True):  # the segmentations are out of fold
     selection = nested.select(settings, nested.inputs_of(reg_age, reg_feats, img_age, img_feats, settings["pca_components"]), seed,
                               on_fold=lambda row: print(report.outer_fold_line(row)))
     run.table(selection.table.round(3), "nested_recipes")
@@ -289,7 +280,7 @@ else:
 
 # %%
 fits, paths, path_predictions = deployed_path.variants(settings, models, reg_age, reg_feats, img_age, img_feats,
-                                                       oof_proba is not None, seed)
+                                                       True, seed)
 deployed = pipeline.deployed_regressor(settings, reg_age, reg_feats, data, oof_proba, seed)
 run.table(paths.round(3), "deployed_path_variants")
 head = deployed_path.headline(selection, paths)  # nested and carried to the cohort, else the deployed row (not nested)
@@ -310,10 +301,9 @@ if correction is not None:
 shift_table = report.domain_shift(fits, img_age, img_feats, settings["deploy_model"])
 run.table(shift_table.round(3), "deployed_regressor_domain_shift")
 run.table(report.volume_bias(img_feats).round(1).rename_axis("mean bias vs reference (mL)").reset_index(), "volume_bias_hard_vs_soft")
-# The deployed segmenter itself on the validation subjects (held out from its training): the path
-# `fetal brain-age predict` takes, end to end, on subjects it has not seen (only a handful: indicative).
-va_table, val_mae_dep, val_mae_ref = deployed_path.validation_subjects(deployed, seg_model, inputs, data, va_idx, settings,
-                                                                       correction, tta)
+# The deployed path end to end on the validation subjects, each through the member that held it out
+# (only a handful: indicative).
+va_table, val_mae_dep, val_mae_ref = deployed_path.validation_subjects(deployed, oof_proba[va_idx], data, va_idx, settings, correction)
 run.table(va_table.round(2), "deployed_path_validation_subjects")
 display(Markdown(report.validation_sentence(len(va_idx), val_mae_dep, val_mae_ref)))
 
@@ -325,7 +315,7 @@ display(Markdown(report.validation_sentence(len(va_idx), val_mae_dep, val_mae_re
 # (years per tenth of the block more of that tissue) laid back on the brain shows where more of a tissue makes the
 # predicted brain older (red) or younger (blue). Ageing is expected to show as CSF gained in the
 # ventricles and sulci and grey matter lost in the cortex. The segmenter is explained with
-# Grad-CAM on one validation subject: per tissue, the regions whose features in the last decoder
+# Grad-CAM on one validation subject, through the member that held it out: per tissue, the regions whose features in the last decoder
 # block (full resolution, read by the output convolution) raise its logit over the voxels it
 # labels as that tissue. The bottleneck's maps were empty for grey and white matter.
 
@@ -336,9 +326,10 @@ try:
 except ValueError as err:  # a model that is not linear in its features (the cubic one) has no weight map
     display(Markdown(f"No weight map: {err}."))
 gc_subject = int(va_idx[0])
+gc_member = folds.fits[folds.fold_of(gc_subject)].model
 gc_input = segmentation.network_input(inputs[gc_subject:gc_subject + 1], data.masks[gc_subject:gc_subject + 1],
-                                      seg_model.config["in_channels"])[0]
-gc_maps = ba_explain.segmenter_gradcam(seg_model, gc_input)
+                                      gc_member.config["in_channels"])[0]
+gc_maps = ba_explain.segmenter_gradcam(gc_member, gc_input)
 run.figure(figures.segmenter_gradcam(data.images[gc_subject], gc_maps, data.subjects[gc_subject].subject_id), "segmenter_gradcam")
 
 # %% [markdown]
@@ -349,9 +340,9 @@ run.figure(figures.segmenter_gradcam(data.images[gc_subject], gc_maps, data.subj
 # (`fetal brain-age predict`'s code) as a check.
 
 # %%
-val_dice = {row["tissue"]: float(row["dice"]) for _, row in val_summary.iterrows()}
+val_dice = {row["tissue"]: float(row["dice"]) for _, row in cv_summary.iterrows()}  # out of fold, every image subject
 card = pipeline.model_card(
-    ch.profile, ch.source, reg_age, seg_model, cfg, trained, len(tr_idx), len(va_idx), val_dice, deployed, settings["deploy_model"],
+    ch.profile, ch.source, reg_age, seg_model, cfg, trained, n_member, n_held, val_dice, deployed, settings["deploy_model"],
     settings["deploy_features"], map_factor,
     {k: v for k, v in run.provenance().items() if k in ("git", "profile", "seed", "started_utc", "packages")},
     regressor_metrics=report.regressor_metrics(reg_table, settings["deploy_model"], head, selection, settings, len(img_age),
@@ -376,7 +367,7 @@ display(Markdown((f"Models in `{shown(check_dir)}`. " if save_models else "Model
 
 # %%
 metrics = report.metrics_document(
-    ch, trained=trained, val_summary=val_summary, floor_scores=floor_scores, seg_cv_seconds=seg_cv_seconds, cv_summary=cv_summary,
+    ch, trained=trained, val_summary=val_summary, floor_scores=floor_scores, cv_summary=cv_summary, folds=folds.folds,
     head=head, selection=selection, paths=paths, correction=correction, reg_table=reg_table, dep_cv=dep_cv, shift_table=shift_table,
     val_maes=(val_mae_dep, val_mae_ref), predict_seconds=predict_seconds, n_regression=len(reg_subjects), n_image=len(data.subjects))
 run.finish(metrics, headline=list(report.HEADLINE))

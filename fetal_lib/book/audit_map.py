@@ -213,7 +213,8 @@ CLAIMS: tuple[Claim, ...] = (
            Pair("Dice, GM", "brain_age.source.val_dice_gm", _ba("val_dice_gm", "", 3)),
            Pair("Dice, WM", "brain_age.source.val_dice_wm", _ba("val_dice_wm", "", 3))),
           "a handful of validation subjects and no CI",
-          "our Res-U-Net on the validation subjects of the same Cam-CAN teaching set (no CI recorded)",
+          "our Res-U-Net on the validation subjects of the same Cam-CAN teaching set, each by the fold network that "
+          "did not train on it (no CI recorded)",
           "brain_age", "Tissue segmentation with the 3D Res-U-Net"),
     Claim("brain_age_source", "age from its three tissue volumes, one hold-out split",
           (Pair("MAE", "brain_age.source.holdout_mae",

@@ -52,17 +52,16 @@ def headline(selection, paths) -> dict[str, Any]:
             "r2": float(row["r2"]), "nested": False}
 
 
-def validation_subjects(deployed, seg_model, inputs: np.ndarray, data, idx: np.ndarray, settings: Mapping[str, Any], correction=None,
-                        tta: bool = False):
-    """The deployed path end to end on image subjects ``idx`` (the validation subjects, held out from the
-    segmenter's training): the deployed segmenter's features (``deploy_features``, ``correction`` applied)
-    and their reference segmentations' through the deployed regressor.
+def validation_subjects(deployed, proba: np.ndarray, data, idx: np.ndarray, settings: Mapping[str, Any], correction=None):
+    """The deployed path end to end on image subjects ``idx`` (the validation subjects) from ``proba``, their
+    (len(idx), 4, D, H, W) class probabilities by a segmenter that did not train on them (out of fold): the
+    segmentation's features (``deploy_features``, ``correction`` applied) and their reference segmentations'
+    through the deployed regressor.
 
     Returns:
         (:func:`fetal_lib.brain_age.report.deployed_path_table`, MAE through the segmenter, MAE from reference segmentations).
     """
     factor = int(settings["map_factor"])
-    proba = segmentation.constrained_proba(seg_model, inputs[idx], data.masks[idx], spacing_mm=data.spacing_mm[0], tta=tta)
     predicted = (features.soft_feature_matrix(proba, data.spacing_mm, factor) if settings["deploy_features"] == "soft"
                  else features.feature_matrix(segmentation.labels_of(proba), data.spacing_mm, factor))
     feats = {"reference": features.feature_matrix(data.segs[idx], data.spacing_mm, factor),

@@ -17,6 +17,7 @@ from fetal_lib import anchors
 
 from fetal_lib.brain_age import features, preprocess, segmentation
 from fetal_lib.brain_age.dataset import Subject
+from fetal_lib.brain_age.fold_ensemble import FoldSegmenters, is_ensemble, members_of
 from fetal_lib.training.floor import Floor
 from fetal_lib.brain_age import dataset
 from fetal_lib.brain_age import mixed_training
@@ -202,17 +203,30 @@ def segmentation_cv(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int
                     tta: bool = False) -> np.ndarray:
     """Out-of-fold class probabilities (N, 4, D, H, W) float32 for every image subject (K-fold over
     subjects, stratified by age; ``tta``: left-right mirror averaged, as deployed); :func:`segmentation.labels_of`
-    turns them into label maps."""
+    turns them into label maps. :func:`fold_segmenters` without the networks."""
+    return fold_segmenters(data, cfg, n_splits, seed, progress=progress, log=log, tta=tta).proba
+
+
+def fold_segmenters(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int, seed: int = 0, progress: bool = False, log=None,
+                    tta: bool = False, validate: bool = False) -> FoldSegmenters:
+    """K segmenters over the image subjects (folds stratified by age), each trained on the other folds; the
+    out-of-fold class probabilities of every subject (``tta``: left-right mirror averaged, as deployed). With
+    ``validate`` each fold's network is also scored on its held-out fold every ``cfg.val_every`` epochs (its history).
+    :meth:`FoldSegmenters.deployed` is the deployed segmenter (the members averaged)."""
     from fetal_lib.brain_age.regression import age_folds  # deferred: imports sklearn
 
     proba = np.zeros((len(data.segs), 4) + data.segs.shape[1:], np.float32)
     inputs = data.intensities(cfg.intensity_names())
+    result = FoldSegmenters(proba=proba)
     for k, (tr, te) in enumerate(age_folds(data.ages, n_splits, seed)):
         if log:
             log(f"segmentation CV fold {k + 1}/{n_splits}: train {len(tr)}, test {len(te)}")
-        res = segmentation.train(inputs[tr], data.segs[tr], cfg, masks=data.masks[tr], progress=progress)
+        val = (inputs[te], data.masks[te], data.segs[te]) if validate else None
+        res = segmentation.train(inputs[tr], data.segs[tr], cfg, masks=data.masks[tr], val=val, progress=progress, log=log if validate else None)
         proba[te] = segmentation.constrained_proba(res.model, inputs[te], data.masks[te], spacing_mm=data.spacing_mm[0], tta=tta)
-    return proba
+        result.fits.append(res)
+        result.held_out.append(np.asarray(te))
+    return result
 
 
 def uses_tta(settings: dict) -> bool:
@@ -221,6 +235,19 @@ def uses_tta(settings: dict) -> bool:
     if value not in ("hflip", "none"):
         raise ValueError(f"seg_tta must be hflip or none, not {value!r}")
     return value == "hflip"
+
+
+def deployed_folds(settings: dict) -> int:
+    """``seg_cv_folds``: the number of out-of-fold segmenters, whose average is deployed.
+
+    Raises:
+        ValueError: fewer than 2.
+    """
+    folds = int(settings["seg_cv_folds"])
+    if folds < 2:
+        raise ValueError(f"seg_cv_folds is {folds}: the deployed segmenter is the out-of-fold segmenters averaged, "
+                         "so it needs at least 2 folds")
+    return folds
 
 
 def needs_out_of_fold(settings: dict) -> bool:
@@ -312,7 +339,12 @@ def model_card(profile: str, source, reg_age: np.ndarray, seg_model, cfg: segmen
         "age_range_years": age_range,
         "preprocessing": {"spacing_mm": list(preprocess.SPACING_MM), "size": list(preprocess.SIZE), "normalisation": "zero mean, unit variance in the brain mask"},
         "segmenter": {"config": seg_model.config, "train": segmentation.config_dict(cfg), "n_train": int(n_train), "n_val": int(n_val),
-                      "val_dice": val_dice, "epochs_run": len(trained.history), "time_capped": trained.time_capped,
+                      "members": len(members_of(seg_model)),
+                      "members_combined": "class probabilities averaged" if is_ensemble(seg_model) else "one network",
+                      "val_dice": val_dice,
+                      "val_dice_of": ("out-of-fold segmentations: each image subject by the member that did not train on it"
+                                      if is_ensemble(seg_model) else "the validation subjects"),
+                      "epochs_run": len(trained.history), "time_capped": trained.time_capped,
                       "tta": "hflip" if tta else "none", "trained_on": device_choice(trained.device)},
         "regressor": {"name": deploy_model, "n_train": deployed.n_train, "training_set": training_set, "features": deploy_features,
                       "map_factor": int(map_factor),
@@ -417,42 +449,42 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
                      progress: bool = False, log=None) -> dict:
     """What `fetal brain-age train` does: the chapter's segmenter and deployed regressor, trained outside the book.
 
-    Segmenter on the segmentation-training subjects (the profile's epochs), scored on the validation
-    subjects, checked against :data:`FLOORS` (``BelowFloorError``: nothing is written); the deployed
-    regressor (``deploy_model``) fitted as :func:`deployed_regressor` says (with ``reg_training_set``
-    ``reference+image_subjects`` or ``deploy_selection: nested``, ``seg_cv_folds`` more segmenters are
-    trained for the out-of-fold segmentations it needs; with ``nested``, the four deploy knobs are the
-    recipe :func:`choose_recipe` picks, as in the chapter); both saved with their card. Returns a summary (validation Dice, epochs, seconds, where the models went).
+    The segmenter is the ``seg_cv_folds`` out-of-fold segmenters averaged (:mod:`fetal_lib.brain_age.fold_ensemble`,
+    the profile's epochs each), checked on their out-of-fold Dice against :data:`FLOORS` (``BelowFloorError``:
+    nothing is written); the deployed regressor (``deploy_model``) fitted as :func:`deployed_regressor` says
+    (with ``deploy_selection: nested`` the four deploy knobs are the recipe :func:`choose_recipe` picks from the
+    out-of-fold segmentations, as in the chapter); both saved with their card. Returns a summary (out-of-fold Dice,
+    epochs, seconds, where the models went).
     """
 
     source = resolve("brain_age", data_dir, data_source)
     subjects = dataset.load(source.root)
     data = prepare_images(subjects, progress=progress)
     cfg = seg_train_config(settings, seed)
-    tr, va = data.role_index("seg_train"), data.role_index("seg_val")
-    inputs = data.intensities(cfg.intensity_names())
-    trained = segmentation.train(inputs[tr], data.segs[tr], cfg, masks=data.masks[tr], val=(inputs[va], data.masks[va], data.segs[va]),
-                                 progress=progress, log=log)
-    val_pred = segmentation.predict(trained.model, inputs[va], data.masks[va], spacing_mm=data.spacing_mm[0], tta=uses_tta(settings))
+    segmenters = fold_segmenters(data, cfg, deployed_folds(settings), seed, progress=progress, log=log, tta=uses_tta(settings))
+    trained, oof_proba = segmenters.deployed(), segmenters.proba
     val_dice = {row["tissue"]: float(row["dice"]) for _, row in
-                summarize_seg(seg_metrics_table(val_pred, data.segs[va], [data.subjects[i] for i in va], data.spacing_mm), n_boot=100, seed=seed).iterrows()}
-    check_floor(val_dice, source.is_phantom, f"The Res-U-Net segmenter ({len(trained.history)} of {cfg.epochs} epochs, {cfg.precision})")
+                summarize_seg(seg_metrics_table(segmentation.labels_of(oof_proba), data.segs, data.subjects, data.spacing_mm),
+                              n_boot=100, seed=seed).iterrows()}
+    check_floor(val_dice, source.is_phantom, f"The Res-U-Net segmenters ({segmenters.folds} folds, {len(trained.history)} of {cfg.epochs} "
+                                             f"epochs, {cfg.precision}), out of fold")
     reg_subjects = [s for s in subjects if s.role == "regression"]
     reg_age = np.array([s.age_years for s in reg_subjects])
     reg_segs, grid_spacing = prepare_reference_segs(reg_subjects, progress=progress)
     feats = features.feature_matrix(reg_segs, grid_spacing, int(settings["map_factor"]))
     nested_rule = str(settings.get("deploy_selection", "profile")) == "nested"
-    oof_proba = out_of_fold(data, cfg, settings, seed, log=log) if nested_rule or needs_out_of_fold(settings) else None
     if nested_rule:  # the chapter's rule: the recipe with the lowest CV MAE on the image subjects' out-of-fold segmentations
         settings = {**settings, **choose_recipe(settings, reg_age, feats, data, oof_proba, seed).settings()}
     deploy_model, deploy_features = str(settings["deploy_model"]), str(settings["deploy_features"])
     deployed = deployed_regressor(settings, reg_age, feats, data, oof_proba, seed)
     correction = fit_correction(data, cfg, settings, seed, oof_proba=oof_proba, log=log)
     provenance = {"git": git_state(), "profile": profile, "seed": seed, "packages": package_versions(), "trained_by": "fetal brain-age train"}
-    card = model_card(profile, source, reg_age, trained.model, cfg, trained, len(tr), len(va), val_dice, deployed, deploy_model,
+    n_train, n_val = segmenters.subjects_per_member()
+    card = model_card(profile, source, reg_age, trained.model, cfg, trained, n_train, n_val, val_dice, deployed, deploy_model,
                       deploy_features, int(settings["map_factor"]), provenance, correction=correction,
                       training_set=str(settings.get("reg_training_set", "reference")), tta=uses_tta(settings))
     save_deployable(model_dir, trained.model, deployed, deploy_features, card, correction=correction, tta=uses_tta(settings))
-    return {"model_dir": str(model_dir), "data": source.describe(), "val_dice": val_dice, "epochs_run": len(trained.history),
+    return {"model_dir": str(model_dir), "data": source.describe(), "out_of_fold_dice": val_dice, "folds": segmenters.folds,
+            "epochs_run": len(trained.history),
             "epochs": cfg.epochs, "precision": cfg.precision, "time_capped": trained.time_capped, "seg_seconds": round(trained.seconds, 1),
             "regressor": deploy_model, "n_regression_subjects": len(reg_subjects)}

@@ -128,12 +128,19 @@ def time_cap_warning(settings: Mapping[str, Any], trained, cfg) -> str:
             "would train a different one. Set `seg_time_budget_s = 0` to train every epoch.")
 
 
-def segmenter_sentence(cfg, trained, n_train: int) -> str:
-    """The segmenter's inputs, size, epochs and training time (s) on ``n_train`` subjects."""
+def segmenter_sentence(cfg, trained, n_train: int, folds: int = 1) -> str:
+    """One line on the segmenter: inputs, parameters, epochs, time (``trained``: one network, or with
+    ``folds`` > 1 the out-of-fold networks averaged, :meth:`fetal_lib.brain_age.fold_ensemble.FoldSegmenters.deployed`)."""
+    from fetal_lib.brain_age.fold_ensemble import members_of
 
-    return (f"Res-U-Net reading {', '.join(cfg.input_names())}: {count_parameters(trained.model):,} parameters; {len(trained.history)} "
-            f"epochs in {trained.seconds:.0f} s ({epoch_seconds(trained):.1f} s per epoch of {n_train} subjects, "
-            f"{'on the GPU' if trained.device == 'cuda' else f'{cfg.threads} CPU threads'}).")
+    member = members_of(trained.model)[0]
+    where = 'on the GPU' if trained.device == 'cuda' else f'{cfg.threads} CPU threads'
+    if folds > 1:
+        return (f"{folds} Res-U-Nets reading {', '.join(cfg.input_names())}, {count_parameters(member):,} parameters each, "
+                f"{len(trained.history)} epochs each on about {n_train} subjects, in {trained.seconds:.0f} s in all "
+                f"({epoch_seconds(trained):.1f} s per epoch, {where}); deployed: their class probabilities averaged.")
+    return (f"Res-U-Net reading {', '.join(cfg.input_names())}: {count_parameters(member):,} parameters; {len(trained.history)} "
+            f"epochs in {trained.seconds:.0f} s ({epoch_seconds(trained):.1f} s per epoch of {n_train} subjects, {where}).")
 
 
 def volume_agreement(table):
@@ -218,7 +225,7 @@ def mixing_table(correction):
 
 def validation_sentence(n_subjects: int, mae_deployed: float, mae_reference: float) -> str:
     """The deployed path end to end on the validation subjects (indicative)."""
-    return (f"Deployed path on the {n_subjects} validation subjects, through the deployed segmenter itself: MAE "
+    return (f"Deployed path on the {n_subjects} validation subjects, each through the segmenter that held it out: MAE "
             f"{mae_deployed:.2f} years, {mae_reference:.2f} years from their reference segmentations (few subjects: indicative; "
             "they are also among the out-of-fold subjects above, and the correction, or the regressor trained with the "
             "image subjects, was fitted with them).")
@@ -243,14 +250,14 @@ def regressor_metrics(reg_table, deploy_model: str, head: Mapping[str, Any], sel
 HEADLINE = ("deployed_path_mae_years", "deployed_path_r2", "reference_cv_mae_years", "val_dice_csf", "val_dice_gm", "val_dice_wm")
 
 
-def metrics_document(ch, *, trained, val_summary, floor_scores: Mapping[str, float], seg_cv_seconds: float | None, cv_summary,
+def metrics_document(ch, *, trained, val_summary, floor_scores: Mapping[str, float], cv_summary, folds: int,
                      head: Mapping[str, Any], selection, paths, correction, reg_table, dep_cv, shift_table,
                      val_maes: tuple[float, float], predict_seconds: float, n_regression: int, n_image: int) -> dict[str, Any]:
     """The chapter's ``metrics.json`` metrics. ``ch``: the set-up (:class:`fetal_lib.brain_age.chapter.ChapterStart`,
     its settings after the nested selection); ``dep_cv``: the pre-registered ``deploy_model``'s row of the regression CV
     (before the selection); ``head``: :func:`fetal_lib.brain_age.deployed_path.headline`; ``val_maes``: the deployed path
-    on the validation subjects (through the segmenter, from reference segmentations); ``seg_cv_seconds`` and
-    ``cv_summary``: None without out-of-fold segmentations. Ages in years, times in s."""
+    on the validation subjects (through the segmenter, from reference segmentations); ``trained``: the deployed segmenter,
+    the ``folds`` out-of-fold networks averaged; ``cv_summary``: their out-of-fold Dice. Ages in years, times in s."""
 
     s = ch.settings
     val_dice = {row["tissue"]: float(row["dice"]) for _, row in val_summary.iterrows()}
@@ -261,8 +268,8 @@ def metrics_document(ch, *, trained, val_summary, floor_scores: Mapping[str, flo
         "val_hd95_mm": {r["tissue"]: float(r["hd95_mm"]) for _, r in val_summary.iterrows()},
         "seg_epochs_run": len(trained.history), "seg_seconds": trained.seconds, "seg_epoch_seconds": epoch_seconds(trained),
         "seg_time_capped": trained.time_capped, "seg_precision": ch.precision.to_dict(), "validation_floor_scores": floor_scores,
-        "training_seconds": trained.seconds + (seg_cv_seconds if cv_summary is not None else 0.0),
-        "seg_parameters": count_parameters(trained.model),
+        "training_seconds": trained.seconds, "seg_members": folds,
+        "seg_parameters": count_parameters(trained.model),  # all members
         # the headline: the deployed path (segmenter -> features -> correction -> regressor) on image subjects it never saw
         "deployed_path_mae_years": head["mae_years"], "deployed_path_r2": head["r2"],
         "deployed_path_mae_ci_years": list(head["mae_ci_years"]), "deployed_path_nested": nested_head is not None,

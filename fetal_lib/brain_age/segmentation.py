@@ -304,19 +304,25 @@ def intensity_names(model) -> tuple[str, ...]:
 
 
 def save(model, directory: str | Path, extra: dict | None = None) -> Path:
-    """Write ``segmenter.pt`` (state dict) and ``segmenter.json`` (network config) atomically."""
+    """Write ``segmenter.pt`` (state dict) and ``segmenter.json`` (network config; ``members``: the
+    number of averaged networks of a :func:`fetal_lib.brain_age.fold_ensemble.mean_probability_ensemble`) atomically."""
     import torch
+
+    from fetal_lib.brain_age.fold_ensemble import is_ensemble, members_of
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / "segmenter.pt") as tmp:
         torch.save(model.state_dict(), tmp)
-    write_json_atomic(directory / "segmenter.json", {"network": "resunet3d", "config": model.config, "inputs": list(input_names(model)), **(extra or {})})
+    config = {k: v for k, v in members_of(model)[0].config.items() if k != "members"}
+    write_json_atomic(directory / "segmenter.json", {"network": "resunet3d", "config": config, "inputs": list(input_names(model)),
+                                                     "members": len(members_of(model)) if is_ensemble(model) else 0, **(extra or {})})
     return directory / "segmenter.pt"
 
 
 def load(directory: str | Path, threads: int = 2, device: str = "auto"):
-    """Load the segmenter saved by :func:`save` (eval mode) onto ``device`` (``auto``: the GPU when torch sees one).
+    """Load the segmenter saved by :func:`save` (eval mode; an ensemble when it was saved as one) onto ``device``
+    (``auto``: the GPU when torch sees one).
 
     Raises:
         NoGpuError: ``device`` is ``cuda`` and there is no GPU (checked before anything is read).
@@ -324,6 +330,7 @@ def load(directory: str | Path, threads: int = 2, device: str = "auto"):
     """
     import torch
 
+    from fetal_lib.brain_age.fold_ensemble import mean_probability_ensemble
 
     where = resolve_device(device)
     directory = Path(directory)
@@ -332,11 +339,15 @@ def load(directory: str | Path, threads: int = 2, device: str = "auto"):
             raise FetalInputError(directory / name, "trained segmenter not found (run the brain_age chapter, cpu profile, to train it)")
     try:
         meta = json.loads((directory / "segmenter.json").read_text())
-        model = create(meta.get("network", "resunet3d"), **meta["config"])
+        names = tuple(meta.get("inputs") or _default_input_names(meta["config"]["in_channels"]))
+        members = [create(meta.get("network", "resunet3d"), **meta["config"]) for _ in range(max(1, int(meta.get("members") or 0)))]
+        for member in members:
+            member.input_names = names
+        model = mean_probability_ensemble(members) if meta.get("members") else members[0]
         model.load_state_dict(torch.load(directory / "segmenter.pt", map_location="cpu", weights_only=True))
     except Exception as exc:  # noqa: BLE001 - any corruption becomes one line
         raise FetalInputError(directory / "segmenter.pt", f"unreadable segmenter ({type(exc).__name__}: {exc})") from None
-    model.input_names = tuple(meta.get("inputs") or _default_input_names(model.config["in_channels"]))
+    model.input_names = names
     torch.set_num_threads(thread_count(threads))
     model = model.to(where).to(memory_format=torch.channels_last_3d)
     model.eval()

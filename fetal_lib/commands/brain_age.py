@@ -56,11 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train the chapter's segmenter and deployed regressor outside the book, and save them",
         description=(
-            "Train the Res-U-Net segmenter (the profile's epochs and precision) on the segmentation-training subjects, "
-            "check it against the sanity floor on the validation subjects (real data: every tissue's Dice at least 0.75; "
-            "below it nothing is written), fit the deployed regressor on every regression subject's reference "
-            "segmentation, and save both with a model card. The chapter measures much more (CV, domain shift): this "
-            "command only trains and saves what `fetal brain-age predict` uses."
+            "Train the Res-U-Net segmenters (seg_cv_folds folds over the image subjects, the profile's epochs and "
+            "precision; the deployed segmenter averages their class probabilities), check their out-of-fold Dice "
+            "against the sanity floor (real data: every tissue's Dice at least 0.75; below it nothing is written), fit "
+            "the deployed regressor as the chapter does, and save both with a model card. The chapter measures much "
+            "more (domain shift, the nested estimate): this command only trains and saves what `fetal brain-age predict` uses."
         ),
     )
     add_profile(t, "knobs from profiles/<name>.yaml brain_age: (default cpu)")

@@ -215,6 +215,12 @@ def test_brain_age_chapter_keeps_validation_subjects_out_of_training_and_clears_
     if m["deployed_path_out_of_fold"]:
         assert {row["regressor trained on"] for row in paths} == {"reference", "reference+image_subjects"}
 
+    # the deployed segmenter is the out-of-fold segmenters averaged: as many members as folds, none trained apart
+    from fetal_lib.config.profiles import chapter_knobs
+    from fetal_lib.book.chapters import spec_of
+
+    assert m["seg_members"] == chapter_knobs(spec_of("brain_age"), "smoke")["seg_cv_folds"] >= 2
+    assert m["deployed_path_out_of_fold"]
     dice = {t: m[f"val_dice_{t}"] for t in ("csf", "gm", "wm")}
     assert all(_is_number(v) and 0 <= v <= 1 for v in dice.values()), dice
     scores = {**{f"dice_{t}": v for t, v in dice.items()}, "dice_mean": sum(dice.values()) / len(dice)}
