@@ -169,6 +169,17 @@ def test_brain_age_segmenter_prediction_and_mirror_follow_the_network() -> None:
     assert set(net.seen) == {ELSEWHERE} and len(net.seen) == 2  # the volume and its mirror
 
 
+def test_brain_age_fold_ensemble_feeds_every_member_on_its_device() -> None:
+    from fetal_lib.brain_age import fold_ensemble, segmentation
+
+    members = [ElsewhereNet(nn.Conv3d(2, 4, 1), config={"in_channels": 2}) for _ in range(2)]
+    ensemble = fold_ensemble.mean_probability_ensemble(members)
+    images = np.random.default_rng(0).random((1, 8, 8, 8), dtype=np.float32)
+    proba = segmentation.constrained_proba(ensemble, images, np.ones((1, 8, 8, 8), np.uint8))
+    assert proba.shape == (1, 4, 8, 8, 8) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert all(m.seen == [ELSEWHERE] for m in members)
+
+
 def test_gradcam_moves_the_batch_to_the_network() -> None:
     from fetal_lib.explain.gradcam_torch import gradcam
 
