@@ -44,7 +44,6 @@ SLOW_ENTRY_POINTS = (
     "fetal_lib.hc.train.train",
     "fetal_lib.hc.cross_validation.cross_validate",
     "fetal_lib.brain_age.segmentation.train",
-    "fetal_lib.brain_age.pipeline.segmentation_cv",
     "fetal_lib.brain_age.pipeline.fold_segmenters",
     "fetal_lib.training.keras.fit",
     "fetal_lib.training.torch.fit",

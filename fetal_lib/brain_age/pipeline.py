@@ -20,7 +20,6 @@ from fetal_lib.brain_age.dataset import Subject
 from fetal_lib.brain_age.fold_ensemble import FoldSegmenters, is_ensemble, members_of
 from fetal_lib.training.floor import Floor
 from fetal_lib.brain_age import dataset
-from fetal_lib.brain_age import mixed_training
 from fetal_lib.brain_age import nested
 from fetal_lib.brain_age.correction import fit_mixing
 from fetal_lib.brain_age.predict import CORRECTION_FILE
@@ -199,14 +198,6 @@ def summarize_seg(table, n_boot: int = 1000, seed: int = 0):
     return pd.DataFrame(rows)
 
 
-def segmentation_cv(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int, seed: int = 0, progress: bool = False, log=None,
-                    tta: bool = False) -> np.ndarray:
-    """Out-of-fold class probabilities (N, 4, D, H, W) float32 for every image subject (K-fold over
-    subjects, stratified by age; ``tta``: left-right mirror averaged, as deployed); :func:`segmentation.labels_of`
-    turns them into label maps. :func:`fold_segmenters` without the networks."""
-    return fold_segmenters(data, cfg, n_splits, seed, progress=progress, log=log, tta=tta).proba
-
-
 def fold_segmenters(data: ImageSet, cfg: segmentation.TrainConfig, n_splits: int, seed: int = 0, progress: bool = False, log=None,
                     tta: bool = False, validate: bool = False) -> FoldSegmenters:
     """K segmenters over the image subjects (folds stratified by age), each trained on the other folds; the
@@ -250,25 +241,13 @@ def deployed_folds(settings: dict) -> int:
     return folds
 
 
-def needs_out_of_fold(settings: dict) -> bool:
-    """True if the deployed models need out-of-fold segmentations of the image subjects (a feature
-    correction, or image subjects in the regressor's training set)."""
-
-    return (str(settings["feature_correction"]) != "none"
-            or mixed_training.check(str(settings.get("reg_training_set", "reference"))) != "reference")
-
-
 def out_of_fold(data: ImageSet, cfg: segmentation.TrainConfig, settings: dict, seed: int = 0, log=None) -> np.ndarray:
-    """:func:`segmentation_cv` with the profile's ``seg_cv_folds`` and ``seg_tta``.
+    """The out-of-fold class probabilities of :func:`fold_segmenters` with the profile's ``seg_cv_folds`` and ``seg_tta``.
 
     Raises:
         ValueError: fewer than 2 folds.
     """
-    folds = int(settings["seg_cv_folds"])
-    if folds < 2:
-        raise ValueError("out-of-fold segmentations (a feature correction, or reg_training_set with image subjects) need "
-                         "seg_cv_folds of at least 2")
-    return segmentation_cv(data, cfg, folds, seed, log=log, tta=uses_tta(settings))
+    return fold_segmenters(data, cfg, deployed_folds(settings), seed, log=log, tta=uses_tta(settings)).proba
 
 
 def regression_models(settings: dict) -> list[str]:

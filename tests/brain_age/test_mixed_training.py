@@ -78,10 +78,7 @@ def test_deployed_regressor_follows_the_training_set_setting():
     assert fitted.n_train == 100 and fitted.map_factor == 3
 
 
-def test_uses_tta_and_needs_out_of_fold():
+def test_uses_tta():
     assert pipeline.uses_tta({"seg_tta": "hflip"}) and not pipeline.uses_tta({"seg_tta": "none"}) and not pipeline.uses_tta({})
     with pytest.raises(ValueError, match="seg_tta must be hflip or none"):
         pipeline.uses_tta({"seg_tta": "vflip"})
-    assert pipeline.needs_out_of_fold({"feature_correction": "none", "reg_training_set": "reference+image_subjects"})
-    assert pipeline.needs_out_of_fold({"feature_correction": "tissue_mixing", "reg_training_set": "reference"})
-    assert not pipeline.needs_out_of_fold({"feature_correction": "none", "reg_training_set": "reference"})
