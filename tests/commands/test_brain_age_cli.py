@@ -157,10 +157,14 @@ def test_train_on_the_phantom_saves_models_predict_can_use(tmp_path, phantom_roo
     out, err = capsys.readouterr()
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["epochs_run"] == summary["epochs"] and not summary["time_capped"] and set(summary["val_dice"]) == {"CSF", "GM", "WM"}
+    assert (summary["epochs_run"] == summary["epochs"] and not summary["time_capped"]
+            and set(summary["out_of_fold_dice"]) == {"CSF", "GM", "WM"})
     assert {"segmenter.pt", "segmenter.json", "regressor.pkl", "model_card.json", "MODEL_CARD.md"} <= {p.name for p in model_dir.iterdir()}
     card = json.loads((model_dir / "model_card.json").read_text())
-    assert card["provenance"]["trained_by"] == "fetal brain-age train" and card["segmenter"]["val_dice"] == summary["val_dice"]
+    assert card["provenance"]["trained_by"] == "fetal brain-age train" and card["segmenter"]["val_dice"] == summary["out_of_fold_dice"]
+    # the deployed segmenter is the out-of-fold networks averaged, saved as one
+    assert card["segmenter"]["members"] == summary["folds"] >= 2
+    assert json.loads((model_dir / "segmenter.json").read_text())["members"] == summary["folds"]
 
 
 @pytest.mark.slow
