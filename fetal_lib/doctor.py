@@ -23,6 +23,7 @@ and training seconds) and the rates ``fetal doctor`` measured on the same machin
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -322,7 +323,8 @@ def save_reference(profile: str, machine: dict[str, Any], estimates: dict[str, A
                    results_root: Path | None = None) -> list[str]:
     """Write this machine's references for ``profile`` (the chapters in ``estimates`` with a real run
     here) into ``path`` (default ``profiles/measured_times.json``), keeping the other profiles' and
-    chapters'. Returns the chapters written."""
+    chapters', and keeping a chapter's entry that records a later run than the one here (a stale
+    local build must not overwrite a newer measurement). Returns the chapters written."""
     path = Path(path or REFERENCE)
     doc = read_reference(path)
     if machine["native_bf16"]:
@@ -334,13 +336,27 @@ def save_reference(profile: str, machine: dict[str, Any], estimates: dict[str, A
     written = []
     for chapter_id, est in estimates.items():
         entry = None if "error" in est else reference_entry(chapter_id, {**est, "profile": profile}, results_root)
-        if entry is not None:
+        if entry is not None and not _newer(section.get("chapters", {}).get(chapter_id), entry):
             section.setdefault("chapters", {})[chapter_id] = entry
             written.append(chapter_id)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
     return written
+
+
+def has_later_reference(profile: str, chapter_id: str, path: Path | None = None, results_root: Path | None = None) -> bool:
+    """Whether the saved reference of ``chapter_id`` records a later run than the last real one here."""
+    kept = read_reference(path).get(profile, {}).get("chapters", {}).get(chapter_id)
+    run = last_real_run(chapter_id, profile, results_root)
+    return run is not None and _newer(kept, {"started_utc": run[0].get("started_utc")})
+
+
+def _newer(kept: dict[str, Any] | None, entry: dict[str, Any]) -> bool:
+    """Whether the reference ``kept`` records a run that started after ``entry``'s (ISO UTC times)."""
+    if not kept or not kept.get("started_utc") or not entry.get("started_utc"):
+        return False
+    return datetime.fromisoformat(str(kept["started_utc"])) > datetime.fromisoformat(str(entry["started_utc"]))
 
 
 def format_report(machine: dict[str, Any], estimates: dict[str, Any], profile: str) -> str:

@@ -144,19 +144,17 @@ n_member, n_held = folds.subjects_per_member()
 display(Markdown(report.segmenter_sentence(cfg, trained, n_member, folds.folds)))
 run.table(pd.DataFrame(trained.history), "segmentation_training_history")
 run.figure(figures.training_curves(trained.history), "segmentation_training_curves")
-ba_table = pipeline.seg_metrics_table(segmentation.labels_of(oof_proba), data.segs, data.subjects, data.spacing_mm)
-cv_summary = pipeline.summarize_seg(ba_table, n_boot=n_boot, seed=seed)
+# Every image subject segmented by the fold network that did not train on it, scored, and checked against the sanity
+# floor (real data: every tissue's Dice at least 0.75): below it the chapter stops here and the previously deployed
+# models stay in place.
+ba_table, cv_summary, floor_scores = pipeline.out_of_fold_scores(folds, data, cfg.epochs, cfg.precision, ch.source.is_phantom,
+                                                                 n_boot=n_boot, seed=seed)
 run.table(ba_table, "segmentation_cv_per_subject", show=False)
 run.table(cv_summary, "segmentation_cv_summary")
 ba_label = f"out-of-fold predictions ({folds.folds}-fold CV), all {len(data.subjects)} image subjects"
 display(Markdown(f"Dice and HD95 on the 3 mm grid against the reference segmentation resampled by nearest neighbour, as in the "
                  f"source; 95% bootstrap CIs over the {len(data.subjects)} image subjects, each segmented by the network that "
                  f"did not train on it ({folds.folds} folds of about {n_held} subjects)."))
-# The sanity floor (real data: every tissue's Dice at least 0.75, out of fold): below it the chapter stops here
-# and the previously deployed models stay in place.
-floor_scores = pipeline.check_floor({r["tissue"]: r["dice"] for _, r in cv_summary.iterrows()}, ch.source.is_phantom,
-                                    f"The Res-U-Net segmenters ({folds.folds} folds, {len(trained.history)} of {cfg.epochs} epochs, "
-                                    f"{cfg.precision}), out of fold")
 print("sanity floor out of fold passed: " + ", ".join(f"{k} {v:.3f}" for k, v in floor_scores.items()))
 
 # %% [markdown]

@@ -182,3 +182,30 @@ def test_the_reference_in_the_repository_is_complete_for_the_cpu_profile():
     assert set(chapters) == set(doctor.ESTIMATES), "run `make book` then `fetal doctor --save-reference` to complete it"
     for name, entry in chapters.items():
         assert entry["wall_s"] > entry["training_s"] > 0 and entry["predicted_training_s"] > 0 and entry["rates"], name
+
+
+def test_save_reference_keeps_an_entry_from_a_later_run_than_the_local_build(tmp_path):
+    results = tmp_path / "results"
+    (results / "hc18").mkdir(parents=True)
+    local = {"metrics": {"training_seconds": 600.0},
+             "provenance": {"profile": "cpu", "on_phantom": False, "wall_time_s": 900.0, "git": {"sha": "old0000"},
+                            "started_utc": "2026-11-27T20:00:00+00:00"}}
+    (results / "hc18" / "metrics.json").write_text(json.dumps(local))
+    later = {"wall_s": 800.0, "training_s": 500.0, "predicted_training_s": 450.0, "rates": {"main U-Net": 16.0},
+             "commit": "new0000", "started_utc": "2026-11-28T01:00:00+00:00"}
+    path = tmp_path / "measured_times.json"
+    path.write_text(json.dumps({"cpu": {"machine": "m", "chapters": {"hc18": later}}}))
+    machine = doctor.machine_report(gpu=None)
+    estimates = {"hc18": _estimate(500.0, {"main U-Net": 15.0})}
+    assert doctor.save_reference("cpu", machine, estimates, path, results) == []
+    assert json.loads(path.read_text())["cpu"]["chapters"]["hc18"] == later
+    # a run here that is newer than the entry replaces it
+    local["provenance"]["started_utc"] = "2026-11-28T02:00:00+00:00"
+    (results / "hc18" / "metrics.json").write_text(json.dumps(local))
+    assert doctor.save_reference("cpu", machine, estimates, path, results) == ["hc18"]
+    assert json.loads(path.read_text())["cpu"]["chapters"]["hc18"]["commit"] == "old0000"
+    local["provenance"]["started_utc"] = "2026-11-27T20:00:00+00:00"
+    (results / "hc18" / "metrics.json").write_text(json.dumps(local))
+    path.write_text(json.dumps({"cpu": {"machine": "m", "chapters": {"hc18": later}}}))
+    assert doctor.has_later_reference("cpu", "hc18", path, results)
+    assert not doctor.has_later_reference("cpu", "brain_age", path, results)  # no run here

@@ -87,6 +87,21 @@ def check_floor(val_dice: dict[str, float], is_phantom: bool, what: str) -> dict
     scores["dice_mean"] = float(np.mean(list(scores.values())))
     check(scores, FLOORS["phantom" if is_phantom else "real"], what, FLOOR_ADVICE)
     return scores
+def out_of_fold_scores(segmenters, data: "ImageSet", epochs: int, precision: str, is_phantom: bool, n_boot: int = 100,
+                       seed: int = 0) -> tuple["pd.DataFrame", "pd.DataFrame", dict[str, float]]:
+    """The out-of-fold segmentations of every image subject scored and checked against the sanity floor.
+
+    Returns (per-subject Dice/HD95 table, per-tissue summary with bootstrap CIs, the floor's scores); raises
+    ``BelowFloorError`` below :data:`FLOORS` (call it before saving anything)."""
+    table = seg_metrics_table(segmentation.labels_of(segmenters.proba), data.segs, data.subjects, data.spacing_mm)
+    summary = summarize_seg(table, n_boot=n_boot, seed=seed)
+    trained = segmenters.deployed()
+    scores = check_floor({str(r["tissue"]): float(r["dice"]) for _, r in summary.iterrows()}, is_phantom,
+                         f"The Res-U-Net segmenters ({segmenters.folds} folds, {len(trained.history)} of {epochs} epochs, "
+                         f"{precision}), out of fold")
+    return table, summary, scores
+
+
 # The source project's figures, from the anchors table (fetal_lib.anchors, with their bib key).
 SOURCE_VAL_DICE = {t: anchors.get(f"brain_age.source.val_dice_{t.lower()}").value for t in ("CSF", "GM", "WM")}
 SOURCE_HOLDOUT = {"mae_years": anchors.get("brain_age.source.holdout_mae").value,
@@ -442,11 +457,8 @@ def train_deployable(settings: dict, profile: str, data_dir: str | None, data_so
     cfg = seg_train_config(settings, seed)
     segmenters = fold_segmenters(data, cfg, deployed_folds(settings), seed, progress=progress, log=log, tta=uses_tta(settings))
     trained, oof_proba = segmenters.deployed(), segmenters.proba
-    val_dice = {row["tissue"]: float(row["dice"]) for _, row in
-                summarize_seg(seg_metrics_table(segmentation.labels_of(oof_proba), data.segs, data.subjects, data.spacing_mm),
-                              n_boot=100, seed=seed).iterrows()}
-    check_floor(val_dice, source.is_phantom, f"The Res-U-Net segmenters ({segmenters.folds} folds, {len(trained.history)} of {cfg.epochs} "
-                                             f"epochs, {cfg.precision}), out of fold")
+    _, oof_summary, _ = out_of_fold_scores(segmenters, data, cfg.epochs, cfg.precision, source.is_phantom, seed=seed)
+    val_dice = {str(row["tissue"]): float(row["dice"]) for _, row in oof_summary.iterrows()}
     reg_subjects = [s for s in subjects if s.role == "regression"]
     reg_age = np.array([s.age_years for s in reg_subjects])
     reg_segs, grid_spacing = prepare_reference_segs(reg_subjects, progress=progress)

@@ -49,7 +49,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.save_reference:
         written = doctor.save_reference(args.profile, machine, estimates)
         print(f"reference for profile {args.profile} saved to profiles/measured_times.json: "
-              f"{', '.join(written) or 'no chapter (none has a real run of this profile in build/results)'}", file=sys.stderr)
+              f"{', '.join(written) or 'no chapter (none has a real run of this profile in build/results newer than the saved one)'}"
+              + (f"; kept the saved entries of {', '.join(kept)} (they record later runs)" if (kept := [c for c in estimates if c not in written and doctor.has_later_reference(args.profile, c)]) else ""),
+              file=sys.stderr)
     if args.format == "json":
         print(json.dumps({"machine": machine, "profile": args.profile, "chapters": estimates}, indent=2))
     else:

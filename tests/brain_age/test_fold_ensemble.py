@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,27 @@ def test_the_deployed_segmenter_needs_at_least_two_folds():
     assert pipeline.deployed_folds({"seg_cv_folds": 3}) == 3
     with pytest.raises(ValueError, match="at least 2 folds"):
         pipeline.deployed_folds({"seg_cv_folds": 0})
+
+
+def test_out_of_fold_scores_are_the_dice_of_the_folds_segmentations_and_the_floor_refuses_a_broken_set():
+    from types import SimpleNamespace
+
+    from fetal_lib.brain_age.dataset import Subject
+    from fetal_lib.training.floor import BelowFloorError
+
+    rng = np.random.default_rng(0)
+    segs = rng.integers(0, 4, size=(4, 8, 8, 8)).astype(np.uint8)
+    subjects = [Subject(f"s{i}", 30.0 + i, "F", "image", Path("seg.nii.gz"), None, None) for i in range(4)]
+    data = SimpleNamespace(segs=segs, subjects=subjects, spacing_mm=(3.0, 3.0, 3.0))
+    perfect = np.eye(4, dtype=np.float32)[segs].transpose(0, 4, 1, 2, 3)
+    members = _members(2)
+    fits = [FitResult(model=m, history=[{"epoch": 1, "loss": 1.0, "seconds": 1.0}], seconds=1.0) for m in members]
+    folds = fold_ensemble.FoldSegmenters(proba=perfect, fits=fits, held_out=[np.array([0, 1]), np.array([2, 3])])
+    table, summary, scores = pipeline.out_of_fold_scores(folds, data, 1, "float32", is_phantom=False, n_boot=10)
+    assert len(table) == 4 * 3 and list(summary["tissue"]) == ["CSF", "GM", "WM"]
+    assert scores == pytest.approx({"dice_csf": 1.0, "dice_gm": 1.0, "dice_wm": 1.0, "dice_mean": 1.0})
+    # every voxel called the next class: Dice 0 everywhere, below the real-data floor, nothing returned
+    wrong = np.roll(perfect, 1, axis=1)
+    with pytest.raises(BelowFloorError, match="out of fold"):
+        pipeline.out_of_fold_scores(fold_ensemble.FoldSegmenters(proba=wrong, fits=fits, held_out=folds.held_out), data, 1,
+                                    "float32", is_phantom=False, n_boot=10)
