@@ -37,8 +37,8 @@
 # Post-processing: threshold, connected components, hole filling, a robust ellipse fit in
 # original pixel coordinates, checks on the fitted ellipse, HC by Ramanujan's perimeter with
 # each image's own pixel size. The threshold is chosen on the validation split only. A size
-# calibration of the fitted ellipse, fitted on the validation split, is deployed only where
-# training-side cross-validation says it helps; its section shows the decision and its data.
+# calibration of the fitted ellipse, fitted on the validation split, is deployed only where the
+# validation split says it helps the deployed model; its section shows the decision and its data.
 #
 # **A second look.** A cascade: a second U-Net outlines the skull at about four times the first's
 # resolution in a band around the first stage's ellipse; validation decides whether and how it
@@ -47,7 +47,7 @@
 # **What was decided on which data.** The epoch kept and the probability threshold: on the
 # validation split. Whether and how the second stage is used: on the validation split. The profile's settings (input size, width, epochs, flips, loss weighting):
 # on validation in earlier runs (the comments in `profiles/cpu.yaml`). The size calibration: on
-# the out-of-fold images of `fetal hc cv` outside the test split. The test split is scored once,
+# the validation split, for the deployed model, in this build. The test split is scored once,
 # at the end, and decides nothing.
 #
 # **Audit.** In the same run and at an equal (reduced) budget, our recipe is trained against
@@ -78,7 +78,7 @@ jit_compile = None  # XLA-compiled training step (float32 only)
 tta = None  # test-time flips averaged: "", "hflip" or "hflip,vflip" (vflip only for a model trained with vertical flips)
 max_images = None  # 0 means every training image
 threshold_grid = None  # probability thresholds tried on the validation split, comma-separated
-calibrate = None  # deploy the size calibration (decided on training-side data: see its section)
+calibrate = None  # the size calibration: "auto" (decided on validation for the deployed model: see its section), "always" or "never"
 # the second stage (the cascade): a second U-Net on the skull band around the first stage's ellipse
 second_stage = None  # train it; deployed only where validation prefers it to the first stage alone
 second_band_rows = None  # band samples across the skull (radius) and around it (angle), plus the angles repeated at each side
@@ -166,7 +166,7 @@ stage = chapter.train_second(ch, trained)  # None when second_stage is off
 if stage is not None:
     run.table(stage.choice_table, "second_stage_validation")
 display(Markdown(report.second_stage_note(stage)))
-deployed = chapter.deployed(trained, stage)
+deployed = chapter.deployed(ch, trained, stage)  # prints the size calibration decided for it on validation
 
 # %% [markdown]
 # ## Test split
@@ -272,17 +272,20 @@ display(Markdown(report.fit_sentence(split_errors)))
 # short, large heads long). A correction for it is a Huber line of the relative error in the
 # predicted HC, fitted on the validation images at the chosen threshold, whose trend is divided
 # out of each prediction (both semi-axes scaled by one factor; predicted HC clipped to the fitted
-# range; a bounded factor; `fetal_lib.hc.calibration`). Whether to deploy it is decided on
-# training-side data only: the out-of-fold images of `fetal hc cv` outside this chapter's test
-# split, each fold fitting the calibration on its own validation part, with a rule fixed before
-# the folds ran. The profile's `calibrate` records the decision; with `calibrate = True` the model
-# card carries the calibration and `fetal hc measure` applies it. The table shows, in this run,
-# what it does on validation (in-sample and leave-one-subject-out) and, as a diagnostic that took
-# no part in the decision, on the test split.
+# range; a bounded factor; `fetal_lib.hc.calibration`). Whether to deploy it is decided in this
+# build, for the model it deploys (the cascade or the first stage), on the validation split only:
+# each image calibrated by the line fitted without its subject, deployed only if the paired
+# difference of the mean |HC error| (calibrated minus raw) has a 95 % subject-bootstrap interval
+# entirely below zero, a rule fixed in advance (`calibrate = "auto"`; `"always"` and `"never"`
+# override it). The model card carries a deployed calibration and `fetal hc measure` applies it.
+# A `fetal hc cv` run, where there is one, judges the same rule on every training-side image and is
+# shown beside it. The table shows what the calibration does on validation (in-sample and
+# leave-one-subject-out) and, as a diagnostic that took no part in the decision, on the test split.
 
 # %%
-display(Markdown(report.decision_sentence(cv.decision if cv else None, bool(calibrate), cv.differences if cv else None)))
-size_cal = chapter.size_calibration(deployed, test)  # prints the line fitted on validation
+display(Markdown(report.decision_sentence(deployed.calibration.decision, deployed.calibration.deploy, source="build")))
+display(Markdown(report.decision_sentence(cv.decision if cv else None, deployed.calibration.deploy, cv.differences if cv else None)))
+size_cal = chapter.size_calibration(deployed, test)
 if size_cal.fit is None:
     display(Markdown(report.no_calibration_sentence(len(size_cal.val_found))))
 else:
@@ -301,7 +304,7 @@ else:
 # * **source masks**: the source's 0/2 outline targets with its plain BCE, everything else ours
 #   (the hole filling of our post-processing gives this arm its best chance).
 #
-# Each arm gets its own validation threshold (and, with `calibrate = True`, its own size calibration).
+# Each arm gets its own validation threshold (and, where the deployed model's calibration is deployed, its own size calibration).
 #
 # The pixel accuracy the source reported is shown beside: a model that predicts only
 # background scores high on it.
@@ -312,7 +315,7 @@ arms = {  # TrainConfig changes from our recipe
     "source block": {"block": "source"},
     "source masks": {"mask_mode": "outline", "loss": "bce"},
 }
-audit_table, arm_histories = report.audit_arms(data, settings, seed, arms, calibrate=bool(calibrate))
+audit_table, arm_histories = report.audit_arms(data, settings, seed, arms, calibrate=deployed.calibration.deploy)
 run.table(audit_table, "audit")
 if warning := report.audit_cap_warning(audit_table, settings):
     run.warn(warning)
@@ -336,7 +339,7 @@ run.figure(figures.training_curves({"main model": trained.result.history, **arm_
 # first stage alone); `--overlay` draws both ellipses. A model trained on a phantom is not saved.
 
 # %%
-model_path = chapter.save_model(ch, trained, stage, test)
+model_path = chapter.save_model(ch, trained, stage, test, deployed.calibration)
 
 # %%
 metrics = chapter.metrics(ch, trained, floor_scores, stage, deployed, test, stages_test, cv, size_cal,

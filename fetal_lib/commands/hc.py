@@ -233,7 +233,7 @@ def handle_train(args: argparse.Namespace) -> int:
     print("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()), file=sys.stderr)
     config = pipeline.train_config(settings, args.seed)
     trained = pipeline.train_model(data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
-                                   progress=True, calibrate=bool(settings["calibrate"]))
+                                   progress=True)
     print(f"precision: {config.precision} ({pipeline.precision_choice(settings).reason})", file=sys.stderr)
     print(f"threshold (validation): {trained.model.threshold:g}; epochs run {trained.result.epochs_run} of {config.epochs}, "
           f"{trained.result.train_images_per_s:.1f} train images/s", file=sys.stderr)
@@ -257,13 +257,19 @@ def handle_train(args: argparse.Namespace) -> int:
         print(timing_line(stage), file=sys.stderr)
         print(stage.choice_table.to_string(index=False), file=sys.stderr)
     deployed = stage.deployed if stage is not None and stage.deployed is not None else trained.model
+    val_df = stage.val_results[stage.chosen] if stage is not None else trained.val_results
+    from fetal_lib.hc.report import calibration_choice_line  # deferred: imports pandas
+
+    calibration, _ = pipeline.decide_calibration(deployed, data.part("val"), val_df, settings["calibrate"], args.seed)
+    print(calibration_choice_line(calibration), file=sys.stderr)
     df = pipeline.evaluate(deployed, data.part("test"), progress=True)
     summary = pipeline.summarize(df, seed=args.seed)
-    card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed)
+    card = pipeline.model_card(trained, data, args.profile, settings, summary, args.seed, calibration)
     from fetal_lib.hc.second_stage import save  # deferred: imports scipy
 
     path = save(trained.model.model, card, args.model or default_model_path(), stage, settings, args.profile)
-    print(json.dumps({"model": str(path), "deployed": stage.chosen if stage is not None else "first stage", "test": summary}, indent=2))
+    print(json.dumps({"model": str(path), "deployed": stage.chosen if stage is not None else "first stage",
+                      "size_calibration": calibration.deploy, "test": summary}, indent=2))
     return 0
 
 

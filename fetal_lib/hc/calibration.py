@@ -13,13 +13,16 @@ range seen in fitting (no extrapolation), and the factor is bounded to +-``MAX_C
 The line is a Huber regression (robust to the few gross failures) fitted on validation images
 only; the test split never enters it.
 
-Whether to deploy it is decided on training-side data only, by :func:`cv_decision` on the
-out-of-fold images of ``fetal hc cv`` that lie outside the chapter's test split: each fold fits
-the calibration on its own validation part and applies it to its held-out subjects. The rule is
-fixed before the folds run: deploy only if the paired difference of the mean |HC error|
-(calibrated minus raw) has a 95 % subject-bootstrap interval entirely below zero. The chapter
-shows the decision, the data it was taken on, and (as a diagnostic only) what the calibration
-does on its test split. The model card carries the calibration only when a profile turns it on.
+Whether to deploy it is decided on training-side data only, for the model that is deployed (the
+first stage or the cascade), by one rule fixed in advance: deploy only if the paired difference
+of the mean |HC error| (calibrated minus raw) has a 95 % subject-bootstrap interval entirely below
+zero. With ``calibrate: auto`` the build takes it on the validation split
+(:func:`validation_decision`: each image calibrated by a line fitted without its subject);
+``fetal hc cv`` takes it on its out-of-fold images outside the chapter's test split
+(:func:`cv_decision`: each fold fits the calibration on its own validation part), which the
+chapter shows beside it for comparison. ``always`` and ``never`` override the rule. The chapter
+shows the decision, the data it was taken on, and (as a diagnostic only) what the calibration does
+on its test split; the model card carries the calibration only when it is deployed.
 """
 
 from __future__ import annotations
@@ -135,6 +138,57 @@ def leave_one_group_out(hc_pred_mm: Sequence[float], hc_ref_mm: Sequence[float],
     return out
 
 
+MODES = ("auto", "always", "never")  # the profile's ``calibrate``
+RULE = "deploy iff the 95 % subject-bootstrap CI of (calibrated - raw) mean |HC difference| lies below 0"
+
+
+@dataclass(frozen=True)
+class CalibrationChoice:
+    """The size calibration of the deployed model and why: ``fit`` (None: too few images),
+    ``deploy`` (the model carries ``fit``), ``decision`` (the evidence, as :func:`cv_decision`'s keys)."""
+
+    fit: SizeCalibration | None
+    deploy: bool
+    mode: str
+    decision: dict
+
+
+def validation_decision(val_df, mode: str = "auto", n_boot: int = 1000, seed: int = 0) -> CalibrationChoice:
+    """Whether the deployed model gets the size calibration fitted on its validation results ``val_df``
+    (columns ``hc_raw_mm``, ``hc_ref_mm``, ``subject_id``, ``found``; the raw fit at the chosen threshold).
+
+    ``auto``: :data:`RULE` on the validation images with a head found, each calibrated by the line fitted
+    without its subject (:func:`leave_one_group_out`), the bootstrap resampling subjects; ``always`` deploys
+    the fit whatever the evidence, ``never`` does not. The evidence is computed in every mode.
+
+    Raises:
+        ValueError: an unknown mode, or ``val_df`` lacks a column.
+    """
+    if mode not in MODES:
+        raise ValueError(f"calibrate must be one of {', '.join(MODES)}, got {mode!r}")
+    missing = [c for c in ("hc_raw_mm", "hc_ref_mm", "subject_id", "found") if c not in val_df.columns]
+    if missing:
+        raise ValueError(f"validation results lack the column(s) {', '.join(missing)}")
+    d = val_df[val_df["found"].astype(bool)]
+    d = d[np.isfinite(d["hc_raw_mm"].to_numpy(float))]
+    fit = fit_size_calibration(d["hc_raw_mm"], d["hc_ref_mm"])
+    base = {"data": "the validation split, each image calibrated by a line fitted without its subject",
+            "n_images": int(len(d)), "n_subjects": int(d["subject_id"].nunique()), "rule": RULE}
+    if fit is None:
+        return CalibrationChoice(None, False, mode, {**base, "error": f"{len(d)} validation images with a head are too few "
+                                                                      f"(at least {MIN_IMAGES})", "deploy": False})
+    ref = d["hc_ref_mm"].to_numpy(float)
+    raw = np.abs(d["hc_raw_mm"].to_numpy(float) - ref)
+    cal = np.abs(leave_one_group_out(d["hc_raw_mm"], ref, d["subject_id"]) - ref)
+    diff = bootstrap_ci(lambda a, b: float(np.mean(b - a)), raw, cal, n_boot=n_boot, seed=seed, groups=d["subject_id"].to_numpy())
+    by_rule = bool(diff.high < 0)
+    deploy = by_rule if mode == "auto" else mode == "always"
+    return CalibrationChoice(fit, deploy, mode, {
+        **base, "raw_abs_diff_mean_mm": float(raw.mean()), "calibrated_abs_diff_mean_mm": float(cal.mean()),
+        "difference_mm": diff.estimate, "difference_ci95_mm": [diff.low, diff.high], "rule_says_deploy": by_rule,
+        "deploy": deploy})
+
+
 def cv_decision(per_image, n_boot: int = 1000, seed: int = 0) -> dict:
     """The deploy-or-not decision for the size calibration, from ``fetal hc cv`` results.
 
@@ -167,6 +221,6 @@ def cv_decision(per_image, n_boot: int = 1000, seed: int = 0) -> dict:
         "calibrated_abs_diff_mean_mm": float(cal.mean()),
         "difference_mm": diff.estimate,
         "difference_ci95_mm": [diff.low, diff.high],
-        "rule": "deploy iff the 95 % subject-bootstrap CI of (calibrated - raw) mean |HC difference| lies below 0",
+        "rule": RULE,
         "deploy": bool(diff.high < 0),
     }

@@ -77,7 +77,7 @@ def train_main(ch: ChapterStart) -> tuple[pipeline.TrainedHC, dict[str, float]]:
     Returns the trained model and its validation scores against the floor."""
     s = ch.settings
     config = pipeline.train_config(s, ch.seed)
-    trained = pipeline.train_model(ch.data, config, s["tta"], pipeline.parse_grid(s["threshold_grid"]), calibrate=s["calibrate"])
+    trained = pipeline.train_model(ch.data, config, s["tta"], pipeline.parse_grid(s["threshold_grid"]))  # calibration: deployed()
     r = trained.result
     print(f"epochs run {r.epochs_run} of {config.epochs} (best {r.best_epoch}), {r.seconds:.0f} s, "
           f"{r.train_images_per_s:.1f} training images/s ({config.precision}); threshold {trained.model.threshold:g}")
@@ -107,18 +107,25 @@ def train_second(ch: ChapterStart, trained: pipeline.TrainedHC) -> second.Second
 
 @dataclass
 class Deployed:
-    """The model the chapter deploys (the first stage or a cascade), chosen on validation."""
+    """The model the chapter deploys (the first stage or a cascade), chosen on validation, with its size calibration."""
 
     model: Any  # fetal_lib.hc.measure.HCModel or CascadeHCModel
-    val_results: Any  # DataFrame: pipeline.evaluate() on validation
+    val_results: Any  # DataFrame: pipeline.evaluate() on validation (after the calibration, when deployed)
     name: str  # second_stage.FIRST_ONLY or the cascade's variant name
+    calibration: Any = None  # fetal_lib.hc.calibration.CalibrationChoice
 
 
-def deployed(trained: pipeline.TrainedHC, stage: second.SecondStage | None) -> Deployed:
-    """The deployed model: the cascade validation chose, else the first stage alone."""
+def deployed(ch: ChapterStart, trained: pipeline.TrainedHC, stage: second.SecondStage | None) -> Deployed:
+    """The deployed model: the cascade validation chose, else the first stage alone; then the size calibration
+    decided for that model on validation (:func:`pipeline.decide_calibration`), printed in one line."""
     if stage is None:
-        return Deployed(trained.model, trained.val_results, second.FIRST_ONLY)
-    return Deployed(stage.deployed if stage.deployed is not None else trained.model, stage.val_results[stage.chosen], stage.chosen)
+        out = Deployed(trained.model, trained.val_results, second.FIRST_ONLY)
+    else:
+        out = Deployed(stage.deployed if stage.deployed is not None else trained.model, stage.val_results[stage.chosen], stage.chosen)
+    out.calibration, out.val_results = pipeline.decide_calibration(out.model, ch.data.part("val"), out.val_results,
+                                                                   ch.settings["calibrate"], ch.seed)
+    print(report.calibration_choice_line(out.calibration))
+    return out
 
 
 @dataclass
@@ -197,16 +204,14 @@ class SizeCalibrationCheck:
 
 
 def size_calibration(model: Deployed, test: TestScores) -> SizeCalibrationCheck:
-    """The deployed model's calibration (else one fitted on its validation results), printed in one line,
-    with its table on validation (in-sample and leave-one-subject-out) and test."""
+    """The calibration fitted on the deployed model's validation results (deployed or not), with its table on
+    validation (in-sample and leave-one-subject-out) and test."""
     val_found = model.val_results[model.val_results["found"]]
-    cal = model.model.calibration or fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"])
+    cal = model.model.calibration or (model.calibration.fit if model.calibration is not None else
+                                      fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"]))
     check = SizeCalibrationCheck(cal, model.model.calibration is not None, val_found, None)
     if cal is None:
         return check
-    print(f"fitted on {cal.n_images} validation images: relative error {100 * cal.intercept:+.2f} % at {cal.centre_mm:.0f} mm, "
-          f"{100 * 100 * cal.slope_per_mm:+.2f} % per 100 mm of predicted HC ({cal.hc_min_mm:.0f}-{cal.hc_max_mm:.0f} mm); "
-          f"{'deployed' if check.deployed else 'not deployed'}")
     check.test_found = test.per_image[test.per_image["found"]]
     val_loso = leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
     check.table = report.calibration_table(val_found, check.test_found, cal, val_loso)
@@ -214,10 +219,11 @@ def size_calibration(model: Deployed, test: TestScores) -> SizeCalibrationCheck:
     return check
 
 
-def save_model(ch: ChapterStart, trained: pipeline.TrainedHC, stage: second.SecondStage | None, test: TestScores) -> Path | None:
+def save_model(ch: ChapterStart, trained: pipeline.TrainedHC, stage: second.SecondStage | None, test: TestScores,
+               calibration=None) -> Path | None:
     """Save the first stage with its card (and a deployed second stage beside it) when ``save_model`` is
     on and the data are real; prints what was saved. Returns the first stage's path, or None."""
-    card = pipeline.model_card(trained, ch.data, ch.profile, ch.settings, test.summary, ch.seed)
+    card = pipeline.model_card(trained, ch.data, ch.profile, ch.settings, test.summary, ch.seed, calibration)
     if not (ch.settings["save_model"] and not ch.is_phantom):
         print("model not saved (phantom data or save_model=False)")
         return None
@@ -254,7 +260,8 @@ def metrics(ch: ChapterStart, trained: pipeline.TrainedHC, floor_scores: Mapping
                          if stage is not None else None),
         "size_calibration": {"deployed": bool(model.model.calibration is not None), "fit": cal.to_dict() if cal else None,
                              "table": calibration.table.to_dict("records") if calibration.table is not None else None,
-                             "decision": cv.decision if cv is not None else None},
+                             "decision": model.calibration.decision if model.calibration is not None else None,
+                             "cv_decision": cv.decision if cv is not None else None},
         "recipe_cv": ({"started_utc": cv.doc["provenance"]["started_utc"], "same_recipe": not cv.differences,
                        "hc_abs_diff_mean_mm": cv.doc["metrics"]["pooled"].get("hc_abs_diff_mean_mm")} if cv is not None else None),
         "training": {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, "seconds": r.seconds,

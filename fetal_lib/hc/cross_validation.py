@@ -78,8 +78,7 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
     for k, parts in enumerate(tqdm(cv_parts(data, folds, seed), desc="folds", disable=not progress)):
         fold_data = pipeline.HCData(data.source, data.records, parts)
         config = pipeline.train_config(settings, seed)
-        trained = pipeline.train_model(fold_data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
-                                       calibrate=bool(settings["calibrate"]))
+        trained = pipeline.train_model(fold_data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]))
         from fetal_lib.hc.second_stage import FIRST_ONLY, train_second_stage  # deferred: imports scipy
 
         model, val_results, deployed = trained.model, trained.val_results, FIRST_ONLY

@@ -22,7 +22,7 @@ from fetal_lib.hc import postprocess
 from fetal_lib.hc.band import BandConfig, band_to_image, sample_band
 from fetal_lib.hc.calibration import SizeCalibration
 from fetal_lib.transforms.letterbox import letterbox, unletterbox
-from fetal_lib.metrics.biometry import Ellipse, ellipse_to_hc18_row, head_circumference_mm
+from fetal_lib.metrics.biometry import Ellipse, ellipse_perimeter, ellipse_to_hc18_row, head_circumference_mm
 from fetal_lib.data.hc18 import COL_FILENAME, COL_PIXEL, read_csv
 from fetal_lib.data.imaging import read_image_gray
 from fetal_lib.model_card import card_path, read_card
@@ -210,13 +210,16 @@ class HCModel:
         except postprocess.NoHeadFound as exc:
             raise FetalInputError(filename, str(exc)) from None
         ellipse = self.calibrate(head.ellipse, pixel_size_mm)
+        warnings = list(head.warnings)
+        if first is not None:
+            warnings += stage_checks(head.ellipse, first.ellipse)
         return Measurement(
             filename=Path(filename).name,
             pixel_size_mm=pixel_size_mm,
             ellipse=ellipse,
             hc_mm=head_circumference_mm(ellipse, pixel_size_mm),
             agreement=head.agreement,
-            warnings=head.warnings,
+            warnings=warnings,
             mask=head.mask if keep_mask else None,
             hc_uncalibrated_mm=head_circumference_mm(head.ellipse, pixel_size_mm),
             first_ellipse=first.ellipse if first is not None else None,
@@ -235,6 +238,20 @@ class HCModel:
             return self.measure_array(image, pixel, filename=str(path), keep_mask=keep_mask)
         except FetalInputError as exc:
             raise FetalInputError(path, exc.problem) from None
+
+
+MAX_STAGE_DISAGREEMENT = 0.03  # a cascade whose two stages' HC differ by more than this fraction is flagged
+
+
+def stage_checks(final: Ellipse, first: Ellipse) -> list[str]:
+    """A cascade's plausibility check: a warning when the second look moved the head's circumference by more than
+    :data:`MAX_STAGE_DISAGREEMENT` of the first stage's (the two stages disagree on where the skull is)."""
+    p_final, p_first = ellipse_perimeter(final.a, final.b), ellipse_perimeter(first.a, first.b)
+    change = p_final / p_first - 1.0
+    if abs(change) <= MAX_STAGE_DISAGREEMENT:
+        return []
+    return [f"the two stages disagree: the second look changed the circumference by {100 * change:+.1f} % "
+            f"(more than {100 * MAX_STAGE_DISAGREEMENT:.0f} %)"]
 
 
 def read_pixel_sizes(csv_path: str | Path) -> dict[str, float | None]:

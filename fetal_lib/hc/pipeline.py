@@ -353,6 +353,19 @@ def train_model(data: HCData, config, tta: str = "hflip", threshold_grid: Sequen
     return TrainedHC(model, result, config, table, val_df)
 
 
+def decide_calibration(model, val_records: Sequence[HC18Record], val_df, mode: str, seed: int = 0):
+    """The size calibration of the deployed ``model`` decided on its validation results ``val_df``
+    (:func:`fetal_lib.hc.calibration.validation_decision`, ``mode`` auto | always | never); when deployed, the
+    model carries it and the validation results are computed again with it.
+
+    Returns (the :class:`~fetal_lib.hc.calibration.CalibrationChoice`, the validation results of the model as deployed)."""
+    from fetal_lib.hc.calibration import validation_decision  # deferred: imports scipy
+
+    choice = validation_decision(val_df, mode, seed=seed)
+    model.calibration = choice.fit if choice.deploy else None
+    return choice, (evaluate(model, val_records) if choice.deploy else val_df)
+
+
 def floor_scores(val_df) -> dict[str, float]:
     """The scores :data:`FLOORS` judge, from :func:`evaluate`'s validation table: mean Dice, and the mean
     |HC difference| (mm) of the images where a head was found."""
@@ -382,8 +395,10 @@ def parse_grid(text: str | Sequence[float]) -> list[float]:
     return [float(v) for v in text]
 
 
-def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, test_summary: dict, seed: int) -> dict:
-    """The model card dict (see :mod:`fetal_lib.model_card`)."""
+def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, test_summary: dict, seed: int,
+               calibration=None) -> dict:
+    """The model card dict (see :mod:`fetal_lib.model_card`); ``calibration``: the deployed model's
+    :class:`~fetal_lib.hc.calibration.CalibrationChoice` (the calibration itself is in the deployed model's inference settings)."""
 
     src = data.source
     cfg = trained.config
@@ -398,7 +413,8 @@ def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, t
         "name": "HC18 U-Net (fetal head segmentation -> ellipse -> head circumference)",
         "intended_use": "Research and teaching: head circumference (mm) on 2D fetal ultrasound standard planes like HC18's. Not a medical device.",
         "limitations": "Trained on HC18 (one centre, Voluson scanners); one head per image; the pixel size must be given. "
-        "Fits flagged by the checks (ellipse disagreeing with the mask, implausible axis ratio) deserve a look.",
+        "Fits flagged by the checks (ellipse disagreeing with the mask, implausible axis ratio, a head cut by the image border, "
+        "a cascade's two stages disagreeing) deserve a look.",
         "data": {
             "dataset": "HC18 (van den Heuvel et al., PLOS ONE 2018; Zenodo 1327317), CC BY 4.0",
             "source": src.describe() if hasattr(src, "describe") else str(src),
@@ -424,8 +440,12 @@ def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, t
         },
         "inference": trained.model.settings(),
         "threshold_choice": "lowest mean |HC difference| on the validation split over " + ",".join(f"{t:g}" for t in trained.threshold_table["threshold"]),
-        "calibration": "relative HC error as a Huber line in the predicted HC, fitted on the validation split at the chosen threshold "
-        "(fetal_lib.hc.calibration); the semi-axes are scaled by 1/(1+r)" if trained.model.calibration else "none",
+        "calibration": {
+            "deployed": bool(calibration.deploy) if calibration is not None else trained.model.calibration is not None,
+            "what": "relative HC error as a Huber line in the predicted HC, fitted on the validation split at the chosen threshold "
+                    "(fetal_lib.hc.calibration); the semi-axes are scaled by 1/(1+r); carried by the deployed model's inference settings",
+            "decision": calibration.decision if calibration is not None else None,
+        },
         "metrics": {"split": "test", **test_summary},
         "settings": settings,
     }

@@ -34,6 +34,7 @@ THRESHOLD = 0.5
 MIN_AREA_FRACTION = 0.003  # a head covers >= 0.3 % of the image (smallest HC18 heads ~5 %)
 MIN_AGREEMENT = 0.90  # IoU(region, fitted ellipse) below this is flagged
 MIN_AXIS_RATIO = 0.55  # b/a below this is flagged (HC18 heads: about 0.65-0.95)
+MAX_OUTSIDE_FRACTION = 0.10  # more of the fitted ellipse's outline than this outside the image is flagged (cut head)
 MAX_CANDIDATES = 3
 FALLBACK_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # tried when the fit at the threshold is not head-shaped
 
@@ -253,4 +254,18 @@ def check_ellipse(
         warnings.append(f"fitted ellipse is implausibly elongated for a head (axis ratio {ratio:.2f} < {min_axis_ratio:.2f})")
     if not (0 <= ellipse.cx < cols and 0 <= ellipse.cy < rows):
         warnings.append(f"fitted ellipse centre ({ellipse.cx:.0f}, {ellipse.cy:.0f}) lies outside the image")
+    outside = outside_fraction(ellipse, shape)
+    if outside > MAX_OUTSIDE_FRACTION:
+        warnings.append(f"head cut by the image border: {100 * outside:.0f} % of the fitted outline lies outside the image "
+                        f"(more than {100 * MAX_OUTSIDE_FRACTION:.0f} %), where the fit extrapolates")
     return warnings
+
+
+def outside_fraction(ellipse: Ellipse, shape: tuple[int, int], n: int = 720) -> float:
+    """Fraction of the ellipse's outline (sampled evenly in its parameter angle) outside the image's pixel area."""
+    rows, cols = shape
+    t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
+    c, s = math.cos(ellipse.angle_rad), math.sin(ellipse.angle_rad)
+    x = ellipse.cx + ellipse.a * np.cos(t) * c - ellipse.b * np.sin(t) * s
+    y = ellipse.cy + ellipse.a * np.cos(t) * s + ellipse.b * np.sin(t) * c
+    return float(np.mean((x < -0.5) | (x > cols - 0.5) | (y < -0.5) | (y > rows - 0.5)))

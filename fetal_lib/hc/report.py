@@ -139,26 +139,45 @@ def cv_table(cv_doc: Mapping[str, Any]):
     return pd.DataFrame(rows)
 
 
-def decision_sentence(decision: Mapping[str, Any] | None, deployed: bool, recipe_differences: Sequence[str] | None = None) -> str:
-    """The calibration decision, the data it was taken on, whether the profile follows it, and
-    (``recipe_differences``) where the CV's recipe differs from this chapter's."""
+def calibration_choice_line(choice) -> str:
+    """One line: the size calibration of the deployed model, the validation evidence and the mode that decided."""
+    d = choice.decision
+    what = "deployed" if choice.deploy else "not deployed"
+    if "error" in d:
+        return f"size calibration ({choice.mode}): {what} ({d['error']})"
+    lo, hi = d["difference_ci95_mm"]
+    how = {"auto": "by the rule", "always": "calibrate: always", "never": "calibrate: never"}[choice.mode]
+    return (f"size calibration ({choice.mode}): {what} ({how}); validation, each image calibrated without its subject: "
+            f"mean |HC error| {d['raw_abs_diff_mean_mm']:.2f} mm raw, {d['calibrated_abs_diff_mean_mm']:.2f} calibrated, "
+            f"difference {d['difference_mm']:+.2f} mm (95% CI {lo:+.2f} to {hi:+.2f})")
+
+
+def decision_sentence(decision: Mapping[str, Any] | None, deployed: bool, recipe_differences: Sequence[str] | None = None,
+                      source: str = "cv") -> str:
+    """A calibration decision and the data it was taken on: the build's own (``source="build"``: what is deployed)
+    or a ``fetal hc cv`` run's (``source="cv"``: shown beside it, with where its recipe differs from this chapter's)."""
     if decision is None:
-        return (f"No `fetal hc cv` run of this recipe was found, so the size calibration stays as the profile sets it "
-                f"({'deployed' if deployed else 'not deployed'}), a choice no training-side evidence in this run supports "
-                "or contradicts. Run `fetal hc cv --profile cpu` to take the decision on training-side data.")
+        return ("No `fetal hc cv` run was found to compare with (it scores the decision on every training-side image: "
+                "`fetal hc cv --profile cpu`).")
     if "error" in decision:
-        return f"The CV run could not judge the calibration ({decision['error']}); it stays {'on' if deployed else 'off'}."
+        return (f"The {'build' if source == 'build' else 'CV run'} could not judge the calibration ({decision['error']}); "
+                f"it is {'deployed' if deployed else 'not deployed'}.")
     lo, hi = decision["difference_ci95_mm"]
-    verdict = "deploy it" if decision["deploy"] else "do not deploy it"
-    agree = "The profile follows it." if bool(decision["deploy"]) == bool(deployed) else (
-        f"**The profile does not follow it** (calibrate is {deployed}): change `calibrate` in the profile.")
+    figures = (f"{decision['n_images']} images of {decision['n_subjects']} subjects: mean |HC error| "
+               f"{decision['raw_abs_diff_mean_mm']:.2f} mm raw, {decision['calibrated_abs_diff_mean_mm']:.2f} mm calibrated; "
+               f"difference {decision['difference_mm']:+.2f} mm (95% CI {lo:+.2f} to {hi:+.2f})")
+    if source == "build":
+        by_rule = decision.get("rule_says_deploy", decision["deploy"])
+        override = "" if by_rule == bool(deployed) else " The profile's `calibrate` overrides the rule."
+        return (f"**Decision, in this build, for the deployed model** ({decision['data']}; {figures}). Rule, fixed in advance: "
+                f"{decision['rule']}. The rule says {'deploy it' if by_rule else 'do not deploy it'}; "
+                f"**{'deployed' if deployed else 'not deployed'}**.{override}")
+    agree = "It agrees with this build's decision." if bool(decision["deploy"]) == bool(deployed) else \
+        "It disagrees with this build's decision (which is the one deployed)."
     caveat = ("" if not recipe_differences else
-              f" It was taken on a CV of another recipe ({'; '.join(recipe_differences)}): rerun `fetal hc cv` with this "
-              "chapter's profile to retake it on this recipe.")
-    return (f"Decision, on training-side data only ({decision['data']}; {decision['n_images']} images of "
-            f"{decision['n_subjects']} subjects): mean |HC error| {decision['raw_abs_diff_mean_mm']:.2f} mm raw, "
-            f"{decision['calibrated_abs_diff_mean_mm']:.2f} mm calibrated; difference {decision['difference_mm']:+.2f} mm "
-            f"(95% CI {lo:+.2f} to {hi:+.2f}). Rule, fixed before the folds ran: {decision['rule']}. Verdict: {verdict}. {agree}{caveat}")
+              f" It was run on another recipe ({'; '.join(recipe_differences)}).")
+    return (f"For comparison, `fetal hc cv` ({decision['data']}; {figures}) says "
+            f"{'deploy it' if decision['deploy'] else 'do not deploy it'}. {agree}{caveat}")
 
 
 def audit_arms(data, settings: Mapping[str, Any], seed: int, arms: Mapping[str, Mapping[str, Any]],

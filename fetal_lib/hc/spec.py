@@ -33,7 +33,8 @@ SPEC = ChapterSpec(
              "trained with vertical flips)"),
         common.max_images(),
         common.threshold_grid(),
-        Knob("calibrate", bool, "deploy the size calibration of the fitted ellipse (decided on training-side data by `fetal hc cv`)"),
+        Knob("calibrate", str, "the size calibration of the deployed model's ellipse: auto (decided in the build on validation), "
+             "always or never", choices=("auto", "always", "never")),
         Knob("second_stage", bool, "train the cascade's second U-Net; deployed only where validation prefers it to the first stage alone"),
         Knob("second_band_rows", int, "radial samples of the band across the skull (second-stage input rows)", "pixels"),
         Knob("second_band_cols", int, "angular samples of the band over the turn, before padding (second-stage input columns)", "pixels"),
@@ -79,12 +80,11 @@ SPEC = ChapterSpec(
         Decision("loss_weight", "profile", "the validation split, an earlier run",
                  "mm_per_pixel 2.17 vs none 2.28 mm with vertical flips, 2.11 vs 2.08 mm without: none kept",
                  "fetal hc train --validation-only --set loss_weight=mm_per_pixel"),
-        Decision("calibrate", "profile",
-                 "`fetal hc cv`: the out-of-fold images outside the chapter's test split, by a rule fixed before the folds ran",
-                 "decided before the cascade existed, on the first stage alone of an earlier recipe: the paired difference "
-                 "(calibrated minus raw mean |HC error|) did not have its 95 % subject-bootstrap CI below zero, so it is off; "
-                 "chapter 1's size-calibration section shows the CV it finds and says when its recipe differs",
-                 "fetal hc cv --profile cpu"),
+        Decision("the size calibration (calibrate: auto)", "build", VALIDATION,
+                 "for the deployed model (cascade or first stage): each validation image calibrated by the line fitted without "
+                 "its subject; deployed iff the paired difference (calibrated minus raw mean |HC error|) has its 95 % "
+                 "subject-bootstrap CI below zero (until issue 49 the profile held a decision `fetal hc cv` took on the first "
+                 "stage of an earlier recipe)", BUILD),
         Decision("second_band_rows, second_band_half_width, second_jitter", "profile",
                  "the validation split, two runs on the first stage of f109122 (first stage alone 1.94 mm)",
                  "half-width 0.2, 64 rows, jitter 0.03: refined 2.05 / averaged 1.93 mm; half-width 0.3, 96 rows, jitter 0.05: "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from fetal_lib.hc.calibration import MAX_CORRECTION, SizeCalibration, fit_size_calibration, leave_one_group_out
+from fetal_lib.hc.calibration import MAX_CORRECTION, SizeCalibration, fit_size_calibration, leave_one_group_out, validation_decision
 from fetal_lib.metrics.biometry import Ellipse, head_circumference_mm
 
 
@@ -128,3 +128,42 @@ def test_cv_decision_names_missing_columns():
 
     with pytest.raises(ValueError, match="hc_calibrated_mm"):
         cv_decision(pd.DataFrame({"hc_raw_mm": [1.0]}))
+
+
+def _val_df(pred, ref, found=None):
+    import pandas as pd
+
+    n = len(pred)
+    return pd.DataFrame({"hc_raw_mm": pred, "hc_ref_mm": ref, "subject_id": [f"s{i // 2}" for i in range(n)],
+                         "found": np.ones(n, bool) if found is None else found})
+
+
+def test_validation_decision_deploys_a_calibration_that_helps_unseen_subjects_and_not_one_that_does_not():
+    # a 3 % over-estimate on every head: leave-one-subject-out calibration removes it, the CI lies below zero
+    pred, ref = synthetic(n=120, intercept=0.03, slope=0.0, noise=0.005)
+    choice = validation_decision(_val_df(pred, ref), "auto", n_boot=200)
+    d = choice.decision
+    assert choice.deploy and d["rule_says_deploy"] and d["difference_ci95_mm"][1] < 0
+    # the figures against an independent computation: raw mean |error| and the leave-one-subject-out one
+    assert d["raw_abs_diff_mean_mm"] == pytest.approx(np.abs(pred - ref).mean())
+    loso = leave_one_group_out(pred, ref, [f"s{i // 2}" for i in range(120)])
+    assert d["calibrated_abs_diff_mean_mm"] == pytest.approx(np.abs(loso - ref).mean())
+    assert d["n_images"] == 120 and d["n_subjects"] == 60
+    # no bias, no trend: nothing to gain, not deployed; the modes override the rule either way
+    pred, ref = synthetic(n=120, intercept=0.0, slope=0.0, noise=0.01, seed=3)
+    unbiased = validation_decision(_val_df(pred, ref), "auto", n_boot=200)
+    assert not unbiased.deploy and unbiased.fit is not None
+    assert validation_decision(_val_df(pred, ref), "always", n_boot=50).deploy
+    assert not validation_decision(_val_df(*synthetic(intercept=0.03, slope=0.0)), "never", n_boot=50).deploy
+
+
+def test_validation_decision_with_too_few_heads_or_a_bad_mode_or_table():
+    pred, ref = synthetic(n=30)
+    found = np.zeros(30, bool)
+    found[:10] = True
+    few = validation_decision(_val_df(pred, ref, found), "always")
+    assert few.fit is None and not few.deploy and "too few" in few.decision["error"]
+    with pytest.raises(ValueError, match="one of auto, always, never"):
+        validation_decision(_val_df(pred, ref), "true")
+    with pytest.raises(ValueError, match="subject_id"):
+        validation_decision(_val_df(pred, ref).drop(columns="subject_id"))

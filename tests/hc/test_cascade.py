@@ -45,6 +45,20 @@ def test_the_cascade_measures_the_head_with_both_ellipses(cascade_model):
     assert m.hc_mm == pytest.approx(exact_hc(A, B, 0.1), rel=0.01)
     assert m.first_ellipse is not None and m.hc_first_stage_mm == pytest.approx(exact_hc(A, B, 0.1), rel=0.02)
     assert [colour for _, colour in m.drawn_ellipses()] == [(255, 150, 0), (0, 255, 0)]
+    assert not any("disagree" in w for w in m.warnings)
+
+
+def test_the_stages_disagreeing_is_flagged_by_the_circumference_change():
+    from fetal_lib.hc.measure import MAX_STAGE_DISAGREEMENT, stage_checks
+    from fetal_lib.metrics.biometry import Ellipse
+
+    first = Ellipse(400.0, 270.0, 200.0, 160.0, 0.4)
+    assert stage_checks(first, first) == [] and MAX_STAGE_DISAGREEMENT == 0.03
+    assert stage_checks(Ellipse(401.0, 271.0, 200.0 * 1.02, 160.0 * 1.02, 0.4), first) == []  # 2 %: agrees
+    (warning,) = stage_checks(Ellipse(400.0, 270.0, 200.0 * 0.95, 160.0 * 0.95, 0.4), first)
+    assert "the two stages disagree" in warning and "-5.0 %" in warning
+    # the check is on the circumference: a turned ellipse of the same axes agrees
+    assert not any("disagree" in w for w in stage_checks(first, Ellipse(400.0, 270.0, 200.0, 160.0, 0.0)))
 
 
 def test_the_mean_combination_averages_the_two_maps(cascade_model):

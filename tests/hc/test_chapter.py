@@ -66,23 +66,49 @@ def test_recipe_cv_reads_the_cv_run_beside_the_chapter(tmp_path):
     assert cv.decision == {"deploy": False} and cv.differences == ["profile: 'cpu' vs 'smoke'", "epochs: 3 vs 2"]
 
 
-def test_deployed_is_the_cascade_validation_chose_else_the_first_stage():
-    first, cascade = SimpleNamespace(name="first"), SimpleNamespace(name="cascade")
-    trained = SimpleNamespace(model=first, val_results="first val")
-    d = chapter.deployed(trained, None)
-    assert (d.model, d.val_results, d.name) == (first, "first val", FIRST_ONLY)
-    stage = SimpleNamespace(deployed=cascade, chosen="cascade (mean)", val_results={"cascade (mean)": "its val", FIRST_ONLY: "x"})
-    assert (chapter.deployed(trained, stage).model, chapter.deployed(trained, stage).val_results) == (cascade, "its val")
-    kept = SimpleNamespace(deployed=None, chosen=FIRST_ONLY, val_results={FIRST_ONLY: "first val"})
-    assert chapter.deployed(trained, kept).model is first and chapter.deployed(trained, kept).name == FIRST_ONLY
+def _ch(calibrate: str = "auto"):
+    data = SimpleNamespace(part=lambda name: [f"{name} record"])
+    return SimpleNamespace(data=data, settings={"calibrate": calibrate}, seed=0)
 
 
-def test_size_calibration_fits_on_validation_when_the_model_has_none(capsys):
+def test_deployed_is_the_cascade_validation_chose_else_the_first_stage(capsys):
+    first, cascade = SimpleNamespace(name="first", calibration=None), SimpleNamespace(name="cascade", calibration=None)
+    first_val, cascade_val = _frame(bias=1.0), _frame(bias=1.0)
+    trained = SimpleNamespace(model=first, val_results=first_val)
+    d = chapter.deployed(_ch(), trained, None)
+    assert (d.model, d.val_results, d.name) == (first, first_val, FIRST_ONLY)
+    stage = SimpleNamespace(deployed=cascade, chosen="cascade (mean)", val_results={"cascade (mean)": cascade_val, FIRST_ONLY: first_val})
+    assert (chapter.deployed(_ch(), trained, stage).model, chapter.deployed(_ch(), trained, stage).val_results) == (cascade, cascade_val)
+    kept = SimpleNamespace(deployed=None, chosen=FIRST_ONLY, val_results={FIRST_ONLY: first_val})
+    assert chapter.deployed(_ch(), trained, kept).model is first and chapter.deployed(_ch(), trained, kept).name == FIRST_ONLY
+    assert "size calibration (auto): not deployed" in capsys.readouterr().out
+
+
+def test_deployed_model_gets_the_size_calibration_its_own_validation_results_call_for(monkeypatch, capsys):
+    """The decision is taken on the deployed model's validation results (here the cascade's, 3 % too large on every
+    head, while the first stage is unbiased), and the model then carries it and is evaluated again with it."""
+    first, cascade = SimpleNamespace(calibration=None), SimpleNamespace(calibration=None)
+    evaluated = []
+    monkeypatch.setattr(chapter.pipeline, "evaluate", lambda model, records: evaluated.append((model, records)) or "again")
+    trained = SimpleNamespace(model=first, val_results=_frame(bias=1.0))
+    stage = SimpleNamespace(deployed=cascade, chosen="cascade (mean)", val_results={"cascade (mean)": _frame(bias=1.03)})
+    d = chapter.deployed(_ch(), trained, stage)
+    assert d.calibration.deploy and cascade.calibration is d.calibration.fit and first.calibration is None
+    assert d.calibration.fit.intercept == pytest.approx(0.03, abs=1e-3)
+    assert evaluated == [(cascade, ["val record"])] and d.val_results == "again"
+    assert "size calibration (auto): deployed (by the rule)" in capsys.readouterr().out
+    # never: the same evidence, not deployed, nothing evaluated again
+    cascade.calibration = None
+    d = chapter.deployed(_ch("never"), trained, stage)
+    assert not d.calibration.deploy and d.calibration.decision["rule_says_deploy"] and cascade.calibration is None
+    assert len(evaluated) == 1
+
+
+def test_size_calibration_fits_on_validation_when_the_model_has_none():
     val, test_df = _frame(), _frame(10, bias=0.99)
     model = chapter.Deployed(SimpleNamespace(calibration=None), val, FIRST_ONLY)
     check = chapter.size_calibration(model, chapter.TestScores([], test_df, {}, 0.0))
     assert check.fit is not None and not check.deployed and check.fit.intercept == pytest.approx(0.03, abs=1e-3)
-    assert "not deployed" in capsys.readouterr().out
     assert set(check.splits) == {"validation", "test"} and len(check.table) == 5
     few = chapter.size_calibration(chapter.Deployed(SimpleNamespace(calibration=None), val.head(3), FIRST_ONLY),
                                    chapter.TestScores([], test_df, {}, 0.0))

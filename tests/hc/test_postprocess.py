@@ -52,6 +52,23 @@ def test_head_cut_by_image_border_is_fitted_without_the_border():
     assert head.ellipse.a == pytest.approx(250.0, rel=0.01)
     assert head.ellipse.b == pytest.approx(180.0, rel=0.01)
     assert head_circumference_mm(head.ellipse, 1.0) == pytest.approx(exact_perimeter(250.0, 180.0), rel=3e-3)
+    # and flagged: y = 480 + 180 sin(t) > 539.5 for sin(t) > 0.33, about 39 % of the parameter turn
+    assert any("cut by the image border: 39 %" in w for w in head.warnings), head.warnings
+    inside = fit_head(filled_ellipse((540, 800), 400.0, 270.0, 250.0, 180.0, 0.0).astype(np.float32))
+    assert not any("border" in w for w in inside.warnings)
+
+
+def test_outside_fraction_against_a_dense_count():
+    from fetal_lib.hc.postprocess import outside_fraction
+    from fetal_lib.metrics.biometry import Ellipse
+
+    e = Ellipse(100.0, 50.0, 80.0, 40.0, 0.3)
+    t = np.linspace(0, 2 * np.pi, 100_000, endpoint=False)
+    x = 100 + 80 * np.cos(t) * np.cos(0.3) - 40 * np.sin(t) * np.sin(0.3)
+    y = 50 + 80 * np.cos(t) * np.sin(0.3) + 40 * np.sin(t) * np.cos(0.3)
+    expected = np.mean((x < -0.5) | (x > 149.5) | (y < -0.5) | (y > 79.5))
+    assert 0.2 < expected < 0.8 and outside_fraction(e, (80, 150)) == pytest.approx(expected, abs=0.005)
+    assert outside_fraction(e, (1000, 1000)) == 0.0
 
 
 def test_blob_stuck_to_the_skull_does_not_drag_the_fit():

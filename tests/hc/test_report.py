@@ -56,9 +56,14 @@ def test_decision_sentence_names_data_rule_and_disagreement():
          "calibrated_abs_diff_mean_mm": 2.1, "difference_mm": -0.1, "difference_ci95_mm": [-0.2, -0.01],
          "rule": "deploy iff below 0", "deploy": True}
     agreeing = report.decision_sentence(d, True)
-    assert "Verdict: deploy it" in agreeing and "The profile follows it" in agreeing and "600 images" in agreeing
-    assert "does not follow it" in report.decision_sentence(d, False)
+    assert "says deploy it" in agreeing and "agrees with this build's decision" in agreeing and "600 images" in agreeing
+    assert "disagrees with this build's decision" in report.decision_sentence(d, False)
     assert "another recipe (epochs: 16 vs 25)" in report.decision_sentence(d, True, ["epochs: 16 vs 25"])
+    # the build's own decision: what the rule says, and a profile that overrides it
+    built = {**d, "data": "the validation split", "rule_says_deploy": False, "deploy": False}
+    sentence = report.decision_sentence(built, False, source="build")
+    assert "in this build" in sentence and "The rule says do not deploy it" in sentence and "**not deployed**" in sentence
+    assert "overrides the rule" in report.decision_sentence({**built, "deploy": True}, True, source="build")
 
 
 def test_cv_recipe_differences():
