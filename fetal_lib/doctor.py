@@ -210,10 +210,16 @@ def us_classification_estimate(profile: str, data_dir: str | None) -> dict[str, 
         validation_ms = efficiency.inference_ms_per_image(model, x, batch_size=len(x), repeats=2)  # batched, as the harness validates
         images = sum(len(tasks[t].part("train")) for t in runs)
         val_images = sum(len(tasks[t].part("val")) for t in runs)
+        epochs = {t: pipeline.task_epochs(settings, t) for t in runs}  # a task's own budget (task_epochs) or `epochs`
+        image_epochs = sum(len(tasks[t].part("train")) * epochs[t] for t in runs)
+        val_image_epochs = sum(len(tasks[t].part("val")) * epochs[t] for t in runs)
         networks[arch] = {**_rate(rate, "images/s"), "epochs": config.epochs, "trainings": len(runs),
-                          "images_per_epoch_all_trainings": images, "validation_ms_per_image": round(validation_ms, 2),
-                          "val_images_per_epoch_all_trainings": val_images, "input": list(size), "precision": config.precision}
-        seconds += config.epochs * (images / rate + val_images * validation_ms / 1000.0)
+                          **({"task_epochs": {t: e for t, e in epochs.items() if e != config.epochs}}
+                             if any(e != config.epochs for e in epochs.values()) else {}),
+                          "images_per_epoch_all_trainings": images, "image_epochs_all_trainings": image_epochs,
+                          "validation_ms_per_image": round(validation_ms, 2), "val_images_per_epoch_all_trainings": val_images,
+                          "input": list(size), "precision": config.precision}
+        seconds += image_epochs / rate + val_image_epochs * validation_ms / 1000.0
     return {"data": "; ".join(sorted({d.source.describe() for d in tasks.values()})), "networks": networks, "training_s": seconds}
 
 

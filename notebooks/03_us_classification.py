@@ -36,7 +36,8 @@
 # obtained here (nothing is downloaded, and it is not in the shared data): a user who has it puts it
 # under `<data root>/fetal_brain_anomaly_16class/` and runs the chapter with `--set
 # tasks=anomaly16` (or adds `anomaly16` to `tasks`); without it the task is an error, never a phantom. The same three architectures, trained the same way through the
-# shared Keras harness (same epochs, augmentation, class-balanced loss); the epoch kept by
+# shared Keras harness (the same epochs for the three models of a task (the profile's `epochs`, or
+# its `task_epochs` for that task), augmentation, class-balanced loss); the epoch kept by
 # validation balanced accuracy averaged over each epoch and its neighbours (the profile's
 # `checkpoint`: on a few dozen validation images the single best epoch is often a lucky one);
 # every prediction averages the logits of the image and of its left-right mirror (the profile's `tta`, as in chapters 1 and 2); a temperature fitted on
@@ -66,7 +67,8 @@ head_crop_margin = None  # the crop's half-side in major semi-axes of the fitted
 head_crop_size = None  # the crop's side (network input pixels)
 head_crop_align = None  # turn the crop so that the head's major axis is horizontal
 head_finder = None  # the HC18 model that finds the head; empty: chapter 1's build/models/hc18_unet.keras
-epochs = None  # the same for every model and task
+epochs = None  # the training budget of every model on every task not in task_epochs
+task_epochs = None  # per task, its budget in epochs instead of `epochs`, e.g. {"anomaly": 10}
 batch_size = None
 learning_rate = None
 augment = None

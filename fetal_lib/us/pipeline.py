@@ -59,11 +59,29 @@ def head_crop_spec(settings: dict[str, Any], task: str):
     return HeadCropSpec(float(settings["head_crop_margin"]), int(settings["head_crop_size"]), bool(settings["head_crop_align"]))
 
 
+def task_epochs(settings: dict[str, Any], task: str) -> int:
+    """The epoch budget of ``task``'s models: ``task_epochs[task]`` where given, else ``epochs``.
+
+    Raises:
+        ValueError: ``task_epochs`` names an unknown task or gives a budget that is not a positive whole number."""
+    from fetal_lib.us.tasks import TASKS  # deferred: the task registry
+
+    per_task = settings.get("task_epochs") or {}
+    unknown = sorted(set(per_task) - set(TASKS))
+    if unknown:
+        raise ValueError(f"task_epochs: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
+    value = per_task.get(task, settings["epochs"])
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"task_epochs: {task}: the budget must be a positive whole number of epochs, got {value!r}")
+    return value
+
+
 def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     """``settings`` as one task trains with them: ``head_crop`` is the task's crop (a dict) or None,
-    and a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size)."""
+    a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size), and ``epochs``
+    is the task's own budget (:func:`task_epochs`)."""
     spec = head_crop_spec(settings, task)
-    out = {**settings, "head_crop": spec.to_dict() if spec else None}
+    out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task)}
     if spec is not None:
         out["input_rows"] = out["input_cols"] = spec.size
     return out

@@ -161,3 +161,18 @@ def test_mixed_bfloat16_training_returns_a_float32_separable_model() -> None:
     assert keras.mixed_precision.global_policy().name == "float32"
     assert all(layer.dtype_policy.name == "float32" for layer in result.model.layers)
     assert result.model.output.shape[1:] == (3,) and result.epochs_run == 1
+
+
+def test_task_epochs_give_a_task_its_own_budget_and_refuse_unknown_tasks_or_bad_budgets() -> None:
+    from fetal_lib.us import pipeline
+
+    settings = {**pipeline.profile_settings("smoke"), "epochs": 7, "task_epochs": {"anomaly": 3}}
+    assert pipeline.task_settings(settings, "anomaly")["epochs"] == 3
+    assert pipeline.task_settings(settings, "planes")["epochs"] == 7
+    assert pipeline.train_config(pipeline.task_settings(settings, "anomaly"), "plain_cnn").epochs == 3
+    assert pipeline.task_epochs({**settings, "task_epochs": None}, "anomaly") == 7
+    with pytest.raises(ValueError, match="unknown task.*anomaly_typo"):
+        pipeline.task_epochs({**settings, "task_epochs": {"anomaly_typo": 3}}, "planes")
+    for bad in (0, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="positive whole number"):
+            pipeline.task_epochs({**settings, "task_epochs": {"anomaly": bad}}, "anomaly")
