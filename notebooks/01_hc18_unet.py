@@ -275,8 +275,8 @@ display(Markdown(report.fit_sentence(split_errors)))
 # range; a bounded factor; `fetal_lib.hc.calibration`). Whether to deploy it is decided in this
 # build, for the model it deploys (the cascade or the first stage), on the validation split only:
 # each image calibrated by the line fitted without its subject, deployed only if the paired
-# difference of the mean |HC error| (calibrated minus raw) has a 95 % subject-bootstrap interval
-# entirely below zero, a rule fixed in advance (`calibrate = "auto"`; `"always"` and `"never"`
+# difference of the mean |HC error| (calibrated minus raw) has a subject-bootstrap confidence
+# interval entirely below zero, a rule fixed in advance (`calibrate = "auto"`; `"always"` and `"never"`
 # override it). The model card carries a deployed calibration and `fetal hc measure` applies it.
 # A `fetal hc cv` run, where there is one, judges the same rule on every training-side image and is
 # shown beside it. The table shows what the calibration does on validation (in-sample and
