@@ -16,7 +16,7 @@ from fetal_lib.us import pipeline, report
 from fetal_lib.us.pipeline import ModelRun
 
 SETTINGS = {"head_crop_tasks": "brain_planes", "head_crop_margin": 1.15, "head_crop_size": 72, "head_crop_align": False,
-            "input_rows": 64, "input_cols": 80, "head_finder": ""}
+            "input_rows": 64, "input_cols": 80, "head_finder": "", "epochs": 2, "task_epochs": {"planes": 3}}
 
 
 def _data(phantom: bool):
@@ -41,6 +41,7 @@ def test_a_head_cropped_task_gets_the_finder_and_the_crop_as_input(monkeypatch):
     assert inputs.settings["planes"]["head_crop"] is None and inputs.settings["planes"]["input_cols"] == 80
     assert inputs.settings["brain_planes"]["head_crop"] == {"margin": 1.15, "size": 72, "align": False}
     assert inputs.settings["brain_planes"]["input_rows"] == inputs.settings["brain_planes"]["input_cols"] == 72
+    assert inputs.settings["planes"]["epochs"] == 3 and inputs.settings["brain_planes"]["epochs"] == 2  # task_epochs
 
 
 def test_a_phantom_run_without_a_head_finder_classifies_whole_images_and_says_so(monkeypatch):
