@@ -28,7 +28,7 @@ on its test split; the model card carries the calibration only when it is deploy
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -151,6 +151,18 @@ class CalibrationChoice:
     deploy: bool
     mode: str
     decision: dict
+    loso_mm: dict[str, float] = field(default_factory=dict)  # filename -> HC (mm) calibrated without its subject
+
+
+def paired_abs_difference(raw_mm, calibrated_mm, ref_mm, subjects, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Mean |HC error| (mm) raw and calibrated, and their paired difference (calibrated - raw) with a
+    95 % CI that resamples ``subjects``; ``rule_says_deploy``: :data:`RULE` (the interval lies below 0)."""
+    ref = np.asarray(ref_mm, dtype=float)
+    raw = np.abs(np.asarray(raw_mm, dtype=float) - ref)
+    cal = np.abs(np.asarray(calibrated_mm, dtype=float) - ref)
+    diff = bootstrap_ci(lambda a, b: float(np.mean(b - a)), raw, cal, n_boot=n_boot, seed=seed, groups=np.asarray(subjects))
+    return {"raw_abs_diff_mean_mm": float(raw.mean()), "calibrated_abs_diff_mean_mm": float(cal.mean()),
+            "difference_mm": diff.estimate, "difference_ci95_mm": [diff.low, diff.high], "rule_says_deploy": bool(diff.high < 0)}
 
 
 def validation_decision(val_df, mode: str = "auto", n_boot: int = 1000, seed: int = 0) -> CalibrationChoice:
@@ -177,16 +189,11 @@ def validation_decision(val_df, mode: str = "auto", n_boot: int = 1000, seed: in
     if fit is None:
         return CalibrationChoice(None, False, mode, {**base, "error": f"{len(d)} validation images with a head are too few "
                                                                       f"(at least {MIN_IMAGES})", "deploy": False})
-    ref = d["hc_ref_mm"].to_numpy(float)
-    raw = np.abs(d["hc_raw_mm"].to_numpy(float) - ref)
-    cal = np.abs(leave_one_group_out(d["hc_raw_mm"], ref, d["subject_id"]) - ref)
-    diff = bootstrap_ci(lambda a, b: float(np.mean(b - a)), raw, cal, n_boot=n_boot, seed=seed, groups=d["subject_id"].to_numpy())
-    by_rule = bool(diff.high < 0)
-    deploy = by_rule if mode == "auto" else mode == "always"
-    return CalibrationChoice(fit, deploy, mode, {
-        **base, "raw_abs_diff_mean_mm": float(raw.mean()), "calibrated_abs_diff_mean_mm": float(cal.mean()),
-        "difference_mm": diff.estimate, "difference_ci95_mm": [diff.low, diff.high], "rule_says_deploy": by_rule,
-        "deploy": deploy})
+    loso = leave_one_group_out(d["hc_raw_mm"], d["hc_ref_mm"], d["subject_id"])
+    scores = paired_abs_difference(d["hc_raw_mm"], loso, d["hc_ref_mm"], d["subject_id"], n_boot, seed)
+    deploy = scores["rule_says_deploy"] if mode == "auto" else mode == "always"
+    return CalibrationChoice(fit, deploy, mode, {**base, **scores, "deploy": deploy},
+                             dict(zip(d["filename"].astype(str), map(float, loso))) if "filename" in d.columns else {})
 
 
 def cv_decision(per_image, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -208,19 +215,12 @@ def cv_decision(per_image, n_boot: int = 1000, seed: int = 0) -> dict:
     d = d[np.isfinite(d["hc_raw_mm"].to_numpy(float)) & np.isfinite(d["hc_calibrated_mm"].to_numpy(float))]
     if len(d) == 0:
         raise ValueError("no out-of-fold image outside the chapter's test split with a head found and a calibrated HC")
-    ref = d["hc_ref_mm"].to_numpy(float)
-    raw = np.abs(d["hc_raw_mm"].to_numpy(float) - ref)
-    cal = np.abs(d["hc_calibrated_mm"].to_numpy(float) - ref)
-    diff = bootstrap_ci(lambda a, b: float(np.mean(b - a)), raw, cal, n_boot=n_boot, seed=seed,
-                        groups=d["subject_id"].to_numpy())
+    scores = paired_abs_difference(d["hc_raw_mm"], d["hc_calibrated_mm"], d["hc_ref_mm"], d["subject_id"], n_boot, seed)
     return {
         "data": "fetal hc cv out-of-fold images outside the chapter's test split (each fold's calibration fitted on its own validation part)",
         "n_images": int(len(d)),
         "n_subjects": int(d["subject_id"].nunique()),
-        "raw_abs_diff_mean_mm": float(raw.mean()),
-        "calibrated_abs_diff_mean_mm": float(cal.mean()),
-        "difference_mm": diff.estimate,
-        "difference_ci95_mm": [diff.low, diff.high],
+        **scores,
         "rule": RULE,
-        "deploy": bool(diff.high < 0),
+        "deploy": scores["rule_says_deploy"],
     }

@@ -53,6 +53,12 @@ def probabilities(cascade: CascadeHCModel, records: Sequence, first_probs: Seque
             for r, p in tqdm(list(zip(records, firsts)), desc="second stage", disable=not progress, leave=False)]
 
 
+def first_fits(cascade: CascadeHCModel, first_probs: Sequence[np.ndarray]) -> list:
+    """The first stage's head fit of each of its maps ``first_probs`` (None where it found no head), for
+    :func:`fetal_lib.hc.pipeline.evaluate`'s check that the two stages agree."""
+    return [cascade.locate(None, p)[1] for p in first_probs]
+
+
 @dataclass
 class RefinerData:
     """What the second stage trains on: images, masks and the first stage's ellipses (training images

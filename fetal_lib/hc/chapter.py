@@ -160,7 +160,8 @@ def stages_on_test(ch: ChapterStart, trained: pipeline.TrainedHC, stage: second.
     results = {second.FIRST_ONLY: pipeline.evaluate(trained.model, test.records, first_probs)}
     for name, candidate in stage.candidates.items():
         results[name] = (test.per_image if name == stage.chosen else
-                         pipeline.evaluate(candidate, test.records, cascade.probabilities(candidate, test.records, first_probs)))
+                         pipeline.evaluate(candidate, test.records, cascade.probabilities(candidate, test.records, first_probs),
+                                           first_fits=cascade.first_fits(candidate, first_probs)))
     table = report.stage_table(results, second.FIRST_ONLY, ch.seed)
     table["deployed"] = table["model"] == stage.chosen
     return table
@@ -205,7 +206,7 @@ class SizeCalibrationCheck:
 
 def size_calibration(model: Deployed, test: TestScores) -> SizeCalibrationCheck:
     """The calibration fitted on the deployed model's validation results (deployed or not), with its table on
-    validation (in-sample and leave-one-subject-out) and test."""
+    validation (in-sample and leave-one-subject-out: the build's decision already computed it) and test."""
     val_found = model.val_results[model.val_results["found"]]
     cal = model.model.calibration or (model.calibration.fit if model.calibration is not None else
                                       fit_size_calibration(val_found["hc_raw_mm"], val_found["hc_ref_mm"]))
@@ -213,7 +214,9 @@ def size_calibration(model: Deployed, test: TestScores) -> SizeCalibrationCheck:
     if cal is None:
         return check
     check.test_found = test.per_image[test.per_image["found"]]
-    val_loso = leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
+    known = model.calibration.loso_mm if model.calibration is not None else {}
+    val_loso = (val_found["filename"].astype(str).map(known).to_numpy(float) if known and val_found["filename"].astype(str).isin(known).all()
+                else leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"]))
     check.table = report.calibration_table(val_found, check.test_found, cal, val_loso)
     check.splits = {"validation": val_found, "test": check.test_found}
     return check

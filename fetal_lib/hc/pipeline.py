@@ -132,13 +132,28 @@ def probabilities(model, records: Sequence[HC18Record], progress: bool = False) 
     return [model.probability(read_image_gray(r.image_path)) for r in tqdm(records, desc="predict", disable=not progress, leave=False)]
 
 
-def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] | None = None, threshold: float | None = None, progress: bool = False):
+def probabilities_and_first_fits(model, records: Sequence[HC18Record], progress: bool = False) -> tuple[list[np.ndarray], list]:
+    """:func:`probabilities` of ``records`` and, for a cascade, its first stage's head fit of each (None where the
+    model has one stage or its first stage found no head): what :func:`evaluate` needs for the stages' check."""
+    from tqdm import tqdm
+
+    both = getattr(model, "probability_and_first", None)
+    pairs = [both(read_image_gray(r.image_path)) if both is not None else (model.probability(read_image_gray(r.image_path)), None)
+             for r in tqdm(records, desc="predict", disable=not progress, leave=False)]
+    return [p for p, _ in pairs], [f for _, f in pairs]
+
+
+def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] | None = None, threshold: float | None = None,
+             progress: bool = False, first_fits: Sequence | None = None):
     """Per-image results on annotated records: HC (mm), Dice, IoU, recall, precision, HD95 (mm), checks.
 
     ``hc_pred_mm`` and the ellipse columns are after the model's size calibration (if it has
     one), as ``fetal hc measure`` reports them; ``hc_raw_mm`` is the HC of the raw fit. Dice,
     IoU and HD95 compare the segmented head region with the reference mask.
     A record with no head found gets NaN HC, Dice 0, IoU 0, HD95 inf and ``found=False``.
+    ``warnings`` holds the fit's plausibility checks and, for a cascade, the stages' check
+    (:func:`fetal_lib.hc.measure.stage_checks`, as ``fetal hc measure`` reports it): computed here when
+    ``probs`` is None, else from ``first_fits`` (the first stage's head fit of each record, or None).
 
     Returns:
         ``pandas.DataFrame``, one row per record.
@@ -150,10 +165,13 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
     from fetal_lib.metrics.biometry import head_circumference_mm  # deferred: imports scipy
     from fetal_lib.metrics.segmentation import dice, hd95_mm, iou, precision, recall  # deferred: imports scipy
 
+    from fetal_lib.hc.measure import stage_checks  # deferred: imports scipy
+
     if probs is None:
-        probs = probabilities(model, records, progress)
+        probs, first_fits = probabilities_and_first_fits(model, records, progress)
+    firsts = list(first_fits) if first_fits is not None else [None] * len(records)
     rows = []
-    for rec, prob in tqdm(list(zip(records, probs)), desc="evaluate", disable=not progress, leave=False):
+    for rec, prob, first in tqdm(list(zip(records, probs, firsts)), desc="evaluate", disable=not progress, leave=False):
         ref = load_mask(rec)
         row: dict[str, Any] = {"filename": rec.filename, "subject_id": rec.subject_id, "pixel_size_mm": rec.pixel_size_mm, "hc_ref_mm": rec.hc_mm}
         try:
@@ -172,7 +190,7 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
                 precision=precision(head.mask, ref),
                 hd95_mm=hd95_mm(head.mask, ref, spacing=rec.pixel_size_mm),
                 agreement=head.agreement,
-                warnings="; ".join(head.warnings),
+                warnings="; ".join(list(head.warnings) + (stage_checks(head.ellipse, first.ellipse) if first is not None else [])),
                 cx=e.cx, cy=e.cy, a=e.a, b=e.b, angle_rad=e.angle_rad,
             )
         rows.append(row)

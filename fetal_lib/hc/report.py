@@ -139,17 +139,22 @@ def cv_table(cv_doc: Mapping[str, Any]):
     return pd.DataFrame(rows)
 
 
+def calibration_evidence(decision: Mapping[str, Any]) -> str:
+    """The figures a calibration decision rests on: mean |HC error| raw and calibrated (mm), their difference and its CI."""
+    lo, hi = decision["difference_ci95_mm"]
+    return (f"mean |HC error| {decision['raw_abs_diff_mean_mm']:.2f} mm raw, {decision['calibrated_abs_diff_mean_mm']:.2f} mm "
+            f"calibrated; difference {decision['difference_mm']:+.2f} mm (95% CI {lo:+.2f} to {hi:+.2f})")
+
+
 def calibration_choice_line(choice) -> str:
-    """One line: the size calibration of the deployed model, the validation evidence and the mode that decided."""
+    """One line for a log: the size calibration of the deployed model, the mode that decided and
+    :func:`calibration_evidence` (the page's sentence is :func:`decision_sentence`, ``source="build"``)."""
     d = choice.decision
     what = "deployed" if choice.deploy else "not deployed"
     if "error" in d:
         return f"size calibration ({choice.mode}): {what} ({d['error']})"
-    lo, hi = d["difference_ci95_mm"]
     how = {"auto": "by the rule", "always": "calibrate: always", "never": "calibrate: never"}[choice.mode]
-    return (f"size calibration ({choice.mode}): {what} ({how}); validation, each image calibrated without its subject: "
-            f"mean |HC error| {d['raw_abs_diff_mean_mm']:.2f} mm raw, {d['calibrated_abs_diff_mean_mm']:.2f} calibrated, "
-            f"difference {d['difference_mm']:+.2f} mm (95% CI {lo:+.2f} to {hi:+.2f})")
+    return f"size calibration ({choice.mode}): {what} ({how}); validation, each image calibrated without its subject: {calibration_evidence(d)}"
 
 
 def decision_sentence(decision: Mapping[str, Any] | None, deployed: bool, recipe_differences: Sequence[str] | None = None,
@@ -162,10 +167,7 @@ def decision_sentence(decision: Mapping[str, Any] | None, deployed: bool, recipe
     if "error" in decision:
         return (f"The {'build' if source == 'build' else 'CV run'} could not judge the calibration ({decision['error']}); "
                 f"it is {'deployed' if deployed else 'not deployed'}.")
-    lo, hi = decision["difference_ci95_mm"]
-    figures = (f"{decision['n_images']} images of {decision['n_subjects']} subjects: mean |HC error| "
-               f"{decision['raw_abs_diff_mean_mm']:.2f} mm raw, {decision['calibrated_abs_diff_mean_mm']:.2f} mm calibrated; "
-               f"difference {decision['difference_mm']:+.2f} mm (95% CI {lo:+.2f} to {hi:+.2f})")
+    figures = f"{decision['n_images']} images of {decision['n_subjects']} subjects: {calibration_evidence(decision)}"
     if source == "build":
         by_rule = decision.get("rule_says_deploy", decision["deploy"])
         override = "" if by_rule == bool(deployed) else " The profile's `calibrate` overrides the rule."

@@ -116,7 +116,7 @@ def train_second_stage(data, trained, settings: dict[str, Any], seed: int, is_ph
         model = CascadeHCModel(first, result.model, {"band": band.to_dict(), "scales": scales, "combine": combine})
         probs = cascade.probabilities(model, val_records, val_first_probs, progress)
         model.threshold, _ = pipeline.choose_threshold(model, val_records, grid, probs)
-        val_results[name] = pipeline.evaluate(model, val_records, probs)
+        val_results[name] = pipeline.evaluate(model, val_records, probs, first_fits=cascade.first_fits(model, val_first_probs))
         candidates[name] = model
         rows.append(_row(name, model.threshold, val_results[name], failures(pipeline.floor_scores(val_results[name]), floors)))
     table = pd.DataFrame(rows)

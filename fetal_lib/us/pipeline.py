@@ -20,7 +20,7 @@ from fetal_lib.errors import FetalInputError
 from fetal_lib.networks.parameters import count_parameters
 from fetal_lib.paths import shown
 from fetal_lib.us.spec import SPEC
-from fetal_lib.us.tasks import load_task
+from fetal_lib.us.tasks import TASKS, load_task
 from fetal_lib.config.profiles import chapter_knobs
 from fetal_lib.metrics.classification import classification_report, expected_calibration_error
 from fetal_lib.metrics.uncertainty import bootstrap_ci
@@ -64,8 +64,6 @@ def task_epochs(settings: dict[str, Any], task: str) -> int:
 
     Raises:
         ValueError: ``task_epochs`` names an unknown task or gives a budget that is not a positive whole number."""
-    from fetal_lib.us.tasks import TASKS  # deferred: the task registry
-
     per_task = settings.get("task_epochs") or {}
     unknown = sorted(set(per_task) - set(TASKS))
     if unknown:

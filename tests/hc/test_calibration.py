@@ -167,3 +167,32 @@ def test_validation_decision_with_too_few_heads_or_a_bad_mode_or_table():
         validation_decision(_val_df(pred, ref), "true")
     with pytest.raises(ValueError, match="subject_id"):
         validation_decision(_val_df(pred, ref).drop(columns="subject_id"))
+
+
+def test_paired_difference_is_the_subjects_bootstrap_of_the_mean_change_and_the_rule():
+    from fetal_lib.hc.calibration import paired_abs_difference
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    rng = np.random.default_rng(3)
+    ref = rng.uniform(150, 330, 60)
+    raw = ref * 1.03 + rng.normal(0, 1.0, 60)
+    cal = ref + rng.normal(0, 1.0, 60)
+    subjects = np.repeat(np.arange(30), 2)
+    out = paired_abs_difference(raw, cal, ref, subjects, n_boot=300, seed=1)
+    # independent: the mean absolute errors by hand, the CI from the bootstrap on the per-image changes
+    assert out["raw_abs_diff_mean_mm"] == pytest.approx(np.mean(np.abs(raw - ref)))
+    assert out["calibrated_abs_diff_mean_mm"] == pytest.approx(np.mean(np.abs(cal - ref)))
+    assert out["difference_mm"] == pytest.approx(np.mean(np.abs(cal - ref) - np.abs(raw - ref)))
+    ci = bootstrap_ci(lambda a, b: float(np.mean(b - a)), np.abs(raw - ref), np.abs(cal - ref), n_boot=300, seed=1, groups=subjects)
+    assert out["difference_ci95_mm"] == [ci.low, ci.high] and out["rule_says_deploy"] is (ci.high < 0) is True
+    assert not paired_abs_difference(raw, raw, ref, subjects, n_boot=50)["rule_says_deploy"]
+
+
+def test_validation_decision_keeps_each_images_leave_one_subject_out_hc_for_the_chapters_table():
+    pred, ref = synthetic(n=40, intercept=0.03, slope=0.0, noise=0.005)
+    df = _val_df(pred, ref)
+    df["filename"] = [f"{i:03d}_HC.png" for i in range(len(df))]
+    choice = validation_decision(df, "auto", n_boot=50)
+    expected = leave_one_group_out(df["hc_raw_mm"], df["hc_ref_mm"], df["subject_id"])
+    np.testing.assert_allclose([choice.loso_mm[f] for f in df["filename"]], expected)
+    assert choice.decision["calibrated_abs_diff_mean_mm"] == pytest.approx(np.mean(np.abs(expected - ref)))

@@ -122,3 +122,55 @@ def test_fit_verdict_compares_training_with_test_only() -> None:
     assert "does not overfit" in fit_verdict(1.84, 2.07)
     assert "easier" in fit_verdict(3.0, 2.0)
     assert "not judged" in fit_verdict(float("nan"), 2.0)
+
+
+class _StagedStub:
+    """A cascade stand-in: its head map is the reference mask (read from each record in turn), its first stage's
+    head ``first_scale`` times the final one, so :func:`pipeline.evaluate` must flag the stages apart from 3 %."""
+
+    threshold = 0.5
+
+    def __init__(self, probs, first_scale: float):
+        self.probs, self.first_scale, self.calls = list(probs), first_scale, 0
+
+    def fit(self, prob, threshold=None):
+        from fetal_lib.hc import postprocess
+
+        return postprocess.fit_head(prob, 0.5)
+
+    def first_fit(self, prob):
+        from dataclasses import replace
+
+        from fetal_lib.metrics.biometry import Ellipse
+
+        head = self.fit(prob)
+        e = head.ellipse
+        return replace(head, ellipse=Ellipse(e.cx, e.cy, e.a * self.first_scale, e.b * self.first_scale, e.angle_rad))
+
+    def probability_and_first(self, image):
+        prob = self.probs[self.calls]
+        self.calls += 1
+        return prob, self.first_fit(prob)
+
+    def calibrate(self, ellipse, pixel_size_mm):
+        return ellipse
+
+
+def test_evaluate_flags_a_cascade_whose_stages_disagree_as_fetal_hc_measure_does(phantom_root):
+    from fetal_lib.data import hc18
+    from fetal_lib.data.hc18 import load_mask
+
+    records = hc18.load(phantom_root("hc18"), "train")[:3]
+    probs = [load_mask(r).astype(np.float32) for r in records]
+    # computed by evaluate (no maps given): a first stage 10 % smaller is flagged on every image
+    apart = pipeline.evaluate(_StagedStub(probs, 0.9), records)
+    assert apart["found"].all() and apart["flagged"].all()
+    assert apart["warnings"].str.contains("the two stages disagree").all()
+    # maps given with the first stage's fits (the chapter's validation and test tables): the same flags
+    stub = _StagedStub(probs, 0.9)
+    given = pipeline.evaluate(stub, records, probs, first_fits=[stub.first_fit(p) for p in probs])
+    assert given["warnings"].tolist() == apart["warnings"].tolist()
+    # stages 1 % apart agree; no first-stage fits given: nothing to compare
+    close = pipeline.evaluate(_StagedStub(probs, 0.99), records)
+    assert not close["warnings"].str.contains("disagree").any()
+    assert not pipeline.evaluate(stub, records, probs)["warnings"].str.contains("disagree").any()

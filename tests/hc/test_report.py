@@ -64,6 +64,13 @@ def test_decision_sentence_names_data_rule_and_disagreement():
     sentence = report.decision_sentence(built, False, source="build")
     assert "in this build" in sentence and "The rule says do not deploy it" in sentence and "**not deployed**" in sentence
     assert "overrides the rule" in report.decision_sentence({**built, "deploy": True}, True, source="build")
+    # the log's line and the page's sentence give the same evidence, worded once
+    from fetal_lib.hc.calibration import CalibrationChoice
+
+    evidence = report.calibration_evidence(built)
+    assert "2.20 mm raw, 2.10 mm calibrated; difference -0.10 mm (95% CI -0.20 to -0.01)" == evidence.split("error| ")[1]
+    line = report.calibration_choice_line(CalibrationChoice(None, False, "auto", built))
+    assert evidence in line and evidence in sentence and line.startswith("size calibration (auto): not deployed (by the rule)")
 
 
 def test_cv_recipe_differences():
