@@ -6,10 +6,12 @@ Everything here is cheap and import-free: package versions are read with
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
 import sys
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,19 @@ def _git(args: list[str], cwd: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+@lru_cache(maxsize=4)
+def package_sha256(root: Path | None = None) -> str:
+    """SHA-256 over the relative paths and bytes of every file of the ``fetal_lib`` package
+    (``__pycache__`` left out); computed once per process. It names the code that ran where the git
+    state cannot (a copy of the tree on another machine, an unpacked release)."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from fetal_lib.config.chapter_spec import ChapterSpec
-from fetal_lib.provenance import describe_machine, git_state, machine_summary, package_versions
+from fetal_lib.provenance import describe_machine, git_state, machine_summary, package_sha256, package_versions
 from fetal_lib.io import atomic_path, write_json_atomic
 from fetal_lib.config.overrides import describe
 from fetal_lib.config.overrides import detect
@@ -222,6 +222,7 @@ class ChapterRun:
         """Everything needed to say what produced the numbers, measured now."""
         return {
             "git": git_state(),
+            "fetal_lib_sha256": package_sha256(),
             "profile": self.profile,
             "seed": self.seed,
             "data_dir": self.data_dir,

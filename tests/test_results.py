@@ -41,6 +41,9 @@ def test_finish_writes_metrics_with_provenance(tmp_path):
     assert prov["profile"] == "smoke" and prov["seed"] == 7 and prov["parameters"] == {"n": 3}
     assert prov["data"] == PHANTOM and prov["on_phantom"] is True
     assert prov["git"]["sha"] == "unknown" or len(prov["git"]["sha"]) == 40
+    from fetal_lib.provenance import package_sha256
+
+    assert prov["fetal_lib_sha256"] == package_sha256() and len(prov["fetal_lib_sha256"]) == 64  # the code, where git cannot say
     assert prov["packages"]["numpy"] == np.__version__
     assert prov["wall_time_s"] >= 0 and prov["machine"]["cpu_count"] >= 1
     # the saved files are real: a PNG that reads back, a CSV equal to the frame

@@ -20,10 +20,8 @@ A chapter is re-executed only when something that can change its notebook change
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -31,7 +29,7 @@ from fetal_lib.book.dependencies import chapter_sha256
 from fetal_lib.io import file_sha256, write_json_atomic
 from fetal_lib.data.sources import resolve
 from fetal_lib.errors import FetalInputError
-from fetal_lib.provenance import package_versions
+from fetal_lib.provenance import package_sha256, package_versions
 
 SCHEMA = 2  # 2: the fetal_lib field hashes the chapter's dependencies, not the whole package
 KEY_SUFFIX = ".key.json"
@@ -41,18 +39,6 @@ FIELDS = ("source", "parameters", "data", "fetal_lib", "packages", "notebook", "
 def key_path(executed: Path) -> Path:
     """``book/chapters/00_data.ipynb`` -> ``book/chapters/00_data.key.json``."""
     return Path(executed).with_suffix(KEY_SUFFIX)
-
-
-@lru_cache(maxsize=4)
-def package_sha256(root: Path | None = None) -> str:
-    """SHA-256 over the relative paths and bytes of every file of the ``fetal_lib`` package
-    (``__pycache__`` left out); computed once per process."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def folder_stamp(folder: Path) -> dict[str, Any]:

@@ -9,7 +9,8 @@ figures, tables). Copied into one folder::
 
 :func:`import_executed` puts them in place here (``fetal book --import-executed DIR``, then the usual
 site build). Each page already says where it ran: the chapter's box at its top names the machine (its
-GPU first), the profile and every ``--set`` value. The chapter's reuse key is removed, so the next
+GPU first), the profile and every ``--set`` value; the import says whether the run's ``fetal_lib``
+(its recorded SHA-256) and chapter source are this checkout's. The chapter's reuse key is removed, so the next
 plain ``fetal book`` runs it again on this machine with this machine's profile, saying why.
 """
 
@@ -24,7 +25,7 @@ from fetal_lib.book.cache import key_path
 from fetal_lib.book.chapters import REGISTRY, find_source
 from fetal_lib.book.reader import source_copy, write_source_copy
 from fetal_lib.errors import FetalInputError
-from fetal_lib.provenance import describe_machine
+from fetal_lib.provenance import describe_machine, package_sha256
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,26 @@ class ImportedChapter:
     profile: str
     machine: str
     overrides: dict
+    code: str = ""  # :func:`code_match`: whether the run's fetal_lib and chapter source are this checkout's
 
     def line(self) -> str:
-        """``hc18: 01_hc18_unet.ipynb, profile full on NVIDIA H200 GPU; ... [set epochs=2]``."""
+        """``hc18: 01_hc18_unet.ipynb, profile full on NVIDIA H200 GPU; ... [set epochs=2]; fetal_lib and the
+        chapter's source as in this checkout``."""
         sets = " ".join(f"{k}={v}" for k, v in self.overrides.items())
-        return f"{self.id}: {self.notebook}, profile {self.profile} on {self.machine}" + (f" [set {sets}]" if sets else "")
+        return (f"{self.id}: {self.notebook}, profile {self.profile} on {self.machine}" + (f" [set {sets}]" if sets else "")
+                + (f"; {self.code}" if self.code else ""))
+
+
+def code_match(prov: dict, ran_source: Path | None, own_source: Path | None, local_sha256: str) -> str:
+    """Whether a chapter executed elsewhere ran this checkout's code: its recorded ``fetal_lib_sha256``
+    against ``local_sha256``, and the chapter source it ran from (``ran_source``) against ours."""
+    recorded = prov.get("fetal_lib_sha256")
+    package = ("fetal_lib not recorded (an older run)" if not recorded else
+               "fetal_lib as in this checkout" if recorded == local_sha256 else "fetal_lib DIFFERS from this checkout")
+    if ran_source is None or own_source is None or not ran_source.is_file() or not own_source.is_file():
+        return f"{package}; chapter source not compared"
+    same = ran_source.read_bytes() == own_source.read_bytes()
+    return f"{package}; chapter source {'as in this checkout' if same else 'DIFFERS from this checkout'}"
 
 
 def _chapter_of(notebook: Path) -> str:
@@ -87,7 +103,8 @@ def import_executed(source: Path, book_dir: Path, results_root: Path) -> list[Im
         prov = doc.get("provenance") or {}
         found.append((notebook, folder, ImportedChapter(cid, notebook.name, str(doc.get("profile") or prov.get("profile") or "?"),
                                                         describe_machine(prov.get("machine") or {}),
-                                                        dict(prov.get("overrides") or {}))))
+                                                        dict(prov.get("overrides") or {}),
+                                                        code_match(prov, notebook.with_suffix(".py"), find_source(cid), package_sha256()))))
     chapters_dir = Path(book_dir) / "chapters"
     chapters_dir.mkdir(parents=True, exist_ok=True)
     for notebook, folder, chapter in found:
