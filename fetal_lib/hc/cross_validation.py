@@ -15,7 +15,9 @@ Each fold's held-out images are scored with :func:`fetal_lib.hc.pipeline.evaluat
 table marks the images of the chapter's own test split, so the two can be compared. With
 ``second_stage`` on, each fold also trains the cascade's second stage and chooses on its own
 validation part how to deploy it (:func:`fetal_lib.hc.second_stage.train_second_stage`), so the
-folds score the whole cascade, with the first stage's own error beside it.
+folds score the whole cascade, with the first stage's own error beside it. Every held-out image's raw HC
+is also recorded at each of :data:`ANALYSIS_THRESHOLDS`, so a threshold choice (and the signed error it
+leaves) can be judged out of fold rather than on one validation split.
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ class CVResult:
     settings: dict
 
 
+#: Thresholds at which every held-out image's raw HC is also recorded (``hc_raw_mm_at_0.55``, ...): the data on
+#: which a threshold choice can be judged out of fold, beside the one each fold's validation part chose.
+ANALYSIS_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(11))
+
+
+def threshold_column(threshold: float) -> str:
+    """The per-image column of the raw HC (mm) at ``threshold``: ``hc_raw_mm_at_0.55``."""
+    return f"hc_raw_mm_at_{threshold:g}"
+
+
 def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress: bool = False,
                    on_fold: Callable[[dict], None] | None = None) -> CVResult:
     """Train and score the recipe ``settings`` (``pipeline.profile_settings``) in ``folds`` folds.
@@ -89,8 +101,12 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
             if stage.deployed is not None:
                 first_df = pipeline.evaluate(trained.model, fold_data.part("test"))
                 model, val_results = stage.deployed, stage.val_results[stage.chosen]
-        df = pipeline.evaluate(model, fold_data.part("test"))
+        held_out = fold_data.part("test")
+        probs, firsts = pipeline.probabilities_and_first_fits(model, held_out)
+        df = pipeline.evaluate(model, held_out, probs, first_fits=firsts)
         df.insert(0, "fold", k)
+        for t, hc in pipeline.hc_at_thresholds(model, held_out, ANALYSIS_THRESHOLDS, probs).items():
+            df[threshold_column(t)] = hc  # the raw fit at other thresholds: the threshold choice judged out of fold
         df["hc_calibrated_mm"] = _calibrated(val_results, df["hc_raw_mm"])
         df["deployed"] = deployed
         df["hc_first_stage_abs_diff_mm"] = (first_df if first_df is not None else df)["hc_abs_diff_mm"].to_numpy()
@@ -137,8 +153,26 @@ def cv_summary(result: CVResult, seed: int = 0) -> dict[str, Any]:
         out["calibration_decision"] = cv_decision(df, seed=seed)
     except ValueError as exc:  # e.g. no validation part large enough to fit a calibration
         out["calibration_decision"] = {"deploy": False, "error": str(exc)}
+    out["thresholds_outside_chapter_test"] = threshold_rows(df[~df["in_chapter_test"].astype(bool)])
     table = pipeline.error_table({"chapter_test_images": df[df["in_chapter_test"]], "other_images": df[~df["in_chapter_test"]]})
     for row in table.to_dict("records"):
         out[row["split"]] = {"n_images": int(row["images"]), "hc_abs_diff_mean_mm": row["HC |diff| mean (mm)"],
                              "hc_abs_diff_median_mm": row["HC |diff| median (mm)"]}
     return out
+
+
+def threshold_rows(per_image) -> list[dict[str, Any]]:
+    """For each of :data:`ANALYSIS_THRESHOLDS` recorded in ``per_image`` (held-out images): how many had no head,
+    and over the others the mean |HC difference|, the mean and the median signed difference (mm, raw fit)."""
+    ref = per_image["hc_ref_mm"].to_numpy(float)
+    rows = []
+    for t in ANALYSIS_THRESHOLDS:
+        if threshold_column(t) not in per_image:
+            continue
+        diff = per_image[threshold_column(t)].to_numpy(float) - ref
+        ok = np.isfinite(diff)
+        rows.append({"threshold": t, "n_images": int(ok.sum()), "no_head_found": int((~ok).sum()),
+                     "hc_abs_diff_mean_mm": float(np.mean(np.abs(diff[ok]))) if ok.any() else math.nan,
+                     "hc_diff_mean_mm": float(np.mean(diff[ok])) if ok.any() else math.nan,
+                     "hc_diff_median_mm": float(np.median(diff[ok])) if ok.any() else math.nan})
+    return rows

@@ -201,6 +201,26 @@ def evaluate(model, records: Sequence[HC18Record], probs: Sequence[np.ndarray] |
     return df
 
 
+def hc_at_thresholds(model, records: Sequence[HC18Record], grid: Sequence[float], probs: Sequence[np.ndarray] | None = None) -> dict[float, np.ndarray]:
+    """HC (mm) of the raw fit of each record at each threshold of ``grid`` (NaN where no head is found):
+    threshold -> array in the order of ``records``."""
+    from fetal_lib.hc.postprocess import NoHeadFound  # deferred: imports scipy
+    from fetal_lib.metrics.biometry import head_circumference_mm  # deferred: imports scipy
+
+    if probs is None:
+        probs = probabilities(model, records)
+    out = {}
+    for t in grid:
+        hcs = []
+        for rec, prob in zip(records, probs):
+            try:
+                hcs.append(head_circumference_mm(model.fit(prob, threshold=float(t)).ellipse, rec.pixel_size_mm))
+            except NoHeadFound:
+                hcs.append(math.nan)
+        out[float(t)] = np.asarray(hcs, dtype=float)
+    return out
+
+
 def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float], probs: Sequence[np.ndarray] | None = None):
     """The threshold (from ``grid``) with the lowest mean |HC difference| on ``records`` (validation).
 
@@ -213,22 +233,13 @@ def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float]
     """
     import pandas as pd
 
-    from fetal_lib.hc.postprocess import NoHeadFound  # deferred: imports scipy
-    from fetal_lib.metrics.biometry import head_circumference_mm  # deferred: imports scipy
-
-    if probs is None:
-        probs = probabilities(model, records)
+    ref = np.asarray([rec.hc_mm for rec in records], dtype=float)
     table = []
-    for t in grid:
-        errors, failures = [], 0
-        for rec, prob in zip(records, probs):
-            try:
-                head = model.fit(prob, threshold=float(t))
-                errors.append(abs(head_circumference_mm(head.ellipse, rec.pixel_size_mm) - rec.hc_mm))
-            except NoHeadFound:
-                failures += 1
-                errors.append(rec.hc_mm)
-        table.append({"threshold": float(t), "mean_abs_diff_mm": float(np.mean(errors)), "median_abs_diff_mm": float(np.median(errors)), "no_head_found": failures})
+    for t, hc in hc_at_thresholds(model, records, grid, probs).items():
+        missed = ~np.isfinite(hc)
+        errors = np.where(missed, ref, np.abs(hc - ref))
+        table.append({"threshold": t, "mean_abs_diff_mm": float(np.mean(errors)), "median_abs_diff_mm": float(np.median(errors)),
+                      "no_head_found": int(missed.sum())})
     df = pd.DataFrame(table)
     best = float(df.loc[df["mean_abs_diff_mm"].idxmin(), "threshold"])
     return best, df

@@ -60,6 +60,24 @@ def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom
     assert {r["deployed"] for r in rows} <= {"first stage alone", "cascade (refined)", "cascade (mean)"}
     assert all(float(r["hc_first_stage_abs_diff_mm"]) >= 0 for r in rows if r["hc_first_stage_abs_diff_mm"])
     assert all("first stage |diff| mean (mm)" in fold and fold["deployed"] for fold in report["folds"])
+    # each image's raw HC at every analysis threshold; at the fold's own threshold it is the fit the table scored
+    from fetal_lib.hc.cross_validation import ANALYSIS_THRESHOLDS, threshold_column
+
+    assert ANALYSIS_THRESHOLDS[0] == 0.3 and ANALYSIS_THRESHOLDS[-1] == 0.8 and len(ANALYSIS_THRESHOLDS) == 11
+    assert all(threshold_column(t) in rows[0] for t in ANALYSIS_THRESHOLDS)
+    for fold in report["folds"]:
+        t = round(float(fold["threshold"]), 2)
+        same = [r for r in rows if int(r["fold"]) == int(fold["fold"]) and r["hc_raw_mm"]]
+        if t in ANALYSIS_THRESHOLDS and same:
+            assert all(float(r[threshold_column(t)]) == pytest.approx(float(r["hc_raw_mm"])) for r in same)
+    # the summary's out-of-fold threshold table, outside the chapter's test split, recomputed by hand
+    outside = [r for r in rows if r["in_chapter_test"] != "True"]
+    t = ANALYSIS_THRESHOLDS[4]
+    diffs = [float(r[threshold_column(t)]) - float(r["hc_ref_mm"]) for r in outside if r[threshold_column(t)] not in ("", "nan")]
+    (row,) = [x for x in report["summary"]["thresholds_outside_chapter_test"] if x["threshold"] == t]
+    assert row["n_images"] + row["no_head_found"] == len(outside) and row["n_images"] == len(diffs)
+    assert row["hc_diff_mean_mm"] == pytest.approx(sum(diffs) / len(diffs))
+    assert row["hc_abs_diff_mean_mm"] == pytest.approx(sum(abs(d) for d in diffs) / len(diffs))
 
 
 def test_cv_command_rejects_one_fold(capsys):

@@ -174,3 +174,30 @@ def test_evaluate_flags_a_cascade_whose_stages_disagree_as_fetal_hc_measure_does
     close = pipeline.evaluate(_StagedStub(probs, 0.99), records)
     assert not close["warnings"].str.contains("disagree").any()
     assert not pipeline.evaluate(stub, records, probs)["warnings"].str.contains("disagree").any()
+
+
+def test_the_hc_at_each_threshold_is_the_raw_fit_there_and_the_threshold_choice_scores_a_miss_as_its_reference(phantom_root):
+    from fetal_lib.data import hc18
+    from fetal_lib.data.hc18 import load_mask
+    from fetal_lib.hc import postprocess
+    from fetal_lib.metrics.biometry import head_circumference_mm
+
+    records = hc18.load(phantom_root("hc18"), "train")[:3]
+    # a soft head: the filled reference blurred, so a higher threshold fits a smaller ellipse; the third map is empty
+    import cv2
+
+    probs = [cv2.GaussianBlur(load_mask(r).astype(np.float32), (0, 0), 6.0) for r in records[:2]] + [np.zeros(load_mask(records[2]).shape, np.float32)]
+    stub = _StagedStub(probs, 1.0)
+    stub.fit = lambda prob, threshold=None: postprocess.fit_head(prob, threshold)
+    got = pipeline.hc_at_thresholds(stub, records, [0.3, 0.7], probs)
+    for i, (rec, prob) in enumerate(zip(records[:2], probs)):
+        for t in (0.3, 0.7):
+            assert got[t][i] == pytest.approx(head_circumference_mm(postprocess.fit_head(prob, t).ellipse, rec.pixel_size_mm))
+        assert got[0.3][i] > got[0.7][i]
+    assert np.isnan(got[0.3][2]) and np.isnan(got[0.7][2])
+    best, table = pipeline.choose_threshold(stub, records, [0.3, 0.7], probs)
+    ref = np.array([r.hc_mm for r in records])
+    for row, t in zip(table.itertuples(), (0.3, 0.7)):  # a miss counts as an error of its whole reference HC
+        assert row.no_head_found == 1
+        assert row.mean_abs_diff_mm == pytest.approx(np.mean(np.r_[np.abs(got[t][:2] - ref[:2]), ref[2]]))
+    assert best == table.loc[table["mean_abs_diff_mm"].idxmin(), "threshold"]
