@@ -51,6 +51,7 @@ results_dir = "build/results/fetal_mri_ga"
 seed = 0
 # Knobs. None takes the profile's value (the profile is the one place values live); set one to override it.
 dataset = None  # fetal_brain_atlases | feta
+volumes_file = None  # volumes prepared by `fetal ga prepare-volumes` (no SimpleITK needed); empty: the NIfTI files
 size = None  # slice side in pixels
 fov_mm = None  # field of view of every slice in mm (fixed: brain size is kept)
 offsets_mm = None  # slice positions along each plane's normal, mm from the brain centre

@@ -3,6 +3,7 @@
     fetal ga predict VOLUME... [--mask MASK ...] [--model PATH] [--format csv|json] [-o FILE]
     fetal ga predict --images-dir DIR [--masks-dir DIR] [--otsu-without-mask] [--model PATH] [--format csv|json] [-o FILE]
     fetal ga train [--profile cpu] [--data-dir DIR] [--data-source real] [--model PATH] [--seed N] [--set KEY=VALUE ...]
+    fetal ga prepare-volumes -o FILE [--profile cpu] [--data-dir DIR] [--data-source real] [--set KEY=VALUE ...]
 
 ``predict`` prints one row per volume: ``image, mask, ga_weeks_days, ga_days, ga_weeks, spread_days,
 brain_volume_ml, brain_cropped_by_field_of_view``. ``--mask`` gives the brain masks, one per volume
@@ -21,6 +22,10 @@ atomically.
 protocol 1's folds by volume for the floor (the network must beat the training volumes' mean age;
 else nothing is written and the exit status is 1), then the network on every volume, saved with its
 card. It prints a JSON summary. TensorFlow is imported only when a sub-command runs.
+
+``prepare-volumes`` reads and prepares the profile's volumes as the chapter does and writes them to one
+file (:mod:`fetal_lib.ga_mri.volume_file`), which the chapter reads with ``--set volumes_file=FILE`` on a
+machine without SimpleITK (the GPU check).
 """
 
 from __future__ import annotations
@@ -85,6 +90,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_seed(t, "seed of the folds, the samples and the training (default 0, as the chapter)")
     add_settings(t, "override a fetal_mri_ga knob of the profile, e.g. --set epochs=5 or --set dataset=feta (repeatable)")
     t.set_defaults(func=handle_train)
+
+    v = sub.add_parser("prepare-volumes", help="prepare the chapter's volumes into one file, for a machine without SimpleITK",
+                       description="Read and prepare every volume of the profile's dataset as chapter 4 does (SimpleITK: "
+                       "reoriented, scaled inside the brain mask, resampled onto the grid of the knobs size, fov_mm and "
+                       "offsets_mm, sliced in three planes) and write the slices with each volume's age and tissue volumes "
+                       "to one compressed file (atomically). The chapter reads it with --set volumes_file=FILE where "
+                       "SimpleITK is missing (the GPU check); the file must match the chapter's grid knobs there.")
+    v.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="the .npz to write")
+    add_chapter_profile(v, CHAPTER)
+    add_data_dir(v)
+    add_data_source(v, "the profile's dataset")
+    add_settings(v, "override a fetal_mri_ga knob of the profile, e.g. --set offsets_mm=-8,0,8 (repeatable)")
+    v.set_defaults(func=handle_prepare_volumes)
 
 
 def _pairs(args: argparse.Namespace) -> list:
@@ -156,4 +174,25 @@ def handle_train(args: argparse.Namespace) -> int:
         print(f"fetal: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def handle_prepare_volumes(args: argparse.Namespace) -> int:
+    from fetal_lib.bench import profile_overrides  # deferred: loaded when the command runs
+    from fetal_lib.ga_mri import pipeline, volume_file  # deferred: imports pandas
+
+    overrides = profile_overrides(CHAPTER, args.settings)
+    if overrides is None:
+        return 2
+    settings = pipeline.profile_settings(args.profile, overrides)
+    try:
+        prep = pipeline.preprocess_config(settings)
+        source, volumes, notes = pipeline.load_volumes(settings["dataset"], args.data_dir, args.data_source, prep,
+                                                        progress=sys.stderr.isatty())
+    except ValueError as exc:  # an unknown dataset, a grid the knobs cannot make, no volume with an image
+        print(f"fetal: error: {exc}", file=sys.stderr)
+        return 2
+    path = volume_file.save(args.output, source, volumes, notes, prep)
+    print(f"{len(volumes)} volumes ({source.describe()}) on a {prep.size}-pixel grid, {len(prep.offsets_mm)} offsets "
+          f"-> {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0

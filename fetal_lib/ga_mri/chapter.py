@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from fetal_lib import anchors
+from fetal_lib.ga_mri import volume_file
 from fetal_lib.ga_mri import pipeline
 from fetal_lib.ga_mri.spec import SPEC
 from fetal_lib.paths import shown
@@ -70,7 +71,10 @@ def start(params: Mapping[str, Any], show: bool = True) -> ChapterStart:
     settings = pipeline.profile_settings(profile, {name: params[name] for name in SPEC.knob_names()})
     precision = pipeline.precision_choice(settings)
     prep = pipeline.preprocess_config(settings)
-    source, volumes, notes = pipeline.load_volumes(settings["dataset"], data_dir, params["data_source"], prep)
+    if str(settings["volumes_file"] or "").strip():  # prepared elsewhere: no SimpleITK needed here
+        source, volumes, notes = volume_file.load(settings["volumes_file"], prep)
+    else:
+        source, volumes, notes = pipeline.load_volumes(settings["dataset"], data_dir, params["data_source"], prep)
     run = ChapterRun(SPEC, profile, data_dir, params["results_dir"], seed, data_status([source]), parameters=settings,
                      compute={"precision": precision.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
     if show:

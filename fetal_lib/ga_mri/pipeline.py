@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from fetal_lib.ga_mri.grid import PreprocessConfig
 from fetal_lib.ga_mri.samples import DAYS_PER_WEEK, SampleSet
 from fetal_lib.ga_mri.spec import SPEC
 from fetal_lib.config.profiles import chapter_knobs
@@ -48,8 +49,7 @@ def precision_choice(settings: dict[str, Any], flags=None):
 
 
 def preprocess_config(settings: dict[str, Any]):
-    """The :class:`~fetal_lib.ga_mri.volumes.PreprocessConfig` of the knobs ``size``, ``fov_mm``, ``offsets_mm``."""
-    from fetal_lib.ga_mri.volumes import PreprocessConfig  # deferred: imports SimpleITK
+    """The :class:`~fetal_lib.ga_mri.grid.PreprocessConfig` of the knobs ``size``, ``fov_mm``, ``offsets_mm``."""
 
     offsets = settings["offsets_mm"]
     offsets = [float(o) for o in (offsets.split(",") if isinstance(offsets, str) else offsets)]

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from fetal_lib.ga_mri.grid import PreprocessConfig
 from fetal_lib.errors import FetalInputError
 from fetal_lib.ga_mri.samples import DAYS_PER_WEEK
 from fetal_lib.networks.keras.vgg_attention import PLANES
@@ -94,7 +95,6 @@ class GaPredictor:
             FetalInputError: the file or its card is missing (saying which command trains it), or the
                 card is not chapter 4's.
         """
-        from fetal_lib.ga_mri.volumes import PreprocessConfig  # deferred: imports SimpleITK
 
         path = Path(path) if path is not None else default_model_path()
         if not path.is_file():

@@ -14,6 +14,8 @@ SPEC = ChapterSpec(
     title="Gestational age from fetal brain MRI",
     knobs=(
         Knob("dataset", str, "the volumes read: the fetal brain atlases or FeTA-style individual scans", "", DATASETS),
+        Knob("volumes_file", str, "volumes prepared beforehand by `fetal ga prepare-volumes` (where SimpleITK is "
+             "missing, e.g. the GPU check); empty: read the dataset's NIfTI files"),
         Knob("size", int, "side of every slice", "pixels"),
         Knob("fov_mm", float, "field of view of every slice (fixed: brain size, the age signal, is kept)", "mm"),
         Knob("offsets_mm", str, "slice positions along each plane's normal from the brain centre, comma-separated", "mm"),

@@ -8,7 +8,10 @@
 # (about 420 s), then seg_benchmark in a command of its own; the logs have a line per section (no terminal there).
 # Steps: a chapter id (fetal book --no-build), brain_age (chapter 5's segmenter and deployed ensemble on CUDA,
 # tests/gpu/brain_age_segmenter.py), doctor (fetal doctor --profile full).
-# Chapter 4 reads its NIfTI volumes with SimpleITK, which the GPU machine lacks and is too large to carry.
+# Chapter 4 reads its NIfTI volumes with SimpleITK, which the GPU machine lacks and is too large to carry: prepare them
+# here and carry the file (20 MiB for the 31 atlases on the full grid), in a command of its own (with HC18 it is too large):
+#   bash ../shared/gpu/prepare.sh 0 --notebooks && .venv/bin/fetal ga prepare-volumes --profile full -o .gpu/ga_volumes.npz
+#   there: bash tests/gpu/check_chapters.sh fetal_mri_ga
 # What comes back under $OUT: summary.txt, nvidia-smi.txt, chapters.tgz (chapters/NN_slug.ipynb and results/<id>/,
 # the layout `fetal book --import-executed DIR` renders into the site here) and logs.tgz. Not run by CI (no GPU).
 set -u
@@ -41,7 +44,7 @@ declare -A SETS=(
   [hc18]="--set second_epochs=8 --set audit_epochs=3"
   [seg_benchmark]="--set epochs=10 --set ddim_steps=5 --set diffusion_samples=2"
   [us_classification]="--set epochs=1"
-  [fetal_mri_ga]="--set epochs=3 --set samples_per_volume=8"
+  [fetal_mri_ga]="--set epochs=3 --set samples_per_volume=8 --set volumes_file=.gpu/ga_volumes.npz"
 )
 # Seconds per step, from the H200 run of 2026-11-28 (68e6ace): hc18 176 s, us_classification 178 s at one epoch (its
 # twelve Keras-on-torch trainings cost about 8 s each to start; three epochs did not fit 150 s), brain_age 26 s;
