@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -62,6 +63,7 @@ def test_the_chapter_starts_from_the_file_where_simpleitk_cannot_be_imported(pre
 
     prep, source, volumes, notes = prepared
     path = volume_file.save(tmp_path / "v.npz", source, volumes, notes, prep)
+    monkeypatch.setenv("KERAS_BACKEND", os.environ.get("KERAS_BACKEND", "tensorflow"))  # the start's choice stays in this test
     monkeypatch.setitem(sys.modules, "SimpleITK", None)  # as on the GPU machine: import SimpleITK fails
     monkeypatch.delitem(sys.modules, "fetal_lib.ga_mri.volumes", raising=False)
     with pytest.raises(ImportError):
