@@ -13,7 +13,8 @@
 #   bash ../shared/gpu/prepare.sh 0 --notebooks && .venv/bin/fetal ga prepare-volumes --profile full -o .gpu/ga_volumes.npz
 #   there: bash tests/gpu/check_chapters.sh fetal_mri_ga
 # What comes back under $OUT: summary.txt, nvidia-smi.txt, chapters.tgz (chapters/NN_slug.ipynb and results/<id>/,
-# the layout `fetal book --import-executed DIR` renders into the site here) and logs.tgz. Not run by CI (no GPU).
+# the layout `fetal book --import-executed DIR` renders into the site here; partial/: a cut-off chapter's cells so far)
+# and logs.tgz. Not run by CI (no GPU).
 set -u
 OUT=${OUT:-/tmp/gpu_check}
 CHAPTERS=${1:-hc18,us_classification,brain_age}
@@ -55,7 +56,10 @@ pack() {  # after every step, so that a command cut short still brings back what
   cp book/chapters/*.ipynb book/chapters/*.py /tmp/pack/chapters/ 2>/dev/null
   cp -r "$FETAL_BUILD_DIR/results" /tmp/pack/ 2>/dev/null
   cp "$FETAL_BUILD_DIR"/logs/* /tmp/logs/ 2>/dev/null
-  tar czf "$OUT/chapters.tgz" -C /tmp/pack chapters $( [ -d /tmp/pack/results ] && echo results )
+  # a chapter cut off by `timeout` leaves papermill's output notebook, saved after every cell, in its temporary folder:
+  # the cells that finished, each with its duration (metadata.papermill.duration)
+  mkdir -p /tmp/pack/partial && cp /tmp/fetal-*/*.out.ipynb /tmp/pack/partial/ 2>/dev/null
+  tar czf "$OUT/chapters.tgz" -C /tmp/pack chapters partial $( [ -d /tmp/pack/results ] && echo results )
   tar czf "$OUT/logs.tgz" -C /tmp logs
 }
 for ch in ${CHAPTERS//,/ }; do
