@@ -158,15 +158,22 @@ def handle_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def handle_train(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> dict | None:
+    """The profile's fetal_mri_ga knobs with the command's ``--set`` overrides (None: a bad override, already reported)."""
     from fetal_lib.bench import profile_overrides  # deferred: loaded when the command runs
-    from fetal_lib.ga_mri import deploy, pipeline  # deferred: imports pandas
-    from fetal_lib.ga_mri.predictor import default_model_path  # deferred: loaded when the command runs
+    from fetal_lib.ga_mri import pipeline  # deferred: imports pandas
 
     overrides = profile_overrides(CHAPTER, args.settings)
-    if overrides is None:
+    return None if overrides is None else pipeline.profile_settings(args.profile, overrides)
+
+
+def handle_train(args: argparse.Namespace) -> int:
+    from fetal_lib.ga_mri import deploy  # deferred: imports pandas
+    from fetal_lib.ga_mri.predictor import default_model_path  # deferred: loaded when the command runs
+
+    settings = _settings(args)
+    if settings is None:
         return 2
-    settings = pipeline.profile_settings(args.profile, overrides)
     try:
         summary = deploy.train_deployable(settings, args.profile, args.data_dir, args.data_source, args.seed,
                                           args.model or default_model_path(), log=lambda line: print(line, file=sys.stderr, flush=True))
@@ -178,13 +185,11 @@ def handle_train(args: argparse.Namespace) -> int:
 
 
 def handle_prepare_volumes(args: argparse.Namespace) -> int:
-    from fetal_lib.bench import profile_overrides  # deferred: loaded when the command runs
     from fetal_lib.ga_mri import pipeline, volume_file  # deferred: imports pandas
 
-    overrides = profile_overrides(CHAPTER, args.settings)
-    if overrides is None:
+    settings = _settings(args)
+    if settings is None:
         return 2
-    settings = pipeline.profile_settings(args.profile, overrides)
     try:
         prep = pipeline.preprocess_config(settings)
         source, volumes, notes = pipeline.load_volumes(settings["dataset"], args.data_dir, args.data_source, prep,
