@@ -28,8 +28,8 @@ on its test split; the model card carries the calibration only when it is deploy
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -151,7 +151,7 @@ class CalibrationChoice:
     deploy: bool
     mode: str
     decision: dict
-    loso_mm: dict[str, float] = field(default_factory=dict)  # filename -> HC (mm) calibrated without its subject
+    loso_mm: Any = None  # pandas Series on the given frame's index: HC (mm) calibrated without the image's subject (NaN: no head)
 
 
 def paired_abs_difference(raw_mm, calibrated_mm, ref_mm, subjects, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -192,8 +192,10 @@ def validation_decision(val_df, mode: str = "auto", n_boot: int = 1000, seed: in
     loso = leave_one_group_out(d["hc_raw_mm"], d["hc_ref_mm"], d["subject_id"])
     scores = paired_abs_difference(d["hc_raw_mm"], loso, d["hc_ref_mm"], d["subject_id"], n_boot, seed)
     deploy = scores["rule_says_deploy"] if mode == "auto" else mode == "always"
+    import pandas as pd
+
     return CalibrationChoice(fit, deploy, mode, {**base, **scores, "deploy": deploy},
-                             dict(zip(d["filename"].astype(str), map(float, loso))) if "filename" in d.columns else {})
+                             pd.Series(np.asarray(loso, float), index=d.index).reindex(val_df.index))
 
 
 def cv_decision(per_image, n_boot: int = 1000, seed: int = 0) -> dict:

@@ -214,9 +214,8 @@ def size_calibration(model: Deployed, test: TestScores) -> SizeCalibrationCheck:
     if cal is None:
         return check
     check.test_found = test.per_image[test.per_image["found"]]
-    known = model.calibration.loso_mm if model.calibration is not None else {}
-    val_loso = (val_found["filename"].astype(str).map(known).to_numpy(float) if known and val_found["filename"].astype(str).isin(known).all()
-                else leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"]))
+    loso = val_found["hc_loso_mm"].to_numpy(float) if "hc_loso_mm" in val_found else np.full(len(val_found), np.nan)
+    val_loso = loso if np.isfinite(loso).all() else leave_one_group_out(val_found["hc_raw_mm"], val_found["hc_ref_mm"], val_found["subject_id"])
     check.table = report.calibration_table(val_found, check.test_found, cal, val_loso)
     check.splits = {"validation": val_found, "test": check.test_found}
     return check

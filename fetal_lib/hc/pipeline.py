@@ -126,10 +126,7 @@ def load_data(data_dir: str | None = None, data_source: str = "auto", seed: int 
 
 def probabilities(model, records: Sequence[HC18Record], progress: bool = False) -> list[np.ndarray]:
     """Original-size head-probability maps of ``records`` (with the model's TTA)."""
-    from tqdm import tqdm
-
-
-    return [model.probability(read_image_gray(r.image_path)) for r in tqdm(records, desc="predict", disable=not progress, leave=False)]
+    return probabilities_and_first_fits(model, records, progress)[0]
 
 
 def probabilities_and_first_fits(model, records: Sequence[HC18Record], progress: bool = False) -> tuple[list[np.ndarray], list]:
@@ -387,12 +384,15 @@ def decide_calibration(model, val_records: Sequence[HC18Record], val_df, mode: s
     (:func:`fetal_lib.hc.calibration.validation_decision`, ``mode`` auto | always | never); when deployed, the
     model carries it and the validation results are computed again with it.
 
-    Returns (the :class:`~fetal_lib.hc.calibration.CalibrationChoice`, the validation results of the model as deployed)."""
+    Returns (the :class:`~fetal_lib.hc.calibration.CalibrationChoice`, the validation results of the model as deployed,
+    with the evidence's leave-one-subject-out HC as column ``hc_loso_mm``)."""
     from fetal_lib.hc.calibration import validation_decision  # deferred: imports scipy
 
     choice = validation_decision(val_df, mode, seed=seed)
     model.calibration = choice.fit if choice.deploy else None
-    return choice, (evaluate(model, val_records) if choice.deploy else val_df)
+    out = evaluate(model, val_records) if choice.deploy else val_df.copy()  # one row per record, in order, either way
+    out["hc_loso_mm"] = choice.loso_mm.to_numpy(float) if choice.loso_mm is not None else np.nan
+    return choice, out
 
 
 def floor_scores(val_df) -> dict[str, float]:

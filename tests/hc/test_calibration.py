@@ -188,11 +188,23 @@ def test_paired_difference_is_the_subjects_bootstrap_of_the_mean_change_and_the_
     assert not paired_abs_difference(raw, raw, ref, subjects, n_boot=50)["rule_says_deploy"]
 
 
-def test_validation_decision_keeps_each_images_leave_one_subject_out_hc_for_the_chapters_table():
+def test_the_deployed_models_validation_frame_carries_each_images_leave_one_subject_out_hc():
+    from fetal_lib.hc.pipeline import decide_calibration
+
     pred, ref = synthetic(n=40, intercept=0.03, slope=0.0, noise=0.005)
-    df = _val_df(pred, ref)
-    df["filename"] = [f"{i:03d}_HC.png" for i in range(len(df))]
+    found = np.ones(len(pred), bool)
+    found[[3, 17]] = False
+    df = _val_df(pred, ref, found)
     choice = validation_decision(df, "auto", n_boot=50)
-    expected = leave_one_group_out(df["hc_raw_mm"], df["hc_ref_mm"], df["subject_id"])
-    np.testing.assert_allclose([choice.loso_mm[f] for f in df["filename"]], expected)
-    assert choice.decision["calibrated_abs_diff_mean_mm"] == pytest.approx(np.mean(np.abs(expected - ref)))
+    kept = df[found]
+    expected = leave_one_group_out(kept["hc_raw_mm"], kept["hc_ref_mm"], kept["subject_id"])
+    np.testing.assert_allclose(choice.loso_mm.loc[kept.index], expected)
+    assert choice.loso_mm.loc[[3, 17]].isna().all()
+    assert choice.decision["calibrated_abs_diff_mean_mm"] == pytest.approx(np.mean(np.abs(expected - kept["hc_ref_mm"])))
+    from types import SimpleNamespace
+
+    _, frame = decide_calibration(SimpleNamespace(calibration=None), [], df, "never", seed=0)  # not deployed: the frame given, with the column
+    np.testing.assert_allclose(frame.loc[found, "hc_loso_mm"], expected)
+    assert frame.loc[~found, "hc_loso_mm"].isna().all() and "hc_loso_mm" not in df
+
+
