@@ -67,8 +67,10 @@ head_crop_margin = None  # the crop's half-side in major semi-axes of the fitted
 head_crop_size = None  # the crop's side (network input pixels)
 head_crop_align = None  # turn the crop so that the head's major axis is horizontal
 head_finder = None  # the HC18 model that finds the head; empty: chapter 1's build/models/hc18_unet.keras
+ensemble = None  # also score the mean of the archs' calibrated probabilities on every task (a candidate for deployment)
 epochs = None  # the training budget of every model on every task not in task_epochs
 task_epochs = None  # per task, its budget in epochs instead of `epochs`, e.g. {"anomaly": 10}
+task_seeds = None  # per task, networks per architecture (own seeds) averaged into its model, e.g. {"brain_planes": 3}
 batch_size = None
 learning_rate = None
 augment = None
@@ -135,6 +137,10 @@ for t in (t for t, c in task_cfg.items() if c["head_crop"]):
 
 # %% [markdown]
 # ## Training: three models per task, the same recipe
+#
+# Where the profile's `ensemble` is on, each task also gets the mean of its three networks: their
+# probabilities, each at its own validation-fitted temperature, averaged (the `ensemble` rows
+# below). It trains nothing of its own; it is scored like the networks and may be deployed like them.
 
 # %%
 runs = pipeline.run_models(datasets, part_arrays, task_cfg, ch.arch_names, seed, log=print)  # (task, architecture) -> run
@@ -253,7 +259,7 @@ print("\n".join(f"saved {shown(p)}" for p in saved.values()) if saved else "mode
 # %%
 cv_docs = {t: us_cv.read(t, ch.results_root) for t in ch.task_names}
 cv_table = us_cv.variants_table([v for t in ch.task_names for v in us_cv.read_variants(t, ch.results_root)])
-cv_comparison = us_cv.comparison_table(chosen, cv_docs, datasets, ch.arch_names, task_cfg, profile)
+cv_comparison = us_cv.comparison_table(chosen, cv_docs, datasets, ch.candidate_names, task_cfg, profile)
 if not cv_table.empty:
     run.table(cv_table, "cv_for_comparison")
 if not cv_comparison.empty:

@@ -73,6 +73,8 @@ NOT_SLOW = {
         "the parameter check fails before any notebook is executed",
     "tests/hc/test_train.py::test_train_rejects_bad_sample_weights": "train() refuses the weights before building a model",
     "tests/us/test_train.py::test_train_refuses_arrays_that_do_not_fit_before_building": "train() refuses the arrays before building a model",
+    "tests/us/test_ensemble.py::test_task_seeds_train_several_networks_of_one_architecture_and_average_them":
+        "run_model() runs with train() replaced by a stand-in that builds untrained networks (seconds)",
     "tests/ga_mri/test_train.py::test_train_refuses_inputs_that_do_not_fit_before_building": "train() refuses the slices before building a model",
     "tests/commands/test_hc_cli.py::test_train_rejects_a_bad_override": "`fetal hc train` refuses the --set before loading data",
     "tests/commands/test_ga.py::test_train_refuses_a_bad_setting": "`fetal ga train` refuses the --set before loading data",

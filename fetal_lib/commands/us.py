@@ -258,8 +258,9 @@ def handle_cv(args: argparse.Namespace) -> int:
                      compute={"precision": pipeline.precision_choice(settings).to_dict()})
 
     def report(row: dict) -> None:
+        kept = f"epoch {row['epoch kept']} of {row['epochs run']}" if row["epoch kept"] is not None else "the mean of the fold's networks"
         print(f"fold {row['fold']} {row['arch']}: balanced accuracy {row['balanced accuracy']:.3f} on {row['images']} held-out images "
-              f"(epoch {row['epoch kept']} of {row['epochs run']})", file=sys.stderr)
+              f"({kept})", file=sys.stderr)
 
     try:
         result = cv.cross_validate(data, arrays, settings, archs, args.folds, args.seed, on_fold=report)

@@ -17,7 +17,7 @@ from fetal_lib.paths import shown
 from fetal_lib.results import ChapterRun, data_status
 from fetal_lib.training import keras_backend
 from fetal_lib.training.keras import configure as configure_keras
-from fetal_lib.us import pipeline, report
+from fetal_lib.us import ensemble, pipeline, report
 from fetal_lib.us.spec import SPEC
 from fetal_lib.us.tasks import load_task
 
@@ -46,6 +46,11 @@ class ChapterStart:
     def results_root(self) -> Path:
         """The folder that holds every chapter's results (and ``us_cv/``)."""
         return self.results_dir.parent
+
+    @property
+    def candidate_names(self) -> list[str]:
+        """What deployment chooses among per task: the architectures, and their ensemble where the ``ensemble`` knob scores it."""
+        return self.arch_names + ([ensemble.NAME] if self.settings.get("ensemble") and len(self.arch_names) >= 2 else [])
 
     @property
     def cache(self) -> Path:

@@ -79,6 +79,17 @@ def scores(logits: np.ndarray, y: np.ndarray, num_classes: int, temperature: flo
             "ece": float(expected_calibration_error(pred == y, prob.max(axis=1), n_bins)), "nll": nll}
 
 
+def probability_columns(classes: Sequence[str]) -> list[str]:
+    """``p_<class>`` column names, in class order (made unique if two classes slug alike)."""
+    out: list[str] = []
+    for c in classes:
+        name = column_name(c)
+        while name in out:
+            name += "_"
+        out.append(name)
+    return out
+
+
 TTA_VIEWS = ("hflip",)  # test-time views a classifier may average over
 
 
@@ -155,14 +166,8 @@ class UsClassifier:
 
     @property
     def probability_columns(self) -> list[str]:
-        """``p_<class>`` column names, in class order (made unique if two classes slug alike)."""
-        out: list[str] = []
-        for c in self.classes:
-            name = column_name(c)
-            while name in out:
-                name += "_"
-            out.append(name)
-        return out
+        """``p_<class>`` column names, in class order (:func:`probability_columns`)."""
+        return probability_columns(self.classes)
 
     @property
     def columns(self) -> list[str]:
@@ -412,6 +417,7 @@ def _load_network(path: Path, card: Mapping[str, Any]):
 
 
 def classifier_archs() -> list[str]:
-    """Registered Keras networks that classify (the registry minus chapter 1's U-Net)."""
+    """Registered Keras networks that classify and train on their own (the registry minus chapter 1's U-Net,
+    chapter 4's regressor and the ensemble of trained classifiers)."""
 
-    return [n for n in names() if n != "unet"]
+    return [n for n in names() if n not in ("unet", "vgg_attention", "ensemble")]

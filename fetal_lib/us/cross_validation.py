@@ -28,12 +28,13 @@ from fetal_lib.data.splits import check_disjoint, grouped_kfold, grouped_split
 from fetal_lib.metrics.classification import classification_report
 from fetal_lib.metrics.uncertainty import bootstrap_ci
 from fetal_lib.paths import build_dir
+from fetal_lib.us import ensemble
 
 # Settings that change what a fold trains: a CV whose values differ is not the chapter's recipe.
 RECIPE_KEYS = ("arch_options", "input_rows", "input_cols", "epochs", "batch_size", "learning_rate", "augment", "tta",
-               "class_weight", "checkpoint", "xception_weights", "head_crop")
+               "class_weight", "checkpoint", "xception_weights", "head_crop", "seeds")
 #: Recipe keys a CV written before they existed ran without: an absent one had this value.
-RECIPE_DEFAULTS = {"head_crop": None}
+RECIPE_DEFAULTS = {"head_crop": None, "seeds": 1}
 
 
 def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -79,31 +80,44 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
             (:func:`fetal_lib.us.pipeline.load_inputs`).
         settings: the task's knobs (:func:`fetal_lib.us.pipeline.task_settings`).
         on_fold: called with each (fold, architecture) row as soon as it is done.
+
+    With two or more ``archs``, each fold also scores their :mod:`~fetal_lib.us.ensemble` (the mean of
+    their calibrated probabilities; no training of its own), named :data:`fetal_lib.us.ensemble.NAME`.
+    The per-image table holds every candidate's ``p_<class>`` probabilities.
     """
     import pandas as pd
 
+    from fetal_lib.us.classifier import probability_columns
     from fetal_lib.us.pipeline import run_model  # looked up at call time: a test replaces it
 
     labels = list(range(len(data.classes)))
+    columns = probability_columns(data.classes)
     rows, per_image = [], []
+
+    def score(k: int, name: str, run, prob: np.ndarray, epochs: tuple[int | None, int | None]) -> None:
+        predicted = prob.argmax(axis=1)
+        report = classification_report(run.y_test, predicted, None, labels)
+        row = {"fold": k, "arch": name, "images": int(len(predicted)), "balanced accuracy": float(report["balanced_accuracy"]),
+               "accuracy": float(report["accuracy"]), "epoch kept": epochs[0], "epochs run": epochs[1]}
+        rows.append(row)
+        per_image.append(pd.DataFrame({
+            "fold": k, "arch": name, "file": run.files_test, "group": run.groups_test,
+            "label": [data.classes[i] for i in run.y_test], "predicted": [data.classes[i] for i in predicted],
+            "confidence": prob.max(axis=1), **{c: prob[:, j] for j, c in enumerate(columns)},
+        }))
+        if on_fold is not None:
+            on_fold(row)
+
     for k, parts in enumerate(cv_parts(data, folds, seed)):
         fold_data = dataclasses.replace(data, parts=parts)
         fold_arrays = {name: arrays[idx] for name, idx in parts.items()}
+        members = []
         for arch in archs:
             run = run_model(fold_data, fold_arrays, settings, arch, seed)
-            prob = run.probabilities(True, "test")
-            predicted = prob.argmax(axis=1)
-            report = classification_report(run.y_test, predicted, None, labels)
-            row = {"fold": k, "arch": arch, "images": int(len(predicted)), "balanced accuracy": float(report["balanced_accuracy"]),
-                   "accuracy": float(report["accuracy"]), "epoch kept": int(run.fit.best_epoch), "epochs run": int(run.fit.epochs_run)}
-            rows.append(row)
-            per_image.append(pd.DataFrame({
-                "fold": k, "arch": arch, "file": run.files_test, "group": run.groups_test,
-                "label": [data.classes[i] for i in run.y_test], "predicted": [data.classes[i] for i in predicted],
-                "confidence": prob.max(axis=1),
-            }))
-            if on_fold is not None:
-                on_fold(row)
+            members.append(run.probabilities(True, "test"))
+            score(k, arch, run, members[-1], (int(run.fit.best_epoch), int(run.fit.epochs_run)))
+        if len(archs) >= 2:  # the mean of the fold's networks (:mod:`fetal_lib.us.ensemble`), trained above
+            score(k, ensemble.NAME, run, ensemble.mean_probabilities(members), (None, None))
     return CVResult(pd.concat(per_image, ignore_index=True), pd.DataFrame(rows), data.task, list(data.classes), dict(settings))
 
 
@@ -222,9 +236,9 @@ def recipe_differences(doc: dict, settings: dict, profile: str) -> list[str]:
     for key in RECIPE_KEYS:
         if key not in params and key not in RECIPE_DEFAULTS:
             continue
-        value = params.get(key, RECIPE_DEFAULTS.get(key))
-        if value != settings.get(key):
-            diffs.append(f"{key} {value!r} (this run: {settings.get(key)!r})")
+        value, ours = params.get(key, RECIPE_DEFAULTS.get(key)), settings.get(key, RECIPE_DEFAULTS.get(key))
+        if value != ours:
+            diffs.append(f"{key} {value!r} (this run: {ours!r})")
     return diffs
 
 

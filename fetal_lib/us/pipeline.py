@@ -30,6 +30,7 @@ from fetal_lib.us.arrays import load_arrays
 from fetal_lib.us.calibration import fit_temperature
 from fetal_lib.us.classifier import parse_tta
 from fetal_lib.us.classifier import tta_logits
+from fetal_lib.us import ensemble
 from fetal_lib.us.efficiency import flops
 from fetal_lib.us.floor import validation_balanced_accuracy
 from fetal_lib.us.train import UsTrainConfig
@@ -74,12 +75,29 @@ def task_epochs(settings: dict[str, Any], task: str) -> int:
     return value
 
 
+def task_seeds(settings: dict[str, Any], task: str) -> int:
+    """How many networks of each architecture ``task`` trains, each with its own seed, averaged into its model:
+    ``task_seeds[task]`` where given, else 1.
+
+    Raises:
+        ValueError: ``task_seeds`` names an unknown task or gives a count that is not a positive whole number."""
+    per_task = settings.get("task_seeds") or {}
+    unknown = sorted(set(per_task) - set(TASKS))
+    if unknown:
+        raise ValueError(f"task_seeds: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
+    value = per_task.get(task, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"task_seeds: {task}: the count must be a positive whole number of networks, got {value!r}")
+    return value
+
+
 def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     """``settings`` as one task trains with them: ``head_crop`` is the task's crop (a dict) or None,
-    a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size), and ``epochs``
-    is the task's own budget (:func:`task_epochs`)."""
+    a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size), ``epochs``
+    is the task's own budget (:func:`task_epochs`) and ``seeds`` its networks per architecture (:func:`task_seeds`)."""
     spec = head_crop_spec(settings, task)
-    out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task)}
+    out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task),
+           "seeds": task_seeds(settings, task)}
     if spec is not None:
         out["input_rows"] = out["input_cols"] = spec.size
     return out
@@ -165,13 +183,14 @@ class ModelRun:
     files_test: list[str]
     inference_ms_per_image: float
     tta: tuple[str, ...] = ()  # test-time views averaged into every logit above (validation and test)
+    members: tuple = ()  # the runs averaged when this model is an ensemble (fetal_lib.us.ensemble), else empty
 
     def probabilities(self, calibrated: bool = True, part: str = "test") -> np.ndarray:
         logits = self.logits_test if part == "test" else self.logits_val
         return softmax(logits, self.temperature if calibrated else 1.0)
 
 
-def _predict_logits(model, x: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.ndarray, float]:
+def predict_logits(model, x: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.ndarray, float]:
     """Logits (with the test-time views of ``tta`` averaged in) and the milliseconds per image."""
 
     t0 = time.perf_counter()
@@ -182,20 +201,69 @@ def _predict_logits(model, x: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.n
 def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arch: str, seed: int = 0,
               progress: bool = False) -> ModelRun:
     """Train ``arch`` on ``data``'s train part, keep the epoch its checkpoint rule chooses on validation, fit the temperature on
-    validation, and predict the test part (``arrays``: part -> (N, rows, cols, 1) images)."""
+    validation, and predict the test part (``arrays``: part -> (N, rows, cols, 1) images).
+
+    With ``seeds`` N > 1 in ``settings`` (a task's, :func:`task_settings`), N networks train, with seeds ``seed`` ...
+    ``seed + N - 1`` (the first is the one a single run trains), and the model is their ensemble
+    (:func:`ensemble_run`, named ``arch``)."""
     from fetal_lib.us.train import train  # looked up at call time: a test replaces it
 
+    n = int(settings.get("seeds") or 1)
+    if n > 1:
+        members = [run_model(data, arrays, {**settings, "seeds": 1}, arch, seed + i, progress) for i in range(n)]
+        return ensemble_run(members, arrays, name=arch)
 
     config = train_config(settings, arch, seed)
     tta = parse_tta(settings.get("tta") or ())
     k = len(data.classes)
     fit = train(config, arrays["train"], data.labels("train"), arrays["val"], data.labels("val"), k, progress=progress)
-    logits_val, _ = _predict_logits(fit.model, arrays["val"], tta)
+    logits_val, _ = predict_logits(fit.model, arrays["val"], tta)
     temperature = float(fit_temperature(logits_val, data.labels("val")))
-    logits_test, ms = _predict_logits(fit.model, arrays["test"], tta)
+    logits_test, ms = predict_logits(fit.model, arrays["test"], tta)
     return ModelRun(data.task, arch, list(data.classes), fit, config, temperature, data.labels("val"), logits_val,
                     data.labels("test"), logits_test, np.asarray(data.groups("test")), [i.path.name for i in data.part("test")], ms,
                     tta)
+
+
+def ensemble_run(members: Sequence, arrays: Mapping[str, np.ndarray], name: str = ensemble.NAME):
+    """The mean of one task's trained ``members`` as one network, scored as they are: its logits (log mean
+    probability) on the validation and test parts of ``arrays`` through the same test-time views, a
+    temperature fitted on validation on top. Its ``config`` is the first member's recipe with ``arch``
+    :data:`fetal_lib.us.ensemble.NAME` (the registry's ensemble network) and the members in ``options``.
+
+    ``name`` :data:`fetal_lib.us.ensemble.NAME`: the mean of a task's architectures, each also a run of its own, so its ``fit``
+    has no history, epochs or seconds. Any other name (one architecture's, trained with several seeds):
+    the members are this run's own networks, so its ``fit`` has the first member's history and kept
+    epoch (the figures' curve) and all the members' seconds.
+
+    Raises:
+        ValueError: fewer than two members, or members of different tasks.
+    """
+    import dataclasses
+
+    from fetal_lib.networks.keras.ensemble import copy_member_weights, create  # deferred: imports Keras
+    from fetal_lib.training.keras import FitResult  # deferred: imports Keras
+
+    if len(members) < 2 or len({r.task for r in members}) != 1:
+        raise ValueError(f"an ensemble needs at least 2 members of one task, got {[(r.task, r.arch) for r in members]}")
+    first = members[0]
+    options = ensemble.network_options(members)
+    rows, cols = first.config.input_size
+    network = create((rows, cols, first.config.channels), len(first.classes), **options)
+    copy_member_weights(network, [r.fit.model for r in members])
+    logits_val, _ = predict_logits(network, arrays["val"], first.tta)
+    temperature = float(fit_temperature(logits_val, first.y_val))
+    logits_test, ms = predict_logits(network, arrays["test"], first.tta)
+    capped, device = any(r.fit.time_capped for r in members), first.fit.device
+    if name == ensemble.NAME:
+        fit = FitResult(model=network, time_capped=capped, device=device)
+    else:
+        fit = FitResult(model=network, history=first.fit.history, epochs_run=first.fit.epochs_run, best_epoch=first.fit.best_epoch,
+                        seconds=float(sum(r.fit.seconds for r in members)), train_seconds=float(sum(r.fit.train_seconds for r in members)),
+                        train_images_per_s=float(np.mean([r.fit.train_images_per_s for r in members])), time_capped=capped, device=device)
+    config = dataclasses.replace(first.config, arch=ensemble.NAME, options=options, weights_path=None)
+    return ModelRun(first.task, name, list(first.classes), fit, config, temperature, first.y_val, logits_val, first.y_test, logits_test,
+                    first.groups_test, list(first.files_test), ms, first.tta, tuple(members))
 
 
 def scores(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -243,12 +311,15 @@ def scores(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
 
 
 def efficiency(run: ModelRun) -> dict[str, Any]:
-    """Parameters, FLOPs per image, training images/s and inference ms per image of one trained model."""
+    """Parameters, FLOPs per image, training images/s and inference ms per image of one trained model (an
+    ensemble's: its members' parameters and FLOPs summed, their training time summed at their mean rate)."""
 
     rows, cols = run.config.input_size
-    return {"task": run.task, "model": run.arch, "parameters": int(count_parameters(run.fit.model)),
-            "GFLOPs per image": flops(run.fit.model, (rows, cols, run.config.channels)) / 1e9,
-            "training images/s": float(run.fit.train_images_per_s), "training (min)": float(run.fit.seconds) / 60.0,
+    nets = [m.fit.model for m in run.members] or [run.fit.model]
+    rates = [m.fit.train_images_per_s for m in run.members] or [run.fit.train_images_per_s]
+    return {"task": run.task, "model": run.arch, "parameters": int(sum(count_parameters(n) for n in nets)),
+            "GFLOPs per image": sum(flops(n, (rows, cols, run.config.channels)) for n in nets) / 1e9,
+            "training images/s": float(np.mean(rates)), "training (min)": float(run.fit.seconds) / 60.0,
             "inference ms/image": float(run.inference_ms_per_image)}
 
 
@@ -358,7 +429,9 @@ def load_part_inputs(datasets: Mapping[str, Any], per_task: Mapping[str, dict[st
 def run_models(datasets: Mapping[str, Any], part_arrays: Mapping[str, dict[str, np.ndarray]], per_task: Mapping[str, dict[str, Any]],
                archs: Sequence[str], seed: int = 0, log: Callable[[str], None] | None = None) -> dict[tuple[str, str], ModelRun]:
     """Every architecture of ``archs`` trained on every task in turn (:func:`run_model`; tasks outer,
-    architectures inner), each summarised on ``log`` (kept epoch, minutes, images/s, temperature)."""
+    architectures inner), each summarised on ``log`` (kept epoch, minutes, images/s, temperature); then,
+    where a task's settings turn ``ensemble`` on and two or more architectures ran, their ensemble
+    (:func:`ensemble_run`, keyed :data:`fetal_lib.us.ensemble.NAME`)."""
     runs = {}
     for t, d in datasets.items():
         for arch in archs:
@@ -366,6 +439,10 @@ def run_models(datasets: Mapping[str, Any], part_arrays: Mapping[str, dict[str, 
             if log is not None:
                 log(f"{t} / {arch}: kept epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
                     f"{r.fit.train_images_per_s:.1f} images/s, temperature {r.temperature:.2f}")
+        if per_task[t].get("ensemble") and len(archs) >= 2:
+            runs[(t, ensemble.NAME)] = r = ensemble_run([runs[(t, a)] for a in archs], part_arrays[t])
+            if log is not None:
+                log(f"{t} / {ensemble.NAME}: the mean of {', '.join(archs)}, temperature {r.temperature:.2f}")
     return runs
 
 
@@ -383,7 +460,7 @@ def efficiency_table(runs: Mapping[tuple[str, str], ModelRun], results):
     """One row per task and model: :func:`efficiency` beside the test balanced accuracy of ``results`` (:func:`results_table`)."""
     import pandas as pd
 
-    eff = pd.DataFrame([efficiency(r) for r in runs.values()])
+    eff = pd.DataFrame([efficiency(r) for r in runs.values() if r.arch != ensemble.NAME])  # the ensemble: its members' rows
     return eff.merge(results[["task", "model", "balanced accuracy"]], on=["task", "model"])
 
 

@@ -27,8 +27,12 @@ SPEC = ChapterSpec(
         Knob("head_crop_size", int, "the head crop's side at the network input", "pixels"),
         Knob("head_crop_align", bool, "turn the head crop so that the head's major axis is horizontal"),
         Knob("head_finder", str, "the HC18 model that finds the head; empty: chapter 1's build/models/hc18_unet.keras"),
+        Knob("ensemble", bool, "also score the mean of the archs' calibrated probabilities (the ensemble, no training of its "
+             "own) on every task, a candidate for deployment like each architecture"),
         common.epochs("the training budget of every model on every task not in task_epochs"),
         Knob("task_epochs", dict, "per task, the training budget of its models in epochs, replacing `epochs` ({} for none)"),
+        Knob("task_seeds", dict, "per task, how many networks of each architecture train (seeds seed, seed+1, ...), their "
+             "probabilities averaged into the architecture's model ({} for one each)"),
         common.batch_size(),
         common.learning_rate(),
         common.augment("augment training images (left-right flips among them)"),

@@ -265,6 +265,7 @@ def test_us_classification_splits_by_group_and_scores_every_model_on_every_task(
     m, results = _results(smoke_book, generated, "us_classification")
     settings = profile_settings("smoke")
     tasks, archs = split_names(settings["tasks"]), split_names(settings["archs"])
+    models = archs + (["ensemble"] if settings["ensemble"] else [])  # the ensemble: scored like a network, trains nothing
     splits = _table(results, "splits")
     for task in tasks:
         data = load_task(task, None, "phantom", 0)
@@ -273,13 +274,14 @@ def test_us_classification_splits_by_group_and_scores_every_model_on_every_task(
         # each part counts its own groups: they add up to the task's groups only if none is in two parts
         assert sum(int(r["groups"]) for r in rows) == len({i.group for i in data.items})
     rows = _table(results, "results")
-    assert sorted((r["task"], r["model"]) for r in rows) == sorted((t, a) for t in tasks for a in archs)
+    assert sorted((r["task"], r["model"]) for r in rows) == sorted((t, a) for t in tasks for a in models)
     for row in rows:
         for key in ("accuracy", "balanced accuracy", "F1 (macro)"):
             assert 0.0 <= float(row[key]) <= 1.0, (row["task"], row["model"], key)
     if settings["leak_task"] in tasks:
         assert {r["measure"] for r in _table(results, "leak_demonstration")} == {"accuracy", "balanced accuracy", "AUC"}
-    assert set(m["deployed"]) == set(tasks) and set(m["deployed"].values()) <= set(archs)
+    assert set(m["deployed"]) == set(tasks) and set(m["deployed"].values()) <= set(models)
+    assert {r["model"] for r in _table(results, "efficiency")} == set(archs)
     # no head finder on a phantom run (chapter 1 saves no phantom model): whole images, said so
     assert m["head_finder"] is None and m["inputs"]["brain_planes"] == f"whole image {settings['input_rows']}x{settings['input_cols']}"
     warnings = json.loads((results / "metrics.json").read_text())["provenance"]["warnings"]

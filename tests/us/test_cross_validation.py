@@ -49,6 +49,49 @@ def _result(rng):
     return cv.CVResult(pd.concat(rows, ignore_index=True), pd.DataFrame(folds), "t", classes, {})
 
 
+def test_each_fold_scores_the_mean_of_its_networks_beside_them(brain_planes, monkeypatch):
+    from types import SimpleNamespace
+
+    from fetal_lib.us import pipeline
+
+    k = len(brain_planes.classes)
+
+    def fake_run(data, arrays, settings, arch, seed):  # each "network" guesses with its own fixed random probabilities
+        test = data.parts["test"]
+        rng = np.random.default_rng([len(arch), int(test[0])])
+        prob = rng.dirichlet(np.ones(k), len(test))
+        return SimpleNamespace(probabilities=lambda calibrated, part: prob, y_test=data.labels("test"),
+                               files_test=[data.items[i].path.name for i in test], groups_test=np.asarray(data.groups("test")),
+                               fit=SimpleNamespace(best_epoch=1, epochs_run=2))
+
+    monkeypatch.setattr(pipeline, "run_model", fake_run)
+    arrays = np.zeros((len(brain_planes.items), 4, 4, 1), np.float32)
+    result = cv.cross_validate(brain_planes, arrays, {}, ["plain_cnn", "xception"], folds=2)
+    columns = [f"p_{c.lower().replace('-', '_')}" for c in brain_planes.classes]
+    df = result.per_image
+    assert sorted(df["arch"].unique()) == ["ensemble", "plain_cnn", "xception"]
+    members = [df[df["arch"] == a].set_index("file")[columns] for a in ("plain_cnn", "xception")]
+    mean = (members[0] + members[1]) / 2
+    ens = df[df["arch"] == "ensemble"].set_index("file")
+    np.testing.assert_allclose(ens[columns].to_numpy(), mean.loc[ens.index].to_numpy())
+    assert (ens["predicted"] == [brain_planes.classes[i] for i in mean.loc[ens.index].to_numpy().argmax(axis=1)]).all()
+    row = result.folds[(result.folds["arch"] == "ensemble") & (result.folds["fold"] == 0)].iloc[0]
+    fold0 = ens[ens["fold"] == 0]
+    assert row["balanced accuracy"] == pytest.approx(balanced_accuracy_score(fold0["label"], fold0["predicted"]))
+    assert pd.isna(row["epoch kept"])  # no training of its own
+    one = cv.cross_validate(brain_planes, arrays, {}, ["xception"], folds=2)
+    assert set(one.per_image["arch"]) == {"xception"}  # one network: no ensemble
+
+
+def test_an_ensemble_needs_two_members_of_one_shape():
+    from fetal_lib.us import ensemble
+
+    with pytest.raises(ValueError, match="at least 2"):
+        ensemble.mean_probabilities([np.ones((2, 3)) / 3])
+    with pytest.raises(ValueError, match="one shape"):
+        ensemble.mean_probabilities([np.ones((2, 3)) / 3, np.ones((2, 2)) / 2])
+
+
 def test_the_summary_pools_out_of_fold_predictions_and_chooses_the_best():
     result = _result(np.random.default_rng(0))
     summary = cv.cv_summary(result, n_boot=200)
@@ -155,9 +198,10 @@ def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tm
     doc = cv.read("brain_planes", tmp_path)
     data = us_tasks.load_task("brain_planes", root.parent, "phantom", 0)
     side = len(data.parts["train"]) + len(data.parts["val"])
-    assert doc["metrics"]["chosen"] in ("plain_cnn", "separable_cnn") and doc["provenance"]["on_phantom"]
+    assert doc["metrics"]["chosen"] in ("plain_cnn", "separable_cnn", "ensemble") and doc["provenance"]["on_phantom"]
+    assert set(doc["metrics"]["archs"]) == {"plain_cnn", "separable_cnn", "ensemble"}
     assert {s["images"] for s in doc["metrics"]["archs"].values()} == {side}
-    assert "fold 1 separable_cnn" in err
+    assert "fold 1 separable_cnn" in err and "fold 1 ensemble" in err and "the mean of the fold's networks" in err
     params = doc["provenance"]["parameters"]
     assert params["head_crop"] == {"margin": 1.15, "size": 72, "align": False} and params["input_rows"] == 72
     assert params["heads_found"] == len(data.items) and f"a head found in {len(data.items)} of {len(data.items)}" in err

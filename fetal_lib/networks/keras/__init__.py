@@ -1,7 +1,7 @@
 """Keras 3 architectures, one file each (TensorFlow/Keras are imported lazily, by those files only).
 
 ``create(name, **options)`` builds an uncompiled ``keras.Model`` by registry name; ``names()``
-lists them. Chapter 3 adds its three classifiers (plain_cnn, separable_cnn, xception), chapter 4 its
+lists them. Chapter 3 adds its three classifiers (plain_cnn, separable_cnn, xception) and their ensemble, chapter 4 its
 regressors.
 """
 
@@ -35,6 +35,14 @@ _VGG_ATTENTION = Entry("vgg_attention", "fetal_lib.networks.keras.vgg_attention:
                        example_options={"input_shape": (32, 32, 1), "widths": (2, 2, 4, 4, 4), "dense": 8, "batch_norm": True},
                        example_input_shape=(32, 32, 1), example_output_shape=(1,), example_parameters=4706)
 
-REGISTRY = Registry("keras", [_UNET, _PLAIN_CNN, _SEPARABLE_CNN, _XCEPTION, _VGG_ATTENTION])
+_ENSEMBLE = Entry("ensemble", "fetal_lib.networks.keras.ensemble:create",
+                  "chapter 3's ensemble: two or more registered classifiers (members: name and options) on one input, the log "
+                  "of the mean of their softmax probabilities, each at its own temperature (usable as logits)",
+                  example_options={"input_shape": (32, 32, 1), "num_classes": 3, "temperatures": [1.0, 2.0],
+                                   "members": [{"name": "plain_cnn", "options": {"widths": (4, 8, 16)}},
+                                               {"name": "separable_cnn", "options": {"widths": (4, 8, 16)}}]},
+                  example_input_shape=(32, 32, 1), example_output_shape=(3,), example_parameters=1639 + 467)
+
+REGISTRY = Registry("keras", [_UNET, _PLAIN_CNN, _SEPARABLE_CNN, _XCEPTION, _VGG_ATTENTION, _ENSEMBLE])
 names = REGISTRY.names  # registered architectures, sorted
 create = REGISTRY.create  # create(name, /, **options): the factory's keyword arguments
