@@ -211,11 +211,13 @@ def us_classification_estimate(profile: str, data_dir: str | None) -> dict[str, 
         images = sum(len(tasks[t].part("train")) for t in runs)
         val_images = sum(len(tasks[t].part("val")) for t in runs)
         epochs = {t: pipeline.task_epochs(settings, t) for t in runs}  # a task's own budget (task_epochs) or `epochs`
-        image_epochs = sum(len(tasks[t].part("train")) * epochs[t] for t in runs)
-        val_image_epochs = sum(len(tasks[t].part("val")) * epochs[t] for t in runs)
-        networks[arch] = {**_rate(rate, "images/s"), "epochs": config.epochs, "trainings": len(runs),
+        seeds = {t: pipeline.task_seeds(settings, t) for t in runs}  # networks per architecture on a task (task_seeds)
+        image_epochs = sum(len(tasks[t].part("train")) * epochs[t] * seeds[t] for t in runs)
+        val_image_epochs = sum(len(tasks[t].part("val")) * epochs[t] * seeds[t] for t in runs)
+        networks[arch] = {**_rate(rate, "images/s"), "epochs": config.epochs, "trainings": sum(seeds.values()),
                           **({"task_epochs": {t: e for t, e in epochs.items() if e != config.epochs}}
                              if any(e != config.epochs for e in epochs.values()) else {}),
+                          **({"task_seeds": {t: n for t, n in seeds.items() if n != 1}} if any(n != 1 for n in seeds.values()) else {}),
                           "images_per_epoch_all_trainings": images, "image_epochs_all_trainings": image_epochs,
                           "validation_ms_per_image": round(validation_ms, 2), "val_images_per_epoch_all_trainings": val_images,
                           "input": list(size), "precision": config.precision}

@@ -138,9 +138,11 @@ for t in (t for t, c in task_cfg.items() if c["head_crop"]):
 # %% [markdown]
 # ## Training: three models per task, the same recipe
 #
-# Where the profile's `ensemble` is on, each task also gets the mean of its three networks: their
-# probabilities, each at its own validation-fitted temperature, averaged (the `ensemble` rows
-# below). It trains nothing of its own; it is scored like the networks and may be deployed like them.
+# Where the profile's `task_seeds` gives a task more than one network, each architecture trains that
+# many there, each from its own seed, and the mean of their probabilities (each at its own
+# validation-fitted temperature) is that architecture's model. Where `ensemble` is on, each task also
+# gets the mean of its three architectures' models (the `ensemble` rows below): it trains nothing of
+# its own, and is scored, and may be deployed, like them.
 
 # %%
 runs = pipeline.run_models(datasets, part_arrays, task_cfg, ch.arch_names, seed, log=print)  # (task, architecture) -> run

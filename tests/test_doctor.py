@@ -108,12 +108,13 @@ def test_doctor_times_every_chapter3_classifier_on_every_task(capsys, tmp_path, 
     images = sum(len(load_task(t, None, "phantom").part("train")) for t in tasks)
     val_images = sum(len(load_task(t, None, "phantom").part("val")) for t in tasks)
     assert sorted(est["networks"]) == sorted(knobs["archs"].split(","))
+    seeds = {t: (knobs.get("task_seeds") or {}).get(t, 1) for t in tasks}  # networks per architecture on a task
     for net in est["networks"].values():
-        assert net["rate"] > 0 and net["trainings"] == len(tasks) and net["images_per_epoch_all_trainings"] == images
+        assert net["rate"] > 0 and net["trainings"] == sum(seeds.values()) and net["images_per_epoch_all_trainings"] == images
         assert net["validation_ms_per_image"] > 0 and net["val_images_per_epoch_all_trainings"] == val_images
     loaded = {t: load_task(t, None, "phantom") for t in tasks}
     epochs = {t: (knobs.get("task_epochs") or {}).get(t, knobs["epochs"]) for t in tasks}  # a task's own budget, else epochs
-    expected = sum(sum(epochs[t] * (len(loaded[t].part("train")) / n["rate"]
+    expected = sum(sum(epochs[t] * seeds[t] * (len(loaded[t].part("train")) / n["rate"]
                                     + len(loaded[t].part("val")) * n["validation_ms_per_image"] / 1000) for t in tasks)
                    for n in est["networks"].values())
     assert est["training_s"] == pytest.approx(expected, rel=0.01)  # the rates are rounded to 0.01 in the report

@@ -7,7 +7,9 @@
 
 ``cv`` cross-validates the chapter's architectures on a task's training side (grouped folds; the
 test split untouched) and writes ``build/results/us_cv/<task>/``, which chapter 3 shows beside the
-model its validation split chose, for comparison (it never deploys by it).
+model its validation split chose, for comparison (it never deploys by it). With two or more
+architectures each fold also scores their mean (``ensemble``: their calibrated probabilities averaged,
+no training of its own), and the per-image table holds every candidate's class probabilities.
 Another recipe's CV written to ``build/results/us_cv/<task>.<variant>/`` (``--results-dir``; e.g.
 ``--set head_crop_tasks=`` for whole images) is shown beside it in the chapter, never deployed.
 
@@ -86,7 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Cross-validate each architecture on the training side of a task's grouped split (the "
                        "chapter's train and validation parts; its test split untouched), every image scored once out of fold, "
                        "and write build/results/us_cv/<task>/ (metrics.json with the CV choice, tables), which chapter 3 shows beside "
-                       "the model its validation split chose (for comparison only). Prints the summary table.")
+                       "the model its validation split chose (for comparison only). With two or more networks each fold also scores "
+                       "their mean (ensemble: calibrated probabilities averaged). Prints the summary table.")
     v.add_argument("--task", choices=TASKS, required=True, help="the task")
     v.add_argument("--folds", type=int, default=5, metavar="K", help="grouped folds (default 5)")
     v.add_argument("--archs", default=None, metavar="ARCHS", help="comma-separated networks to compare (default: the profile's archs)")
