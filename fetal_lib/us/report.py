@@ -199,7 +199,9 @@ def gradcam_cases(run, per_class: int = 1) -> list[tuple[int, str]]:
 
 
 def gradcam_figure(task: str, data, runs: Mapping[str, Any], x_test: np.ndarray):
-    """Rows: models; columns: the cases of :func:`gradcam_cases` of the first model (the same images for all)."""
+    """Rows: models; columns: the cases of :func:`gradcam_cases` of the first model (the same images for all).
+    A model that is the mean of several seeds' networks (``task_seeds``) shows their maps averaged, each
+    network's for its own predicted class."""
     import matplotlib.pyplot as plt
 
 
@@ -213,7 +215,8 @@ def gradcam_figure(task: str, data, runs: Mapping[str, Any], x_test: np.ndarray)
     fig, axes = plt.subplots(len(runs), len(cases), figsize=(2.4 * len(cases), 2.5 * len(runs)), squeeze=False)
     images = x_test[[i for i, _ in cases]]
     for r, (arch, run) in enumerate(runs.items()):
-        maps = gradcam(run.fit.model, gradcam_layer(arch), images, Target("class"))
+        nets = [m.fit.model for m in run.members] or [run.fit.model]
+        maps = np.mean([gradcam(net, gradcam_layer(arch), images, Target("class")) for net in nets], axis=0)
         pred = run.probabilities().argmax(axis=1)
         for c, ((i, label), heat) in enumerate(zip(cases, maps)):
             ax = axes[r, c]
@@ -222,7 +225,7 @@ def gradcam_figure(task: str, data, runs: Mapping[str, Any], x_test: np.ndarray)
             ax.set_yticks([])
             ax.set_title(f"{label}\n{arch}: {run.classes[pred[i]]}" if r else f"{label}", fontsize=7)
             if c == 0:
-                ax.set_ylabel(arch, fontsize=8)
+                ax.set_ylabel(arch + (f" (mean of {len(nets)} seeds)" if len(nets) > 1 else ""), fontsize=8)
     fig.suptitle(f"{task}: Grad-CAM of the predicted class (rows: models; the same test images)")
     fig.tight_layout()
     return fig
