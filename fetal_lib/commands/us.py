@@ -177,6 +177,9 @@ def handle_train(args: argparse.Namespace) -> int:
           + ", ".join(f"{p} {len(v)}/{len(set(data.groups(p)))}" for p, v in data.parts.items()), file=sys.stderr)
     for note in data.notes:
         print(f"note: {note}", file=sys.stderr)
+    if int(settings.get("seeds") or 1) > 1:
+        print(f"warning: task_seeds gives {data.task} {settings['seeds']} networks per architecture; `fetal us train` trains one "
+              "(seed --seed): the chapter and `fetal us cv` average the seeds", file=sys.stderr)
     size = (int(settings["input_rows"]), int(settings["input_cols"]))
     cache = build_dir() / "cache" / "us"
     x = {p: pipeline.load_inputs(data.part(p), settings, cache, finder, progress=sys.stderr.isatty())[0] for p in data.parts}

@@ -172,6 +172,7 @@ def test_train_saves_a_model_that_classify_uses(capsys, tmp_path, monkeypatch):
                               "--arch", "separable_cnn", "--set", "epochs=1", "--set", f"head_finder={finder}", "--model", target],
                              capsys)
     assert code == 0, err
+    assert "task_seeds gives brain_planes 2 networks per architecture; `fetal us train` trains one" in err  # the smoke profile's
     summary = json.loads(out)
     assert summary["model"] == str(target) and summary["arch"] == "separable_cnn" and summary["task"] == "brain_planes"
     for when in ("before_temperature", "after_temperature"):
@@ -189,6 +190,8 @@ def test_train_saves_a_model_that_classify_uses(capsys, tmp_path, monkeypatch):
     assert card["input"]["head_crop"]["finder"] == "brain.head.keras" and target.with_name("brain.head.keras").is_file()
     code, _, err = run_cli(["us", "train", "--profile", "smoke", "--data-source", "phantom", "--arch", "unet"], capsys)
     assert code == 2 and "unet" in err and "plain_cnn" in err
+    code, _, err = run_cli(["us", "train", "--profile", "smoke", "--data-source", "phantom", "--arch", "ensemble"], capsys)
+    assert code == 2 and "unknown network 'ensemble'" in err  # the mean of trained networks is not trained on its own
 
 
 @pytest.mark.slow
