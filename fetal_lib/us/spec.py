@@ -74,6 +74,16 @@ SPEC = ChapterSpec(
                  "at 10 epochs against 0.909 and 0.415 at 20, by a rule fixed before the run (at most 0.03 lower); chosen for "
                  "speed (their training 9.0 -> 3.2 min on 2 cores)",
                  "fetal book --profile cpu --only us_classification --set 'task_epochs={}'"),
+        Decision("ensemble: off (the mean of the three architectures is not a candidate)", "profile",
+                 "`fetal us cv`: brain sub-planes, 5-fold grouped CV of the training side (306 images, out of fold, b6a934e)",
+                 "balanced accuracy: xception 0.767 (0.716-0.815), the mean of the three 0.739 (0.690-0.788), plain CNN 0.574, "
+                 "separable CNN 0.566; the mean is lower in 4 of 5 folds (issue 50)",
+                 "fetal us cv --task brain_planes"),
+        Decision("task_seeds: one network per architecture", "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, b6a934e)",
+                 "balanced accuracy: the mean of 3 seeds 0.749 (0.694-0.797), one network 0.767 (0.716-0.815), at 3 times the "
+                 "training (issue 50)",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_seeds={brain_planes: 3}'"),
         Decision("arch_options: xception width 0.5", "profile",
                  "speed (`fetal bench us`) and the planes validation split",
                  "full width 10.5 training images/s, half width 27.2; validation balanced accuracy (best epoch) 0.948 full "
