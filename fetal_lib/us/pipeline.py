@@ -60,35 +60,30 @@ def head_crop_spec(settings: dict[str, Any], task: str):
     return HeadCropSpec(float(settings["head_crop_margin"]), int(settings["head_crop_size"]), bool(settings["head_crop_align"]))
 
 
-def task_epochs(settings: dict[str, Any], task: str) -> int:
-    """The epoch budget of ``task``'s models: ``task_epochs[task]`` where given, else ``epochs``.
+def per_task_count(settings: dict[str, Any], key: str, task: str, default: int, what: str) -> int:
+    """``settings[key][task]`` (a per-task dict knob such as ``task_epochs``) where given, else ``default``.
 
     Raises:
-        ValueError: ``task_epochs`` names an unknown task or gives a budget that is not a positive whole number."""
-    per_task = settings.get("task_epochs") or {}
+        ValueError: ``settings[key]`` names an unknown task, or gives a value that is not a positive whole number (``what``)."""
+    per_task = settings.get(key) or {}
     unknown = sorted(set(per_task) - set(TASKS))
     if unknown:
-        raise ValueError(f"task_epochs: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
-    value = per_task.get(task, settings["epochs"])
+        raise ValueError(f"{key}: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
+    value = per_task.get(task, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"task_epochs: {task}: the budget must be a positive whole number of epochs, got {value!r}")
+        raise ValueError(f"{key}: {task}: {what} must be a positive whole number, got {value!r}")
     return value
+
+
+def task_epochs(settings: dict[str, Any], task: str) -> int:
+    """The epoch budget of ``task``'s models: ``task_epochs[task]`` where given, else ``epochs`` (:func:`per_task_count`)."""
+    return per_task_count(settings, "task_epochs", task, settings["epochs"], "the budget in epochs")
 
 
 def task_seeds(settings: dict[str, Any], task: str) -> int:
     """How many networks of each architecture ``task`` trains, each with its own seed, averaged into its model:
-    ``task_seeds[task]`` where given, else 1.
-
-    Raises:
-        ValueError: ``task_seeds`` names an unknown task or gives a count that is not a positive whole number."""
-    per_task = settings.get("task_seeds") or {}
-    unknown = sorted(set(per_task) - set(TASKS))
-    if unknown:
-        raise ValueError(f"task_seeds: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
-    value = per_task.get(task, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"task_seeds: {task}: the count must be a positive whole number of networks, got {value!r}")
-    return value
+    ``task_seeds[task]`` where given, else 1 (:func:`per_task_count`)."""
+    return per_task_count(settings, "task_seeds", task, 1, "the count of networks")
 
 
 def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:

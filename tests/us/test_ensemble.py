@@ -156,7 +156,7 @@ def test_task_seeds_train_several_networks_of_one_architecture_and_average_them(
                 "class_weight": "balanced", "checkpoint": "best", "xception_weights": "", "tta": "hflip"}
     assert pipeline.task_settings({**settings, "task_seeds": {"brain_planes": 3}, "head_crop_tasks": ""}, "brain_planes")["seeds"] == 3
     assert pipeline.task_settings({**settings, "task_seeds": {}, "head_crop_tasks": ""}, "planes")["seeds"] == 1
-    with pytest.raises(ValueError, match="task_seeds: planes: the count must be a positive whole number"):
+    with pytest.raises(ValueError, match="task_seeds: planes: the count of networks must be a positive whole number"):
         pipeline.task_seeds({"task_seeds": {"planes": 0}}, "planes")
     with pytest.raises(ValueError, match="unknown task"):
         pipeline.task_seeds({"task_seeds": {"planez": 2}}, "planes")
