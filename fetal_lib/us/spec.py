@@ -74,6 +74,11 @@ SPEC = ChapterSpec(
                  "at 10 epochs against 0.909 and 0.415 at 20, by a rule fixed before the run (at most 0.03 lower); chosen for "
                  "speed (their training 9.0 -> 3.2 min on 2 cores)",
                  "fetal book --profile cpu --only us_classification --set 'task_epochs={}'"),
+        Decision("task_epochs: brain_planes at 30 epochs", "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, b6a934e)",
+                 "balanced accuracy 0.790 (0.743-0.832) at 30 epochs against 0.767 (0.716-0.815) at 20 (paired difference "
+                 "+0.024, subject bootstrap -0.009 to +0.058); at 20 the kept epoch was 16-20 in every fold (issue 50)",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_epochs={brain_planes: 30}'"),
         Decision("ensemble: off (the mean of the three architectures is not a candidate)", "profile",
                  "`fetal us cv`: brain sub-planes, 5-fold grouped CV of the training side (306 images, out of fold, b6a934e)",
                  "balanced accuracy: xception 0.767 (0.716-0.815), the mean of the three 0.739 (0.690-0.788), plain CNN 0.574, "
