@@ -186,6 +186,7 @@ def load_keras(model_path: str | Path):
         model = rebuild(card)
         model.load_weights(model_path)
         return model
-    import fetal_lib.networks.keras.scale_shift  # noqa: F401 - registers the layer the stored architecture may name
+    from fetal_lib.networks.keras import register_layers
 
+    register_layers()  # the custom layers the stored architecture may name
     return keras.saving.load_model(model_path, compile=False)

@@ -409,6 +409,9 @@ def _load_network(path: Path, card: Mapping[str, Any]):
                 return load_keras(path)
         except Exception:  # noqa: BLE001 - the card could not rebuild it: the file's own architecture below
             pass
+    from fetal_lib.networks.keras import register_layers
+
+    register_layers()  # the custom layers the file's own architecture may name
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - any failure to read the file is bad input

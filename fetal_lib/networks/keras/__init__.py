@@ -46,3 +46,10 @@ _ENSEMBLE = Entry("ensemble", "fetal_lib.networks.keras.ensemble:create",
 REGISTRY = Registry("keras", [_UNET, _PLAIN_CNN, _SEPARABLE_CNN, _XCEPTION, _VGG_ATTENTION, _ENSEMBLE])
 names = REGISTRY.names  # registered architectures, sorted
 create = REGISTRY.create  # create(name, /, **options): the factory's keyword arguments
+
+
+def register_layers() -> None:
+    """Import the modules whose custom layers a stored architecture may name (``ScaleShift``,
+    ``TemperedSoftmaxMean``), so that ``keras.saving.load_model`` finds them (imports Keras)."""
+    import fetal_lib.networks.keras.ensemble  # noqa: F401
+    import fetal_lib.networks.keras.scale_shift  # noqa: F401
