@@ -82,13 +82,15 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
         on_fold: called with each (fold, architecture) row as soon as it is done.
 
     With two or more ``archs``, each fold also scores their :mod:`~fetal_lib.us.ensemble` (the mean of
-    their calibrated probabilities; no training of its own), named :data:`fetal_lib.us.ensemble.NAME`.
+    their calibrated probabilities; no training of its own), named :data:`fetal_lib.us.ensemble.NAME`,
+    built as the chapter deploys it (:func:`fetal_lib.us.pipeline.architectures_mean_run`: one network,
+    its test-time views averaged after the mean).
     The per-image table holds every candidate's ``p_<class>`` probabilities.
     """
     import pandas as pd
 
     from fetal_lib.us.classifier import probability_columns
-    from fetal_lib.us.pipeline import run_model  # looked up at call time: a test replaces it
+    from fetal_lib.us.pipeline import architectures_mean_run, run_model  # looked up at call time: a test replaces them
 
     labels = list(range(len(data.classes)))
     columns = probability_columns(data.classes)
@@ -113,11 +115,11 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
         fold_arrays = {name: arrays[idx] for name, idx in parts.items()}
         members = []
         for arch in archs:
-            run = run_model(fold_data, fold_arrays, settings, arch, seed)
-            members.append(run.probabilities(True, "test"))
-            score(k, arch, run, members[-1], (int(run.fit.best_epoch), int(run.fit.epochs_run)))
-        if len(archs) >= 2:  # the mean of the fold's networks (:mod:`fetal_lib.us.ensemble`), trained above
-            score(k, ensemble.NAME, run, ensemble.mean_probabilities(members), (None, None))
+            members.append(run := run_model(fold_data, fold_arrays, settings, arch, seed))
+            score(k, arch, run, run.probabilities(True, "test"), (int(run.fit.best_epoch), int(run.fit.epochs_run)))
+        if len(archs) >= 2:  # the mean of the fold's networks, trained above, built as the chapter deploys it
+            mean = architectures_mean_run(members, fold_arrays)
+            score(k, ensemble.NAME, mean, mean.probabilities(True, "test"), (None, None))
     return CVResult(pd.concat(per_image, ignore_index=True), pd.DataFrame(rows), data.task, list(data.classes), dict(settings))
 
 

@@ -200,13 +200,13 @@ def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arc
 
     With ``seeds`` N > 1 in ``settings`` (a task's, :func:`task_settings`), N networks train, with seeds ``seed`` ...
     ``seed + N - 1`` (the first is the one a single run trains), and the model is their ensemble
-    (:func:`ensemble_run`, named ``arch``)."""
+    (:func:`seeds_mean_run`, named ``arch``)."""
     from fetal_lib.us.train import train  # looked up at call time: a test replaces it
 
     n = int(settings.get("seeds") or 1)
     if n > 1:
         members = [run_model(data, arrays, {**settings, "seeds": 1}, arch, seed + i, progress) for i in range(n)]
-        return ensemble_run(members, arrays, name=arch)
+        return seeds_mean_run(members, arrays)
 
     config = train_config(settings, arch, seed)
     tta = parse_tta(settings.get("tta") or ())
@@ -220,16 +220,50 @@ def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arc
                     tta)
 
 
-def ensemble_run(members: Sequence, arrays: Mapping[str, np.ndarray], name: str = ensemble.NAME):
+def architectures_mean_run(members: Sequence, arrays: Mapping[str, np.ndarray]) -> ModelRun:
+    """The mean of one task's architectures (:data:`fetal_lib.us.ensemble.NAME`), each also a run of
+    its own: :func:`mean_network_run` with a ``fit`` that has no history, epochs or seconds (it
+    trains nothing of its own).
+
+    Raises:
+        ValueError: fewer than two members, or members of different tasks.
+    """
+    from fetal_lib.training.keras import FitResult  # deferred: imports Keras
+
+    return mean_network_run(members, arrays, ensemble.NAME,
+                            lambda network: FitResult(model=network, time_capped=any(r.fit.time_capped for r in members),
+                                                      device=members[0].fit.device))
+
+
+def seeds_mean_run(members: Sequence, arrays: Mapping[str, np.ndarray]) -> ModelRun:
+    """One architecture trained with several seeds (the ``task_seeds`` knob), as that architecture's
+    model: :func:`mean_network_run` named after the architecture, with the first member's history
+    and kept epoch (the figures' curve) and all the members' seconds.
+
+    Raises:
+        ValueError: fewer than two members, or members of different tasks or architectures.
+    """
+    from fetal_lib.training.keras import FitResult  # deferred: imports Keras
+
+    if len({r.arch for r in members}) != 1:
+        raise ValueError(f"seeds of one architecture expected, got {[r.arch for r in members]}")
+    first = members[0]
+
+    def fit(network):
+        return FitResult(model=network, history=first.fit.history, epochs_run=first.fit.epochs_run, best_epoch=first.fit.best_epoch,
+                         seconds=float(sum(r.fit.seconds for r in members)), train_seconds=float(sum(r.fit.train_seconds for r in members)),
+                         train_images_per_s=float(np.mean([r.fit.train_images_per_s for r in members])),
+                         time_capped=any(r.fit.time_capped for r in members), device=first.fit.device)
+
+    return mean_network_run(members, arrays, first.arch, fit)
+
+
+def mean_network_run(members: Sequence, arrays: Mapping[str, np.ndarray], name: str, fit: Callable[[Any], Any]) -> ModelRun:
     """The mean of one task's trained ``members`` as one network, scored as they are: its logits (log mean
     probability) on the validation and test parts of ``arrays`` through the same test-time views, a
     temperature fitted on validation on top. Its ``config`` is the first member's recipe with ``arch``
-    :data:`fetal_lib.us.ensemble.NAME` (the registry's ensemble network) and the members in ``options``.
-
-    ``name`` :data:`fetal_lib.us.ensemble.NAME`: the mean of a task's architectures, each also a run of its own, so its ``fit``
-    has no history, epochs or seconds. Any other name (one architecture's, trained with several seeds):
-    the members are this run's own networks, so its ``fit`` has the first member's history and kept
-    epoch (the figures' curve) and all the members' seconds.
+    :data:`fetal_lib.us.ensemble.NAME` (the registry's ensemble network) and the members in ``options``;
+    ``fit(network)`` makes its ``FitResult`` (:func:`architectures_mean_run`, :func:`seeds_mean_run`).
 
     Raises:
         ValueError: fewer than two members, or members of different tasks.
@@ -237,7 +271,6 @@ def ensemble_run(members: Sequence, arrays: Mapping[str, np.ndarray], name: str 
     import dataclasses
 
     from fetal_lib.networks.keras.ensemble import copy_member_weights, create  # deferred: imports Keras
-    from fetal_lib.training.keras import FitResult  # deferred: imports Keras
 
     if len(members) < 2 or len({r.task for r in members}) != 1:
         raise ValueError(f"an ensemble needs at least 2 members of one task, got {[(r.task, r.arch) for r in members]}")
@@ -249,16 +282,9 @@ def ensemble_run(members: Sequence, arrays: Mapping[str, np.ndarray], name: str 
     logits_val, _ = predict_logits(network, arrays["val"], first.tta)
     temperature = float(fit_temperature(logits_val, first.y_val))
     logits_test, ms = predict_logits(network, arrays["test"], first.tta)
-    capped, device = any(r.fit.time_capped for r in members), first.fit.device
-    if name == ensemble.NAME:
-        fit = FitResult(model=network, time_capped=capped, device=device)
-    else:
-        fit = FitResult(model=network, history=first.fit.history, epochs_run=first.fit.epochs_run, best_epoch=first.fit.best_epoch,
-                        seconds=float(sum(r.fit.seconds for r in members)), train_seconds=float(sum(r.fit.train_seconds for r in members)),
-                        train_images_per_s=float(np.mean([r.fit.train_images_per_s for r in members])), time_capped=capped, device=device)
     config = dataclasses.replace(first.config, arch=ensemble.NAME, options=options, weights_path=None)
-    return ModelRun(first.task, name, list(first.classes), fit, config, temperature, first.y_val, logits_val, first.y_test, logits_test,
-                    first.groups_test, list(first.files_test), ms, first.tta, tuple(members))
+    return ModelRun(first.task, name, list(first.classes), fit(network), config, temperature, first.y_val, logits_val, first.y_test,
+                    logits_test, first.groups_test, list(first.files_test), ms, first.tta, tuple(members))
 
 
 def scores(run: ModelRun, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -426,7 +452,7 @@ def run_models(datasets: Mapping[str, Any], part_arrays: Mapping[str, dict[str, 
     """Every architecture of ``archs`` trained on every task in turn (:func:`run_model`; tasks outer,
     architectures inner), each summarised on ``log`` (kept epoch, minutes, images/s, temperature); then,
     where a task's settings turn ``ensemble`` on and two or more architectures ran, their ensemble
-    (:func:`ensemble_run`, keyed :data:`fetal_lib.us.ensemble.NAME`)."""
+    (:func:`architectures_mean_run`, keyed :data:`fetal_lib.us.ensemble.NAME`)."""
     runs = {}
     for t, d in datasets.items():
         for arch in archs:
@@ -435,7 +461,7 @@ def run_models(datasets: Mapping[str, Any], part_arrays: Mapping[str, dict[str, 
                 log(f"{t} / {arch}: kept epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
                     f"{r.fit.train_images_per_s:.1f} images/s, temperature {r.temperature:.2f}")
         if per_task[t].get("ensemble") and len(archs) >= 2:
-            runs[(t, ensemble.NAME)] = r = ensemble_run([runs[(t, a)] for a in archs], part_arrays[t])
+            runs[(t, ensemble.NAME)] = r = architectures_mean_run([runs[(t, a)] for a in archs], part_arrays[t])
             if log is not None:
                 log(f"{t} / {ensemble.NAME}: the mean of {', '.join(archs)}, temperature {r.temperature:.2f}")
     return runs

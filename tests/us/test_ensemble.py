@@ -66,26 +66,25 @@ def _independent(members, x, tta=("hflip",)):
 
 
 def test_the_ensemble_scores_the_mean_of_its_members_calibrated_probabilities(members, arrays):
-    run = pipeline.ensemble_run(members, arrays)
+    run = pipeline.architectures_mean_run(members, arrays)
     assert run.arch == ensemble.NAME and run.task == "brain_planes" and run.tta == ("hflip",)
     np.testing.assert_allclose(run.logits_test, _independent(members, arrays["test"]), atol=1e-5)
     np.testing.assert_allclose(run.logits_val, _independent(members, arrays["val"]), atol=1e-5)
     # without test-time views the ensemble's probabilities are exactly the members' mean
     plain = [SimpleNamespace(**{**m.__dict__, "tta": ()}) for m in members]
-    no_tta = pipeline.ensemble_run(plain, arrays)
-    mean = ensemble.mean_probabilities([softmax(np.asarray(m.fit.model.predict(arrays["test"], verbose=0), float), m.temperature)
-                                        for m in members])
+    no_tta = pipeline.architectures_mean_run(plain, arrays)
+    mean = np.mean([softmax(np.asarray(m.fit.model.predict(arrays["test"], verbose=0), float), m.temperature) for m in members], axis=0)
     np.testing.assert_allclose(softmax(no_tta.logits_test), mean, atol=1e-5)
     assert run.fit.seconds == 0 and run.fit.epochs_run == 0 and not run.fit.history  # it trains nothing of its own
     assert run.config.options == {"members": [{"name": "plain_cnn", "options": {"widths": [4, 8, 16]}},
                                               {"name": "separable_cnn", "options": {"widths": [4, 8, 16]}}],
                                   "temperatures": [0.7, 2.5]}
     with pytest.raises(ValueError, match="at least 2 members of one task"):
-        pipeline.ensemble_run(members[:1], arrays)
+        pipeline.architectures_mean_run(members[:1], arrays)
 
 
 def test_a_saved_ensemble_is_rebuilt_from_its_card_and_answers_the_same(members, arrays, tmp_path):
-    run = pipeline.ensemble_run(members, arrays)
+    run = pipeline.architectures_mean_run(members, arrays)
     clf = UsClassifier(run.fit.model, "brain_planes", CLASSES, (SIDE, SIDE), run.temperature, arch=run.config.arch,
                        options=run.config.options, tta=run.tta)
     path = clf.save(tmp_path / "us_brain_planes.keras", clf.card_fields("smoke"))
@@ -172,6 +171,8 @@ def test_task_seeds_train_several_networks_of_one_architecture_and_average_them(
     assert eff["parameters"] == 3 * single.fit.model.count_params() and eff["training images/s"] == pytest.approx(16.0)
     assert eff["GFLOPs per image"] == pytest.approx(3 * pipeline.efficiency(single)["GFLOPs per image"])
     # an ensemble of architectures may hold one architecture's seeds
-    both = pipeline.ensemble_run([run, single], arrays)
+    with pytest.raises(ValueError, match="seeds of one architecture"):
+        pipeline.seeds_mean_run([single, SimpleNamespace(**{**single.__dict__, "arch": "xception"})], arrays)
+    both = pipeline.architectures_mean_run([run, single], arrays)
     probs = [softmax(run.logits_test, run.temperature), softmax(single.logits_test, single.temperature)]
     np.testing.assert_allclose(both.logits_test, np.log(np.mean(probs, axis=0)), atol=1e-4)
