@@ -317,6 +317,7 @@ def handle_cv(args: argparse.Namespace) -> int:
     summary = cv_summary(result, args.seed)
     run.table(result.per_image, "per_image", show=False)
     run.table(result.folds, "folds", show=False)
+    run.table(result.validation, "validation_thresholds", show=False)  # each fold's validation HC per threshold: rules judged out of fold
     import contextlib
 
     pooled = summary["pooled"]

@@ -16,15 +16,17 @@ table marks the images of the chapter's own test split, so the two can be compar
 ``second_stage`` on, each fold also trains the cascade's second stage and chooses on its own
 validation part how to deploy it (:func:`fetal_lib.hc.second_stage.train_second_stage`), so the
 folds score the whole cascade, with the first stage's own error beside it. Every held-out image's raw HC
-is also recorded at each of :data:`ANALYSIS_THRESHOLDS`, so a threshold choice (and the signed error it
-leaves) can be judged out of fold rather than on one validation split.
+is also recorded at each of :data:`ANALYSIS_THRESHOLDS`, and so is every validation image's (the deployed
+model of its fold), so a threshold rule (a fixed threshold, or a grid and a criterion applied to each
+fold's validation part, :data:`THRESHOLD_RULES`) and the signed error it leaves can be judged out of fold
+rather than on one validation split (:func:`threshold_rule_rows`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from fetal_lib.data.splits import check_disjoint, grouped_kfold, grouped_split
@@ -61,11 +63,23 @@ class CVResult:
     per_image: Any  # DataFrame: pipeline.evaluate() columns + fold, in_chapter_test
     folds: Any  # DataFrame: fold, images per part, threshold, epochs, then pipeline.error_table columns
     settings: dict
+    validation: Any = None  # DataFrame: fold, filename, subject_id, hc_ref_mm, then the raw HC at each analysis threshold
 
 
 #: Thresholds at which every held-out image's raw HC is also recorded (``hc_raw_mm_at_0.55``, ...): the data on
 #: which a threshold choice can be judged out of fold, beside the one each fold's validation part chose.
-ANALYSIS_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(11))
+ANALYSIS_THRESHOLDS = tuple(round(0.3 + 0.025 * i, 3) for i in range(21))
+
+#: Validation-side threshold rules judged out of fold (:func:`threshold_rule_rows`): name -> (grid step,
+#: criterion) over 0.3-0.8. ``"abs"``: the lowest mean |HC difference| on the fold's validation part (the
+#: build's rule, :func:`fetal_lib.hc.pipeline.choose_threshold`); ``"signed"``: the smallest |mean signed
+#: difference| there (a bias-targeting rule). The profile's own grid is judged beside them.
+THRESHOLD_RULES = {
+    "grid 0.05, lowest mean |diff|": (0.05, "abs"),
+    "grid 0.025, lowest mean |diff|": (0.025, "abs"),
+    "grid 0.05, smallest |mean signed diff|": (0.05, "signed"),
+    "grid 0.025, smallest |mean signed diff|": (0.025, "signed"),
+}
 
 
 def threshold_column(threshold: float) -> str:
@@ -86,7 +100,7 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
 
 
     chapter_test = set(int(i) for i in data.parts.get("test", []))
-    per_image, rows = [], []
+    per_image, rows, validation = [], [], []
     for k, parts in enumerate(tqdm(cv_parts(data, folds, seed), desc="folds", disable=not progress)):
         fold_data = pipeline.HCData(data.source, data.records, parts)
         config = pipeline.train_config(settings, seed)
@@ -107,6 +121,11 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
         df.insert(0, "fold", k)
         for t, hc in pipeline.hc_at_thresholds(model, held_out, ANALYSIS_THRESHOLDS, probs).items():
             df[threshold_column(t)] = hc  # the raw fit at other thresholds: the threshold choice judged out of fold
+        val_records = fold_data.part("val")
+        validation.append(pd.DataFrame({
+            "fold": k, "filename": [r.filename for r in val_records], "subject_id": [r.subject_id for r in val_records],
+            "hc_ref_mm": [r.hc_mm for r in val_records],
+            **{threshold_column(t): hc for t, hc in pipeline.hc_at_thresholds(model, val_records, ANALYSIS_THRESHOLDS).items()}}))
         df["hc_calibrated_mm"] = _calibrated(val_results, df["hc_raw_mm"])
         df["deployed"] = deployed
         df["hc_first_stage_abs_diff_mm"] = (first_df if first_df is not None else df)["hc_abs_diff_mm"].to_numpy()
@@ -124,7 +143,7 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
         rows.append(row)
         if on_fold is not None:
             on_fold(row)
-    return CVResult(pd.concat(per_image, ignore_index=True), pd.DataFrame(rows), dict(settings))
+    return CVResult(pd.concat(per_image, ignore_index=True), pd.DataFrame(rows), dict(settings), pd.concat(validation, ignore_index=True))
 
 
 def _calibrated(val_results, hc_raw_mm) -> list[float]:
@@ -154,6 +173,8 @@ def cv_summary(result: CVResult, seed: int = 0) -> dict[str, Any]:
     except ValueError as exc:  # e.g. no validation part large enough to fit a calibration
         out["calibration_decision"] = {"deploy": False, "error": str(exc)}
     out["thresholds_outside_chapter_test"] = threshold_rows(df[~df["in_chapter_test"].astype(bool)])
+    if result.validation is not None:
+        out["threshold_rules_outside_chapter_test"] = threshold_rule_rows(result, df[~df["in_chapter_test"].astype(bool)])
     table = pipeline.error_table({"chapter_test_images": df[df["in_chapter_test"]], "other_images": df[~df["in_chapter_test"]]})
     for row in table.to_dict("records"):
         out[row["split"]] = {"n_images": int(row["images"]), "hc_abs_diff_mean_mm": row["HC |diff| mean (mm)"],
@@ -175,4 +196,64 @@ def threshold_rows(per_image) -> list[dict[str, Any]]:
                      "hc_abs_diff_mean_mm": float(np.mean(np.abs(diff[ok]))) if ok.any() else math.nan,
                      "hc_diff_mean_mm": float(np.mean(diff[ok])) if ok.any() else math.nan,
                      "hc_diff_median_mm": float(np.median(diff[ok])) if ok.any() else math.nan})
+    return rows
+
+
+def _errors(hc, ref) -> tuple[np.ndarray, np.ndarray]:
+    """|HC difference| (a missed head counts as its reference HC, as :func:`fetal_lib.hc.pipeline.choose_threshold`
+    counts it) and the signed difference (NaN where missed), mm."""
+    hc, ref = np.asarray(hc, float), np.asarray(ref, float)
+    return np.where(np.isfinite(hc), np.abs(hc - ref), ref), np.where(np.isfinite(hc), hc - ref, np.nan)
+
+
+def rule_grid(step: float) -> tuple[float, ...]:
+    """The analysis thresholds on a grid of ``step`` from 0.3 (0.1: 0.3, 0.4, ..., 0.8)."""
+    return tuple(t for t in ANALYSIS_THRESHOLDS if abs((t - 0.3) / step - round((t - 0.3) / step)) < 1e-6)
+
+
+def choose_on_validation(validation, grid: Sequence[float], criterion: str) -> float:
+    """The threshold of ``grid`` that one fold's validation images (:attr:`CVResult.validation` rows)
+    prefer: the lowest mean |HC difference| (``"abs"``) or the smallest |mean signed difference|
+    (``"signed"``, over the images where a head was found); the first of equals, as the build breaks ties."""
+    ref = validation["hc_ref_mm"].to_numpy(float)
+    scores = []
+    for t in grid:
+        absolute, signed = _errors(validation[threshold_column(t)], ref)
+        scores.append(float(np.mean(absolute)) if criterion == "abs" else abs(float(np.nanmean(signed))))
+    return float(grid[int(np.argmin(scores))])
+
+
+def threshold_rule_rows(result: CVResult, held_out) -> list[dict[str, Any]]:
+    """Each threshold rule applied to every fold's validation part, then scored on that fold's held-out
+    images in ``held_out`` (e.g. those outside the chapter's test split): the thresholds chosen per fold,
+    the pooled mean |HC difference| (misses counted as their reference HC), the mean and median signed
+    difference (mm). Rules: the profile's ``threshold_grid`` with the build's criterion (as deployed), the
+    :data:`THRESHOLD_RULES`, and each fixed analysis threshold chosen, fold by fold, on the *other*
+    folds' held-out images (``"one fixed threshold, chosen on the other folds"``)."""
+    grid = tuple(float(t) for t in pipeline.parse_grid(str(result.settings.get("threshold_grid", "0.5"))))
+    rules: dict[str, Callable[[int], float]] = {}
+    if all(threshold_column(t) in result.validation for t in grid):
+        rules["profile grid, lowest mean |diff| (as deployed)"] = lambda k: choose_on_validation(
+            result.validation[result.validation["fold"] == k], grid, "abs")
+    for name, (step, criterion) in THRESHOLD_RULES.items():
+        rules[name] = lambda k, g=rule_grid(step), c=criterion: choose_on_validation(result.validation[result.validation["fold"] == k], g, c)
+
+    def fixed_from_other_folds(k: int) -> float:
+        others = held_out[held_out["fold"] != k]
+        means = [float(np.mean(_errors(others[threshold_column(t)], others["hc_ref_mm"])[0])) for t in ANALYSIS_THRESHOLDS]
+        return float(ANALYSIS_THRESHOLDS[int(np.argmin(means))])
+
+    rules["one fixed threshold, chosen on the other folds"] = fixed_from_other_folds
+    rows = []
+    for name, choose in rules.items():
+        chosen, absolute, signed = {}, [], []
+        for k, part in held_out.groupby("fold", sort=True):
+            chosen[int(k)] = t = choose(int(k))
+            a, s_ = _errors(part[threshold_column(t)], part["hc_ref_mm"])
+            absolute.append(a)
+            signed.append(s_)
+        a, s_ = np.concatenate(absolute), np.concatenate(signed)
+        rows.append({"rule": name, "thresholds": chosen, "n_images": int(len(a)), "no_head_found": int(np.isnan(s_).sum()),
+                     "hc_abs_diff_mean_mm": float(np.mean(a)), "hc_diff_mean_mm": float(np.nanmean(s_)),
+                     "hc_diff_median_mm": float(np.nanmedian(s_))})
     return rows

@@ -63,7 +63,7 @@ def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom
     # each image's raw HC at every analysis threshold; at the fold's own threshold it is the fit the table scored
     from fetal_lib.hc.cross_validation import ANALYSIS_THRESHOLDS, threshold_column
 
-    assert ANALYSIS_THRESHOLDS[0] == 0.3 and ANALYSIS_THRESHOLDS[-1] == 0.8 and len(ANALYSIS_THRESHOLDS) == 11
+    assert ANALYSIS_THRESHOLDS[0] == 0.3 and ANALYSIS_THRESHOLDS[-1] == 0.8 and len(ANALYSIS_THRESHOLDS) == 21
     assert all(threshold_column(t) in rows[0] for t in ANALYSIS_THRESHOLDS)
     for fold in report["folds"]:
         t = round(float(fold["threshold"]), 2)
@@ -78,6 +78,18 @@ def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom
     assert row["n_images"] + row["no_head_found"] == len(outside) and row["n_images"] == len(diffs)
     assert row["hc_diff_mean_mm"] == pytest.approx(sum(diffs) / len(diffs))
     assert row["hc_abs_diff_mean_mm"] == pytest.approx(sum(abs(d) for d in diffs) / len(diffs))
+    # threshold rules judged out of fold: the profile's grid applied to each fold's validation part chooses
+    # what the fold itself chose, and each rule's pooled error is recomputed by hand
+    rules = {r["rule"]: r for r in report["summary"]["threshold_rules_outside_chapter_test"]}
+    deployed = rules["profile grid, lowest mean |diff| (as deployed)"]
+    assert {int(k): v for k, v in deployed["thresholds"].items()} == {int(f["fold"]): float(f["threshold"]) for f in report["folds"]}
+    for name, rule in rules.items():
+        errors = []
+        for r in outside:
+            hc = r[threshold_column(rule["thresholds"][r["fold"]])]  # JSON keys: the fold as text
+            errors.append(abs(float(hc) - float(r["hc_ref_mm"])) if hc not in ("", "nan") else float(r["hc_ref_mm"]))
+        assert rule["n_images"] == len(outside) and rule["hc_abs_diff_mean_mm"] == pytest.approx(sum(errors) / len(errors)), name
+    assert set(rules) >= {"grid 0.025, smallest |mean signed diff|", "one fixed threshold, chosen on the other folds"}
 
 
 def test_cv_command_rejects_one_fold(capsys):
@@ -114,3 +126,19 @@ def test_cv_command_writes_its_results_with_provenance_and_a_calibration_decisio
     assert (results / "tables" / "per_image.csv").is_file()
     decision = doc["metrics"]["calibration_decision"]
     assert isinstance(decision["deploy"], bool)
+
+
+def test_a_validation_rule_picks_the_threshold_its_criterion_prefers():
+    import pandas as pd
+
+    from fetal_lib.hc.cross_validation import choose_on_validation, rule_grid, threshold_column
+
+    assert rule_grid(0.1) == (0.3, 0.4, 0.5, 0.6, 0.7, 0.8) and len(rule_grid(0.05)) == 11 and len(rule_grid(0.025)) == 21
+    ref = np.array([100.0, 200.0, 300.0])
+    val = pd.DataFrame({"hc_ref_mm": ref,
+                        threshold_column(0.4): ref + [3.0, 3.0, -5.0],     # mean |diff| 3.67, mean signed +0.33
+                        threshold_column(0.5): ref + [1.0, 1.0, 2.0],      # mean |diff| 1.33, mean signed +1.33
+                        threshold_column(0.6): [np.nan, 199.0, 298.0]})    # a miss counts as its reference: mean |diff| 34.3
+    assert choose_on_validation(val, (0.4, 0.5, 0.6), "abs") == 0.5
+    assert choose_on_validation(val, (0.4, 0.5, 0.6), "signed") == 0.4
+    assert choose_on_validation(val, (0.5, 0.4), "abs") == 0.5  # grid order kept; a strict minimum wins
