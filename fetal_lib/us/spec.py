@@ -77,7 +77,8 @@ SPEC = ChapterSpec(
         Decision("task_epochs: brain_planes at 30 epochs", "profile",
                  "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, b6a934e)",
                  "balanced accuracy 0.790 (0.743-0.832) at 30 epochs against 0.767 (0.716-0.815) at 20 (paired difference "
-                 "+0.024, subject bootstrap -0.009 to +0.058); at 20 the kept epoch was 16-20 in every fold (issue 50)",
+                 "+0.024, subject bootstrap -0.009 to +0.058); at 20 the kept epoch was 16-20 in every fold (issue 50); "
+                 "at 40 (95df7ed) 0.783 (0.735-0.830), paired -0.007 (-0.048 to +0.034) against 30",
                  "fetal us cv --task brain_planes --archs xception --set 'task_epochs={brain_planes: 30}'"),
         Decision("ensemble: off (the mean of the three architectures is not a candidate)", "profile",
                  "`fetal us cv`: brain sub-planes, 5-fold grouped CV of the training side (306 images, out of fold, b6a934e)",
