@@ -214,12 +214,14 @@ def rule_grid(step: float) -> tuple[float, ...]:
 def choose_on_validation(validation, grid: Sequence[float], criterion: str) -> float:
     """The threshold of ``grid`` that one fold's validation images (:attr:`CVResult.validation` rows)
     prefer: the lowest mean |HC difference| (``"abs"``) or the smallest |mean signed difference|
-    (``"signed"``, over the images where a head was found); the first of equals, as the build breaks ties."""
+    (``"signed"``, over the images where a head was found; a threshold that finds none is never chosen by
+    it); the first of equals, as the build breaks ties."""
     ref = validation["hc_ref_mm"].to_numpy(float)
     scores = []
     for t in grid:
         absolute, signed = _errors(validation[threshold_column(t)], ref)
-        scores.append(float(np.mean(absolute)) if criterion == "abs" else abs(float(np.nanmean(signed))))
+        found = np.isfinite(signed)
+        scores.append(float(np.mean(absolute)) if criterion == "abs" else abs(float(np.mean(signed[found]))) if found.any() else math.inf)
     return float(grid[int(np.argmin(scores))])
 
 

@@ -142,3 +142,5 @@ def test_a_validation_rule_picks_the_threshold_its_criterion_prefers():
     assert choose_on_validation(val, (0.4, 0.5, 0.6), "abs") == 0.5
     assert choose_on_validation(val, (0.4, 0.5, 0.6), "signed") == 0.4
     assert choose_on_validation(val, (0.5, 0.4), "abs") == 0.5  # grid order kept; a strict minimum wins
+    val[threshold_column(0.7)] = np.nan  # no head found at all: never the signed rule's choice
+    assert choose_on_validation(val, (0.7, 0.4, 0.5), "signed") == 0.4
