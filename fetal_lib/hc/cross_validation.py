@@ -199,13 +199,6 @@ def threshold_rows(per_image) -> list[dict[str, Any]]:
     return rows
 
 
-def _errors(hc, ref) -> tuple[np.ndarray, np.ndarray]:
-    """|HC difference| (a missed head counts as its reference HC, as :func:`fetal_lib.hc.pipeline.choose_threshold`
-    counts it) and the signed difference (NaN where missed), mm."""
-    hc, ref = np.asarray(hc, float), np.asarray(ref, float)
-    return np.where(np.isfinite(hc), np.abs(hc - ref), ref), np.where(np.isfinite(hc), hc - ref, np.nan)
-
-
 def rule_grid(step: float) -> tuple[float, ...]:
     """The analysis thresholds on a grid of ``step`` from 0.3 (0.1: 0.3, 0.4, ..., 0.8)."""
     return tuple(t for t in ANALYSIS_THRESHOLDS if abs((t - 0.3) / step - round((t - 0.3) / step)) < 1e-6)
@@ -219,7 +212,7 @@ def choose_on_validation(validation, grid: Sequence[float], criterion: str) -> f
     ref = validation["hc_ref_mm"].to_numpy(float)
     scores = []
     for t in grid:
-        absolute, signed = _errors(validation[threshold_column(t)], ref)
+        absolute, signed = pipeline.threshold_errors(validation[threshold_column(t)], ref)
         found = np.isfinite(signed)
         scores.append(float(np.mean(absolute)) if criterion == "abs" else abs(float(np.mean(signed[found]))) if found.any() else math.inf)
     return float(grid[int(np.argmin(scores))])
@@ -242,7 +235,7 @@ def threshold_rule_rows(result: CVResult, held_out) -> list[dict[str, Any]]:
 
     def fixed_from_other_folds(k: int) -> float:
         others = held_out[held_out["fold"] != k]
-        means = [float(np.mean(_errors(others[threshold_column(t)], others["hc_ref_mm"])[0])) for t in ANALYSIS_THRESHOLDS]
+        means = [float(np.mean(pipeline.threshold_errors(others[threshold_column(t)], others["hc_ref_mm"])[0])) for t in ANALYSIS_THRESHOLDS]
         return float(ANALYSIS_THRESHOLDS[int(np.argmin(means))])
 
     rules["one fixed threshold, chosen on the other folds"] = fixed_from_other_folds
@@ -251,7 +244,7 @@ def threshold_rule_rows(result: CVResult, held_out) -> list[dict[str, Any]]:
         chosen, absolute, signed = {}, [], []
         for k, part in held_out.groupby("fold", sort=True):
             chosen[int(k)] = t = choose(int(k))
-            a, s_ = _errors(part[threshold_column(t)], part["hc_ref_mm"])
+            a, s_ = pipeline.threshold_errors(part[threshold_column(t)], part["hc_ref_mm"])
             absolute.append(a)
             signed.append(s_)
         a, s_ = np.concatenate(absolute), np.concatenate(signed)

@@ -218,6 +218,15 @@ def hc_at_thresholds(model, records: Sequence[HC18Record], grid: Sequence[float]
     return out
 
 
+def threshold_errors(hc, ref) -> tuple[np.ndarray, np.ndarray]:
+    """The errors a threshold is judged by (mm): |HC difference|, where a missed head (NaN) counts as its
+    reference HC (the worst case, so a threshold cannot win by failing on hard images), and the signed
+    difference (NaN where missed)."""
+    hc, ref = np.asarray(hc, float), np.asarray(ref, float)
+    found = np.isfinite(hc)
+    return np.where(found, np.abs(hc - ref), ref), np.where(found, hc - ref, np.nan)
+
+
 def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float], probs: Sequence[np.ndarray] | None = None):
     """The threshold (from ``grid``) with the lowest mean |HC difference| on ``records`` (validation).
 
@@ -233,10 +242,9 @@ def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float]
     ref = np.asarray([rec.hc_mm for rec in records], dtype=float)
     table = []
     for t, hc in hc_at_thresholds(model, records, grid, probs).items():
-        missed = ~np.isfinite(hc)
-        errors = np.where(missed, ref, np.abs(hc - ref))
+        errors, signed = threshold_errors(hc, ref)
         table.append({"threshold": t, "mean_abs_diff_mm": float(np.mean(errors)), "median_abs_diff_mm": float(np.median(errors)),
-                      "no_head_found": int(missed.sum())})
+                      "no_head_found": int(np.isnan(signed).sum())})
     df = pd.DataFrame(table)
     best = float(df.loc[df["mean_abs_diff_mm"].idxmin(), "threshold"])
     return best, df
