@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 
 from fetal_lib.commands.output import emit, report_error, table_text, warnings_of
+from fetal_lib.errors import FetalInputError
 from fetal_lib.config.options import (
     add_actions, add_chapter_profile, add_data_dir, add_data_source, add_format, add_seed, add_settings,
 )
@@ -142,9 +143,15 @@ def _task_data(args: argparse.Namespace, settings: dict):
     from fetal_lib.us.tasks import load_task  # deferred: loaded when the command runs
 
     configure(threads=2, seed=args.seed)
-    settings = pipeline.task_settings(settings, args.task)
+    try:
+        settings = pipeline.task_settings(settings, args.task)
+    except ValueError as exc:
+        raise FetalInputError(None, f"--set: {exc}") from None
     finder = pipeline.head_finder(settings) if settings["head_crop"] else None  # FetalInputError: exit 2
     data = load_task(args.task, args.data_dir, args.data_source, args.seed)
+    if settings["split_from"]:  # split as the chapter splits it
+        data = pipeline.align_splits({args.task: data}, settings,
+                                     lambda t: load_task(t, args.data_dir, args.data_source, args.seed))[args.task]
     print(data.source.describe(), file=sys.stderr)
     return settings, finder, data
 
@@ -180,6 +187,9 @@ def handle_train(args: argparse.Namespace) -> int:
     if int(settings.get("seeds") or 1) > 1:
         print(f"warning: task_seeds gives {data.task} {settings['seeds']} networks per architecture; `fetal us train` trains one "
               "(seed --seed): the chapter and `fetal us cv` average the seeds", file=sys.stderr)
+    if settings["init_from"]:
+        print(f"warning: task_init starts {data.task}'s networks from {settings['init_from']}'s; `fetal us train` trains one from its "
+              "own initialisation: the chapter and `fetal us cv` start it from the other task", file=sys.stderr)
     size = (int(settings["input_rows"]), int(settings["input_cols"]))
     cache = build_dir() / "cache" / "us"
     x = {p: pipeline.load_inputs(data.part(p), settings, cache, finder, progress=sys.stderr.isatty())[0] for p in data.parts}
@@ -252,10 +262,22 @@ def handle_cv(args: argparse.Namespace) -> int:
         print(f"fetal: error: --archs: unknown network(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(classifier_archs())}",
               file=sys.stderr)
         return 2
+    profile_settings = settings
     settings, finder, data = _task_data(args, settings)
-    arrays, found = pipeline.load_inputs(data.items, settings, build_dir() / "cache" / "us", finder, progress=sys.stderr.isatty())
+    cache = build_dir() / "cache" / "us"
+    arrays, found = pipeline.load_inputs(data.items, settings, cache, finder, progress=sys.stderr.isatty())
     if found is not None:
         print(f"head crop: a head found in {int(found.sum())} of {len(found)} images (the others are classified whole)", file=sys.stderr)
+    init_source = None
+    if settings["init_from"]:  # task_init: each fold's networks start from the source task's, trained per fold without its patients
+        from fetal_lib.us.tasks import load_task  # deferred: loaded when the command runs
+
+        source_settings = pipeline.task_settings(profile_settings, settings["init_from"])
+        source_data = load_task(settings["init_from"], args.data_dir, args.data_source, args.seed)
+        source_arrays, _ = pipeline.load_inputs(source_data.items, source_settings, cache, finder, progress=sys.stderr.isatty())
+        init_source = cv.SourceTask(source_data, source_arrays, source_settings)
+        print(f"task_init: every fold's networks start from {source_data.task}'s, trained per fold on its training part "
+              "without the fold's held-out and validation patients", file=sys.stderr)
     out_dir = args.results_dir or cv.results_dir(args.task)
     run = ChapterRun(f"us_cv_{args.task}", args.profile, args.data_dir or "", out_dir, args.seed, data_status([data.source]),
                      parameters={**settings, "task": args.task, "folds": args.folds, "archs": ",".join(archs),
@@ -269,7 +291,7 @@ def handle_cv(args: argparse.Namespace) -> int:
               f"({kept})", file=sys.stderr)
 
     try:
-        result = cv.cross_validate(data, arrays, settings, archs, args.folds, args.seed, on_fold=report)
+        result = cv.cross_validate(data, arrays, settings, archs, args.folds, args.seed, on_fold=report, init_source=init_source)
     except ValueError as exc:
         print(f"fetal: error: {exc}", file=sys.stderr)
         return 2

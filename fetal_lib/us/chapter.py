@@ -83,11 +83,13 @@ def start(params: Mapping[str, Any]) -> ChapterStart:
     precision_choice = pipeline.precision_choice(settings)
     for arch in arch_names:
         pipeline.train_config(settings, arch, seed)
-    datasets = {t: load_task(t, data_dir, data_source, seed) for t in task_names}
+    datasets = pipeline.align_splits({t: load_task(t, data_dir, data_source, seed) for t in task_names}, settings,
+                                     lambda t: load_task(t, data_dir, data_source, seed))
     run = ChapterRun(SPEC, profile, data_dir, params["results_dir"], seed, data_status([d.source for d in datasets.values()]),
                      parameters=settings,
                      compute={"precision": precision_choice.to_dict(), "keras": {**keras_backend.describe(), "choice": keras_choice[1]}})
     inputs = pipeline.resolve_inputs(settings, task_names, datasets)
+    pipeline.check_task_sources(inputs.settings, task_names, arch_names)  # a leaking task_init stops the chapter before training
     run.banner()
     if inputs.note:
         run.warn(inputs.note)

@@ -32,9 +32,9 @@ from fetal_lib.us import ensemble
 
 # Settings that change what a fold trains: a CV whose values differ is not the chapter's recipe.
 RECIPE_KEYS = ("arch_options", "input_rows", "input_cols", "epochs", "batch_size", "learning_rate", "augment", "tta",
-               "class_weight", "checkpoint", "xception_weights", "head_crop", "seeds")
+               "class_weight", "checkpoint", "xception_weights", "head_crop", "seeds", "init_from", "split_from")
 #: Recipe keys a CV written before they existed ran without: an absent one had this value.
-RECIPE_DEFAULTS = {"head_crop": None, "seeds": 1}
+RECIPE_DEFAULTS = {"head_crop": None, "seeds": 1, "init_from": None, "split_from": None}
 
 
 def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -70,8 +70,35 @@ class CVResult:
     settings: dict
 
 
+@dataclass
+class SourceTask:
+    """The task whose networks start the CV's (the ``task_init`` knob, :mod:`fetal_lib.us.transfer`)."""
+
+    data: Any  # fetal_lib.us.tasks.TaskData
+    arrays: np.ndarray  # (N, rows, cols, 1) network inputs of every item of data, in data.items' order
+    settings: dict  # its task_settings
+
+
+def source_network(source: SourceTask, excluded_groups: set, arch: str, seed: int = 0):
+    """``arch`` trained on ``source`` as the chapter trains it (its training part, the epoch kept on its validation
+    part), without any image of ``excluded_groups`` (a fold's held-out and validation patients); the
+    :class:`~fetal_lib.training.keras.FitResult`."""
+    from fetal_lib.us.pipeline import train_config
+    from fetal_lib.us.train import train  # looked up at call time: a test replaces it
+
+    d = source.data
+    parts = {p: np.array([i for i in d.parts[p] if d.items[i].group not in excluded_groups], dtype=np.int64) for p in ("train", "val")}
+    empty = [p for p, idx in parts.items() if not len(idx)]
+    if empty:
+        raise ValueError(f"task_init: no {d.task} {' or '.join(empty)} image is left without the fold's held-out and validation "
+                         f"patients ({len(set(d.groups()))} {d.task} patients in all): too few to start each fold from {d.task}")
+    labels = d.labels()
+    return train(train_config(source.settings, arch, seed), source.arrays[parts["train"]], labels[parts["train"]],
+                 source.arrays[parts["val"]], labels[parts["val"]], len(d.classes))
+
+
 def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str], folds: int = 5, seed: int = 0,
-                   on_fold: Callable[[dict], None] | None = None) -> CVResult:
+                   on_fold: Callable[[dict], None] | None = None, init_source: SourceTask | None = None) -> CVResult:
     """Train and score each of ``archs`` in ``folds`` grouped folds of ``data``'s training side.
 
     Args:
@@ -86,6 +113,10 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
     built as the chapter deploys it (:func:`fetal_lib.us.pipeline.architectures_mean_run`: one network,
     its test-time views averaged after the mean).
     The per-image table holds every candidate's ``p_<class>`` probabilities.
+
+    With ``init_source`` (``task_init``), each fold first trains each architecture on the source task without the fold's
+    held-out and validation patients (:func:`source_network`), and the fold's network starts from it: no network
+    scored on a held-out patient ever trained on that patient's images, whatever the two tasks' splits.
     """
     import pandas as pd
 
@@ -114,8 +145,10 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
         fold_data = dataclasses.replace(data, parts=parts)
         fold_arrays = {name: arrays[idx] for name, idx in parts.items()}
         members = []
+        excluded = set(fold_data.groups("val")) | set(fold_data.groups("test"))
         for arch in archs:
-            members.append(run := run_model(fold_data, fold_arrays, settings, arch, seed))
+            init = source_network(init_source, excluded, arch, seed).model if init_source is not None else None
+            members.append(run := run_model(fold_data, fold_arrays, settings, arch, seed, init_model=init))
             score(k, arch, run, run.probabilities(True, "test"), (int(run.fit.best_epoch), int(run.fit.epochs_run)))
         if len(archs) >= 2:  # the mean of the fold's networks, trained above, built as the chapter deploys it
             mean = architectures_mean_run(members, fold_arrays)

@@ -86,13 +86,31 @@ def task_seeds(settings: dict[str, Any], task: str) -> int:
     return per_task_count(settings, "task_seeds", task, 1, "the count of networks")
 
 
+def task_source(settings: dict[str, Any], key: str, task: str) -> str | None:
+    """``settings[key][task]`` for a per-task knob that names another task (``task_split_from``, ``task_init``), or None.
+
+    Raises:
+        ValueError: the knob names an unknown task, or a task as its own source."""
+    per_task = settings.get(key) or {}
+    unknown = sorted({str(t) for t in (*per_task, *per_task.values())} - set(TASKS))
+    if unknown:
+        raise ValueError(f"{key}: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
+    source = per_task.get(task)
+    if source == task:
+        raise ValueError(f"{key}: {task} cannot be its own source")
+    return source
+
+
 def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     """``settings`` as one task trains with them: ``head_crop`` is the task's crop (a dict) or None,
     a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size), ``epochs``
-    is the task's own budget (:func:`task_epochs`) and ``seeds`` its networks per architecture (:func:`task_seeds`)."""
+    is the task's own budget (:func:`task_epochs`), ``seeds`` its networks per architecture (:func:`task_seeds`),
+    ``split_from`` the task whose patient split it follows and ``init_from`` the task whose networks start its own
+    (:func:`task_source`; None for neither)."""
     spec = head_crop_spec(settings, task)
     out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task),
-           "seeds": task_seeds(settings, task)}
+           "seeds": task_seeds(settings, task), "split_from": task_source(settings, "task_split_from", task),
+           "init_from": task_source(settings, "task_init", task)}
     if spec is not None:
         out["input_rows"] = out["input_cols"] = spec.size
     return out
@@ -194,24 +212,26 @@ def predict_logits(model, x: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.nd
 
 
 def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arch: str, seed: int = 0,
-              progress: bool = False) -> ModelRun:
+              progress: bool = False, init_model=None) -> ModelRun:
     """Train ``arch`` on ``data``'s train part, keep the epoch its checkpoint rule chooses on validation, fit the temperature on
     validation, and predict the test part (``arrays``: part -> (N, rows, cols, 1) images).
 
     With ``seeds`` N > 1 in ``settings`` (a task's, :func:`task_settings`), N networks train, with seeds ``seed`` ...
     ``seed + N - 1`` (the first is the one a single run trains), and the model is their ensemble
-    (:func:`seeds_mean_run`, named ``arch``)."""
+    (:func:`seeds_mean_run`, named ``arch``). ``init_model``: another task's trained network of ``arch`` that starts
+    every network trained here (:func:`fetal_lib.us.train.train`)."""
     from fetal_lib.us.train import train  # looked up at call time: a test replaces it
 
     n = int(settings.get("seeds") or 1)
     if n > 1:
-        members = [run_model(data, arrays, {**settings, "seeds": 1}, arch, seed + i, progress) for i in range(n)]
+        members = [run_model(data, arrays, {**settings, "seeds": 1}, arch, seed + i, progress, init_model) for i in range(n)]
         return seeds_mean_run(members, arrays)
 
     config = train_config(settings, arch, seed)
     tta = parse_tta(settings.get("tta") or ())
     k = len(data.classes)
-    fit = train(config, arrays["train"], data.labels("train"), arrays["val"], data.labels("val"), k, progress=progress)
+    fit = train(config, arrays["train"], data.labels("train"), arrays["val"], data.labels("val"), k, progress=progress,
+                init_model=init_model)
     logits_val, _ = predict_logits(fit.model, arrays["val"], tta)
     temperature = float(fit_temperature(logits_val, data.labels("val")))
     logits_test, ms = predict_logits(fit.model, arrays["test"], tta)
@@ -453,10 +473,13 @@ def run_models(datasets: Mapping[str, Any], part_arrays: Mapping[str, dict[str, 
     architectures inner), each summarised on ``log`` (kept epoch, minutes, images/s, temperature); then,
     where a task's settings turn ``ensemble`` on and two or more architectures ran, their ensemble
     (:func:`architectures_mean_run`, keyed :data:`fetal_lib.us.ensemble.NAME`)."""
+    check_task_sources(per_task, list(datasets), archs)
     runs = {}
     for t, d in datasets.items():
         for arch in archs:
-            runs[(t, arch)] = r = run_model(d, part_arrays[t], per_task[t], arch, seed)
+            init = per_task[t].get("init_from")
+            runs[(t, arch)] = r = run_model(d, part_arrays[t], per_task[t], arch, seed,
+                                            init_model=trained_network(runs[(init, arch)]) if init else None)
             if log is not None:
                 log(f"{t} / {arch}: kept epoch {r.fit.best_epoch} of {r.fit.epochs_run}, {r.fit.seconds / 60:.1f} min, "
                     f"{r.fit.train_images_per_s:.1f} images/s, temperature {r.temperature:.2f}")
@@ -465,6 +488,44 @@ def run_models(datasets: Mapping[str, Any], part_arrays: Mapping[str, dict[str, 
             if log is not None:
                 log(f"{t} / {ensemble.NAME}: the mean of {', '.join(archs)}, temperature {r.temperature:.2f}")
     return runs
+
+
+def align_splits(datasets: Mapping[str, Any], settings: dict[str, Any], load: Callable[[str], Any]) -> dict[str, Any]:
+    """``datasets`` (task -> :class:`~fetal_lib.us.tasks.TaskData`) with each task named in ``task_split_from`` split as
+    its source task splits the same patients (:func:`fetal_lib.us.tasks.align_split`); ``load(task)`` reads a source
+    task that is not among them."""
+    from fetal_lib.us.tasks import align_split
+
+    out = dict(datasets)
+    for t, d in datasets.items():
+        source = task_source(settings, "task_split_from", t)
+        if source:
+            out[t] = align_split(d, datasets[source] if source in datasets else load(source))
+    return out
+
+
+def check_task_sources(per_task: Mapping[str, dict[str, Any]], tasks: Sequence[str], archs: Sequence[str]) -> None:
+    """Refuse a ``task_init`` that a build cannot honour without a leak, before anything trains.
+
+    Raises:
+        ValueError: a task starts from another task's networks but is not split as that task (``task_split_from``:
+            the source's training part could hold its validation and test patients), or the source task does not
+            run before it (``tasks``)."""
+    for i, t in enumerate(tasks):
+        source = per_task[t].get("init_from")
+        if not source:
+            continue
+        if per_task[t].get("split_from") != source:
+            raise ValueError(f"task_init: {t} starts from {source}'s networks, so it must be split as {source} "
+                             f"(task_split_from: {{{t}: {source}}}); else {source}'s training part may hold {t}'s validation "
+                             "and test patients")
+        if source not in tasks[:i]:
+            raise ValueError(f"task_init: {t} starts from {source}'s networks ({', '.join(archs)}): list {source} before {t} in tasks")
+
+
+def trained_network(run: ModelRun):
+    """The trained network of ``run`` that starts another task's (``task_init``): its own, or its first seed's."""
+    return (run.members[0] if run.members else run).fit.model
 
 
 def task_runs(runs: Mapping[tuple[str, str], ModelRun], task: str, archs: Sequence[str]) -> dict[str, ModelRun]:

@@ -326,8 +326,14 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
 
 
 def inputs_sentence(per_task: Mapping[str, Mapping[str, Any]]) -> str:
-    """Per task, the input its networks see (whole image or head crop), in words (Markdown)."""
-    return "; ".join(f"**{t}**: " + input_label(c) for t, c in per_task.items()) + "."
+    """Per task, the input its networks see (whole image or head crop), and where a task follows another task's patient
+    split (``task_split_from``) or starts from its trained networks (``task_init``), in words (Markdown)."""
+    def extras(c: Mapping[str, Any]) -> str:
+        out = f", split as {c['split_from']} splits its patients" if c.get("split_from") else ""
+        return out + (f", each network started from {c['init_from']}'s trained network of its architecture (all but the classifier)"
+                      if c.get("init_from") else "")
+
+    return "; ".join(f"**{t}**: " + input_label(c) + extras(c) for t, c in per_task.items()) + "."
 
 
 def per_class_caption(task: str, arch: str, classes: Sequence[str]) -> str:

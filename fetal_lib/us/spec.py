@@ -33,6 +33,11 @@ SPEC = ChapterSpec(
         Knob("task_epochs", dict, "per task, the training budget of its models in epochs, replacing `epochs` ({} for none)"),
         Knob("task_seeds", dict, "per task, how many networks of each architecture train (seeds seed, seed+1, ...), their "
              "probabilities averaged into the architecture's model ({} for one each)"),
+        Knob("task_split_from", dict, "per task, the task whose patient split it follows (each image in the part that holds "
+             "its patient there; {} for each task's own split)"),
+        Knob("task_init", dict, "per task, the task whose trained network of the same architecture starts each of its "
+             "networks (all layers but the classifier); the task must be split as that task (task_split_from) and run after "
+             "it ({} for the architectures' own initialisation)"),
         common.batch_size(),
         common.learning_rate(),
         common.augment("augment training images (left-right flips among them)"),

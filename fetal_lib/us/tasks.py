@@ -458,9 +458,44 @@ def load_task(
         shared = {g for g in set(groups) if sum(g in pg for pg in part_groups) > 1}
         notes.append(f"IMAGE-LEVEL split (leak demonstration only): {len(shared)} of {len(set(groups))} groups have "
                      "images in more than one part.")
+    notes.extend(_missing_class_notes(classes, labels, parts))
+    return TaskData(task, list(classes), items, parts, source, split, notes, list(records), int(seed))
+
+
+def _missing_class_notes(classes: Sequence[str], labels: Sequence[str], parts: dict[str, np.ndarray]) -> list[str]:
+    """A note per part that holds no image of some class."""
+    notes = []
     for name, idx in parts.items():
         present = {labels[i] for i in idx}
         missing = [c for c in classes if c not in present]
         if missing:
             notes.append(f"No {', '.join(missing)} image in {name} (too few groups of {'that class' if len(missing) == 1 else 'those classes'}).")
-    return TaskData(task, list(classes), items, parts, source, split, notes, list(records), int(seed))
+    return notes
+
+
+def align_split(target: TaskData, source: TaskData) -> TaskData:
+    """``target`` split as ``source`` splits the same groups: each of its images goes to the part that holds its
+    group (patient) in ``source``, so that a network trained on ``source``'s training part never saw a ``target``
+    validation or test patient (the ``task_split_from`` knob; :mod:`fetal_lib.us.transfer`).
+
+    Raises:
+        FetalInputError: a group of ``target`` that ``source`` does not hold, or a split that is not grouped.
+    """
+    import dataclasses
+
+    if target.split != "grouped" or source.split != "grouped":
+        raise FetalInputError(None, f"task {target.task}: only grouped splits can be aligned")
+    where = {source.items[i].group: part for part, idx in source.parts.items() for i in idx}
+    missing = sorted({it.group for it in target.items} - set(where))
+    if missing:
+        raise FetalInputError(source.source.root if source.source is not None else None,
+                              f"task {target.task} cannot be split as task {source.task}: {_plural(len(missing), 'group')} of it "
+                              f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}) are not in {source.task}")
+    parts = {p: np.array([i for i, it in enumerate(target.items) if where[it.group] == p], dtype=np.int64) for p in source.parts}
+    check_disjoint([it.group for it in target.items], parts)
+    labels = [it.label for it in target.items]
+    stale = set(_missing_class_notes(target.classes, labels, target.parts))  # the notes of the split replaced
+    kept = [n for n in target.notes if n not in stale]
+    notes = kept + [f"Split as task {source.task} splits the same patients (task_split_from), so that a {source.task} network "
+                    f"never trained on a {target.task} validation or test patient."] + _missing_class_notes(target.classes, labels, parts)
+    return dataclasses.replace(target, parts=parts, notes=notes)

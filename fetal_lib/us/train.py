@@ -292,6 +292,7 @@ def train(
     num_classes: int,
     progress: bool = False,
     verbose: int = 0,
+    init_model=None,
 ) -> TrainResult:
     """Train one classifier; returns the float32 model with the weights of the epoch that
     ``config.checkpoint`` chooses by validation balanced accuracy (``history["val_balanced_accuracy"]``
@@ -304,9 +305,13 @@ def train(
         num_classes: K (a class may be absent from a split).
         progress: show a tqdm bar over epochs.
         verbose: Keras verbosity (0 silent, 2 one line per epoch).
+        init_model: a trained network of the same architecture (another task's) whose weights start this one,
+            except where their shapes differ (the classifier; :func:`fetal_lib.us.transfer.transfer_weights`);
+            None: the architecture's own initialisation.
 
     Raises:
-        ValueError: arrays that do not fit the config or the class count (before anything is built).
+        ValueError: arrays that do not fit the config or the class count (before anything is built); an
+            ``init_model`` of another architecture.
     """
 
     if num_classes < 2:
@@ -316,6 +321,10 @@ def train(
     loop = config.loop_config()
     harness.configure(threads=loop.threads, seed=config.seed)
     model = build_model(config, num_classes, config.precision)
+    if init_model is not None:
+        from fetal_lib.us.transfer import transfer_weights
+
+        transfer_weights(init_model, model)
     weights = sample_weights(y_train, num_classes, config.class_weight)
 
     batches = training_batches(x_train, y_train, config, num_classes, weights, workers=keras_backend.loader_workers())

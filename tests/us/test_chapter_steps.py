@@ -76,7 +76,7 @@ SCORES = [{"task": t, "model": a, "accuracy": 0.1 * i, "auc_macro": 0.2 * i} for
 
 def test_models_are_trained_tasks_outer_architectures_inner_and_logged(monkeypatch):
     calls = []
-    monkeypatch.setattr(pipeline, "run_model", lambda d, arrays, cfg, arch, seed: calls.append((d.task, arch, cfg["n"], seed))
+    monkeypatch.setattr(pipeline, "run_model", lambda d, arrays, cfg, arch, seed, init_model=None: calls.append((d.task, arch, cfg["n"], seed))
                         or RUNS[(d.task, arch)])
     lines = []
     datasets = {t: SimpleNamespace(task=t) for t in ("planes", "anomaly")}
@@ -87,6 +87,40 @@ def test_models_are_trained_tasks_outer_architectures_inner_and_logged(monkeypat
     assert lines[0] == "planes / plain_cnn: kept epoch 2 of 3, 1.0 min, 10.0 images/s, temperature 1.50"
     assert list(pipeline.task_runs(runs, "anomaly", ["xception", "plain_cnn"])) == ["xception", "plain_cnn"]
     assert pipeline.score_of(SCORES, "anomaly", "plain_cnn")["accuracy"] == pytest.approx(0.2)
+
+
+def test_a_task_init_starts_each_network_from_the_source_tasks_same_architecture(monkeypatch):
+    calls = []
+
+    def fake_run(d, arrays, cfg, arch, seed, init_model=None):
+        calls.append((d.task, arch, init_model))
+        return SimpleNamespace(members=(), fit=SimpleNamespace(model=f"{d.task}/{arch}"))
+
+    monkeypatch.setattr(pipeline, "run_model", fake_run)
+    datasets = {t: SimpleNamespace(task=t) for t in ("planes", "brain_planes")}
+    per_task = {"planes": {}, "brain_planes": {"init_from": "planes", "split_from": "planes"}}
+    pipeline.run_models(datasets, {"planes": {}, "brain_planes": {}}, per_task, ["plain_cnn", "xception"])
+    assert calls == [("planes", "plain_cnn", None), ("planes", "xception", None),
+                     ("brain_planes", "plain_cnn", "planes/plain_cnn"), ("brain_planes", "xception", "planes/xception")]
+    seeds = SimpleNamespace(members=(SimpleNamespace(fit=SimpleNamespace(model="first seed")),), fit=None)
+    assert pipeline.trained_network(seeds) == "first seed"
+
+
+def test_a_task_init_that_could_leak_or_cannot_run_is_refused_before_training():
+    with pytest.raises(ValueError, match="must be split as planes"):
+        pipeline.check_task_sources({"planes": {}, "brain_planes": {"init_from": "planes", "split_from": None}},
+                                    ["planes", "brain_planes"], ["xception"])
+    with pytest.raises(ValueError, match="list planes before brain_planes"):
+        pipeline.check_task_sources({"planes": {}, "brain_planes": {"init_from": "planes", "split_from": "planes"}},
+                                    ["brain_planes", "planes"], ["xception"])
+    with pytest.raises(ValueError, match="unknown task"):
+        pipeline.task_source({"task_init": {"brain_planes": "plane"}}, "task_init", "brain_planes")
+    with pytest.raises(ValueError, match="its own source"):
+        pipeline.task_source({"task_split_from": {"planes": "planes"}}, "task_split_from", "planes")
+    cfg = pipeline.task_settings({**SETTINGS, "task_split_from": {"brain_planes": "planes"}, "task_init": {"brain_planes": "planes"}},
+                                 "brain_planes")
+    assert cfg["split_from"] == cfg["init_from"] == "planes"
+    assert pipeline.task_settings(SETTINGS, "planes")["init_from"] is None
 
 
 def test_the_deployed_model_is_the_validation_choice_whatever_cv_exists():

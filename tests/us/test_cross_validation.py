@@ -56,7 +56,7 @@ def test_each_fold_scores_the_mean_of_its_networks_beside_them(brain_planes, mon
 
     k = len(brain_planes.classes)
 
-    def fake_run(data, arrays, settings, arch, seed):  # each "network" guesses with its own fixed random probabilities
+    def fake_run(data, arrays, settings, arch, seed, init_model=None):  # each "network" guesses with its own fixed random probabilities
         test = data.parts["test"]
         rng = np.random.default_rng([len(arch), int(test[0])])
         prob = rng.dirichlet(np.ones(k), len(test))
@@ -207,3 +207,62 @@ def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tm
                  "--set", f"head_finder={tmp_path / 'absent.keras'}"])
     assert code == 2 and "absent.keras: no HC18 model here" in capsys.readouterr().err
     assert main(["us", "cv", "--task", "brain_planes", "--folds", "1"]) == 2
+
+
+def test_with_task_init_each_fold_starts_from_a_source_network_that_never_saw_its_patients(brain_planes, phantom_root, monkeypatch):
+    """task_init: per fold and architecture, the source task trains without the fold's held-out and validation
+    patients, on its own training part (epoch kept on its validation part), and that network starts the fold's."""
+    from types import SimpleNamespace
+
+    from fetal_lib.us import pipeline
+    from fetal_lib.us import train as train_mod
+
+    import dataclasses
+
+    planes = us_tasks.load_task("planes", phantom_root(us_tasks.DATASET_OF["planes"]).parent, "phantom", 0)
+    everyone = np.arange(len(planes.items))  # the phantom's 10 patients: each part holds them all, so that some are left in a fold
+    planes = dataclasses.replace(planes, parts={"train": everyone, "val": everyone[::2], "test": everyone[:0]})
+    source_arrays = np.arange(len(planes.items), dtype=np.float32).reshape(-1, 1, 1, 1)  # each image's index as its pixel
+    trained, started = [], []
+
+    def fake_train(config, x_train, y_train, x_val, y_val, k, **kw):
+        net = object()
+        trained.append((config.arch, x_train.ravel().astype(int), x_val.ravel().astype(int), k, net))
+        return SimpleNamespace(model=net)
+
+    def fake_run(data, arrays, settings, arch, seed, init_model=None):
+        started.append((arch, init_model, set(data.groups("val")) | set(data.groups("test"))))
+        test = data.parts["test"]
+        prob = np.full((len(test), len(data.classes)), 1 / len(data.classes))
+        return SimpleNamespace(probabilities=lambda calibrated, part: prob, y_test=data.labels("test"),
+                               files_test=[data.items[i].path.name for i in test], groups_test=np.asarray(data.groups("test")),
+                               fit=SimpleNamespace(best_epoch=1, epochs_run=2))
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    monkeypatch.setattr(pipeline, "run_model", fake_run)
+    settings = pipeline.task_settings(pipeline.profile_settings("smoke"), "planes")
+    source = cv.SourceTask(planes, source_arrays, settings)
+    arrays = np.zeros((len(brain_planes.items), 4, 4, 1), np.float32)
+    cv.cross_validate(brain_planes, arrays, {}, ["plain_cnn"], folds=2, init_source=source)
+    assert len(trained) == len(started) == 2
+    for (arch, train_idx, val_idx, k, net), (run_arch, init, excluded) in zip(trained, started):
+        assert arch == run_arch == "plain_cnn" and init is net and k == len(planes.classes)
+        assert set(train_idx) <= set(planes.parts["train"]) and set(val_idx) <= set(planes.parts["val"])
+        assert not {planes.items[i].group for i in np.concatenate([train_idx, val_idx])} & excluded
+        assert set(train_idx) == {i for i in planes.parts["train"] if planes.items[i].group not in excluded}
+
+
+def test_fetal_us_cv_with_task_init_on_a_phantom(phantom_root, tmp_path, capsys, skull_finder_path):
+    pytest.importorskip("keras")
+    from fetal_lib.cli import main
+
+    root = phantom_root(us_tasks.DATASET_OF["brain_planes"])
+    code = main(["us", "cv", "--task", "brain_planes", "--profile", "smoke", "--data-dir", str(root.parent), "--data-source", "phantom",
+                 "--folds", "2", "--archs", "plain_cnn", "--set", "epochs=1", "--set", f"head_finder={skull_finder_path}",
+                 "--set", "task_init={brain_planes: planes}", "--results-dir", str(tmp_path / "us_cv" / "brain_planes")])
+    err = capsys.readouterr().err  # the phantom's 10 patients leave no planes validation patient in a fold: said, exit 2
+    assert code == 2 and "start from planes's, trained per fold" in err
+    assert "task_init: no planes val image is left without the fold's held-out and validation patients (10 planes patients" in err
+    code = main(["us", "cv", "--task", "brain_planes", "--profile", "smoke", "--data-dir", str(root.parent), "--data-source", "phantom",
+                 "--set", "task_init={brain_planes: plane}"])
+    assert code == 2 and "unknown task(s) plane" in capsys.readouterr().err

@@ -100,7 +100,7 @@ def test_run_models_adds_the_ensemble_only_where_the_knob_asks(members, arrays, 
 
 
     by_arch = {m.arch: m for m in members}
-    monkeypatch.setattr(pipeline, "run_model", lambda d, a, cfg, arch, seed: by_arch[arch])
+    monkeypatch.setattr(pipeline, "run_model", lambda d, a, cfg, arch, seed, init_model=None: by_arch[arch])
     data = {"brain_planes": SimpleNamespace(task="brain_planes"), "planes": SimpleNamespace(task="planes")}
     lines = []
     runs = pipeline.run_models(data, {"brain_planes": arrays, "planes": arrays},
@@ -139,7 +139,7 @@ def test_task_seeds_train_several_networks_of_one_architecture_and_average_them(
 
     seeds = []
 
-    def fake_train(config, x, y, xv, yv, k, progress=False):  # an untrained network, seeded by the run's seed
+    def fake_train(config, x, y, xv, yv, k, progress=False, init_model=None):  # an untrained network, seeded by the run's seed
         seeds.append(config.seed)
         keras.utils.set_random_seed(config.seed)
         model = create(config.arch, input_shape=(SIDE, SIDE, 1), num_classes=k, **config.options)

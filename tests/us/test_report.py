@@ -42,3 +42,14 @@ def test_the_validation_curves_mark_the_kept_epoch_on_each_models_curve() -> Non
     fig.canvas.draw()
     ticks = [t for t in anomaly.get_xticks() if anomaly.get_xlim()[0] <= t <= anomaly.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)  # epochs, not 1.25, 1.5, ...
+
+
+def test_the_inputs_sentence_says_which_task_starts_from_another():
+    from fetal_lib.us import report as us_report
+
+    text = us_report.inputs_sentence({"planes": {"head_crop": None, "input_rows": 128, "input_cols": 128},
+                                      "brain_planes": {"head_crop": {"margin": 1.15, "size": 128, "align": False},
+                                                       "input_rows": 128, "input_cols": 128, "split_from": "planes", "init_from": "planes"}})
+    first, second = text.split("; ")
+    assert "split as" not in first and "started from" not in first
+    assert "split as planes splits its patients" in second and "started from planes's trained network" in second

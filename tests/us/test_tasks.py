@@ -180,3 +180,37 @@ def test_duplicates_join_groups_or_drop_conflicting_labels(tmp_path, monkeypatch
     notes = []
     groups, drop = us_tasks._merge_duplicates(paths, ["x", "y", "z", "y"], ["s1", "s2", "s3", "s4"], ["s1", "s2", "s3", "s4"], notes)
     assert drop == {"s1", "s3"} and "x vs z" in notes[0]
+
+
+def _split_as_planes(root: Path):
+    planes, brain = load_task("planes", root, "auto", 0), load_task("brain_planes", root, "auto", 0)
+    return planes, brain, us_tasks.align_split(brain, planes)
+
+
+def _assert_split_as(aligned, planes) -> None:
+    assert_grouped_partition(aligned)
+    part_of = {planes.items[i].group: p for p, idx in planes.parts.items() for i in idx}
+    for p, idx in aligned.parts.items():
+        assert all(part_of[aligned.items[i].group] == p for i in idx)
+    assert any("task_split_from" in n for n in aligned.notes)
+
+
+def test_brain_planes_split_as_planes_on_real_data(real_root):
+    """Every brain sub-plane image goes to the part that holds its patient in the planes task."""
+    planes, brain, aligned = _split_as_planes(real_root("planes"))
+    _assert_split_as(aligned, planes)
+    assert aligned.items == brain.items and len(aligned.parts["test"]) > 0
+
+
+def test_split_as_another_task_on_the_phantom_and_refused_where_a_patient_is_missing(phantom_root):
+    import dataclasses
+
+    root = phantom_root(us_tasks.DATASET_OF["planes"]).parent
+    planes, brain = load_task("planes", root, "phantom", 0), load_task("brain_planes", root, "phantom", 0)
+    _assert_split_as(us_tasks.align_split(brain, planes), planes)
+    missing = brain.items[0].group
+    keep = np.array([i for i, it in enumerate(planes.items) if it.group != missing])
+    fewer = dataclasses.replace(planes, items=[planes.items[i] for i in keep],
+                                parts={p: np.searchsorted(keep, [i for i in idx if i in set(keep)]) for p, idx in planes.parts.items()})
+    with pytest.raises(FetalInputError, match=f"cannot be split as task planes.*{missing}"):
+        us_tasks.align_split(brain, fewer)
