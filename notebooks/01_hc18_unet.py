@@ -78,6 +78,8 @@ jit_compile = None  # XLA-compiled training step (float32 only)
 tta = None  # test-time flips averaged: "", "hflip" or "hflip,vflip" (vflip only for a model trained with vertical flips)
 max_images = None  # 0 means every training image
 threshold_grid = None  # probability thresholds tried on the validation split, comma-separated
+final_threshold_step = None  # the deployed model's threshold set again on validation, 0.3-0.8 in this step (0: off)
+final_threshold_criterion = None  # what that final threshold minimises: "abs" (mean |HC diff|) or "signed" (|mean signed diff|)
 calibrate = None  # the size calibration: "auto" (decided on validation for the deployed model: see its section), "always" or "never"
 # the second stage (the cascade): a second U-Net on the skull band around the first stage's ellipse
 second_stage = None  # train it; deployed only where validation prefers it to the first stage alone

@@ -258,6 +258,9 @@ def handle_train(args: argparse.Namespace) -> int:
         print(stage.choice_table.to_string(index=False), file=sys.stderr)
     deployed = stage.deployed if stage is not None and stage.deployed is not None else trained.model
     val_df = stage.val_results[stage.chosen] if stage is not None else trained.val_results
+    table, val_df = pipeline.apply_final_threshold(deployed, data.part("val"), settings, val_df)
+    if table is not None:
+        print(f"final threshold (validation, {settings['final_threshold_criterion']} criterion): {deployed.threshold:g}", file=sys.stderr)
     from fetal_lib.hc.report import calibration_choice_line  # deferred: imports pandas
 
     calibration, _ = pipeline.decide_calibration(deployed, data.part("val"), val_df, settings["calibrate"], args.seed)

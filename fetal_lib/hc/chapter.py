@@ -113,15 +113,21 @@ class Deployed:
     val_results: Any  # DataFrame: pipeline.evaluate() on validation (after the calibration, when deployed)
     name: str  # second_stage.FIRST_ONLY or the cascade's variant name
     calibration: Any = None  # fetal_lib.hc.calibration.CalibrationChoice
+    threshold_table: Any = None  # the final threshold rule's validation table (pipeline.choose_threshold), None when it is off
 
 
 def deployed(ch: ChapterStart, trained: pipeline.TrainedHC, stage: second.SecondStage | None) -> Deployed:
-    """The deployed model: the cascade validation chose, else the first stage alone; then the size calibration
-    decided for that model on validation (:func:`pipeline.decide_calibration`), printed in one line."""
+    """The deployed model: the cascade validation chose, else the first stage alone; its threshold set on validation by
+    the final rule where the profile turns it on (:func:`pipeline.apply_final_threshold`); then the size calibration
+    decided for that model on validation (:func:`pipeline.decide_calibration`), each printed in one line."""
     if stage is None:
         out = Deployed(trained.model, trained.val_results, second.FIRST_ONLY)
     else:
         out = Deployed(stage.deployed if stage.deployed is not None else trained.model, stage.val_results[stage.chosen], stage.chosen)
+    if pipeline.final_threshold_rule(ch.settings) is not None:
+        chosen_at = out.model.threshold
+        out.threshold_table, out.val_results = pipeline.apply_final_threshold(out.model, ch.data.part("val"), ch.settings, out.val_results)
+        print(report.final_threshold_line(out.threshold_table, chosen_at, out.model.threshold, ch.settings))
     out.calibration, out.val_results = pipeline.decide_calibration(out.model, ch.data.part("val"), out.val_results,
                                                                    ch.settings["calibrate"], ch.seed)
     print(report.calibration_choice_line(out.calibration))

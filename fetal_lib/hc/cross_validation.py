@@ -68,7 +68,7 @@ class CVResult:
 
 #: Thresholds at which every held-out image's raw HC is also recorded (``hc_raw_mm_at_0.55``, ...): the data on
 #: which a threshold choice can be judged out of fold, beside the one each fold's validation part chose.
-ANALYSIS_THRESHOLDS = tuple(round(0.3 + 0.025 * i, 3) for i in range(21))
+ANALYSIS_THRESHOLDS = pipeline.threshold_range(0.025)
 
 #: Validation-side threshold rules judged out of fold (:func:`threshold_rule_rows`): name -> (grid step,
 #: criterion) over 0.3-0.8. ``"abs"``: the lowest mean |HC difference| on the fold's validation part (the
@@ -115,17 +115,19 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
             if stage.deployed is not None:
                 first_df = pipeline.evaluate(trained.model, fold_data.part("test"))
                 model, val_results = stage.deployed, stage.val_results[stage.chosen]
+        val_records = fold_data.part("val")
+        fold_validation = pd.DataFrame({
+            "fold": k, "filename": [r.filename for r in val_records], "subject_id": [r.subject_id for r in val_records],
+            "hc_ref_mm": [r.hc_mm for r in val_records],
+            **{threshold_column(t): hc for t, hc in pipeline.hc_at_thresholds(model, val_records, ANALYSIS_THRESHOLDS).items()}})
+        validation.append(fold_validation)
+        _, val_results = pipeline.apply_final_threshold(model, val_records, settings, val_results)  # as the chapter deploys it
         held_out = fold_data.part("test")
         probs, firsts = pipeline.probabilities_and_first_fits(model, held_out)
         df = pipeline.evaluate(model, held_out, probs, first_fits=firsts)
         df.insert(0, "fold", k)
         for t, hc in pipeline.hc_at_thresholds(model, held_out, ANALYSIS_THRESHOLDS, probs).items():
             df[threshold_column(t)] = hc  # the raw fit at other thresholds: the threshold choice judged out of fold
-        val_records = fold_data.part("val")
-        validation.append(pd.DataFrame({
-            "fold": k, "filename": [r.filename for r in val_records], "subject_id": [r.subject_id for r in val_records],
-            "hc_ref_mm": [r.hc_mm for r in val_records],
-            **{threshold_column(t): hc for t, hc in pipeline.hc_at_thresholds(model, val_records, ANALYSIS_THRESHOLDS).items()}}))
         df["hc_calibrated_mm"] = _calibrated(val_results, df["hc_raw_mm"])
         df["deployed"] = deployed
         df["hc_first_stage_abs_diff_mm"] = (first_df if first_df is not None else df)["hc_abs_diff_mm"].to_numpy()
@@ -200,8 +202,8 @@ def threshold_rows(per_image) -> list[dict[str, Any]]:
 
 
 def rule_grid(step: float) -> tuple[float, ...]:
-    """The analysis thresholds on a grid of ``step`` from 0.3 (0.1: 0.3, 0.4, ..., 0.8)."""
-    return tuple(t for t in ANALYSIS_THRESHOLDS if abs((t - 0.3) / step - round((t - 0.3) / step)) < 1e-6)
+    """The thresholds on a grid of ``step`` over 0.3-0.8 (0.1: 0.3, 0.4, ..., 0.8; :func:`fetal_lib.hc.pipeline.threshold_range`)."""
+    return pipeline.threshold_range(step)
 
 
 def choose_on_validation(validation, grid: Sequence[float], criterion: str) -> float:
@@ -210,11 +212,7 @@ def choose_on_validation(validation, grid: Sequence[float], criterion: str) -> f
     (``"signed"``, over the images where a head was found; a threshold that finds none is never chosen by
     it); the first of equals, as the build breaks ties."""
     ref = validation["hc_ref_mm"].to_numpy(float)
-    scores = []
-    for t in grid:
-        absolute, signed = pipeline.threshold_errors(validation[threshold_column(t)], ref)
-        found = np.isfinite(signed)
-        scores.append(float(np.mean(absolute)) if criterion == "abs" else abs(float(np.mean(signed[found]))) if found.any() else math.inf)
+    scores = [pipeline.threshold_score(validation[threshold_column(t)], ref, criterion) for t in grid]
     return float(grid[int(np.argmin(scores))])
 
 
@@ -222,16 +220,26 @@ def threshold_rule_rows(result: CVResult, held_out) -> list[dict[str, Any]]:
     """Each threshold rule applied to every fold's validation part, then scored on that fold's held-out
     images in ``held_out`` (e.g. those outside the chapter's test split): the thresholds chosen per fold,
     the pooled mean |HC difference| (misses counted as their reference HC), the mean and median signed
-    difference (mm). Rules: the profile's ``threshold_grid`` with the build's criterion (as deployed), the
+    difference (mm). Rules: the profile's ``threshold_grid`` with the build's criterion, the
     :data:`THRESHOLD_RULES`, and each fixed analysis threshold chosen, fold by fold, on the *other*
-    folds' held-out images (``"one fixed threshold, chosen on the other folds"``)."""
+    folds' held-out images (``"one fixed threshold, chosen on the other folds"``). The rule the folds deployed is
+    marked ``(as deployed)``: the profile grid, or the ``final_threshold_*`` rule where it is on
+    (:func:`fetal_lib.hc.pipeline.final_threshold_rule`), added where no listed rule is it."""
     grid = tuple(float(t) for t in pipeline.parse_grid(str(result.settings.get("threshold_grid", "0.5"))))
+    final = pipeline.final_threshold_rule(result.settings)
+    deployed = " (as deployed)"
     rules: dict[str, Callable[[int], float]] = {}
+
+    def by_rule(g: Sequence[float], c: str) -> Callable[[int], float]:
+        return lambda k: choose_on_validation(result.validation[result.validation["fold"] == k], g, c)
+
     if all(threshold_column(t) in result.validation for t in grid):
-        rules["profile grid, lowest mean |diff| (as deployed)"] = lambda k: choose_on_validation(
-            result.validation[result.validation["fold"] == k], grid, "abs")
-    for name, (step, criterion) in THRESHOLD_RULES.items():
-        rules[name] = lambda k, g=rule_grid(step), c=criterion: choose_on_validation(result.validation[result.validation["fold"] == k], g, c)
+        rules["profile grid, lowest mean |diff|" + ("" if final else deployed)] = by_rule(grid, "abs")
+    listed = {(rule_grid(step), criterion): name for name, (step, criterion) in THRESHOLD_RULES.items()}
+    if final is not None and final not in listed:
+        listed[final] = f"final_threshold: grid {final[0][1] - final[0][0]:g}, {final[1]}"
+    for (g, c), name in listed.items():
+        rules[name + (deployed if (g, c) == final else "")] = by_rule(g, c)
 
     def fixed_from_other_folds(k: int) -> float:
         others = held_out[held_out["fold"] != k]

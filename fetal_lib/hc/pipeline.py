@@ -227,27 +227,80 @@ def threshold_errors(hc, ref) -> tuple[np.ndarray, np.ndarray]:
     return np.where(found, np.abs(hc - ref), ref), np.where(found, hc - ref, np.nan)
 
 
-def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float], probs: Sequence[np.ndarray] | None = None):
-    """The threshold (from ``grid``) with the lowest mean |HC difference| on ``records`` (validation).
+#: How a threshold is chosen on validation images: ``"abs"``, the lowest mean |HC difference| (a miss counted as its
+#: reference HC); ``"signed"``, the smallest |mean signed difference| over the images where a head was found (a
+#: threshold that finds none is never chosen): a rule that targets the model's own bias.
+THRESHOLD_CRITERIA = ("abs", "signed")
+
+
+def threshold_score(hc, ref, criterion: str = "abs") -> float:
+    """What ``criterion`` (:data:`THRESHOLD_CRITERIA`) minimises over the thresholds, for the raw HCs ``hc`` (mm, NaN
+    where no head was found) against ``ref`` (mm)."""
+    if criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(f"threshold criterion must be one of {', '.join(THRESHOLD_CRITERIA)}, got {criterion!r}")
+    absolute, signed = threshold_errors(hc, ref)
+    if criterion == "abs":
+        return float(np.mean(absolute))
+    found = np.isfinite(signed)
+    return abs(float(np.mean(signed[found]))) if found.any() else math.inf
+
+
+def threshold_range(step: float, low: float = 0.3, high: float = 0.8) -> tuple[float, ...]:
+    """The thresholds ``low``, ``low + step``, ... ``high`` (rounded to 3 decimals)."""
+    n = int(round((high - low) / step))
+    return tuple(round(low + step * i, 3) for i in range(n + 1))
+
+
+def choose_threshold(model, records: Sequence[HC18Record], grid: Sequence[float], probs: Sequence[np.ndarray] | None = None,
+                     criterion: str = "abs"):
+    """The threshold (from ``grid``) that ``criterion`` prefers on ``records`` (validation; :func:`threshold_score`):
+    by default the lowest mean |HC difference|; the first of equals.
 
     The HC is that of the raw fit (before any size calibration, which is fitted afterwards at
     the chosen threshold). A record with no head found counts as an error of its reference HC
     (the worst case), so a threshold cannot win by failing on hard images.
 
     Returns:
-        (best threshold, DataFrame of threshold, mean/median |HC diff| mm, failures).
+        (best threshold, DataFrame of threshold, mean/median |HC diff| mm, mean signed diff mm, failures).
     """
     import pandas as pd
 
     ref = np.asarray([rec.hc_mm for rec in records], dtype=float)
-    table = []
+    table, scores = [], []
     for t, hc in hc_at_thresholds(model, records, grid, probs).items():
         errors, signed = threshold_errors(hc, ref)
+        scores.append(threshold_score(hc, ref, criterion))
         table.append({"threshold": t, "mean_abs_diff_mm": float(np.mean(errors)), "median_abs_diff_mm": float(np.median(errors)),
+                      "mean_diff_mm": float(np.nanmean(signed)) if np.isfinite(signed).any() else math.nan,
                       "no_head_found": int(np.isnan(signed).sum())})
     df = pd.DataFrame(table)
-    best = float(df.loc[df["mean_abs_diff_mm"].idxmin(), "threshold"])
+    best = float(df["threshold"].iloc[int(np.argmin(scores))])
     return best, df
+
+
+def final_threshold_rule(settings: dict) -> tuple[tuple[float, ...], str] | None:
+    """The ``final_threshold_step`` / ``final_threshold_criterion`` knobs as (grid over 0.3-0.8, criterion), or None
+    (step 0: the deployed model keeps the threshold it was chosen at from ``threshold_grid``)."""
+    step = float(settings.get("final_threshold_step") or 0.0)
+    if step <= 0:
+        return None
+    criterion = str(settings.get("final_threshold_criterion") or "abs")
+    threshold_score([], [], criterion)  # ValueError for an unknown criterion
+    return threshold_range(step), criterion
+
+
+def apply_final_threshold(model, records: Sequence[HC18Record], settings: dict, val_df=None):
+    """Set the deployed ``model``'s threshold on ``records`` (validation) by the final rule of ``settings``
+    (:func:`final_threshold_rule`), after the first stage or the cascade was chosen at its ``threshold_grid`` threshold.
+
+    Returns (the :func:`choose_threshold` table or None, :func:`evaluate` of ``records`` at the model's threshold):
+    with the rule off, no table and ``val_df`` (the model's validation results) as they were."""
+    rule = final_threshold_rule(settings)
+    if rule is None:
+        return None, val_df
+    probs, firsts = probabilities_and_first_fits(model, records)
+    model.threshold, table = choose_threshold(model, records, rule[0], probs, rule[1])
+    return table, evaluate(model, records, probs, first_fits=firsts)
 
 
 def signed_by_range(df) -> dict[str, Any]:
@@ -476,7 +529,10 @@ def model_card(trained: TrainedHC, data: HCData, profile: str, settings: dict, t
             "precision_reason": precision_choice(settings).reason,
         },
         "inference": trained.model.settings(),
-        "threshold_choice": "lowest mean |HC difference| on the validation split over " + ",".join(f"{t:g}" for t in trained.threshold_table["threshold"]),
+        "threshold_choice": "lowest mean |HC difference| on the validation split over " + ",".join(f"{t:g}" for t in trained.threshold_table["threshold"])
+                            + ("" if final_threshold_rule(settings) is None else
+                               f"; then the deployed model's threshold set again there: {settings['final_threshold_criterion']} criterion "
+                               f"over 0.3-0.8 in steps of {float(settings['final_threshold_step']):g}"),
         "calibration": {
             "deployed": bool(calibration.deploy) if calibration is not None else trained.model.calibration is not None,
             "what": "relative HC error as a Huber line in the predicted HC, fitted on the validation split at the chosen threshold "

@@ -146,6 +146,15 @@ def calibration_evidence(decision: Mapping[str, Any]) -> str:
             f"calibrated; difference {decision['difference_mm']:+.2f} mm (95% CI {lo:+.2f} to {hi:+.2f})")
 
 
+def final_threshold_line(table, chosen_at: float, final: float, settings: Mapping[str, Any]) -> str:
+    """One line for a log: the deployed model's threshold as the final rule set it on validation (``table``:
+    :func:`fetal_lib.hc.pipeline.choose_threshold`'s), against the one ``threshold_grid`` had chosen."""
+    row = table[table["threshold"] == final].iloc[0]
+    return (f"final threshold (validation, grid {settings['final_threshold_step']:g}, {settings['final_threshold_criterion']} criterion): "
+            f"{final:g} (chosen at {chosen_at:g} from threshold_grid); validation mean |HC diff| {row['mean_abs_diff_mm']:.2f} mm, "
+            f"mean signed {row['mean_diff_mm']:+.2f} mm")
+
+
 def calibration_choice_line(choice) -> str:
     """One line for a log: the size calibration of the deployed model, the mode that decided and
     :func:`calibration_evidence` (the page's sentence is :func:`decision_sentence`, ``source="build"``)."""

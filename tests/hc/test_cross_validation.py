@@ -66,7 +66,7 @@ def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom
     assert ANALYSIS_THRESHOLDS[0] == 0.3 and ANALYSIS_THRESHOLDS[-1] == 0.8 and len(ANALYSIS_THRESHOLDS) == 21
     assert all(threshold_column(t) in rows[0] for t in ANALYSIS_THRESHOLDS)
     for fold in report["folds"]:
-        t = round(float(fold["threshold"]), 2)
+        t = round(float(fold["threshold"]), 3)
         same = [r for r in rows if int(r["fold"]) == int(fold["fold"]) and r["hc_raw_mm"]]
         if t in ANALYSIS_THRESHOLDS and same:
             assert all(float(r[threshold_column(t)]) == pytest.approx(float(r["hc_raw_mm"])) for r in same)
@@ -78,10 +78,12 @@ def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom
     assert row["n_images"] + row["no_head_found"] == len(outside) and row["n_images"] == len(diffs)
     assert row["hc_diff_mean_mm"] == pytest.approx(sum(diffs) / len(diffs))
     assert row["hc_abs_diff_mean_mm"] == pytest.approx(sum(abs(d) for d in diffs) / len(diffs))
-    # threshold rules judged out of fold: the profile's grid applied to each fold's validation part chooses
-    # what the fold itself chose, and each rule's pooled error is recomputed by hand
+    # threshold rules judged out of fold: the deployed rule (the smoke profile's final threshold rule, 0.025 grid,
+    # signed) applied to each fold's validation record chooses what the fold itself deployed, and each rule's pooled
+    # error is recomputed by hand
     rules = {r["rule"]: r for r in report["summary"]["threshold_rules_outside_chapter_test"]}
-    deployed = rules["profile grid, lowest mean |diff| (as deployed)"]
+    (deployed,) = [r for name, r in rules.items() if name.endswith("(as deployed)")]
+    assert deployed["rule"] == "grid 0.025, smallest |mean signed diff| (as deployed)"
     assert {int(k): v for k, v in deployed["thresholds"].items()} == {int(f["fold"]): float(f["threshold"]) for f in report["folds"]}
     for name, rule in rules.items():
         errors = []
@@ -89,7 +91,7 @@ def test_cv_command_on_phantom_scores_every_image_once(capsys, tmp_path, phantom
             hc = r[threshold_column(rule["thresholds"][r["fold"]])]  # JSON keys: the fold as text
             errors.append(abs(float(hc) - float(r["hc_ref_mm"])) if hc not in ("", "nan") else float(r["hc_ref_mm"]))
         assert rule["n_images"] == len(outside) and rule["hc_abs_diff_mean_mm"] == pytest.approx(sum(errors) / len(errors)), name
-    assert set(rules) >= {"grid 0.025, smallest |mean signed diff|", "one fixed threshold, chosen on the other folds"}
+    assert set(rules) >= {"profile grid, lowest mean |diff|", "grid 0.05, lowest mean |diff|", "one fixed threshold, chosen on the other folds"}
 
 
 def test_cv_command_rejects_one_fold(capsys):
@@ -144,3 +146,31 @@ def test_a_validation_rule_picks_the_threshold_its_criterion_prefers():
     assert choose_on_validation(val, (0.5, 0.4), "abs") == 0.5  # grid order kept; a strict minimum wins
     val[threshold_column(0.7)] = np.nan  # no head found at all: never the signed rule's choice
     assert choose_on_validation(val, (0.7, 0.4, 0.5), "signed") == 0.4
+
+
+def test_the_rule_a_cv_deployed_is_marked_and_added_where_no_listed_rule_is_it():
+    import pandas as pd
+
+    from fetal_lib.hc.cross_validation import ANALYSIS_THRESHOLDS, CVResult, threshold_column, threshold_rule_rows
+
+    rng = np.random.default_rng(0)
+
+    def table(n: int, fold: int):
+        ref = rng.uniform(100, 300, n)
+        return pd.DataFrame({"fold": fold, "hc_ref_mm": ref, **{threshold_column(t): ref * (1.5 - t) for t in ANALYSIS_THRESHOLDS}})
+
+    held_out = pd.concat([table(6, k) for k in range(2)], ignore_index=True)
+    validation = pd.concat([table(5, k) for k in range(2)], ignore_index=True)
+
+    def names(settings):
+        return [r["rule"] for r in threshold_rule_rows(CVResult(None, None, settings, validation), held_out)]
+
+    grid = {"threshold_grid": "0.3,0.4,0.5,0.6,0.7,0.8"}
+    assert [n for n in names({**grid, "final_threshold_step": 0}) if n.endswith("(as deployed)")] == ["profile grid, lowest mean |diff| (as deployed)"]
+    got = names({**grid, "final_threshold_step": 0.05, "final_threshold_criterion": "signed"})
+    assert [n for n in got if n.endswith("(as deployed)")] == ["grid 0.05, smallest |mean signed diff| (as deployed)"]
+    got = names({**grid, "final_threshold_step": 0.1, "final_threshold_criterion": "signed"})
+    assert [n for n in got if n.endswith("(as deployed)")] == ["final_threshold: grid 0.1, signed (as deployed)"]
+    rows = {r["rule"]: r for r in threshold_rule_rows(CVResult(None, None, {**grid, "final_threshold_step": 0.1,
+                                                                               "final_threshold_criterion": "signed"}, validation), held_out)}
+    assert rows["final_threshold: grid 0.1, signed (as deployed)"]["thresholds"] == {0: 0.5, 1: 0.5}  # HC = ref at 0.5: no bias

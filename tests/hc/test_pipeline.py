@@ -201,3 +201,29 @@ def test_the_hc_at_each_threshold_is_the_raw_fit_there_and_the_threshold_choice_
         assert row.no_head_found == 1
         assert row.mean_abs_diff_mm == pytest.approx(np.mean(np.r_[np.abs(got[t][:2] - ref[:2]), ref[2]]))
     assert best == table.loc[table["mean_abs_diff_mm"].idxmin(), "threshold"]
+    # the bias-targeting criterion: the smallest |mean signed difference| over the heads found
+    signed = {t: float(np.mean(got[t][:2] - ref[:2])) for t in (0.3, 0.7)}
+    best_signed, table = pipeline.choose_threshold(stub, records, [0.3, 0.7], probs, "signed")
+    assert best_signed == min(signed, key=lambda t: abs(signed[t]))
+    assert table["mean_diff_mm"].tolist() == pytest.approx([signed[0.3], signed[0.7]])
+    # the final rule: the deployed model's threshold set again on validation, its results evaluated there
+    stub.threshold, stub.calls = 0.5, 0  # the model's own threshold where none is given, as the real models
+    stub.fit = lambda prob, threshold=None: postprocess.fit_head(prob, stub.threshold if threshold is None else threshold)
+    rule = {"final_threshold_step": 0.2, "final_threshold_criterion": "signed"}
+    assert pipeline.final_threshold_rule(rule) == ((0.3, 0.5, 0.7), "signed")
+    table, val = pipeline.apply_final_threshold(stub, records[:2], rule)  # (the empty map: the first-stage fit of a miss raises)
+    signed[0.5] = float(np.mean(pipeline.hc_at_thresholds(stub, records[:2], [0.5], probs[:2])[0.5] - ref[:2]))
+    assert stub.threshold == min((0.3, 0.5, 0.7), key=lambda t: abs(signed[t])) and len(table) == 3
+    assert val["hc_raw_mm"].iloc[0] == pytest.approx(pipeline.hc_at_thresholds(stub, records[:1], [stub.threshold], probs[:1])[stub.threshold][0])
+    assert pipeline.apply_final_threshold(stub, records, {"final_threshold_step": 0}, "as they were") == (None, "as they were")
+
+
+def test_threshold_ranges_and_criteria():
+    assert pipeline.threshold_range(0.1) == (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    assert len(pipeline.threshold_range(0.025)) == 21 and pipeline.threshold_range(0.025)[1] == 0.325
+    ref = np.array([100.0, 200.0, 300.0])
+    assert pipeline.threshold_score([101.0, 197.0, np.nan], ref, "abs") == pytest.approx((1 + 3 + 300) / 3)
+    assert pipeline.threshold_score([101.0, 197.0, np.nan], ref, "signed") == pytest.approx(1.0)
+    assert pipeline.threshold_score([np.nan] * 3, ref, "signed") == np.inf  # never chosen
+    with pytest.raises(ValueError, match="criterion"):
+        pipeline.final_threshold_rule({"final_threshold_step": 0.05, "final_threshold_criterion": "median"})
