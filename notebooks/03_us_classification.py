@@ -42,9 +42,11 @@
 # `checkpoint`: on a few dozen validation images the single best epoch is often a lucky one);
 # every prediction averages the logits of the image and of its left-right mirror (the profile's `tta`, as in chapters 1 and 2); a temperature fitted on
 # validation {cite}`guo2017calibration` so the confidence means what it says; the test split
-# scored once. Xception starts from random
-# weights here (no download is possible; a user with the ImageNet weights file passes it as the
-# profile's `xception_weights`), at the size the profile gives it (the `cpu` profile's is thinner
+# scored once. The networks start from random
+# weights here (no download is possible; a user with Xception's ImageNet weights file passes it as the
+# profile's `xception_weights`), except where the profile's `task_init` starts a task's networks from another
+# task's (the `cpu` profile: brain sub-planes from the planes networks, their patients split as the planes
+# task's by `task_split_from`, so no test patient was seen by either), Xception at the size the profile gives it (the `cpu` profile's is thinner
 # than Keras's, which `full` keeps), and the chapter says which was used. Then the efficiency claim is
 # measured, Grad-CAM {cite}`selvaraju2017gradcam` shows where each model looks, and the leak is
 # measured: the same model trained on an image-level split of the anomaly set against the grouped

@@ -85,6 +85,13 @@ SPEC = ChapterSpec(
                  "+0.024, subject bootstrap -0.009 to +0.058); at 20 the kept epoch was 16-20 in every fold (issue 50); "
                  "at 40 (95df7ed) 0.783 (0.735-0.830), paired -0.007 (-0.048 to +0.034) against 30",
                  "fetal us cv --task brain_planes --archs xception --set 'task_epochs={brain_planes: 30}'"),
+        Decision("task_split_from and task_init: brain_planes split as planes, its networks started from the planes networks",
+                 "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, 46186cb; each fold's planes network trained without the fold's held-out and validation patients; chapter 1 of 46186cb finds the head)",
+                 "balanced accuracy 0.781 (0.731-0.828) started from the planes network against 0.758 (0.703-0.810) from "
+                 "scratch (paired difference +0.023, patient bootstrap -0.013 to +0.062; rule fixed before the run: kept iff "
+                 "higher) (issue 50)",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_init={brain_planes: planes}'"),
         Decision("ensemble: off (the mean of the three architectures is not a candidate)", "profile",
                  "`fetal us cv`: brain sub-planes, 5-fold grouped CV of the training side (306 images, out of fold, b6a934e)",
                  "balanced accuracy: xception 0.767 (0.716-0.815), the mean of the three 0.739 (0.690-0.788), plain CNN 0.574, "
