@@ -72,6 +72,8 @@ NOT_SLOW = {
     "tests/book/test_pipeline.py::test_missing_parameters_cell_or_unknown_profile_key_fail_before_running":
         "the parameter check fails before any notebook is executed",
     "tests/hc/test_train.py::test_train_rejects_bad_sample_weights": "train() refuses the weights before building a model",
+    "tests/us/test_cross_validation.py::test_fetal_us_cv_with_task_init_on_a_phantom":
+        "`fetal us cv` refuses task_init before training (no planes validation patient left on the phantom; an unknown task)",
     "tests/us/test_train.py::test_train_refuses_arrays_that_do_not_fit_before_building": "train() refuses the arrays before building a model",
     "tests/us/test_ensemble.py::test_task_seeds_train_several_networks_of_one_architecture_and_average_them":
         "run_model() runs with train() replaced by a stand-in that builds untrained networks (seconds)",

@@ -91,7 +91,8 @@ def source_network(source: SourceTask, excluded_groups: set, arch: str, seed: in
     empty = [p for p, idx in parts.items() if not len(idx)]
     if empty:
         raise ValueError(f"task_init: no {d.task} {' or '.join(empty)} image is left without the fold's held-out and validation "
-                         f"patients ({len(set(d.groups()))} {d.task} patients in all): too few to start each fold from {d.task}")
+                         f"patients ({len(set(d.groups()))} {d.task} patients in all): too few to start each fold from {d.task} "
+                         "(--set 'task_init={}' runs the CV from scratch)")
     labels = d.labels()
     return train(train_config(source.settings, arch, seed), source.arrays[parts["train"]], labels[parts["train"]],
                  source.arrays[parts["val"]], labels[parts["val"]], len(d.classes))

@@ -188,6 +188,9 @@ def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tm
     root = phantom_root(us_tasks.DATASET_OF["brain_planes"])
     code = main(["us", "cv", "--task", "brain_planes", "--profile", "smoke", "--data-dir", str(root.parent), "--data-source", "phantom",
                  "--folds", "2", "--archs", "plain_cnn,separable_cnn", "--set", "epochs=1", "--set", f"head_finder={skull_finder_path}",
+                 # from scratch, on the task's own split: the phantom's 10 planes patients are too few for the smoke
+                 # profile's task_init in a CV (the next test)
+                 "--set", "task_init={}", "--set", "task_split_from={}",
                  "--results-dir", str(tmp_path / "us_cv" / "brain_planes")])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -263,6 +266,7 @@ def test_fetal_us_cv_with_task_init_on_a_phantom(phantom_root, tmp_path, capsys,
     err = capsys.readouterr().err  # the phantom's 10 patients leave no planes validation patient in a fold: said, exit 2
     assert code == 2 and "start from planes's, trained per fold" in err
     assert "task_init: no planes val image is left without the fold's held-out and validation patients (10 planes patients" in err
+    assert "--set 'task_init={}' runs the CV from scratch" in err
     code = main(["us", "cv", "--task", "brain_planes", "--profile", "smoke", "--data-dir", str(root.parent), "--data-source", "phantom",
                  "--set", "task_init={brain_planes: plane}"])
     assert code == 2 and "unknown task(s) plane" in capsys.readouterr().err
