@@ -116,12 +116,12 @@ def cross_validate(data, settings: dict, folds: int = 5, seed: int = 0, progress
                 first_df = pipeline.evaluate(trained.model, fold_data.part("test"))
                 model, val_results = stage.deployed, stage.val_results[stage.chosen]
         val_records = fold_data.part("val")
-        fold_validation = pd.DataFrame({
+        val_probs, val_firsts = pipeline.probabilities_and_first_fits(model, val_records)  # the fold's validation maps, made once
+        validation.append(pd.DataFrame({
             "fold": k, "filename": [r.filename for r in val_records], "subject_id": [r.subject_id for r in val_records],
             "hc_ref_mm": [r.hc_mm for r in val_records],
-            **{threshold_column(t): hc for t, hc in pipeline.hc_at_thresholds(model, val_records, ANALYSIS_THRESHOLDS).items()}})
-        validation.append(fold_validation)
-        _, val_results = pipeline.apply_final_threshold(model, val_records, settings, val_results)  # as the chapter deploys it
+            **{threshold_column(t): hc for t, hc in pipeline.hc_at_thresholds(model, val_records, ANALYSIS_THRESHOLDS, val_probs).items()}}))
+        _, val_results = pipeline.apply_final_threshold(model, val_records, settings, val_results, val_probs, val_firsts)  # as deployed
         held_out = fold_data.part("test")
         probs, firsts = pipeline.probabilities_and_first_fits(model, held_out)
         df = pipeline.evaluate(model, held_out, probs, first_fits=firsts)

@@ -285,20 +285,23 @@ def final_threshold_rule(settings: dict) -> tuple[tuple[float, ...], str] | None
     if step <= 0:
         return None
     criterion = str(settings.get("final_threshold_criterion") or "abs")
-    threshold_score([], [], criterion)  # ValueError for an unknown criterion
+    if criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(f"final_threshold_criterion must be one of {', '.join(THRESHOLD_CRITERIA)}, got {criterion!r}")
     return threshold_range(step), criterion
 
 
-def apply_final_threshold(model, records: Sequence[HC18Record], settings: dict, val_df=None):
+def apply_final_threshold(model, records: Sequence[HC18Record], settings: dict, val_df=None,
+                          probs: Sequence[np.ndarray] | None = None, first_fits: Sequence | None = None):
     """Set the deployed ``model``'s threshold on ``records`` (validation) by the final rule of ``settings``
     (:func:`final_threshold_rule`), after the first stage or the cascade was chosen at its ``threshold_grid`` threshold.
+    ``probs``/``first_fits``: the model's maps of ``records`` (:func:`probabilities_and_first_fits`), if already made.
 
     Returns (the :func:`choose_threshold` table or None, :func:`evaluate` of ``records`` at the model's threshold):
     with the rule off, no table and ``val_df`` (the model's validation results) as they were."""
     rule = final_threshold_rule(settings)
     if rule is None:
         return None, val_df
-    probs, firsts = probabilities_and_first_fits(model, records)
+    probs, firsts = (probs, first_fits) if probs is not None else probabilities_and_first_fits(model, records)
     model.threshold, table = choose_threshold(model, records, rule[0], probs, rule[1])
     return table, evaluate(model, records, probs, first_fits=firsts)
 

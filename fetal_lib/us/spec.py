@@ -87,7 +87,9 @@ SPEC = ChapterSpec(
                  "fetal us cv --task brain_planes --archs xception --set 'task_epochs={brain_planes: 30}'"),
         Decision("task_split_from and task_init: brain_planes split as planes, its networks started from the planes networks",
                  "profile",
-                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, 46186cb; each fold's planes network trained without the fold's held-out and validation patients; chapter 1 of 46186cb finds the head)",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, 46186cb; "
+                 "each fold's planes network trained without the fold's held-out and validation patients; chapter 1 of 46186cb "
+                 "finds the head)",
                  "balanced accuracy 0.781 (0.731-0.828) started from the planes network against 0.758 (0.703-0.810) from "
                  "scratch (paired difference +0.023, patient bootstrap -0.013 to +0.062; rule fixed before the run: kept iff "
                  "higher) (issue 50)",

@@ -7,6 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+pytestmark = pytest.mark.keras_backends  # also run on KERAS_BACKEND=torch by `make test` (a GPU machine's backend)
+
 from fetal_lib.networks.keras import create  # noqa: E402
 from fetal_lib.us.transfer import transfer_weights  # noqa: E402
 
