@@ -143,8 +143,8 @@ run.table(trained.threshold_table, "threshold_validation")
 # %% [markdown]
 # ## A second look at the head: the cascade
 #
-# The first stage reads the whole image at 128x192 pixels (chapter 1's cpu profile): one input
-# pixel spans 4 to 6 original pixels, up to about 1 mm, and the ellipse is fitted on its
+# The first stage reads the whole image at 96x144 pixels (chapter 1's cpu profile): one input
+# pixel spans about 5.6 original pixels, and the ellipse is fitted on its
 # upsampled map. The standard remedy is a cascade: the first stage finds the head, a second
 # network looks again at higher resolution where the outline is. Here the second look is the
 # **skull band**: the image resampled in the first ellipse's own polar coordinates, within

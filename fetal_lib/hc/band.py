@@ -5,8 +5,8 @@ the band ``1 - w <= rho <= 1 + w`` around the first stage's ellipse, where ``rho
 ellipse's normalised radius (``rho = 1`` on the ellipse), at ``rows`` radial by ``cols`` angular
 samples. The head's outline then runs across the band near its middle row whatever the head's
 size, and the band's pixels are spent on the outline only: with ``w = 0.2`` and 64 rows one radial
-sample spans ``0.4 a / 64``, about 1.3 original pixels for a typical head, against 4-6 original
-pixels per input pixel of the first stage's 128x192 letterbox. A box crop at that resolution
+sample spans ``0.4 a / 64``, about 1.3 original pixels for a typical head, against 5.6 original
+pixels per input pixel of the first stage's 96x144 letterbox (the cpu profile). A box crop at that resolution
 would need several times the first stage's input pixels; the band needs fewer.
 
 Coordinates: a band pixel (row ``i``, column ``j``) sits at ``rho_i = 1 - w + (i + 0.5) 2w / rows``

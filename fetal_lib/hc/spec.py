@@ -80,9 +80,14 @@ SPEC = ChapterSpec(
         Decision("cascade deployed or not; second_combine: auto", "build", VALIDATION,
                  "the first stage alone against the refined map alone and the refined map averaged with the first stage's, "
                  "each at its own threshold: lowest mean HC error among those clearing the sanity floor", BUILD),
-        Decision("input_rows, input_cols, depth", "profile", "the validation split, earlier runs (mixed_bfloat16, 600 s each)",
+        Decision("input_rows, input_cols 96x144 (issue 48: 1.8x fewer pixels for the main U-Net)", "profile",
+                 "the validation split, the chapter at 3e37f5d with the cascade, rule fixed before the run (kept iff the deployed "
+                 "model's mean HC error <= 1.863 mm, the 128x192 build's 1.843 + 0.02)",
+                 "96x144: cascade (mean) 1.831 mm (first stage alone 1.961); 128x192: 1.843 (1.936); the chapter 726 s against 886",
+                 "fetal book --profile cpu --only hc18 --set input_rows=128 --set input_cols=192"),
+        Decision("depth", "profile", "the validation split, earlier runs (mixed_bfloat16, 600 s each, no cascade)",
                  "128x192 (25 epochs) 1.89 mm, 160x240 (16 epochs) 2.00 mm; depth 5 (18 epochs) 2.03 mm: mean HC error",
-                 "fetal hc train --validation-only --set input_rows=160 --set input_cols=240"),
+                 "fetal hc train --validation-only --set depth=5"),
         Decision("epochs", "profile",
                  "`fetal hc cv`: 5 subject-level folds, the 644 out-of-fold images outside the chapter's test split",
                  "mean HC error 2.55 mm at 16 epochs vs 2.09 mm at about 25 (an earlier run cut by a 600 s clock)",
