@@ -296,18 +296,41 @@ def predict_chapter(est: dict[str, Any], reference: dict[str, Any] | None, local
     return out
 
 
+def measure_chapter(chapter_id: str, profile: str, data_dir: str | None) -> dict[str, Any]:
+    """One chapter's estimate (``ESTIMATES[chapter_id]``), with the id of the process that measured it."""
+    import os
+
+    return {**ESTIMATES[chapter_id](profile, data_dir), "measured_in_pid": os.getpid()}
+
+
+def measure_in_fresh_process(chapter_id: str, profile: str, data_dir: str | None) -> dict[str, Any]:
+    """:func:`measure_chapter` in a new Python process (spawned: nothing of this one's frameworks or threads).
+
+    Measured one after another in one process, the frameworks disturb each other: on the 2-core AMD EPYC
+    with AVX-512 BF16 chapter 2's PyTorch networks trained at half their speed (Attention U-Net 30 against
+    60 images/s, DUCK-Net 8.4 against 15.5) right after chapter 1's TensorFlow U-Net had been timed, and
+    the chapter itself trained them at about 66 and 20."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure_chapter, chapter_id, profile, data_dir).result()
+
+
 def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | None = None, progress: Callable[[str], None] | None = None,
-                      reference_path: Path | None = None) -> dict[str, Any]:
+                      reference_path: Path | None = None, isolate: bool = False) -> dict[str, Any]:
     """Per chapter: measured rates, predicted training seconds, and the prediction of the whole chapter
     (:func:`predict_chapter`: the reference's correction of the training time, and other work from the
-    last run here or the reference's scaled to this machine); None where neither exists."""
+    last run here or the reference's scaled to this machine); None where neither exists. With ``isolate``
+    each chapter is measured in a fresh process (:func:`measure_in_fresh_process`; ``fetal doctor`` does
+    so whenever it measures more than one chapter)."""
     references = read_reference(reference_path).get(profile, {})
     out = {}
     for chapter_id in chapters or list(ESTIMATES):
         if progress:
             progress(f"measuring {chapter_id} ...")
         try:
-            est = ESTIMATES[chapter_id](profile, data_dir)
+            est = measure_in_fresh_process(chapter_id, profile, data_dir) if isolate else measure_chapter(chapter_id, profile, data_dir)
         except Exception as exc:  # noqa: BLE001 - one chapter that cannot be measured here must not hide the others
             out[chapter_id] = {"error": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"}
             continue

@@ -229,3 +229,19 @@ def test_chapter2_prediction_counts_the_winners_continuation(monkeypatch):
     assert extra > 0
     expected = sum(settings["epochs"] * n_train / r for r in rates.values()) + extra * n_train / 20.0
     assert est["training_s"] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_doctor_measures_each_chapter_in_its_own_fresh_process(capsys, tmp_path, monkeypatch):
+    """Two chapters measured in one process disturb each other (chapter 2's torch networks at half speed after
+    chapter 1's TensorFlow U-Net): with more than one chapter, each is measured in a process of its own."""
+    import os
+
+    monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
+    assert main(["doctor", "--profile", "smoke", "--only", "fetal_mri_ga,brain_age", "--format", "json"]) == 0
+    chapters = json.loads(capsys.readouterr().out)["chapters"]
+    pids = [chapters[c]["measured_in_pid"] for c in ("fetal_mri_ga", "brain_age")]
+    assert all(chapters[c]["training_s"] > 0 for c in chapters)
+    assert os.getpid() not in pids and pids[0] != pids[1]
+    assert main(["doctor", "--profile", "smoke", "--only", "fetal_mri_ga", "--format", "json"]) == 0  # one chapter: here
+    assert json.loads(capsys.readouterr().out)["chapters"]["fetal_mri_ga"]["measured_in_pid"] == os.getpid()

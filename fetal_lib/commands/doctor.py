@@ -44,8 +44,9 @@ def handle(args: argparse.Namespace) -> int:
         if unknown:
             print(f"fetal: error: --only: unknown chapter(s) {', '.join(unknown)}; measurable: {', '.join(doctor.ESTIMATES)}", file=sys.stderr)
             return 2
+    measured = chapters or list(doctor.ESTIMATES)
     estimates = {} if args.skip_bench else doctor.chapter_estimates(
-        args.profile, args.data_dir, chapters, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        args.profile, args.data_dir, measured, progress=lambda m: print(m, file=sys.stderr, flush=True), isolate=len(measured) > 1)
     if args.save_reference:
         written = doctor.save_reference(args.profile, machine, estimates)
         print(f"reference for profile {args.profile} saved to profiles/measured_times.json: "
