@@ -144,7 +144,7 @@ run.table(trained.threshold_table, "threshold_validation")
 # ## A second look at the head: the cascade
 #
 # The first stage reads the whole image at 96x144 pixels (chapter 1's cpu profile): one input
-# pixel spans about 5.6 original pixels, and the ellipse is fitted on its
+# pixel spans 5 to 6 original pixels, and the ellipse is fitted on its
 # upsampled map. The standard remedy is a cascade: the first stage finds the head, a second
 # network looks again at higher resolution where the outline is. Here the second look is the
 # **skull band**: the image resampled in the first ellipse's own polar coordinates, within
