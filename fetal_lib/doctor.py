@@ -23,6 +23,9 @@ and training seconds) and the rates ``fetal doctor`` measured on the same machin
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -298,8 +301,6 @@ def predict_chapter(est: dict[str, Any], reference: dict[str, Any] | None, local
 
 def measure_chapter(chapter_id: str, profile: str, data_dir: str | None) -> dict[str, Any]:
     """One chapter's estimate (``ESTIMATES[chapter_id]``), with the id of the process that measured it."""
-    import os
-
     return {**ESTIMATES[chapter_id](profile, data_dir), "measured_in_pid": os.getpid()}
 
 
@@ -310,9 +311,6 @@ def measure_in_fresh_process(chapter_id: str, profile: str, data_dir: str | None
     with AVX-512 BF16 chapter 2's PyTorch networks trained at half their speed (Attention U-Net 30 against
     60 images/s, DUCK-Net 8.4 against 15.5) right after chapter 1's TensorFlow U-Net had been timed, and
     the chapter itself trained them at about 66 and 20."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(measure_chapter, chapter_id, profile, data_dir).result()
 
