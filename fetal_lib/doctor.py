@@ -17,7 +17,10 @@ and training seconds) and the rates ``fetal doctor`` measured on the same machin
   few timed batches miss: validation passes, the first epoch's compilation, the second stage);
 * other work (data, evaluation, figures): from this machine's last run of the chapter with the same
   profile (``<build>/results/<chapter>/metrics.json``) when there is one, else the reference's, scaled
-  by how much slower or faster this machine trained the same networks (geometric mean of the rates).
+  by the other-work probe (:mod:`fetal_lib.bench.other_work`: image I/O, post-processing, SciPy, NumPy
+  and a float32 forward pass, timed here and beside the reference run). That work does not slow down
+  as training does: held to AVX2 and one core, chapter 1 trained 4.1x slower and did its other work
+  1.4x slower. A reference saved before the probe existed scales it by the training rates instead.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fetal_lib.bench import other_work
 from fetal_lib.machine import thread_count, usable_cpus
 from fetal_lib.training import precision as precision_mod
 from fetal_lib.book.chapters import spec_of
@@ -282,6 +286,16 @@ def speed_ratio(reference_rates: dict[str, float], networks: dict[str, Any]) -> 
     return float(np.exp(np.mean(np.log(ratios))))
 
 
+def other_work_ratio(reference: dict[str, Any], est: dict[str, Any]) -> float | None:
+    """How many times longer the work other than training takes here than on the reference machine: the
+    other-work probe's seconds here over the reference's (:mod:`fetal_lib.bench.other_work`); None where
+    either lacks it (a reference saved before the probe existed)."""
+    here, there = est.get("other_work_probe_s"), reference.get("other_work_probe_s")
+    if not here or not there or float(here) <= 0 or float(there) <= 0:
+        return None
+    return float(here) / float(there)
+
+
 def predict_chapter(est: dict[str, Any], reference: dict[str, Any] | None, local_other_s: float | None) -> dict[str, Any]:
     """The whole chapter's predicted seconds from this machine's estimate ``est``, the chapter's
     ``reference`` (measured wall and training seconds and the rates measured beside them, or None)
@@ -291,9 +305,11 @@ def predict_chapter(est: dict[str, Any], reference: dict[str, Any] | None, local
     if reference:
         out["training_factor"] = float(reference["training_s"]) / float(reference["predicted_training_s"])
         out["speed_ratio"] = speed_ratio(reference["rates"], est["networks"])
-        if local_other_s is None and out["speed_ratio"] is not None:
-            out["other_work_s"] = (float(reference["wall_s"]) - float(reference["training_s"])) * out["speed_ratio"]
-            out["other_work_from"] = f"the reference run ({reference.get('machine', 'another machine')}) x {out['speed_ratio']:.2f}"
+        probe_ratio = other_work_ratio(reference, est)
+        ratio, by = (probe_ratio, "the other-work probe") if probe_ratio is not None else (out["speed_ratio"], "the training rates")
+        if local_other_s is None and ratio is not None:
+            out["other_work_s"] = (float(reference["wall_s"]) - float(reference["training_s"])) * ratio
+            out["other_work_from"] = f"the reference run ({reference.get('machine', 'another machine')}) x {ratio:.2f} ({by})"
     if out["other_work_s"] is not None:
         out["predicted_chapter_s"] = est["training_s"] * out["training_factor"] + out["other_work_s"]
     return out
@@ -323,6 +339,7 @@ def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | 
     each chapter is measured in a fresh process (:func:`measure_in_fresh_process`; ``fetal doctor`` does
     so whenever it measures more than one chapter)."""
     references = read_reference(reference_path).get(profile, {})
+    probe_s = other_work.probe_seconds()
     out = {}
     for chapter_id in chapters or list(ESTIMATES):
         if progress:
@@ -332,6 +349,7 @@ def chapter_estimates(profile: str, data_dir: str | None, chapters: list[str] | 
         except Exception as exc:  # noqa: BLE001 - one chapter that cannot be measured here must not hide the others
             out[chapter_id] = {"error": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"}
             continue
+        est["other_work_probe_s"] = probe_s
         reference = references.get("chapters", {}).get(chapter_id)
         if reference is not None:
             reference = {**reference, "machine": references.get("machine", "another machine")}
@@ -350,6 +368,7 @@ def reference_entry(chapter_id: str, est: dict[str, Any], results_root: Path | N
     return {"wall_s": round(float(prov["wall_time_s"]), 1), "training_s": round(float(metrics["training_seconds"]), 1),
             "predicted_training_s": round(float(est["training_s"]), 1),
             "rates": {name: net["rate"] for name, net in est["networks"].items()},
+            **({"other_work_probe_s": round(float(est["other_work_probe_s"]), 4)} if est.get("other_work_probe_s") else {}),
             "commit": (prov.get("git") or {}).get("sha", "unknown")[:7], "started_utc": prov.get("started_utc")}
 
 

@@ -159,6 +159,37 @@ def test_a_fresh_machine_is_predicted_from_the_reference_scaled_by_its_speed():
     assert doctor.speed_ratio({"z": 20.0}, here["networks"]) is None
 
 
+def test_other_work_is_scaled_by_the_probe_where_the_reference_has_it():
+    # training 4x slower here, but the other-work probe only 1.5x: the reference's 300 s of other work become 450,
+    # not 1,200 (held to AVX2 and one core, chapter 1 trained 4.1x slower and did its other work 1.4x slower)
+    reference = {"wall_s": 1300.0, "training_s": 1000.0, "predicted_training_s": 800.0, "rates": {"a": 20.0, "b": 80.0},
+                 "other_work_probe_s": 0.04, "machine": "m"}
+    here = {**_estimate(4000.0, {"a": 10.0, "b": 10.0}), "other_work_probe_s": 0.06}
+    out = doctor.predict_chapter(here, reference, local_other_s=None)
+    assert doctor.other_work_ratio(reference, here) == pytest.approx(1.5) and out["speed_ratio"] == pytest.approx(4.0)
+    assert out["other_work_s"] == pytest.approx(450.0) and "x 1.50 (the other-work probe)" in out["other_work_from"]
+    assert out["predicted_chapter_s"] == pytest.approx(4000.0 * 1.25 + 450.0)
+    # a reference saved before the probe existed: the training rates, as before, and it says so
+    old = {k: v for k, v in reference.items() if k != "other_work_probe_s"}
+    assert doctor.other_work_ratio(old, here) is None
+    out = doctor.predict_chapter(here, old, None)
+    assert out["other_work_s"] == pytest.approx(1200.0) and "(the training rates)" in out["other_work_from"]
+
+
+def test_chapter_estimates_measure_the_probe_once_and_pass_it_on(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(doctor.other_work, "probe_seconds", lambda: calls.append(1) or 0.05)
+    monkeypatch.setitem(doctor.ESTIMATES, "hc18", lambda profile, data_dir: _estimate(100.0, {"main U-Net": 10.0}))
+    monkeypatch.setitem(doctor.ESTIMATES, "brain_age", lambda profile, data_dir: _estimate(50.0, {"seg": 3.0}))
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps({"cpu": {"machine": "m", "chapters": {"hc18": {
+        "wall_s": 300.0, "training_s": 200.0, "predicted_training_s": 100.0, "rates": {"main U-Net": 10.0}, "other_work_probe_s": 0.025}}}}))
+    monkeypatch.setattr(doctor, "last_run_overhead_s", lambda *a, **k: None)
+    out = doctor.chapter_estimates("cpu", None, ["hc18", "brain_age"], reference_path=ref)
+    assert calls == [1] and out["hc18"]["other_work_probe_s"] == out["brain_age"]["other_work_probe_s"] == 0.05
+    assert out["hc18"]["other_work_s"] == pytest.approx(200.0)  # 100 s of other work there, the probe 2x slower here
+
+
 def test_save_reference_records_the_last_real_run_and_keeps_other_profiles(tmp_path):
     results = tmp_path / "results"
     (results / "hc18").mkdir(parents=True)
@@ -177,6 +208,10 @@ def test_save_reference_records_the_last_real_run_and_keeps_other_profiles(tmp_p
     # what a machine twice as slow predicts from it: training 1,000 x 600/500, other work 300 x 2
     out = doctor.predict_chapter(_estimate(1000.0, {"main U-Net": 7.5}), saved["cpu"]["chapters"]["hc18"], None)
     assert out["predicted_chapter_s"] == pytest.approx(1200.0 + 600.0)
+    # the other-work probe measured beside the rates is saved with them
+    estimates["hc18"]["other_work_probe_s"] = 0.04567
+    doctor.save_reference("cpu", machine, estimates, path, results)
+    assert json.loads(path.read_text())["cpu"]["chapters"]["hc18"]["other_work_probe_s"] == 0.0457
 
 
 def test_the_reference_in_the_repository_is_complete_for_the_cpu_profile():

@@ -23,6 +23,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "us": ("fetal_lib.bench.us", "chapter-3 classifiers: parameters, FLOPs, inference ms/image, training images/s"),
     "ga": ("fetal_lib.bench.ga_mri", "chapter-4 GA regressor: parameters, training samples/s, inference ms/volume, chapter training time"),
     "brain-age": ("fetal_lib.bench.brain_age", "brain-age predict: seconds per subject, peak memory"),
+    "other-work": ("fetal_lib.bench.other_work", "the chapters' work other than training (image I/O, post-processing, SciPy, NumPy, a float32 forward pass): ms"),
 }
 
 
