@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -48,11 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in KERAS_COMMANDS:
             from fetal_lib.training import keras_backend  # deferred: loaded when the command runs
+            from fetal_lib.training.chapter_backend import AUTO_MARK, user_choice  # deferred: loaded when the command runs
 
+            chosen_by_user = user_choice(os.environ)
             try:
                 keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU)
             except ValueError as err:
                 raise FetalInputError(None, str(err)) from None
+            if not chosen_by_user:
+                os.environ[AUTO_MARK] = os.environ[keras_backend.ENV]  # a chapter with a rule of its own (chapter 1) may choose again
         return int(func(args) or 0)
     except FetalInputError as err:
         print(f"fetal: error: {err}", file=sys.stderr)

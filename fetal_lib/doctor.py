@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from fetal_lib.data.sources import resolve
 from fetal_lib.devices import gpu_info
 from fetal_lib.hc import pipeline as hc_pipeline
 from fetal_lib.paths import PROFILE_DIR, build_dir
-from fetal_lib.training import keras_backend
+from fetal_lib.training import chapter_backend, keras_backend
 from fetal_lib.training import torch as harness
 from fetal_lib.us.tasks import load_task
 from fetal_lib.us.train import build_model
@@ -65,8 +66,9 @@ def machine_report(cpuinfo: str | Path = precision_mod.CPUINFO, gpu: Any = DETEC
     flags = precision_mod.cpu_flags(cpuinfo)
     if gpu == DETECT:
         gpu = gpu_info()
-    if keras_choice == DETECT:
-        keras_choice = keras_backend.choose(torch_sees_cuda=lambda: gpu is not None)
+    if keras_choice == DETECT:  # as the user left it: fetal's own automatic KERAS_BACKEND is decided again
+        environ = os.environ if chapter_backend.user_choice(os.environ) else {k: v for k, v in os.environ.items() if k != keras_backend.ENV}
+        keras_choice = keras_backend.choose(environ, torch_sees_cuda=lambda: gpu is not None)
     backend, backend_reason = keras_choice
     keras_on_gpu = gpu is not None and (backend == "torch" or keras_backend.tensorflow_sees_gpu())  # tensorflow-cpu: never
     keras_gpu = gpu if keras_on_gpu else None
@@ -118,8 +120,9 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     from fetal_lib.bench.hc import bench_training  # looked up at call time: a test replaces it
     from fetal_lib.training.keras import configure  # looked up at call time: a test replaces it
 
-    configure(threads=2)
     settings = pipeline.profile_settings(profile)
+    backend, why = chapter_backend.apply_for_chapter(settings)  # as the chapter chooses; reported as it is (Keras may be imported)
+    configure(threads=2)
     data = pipeline.load_data(data_dir, "phantom" if profile == "smoke" else "auto", 0, int(settings["max_images"]))
     n_train = len(data.parts["train"])
     records = data.part("train")
@@ -141,7 +144,8 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
         seconds += int(settings["second_epochs"]) * n_train / second["train_images_per_s"]
         networks["second stage"] = {**_rate(second["train_images_per_s"], "bands/s"), "epochs": int(settings["second_epochs"]),
                                     "images_per_epoch": n_train, "input": second["input_shape"], "precision": second["precision"]}
-    return {"data": data.source.describe(), "networks": networks, "training_s": seconds}
+    return {"data": data.source.describe(), "networks": networks, "training_s": seconds,
+            "keras_backend": {"backend": keras_backend.name(), "reason": why}}
 
 
 def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
@@ -316,7 +320,13 @@ def predict_chapter(est: dict[str, Any], reference: dict[str, Any] | None, local
 
 
 def measure_chapter(chapter_id: str, profile: str, data_dir: str | None) -> dict[str, Any]:
-    """One chapter's estimate (``ESTIMATES[chapter_id]``), with the id of the process that measured it."""
+    """One chapter's estimate (``ESTIMATES[chapter_id]``), with the id of the process that measured it.
+    Chapter 1 chooses its Keras backend on the CPU (:mod:`fetal_lib.training.chapter_backend`): where Keras is
+    already imported here with another one, it is measured in a fresh process."""
+    if chapter_id == "hc18" and "keras" in sys.modules:
+        wanted, _ = chapter_backend.choose_for_chapter(hc_pipeline.profile_settings(profile))
+        if wanted != keras_backend.name():
+            return measure_in_fresh_process(chapter_id, profile, data_dir)
     return {**ESTIMATES[chapter_id](profile, data_dir), "measured_in_pid": os.getpid()}
 
 
@@ -438,6 +448,8 @@ def format_report(machine: dict[str, Any], estimates: dict[str, Any], profile: s
             lines.append(f"\n{chapter_id} (profile {profile}): not measured here ({est['error']})")
             continue
         lines.append(f"\n{chapter_id} (profile {profile}; {est['data']})")
+        if est.get("keras_backend"):
+            lines.append(f"  Keras on {est['keras_backend']['backend']}: {est['keras_backend']['reason']}")
         for name, net in est["networks"].items():
             extra = ", ".join(f"{k} {v}" for k, v in net.items() if k not in ("rate", "unit"))
             lines.append(f"  {name}: {net['rate']:.2f} {net['unit']} ({extra})")

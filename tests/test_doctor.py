@@ -62,6 +62,19 @@ def test_doctor_without_bench_prints_the_machine(capsys):
     assert "precision auto (keras):" in text and "native bfloat16:" in text
 
 
+def test_the_machine_report_tells_fetals_own_backend_choice_from_the_users(monkeypatch):
+    from fetal_lib.training.chapter_backend import AUTO_MARK
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.delenv(AUTO_MARK, raising=False)
+    assert doctor.machine_report(gpu=None)["keras_backend_reason"].startswith("auto:")
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setenv(AUTO_MARK, "tensorflow")  # as `fetal doctor` itself sets it before the report
+    assert doctor.machine_report(gpu=None)["keras_backend_reason"].startswith("auto:")
+    monkeypatch.delenv(AUTO_MARK)
+    assert "set by the user" in doctor.machine_report(gpu=None)["keras_backend_reason"]
+
+
 def test_doctor_refuses_an_unknown_chapter(capsys):
     assert main(["doctor", "--only", "no_such_chapter"]) == 2
     assert "unknown chapter(s) no_such_chapter" in capsys.readouterr().err
@@ -280,3 +293,32 @@ def test_doctor_measures_each_chapter_in_its_own_fresh_process(capsys, tmp_path,
     assert os.getpid() not in pids and pids[0] != pids[1]
     assert main(["doctor", "--profile", "smoke", "--only", "fetal_mri_ga", "--format", "json"]) == 0  # one chapter: here
     assert json.loads(capsys.readouterr().out)["chapters"]["fetal_mri_ga"]["measured_in_pid"] == os.getpid()
+
+
+@pytest.mark.slow
+def test_doctor_measures_chapter1_on_the_backend_the_chapter_would_choose(capsys, tmp_path, monkeypatch):
+    """Chapter 1 chooses its Keras backend on the CPU (fetal_lib.training.chapter_backend): the doctor times its
+    networks on that backend, reports it, and measures in a fresh process where Keras runs on another here."""
+    import os
+
+    import keras
+
+    from fetal_lib.training import chapter_backend
+
+    monkeypatch.setenv("FETAL_BUILD_DIR", str(tmp_path))
+    here = keras.backend.backend()
+    monkeypatch.setattr(chapter_backend, "choose_for_chapter", lambda settings, *a, **k: (here, "stub: the backend here"))
+    assert main(["doctor", "--profile", "smoke", "--only", "hc18", "--format", "json"]) == 0
+    est = json.loads(capsys.readouterr().out)["chapters"]["hc18"]
+    assert est["keras_backend"]["backend"] == here and est["measured_in_pid"] == os.getpid()
+    assert est["networks"]["main U-Net"]["rate"] > 0
+    other = {"tensorflow": "torch", "torch": "tensorflow"}[here]
+    calls = []
+    monkeypatch.setattr(chapter_backend, "choose_for_chapter", lambda settings, *a, **k: (other, "stub: the other backend"))
+    monkeypatch.setattr(doctor, "measure_in_fresh_process", lambda *args: calls.append(args) or {"data": "x", "networks": {}, "training_s": 1.0})
+    assert main(["doctor", "--profile", "smoke", "--only", "hc18", "--format", "json"]) == 0
+    assert [c[:2] for c in calls] == [("hc18", "smoke")]
+    text = doctor.format_report({"cpu_model": "m", "cpu_usable": 2, "flags": {}, "native_bf16": [], "threads": 2, "gpu": None,
+                                 "keras_backend": here, "keras_backend_reason": "r", "precision_auto": {}},
+                                {"hc18": {**est, "predicted_chapter_s": None}}, "smoke")
+    assert f"Keras on {here}: " in text

@@ -228,6 +228,10 @@ def handle_train(args: argparse.Namespace) -> int:
         print(f"fetal: error: --set: {exc}", file=sys.stderr)
         return 2
     settings = pipeline.profile_settings(args.profile, overrides)
+    from fetal_lib.training import chapter_backend  # deferred: loaded when the command runs
+
+    backend, why = chapter_backend.apply_for_chapter(settings)  # as chapter 1 chooses (before Keras is imported)
+    print(f"Keras on {backend}: {why}", file=sys.stderr)
     data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     print(data.source.describe(), file=sys.stderr)
     print("split (images): " + ", ".join(f"{k} {len(v)}" for k, v in data.parts.items()), file=sys.stderr)
@@ -291,6 +295,10 @@ def handle_cv(args: argparse.Namespace) -> int:
     if args.output is not None:  # fail now, not after an hour of training
         check_writable(args.output)  # FetalInputError: exit 2
     settings = pipeline.profile_settings(args.profile, overrides)
+    from fetal_lib.training import chapter_backend  # deferred: loaded when the command runs
+
+    backend, why = chapter_backend.apply_for_chapter(settings)  # as chapter 1 chooses (before Keras is imported)
+    print(f"Keras on {backend}: {why}", file=sys.stderr)
     data = pipeline.load_data(args.data_dir, args.data_source, args.seed, int(settings["max_images"]))
     print(data.source.describe(), file=sys.stderr)
     from fetal_lib.results import ChapterRun, data_status  # deferred: loaded when the command runs

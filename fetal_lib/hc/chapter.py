@@ -25,7 +25,7 @@ from fetal_lib.hc.measure import default_model_path
 from fetal_lib.hc.spec import SPEC
 from fetal_lib.paths import shown
 from fetal_lib.results import ChapterRun, data_status
-from fetal_lib.training import keras_backend
+from fetal_lib.training import chapter_backend, keras_backend
 from fetal_lib.training.keras import configure as configure_keras  # imports no Keras: apply_choice() runs first
 
 HEADLINE = ("hc_abs_diff_mean_mm", "hc_abs_diff_sd_mm", "hc_abs_diff_median_mm", "dice", "iou", "hd95_mm")
@@ -51,15 +51,16 @@ class ChapterStart:
 
 
 def start(params: Mapping[str, Any]) -> ChapterStart:
-    """The set-up: choose the Keras backend (before Keras is imported), configure Keras (threads, seed),
-    resolve the knobs (``params``: the parameters cell's names, e.g. ``globals()``; a knob left None takes
-    the profile's value) and the training precision, load HC18 and split it by subject, start the
+    """The set-up: resolve the knobs (``params``: the parameters cell's names, e.g. ``globals()``; a knob left
+    None takes the profile's value), choose the Keras backend before Keras is imported
+    (:func:`fetal_lib.training.chapter_backend.apply_for_chapter`: torch on a CPU that trains in float32,
+    where it measured faster), configure Keras (threads, seed), resolve the training precision, load HC18 and split it by subject, start the
     :class:`~fetal_lib.results.ChapterRun` and show its banner, the backend and the data."""
-    keras_choice = keras_backend.apply_choice()  # KERAS_BACKEND, else auto (torch where only torch sees a GPU)
     profile, data_dir, seed = params["profile"], params["data_dir"], params["seed"]
     t_start = time.perf_counter()
-    configure_keras(threads=2, seed=seed)
     settings = pipeline.profile_settings(profile, {name: params.get(name) for name in SPEC.knob_names()})
+    keras_choice = chapter_backend.apply_for_chapter(settings)  # the user's KERAS_BACKEND, a GPU's rule, else by the precision
+    configure_keras(threads=2, seed=seed)
     precision = pipeline.precision_choice(settings)
     data = pipeline.load_data(data_dir, params["data_source"], seed, int(settings["max_images"]))
     run = ChapterRun(SPEC, profile, data_dir, params["results_dir"], seed, data_status([data.source]), parameters=settings,
