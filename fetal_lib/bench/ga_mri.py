@@ -22,7 +22,7 @@ from fetal_lib.networks.parameters import count_parameters
 from fetal_lib.ga_mri.train import build_model, training_batches
 from fetal_lib.networks.keras.vgg_attention import PLANES
 from fetal_lib.training import keras_backend
-from fetal_lib.training.keras import uses_xla
+from fetal_lib.training.keras import train_epoch, uses_xla
 
 CHAPTER = "fetal_mri_ga"
 
@@ -56,10 +56,10 @@ def bench_training(config, steps: int = 4, seed: int = 0) -> dict:
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=keras.losses.Huber(config.huber_delta_days),
                   jit_compile=uses_xla(config.loop_config()))
     batches = training_batches(planes, y, config)
-    model.fit(batches, epochs=1, verbose=0, shuffle=False)  # warm-up: tracing (one epoch of ``steps`` batches)
+    train_epoch(model, batches)  # warm-up: tracing (one epoch of ``steps`` batches)
     batches.set_epoch(1)
     t0 = time.perf_counter()
-    model.fit(batches, epochs=1, verbose=0, shuffle=False)  # fed as the chapter feeds it
+    train_epoch(model, batches)  # fed as the chapter feeds it
     seconds = time.perf_counter() - t0
     inputs = [planes[p][: config.batch_size] for p in PLANES]
     model.predict(inputs, verbose=0)

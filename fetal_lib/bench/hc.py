@@ -27,7 +27,7 @@ from fetal_lib.hc import pipeline
 from fetal_lib.hc.dataset import load_arrays, training_batches
 from fetal_lib.hc.train import build_model, compile_model
 from fetal_lib.training import keras_backend
-from fetal_lib.training.keras import uses_xla
+from fetal_lib.training.keras import train_epoch, uses_xla
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,13 +93,13 @@ def bench_training(config, records, n_images: int, steps: int, warmup_steps: int
     epoch = 0
     while epoch * len(batches) < max(1, warmup_steps):  # warm-up (graph building), whole epochs as the chapter trains
         batches.set_epoch(epoch)
-        model.fit(batches, epochs=1, verbose=0, shuffle=False)
+        train_epoch(model, batches)
         epoch += 1
     timed_epochs = max(1, -(-steps // len(batches)))  # at least ``steps`` batches, in whole epochs
     t0 = time.perf_counter()
     for _ in range(timed_epochs):  # augmentation timed too
         batches.set_epoch(epoch)
-        model.fit(batches, epochs=1, verbose=0, shuffle=False)
+        train_epoch(model, batches)
         epoch += 1
     seconds = time.perf_counter() - t0
     steps = timed_epochs * len(batches)

@@ -97,6 +97,44 @@ def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | N
     return Schedule()
 
 
+def train_epoch(model, batches, schedule=None, epoch: int = 0, verbose: int = 0) -> float:
+    """One epoch of ``batches`` (a ``keras.utils.PyDataset`` of ``(x, y[, sample_weight])`` batches, or anything
+    ``model.fit`` takes); returns the epoch's mean training loss. ``schedule``: a :func:`schedule_callback`.
+
+    On TensorFlow, where the step is not XLA-compiled, a loop of ``model.train_on_batch`` over the batches in
+    order; elsewhere ``model.fit``. TensorFlow's ``fit`` feeds the step through a ``tf.data`` pipeline and ran
+    whole epochs at one of two speeds: chapter 1's U-Net held to AVX2 and one core at 0.40 or 0.64 s a step
+    (a ``train_on_batch`` loop on the same batches 0.35-0.40 always), chapter 3's Xception there at 44 or 25
+    images/s (the loop 43-45), and on the AVX-512 BF16 EPYC in ``mixed_bfloat16`` at 89-90 or 50 (the loop
+    95-100) (2026-11-29). Without XLA the loop computes what ``fit`` computes: chapter 4 trained by it gave
+    the same figures to the last digit in 296 s of training against 400. With XLA it does not (the two
+    compile the step differently and the models drift apart: chapter 1 in float32 under the emulation
+    deployed a model 0.07 mm worse on validation), so an XLA-compiled step keeps ``fit``. Keras on torch ran
+    ``fit`` at one speed, and on a GPU its loader threads prepare batches while the GPU computes.
+    """
+    if (keras_backend.name() != "tensorflow" or bool(getattr(model, "jit_compile", False))
+            or not hasattr(batches, "__getitem__") or not hasattr(batches, "__len__")):
+        result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False,
+                           callbacks=[] if schedule is None else [schedule])
+        return float(result.history["loss"][-1])
+    if schedule is not None:
+        schedule.set_model(model)
+    losses = []
+    for step in range(len(batches)):
+        batch = batches[step]
+        if schedule is not None:
+            schedule.on_train_batch_begin(step)
+        logs = model.train_on_batch(batch[0], batch[1], sample_weight=batch[2] if len(batch) > 2 else None, return_dict=True)
+        if schedule is not None:
+            schedule.on_train_batch_end(step, logs)
+        losses.append(float(logs["loss"]))
+    if schedule is not None:
+        schedule.on_epoch_end(epoch)
+    if verbose:
+        print(f"epoch {epoch + 1}: loss {sum(losses) / max(len(losses), 1):.4f}", flush=True)
+    return sum(losses) / max(len(losses), 1)
+
+
 @dataclass
 class FitResult:
     """A trained Keras model (float32) and what happened (seconds of wall time)."""
@@ -161,11 +199,11 @@ def fit(
         t0 = clock()
         if isinstance(batches, ShuffledBatches):
             batches.set_epoch(epoch)  # its order and augmentation draws: the same on every backend
-        result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False, callbacks=[schedule])
+        loss = train_epoch(model, batches, schedule, epoch, verbose)
         train_seconds += clock() - t0
         epochs_run += 1
         score = float(validate(model))
-        history["loss"].append(float(result.history["loss"][-1]))
+        history["loss"].append(loss)
         history[metric].append(score)
         history["seconds"].append(clock() - start)
         selector.offer(epoch + 1, score, model.get_weights)

@@ -155,3 +155,46 @@ def test_config_refuses_unresolved_or_unknown_settings() -> None:
         TrainConfig(checkpoint="middle")
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_train_epoch_runs_each_batch_once_in_order_with_the_schedule_and_returns_the_mean_loss() -> None:
+    """TensorFlow: a train_on_batch loop (its fit ran whole epochs at two speeds); torch: model.fit. Either way
+    every batch once, in order, sample weights passed, the schedule's steps counted, and the epoch's mean loss."""
+    import keras
+
+    from fetal_lib.training.keras import schedule_callback, train_epoch
+    from fetal_lib.training.keras_batches import ShuffledBatches
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 4), dtype=np.float32)
+    y = rng.random((12, 1), dtype=np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")  # learning rate 0: the loss of fixed weights
+    batches = ShuffledBatches(x, y, 4, seed=0, weights=np.ones(12))
+    batches.set_epoch(0)
+    schedule = schedule_callback(0.0, total_steps=6, time_budget_s=None, constant=True)
+    loss = train_epoch(model, batches, schedule)
+    expected = float(np.mean([np.mean((model.predict(batches[i][0], verbose=0) - batches[i][1]) ** 2) for i in range(len(batches))]))
+    assert loss == pytest.approx(expected, rel=1e-4) and schedule.step == len(batches) == 3
+    assert schedule.progress == pytest.approx(0.5)  # 3 of 6 steps
+
+
+def test_an_xla_compiled_step_keeps_model_fit() -> None:
+    """With XLA, train_on_batch compiles the step differently from fit and the models drift apart: fit stays."""
+    import keras
+
+    from fetal_lib.training.keras import train_epoch
+    from fetal_lib.training.keras_batches import ShuffledBatches
+
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=uses_xla(TrainConfig(compile=True)))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("train_on_batch used for an XLA-compiled step")
+
+    if model.jit_compile:
+        model.train_on_batch = refuse
+    batches = ShuffledBatches(rng.random((8, 4), dtype=np.float32), rng.random((8, 1), dtype=np.float32), 4, seed=0)
+    assert np.isfinite(train_epoch(model, batches))
