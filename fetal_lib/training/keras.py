@@ -101,18 +101,20 @@ def train_epoch(model, batches, schedule=None, epoch: int = 0, verbose: int = 0)
     """One epoch of ``batches`` (a ``keras.utils.PyDataset`` of ``(x, y[, sample_weight])`` batches, or anything
     ``model.fit`` takes); returns the epoch's mean training loss. ``schedule``: a :func:`schedule_callback`.
 
-    On TensorFlow, where the step is not XLA-compiled, a loop of ``model.train_on_batch`` over the batches in
-    order; elsewhere ``model.fit``. TensorFlow's ``fit`` feeds the step through a ``tf.data`` pipeline and ran
+    On TensorFlow, where the step is float32 and not XLA-compiled, a loop of ``model.train_on_batch`` over the
+    batches in order; elsewhere ``model.fit``. TensorFlow's ``fit`` feeds the step through a ``tf.data`` pipeline and ran
     whole epochs at one of two speeds: chapter 1's U-Net held to AVX2 and one core at 0.40 or 0.64 s a step
     (a ``train_on_batch`` loop on the same batches 0.35-0.40 always), chapter 3's Xception there at 44 or 25
     images/s (the loop 43-45), and on the AVX-512 BF16 EPYC in ``mixed_bfloat16`` at 89-90 or 50 (the loop
-    95-100) (2026-11-29). Without XLA the loop computes what ``fit`` computes: chapter 4 trained by it gave
-    the same figures to the last digit in 296 s of training against 400. With XLA it does not (the two
-    compile the step differently and the models drift apart: chapter 1 in float32 under the emulation
-    deployed a model 0.07 mm worse on validation), so an XLA-compiled step keeps ``fit``. Keras on torch ran
-    ``fit`` at one speed, and on a GPU its loader threads prepare batches while the GPU computes.
+    95-100) (2026-11-29). In float32 without XLA the loop computes what ``fit`` computes: chapter 4 trained by
+    it gave the same figures to the last digit in 296 s of training against 400. Elsewhere it did not, and
+    keeps ``fit``: with XLA (chapter 1 in float32 under the emulation: the models drifted, the deployed one
+    0.07 mm worse on validation) and in ``mixed_bfloat16`` (chapter 1 on the AVX-512 BF16 EPYC: 0.06 mm worse
+    on validation, cause not traced). Keras on torch ran ``fit`` at one speed, and on a GPU its loader
+    threads prepare batches while the GPU computes.
     """
-    if (keras_backend.name() != "tensorflow" or bool(getattr(model, "jit_compile", False))
+    policy = getattr(getattr(model, "dtype_policy", None), "name", "float32")
+    if (keras_backend.name() != "tensorflow" or bool(getattr(model, "jit_compile", False)) or policy != "float32"
             or not hasattr(batches, "__getitem__") or not hasattr(batches, "__len__")):
         result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False,
                            callbacks=[] if schedule is None else [schedule])

@@ -180,21 +180,23 @@ def test_train_epoch_runs_each_batch_once_in_order_with_the_schedule_and_returns
     assert schedule.progress == pytest.approx(0.5)  # 3 of 6 steps
 
 
-def test_an_xla_compiled_step_keeps_model_fit() -> None:
-    """With XLA, train_on_batch compiles the step differently from fit and the models drift apart: fit stays."""
+@pytest.mark.parametrize("policy, xla", [("float32", True), ("mixed_bfloat16", False)])
+def test_an_xla_or_bfloat16_step_keeps_model_fit(policy, xla) -> None:
+    """With XLA or in mixed_bfloat16 the loop did not compute fit's numbers (chapter 1's models drifted): fit stays."""
     import keras
 
     from fetal_lib.training.keras import train_epoch
     from fetal_lib.training.keras_batches import ShuffledBatches
 
     rng = np.random.default_rng(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=uses_xla(TrainConfig(compile=True)))
+    with dtype_policy(policy):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=xla and uses_xla(TrainConfig(compile=True)))
 
     def refuse(*args, **kwargs):
-        raise AssertionError("train_on_batch used for an XLA-compiled step")
+        raise AssertionError("train_on_batch used for an XLA-compiled or bfloat16 step")
 
-    if model.jit_compile:
+    if model.jit_compile or policy != "float32":
         model.train_on_batch = refuse
     batches = ShuffledBatches(rng.random((8, 4), dtype=np.float32), rng.random((8, 1), dtype=np.float32), 4, seed=0)
     assert np.isfinite(train_epoch(model, batches))
