@@ -18,6 +18,7 @@ from fetal_lib.training.checkpoint import CheckpointSelector
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.progress import report_epoch
 from fetal_lib.training import keras_backend
+from fetal_lib.training.keras_feed import fed_on_demand, on_demand_dataset
 from fetal_lib.training.schedule import cosine_lr, training_progress
 
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfloat16": "mixed_bfloat16"}
@@ -99,42 +100,20 @@ def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | N
 
 def train_epoch(model, batches, schedule=None, epoch: int = 0, verbose: int = 0) -> float:
     """One epoch of ``batches`` (a ``keras.utils.PyDataset`` of ``(x, y[, sample_weight])`` batches, or anything
-    ``model.fit`` takes); returns the epoch's mean training loss. ``schedule``: a :func:`schedule_callback`.
+    ``model.fit`` takes) by ``model.fit``; returns the epoch's mean training loss. ``schedule``: a :func:`schedule_callback`.
 
-    On TensorFlow, where the step is float32 and not XLA-compiled, a loop of ``model.train_on_batch`` over the
-    batches in order; elsewhere ``model.fit``. TensorFlow's ``fit`` feeds the step through a ``tf.data`` pipeline and ran
-    whole epochs at one of two speeds: chapter 1's U-Net held to AVX2 and one core at 0.40 or 0.64 s a step
-    (a ``train_on_batch`` loop on the same batches 0.35-0.40 always), chapter 3's Xception there at 44 or 25
-    images/s (the loop 43-45), and on the AVX-512 BF16 EPYC in ``mixed_bfloat16`` at 89-90 or 50 (the loop
-    95-100) (2026-11-29). In float32 without XLA the loop computes what ``fit`` computes: chapter 4 trained by
-    it gave the same figures to the last digit in 296 s of training against 400. Elsewhere it did not, and
-    keeps ``fit``: with XLA (chapter 1 in float32 under the emulation: the models drifted, the deployed one
-    0.07 mm worse on validation) and in ``mixed_bfloat16`` (chapter 1 on the AVX-512 BF16 EPYC: 0.06 mm worse
-    on validation, cause not traced). Keras on torch ran ``fit`` at one speed, and on a GPU its loader
-    threads prepare batches while the GPU computes.
+    On TensorFlow a ``PyDataset`` made in the training thread is fed by
+    :func:`fetal_lib.training.keras_feed.on_demand_dataset`: each batch made when the step asks for it, the
+    weights bit for bit those of ``fit`` on the ``PyDataset`` itself, without the read-ahead with which
+    ``fit`` ran whole epochs at one of two speeds on 2 cores. Elsewhere (Keras on torch; loader threads
+    for a GPU) ``fit`` takes the batches as they are.
     """
-    policy = getattr(getattr(model, "dtype_policy", None), "name", "float32")
-    if (keras_backend.name() != "tensorflow" or bool(getattr(model, "jit_compile", False)) or policy != "float32"
-            or not hasattr(batches, "__getitem__") or not hasattr(batches, "__len__")):
-        result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False,
-                           callbacks=[] if schedule is None else [schedule])
-        return float(result.history["loss"][-1])
-    if schedule is not None:
-        schedule.set_model(model)
-    losses = []
-    for step in range(len(batches)):
-        batch = batches[step]
-        if schedule is not None:
-            schedule.on_train_batch_begin(step)
-        logs = model.train_on_batch(batch[0], batch[1], sample_weight=batch[2] if len(batch) > 2 else None, return_dict=True)
-        if schedule is not None:
-            schedule.on_train_batch_end(step, logs)
-        losses.append(float(logs["loss"]))
-    if schedule is not None:
-        schedule.on_epoch_end(epoch)
-    if verbose:
-        print(f"epoch {epoch + 1}: loss {sum(losses) / max(len(losses), 1):.4f}", flush=True)
-    return sum(losses) / max(len(losses), 1)
+    feed = batches
+    if keras_backend.name() == "tensorflow" and fed_on_demand(batches):
+        feed = on_demand_dataset(batches)
+    result = model.fit(feed, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False,
+                       callbacks=[] if schedule is None else [schedule])
+    return float(result.history["loss"][-1])
 
 
 @dataclass

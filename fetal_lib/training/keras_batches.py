@@ -13,7 +13,7 @@ samples made on demand from their source (chapter 1's second stage resamples eac
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import keras
 import numpy as np
@@ -159,11 +159,3 @@ class ShuffledBatches(_EpochOrder):
         if self.weights is None:
             return x, y
         return x, y, self.weights[chosen]
-
-
-def endless(batches: ShuffledBatches) -> Iterator[tuple]:
-    """Batches of epoch after epoch, for timing loops that want more steps than one epoch holds."""
-    while True:
-        for i in range(len(batches)):
-            yield batches[i]
-        batches.set_epoch(batches.epoch + 1)

@@ -34,6 +34,7 @@ from typing import Sequence
 
 import numpy as np
 from fetal_lib.training import keras as harness
+from fetal_lib.training.keras import train_epoch
 from fetal_lib.training.keras_backend import inference_function
 from fetal_lib.us.train import build_model, check_arrays, compile_model, sample_weights, training_batches
 
@@ -172,8 +173,9 @@ def inference_ms_per_image(model, x: np.ndarray, warmup: int = 2, batch_size: in
 
 def training_images_per_s(config, x: np.ndarray, y: np.ndarray, num_classes: int, steps: int = 4, warmup: int = 1) -> float:
     """Training throughput (images per second) of ``config``'s network, precision, XLA setting,
-    class weights and augmentation, from ``steps`` timed optimiser steps after ``warmup`` steps
-    (the first traces and with XLA compiles the training step). The model starts from the
+    class weights and augmentation, from an epoch of ``steps`` timed optimiser steps after one of ``warmup`` steps
+    (the first traces and with XLA compiles the training step), fed as the chapter feeds them
+    (:func:`fetal_lib.training.keras.train_epoch`, batches made between steps). The model starts from the
     config's initial weights and is thrown away.
 
     Args:
@@ -191,17 +193,16 @@ def training_images_per_s(config, x: np.ndarray, y: np.ndarray, num_classes: int
     model = build_model(config, num_classes, config.precision)
     compile_model(model, config)
     weights = sample_weights(y, num_classes, config.class_weight)
-    from fetal_lib.training.keras_batches import endless  # deferred: imports keras
 
-    batches = endless(training_batches(x, y, config, num_classes, weights))
+    def epoch_of(n_steps: int, first: int):
+        """``n_steps`` batches (the images cycled from index ``first``), fed as the chapter feeds them."""
+        idx = (first + np.arange(n_steps * config.batch_size)) % len(x)
+        return training_batches(x[idx], np.asarray(y)[idx], config, num_classes, None if weights is None else weights[idx])
 
-    def step() -> int:
-        batch = next(batches)
-        model.train_on_batch(batch[0], batch[1], sample_weight=batch[2] if len(batch) > 2 else None)
-        return int(len(batch[0]))
-
-    for _ in range(max(0, warmup)):
-        step()
+    if warmup > 0:
+        train_epoch(model, epoch_of(warmup, 0))
+    timed = epoch_of(steps, warmup * config.batch_size)
     t0 = time.perf_counter()
-    images = sum(step() for _ in range(steps))
+    train_epoch(model, timed)
+    images = steps * config.batch_size
     return float(images / (time.perf_counter() - t0))
