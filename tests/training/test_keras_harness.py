@@ -158,8 +158,8 @@ def test_config_refuses_unresolved_or_unknown_settings() -> None:
 
 
 def test_train_epoch_runs_each_batch_once_in_order_with_the_schedule_and_returns_the_mean_loss() -> None:
-    """TensorFlow: a train_on_batch loop (its fit ran whole epochs at two speeds); torch: model.fit. Either way
-    every batch once, in order, sample weights passed, the schedule's steps counted, and the epoch's mean loss."""
+    """model.fit (on TensorFlow fed on demand: tests/training/test_keras_feed.py): every batch once, in order,
+    sample weights passed, the schedule's steps counted, and the epoch's mean loss."""
     import keras
 
     from fetal_lib.training.keras import schedule_callback, train_epoch
@@ -178,25 +178,3 @@ def test_train_epoch_runs_each_batch_once_in_order_with_the_schedule_and_returns
     expected = float(np.mean([np.mean((model.predict(batches[i][0], verbose=0) - batches[i][1]) ** 2) for i in range(len(batches))]))
     assert loss == pytest.approx(expected, rel=1e-4) and schedule.step == len(batches) == 3
     assert schedule.progress == pytest.approx(0.5)  # 3 of 6 steps
-
-
-@pytest.mark.parametrize("policy, xla", [("float32", True), ("mixed_bfloat16", False)])
-def test_an_xla_or_bfloat16_step_keeps_model_fit(policy, xla) -> None:
-    """With XLA or in mixed_bfloat16 the loop did not compute fit's numbers (chapter 1's models drifted): fit stays."""
-    import keras
-
-    from fetal_lib.training.keras import train_epoch
-    from fetal_lib.training.keras_batches import ShuffledBatches
-
-    rng = np.random.default_rng(0)
-    with dtype_policy(policy):
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=xla and uses_xla(TrainConfig(compile=True)))
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("train_on_batch used for an XLA-compiled or bfloat16 step")
-
-    if model.jit_compile or policy != "float32":
-        model.train_on_batch = refuse
-    batches = ShuffledBatches(rng.random((8, 4), dtype=np.float32), rng.random((8, 1), dtype=np.float32), 4, seed=0)
-    assert np.isfinite(train_epoch(model, batches))
