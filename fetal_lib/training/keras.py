@@ -162,7 +162,7 @@ def fit(
         verbose: Keras verbosity (0 silent, 2 one line per epoch).
         clock: seconds for the cap and the timings (tests inject their own).
     """
-    from fetal_lib.training.keras_batches import ShuffledBatches  # deferred: imports keras
+    from fetal_lib.training.keras_batches import EpochBatches  # deferred: imports keras
 
     total_steps = max(1, steps_per_epoch) * config.epochs
     schedule = schedule_callback(config.learning_rate, total_steps, config.cap_s, config.lr_floor, config.lr_schedule == "constant", clock)
@@ -178,8 +178,8 @@ def fit(
         bar = tqdm(total=config.epochs, desc=desc, unit="epoch")
     for epoch in range(config.epochs):
         t0 = clock()
-        if isinstance(batches, ShuffledBatches):
-            batches.set_epoch(epoch)  # its order and augmentation draws: the same on every backend
+        if isinstance(batches, EpochBatches):  # ShuffledBatches, SampledBatches (until 2026-11-29 only the former: chapter 1's
+            batches.set_epoch(epoch)           # second stage drew epoch 0's order and jitter every epoch); the same on every backend
         loss = train_epoch(model, batches, schedule, epoch, verbose)
         train_seconds += clock() - t0
         epochs_run += 1

@@ -49,7 +49,7 @@ def _stack(samples: list) -> Any:
     return np.stack(samples).astype(np.float32, copy=False)
 
 
-class _EpochOrder(keras.utils.PyDataset):
+class EpochBatches(keras.utils.PyDataset):
     """The order of ``n`` samples per epoch, from (seed, epoch); the loop sets the epoch."""
 
     def __init__(self, n: int, batch_size: int, seed: int, workers: int = 1) -> None:
@@ -91,7 +91,7 @@ class _EpochOrder(keras.utils.PyDataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
 
-class SampledBatches(_EpochOrder):
+class SampledBatches(EpochBatches):
     """Shuffled batches of samples made on demand: ``make(i, rng) -> (input, target)`` for sample ``i``.
 
     For training data that is resampled from its source at every draw (chapter 1's second stage
@@ -111,7 +111,7 @@ class SampledBatches(_EpochOrder):
         return _stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]).astype(np.float32, copy=False)
 
 
-class ShuffledBatches(_EpochOrder):
+class ShuffledBatches(EpochBatches):
     """One epoch of shuffled batches; :meth:`set_epoch` chooses the epoch (its order and augmentation).
 
     The training loop sets the epoch (:func:`fetal_lib.training.keras.fit` does, before every epoch):

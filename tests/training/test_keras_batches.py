@@ -124,3 +124,32 @@ def test_sampled_batches_follow_the_same_order_and_seeding_rules():
         batches[2]
     with pytest.raises(ValueError, match="no samples"):
         SampledBatches(0, make, 4, 0)
+
+
+@pytest.mark.slow
+def test_the_harness_sets_the_epoch_of_sampled_batches_too():
+    """Each epoch draws its own order and samples (chapter 1's second stage: new jitter every epoch)."""
+    import keras
+
+    from fetal_lib.training import keras as harness
+    from fetal_lib.training.config import TrainConfig
+    from fetal_lib.training.keras_batches import SampledBatches
+
+    drawn: list[float] = []
+
+    def make(i, rng):
+        value = rng.random()
+        drawn.append(value)
+        return np.full((4,), value, np.float32), np.zeros((1,), np.float32)
+
+    batches = SampledBatches(8, make, batch_size=4, seed=0)
+    harness.configure(threads=1, seed=0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    harness.fit(model, batches, len(batches), TrainConfig(epochs=3, learning_rate=0.0, threads=1, seed=0), lambda m: 0.0)
+    assert batches.epoch == 2
+    expected = set()
+    for epoch in range(3):
+        batches.set_epoch(epoch)
+        expected |= {float(v) for i in range(len(batches)) for v in batches[i][0][:, 0]}
+    assert expected <= {float(np.float32(v)) for v in drawn} and len(expected) == 3 * 8  # three epochs' draws, all different
