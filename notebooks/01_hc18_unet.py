@@ -106,8 +106,8 @@ from IPython.display import Markdown, display
 
 from fetal_lib.hc import chapter, figures, report
 
-# resolves the profile, chooses the Keras backend before Keras is imported (torch on a CPU that trains in float32,
-# where it measured faster), configures Keras, resolves the precision, loads HC18 and splits it by subject, starts the
+# resolves the profile, chooses the Keras backend before Keras is imported (TensorFlow on the CPU, the user's
+# KERAS_BACKEND or a GPU's rule otherwise), configures Keras, resolves the precision, loads HC18 and splits it by subject, starts the
 # run, shows the banner
 ch = chapter.start(globals())
 globals().update(ch.settings)

@@ -53,8 +53,8 @@ class ChapterStart:
 def start(params: Mapping[str, Any]) -> ChapterStart:
     """The set-up: resolve the knobs (``params``: the parameters cell's names, e.g. ``globals()``; a knob left
     None takes the profile's value), choose the Keras backend before Keras is imported
-    (:func:`fetal_lib.training.chapter_backend.apply_for_chapter`: torch on a CPU that trains in float32,
-    where it measured faster), configure Keras (threads, seed), resolve the training precision, load HC18 and split it by subject, start the
+    (:func:`fetal_lib.training.chapter_backend.apply_for_chapter`: TensorFlow on the CPU, where it measured
+    faster), configure Keras (threads, seed), resolve the training precision, load HC18 and split it by subject, start the
     :class:`~fetal_lib.results.ChapterRun` and show its banner, the backend and the data."""
     profile, data_dir, seed = params["profile"], params["data_dir"], params["seed"]
     t_start = time.perf_counter()

@@ -39,7 +39,7 @@ def element_spec(batches: list) -> Any:
     the batch axis ``None`` (a dynamic batch: the step traced once for any batch size), another axis ``None``
     where the batches differ. (A ``train_on_batch`` step is traced for the batch's static shape, so TensorFlow
     optimises a different graph: its weights differed from ``fit``'s by rounding, 6e-8 after one float32 SGD step of
-    chapter 1's U-Net, enough for a chapter's trained models to drift apart.)"""
+    a small U-Net, enough for a chapter's trained models to drift apart.)"""
     import keras
     import numpy as np
     import tensorflow as tf

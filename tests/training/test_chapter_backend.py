@@ -1,6 +1,6 @@
 """Chapter 1's Keras backend (fetal_lib.training.chapter_backend): the user's ``KERAS_BACKEND`` and a GPU
-decide as everywhere; on the CPU TensorFlow where the chapter trains in bfloat16, torch in float32; the
-automatic choice is marked so that a chapter kernel started by ``fetal book`` may choose again."""
+decide as everywhere; on the CPU TensorFlow whether the chapter trains in bfloat16 or in float32 (torch in float32 until
+2026-11-29); the automatic choice is marked so that a chapter kernel started by ``fetal book`` may choose again."""
 
 from __future__ import annotations
 
@@ -33,25 +33,25 @@ def test_the_users_backend_and_a_gpu_are_never_second_guessed() -> None:
         chapter_backend.choose_for_chapter(AUTO, {"KERAS_BACKEND": "jax"}, NO_GPU, NO_NATIVE)
 
 
-def test_float32_on_the_cpu_runs_on_torch_and_bfloat16_stays_on_tensorflow() -> None:
+def test_float32_and_bfloat16_on_the_cpu_run_on_tensorflow() -> None:
     backend, reason = chapter_backend.choose_for_chapter(AUTO, {}, NO_GPU, NO_NATIVE)
-    assert backend == "torch" and "float32" in reason and "KERAS_BACKEND=tensorflow" in reason
+    assert backend == "tensorflow" == chapter_backend.FLOAT32_CPU_BACKEND and "float32" in reason and "KERAS_BACKEND" in reason
     backend, reason = chapter_backend.choose_for_chapter(AUTO, {}, NO_GPU, NATIVE)
     assert backend == "tensorflow" and "mixed_bfloat16" in reason
-    # float32 asked for on a CPU with native bfloat16: float32 it is, so torch
-    assert chapter_backend.choose_for_chapter({"precision": "float32", "jit_compile": False}, {}, NO_GPU, NATIVE)[0] == "torch"
-    # fetal's own automatic TensorFlow (from a parent `fetal book`) is chosen again, as if unset
-    marked = {"KERAS_BACKEND": "tensorflow", AUTO_MARK: "tensorflow"}
-    assert chapter_backend.choose_for_chapter(AUTO, marked, NO_GPU, NO_NATIVE)[0] == "torch"
+    # float32 asked for on a CPU with native bfloat16: float32 it is
+    assert chapter_backend.choose_for_chapter({"precision": "float32", "jit_compile": False}, {}, NO_GPU, NATIVE)[0] == "tensorflow"
+    # fetal's own automatic choice (from a parent `fetal book`) is chosen again, as if unset
+    marked = {"KERAS_BACKEND": "torch", AUTO_MARK: "torch"}
+    assert chapter_backend.choose_for_chapter(AUTO, marked, NO_GPU, NO_NATIVE)[0] == "tensorflow"
 
 
 def test_apply_for_chapter_sets_and_marks_the_environment_for_the_kernels_children() -> None:
     env: dict = {}
     backend, _ = chapter_backend.apply_for_chapter(AUTO, env, keras_imported=False, torch_sees_cuda=NO_GPU, flags=NO_NATIVE)
-    assert backend == "torch" and env == {"KERAS_BACKEND": "torch", AUTO_MARK: "torch"}
-    users = {"KERAS_BACKEND": "tensorflow"}
-    assert chapter_backend.apply_for_chapter(AUTO, users, keras_imported=False, torch_sees_cuda=NO_GPU, flags=NO_NATIVE)[0] == "tensorflow"
-    assert users == {"KERAS_BACKEND": "tensorflow"}  # the user's, unmarked
+    assert backend == "tensorflow" and env == {"KERAS_BACKEND": "tensorflow", AUTO_MARK: "tensorflow"}
+    users = {"KERAS_BACKEND": "torch"}
+    assert chapter_backend.apply_for_chapter(AUTO, users, keras_imported=False, torch_sees_cuda=NO_GPU, flags=NO_NATIVE)[0] == "torch"
+    assert users == {"KERAS_BACKEND": "torch"}  # the user's, unmarked
 
 
 def test_where_keras_is_imported_its_backend_stays_and_the_reason_says_so() -> None:
