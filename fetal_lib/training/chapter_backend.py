@@ -7,7 +7,7 @@ core (``tools/emulate_avx2.sh``: float32, the common reader's CPU):
 * d106009 moved chapter 1 in float32 to torch: the whole chapter took 32.3 min on torch against 40.3 on
   TensorFlow (1cc10db), its main U-Net 16.8 against 13.7 images/s, when TensorFlow's ``fit`` ran whole
   epochs at one of two speeds (0.40 or 0.64 s a step), because Keras's feed read ahead on 2 cores;
-* fed one batch at a time (:mod:`fetal_lib.training.keras_feed`, the same weights as ``fit``), TensorFlow
+* fed one batch at a time (:func:`fetal_lib.training.keras_backend.on_demand_dataset`, the same weights as ``fit``), TensorFlow
   with XLA took 31.3 min (4d9c0c0; main U-Net 19.1 images/s, second stage 9.7 bands/s against torch's 8.8)
   with the first stage bit for bit that of the TensorFlow ``fit`` run (validation 1.924 mm): by the rule
   fixed before that run (faster than torch's 32.3 min), chapter 1 in float32 is back on TensorFlow. The

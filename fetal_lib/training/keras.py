@@ -18,7 +18,7 @@ from fetal_lib.training.checkpoint import CheckpointSelector
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.progress import report_epoch
 from fetal_lib.training import keras_backend
-from fetal_lib.training.keras_feed import fed_on_demand, on_demand_dataset
+
 from fetal_lib.training.schedule import cosine_lr, training_progress
 
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfloat16": "mixed_bfloat16"}
@@ -103,14 +103,14 @@ def train_epoch(model, batches, schedule=None, epoch: int = 0, verbose: int = 0)
     ``model.fit`` takes) by ``model.fit``; returns the epoch's mean training loss. ``schedule``: a :func:`schedule_callback`.
 
     On TensorFlow a ``PyDataset`` made in the training thread is fed by
-    :func:`fetal_lib.training.keras_feed.on_demand_dataset`: each batch made when the step asks for it, the
+    :func:`fetal_lib.training.keras_backend.on_demand_dataset`: each batch made when the step asks for it, the
     weights bit for bit those of ``fit`` on the ``PyDataset`` itself, without the read-ahead with which
     ``fit`` ran whole epochs at one of two speeds on 2 cores. Elsewhere (Keras on torch; loader threads
     for a GPU) ``fit`` takes the batches as they are.
     """
     feed = batches
-    if keras_backend.name() == "tensorflow" and fed_on_demand(batches):
-        feed = on_demand_dataset(batches)
+    if keras_backend.name() == "tensorflow" and keras_backend.fed_on_demand(batches):
+        feed = keras_backend.on_demand_dataset(batches)
     result = model.fit(feed, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, shuffle=False,
                        callbacks=[] if schedule is None else [schedule])
     return float(result.history["loss"][-1])

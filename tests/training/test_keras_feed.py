@@ -1,4 +1,4 @@
-"""TensorFlow's on-demand feed (fetal_lib.training.keras_feed): every batch once, in order, made when the step
+"""TensorFlow's on-demand feed (fetal_lib.training.keras_backend.on_demand_dataset): every batch once, in order, made when the step
 asks for it, and the same weights as ``model.fit`` on the PyDataset itself, bit for bit (float32, float32 with
 XLA, mixed_bfloat16; sample weights, augmentation, a dict of inputs)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fetal_lib.training.keras_feed import SPEC_BATCHES, fed_on_demand
+from fetal_lib.training.keras_backend import SPEC_BATCHES, fed_on_demand
 
 pytestmark = pytest.mark.keras_backends  # the TensorFlow-only tests skip on torch
 
@@ -36,7 +36,7 @@ tensorflow_only = pytest.mark.skipif("__import__('fetal_lib.training.keras_backe
 
 @tensorflow_only
 def test_element_spec_has_a_dynamic_batch_axis_and_merges_dimensions_that_differ() -> None:
-    from fetal_lib.training.keras_feed import element_spec
+    from fetal_lib.training.keras_backend import element_spec
 
     a = ({"axial": np.zeros((8, 4, 5, 1), np.float32)}, np.zeros((8, 1), np.float32), np.ones(8, np.float32))
     b = ({"axial": np.zeros((8, 4, 6, 1), np.float32)}, np.zeros((8, 1), np.float32), np.ones(8, np.float32))
