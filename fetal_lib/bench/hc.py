@@ -92,14 +92,12 @@ def bench_training(config, records, n_images: int, steps: int, warmup_steps: int
                                workers=keras_backend.loader_workers())
     epoch = 0
     while epoch * len(batches) < max(1, warmup_steps):  # warm-up (graph building), whole epochs as the chapter trains
-        batches.set_epoch(epoch)
-        train_epoch(model, batches)
+        train_epoch(model, batches, epoch=epoch)
         epoch += 1
     timed_epochs = max(1, -(-steps // len(batches)))  # at least ``steps`` batches, in whole epochs
     t0 = time.perf_counter()
     for _ in range(timed_epochs):  # augmentation timed too
-        batches.set_epoch(epoch)
-        train_epoch(model, batches)
+        train_epoch(model, batches, epoch=epoch)
         epoch += 1
     seconds = time.perf_counter() - t0
     steps = timed_epochs * len(batches)

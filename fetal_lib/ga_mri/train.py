@@ -30,12 +30,14 @@ from fetal_lib.training import keras as harness
 from fetal_lib.training import keras_backend
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.keras import dtype_policy
+from fetal_lib.training.keras_reuse import CompiledNetwork, copy_variables, reuses
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 LR_FLOOR = 0.05
 METRIC = "train_mae_days_negative"  # history key: minus the training-sample MAE (days), higher is better
 FLIP_PLANES = ("axial", "coronal")
 CURVE_SAMPLES = 64  # training samples the per-epoch learning curve is scored on (a fixed subset)
+COMPILED = CompiledNetwork()  # the chapter's 13 trainings trace the training step once (fetal_lib.training.keras_reuse)
 
 
 @dataclass
@@ -169,10 +171,21 @@ def train(config: GaTrainConfig, planes: dict[str, np.ndarray], ga_days: np.ndar
 
     n = check_inputs(config, planes, ga_days)
     loop = config.loop_config()
+
+    def compiled(load_weights: bool = True):
+        model = build_model(config, config.precision, load_weights=load_weights)
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=keras.losses.Huber(delta=float(config.huber_delta_days)),
+                      jit_compile=harness.uses_xla(loop))
+        return model
+
     harness.configure(threads=loop.threads, seed=config.seed)
-    model = build_model(config, config.precision)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=keras.losses.Huber(delta=float(config.huber_delta_days)),
-                  jit_compile=harness.uses_xla(loop))
+    if reuses():  # TensorFlow: the training step traced once per process (fetal_lib.training.keras_reuse)
+        model = COMPILED.for_recipe(recipe_key(config), lambda: compiled(load_weights=False))
+        harness.configure(threads=loop.threads, seed=config.seed)  # seeded again: building it drew random numbers
+        fresh = build_model(config, config.precision)  # the starting weights (the seed's), handed back trained
+        COMPILED.restart(fresh)
+    else:
+        model = fresh = compiled()
     y = np.asarray(ga_days, np.float64)
     curve = curve_subset(n, config.seed)
     curve_planes = {p: np.asarray(planes[p])[curve] for p in PLANES}
@@ -182,6 +195,19 @@ def train(config: GaTrainConfig, planes: dict[str, np.ndarray], ga_days: np.ndar
 
 
     batches = training_batches(planes, y, config, workers=keras_backend.loader_workers())
-    return harness.fit(model, batches, max(1, n // config.batch_size), loop, validate, samples_per_epoch=n,
-                       metric=METRIC, rebuild_float32=lambda: build_model(config, "float32", load_weights=False),
-                       desc="train vgg_attention", progress=progress, verbose=verbose)
+    result = harness.fit(model, batches, max(1, n // config.batch_size), loop, validate, samples_per_epoch=n,
+                         metric=METRIC, rebuild_float32=lambda: build_model(config, "float32", load_weights=False),
+                         desc="train vgg_attention", progress=progress, verbose=verbose)
+    if result.model is model and model is not fresh:  # a network of its own: the next training restarts the compiled one
+        copy_variables(fresh, model)
+        result.model = fresh
+    return result
+
+
+def recipe_key(config: GaTrainConfig) -> str:
+    """What the compiled network depends on: the config but its seed, epochs and wall-time cap (the starting weights
+    come from a newly built network; the epochs are the loop's), and the Keras backend."""
+    import json
+
+    kept = {k: v for k, v in config.to_dict().items() if k not in ("seed", "epochs", "time_budget_s")}
+    return json.dumps({**kept, "keras_backend": keras_backend.name()}, sort_keys=True, default=str)

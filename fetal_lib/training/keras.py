@@ -99,8 +99,11 @@ def schedule_callback(base_lr: float, total_steps: int, time_budget_s: float | N
 
 
 def train_epoch(model, batches, schedule=None, epoch: int = 0, verbose: int = 0) -> float:
-    """One epoch of ``batches`` (a ``keras.utils.PyDataset`` of ``(x, y[, sample_weight])`` batches, or anything
-    ``model.fit`` takes) by ``model.fit``; returns the epoch's mean training loss. ``schedule``: a :func:`schedule_callback`.
+    """Epoch ``epoch`` (from 0) of ``batches`` (a ``keras.utils.PyDataset`` of ``(x, y[, sample_weight])`` batches, or
+    anything ``model.fit`` takes) by ``model.fit``; returns the epoch's mean training loss. ``schedule``: a
+    :func:`schedule_callback`. Batches that draw per epoch (:class:`~fetal_lib.training.keras_batches.EpochBatches`:
+    shuffled or sampled) are set to ``epoch`` first, on every backend (until 2026-11-29 the harness set it only for
+    shuffled batches, and chapter 1's second stage drew epoch 0's order and jitter in every epoch).
 
     On TensorFlow a ``PyDataset`` made in the training thread is fed by
     :func:`fetal_lib.training.keras_backend.on_demand_dataset`: each batch made when the step asks for it, the
@@ -108,6 +111,10 @@ def train_epoch(model, batches, schedule=None, epoch: int = 0, verbose: int = 0)
     ``fit`` ran whole epochs at one of two speeds on 2 cores. Elsewhere (Keras on torch; loader threads
     for a GPU) ``fit`` takes the batches as they are.
     """
+    from fetal_lib.training.keras_batches import EpochBatches  # deferred: imports keras
+
+    if isinstance(batches, EpochBatches):
+        batches.set_epoch(epoch)
     feed = batches
     if keras_backend.name() == "tensorflow" and keras_backend.fed_on_demand(batches):
         feed = keras_backend.on_demand_dataset(batches)
@@ -162,8 +169,6 @@ def fit(
         verbose: Keras verbosity (0 silent, 2 one line per epoch).
         clock: seconds for the cap and the timings (tests inject their own).
     """
-    from fetal_lib.training.keras_batches import EpochBatches  # deferred: imports keras
-
     total_steps = max(1, steps_per_epoch) * config.epochs
     schedule = schedule_callback(config.learning_rate, total_steps, config.cap_s, config.lr_floor, config.lr_schedule == "constant", clock)
     history: dict[str, list] = {"loss": [], metric: [], "seconds": []}
@@ -178,8 +183,6 @@ def fit(
         bar = tqdm(total=config.epochs, desc=desc, unit="epoch")
     for epoch in range(config.epochs):
         t0 = clock()
-        if isinstance(batches, EpochBatches):  # ShuffledBatches, SampledBatches (until 2026-11-29 only the former: chapter 1's
-            batches.set_epoch(epoch)           # second stage drew epoch 0's order and jitter every epoch); the same on every backend
         loss = train_epoch(model, batches, schedule, epoch, verbose)
         train_seconds += clock() - t0
         epochs_run += 1

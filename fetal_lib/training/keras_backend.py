@@ -270,7 +270,6 @@ def element_spec(batches: list) -> Any:
     optimises a different graph: its weights differed from ``fit``'s by rounding, 6e-8 after one float32 SGD step of
     a small U-Net, enough for a chapter's trained models to drift apart.)"""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     def merged(*arrays):

@@ -64,3 +64,40 @@ def test_the_learning_curve_is_scored_on_a_fixed_subset_of_the_training_samples(
     big = curve_subset(310, seed=3)
     assert big.size == CURVE_SAMPLES and len(set(big.tolist())) == CURVE_SAMPLES and big.min() >= 0 and big.max() < 310
     assert (np.diff(big) > 0).all() and (curve_subset(310, seed=3) == big).all()  # sorted, and the same for the same seed
+
+
+@pytest.mark.slow
+def test_a_second_training_reuses_the_compiled_network_and_trains_what_a_new_one_trains() -> None:
+    """Chapter 4 trains one network 13 times: the compiled network is restarted (its training step traced once),
+    each result is a network of its own, and the weights are those of a network built, compiled and trained anew."""
+    import keras
+
+    from fetal_lib.ga_mri import train as ga_train
+    from fetal_lib.training import keras as harness
+
+    y = np.random.default_rng(0).uniform(140, 280, 20)
+    x = _discs(y)
+    config = GaTrainConfig(options={**SMALL, "dropout": 0.5}, size=32, epochs=2, batch_size=8, learning_rate=3e-3, seed=0)
+    ga_train.COMPILED.clear()
+    first = train(config, x, y)
+    kept = [np.array(w) for w in first.model.get_weights()]
+    second = train(config, x, y)
+    assert second.model is not first.model
+    if not ga_train.reuses():  # Keras on torch: nothing to trace, a new network each time (an unseeded dropout draws
+        assert ga_train.COMPILED.model is None  # from torch's global generator, so two trainings in one process differ)
+        return
+    assert ga_train.COMPILED.reused == 1 and ga_train.COMPILED.model not in (first.model, second.model)
+    for got, want in zip(first.model.get_weights(), kept):  # the first result is not restarted by the second training
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(second.model.get_weights(), kept):  # the same training twice: the same weights
+        np.testing.assert_array_equal(got, want)
+
+    # the independent reference: built, compiled and trained by the harness directly (the code before the reuse)
+    loop = config.loop_config()
+    harness.configure(threads=loop.threads, seed=config.seed)
+    model = ga_train.build_model(config, config.precision)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=keras.losses.Huber(delta=config.huber_delta_days),
+                  jit_compile=harness.uses_xla(loop))
+    ref = harness.fit(model, ga_train.training_batches(x, y, config), len(y) // config.batch_size, loop, lambda m: 0.0)
+    for got, want in zip(ref.model.get_weights(), kept):
+        np.testing.assert_array_equal(got, want)

@@ -153,3 +153,5 @@ def test_the_harness_sets_the_epoch_of_sampled_batches_too():
         batches.set_epoch(epoch)
         expected |= {float(v) for i in range(len(batches)) for v in batches[i][0][:, 0]}
     assert expected <= {float(np.float32(v)) for v in drawn} and len(expected) == 3 * 8  # three epochs' draws, all different
+    harness.train_epoch(model, batches, epoch=5)  # where the epoch is set: every caller of train_epoch (fetal bench too)
+    assert batches.epoch == 5
