@@ -267,6 +267,7 @@ if stage is not None:
 split_errors = chapter.error_by_split(ch, deployed, test)
 run.table(split_errors, "error_by_split")
 display(Markdown(report.fit_sentence(split_errors)))
+display(Markdown(report.checks_sentence(split_errors)))
 
 # %% [markdown]
 # ## Size calibration: decided on training-side data

@@ -323,9 +323,12 @@ def signed_by_range(df) -> dict[str, Any]:
     return {"by_hc_range": out}
 
 
-def error_table(results: dict[str, Any]) -> "pd.DataFrame":
+def error_table(results: dict[str, Any], n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
     """One row per split of :func:`evaluate` results: images, HC |diff| mean and median, signed
-    mean (mm, predicted - reference), Dice, and |diff| mean per reference-HC range.
+    mean (mm, predicted - reference) with its 95 % CI (resampling subjects where a ``subject_id`` column
+    says which, else images), Dice, |diff| mean per reference-HC range, and where the results carry the
+    plausibility checks (``flagged``) how many fits they flag and the |diff| mean of the flagged and of
+    the other fits.
 
     Set beside each other, the training split's row (the model's own training images) and the
     held-out rows tell overfitting (training error well below held-out) from underfitting
@@ -343,14 +346,32 @@ def error_table(results: dict[str, Any]) -> "pd.DataFrame":
             "HC |diff| mean (mm)": float(found["hc_abs_diff_mm"].mean()) if len(found) else math.nan,
             "HC |diff| median (mm)": float(found["hc_abs_diff_mm"].median()) if len(found) else math.nan,
             "signed mean (mm)": float(found["hc_diff_mm"].mean()) if len(found) else math.nan,
+            "signed 95% CI (mm)": _signed_ci(found, n_boot, seed),
             "Dice": float(df["dice"].mean()),
         }
+        if "flagged" in df.columns:
+            flagged = found["flagged"].astype(bool)
+            row["flagged"] = int(df["flagged"].astype(bool).sum())
+            row["|diff| mean, flagged (mm)"] = float(found.loc[flagged, "hc_abs_diff_mm"].mean()) if flagged.any() else math.nan
+            row["|diff| mean, not flagged (mm)"] = float(found.loc[~flagged, "hc_abs_diff_mm"].mean()) if (~flagged).any() else math.nan
         by_range = signed_by_range(df)["by_hc_range"]
         for label, part in by_range.items():
             row[f"|diff| mean, {label.split(' (')[0]} (mm)"] = part["hc_abs_diff_mean_mm"]
         row["images per HC range"] = "/".join(str(part["n"]) for part in by_range.values())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _signed_ci(found, n_boot: int, seed: int) -> str:
+    """``"low to high"`` (mm): the 95 % bootstrap CI of the mean signed HC error; empty with fewer than 2 images."""
+    from fetal_lib.metrics.uncertainty import bootstrap_ci
+
+    diffs = found["hc_diff_mm"].to_numpy(float)
+    if len(diffs) < 2:
+        return ""
+    groups = found["subject_id"].astype(str).to_numpy() if "subject_id" in found.columns else None
+    ci = bootstrap_ci(lambda d: float(np.mean(d)), diffs, n_boot=n_boot, seed=seed, groups=groups)
+    return f"{ci.low:+.2f} to {ci.high:+.2f}"
 
 
 def fit_verdict(train_mean_mm: float, test_mean_mm: float) -> str:

@@ -337,6 +337,22 @@ def cv_sentence(cv_doc: Mapping[str, Any], recipe_differences: Sequence[str]) ->
                "**Not the same recipe as this chapter**: " + "; ".join(recipe_differences) + "."))
 
 
+def checks_sentence(split_errors) -> str:
+    """How many fits the plausibility checks flag per split of :func:`fetal_lib.hc.pipeline.error_table`, and the
+    mean |HC error| of the flagged fits against the others (empty when the table has no ``flagged`` column)."""
+    if "flagged" not in split_errors.columns:
+        return ""
+    parts = []
+    for _, row in split_errors.iterrows():
+        part = f"{int(row['flagged'])} of {int(row['images'])} on {row['split']}"
+        if int(row["flagged"]):
+            part += (f" ({row['|diff| mean, flagged (mm)']:.2f} mm against {row['|diff| mean, not flagged (mm)']:.2f} for the "
+                     "other fits)")
+        parts.append(part)
+    return ("The plausibility checks (ellipse against region, axis ratio, a head cut by the border, the two stages "
+            f"disagreeing) flag {'; '.join(parts)}. The signed mean's 95 % CI resamples subjects.")
+
+
 def fit_sentence(split_errors) -> str:
     """The mean HC error on the training images against the test split (rows 0 and 2 of
     :func:`fetal_lib.hc.pipeline.error_table`), with :func:`~fetal_lib.hc.pipeline.fit_verdict`."""

@@ -40,6 +40,14 @@ def test_fit_sentence_reads_train_and_test_rows():
     assert "training images 1.00 mm" in text and "test split 3.00 mm" in text and "overfits" in text
 
 
+def test_checks_sentence_counts_the_flagged_fits_per_split():
+    t = pd.DataFrame({"split": ["validation", "test"], "images": [111, 108], "flagged": [0, 2],
+                      "|diff| mean, flagged (mm)": [float("nan"), 6.5], "|diff| mean, not flagged (mm)": [1.8, 2.2]})
+    text = report.checks_sentence(t)
+    assert "0 of 111 on validation;" in text and "2 of 108 on test (6.50 mm against 2.20" in text
+    assert report.checks_sentence(t.drop(columns=["flagged"])) == ""
+
+
 def test_audit_cap_warning_names_the_capped_arms():
     table = pd.DataFrame({"arm": ["ours", "source block"], "epochs run": [4, 2]})
     assert report.audit_cap_warning(table, {"audit_epochs": 2, "audit_time_budget_s": 0.0}) is None

@@ -94,7 +94,8 @@ def test_error_table_rows_per_split_against_pandas():
     def fake(n):
         ref = rng.uniform(60, 330, n)
         diff = rng.normal(0, 2, n)
-        df = pd.DataFrame({"found": np.arange(n) % 7 != 0, "hc_ref_mm": ref, "hc_diff_mm": diff, "dice": rng.uniform(0.9, 1, n)})
+        df = pd.DataFrame({"found": np.arange(n) % 7 != 0, "hc_ref_mm": ref, "hc_diff_mm": diff, "dice": rng.uniform(0.9, 1, n),
+                           "subject_id": [f"{i // 2:03d}" for i in range(n)], "flagged": np.arange(n) % 5 == 1})
         df.loc[~df["found"], "hc_diff_mm"] = np.nan
         df["hc_abs_diff_mm"] = df["hc_diff_mm"].abs()
         return df
@@ -102,6 +103,15 @@ def test_error_table_rows_per_split_against_pandas():
     splits = {"train": fake(40), "test": fake(15)}
     table = pipeline.error_table(splits)
     assert list(table["split"]) == ["train", "test"]
+    for _, row in table.iterrows():  # the plausibility checks: counted, and the error of each kind of fit
+        df = splits[row["split"]]
+        found = df[df["found"]]
+        assert row["flagged"] == int(df["flagged"].sum())
+        assert row["|diff| mean, flagged (mm)"] == pytest.approx(found[found["flagged"]]["hc_abs_diff_mm"].mean())
+        assert row["|diff| mean, not flagged (mm)"] == pytest.approx(found[~found["flagged"]]["hc_abs_diff_mm"].mean())
+        low, high = (float(v) for v in row["signed 95% CI (mm)"].split(" to "))
+        assert low < found["hc_diff_mm"].mean() < high and high - low < 4 * 2 / np.sqrt(len(found)) * 1.96
+    assert "flagged" not in pipeline.error_table({"x": splits["test"].drop(columns=["flagged"])}).columns
     for _, row in table.iterrows():
         df = splits[row["split"]]
         found = df[df["found"]]
