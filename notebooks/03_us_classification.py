@@ -72,6 +72,7 @@ head_finder = None  # the HC18 model that finds the head; empty: chapter 1's bui
 ensemble = None  # also score the mean of the archs' calibrated probabilities on every task (a candidate for deployment)
 epochs = None  # the training budget of every model on every task not in task_epochs
 task_epochs = None  # per task, its budget in epochs instead of `epochs`, e.g. {"anomaly": 10}
+task_learning_rate = None  # per task, its base learning rate instead of `learning_rate`, e.g. {"brain_planes": 0.0003}
 task_seeds = None  # per task, networks per architecture (own seeds) averaged into its model, e.g. {"brain_planes": 3}
 task_split_from = None  # per task, the task whose patient split it follows, e.g. {"brain_planes": "planes"}
 task_init = None  # per task, the task whose trained network (same architecture) starts its own, e.g. {"brain_planes": "planes"}

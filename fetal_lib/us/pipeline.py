@@ -80,6 +80,22 @@ def task_epochs(settings: dict[str, Any], task: str) -> int:
     return per_task_count(settings, "task_epochs", task, settings["epochs"], "the budget in epochs")
 
 
+def task_learning_rate(settings: dict[str, Any], task: str) -> float:
+    """The base learning rate of ``task``'s models: ``task_learning_rate[task]`` where given, else ``learning_rate``
+    (e.g. a lower one for a task whose networks start from another task's, ``task_init``).
+
+    Raises:
+        ValueError: ``task_learning_rate`` names an unknown task, or gives a value that is not a positive number."""
+    per_task = settings.get("task_learning_rate") or {}
+    unknown = sorted(set(per_task) - set(TASKS))
+    if unknown:
+        raise ValueError(f"task_learning_rate: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
+    value = per_task.get(task, settings["learning_rate"])
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"task_learning_rate: {task}: the learning rate must be a positive number, got {value!r}")
+    return float(value)
+
+
 def task_seeds(settings: dict[str, Any], task: str) -> int:
     """How many networks of each architecture ``task`` trains, each with its own seed, averaged into its model:
     ``task_seeds[task]`` where given, else 1 (:func:`per_task_count`)."""
@@ -104,11 +120,12 @@ def task_source(settings: dict[str, Any], key: str, task: str) -> str | None:
 def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     """``settings`` as one task trains with them: ``head_crop`` is the task's crop (a dict) or None,
     a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size), ``epochs``
-    is the task's own budget (:func:`task_epochs`), ``seeds`` its networks per architecture (:func:`task_seeds`),
-    ``split_from`` the task whose patient split it follows and ``init_from`` the task whose networks start its own
-    (:func:`task_source`; None for neither)."""
+    is the task's own budget (:func:`task_epochs`), ``learning_rate`` its own (:func:`task_learning_rate`), ``seeds``
+    its networks per architecture (:func:`task_seeds`), ``split_from`` the task whose patient split it follows and
+    ``init_from`` the task whose networks start its own (:func:`task_source`; None for neither)."""
     spec = head_crop_spec(settings, task)
     out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task),
+           "learning_rate": task_learning_rate(settings, task),
            "seeds": task_seeds(settings, task), "split_from": task_source(settings, "task_split_from", task),
            "init_from": task_source(settings, "task_init", task)}
     if spec is not None:

@@ -163,6 +163,28 @@ def test_mixed_bfloat16_training_returns_a_float32_separable_model() -> None:
     assert result.model.output.shape[1:] == (3,) and result.epochs_run == 1
 
 
+def test_task_learning_rate_gives_a_task_its_own_rate_which_a_cv_reads_as_its_recipe() -> None:
+    from fetal_lib.us import cross_validation as cv
+    from fetal_lib.us import pipeline
+
+    settings = {**pipeline.profile_settings("smoke"), "learning_rate": 0.001, "task_learning_rate": {"brain_planes": 0.0003}}
+    assert pipeline.task_settings(settings, "brain_planes")["learning_rate"] == 0.0003
+    assert pipeline.task_settings(settings, "planes")["learning_rate"] == 0.001
+    assert pipeline.train_config(pipeline.task_settings(settings, "brain_planes"), "plain_cnn").learning_rate == 0.0003
+    assert pipeline.task_learning_rate({**settings, "task_learning_rate": None}, "brain_planes") == 0.001
+    assert pipeline.task_learning_rate({**settings, "task_learning_rate": {"planes": 1}}, "planes") == 1.0  # a whole number is a rate
+    with pytest.raises(ValueError, match="unknown task.*brain_plane"):
+        pipeline.task_learning_rate({**settings, "task_learning_rate": {"brain_plane": 0.1}}, "planes")
+    for bad in (0, -0.001, float("nan"), True, "0.001"):
+        with pytest.raises(ValueError, match="brain_planes: the learning rate must be a positive number"):
+            pipeline.task_learning_rate({**settings, "task_learning_rate": {"brain_planes": bad}}, "brain_planes")
+    # a CV run at the task's own rate is not the recipe of a chapter at the common rate, and is that of one at the same rate
+    doc = {"provenance": {"profile": "smoke", "parameters": pipeline.task_settings(settings, "brain_planes")}}
+    assert cv.recipe_differences(doc, pipeline.task_settings(settings, "brain_planes"), "smoke") == []
+    assert cv.recipe_differences(doc, pipeline.task_settings({**settings, "task_learning_rate": {}}, "brain_planes"),
+                                 "smoke") == ["learning_rate 0.0003 (this run: 0.001)"]
+
+
 def test_task_epochs_give_a_task_its_own_budget_and_refuse_unknown_tasks_or_bad_budgets() -> None:
     from fetal_lib.us import pipeline
 
