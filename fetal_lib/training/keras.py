@@ -18,7 +18,6 @@ from fetal_lib.training.checkpoint import CheckpointSelector
 from fetal_lib.training.config import TrainConfig
 from fetal_lib.training.progress import report_epoch
 from fetal_lib.training import keras_backend
-
 from fetal_lib.training.schedule import cosine_lr, training_progress
 
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfloat16": "mixed_bfloat16"}

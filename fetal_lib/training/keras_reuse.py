@@ -82,5 +82,5 @@ class CompiledNetwork:
         return self.model
 
     def clear(self) -> None:
-        """Drop the kept network (the next training builds and compiles anew)."""
-        self.__init__()
+        """Drop the kept network (the next training builds and compiles anew); the count of reuses restarts."""
+        self.key, self.model, self.optimizer_start, self.reused = None, None, [], 0
