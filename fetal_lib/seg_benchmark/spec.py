@@ -52,6 +52,14 @@ SPEC = ChapterSpec(
                  "float32 on a 2-core Xeon: DUCK-Net 8.6 training images/s, the others 33-69; at 8 epochs the chapter took "
                  "32 min (abcf7e4: 161 s an epoch for the five), over its 30-minute target at 10 or 12",
                  "fetal bench seg"),
+        Decision("input_rows/input_cols 96x160 (transunet's img_size with them)", "profile",
+                 "the validation split (chapter runs 7923fa4 at 128x192 and 664ccf7 at 96x160; issue 48, for speed)",
+                 "rule fixed before the run: the deployed network's validation HC error at most 0.06 mm above 1.980 mm, every "
+                 "architecture's validation Dice within 0.01, and faster: TransUNet continued 1.892 mm deployed (Attention "
+                 "U-Net continued 1.980 before); Dice 0.970/0.960/0.968/0.943/0.956 against 0.971/0.962/0.970/0.951/0.965; "
+                 "476 s against 668 on the AVX-512 BF16 machine",
+                 "fetal book --profile cpu --only seg_benchmark (128x192: input_rows, input_cols and transunet's img_size "
+                 "in profiles/cpu.yaml)"),
         Decision("winner_epochs", "profile",
                  "the validation split (8024735's Attention U-Net continued from its benchmark epochs)",
                  "25 epochs in all 1.88 mm, 35 in all 1.94 mm mean HC error; averaging its probabilities with other benchmark "
