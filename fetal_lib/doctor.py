@@ -128,13 +128,14 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     records = data.part("train")
     main = bench_training(pipeline.train_config(settings), records, 32, 16)
     audit = bench_training(pipeline.train_config(settings, audit=True), records, 32, 16)
+    n_audit = len(data.with_training_subjects(float(settings.get("audit_train_fraction", 1.0))).parts["train"])
     seconds = (int(settings["epochs"]) * n_train / main["train_images_per_s"]
-               + 3 * int(settings["audit_epochs"]) * n_train / audit["train_images_per_s"])
+               + 3 * int(settings["audit_epochs"]) * n_audit / audit["train_images_per_s"])
     networks = {
         "main U-Net": {**_rate(main["train_images_per_s"], "images/s"), "epochs": int(settings["epochs"]), "images_per_epoch": n_train,
                        "input": main["input_shape"], "precision": main["precision"]},
         "audit arms (x3)": {**_rate(audit["train_images_per_s"], "images/s"), "epochs": int(settings["audit_epochs"]),
-                            "images_per_epoch": n_train, "input": audit["input_shape"], "precision": audit["precision"]},
+                            "images_per_epoch": n_audit, "input": audit["input_shape"], "precision": audit["precision"]},
     }
     if settings.get("second_stage"):  # the cascade's second U-Net, on bands of the training images (one per image an epoch)
         from fetal_lib.hc import second_stage  # local: loads the band sampler and the cascade (Keras)

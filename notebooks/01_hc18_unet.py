@@ -96,6 +96,7 @@ second_combine = None  # auto | refined | mean (averaged with the first stage's 
 # audit arms (equal budget among themselves)
 audit_epochs = None
 audit_time_budget_s = None  # optional wall-time cap per audit arm (s); 0 is off
+audit_train_fraction = None  # share of the training part's subjects the audit arms train on (the same for every arm)
 audit_filters = None
 audit_input_rows = None
 audit_input_cols = None
@@ -300,8 +301,9 @@ else:
 # %% [markdown]
 # ## Audit: what each flaw of the source costs
 #
-# Three arms at the same reduced budget (same input size, width and epochs; same seed and
-# split, same post-processing and validation-chosen threshold):
+# Three arms at the same reduced budget (same input size, width and epochs; the same training
+# subjects, `audit_train_fraction` of the training part's; same seed and split, same post-processing
+# and validation-chosen threshold):
 #
 # * **ours**: corrected block, filled masks, BCE + Dice;
 # * **source block**: the source's `conv2d_block` (second conv reads the block input), everything else ours;

@@ -312,6 +312,8 @@ def test_doctor_measures_chapter1_on_the_backend_the_chapter_would_choose(capsys
     est = json.loads(capsys.readouterr().out)["chapters"]["hc18"]
     assert est["keras_backend"]["backend"] == here and est["measured_in_pid"] == os.getpid()
     assert est["networks"]["main U-Net"]["rate"] > 0
+    # the audit arms train on the smoke profile's audit_train_fraction (0.5) of the training subjects
+    assert 0 < est["networks"]["audit arms (x3)"]["images_per_epoch"] < est["networks"]["main U-Net"]["images_per_epoch"]
     other = {"tensorflow": "torch", "torch": "tensorflow"}[here]
     calls = []
     monkeypatch.setattr(chapter_backend, "choose_for_chapter", lambda settings, *a, **k: (other, "stub: the other backend"))

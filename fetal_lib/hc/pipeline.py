@@ -103,6 +103,22 @@ class HCData:
     def part(self, name: str) -> list[HC18Record]:
         return [self.records[i] for i in self.parts[name]]
 
+    def with_training_subjects(self, fraction: float, seed: int = 0) -> HCData:
+        """This split with its training part cut to a seeded ``fraction`` of its subjects (every image of a subject
+        drawn, at least one subject); validation and test untouched. ``fraction`` 1 gives this split itself.
+
+        Raises:
+            ValueError: ``fraction`` not in (0, 1]."""
+        if not 0.0 < float(fraction) <= 1.0:
+            raise ValueError(f"the share of training subjects must be in (0, 1], got {fraction!r}")
+        if float(fraction) == 1.0:
+            return self
+        train = np.asarray(self.parts["train"])
+        subjects = np.unique([self.records[i].subject_id for i in train])
+        keep = np.random.default_rng(seed).choice(subjects, max(1, int(round(fraction * subjects.size))), replace=False)
+        kept = set(keep.tolist())
+        return HCData(self.source, self.records, {**self.parts, "train": np.array([i for i in train if self.records[i].subject_id in kept])})
+
 
 def load_data(data_dir: str | None = None, data_source: str = "auto", seed: int = 0, max_images: int = 0) -> HCData:
     """Resolve HC18 (real or phantom), read its training records, split them by subject.

@@ -195,30 +195,41 @@ def audit_arms(data, settings: Mapping[str, Any], seed: int, arms: Mapping[str, 
                calibrate: bool = False) -> tuple[Any, dict[str, list]]:
     """Train and score each audit arm (``{name: TrainConfig changes}``) at the audit budget.
 
-    Returns the table (one row per arm: block, targets, loss, epochs, seconds, threshold, test
-    HC error, Dice, HD95, misses) and each arm's training history.
+    The arms train on ``audit_train_fraction`` of the training part's subjects (the same for every arm,
+    :meth:`~fetal_lib.hc.pipeline.HCData.with_training_subjects`); each picks its threshold on the whole
+    validation part. Returns the table (one row per arm: block, targets, loss, training images, epochs,
+    seconds, threshold, validation and test HC error, Dice, HD95, misses) and each arm's training history.
     """
     import pandas as pd
 
 
     test_records = data.part("test")
+    arm_data = data.with_training_subjects(float(settings.get("audit_train_fraction", 1.0)), seed)
     rows, histories = [], {}
     for arm, change in arms.items():
         config = pipeline.train_config(dict(settings), seed, audit=True, **change)
-        trained = pipeline.train_model(data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
+        trained = pipeline.train_model(arm_data, config, settings["tta"], pipeline.parse_grid(settings["threshold_grid"]),
                                        calibrate=calibrate)
         summary = pipeline.summarize(pipeline.evaluate(trained.model, test_records), seed=seed)
         histories[f"audit: {arm}"] = trained.result.history
         rows.append({
             "arm": arm, "block": config.block, "targets": config.mask_mode, "loss": config.loss,
-            "epochs run": trained.result.epochs_run, "train s": round(trained.result.seconds),
+            "training images": len(arm_data.parts["train"]), "epochs run": trained.result.epochs_run, "train s": round(trained.result.seconds),
             "threshold (val)": trained.model.threshold,
+            "validation HC |diff| mean (mm)": _found_mean(trained.val_results, "hc_abs_diff_mm"),
             "HC |diff| mean (mm)": summary.get("hc_abs_diff_mean_mm", math.nan),
             "HC |diff| median (mm)": summary.get("hc_abs_diff_median_mm", math.nan),
             "Dice": summary["dice_mean"], "HD95 (mm)": summary["hd95_mean_mm"],
             "no head found": summary["n_no_head_found"],
         })
     return pd.DataFrame(rows), histories
+
+
+def _found_mean(results, column: str) -> float:
+    """Mean of ``column`` over the images of ``results`` with a head found (NaN for none, or no results)."""
+    if results is None or not bool(results["found"].any()):
+        return math.nan
+    return float(results.loc[results["found"], column].mean())
 
 
 def background_pixel_accuracy(records) -> Any:

@@ -54,6 +54,8 @@ SPEC = ChapterSpec(
              "auto (whichever validation prefers)", "", ("auto", "refined", "mean")),
         common.epochs("training budget of each audit arm (ours / source block / source masks), equal among them", "audit_epochs"),
         common.time_budget_s("optional wall-time cap per audit arm; 0 is off", "audit_time_budget_s"),
+        Knob("audit_train_fraction", float, "share of the training part's subjects the audit arms train on (the same "
+             "seeded subjects for every arm; validation and test whole)", "fraction"),
         common.channels("audit_filters", "U-Net channels at the first level of the audit arms"),
         common.input_rows("rows of the audit arms' letterboxed input", "audit_input_rows"),
         common.input_cols("columns of the audit arms' letterboxed input", "audit_input_cols"),

@@ -237,3 +237,24 @@ def test_threshold_ranges_and_criteria():
     assert pipeline.threshold_score([np.nan] * 3, ref, "signed") == np.inf  # never chosen
     with pytest.raises(ValueError, match="criterion"):
         pipeline.final_threshold_rule({"final_threshold_step": 0.05, "final_threshold_criterion": "median"})
+
+
+def test_the_audit_arms_share_of_training_subjects_keeps_whole_subjects_and_leaves_validation_and_test(real_dataset):
+    data = pipeline.load_data(str(real_dataset("hc18").parent), "real", seed=0)
+    half = data.with_training_subjects(0.5, seed=0)
+    subjects = {part: {r.subject_id for r in data.part(part)} for part in ("train", "val", "test")}
+    kept = {r.subject_id for r in half.part("train")}
+    assert kept < subjects["train"] and len(kept) == round(0.5 * len(subjects["train"]))
+    # every image of a kept subject (NNN_HC and NNN_2HC together), and none of the others
+    assert sorted(half.parts["train"].tolist()) == [i for i in sorted(data.parts["train"]) if data.records[i].subject_id in kept]
+    assert any(r.filename.endswith("_2HC.png") for r in half.part("train"))
+    for part in ("val", "test"):
+        np.testing.assert_array_equal(half.parts[part], data.parts[part])
+    assert len(data.parts["train"]) == 533  # the original untouched
+    np.testing.assert_array_equal(data.with_training_subjects(0.5, seed=0).parts["train"], half.parts["train"])  # seeded
+    assert set(data.with_training_subjects(0.5, seed=1).parts["train"].tolist()) != set(half.parts["train"].tolist())
+    assert data.with_training_subjects(1.0) is data
+    assert len({r.subject_id for r in data.with_training_subjects(1e-6).part("train")}) == 1  # at least one subject
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match=r"share of training subjects must be in \(0, 1\]"):
+            data.with_training_subjects(bad)
