@@ -16,7 +16,8 @@ from fetal_lib.us import pipeline, report
 from fetal_lib.us.pipeline import ModelRun
 
 SETTINGS = {"head_crop_tasks": "brain_planes", "head_crop_margin": 1.15, "head_crop_size": 72, "head_crop_align": False,
-            "input_rows": 64, "input_cols": 80, "head_finder": "", "epochs": 2, "task_epochs": {"planes": 3}}
+            "input_rows": 64, "input_cols": 80, "head_finder": "", "epochs": 2, "task_epochs": {"planes": 3},
+            "learning_rate": 0.001}
 
 
 def _data(phantom: bool):
