@@ -100,6 +100,8 @@ audit_train_fraction = None  # share of the training part's subjects the audit a
 audit_filters = None
 audit_input_rows = None
 audit_input_cols = None
+# the error-by-split table
+error_train_fraction = None  # share of the training part's subjects its row of seen images scores (seeded, whole subjects)
 save_model = None  # write build/models/hc18_unet.keras and its card (never for a phantom model)
 
 # %%

@@ -194,9 +194,16 @@ def recipe_cv(ch: ChapterStart) -> RecipeCV | None:
 
 
 def error_by_split(ch: ChapterStart, model: Deployed, test: TestScores):
-    """:func:`fetal_lib.hc.pipeline.error_table` of the deployed model on its own training images, on validation and on test."""
-    train_df = pipeline.evaluate(model.model, ch.data.part("train"))
-    return pipeline.error_table({"train (seen in training)": train_df, "validation": model.val_results, "test": test.per_image})
+    """:func:`fetal_lib.hc.pipeline.error_table` of the deployed model on its own training images (those of a seeded
+    ``error_train_fraction`` of the training part's subjects, the run's seed), on validation and on test."""
+    fraction = float(ch.settings.get("error_train_fraction", 1.0))
+    seen = ch.data.with_training_subjects(fraction, ch.seed).part("train")
+    label = "train (seen in training)"
+    if fraction < 1.0:
+        n_all = len({r.subject_id for r in ch.data.part("train")})
+        label += f", {len({r.subject_id for r in seen})} of {n_all} subjects"
+    train_df = pipeline.evaluate(model.model, seen)
+    return pipeline.error_table({label: train_df, "validation": model.val_results, "test": test.per_image})
 
 
 @dataclass

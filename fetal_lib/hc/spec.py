@@ -59,6 +59,8 @@ SPEC = ChapterSpec(
         common.channels("audit_filters", "U-Net channels at the first level of the audit arms"),
         common.input_rows("rows of the audit arms' letterboxed input", "audit_input_rows"),
         common.input_cols("columns of the audit arms' letterboxed input", "audit_input_cols"),
+        Knob("error_train_fraction", float, "share of the training part's subjects whose images the error-by-split table "
+             "scores in its row of seen images (seeded, whole subjects; validation and test rows whole)", "fraction"),
         common.save("save_model", "write build/models/hc18_unet.keras (and the second stage) with its card (never for a phantom model)"),
     ),
     datasets=("hc18",),

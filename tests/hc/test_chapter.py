@@ -155,3 +155,35 @@ def test_the_explained_second_stage_is_the_refined_variant_else_the_first():
 
     assert stage([variant_name("mean"), variant_name("refined")]).explained == variant_name("refined").upper()
     assert stage([variant_name("mean")]).explained == variant_name("mean").upper()
+
+
+def test_error_by_split_scores_a_seeded_share_of_the_training_subjects(monkeypatch):
+    """``error_train_fraction``: the row of seen images evaluates the images of that share of the training subjects
+    (whole subjects, the run's seed), says how many, and leaves validation and test whole."""
+    from fetal_lib.hc.pipeline import HCData
+
+    records = [SimpleNamespace(subject_id=f"s{i // 2}", filename=f"{i:03d}_HC.png") for i in range(40)]
+    data = HCData(None, records, {"train": np.arange(24), "val": np.arange(24, 32), "test": np.arange(32, 40)})
+    def scored(n):  # evaluate()'s columns that error_table reads
+        df = _frame(n)
+        return df.assign(hc_diff_mm=0.5, hc_abs_diff_mm=0.5, dice=0.97)
+
+    evaluated = []
+    monkeypatch.setattr(chapter.pipeline, "evaluate", lambda model, recs: evaluated.append(recs) or scored(len(recs)))
+    model = chapter.Deployed(SimpleNamespace(calibration=None), scored(8), FIRST_ONLY)
+    test = chapter.TestScores([], scored(8), {}, 0.0)
+
+    def table(fraction, seed=3):
+        ch = SimpleNamespace(settings={"error_train_fraction": fraction}, data=data, seed=seed)
+        return chapter.error_by_split(ch, model, test)
+
+    whole = table(1.0)
+    assert whole["split"].tolist() == ["train (seen in training)", "validation", "test"]
+    assert evaluated[-1] == data.part("train") and whole["images"].tolist() == [24, 8, 8]
+    quarter = table(0.25)
+    seen = evaluated[-1]
+    assert quarter.loc[0, "split"] == "train (seen in training), 3 of 12 subjects" and quarter["images"].tolist() == [6, 8, 8]
+    assert seen == data.with_training_subjects(0.25, 3).part("train")  # whole subjects, the run's seed
+    assert {r.subject_id for r in seen} <= {r.subject_id for r in data.part("train")} and len({r.subject_id for r in seen}) == 3
+    table(0.25, seed=4)
+    assert evaluated[-1] != seen

@@ -165,7 +165,12 @@ def test_hc18_chapter_splits_by_subject_and_clears_the_phantom_floor_on_test(smo
     assert len(per_image) == images["test"] == m["test"]["n_images"]
     assert len({row["subject_id"] for row in per_image}) == subjects["test"]
     assert {row["filename"] for row in per_image} <= {r.filename for r in records}
-    assert [row["images"] for row in m["error_by_split"]] == [images["train"], images["val"], images["test"]]
+    seen, val_row, test_row = m["error_by_split"]
+    assert [val_row["images"], test_row["images"]] == [images["val"], images["test"]]
+    # the smoke profile's error_train_fraction 0.5: the row of seen images scores half the training subjects' images
+    n_seen = max(1, round(0.5 * subjects["train"]))
+    assert seen["split"].endswith(f", {n_seen} of {subjects['train']} subjects")
+    assert 0 < seen["images"] < images["train"]
 
     floors = FLOORS["phantom"]
     assert not failures(m["training"]["validation_floor_scores"], floors)
