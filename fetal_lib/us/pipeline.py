@@ -60,19 +60,30 @@ def head_crop_spec(settings: dict[str, Any], task: str):
     return HeadCropSpec(float(settings["head_crop_margin"]), int(settings["head_crop_size"]), bool(settings["head_crop_align"]))
 
 
-def per_task_count(settings: dict[str, Any], key: str, task: str, default: int, what: str) -> int:
+def per_task_value(settings: dict[str, Any], key: str, task: str, default: Any, valid: Callable[[Any], bool], what: str) -> Any:
     """``settings[key][task]`` (a per-task dict knob such as ``task_epochs``) where given, else ``default``.
 
     Raises:
-        ValueError: ``settings[key]`` names an unknown task, or gives a value that is not a positive whole number (``what``)."""
+        ValueError: ``settings[key]`` names an unknown task, or gives a value ``valid`` refuses (a bool always is);
+            the message says it ``what`` (e.g. "must be a positive whole number")."""
     per_task = settings.get(key) or {}
     unknown = sorted(set(per_task) - set(TASKS))
     if unknown:
         raise ValueError(f"{key}: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
     value = per_task.get(task, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key}: {task}: {what} must be a positive whole number, got {value!r}")
+    if isinstance(value, bool) or not valid(value):
+        raise ValueError(f"{key}: {task}: {what}, got {value!r}")
     return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and bool(np.isfinite(value))
+
+
+def per_task_count(settings: dict[str, Any], key: str, task: str, default: int, what: str) -> int:
+    """A per-task whole number (:func:`per_task_value`): ``what`` (e.g. "the budget in epochs") must be at least 1."""
+    return per_task_value(settings, key, task, default, lambda v: isinstance(v, int) and v >= 1,
+                          f"{what} must be a positive whole number")
 
 
 def task_epochs(settings: dict[str, Any], task: str) -> int:
@@ -86,14 +97,18 @@ def task_learning_rate(settings: dict[str, Any], task: str) -> float:
 
     Raises:
         ValueError: ``task_learning_rate`` names an unknown task, or gives a value that is not a positive number."""
-    per_task = settings.get("task_learning_rate") or {}
-    unknown = sorted(set(per_task) - set(TASKS))
-    if unknown:
-        raise ValueError(f"task_learning_rate: unknown task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
-    value = per_task.get(task, settings["learning_rate"])
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"task_learning_rate: {task}: the learning rate must be a positive number, got {value!r}")
-    return float(value)
+    return float(per_task_value(settings, "task_learning_rate", task, settings["learning_rate"],
+                                lambda v: _number(v) and v > 0, "the learning rate must be a positive number"))
+
+
+def task_label_smoothing(settings: dict[str, Any], task: str) -> float:
+    """The label smoothing of ``task``'s loss (each one-hot target mixed with the uniform distribution by this share):
+    ``task_label_smoothing[task]`` where given, else 0.
+
+    Raises:
+        ValueError: ``task_label_smoothing`` names an unknown task, or gives a value outside [0, 1)."""
+    return float(per_task_value(settings, "task_label_smoothing", task, 0.0, lambda v: _number(v) and 0 <= v < 1,
+                                "the label smoothing must be a number in [0, 1)"))
 
 
 def task_seeds(settings: dict[str, Any], task: str) -> int:
@@ -120,12 +135,13 @@ def task_source(settings: dict[str, Any], key: str, task: str) -> str | None:
 def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     """``settings`` as one task trains with them: ``head_crop`` is the task's crop (a dict) or None,
     a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size), ``epochs``
-    is the task's own budget (:func:`task_epochs`), ``learning_rate`` its own (:func:`task_learning_rate`), ``seeds``
+    is the task's own budget (:func:`task_epochs`), ``learning_rate`` its own (:func:`task_learning_rate`), so is
+    ``label_smoothing`` (:func:`task_label_smoothing`), ``seeds``
     its networks per architecture (:func:`task_seeds`), ``split_from`` the task whose patient split it follows and
     ``init_from`` the task whose networks start its own (:func:`task_source`; None for neither)."""
     spec = head_crop_spec(settings, task)
     out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task),
-           "learning_rate": task_learning_rate(settings, task),
+           "learning_rate": task_learning_rate(settings, task), "label_smoothing": task_label_smoothing(settings, task),
            "seeds": task_seeds(settings, task), "split_from": task_source(settings, "task_split_from", task),
            "init_from": task_source(settings, "task_init", task)}
     if spec is not None:
@@ -177,6 +193,7 @@ def train_config(settings: dict[str, Any], arch: str, seed: int = 0):
         epochs=int(settings["epochs"]),
         batch_size=int(settings["batch_size"]),
         learning_rate=float(settings["learning_rate"]),
+        label_smoothing=float(settings.get("label_smoothing", 0.0)),  # a task's (task_settings); none elsewhere
         augment=bool(settings["augment"]),
         precision=precision_choice(settings).precision,
         jit_compile=bool(settings["jit_compile"]),

@@ -33,6 +33,8 @@ SPEC = ChapterSpec(
         Knob("task_epochs", dict, "per task, the training budget of its models in epochs, replacing `epochs` ({} for none)"),
         Knob("task_learning_rate", dict, "per task, the base learning rate of its models, replacing `learning_rate` "
              "({} for none)"),
+        Knob("task_label_smoothing", dict, "per task, the label smoothing of its models' loss (0 to below 1; {} for none: "
+             "every task at 0)"),
         Knob("task_seeds", dict, "per task, how many networks of each architecture train (seeds seed, seed+1, ...), their "
              "probabilities averaged into the architecture's model ({} for one each)"),
         Knob("task_split_from", dict, "per task, the task whose patient split it follows (each image in the part that holds "

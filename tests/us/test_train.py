@@ -198,3 +198,25 @@ def test_task_epochs_give_a_task_its_own_budget_and_refuse_unknown_tasks_or_bad_
     for bad in (0, 2.5, True, "10"):
         with pytest.raises(ValueError, match="positive whole number"):
             pipeline.task_epochs({**settings, "task_epochs": {"anomaly": bad}}, "anomaly")
+
+
+def test_task_label_smoothing_gives_a_task_its_own_smoothing_which_reaches_the_loss_and_the_cv_recipe() -> None:
+    from fetal_lib.us import cross_validation as cv
+    from fetal_lib.us import pipeline
+
+    settings = {**pipeline.profile_settings("smoke"), "task_label_smoothing": {"brain_planes": 0.1}}
+    brain = pipeline.task_settings(settings, "brain_planes")
+    assert brain["label_smoothing"] == 0.1 and pipeline.task_settings(settings, "planes")["label_smoothing"] == 0.0
+    assert pipeline.train_config(brain, "xception").label_smoothing == 0.1
+    assert pipeline.train_config(pipeline.task_settings(settings, "planes"), "xception").label_smoothing == 0.0
+    assert pipeline.task_label_smoothing({**settings, "task_label_smoothing": None}, "brain_planes") == 0.0
+    with pytest.raises(ValueError, match="unknown task.*plane_s"):
+        pipeline.task_label_smoothing({**settings, "task_label_smoothing": {"plane_s": 0.1}}, "planes")
+    for bad in (1, 1.0, -0.1, float("nan"), True, "0.1"):
+        with pytest.raises(ValueError, match=r"brain_planes: the label smoothing must be a number in \[0, 1\)"):
+            pipeline.task_label_smoothing({**settings, "task_label_smoothing": {"brain_planes": bad}}, "brain_planes")
+    # a CV written before the knob existed ran without smoothing: the recipe of a chapter at 0, not of one at 0.1
+    old = {k: v for k, v in brain.items() if k != "label_smoothing"}
+    doc = {"provenance": {"profile": "smoke", "parameters": old}}
+    assert cv.recipe_differences(doc, pipeline.task_settings({**settings, "task_label_smoothing": {}}, "brain_planes"), "smoke") == []
+    assert cv.recipe_differences(doc, brain, "smoke") == ["label_smoothing 0.0 (this run: 0.1)"]
