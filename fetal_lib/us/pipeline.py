@@ -64,8 +64,8 @@ def per_task_value(settings: dict[str, Any], key: str, task: str, default: Any, 
     """``settings[key][task]`` (a per-task dict knob such as ``task_epochs``) where given, else ``default``.
 
     Raises:
-        ValueError: ``settings[key]`` names an unknown task, or gives a value ``valid`` refuses (a bool always is);
-            the message says it ``what`` (e.g. "must be a positive whole number")."""
+        ValueError: ``settings[key]`` names an unknown task, or gives a value ``valid`` refuses (a bool always is),
+            with ``what`` as the reason (e.g. "the budget in epochs must be a positive whole number")."""
     per_task = settings.get(key) or {}
     unknown = sorted(set(per_task) - set(TASKS))
     if unknown:

@@ -104,6 +104,13 @@ SPEC = ChapterSpec(
                  "balanced accuracy 0.743 (0.687-0.801) at 0.0003 against 0.771 (0.714-0.822) at 0.001 (ea8ffb4); paired "
                  "difference -0.028 (patient bootstrap -0.079 to +0.017); rule fixed before the run: kept iff higher (issue 50)",
                  "fetal us cv --task brain_planes --archs xception --set 'task_learning_rate={brain_planes: 0.0003}'"),
+        Decision("task_label_smoothing: none (brain_planes on one-hot targets)", "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, f6e55ca; "
+                 "chapter 1 of b2bd9d5 finds the head)",
+                 "balanced accuracy 0.765 (0.714-0.813) with smoothing 0.1 against 0.771 (0.714-0.822) without (ea8ffb4); "
+                 "paired difference -0.005 (patient bootstrap -0.033 to +0.027); rule fixed before the run: kept iff higher "
+                 "(issue 50)",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_label_smoothing={brain_planes: 0.1}'"),
         Decision("ensemble: off (the mean of the three architectures is not a candidate)", "profile",
                  "`fetal us cv`: brain sub-planes, 5-fold grouped CV of the training side (306 images, out of fold, b6a934e)",
                  "balanced accuracy: xception 0.767 (0.716-0.815), the mean of the three 0.739 (0.690-0.788), plain CNN 0.574, "
