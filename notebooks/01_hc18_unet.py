@@ -257,7 +257,8 @@ if stage is not None:
 # ## Where the remaining error lies
 #
 # The same model, the same post-processing and threshold, on its own training images (without
-# augmentation, as at inference), beside the validation and test subjects. The judgement
+# augmentation, as at inference; those of a seeded share `error_train_fraction` of the training
+# subjects, which the row names), beside the validation and test subjects. The judgement
 # compares training with test only: validation chose the epoch and the threshold, so it is not
 # independent of the model. If the model overfitted, its training-image error would sit well
 # below the test error, and regularisation, more data or ensembles would be the cure; if the
