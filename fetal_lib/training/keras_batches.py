@@ -20,6 +20,8 @@ import numpy as np
 
 # augment(inputs, targets, rng) -> (inputs, targets) for ONE sample (inputs: an array or {name: array})
 SampleAugment = Callable[[Any, np.ndarray, np.random.Generator], tuple[Any, np.ndarray]]
+# mix(inputs, targets, weights or None, rng) -> (inputs, targets, weights) for a whole batch (e.g. mixup), after augment
+BatchMix = Callable[[Any, np.ndarray, Any, np.random.Generator], tuple[Any, np.ndarray, Any]]
 
 
 def _count(inputs: Any) -> int:
@@ -127,10 +129,12 @@ class ShuffledBatches(EpochBatches):
         augment: a per-sample function ``(inputs, target, rng) -> (inputs, target)``, or None.
         weights: optional (N,) sample weights, yielded as a batch's third element.
         workers: loader threads (1: batches are made in the training loop's thread).
+        mix: a whole-batch function ``(inputs, targets, weights or None, rng) -> (inputs, targets, weights)``
+            applied after ``augment`` with the same generator (e.g. :func:`fetal_lib.transforms.mixup.mixup_batch`), or None.
     """
 
     def __init__(self, inputs: Any, targets: np.ndarray, batch_size: int, seed: int, augment: SampleAugment | None = None,
-                 weights: np.ndarray | None = None, workers: int = 1) -> None:
+                 weights: np.ndarray | None = None, workers: int = 1, mix: BatchMix | None = None) -> None:
         n = _count(inputs)
         super().__init__(n, batch_size, seed, workers)
         if isinstance(inputs, Mapping):
@@ -146,16 +150,20 @@ class ShuffledBatches(EpochBatches):
                 raise ValueError(f"{weights.shape[0]} sample weights for {n} images")
         self.weights = weights
         self.augment = augment
+        self.mix = mix
 
     def __getitem__(self, index: int):
         chosen = self._chosen(index)
         x = _take(self.inputs, chosen)
         y = self.targets[chosen]
+        w = None if self.weights is None else self.weights[chosen]
+        rng = self._rng(index) if self.augment is not None or self.mix is not None else None
         if self.augment is not None:
-            rng = self._rng(index)
             pairs = [self.augment(_sample(x, i), y[i], rng) for i in range(len(chosen))]
             x = _stack([p[0] for p in pairs])
             y = np.stack([p[1] for p in pairs]).astype(np.float32, copy=False)
-        if self.weights is None:
+        if self.mix is not None:
+            x, y, w = self.mix(x, y, w, rng)
+        if w is None:
             return x, y
-        return x, y, self.weights[chosen]
+        return x, y, w

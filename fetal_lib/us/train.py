@@ -9,6 +9,8 @@
 * balanced class weights (``class_weight="balanced"``): each image weighs N / (K n_c) for its
   class c with n_c images among N in K classes (scikit-learn's "balanced"), passed to Keras as
   per-sample weights, so every class contributes equally to the loss;
+* optionally mixup (``mixup`` > 0, :mod:`fetal_lib.transforms.mixup`): each augmented batch blended
+  with a permutation of itself, images, one-hot labels and class weights alike;
 * the cosine learning-rate decay of the harness (to 5 % of the base rate) and the weights of the
   epoch with the best validation BALANCED accuracy (mean recall over the classes: plain accuracy
   would favour the majority class on these unbalanced sets), by default averaged with the
@@ -53,6 +55,7 @@ from fetal_lib.training.keras import dtype_policy
 from fetal_lib.training.keras import uses_xla
 from fetal_lib.transforms.augment import AugmentConfig
 from fetal_lib.transforms.augment import augment_image as augment_one
+from fetal_lib.transforms.mixup import check_alpha, mixup_batch
 
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras names of the training precisions
 CLASS_WEIGHTS = ("balanced", "none")
@@ -86,6 +89,9 @@ class UsTrainConfig:
     # depthwise and separable convolutions being far slower than oneDNN's.
     jit_compile: bool = False
     label_smoothing: float = 0.0
+    # mixup's alpha (fetal_lib.transforms.mixup): each training batch blended with a permutation of itself, one
+    # lam ~ Beta(alpha, alpha) per batch, targets and loss weights alike; 0: off
+    mixup: float = 0.0
     class_weight: str = "balanced"  # "balanced" | "none"
     seed: int = 0
     weights_path: str | None = None
@@ -111,6 +117,7 @@ class UsTrainConfig:
             raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        self.mixup = check_alpha(self.mixup)
         if self.weights_path is not None and self.arch != "xception":
             raise ValueError(f"weights_path is for the xception backbone only, not {self.arch!r}")
         if self.weights_path is not None and not xception.is_full_size(self.options):
@@ -241,7 +248,8 @@ def training_batches(x: np.ndarray, y: np.ndarray, config: UsTrainConfig, num_cl
 
     Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches), so a
     compiled step compiles once; with fewer images than ``batch_size``, one short batch.
-    ``augment`` defaults to ``config.augment``.
+    ``augment`` defaults to ``config.augment``; with ``config.mixup`` > 0 each batch is then mixed
+    (:func:`fetal_lib.transforms.mixup.mixup_batch`: images, one-hot labels and weights alike).
     """
     from fetal_lib.training.keras_batches import ShuffledBatches  # deferred: imports keras
 
@@ -253,7 +261,15 @@ def training_batches(x: np.ndarray, y: np.ndarray, config: UsTrainConfig, num_cl
         def aug(image, label, rng):
             return augment_image(image, settings, rng), label
 
-    return ShuffledBatches(np.asarray(x, np.float32), onehot, config.batch_size, config.seed, augment=aug, weights=weights, workers=workers)
+    mix = None
+    if config.mixup > 0:
+        alpha = config.mixup
+
+        def mix(images, labels, batch_weights, rng):
+            return mixup_batch(images, labels, batch_weights, alpha, rng)
+
+    return ShuffledBatches(np.asarray(x, np.float32), onehot, config.batch_size, config.seed, augment=aug, weights=weights,
+                           workers=workers, mix=mix)
 
 
 def check_arrays(config: UsTrainConfig, x: np.ndarray, y: np.ndarray, num_classes: int, what: str = "training") -> None:

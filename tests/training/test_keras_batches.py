@@ -155,3 +155,28 @@ def test_the_harness_sets_the_epoch_of_sampled_batches_too():
     assert expected <= {float(np.float32(v)) for v in drawn} and len(expected) == 3 * 8  # three epochs' draws, all different
     harness.train_epoch(model, batches, epoch=5)  # where the epoch is set: every caller of train_epoch (fetal bench too)
     assert batches.epoch == 5
+
+
+def test_a_batch_mix_runs_after_augmentation_on_the_batch_and_its_weights_with_the_batch_generator():
+    from fetal_lib.training.keras_batches import ShuffledBatches
+
+    x = np.arange(8, dtype=np.float32)[:, None]
+    w = np.arange(1, 9, dtype=np.float32)
+    seen = []
+
+    def plus_one(sample, target, rng):
+        return sample + 1, target
+
+    def reverse(inputs, targets, weights, rng):
+        seen.append(inputs.copy())
+        return inputs[::-1], targets[::-1] * 0, weights[::-1] + float(rng.integers(100, 101))
+
+    batches = ShuffledBatches(x, x, 4, seed=0, augment=plus_one, weights=w, mix=reverse)
+    plain = ShuffledBatches(x, x, 4, seed=0, weights=w)
+    inputs, targets, weights = batches[0]
+    np.testing.assert_array_equal(seen[0], plain[0][0] + 1)  # the mix sees the augmented batch
+    np.testing.assert_array_equal(inputs, (plain[0][0] + 1)[::-1])
+    np.testing.assert_array_equal(targets, 0)
+    np.testing.assert_array_equal(weights, plain[0][2][::-1] + 100)
+    unweighted = ShuffledBatches(x, x, 4, seed=0, mix=lambda i, t, ww, rng: (i, t, ww))
+    assert len(unweighted[0]) == 2  # no weights in, none out

@@ -38,6 +38,7 @@ def test_config_round_trips_and_maps_onto_the_loop_config() -> None:
     ({"class_weight": "inverse"}, "class_weight"),
     ({"checkpoint": "median"}, "checkpoint must be one of best, last, smoothed"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"mixup": -0.2}, "mixup alpha must be a number >= 0"),
     ({"weights_path": "x.h5"}, "xception backbone only"),
     ({"arch": "xception", "options": {"width": 0.5}, "weights_path": "x.h5"}, "fit the full network only"),
     ({"arch": "xception", "options": {"middle_blocks": 4}, "weights_path": "x.h5"}, "fit the full network only"),
@@ -220,3 +221,34 @@ def test_task_label_smoothing_gives_a_task_its_own_smoothing_which_reaches_the_l
     doc = {"provenance": {"profile": "smoke", "parameters": old}}
     assert cv.recipe_differences(doc, pipeline.task_settings({**settings, "task_label_smoothing": {}}, "brain_planes"), "smoke") == []
     assert cv.recipe_differences(doc, brain, "smoke") == ["label_smoothing 0.0 (this run: 0.1)"]
+
+
+def test_task_mixup_gives_a_task_its_own_alpha_which_mixes_its_training_batches_and_is_a_cv_recipe_key() -> None:
+    from fetal_lib.us import cross_validation as cv
+    from fetal_lib.us import pipeline
+    from fetal_lib.us.train import training_batches
+
+    settings = {**pipeline.profile_settings("smoke"), "task_mixup": {"brain_planes": 0.2}}
+    brain = pipeline.task_settings(settings, "brain_planes")
+    assert brain["mixup"] == 0.2 and pipeline.task_settings(settings, "planes")["mixup"] == 0.0
+    config = pipeline.train_config(brain, "plain_cnn")
+    assert config.mixup == 0.2 and pipeline.train_config(pipeline.task_settings(settings, "planes"), "plain_cnn").mixup == 0.0
+    with pytest.raises(ValueError, match="unknown task.*plane_s"):
+        pipeline.task_mixup({**settings, "task_mixup": {"plane_s": 0.2}}, "planes")
+    for bad in (-1, float("nan"), True, "0.2"):
+        with pytest.raises(ValueError, match="brain_planes: the mixup alpha must be a number >= 0"):
+            pipeline.task_mixup({**settings, "task_mixup": {"brain_planes": bad}}, "brain_planes")
+    # the batches: soft targets that still sum to 1 where mixed, one-hot where not
+    x = np.random.default_rng(0).random((32, 8, 8, 1), dtype=np.float32)
+    y = np.arange(32) % 3
+    mixed = training_batches(x, y, UsTrainConfig(input_size=(8, 8), mixup=1.0, augment=False), 3)
+    plain = training_batches(x, y, UsTrainConfig(input_size=(8, 8), augment=False), 3)
+    soft = np.concatenate([mixed[i][1] for i in range(len(mixed))])
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-6)
+    assert ((soft > 0) & (soft < 1)).any()
+    assert set(np.unique(np.concatenate([plain[i][1] for i in range(len(plain))]))) == {0.0, 1.0}
+    # a CV written before the knob existed ran unmixed
+    old = {k: v for k, v in brain.items() if k != "mixup"}
+    doc = {"provenance": {"profile": "smoke", "parameters": old}}
+    assert cv.recipe_differences(doc, pipeline.task_settings({**settings, "task_mixup": {}}, "brain_planes"), "smoke") == []
+    assert cv.recipe_differences(doc, brain, "smoke") == ["mixup 0.0 (this run: 0.2)"]
