@@ -75,6 +75,7 @@ task_epochs = None  # per task, its budget in epochs instead of `epochs`, e.g. {
 task_learning_rate = None  # per task, its base learning rate instead of `learning_rate`, e.g. {"brain_planes": 0.0003}
 task_label_smoothing = None  # per task, the label smoothing of its loss (none: 0), e.g. {"brain_planes": 0.1}
 task_mixup = None  # per task, the mixup alpha of its training batches (none: 0, unmixed), e.g. {"brain_planes": 0.2}
+task_rotation_deg = None  # per task, the augmentation's rotation range in +-degrees (none: 10), e.g. {"brain_planes": 20}
 task_seeds = None  # per task, networks per architecture (own seeds) averaged into its model, e.g. {"brain_planes": 3}
 task_split_from = None  # per task, the task whose patient split it follows, e.g. {"brain_planes": "planes"}
 task_init = None  # per task, the task whose trained network (same architecture) starts its own, e.g. {"brain_planes": "planes"}

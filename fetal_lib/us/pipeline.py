@@ -121,6 +121,16 @@ def task_mixup(settings: dict[str, Any], task: str) -> float:
                                 "the mixup alpha must be a number >= 0 (0: off)"))
 
 
+def task_rotation_deg(settings: dict[str, Any], task: str) -> float:
+    """The augmentation's rotation range of ``task``'s training images, +-degrees: ``task_rotation_deg[task]`` where given,
+    else the classifiers' 10 (:func:`fetal_lib.us.train.augment_config`).
+
+    Raises:
+        ValueError: ``task_rotation_deg`` names an unknown task, or gives a value outside 0-180 degrees."""
+    return float(per_task_value(settings, "task_rotation_deg", task, 10.0, lambda v: _number(v) and 0 <= v <= 180,
+                                "the rotation range must be a number of degrees in [0, 180]"))
+
+
 def task_seeds(settings: dict[str, Any], task: str) -> int:
     """How many networks of each architecture ``task`` trains, each with its own seed, averaged into its model:
     ``task_seeds[task]`` where given, else 1 (:func:`per_task_count`)."""
@@ -146,13 +156,14 @@ def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     """``settings`` as one task trains with them: ``head_crop`` is the task's crop (a dict) or None,
     a head-cropped task's input is the crop (``input_rows`` = ``input_cols`` = its size), ``epochs``
     is the task's own budget (:func:`task_epochs`), ``learning_rate`` its own (:func:`task_learning_rate`), so is
-    ``label_smoothing`` (:func:`task_label_smoothing`) and ``mixup`` (:func:`task_mixup`), ``seeds``
+    ``label_smoothing`` (:func:`task_label_smoothing`), ``mixup`` (:func:`task_mixup`) and ``rotation_deg``
+    (:func:`task_rotation_deg`), ``seeds``
     its networks per architecture (:func:`task_seeds`), ``split_from`` the task whose patient split it follows and
     ``init_from`` the task whose networks start its own (:func:`task_source`; None for neither)."""
     spec = head_crop_spec(settings, task)
     out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task),
            "learning_rate": task_learning_rate(settings, task), "label_smoothing": task_label_smoothing(settings, task),
-           "mixup": task_mixup(settings, task),
+           "mixup": task_mixup(settings, task), "rotation_deg": task_rotation_deg(settings, task),
            "seeds": task_seeds(settings, task), "split_from": task_source(settings, "task_split_from", task),
            "init_from": task_source(settings, "task_init", task)}
     if spec is not None:
@@ -206,6 +217,7 @@ def train_config(settings: dict[str, Any], arch: str, seed: int = 0):
         learning_rate=float(settings["learning_rate"]),
         label_smoothing=float(settings.get("label_smoothing", 0.0)),  # a task's (task_settings); none elsewhere
         mixup=float(settings.get("mixup", 0.0)),  # likewise
+        rotation_deg=float(settings.get("rotation_deg", 10.0)),  # likewise
         augment=bool(settings["augment"]),
         precision=precision_choice(settings).precision,
         jit_compile=bool(settings["jit_compile"]),

@@ -37,6 +37,8 @@ SPEC = ChapterSpec(
              "every task at 0)"),
         Knob("task_mixup", dict, "per task, the mixup alpha of its training batches (each batch blended with a permutation "
              "of itself, lam ~ Beta(alpha, alpha); {} for none: every task unmixed)"),
+        Knob("task_rotation_deg", dict, "per task, the augmentation's rotation range in +-degrees ({} for none: every task "
+             "at 10)"),
         Knob("task_seeds", dict, "per task, how many networks of each architecture train (seeds seed, seed+1, ...), their "
              "probabilities averaged into the architecture's model ({} for one each)"),
         Knob("task_split_from", dict, "per task, the task whose patient split it follows (each image in the part that holds "

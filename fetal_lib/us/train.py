@@ -19,7 +19,7 @@
 * the float32 model at the end whatever the training precision.
 
 Augmentation (``augment=True``; :func:`augment_image`, NumPy/OpenCV per image in the batch loader,
-for any Keras backend): horizontal flips, rotation within +-10 degrees, scaling 0.9-1.1 and shifts of up to
+for any Keras backend): horizontal flips, rotation within +-10 degrees (``rotation_deg``), scaling 0.9-1.1 and shifts of up to
 5 % of the size (chapter 1's :func:`fetal_lib.transforms.augment.affine_matrix`), then chapter 1's
 intensity changes -- gain, offset, gamma and mild multiplicative noise, with the ranges of
 :class:`fetal_lib.transforms.augment.AugmentConfig`. Horizontal flips are fine for these planes: a
@@ -92,6 +92,7 @@ class UsTrainConfig:
     # mixup's alpha (fetal_lib.transforms.mixup): each training batch blended with a permutation of itself, one
     # lam ~ Beta(alpha, alpha) per batch, targets and loss weights alike; 0: off
     mixup: float = 0.0
+    rotation_deg: float = 10.0  # the augmentation's rotation range, +-degrees (augment_config)
     class_weight: str = "balanced"  # "balanced" | "none"
     seed: int = 0
     weights_path: str | None = None
@@ -118,6 +119,8 @@ class UsTrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         self.mixup = check_alpha(self.mixup)
+        if isinstance(self.rotation_deg, bool) or not isinstance(self.rotation_deg, (int, float)) or not 0 <= self.rotation_deg <= 180:
+            raise ValueError(f"rotation_deg must be a number of degrees in [0, 180], got {self.rotation_deg!r}")
         if self.weights_path is not None and self.arch != "xception":
             raise ValueError(f"weights_path is for the xception backbone only, not {self.arch!r}")
         if self.weights_path is not None and not xception.is_full_size(self.options):
@@ -148,8 +151,8 @@ class UsTrainConfig:
                           compile=self.jit_compile, seed=self.seed, checkpoint=self.checkpoint)
 
     def augment_config(self):
-        """The augmentation this run trains with (:func:`augment_config`)."""
-        return augment_config()
+        """The augmentation this run trains with (:func:`augment_config` with its ``rotation_deg``)."""
+        return augment_config(self.rotation_deg)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -165,11 +168,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def augment_config():
+def augment_config(rotation_deg: float = 10.0):
     """The :class:`~fetal_lib.transforms.augment.AugmentConfig` of the classifiers: horizontal flips only,
-    rotation +-10 degrees, chapter 1's scaling (0.9-1.1), shift (5 %) and intensity ranges."""
+    rotation within +-``rotation_deg`` degrees (10 unless a task sets its own), chapter 1's scaling (0.9-1.1),
+    shift (5 %) and intensity ranges."""
 
-    return AugmentConfig(flip_lr=True, flip_ud=False, rotation_deg=10.0)
+    return AugmentConfig(flip_lr=True, flip_ud=False, rotation_deg=float(rotation_deg))
 
 
 TrainResult = FitResult  # the trained float32 model (the checkpoint's chosen epoch's weights) and what happened

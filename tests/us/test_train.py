@@ -39,6 +39,7 @@ def test_config_round_trips_and_maps_onto_the_loop_config() -> None:
     ({"checkpoint": "median"}, "checkpoint must be one of best, last, smoothed"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
     ({"mixup": -0.2}, "mixup alpha must be a number >= 0"),
+    ({"rotation_deg": 200}, "rotation_deg must be a number of degrees"),
     ({"weights_path": "x.h5"}, "xception backbone only"),
     ({"arch": "xception", "options": {"width": 0.5}, "weights_path": "x.h5"}, "fit the full network only"),
     ({"arch": "xception", "options": {"middle_blocks": 4}, "weights_path": "x.h5"}, "fit the full network only"),
@@ -252,3 +253,34 @@ def test_task_mixup_gives_a_task_its_own_alpha_which_mixes_its_training_batches_
     doc = {"provenance": {"profile": "smoke", "parameters": old}}
     assert cv.recipe_differences(doc, pipeline.task_settings({**settings, "task_mixup": {}}, "brain_planes"), "smoke") == []
     assert cv.recipe_differences(doc, brain, "smoke") == ["mixup 0.0 (this run: 0.2)"]
+
+
+def test_task_rotation_deg_gives_a_task_its_own_rotation_range_which_reaches_the_augmentation_and_the_cv_recipe() -> None:
+    from fetal_lib.us import cross_validation as cv
+    from fetal_lib.us import pipeline
+
+    settings = {**pipeline.profile_settings("smoke"), "task_rotation_deg": {"brain_planes": 20}}
+    brain = pipeline.task_settings(settings, "brain_planes")
+    assert brain["rotation_deg"] == 20.0 and pipeline.task_settings(settings, "planes")["rotation_deg"] == 10.0
+    assert pipeline.train_config(brain, "plain_cnn").augment_config().rotation_deg == 20.0
+    assert pipeline.train_config(pipeline.task_settings(settings, "planes"), "plain_cnn").augment_config().rotation_deg == 10.0
+    for bad in (-1, 181, float("nan"), True, "20"):
+        with pytest.raises(ValueError, match="brain_planes: the rotation range must be a number of degrees"):
+            pipeline.task_rotation_deg({**settings, "task_rotation_deg": {"brain_planes": bad}}, "brain_planes")
+    # the range reaches the images: a bright bar turned by up to 20 degrees moves more pixels than by up to 10 on average
+    from fetal_lib.transforms.augment import AugmentConfig, augment_image
+    image = np.zeros((32, 32, 1), np.float32)
+    image[15:17, 2:30] = 1.0
+
+    def moved(rotation):
+        config = AugmentConfig(flip_lr=False, flip_ud=False, rotation_deg=rotation, scale=(1.0, 1.0), shift_fraction=0.0,
+                               gain=(1.0, 1.0), offset=(0.0, 0.0), gamma=(1.0, 1.0), noise_sd=0.0)
+        rng = np.random.default_rng(0)
+        return np.mean([np.abs(augment_image(image, config, rng) - image).sum() for _ in range(40)])
+
+    assert moved(20.0) > 1.3 * moved(10.0) > 0
+    # a CV written before the knob existed turned its images by up to 10 degrees
+    old = {k: v for k, v in brain.items() if k != "rotation_deg"}
+    doc = {"provenance": {"profile": "smoke", "parameters": old}}
+    assert cv.recipe_differences(doc, pipeline.task_settings({**settings, "task_rotation_deg": {}}, "brain_planes"), "smoke") == []
+    assert cv.recipe_differences(doc, brain, "smoke") == ["rotation_deg 10.0 (this run: 20.0)"]
