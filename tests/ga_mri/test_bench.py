@@ -33,3 +33,18 @@ def test_the_chapter_runs_thirteen_trainings_at_five_folds():
     from fetal_lib.bench.ga_mri import training_runs
 
     assert training_runs(5) == 13 and training_runs(3, families=1) == 8  # 5 + 5 folds, 2 families, the deployed model
+
+
+def test_bench_training_reports_the_median_of_its_timed_epochs(monkeypatch):
+    pytest.importorskip("keras")
+    from fetal_lib.bench import ga_mri as bench
+    from fetal_lib.ga_mri import pipeline
+
+    clock = iter([0.0, 1.0, 10.0, 14.0, 20.0, 22.0, 30.0, 30.0])  # three timed epochs of 1, 4 and 2 s; then the predictions
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(bench, "train_epoch", lambda model, batches, epoch=0: 0.0)
+    config = pipeline.train_config(pipeline.profile_settings("smoke"))
+    out = bench.bench_training(config, steps=2, repeats=3)
+    assert out["train_samples_per_s"] == pytest.approx(2 * config.batch_size / 2.0)  # the median epoch, 2 s
+    with pytest.raises(ValueError, match="at least 1"):
+        bench.bench_training(config, steps=2, repeats=0)
