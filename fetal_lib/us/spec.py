@@ -115,6 +115,13 @@ SPEC = ChapterSpec(
                  "paired difference -0.005 (patient bootstrap -0.033 to +0.027); rule fixed before the run: kept iff higher "
                  "(issue 50)",
                  "fetal us cv --task brain_planes --archs xception --set 'task_label_smoothing={brain_planes: 0.1}'"),
+        Decision("task_mixup: brain_planes at alpha 0.2 (mixup of its training batches; the other tasks unmixed)", "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, 8a65eff; "
+                 "chapter 1 of a fresh build at 9e5ae58 finds the head; bfloat16)",
+                 "balanced accuracy 0.766 (0.716-0.820) with mixup against 0.758 (0.705-0.809) without; paired difference "
+                 "+0.008 (patient bootstrap -0.028 to +0.045), within noise; alpha fixed before the run; rule fixed before "
+                 "the run: kept iff higher (issue 50)",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_mixup={brain_planes: 0.2}'"),
         Decision("ensemble: off (the mean of the three architectures is not a candidate)", "profile",
                  "`fetal us cv`: brain sub-planes, 5-fold grouped CV of the training side (306 images, out of fold, b6a934e)",
                  "balanced accuracy: xception 0.767 (0.716-0.815), the mean of the three 0.739 (0.690-0.788), plain CNN 0.574, "
