@@ -158,7 +158,7 @@ def test_mixed_bfloat16_training_returns_a_float32_separable_model() -> None:
 
     x, y = _bright_or_dark(16, 2)
     config = UsTrainConfig(arch="separable_cnn", options={"widths": (4, 8)}, input_size=(16, 16), epochs=1, batch_size=8,
-                           precision="mixed_bfloat16", class_weight="none", augment=False)
+                           precision="mixed_bfloat16", class_weight="none", augment=False, mixup=0.4)
     result = train(config, x, y, x, y, num_classes=3)  # class 2 absent: still K = 3 logits
     assert keras.mixed_precision.global_policy().name == "float32"
     assert all(layer.dtype_policy.name == "float32" for layer in result.model.layers)
