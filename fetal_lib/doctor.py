@@ -40,7 +40,7 @@ from fetal_lib.bench import other_work
 from fetal_lib.machine import thread_count, usable_cpus
 from fetal_lib.training import precision as precision_mod
 from fetal_lib.book.chapters import spec_of
-from fetal_lib.config.profiles import chapter_knobs
+from fetal_lib.config.profiles import chapter_knobs, profile_seed
 from fetal_lib.data import fetal_brain_atlases
 from fetal_lib.data.sources import resolve
 from fetal_lib.devices import gpu_info
@@ -123,12 +123,13 @@ def hc18_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     settings = pipeline.profile_settings(profile)
     backend, why = chapter_backend.apply_for_chapter(settings)  # as the chapter chooses; reported as it is (Keras may be imported)
     configure(threads=2)
-    data = pipeline.load_data(data_dir, "phantom" if profile == "smoke" else "auto", 0, int(settings["max_images"]))
+    seed = profile_seed(profile, "hc18")  # the chapter's split and its audit arms' subjects are drawn from it
+    data = pipeline.load_data(data_dir, "phantom" if profile == "smoke" else "auto", seed, int(settings["max_images"]))
     n_train = len(data.parts["train"])
     records = data.part("train")
     main = bench_training(pipeline.train_config(settings), records, 32, 16)
     audit = bench_training(pipeline.train_config(settings, audit=True), records, 32, 16)
-    n_audit = len(data.with_training_subjects(float(settings.get("audit_train_fraction", 1.0))).parts["train"])
+    n_audit = len(data.with_training_subjects(float(settings.get("audit_train_fraction", 1.0)), seed).parts["train"])
     seconds = (int(settings["epochs"]) * n_train / main["train_images_per_s"]
                + 3 * int(settings["audit_epochs"]) * n_audit / audit["train_images_per_s"])
     networks = {
@@ -183,7 +184,8 @@ def seg_benchmark_estimate(profile: str, data_dir: str | None) -> dict[str, Any]
 
     harness.configure(threads=2)
     settings = pipeline.profile_settings(profile)
-    data = hc_pipeline.load_data(data_dir, "phantom" if profile == "smoke" else "auto", 0, int(settings["max_images"]))
+    data = hc_pipeline.load_data(data_dir, "phantom" if profile == "smoke" else "auto", profile_seed(profile, "seg_benchmark"),
+                                 int(settings["max_images"]))
     n_train = len(data.parts["train"])
     networks, seconds = {}, 0.0
     for arch in pipeline.parse_archs(settings["archs"]):

@@ -314,6 +314,14 @@ def test_doctor_measures_chapter1_on_the_backend_the_chapter_would_choose(capsys
     assert est["networks"]["main U-Net"]["rate"] > 0
     # the audit arms train on the smoke profile's audit_train_fraction (0.5) of the training subjects
     assert 0 < est["networks"]["audit arms (x3)"]["images_per_epoch"] < est["networks"]["main U-Net"]["images_per_epoch"]
+    # ... the subjects the chapter draws with its seed (hc.report.audit_arms: the run's seed)
+    from fetal_lib.config.profiles import profile_seed
+    from fetal_lib.hc import pipeline as hc_pipeline
+
+    seed = profile_seed("smoke", "hc18")
+    fraction = float(hc_pipeline.profile_settings("smoke")["audit_train_fraction"])
+    arms = hc_pipeline.load_data(None, "phantom", seed).with_training_subjects(fraction, seed)
+    assert est["networks"]["audit arms (x3)"]["images_per_epoch"] == len(arms.parts["train"])
     other = {"tensorflow": "torch", "torch": "tensorflow"}[here]
     calls = []
     monkeypatch.setattr(chapter_backend, "choose_for_chapter", lambda settings, *a, **k: (other, "stub: the other backend"))

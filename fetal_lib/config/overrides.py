@@ -18,7 +18,7 @@ import os
 from typing import Any, Mapping
 
 from fetal_lib.config.chapter_spec import ChapterSpec
-from fetal_lib.config.profiles import chapter_knobs, load_profile
+from fetal_lib.config.profiles import chapter_knobs, profile_seed
 
 ENV_VAR = "FETAL_BOOK_OVERRIDES"
 
@@ -46,12 +46,11 @@ def against_profile(spec: ChapterSpec | str, profile: str, parameters: Mapping[s
     chapter = spec.id
     try:
         knobs = chapter_knobs(spec, profile)
-        doc = load_profile(profile)
+        seed_here = profile_seed(profile, chapter)
     except Exception:  # an unknown profile, a chapter without a notebook: nothing to compare with
         return {}
     out = {k: v for k, v in parameters.items() if k in knobs and _differs(v, knobs[k])}
-    profile_seed = {**(doc.get("common") or {}), **(doc.get(chapter) or {})}.get("seed", 0)
-    if seed is not None and _differs(seed, profile_seed):
+    if seed is not None and _differs(seed, seed_here):
         out["seed"] = seed
     return out
 

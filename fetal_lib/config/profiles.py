@@ -64,6 +64,13 @@ def chapter_parameters(
     return params
 
 
+def profile_seed(profile: str, chapter_id: str, profile_dir: Path = PROFILE_DIR) -> int:
+    """The seed a chapter runs with under ``profile`` when none is given: its section's ``seed``, else
+    ``common:``'s, else 0 (as :func:`chapter_parameters` resolves it)."""
+    doc = load_profile(profile, profile_dir)
+    return int({"seed": 0, **(doc.get("common") or {}), **(doc.get(chapter_id) or {})}["seed"])
+
+
 # Parameters every chapter takes from the run, not from its profile section.
 RUN_PARAMETERS = ("profile", "data_dir", "data_source", "results_dir", "seed")
 

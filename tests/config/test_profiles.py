@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fetal_lib.book.chapters import REGISTRY
-from fetal_lib.config.profiles import PROFILES, chapter_parameters, load_profile
+from fetal_lib.config.profiles import PROFILES, chapter_parameters, load_profile, profile_seed
 from fetal_lib.book.chapters import spec_of
 from fetal_lib.paths import PROFILE_DIR
 from fetal_lib.errors import FetalInputError
@@ -32,6 +32,14 @@ def test_merge_order_common_then_chapter_then_pipeline(tmp_path):
         "data_dir": str(tmp_path.resolve()), "results_dir": str(tmp_path / "res"),
     }
     assert chapter_parameters("p", "brain_age", "r", profile_dir=tmp_path)["data_dir"] == ""
+
+
+def test_profile_seed_is_the_seed_chapter_parameters_resolves(tmp_path):
+    (tmp_path / "p.yaml").write_text("common: {seed: 3}\nhc18: {seed: 7}\n")
+    (tmp_path / "q.yaml").write_text("hc18: {epochs: 5}\n")
+    for profile, chapter, seed in (("p", "hc18", 7), ("p", "seg_benchmark", 3), ("q", "hc18", 0)):
+        assert profile_seed(profile, chapter, tmp_path) == seed
+        assert chapter_parameters(profile, chapter, "r", profile_dir=tmp_path)["seed"] == seed
 
 
 def test_bad_profiles_name_the_file(tmp_path):
