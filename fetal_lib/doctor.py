@@ -176,8 +176,8 @@ def brain_age_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
 
 def seg_benchmark_estimate(profile: str, data_dir: str | None) -> dict[str, Any]:
     """Chapter 2: training images/s of each architecture at the profile's size; training seconds of all of them,
-    and of the validation winner's continuation to ``winner_epochs`` (which architecture wins is not known
-    beforehand: counted at the median of the measured rates)."""
+    and of the deployed architecture's continuation to ``winner_epochs``: at its own rate where the profile fixes it
+    (``deploy_arch``), else at the median of the measured rates (the validation winner is not known beforehand)."""
     from fetal_lib.hc.dataset import load_arrays  # local: another import in this function's module binds the same name
     from fetal_lib.seg_benchmark import pipeline  # local: another import in this function's module binds the same name
     from fetal_lib.bench.seg_benchmark import bench_training  # looked up at call time: a test replaces it
@@ -197,7 +197,9 @@ def seg_benchmark_estimate(profile: str, data_dir: str | None) -> dict[str, Any]
         seconds += config.epochs * n_train / rate
     extra = int(settings.get("winner_epochs") or 0) - int(settings["epochs"])
     if extra > 0 and networks:
-        seconds += extra * n_train / float(np.median([net["rate"] for net in networks.values()]))
+        fixed = pipeline.fixed_arch(settings, list(networks))
+        rate = networks[fixed]["rate"] if fixed else float(np.median([net["rate"] for net in networks.values()]))
+        seconds += extra * n_train / rate
     return {"data": data.source.describe(), "networks": networks, "training_s": seconds}
 
 

@@ -59,6 +59,7 @@ input_rows = None  # letterboxed input, as chapter 1
 input_cols = None
 epochs = None  # the same for every architecture
 winner_epochs = None  # the validation winner trains on to this many epochs in all before deployment (0: deployed as benchmarked)
+deploy_arch = None  # "auto" (this run's validation winner) or one of archs, fixed in the profile with its evidence
 batch_size = None
 learning_rate = None
 augment = None
@@ -145,7 +146,11 @@ run.table(biometry, "biometry")
 # ## The model for `fetal hc measure`
 #
 # The architecture is chosen on validation (lowest mean HC error there), not on test, among
-# networks that all trained the same epochs. The winner then trains on from its benchmark weights
+# networks that all trained the same epochs. Where two architectures are close there, which one
+# wins can depend on the machine that trained them (bfloat16 or float32), so the `cpu` profile
+# fixes the deployed architecture (`deploy_arch`) with the validation evidence of earlier builds in
+# its comment, and every machine deploys the same; this run's own validation winner is shown beside
+# it (`deploy_arch: auto` deploys that instead). The deployed architecture then trains on from its benchmark weights
 # (a fresh cosine schedule) to the profile's `winner_epochs` in all, chapter 1's budget, so that
 # the deployed network and chapter 1's U-Net had the same number of epochs. Which of its two
 # networks is deployed is again decided on validation. When chapter 1's results are present (same
@@ -155,7 +160,8 @@ run.table(biometry, "biometry")
 dep = pipeline.deploy_winner(data, settings, runs, rows, seed, log=print)  # chosen on validation; trained on; the better on validation
 run.table(pipeline.deployment_table(dep.benchmarked, dep.continued, dep.deployed, seed), "deployment_candidates")
 chapter1_doc, paired_vs_chapter1 = report.chapter1_comparison(dep.deployed.test_df, ch.results_root, profile, seed)
-display(Markdown(report.winner_sentence(dep.best, [dep.row], chapter1_doc, paired_vs_chapter1, epochs=pipeline.total_epochs(dep.deployed))))
+display(Markdown(report.winner_sentence(dep.best, [dep.row], chapter1_doc, paired_vs_chapter1, epochs=pipeline.total_epochs(dep.deployed),
+                                        choice=report.choice_sentence(dep, rows))))
 run.figure(hc_figures.bland_altman(dep.deployed.test_df), "bland_altman_best")
 
 # %% [markdown]

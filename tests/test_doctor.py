@@ -262,20 +262,22 @@ def test_save_reference_keeps_an_entry_from_a_later_run_than_the_local_build(tmp
     assert not doctor.has_later_reference("cpu", "brain_age", path, results)  # no run here
 
 
-def test_chapter2_prediction_counts_the_winners_continuation(monkeypatch):
-    """The five architectures' epochs at their own rates, then winner_epochs - epochs more at the median rate
-    (the winner is not known before the run)."""
+@pytest.mark.parametrize("deploy_arch, continuation_rate", [("attention_unet", 10.0), ("ducknet", 5.0), ("auto", 20.0)])
+def test_chapter2_prediction_counts_the_winners_continuation(monkeypatch, deploy_arch, continuation_rate):
+    """The five architectures' epochs at their own rates, then winner_epochs - epochs more at the deployed
+    architecture's rate where the profile fixes it, else at the median rate (the winner is not known before the run)."""
     from fetal_lib.bench import seg_benchmark as bench
     from fetal_lib.seg_benchmark import pipeline as seg_pipeline
 
     rates = {"attention_unet": 10.0, "unext": 40.0, "transunet": 20.0, "ducknet": 5.0, "medsegdiff_v2": 30.0}
     monkeypatch.setattr(bench, "bench_training", lambda config, x, y, steps: {"train_images_per_s": rates[config.arch]})
+    settings = {**seg_pipeline.profile_settings("smoke"), "deploy_arch": deploy_arch}
+    monkeypatch.setattr(seg_pipeline, "profile_settings", lambda profile, overrides=None: settings)
     est = doctor.seg_benchmark_estimate("smoke", None)
-    settings = seg_pipeline.profile_settings("smoke")
     n_train = est["networks"]["unext"]["images_per_epoch"]
     extra = settings["winner_epochs"] - settings["epochs"]
     assert extra > 0
-    expected = sum(settings["epochs"] * n_train / r for r in rates.values()) + extra * n_train / 20.0
+    expected = sum(settings["epochs"] * n_train / r for r in rates.values()) + extra * n_train / continuation_rate
     assert est["training_s"] == pytest.approx(expected, rel=1e-9)
 
 

@@ -50,6 +50,7 @@ def start(params: Mapping[str, Any]) -> ChapterStart:
     profile, seed = params["profile"], params["seed"]
     settings = pipeline.profile_settings(profile, {name: params[name] for name in SPEC.knob_names()})
     arch_names = pipeline.parse_archs(settings["archs"])
+    pipeline.fixed_arch(settings, arch_names)  # a deploy_arch outside archs fails here, not after the training
     precision_choice = pipeline.precision_choice(settings)
     data = hc_pipeline.load_data(params["data_dir"], params["data_source"], seed, int(settings["max_images"]))
     run = ChapterRun(SPEC, profile, params["data_dir"], params["results_dir"], seed, data_status([data.source]), parameters=settings,

@@ -354,24 +354,47 @@ def run_archs(data, settings: dict[str, Any], archs: Sequence[str], seed: int = 
     return runs
 
 
+def fixed_arch(settings: dict[str, Any], arch_names: Sequence[str]) -> str | None:
+    """The architecture the ``deploy_arch`` knob fixes, or None for ``auto`` (this run's validation winner).
+
+    Raises:
+        ValueError: a name that is not among the benchmarked ``arch_names`` (the message names the knob).
+    """
+    name = str(settings.get("deploy_arch") or "auto").strip()
+    if name == "auto":
+        return None
+    if name not in arch_names:
+        raise ValueError(f"deploy_arch {name!r} is not among the benchmarked architectures ({', '.join(arch_names)}); "
+                         "set one of them, or auto for this run's validation winner")
+    return name
+
+
 @dataclass
 class Deployment:
-    """The validation winner, its continuation (None when it trained no further) and which of the two is deployed."""
+    """The deployed architecture, its continuation (None when it trained no further) and which of the two is deployed."""
 
-    best: str  # the architecture chosen on validation
+    best: str  # the architecture deployed: the profile's deploy_arch, else the validation winner
     benchmarked: ArchRun
     continued: ArchRun | None
     deployed: ArchRun
     row: dict[str, Any]  # :func:`summary_row` of the deployed network, with ``network`` (which of the two)
+    validation_best: str = ""  # this run's validation winner (:func:`choose_best`), whether or not it is deployed
+    fixed: bool = False  # True when the profile's deploy_arch chose ``best``
+
+    def __post_init__(self) -> None:
+        self.validation_best = self.validation_best or self.best
 
 
 def deploy_winner(data, settings: dict[str, Any], runs: dict[str, ArchRun], rows: Sequence[dict[str, Any]], seed: int = 0,
                   log: Callable[[str], None] | None = None) -> Deployment:
-    """Choose the architecture on validation (:func:`choose_best` over ``rows``), train it on to
-    ``winner_epochs`` (:func:`continue_winner`) and deploy the better of its two networks on
-    validation (:func:`choose_deployed`)."""
-    best = choose_best(rows)
+    """The architecture the profile fixes (``deploy_arch``), else the one chosen on validation
+    (:func:`choose_best` over ``rows``), trained on to ``winner_epochs`` (:func:`continue_winner`);
+    the better of its two networks on validation is deployed (:func:`choose_deployed`)."""
+    validation_best = choose_best(rows)
+    fixed = fixed_arch(settings, [row["architecture"] for row in rows])
+    best = fixed or validation_best
     continued = continue_winner(data, settings, runs[best], seed, log=log)
     deployed = choose_deployed(runs[best], continued)
     network = "continued to " + str(total_epochs(deployed)) + " epochs" if deployed is continued else "benchmark weights"
-    return Deployment(best, runs[best], continued, deployed, {**summary_row(deployed, seed), "network": network})
+    return Deployment(best, runs[best], continued, deployed, {**summary_row(deployed, seed), "network": network},
+                      validation_best, fixed is not None)

@@ -108,14 +108,33 @@ def chosen_cases(df, n_worst: int = 2) -> list[tuple[str, str]]:
     return [(label, row["filename"]) for label, row in explained_cases(df, n_worst)]
 
 
+def choice_sentence(dep, benchmark_rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """How the deployed architecture was chosen when the profile fixed it (``dep.fixed``): whether this
+    run's validation split agrees, with both architectures' validation HC error at the benchmark's
+    epochs; None when this run's validation chose it (:func:`winner_sentence` then says so itself)."""
+    if not dep.fixed:
+        return None
+    val = {r["architecture"]: r["validation HC |diff| mean (mm)"] for r in benchmark_rows}
+    text = f"Deployed by the profile's `deploy_arch`: **{dep.best}**. "
+    if dep.validation_best == dep.best:
+        return text + f"This run's validation split ranks it first too ({val[dep.best]:.2f} mm mean HC error at the benchmark's epochs)."
+    return text + (f"This run's validation split ranks **{dep.validation_best}** first ({val[dep.validation_best]:.2f} mm against "
+                   f"{val[dep.best]:.2f} at the benchmark's epochs); the profile's choice stands, so that every machine "
+                   "deploys the same network (its comment gives the evidence; `--set deploy_arch=auto` deploys this run's winner).")
+
+
 def winner_sentence(best: str, rows: Sequence[Mapping[str, Any]], chapter1: Mapping[str, Any] | None, paired=None,
-                    epochs: int | None = None) -> str:
-    """Which model `fetal hc measure` should use (chosen on validation), with its test figures and
-    the comparison with chapter 1 on the same split when chapter 1's results are present; ``epochs``
-    (this chapter's budget) is set beside chapter 1's (``chapter1["epochs"]``) when both are known."""
+                    epochs: int | None = None, choice: str | None = None) -> str:
+    """Which model `fetal hc measure` should use, with its test figures and the comparison with
+    chapter 1 on the same split when chapter 1's results are present; ``epochs`` (this chapter's
+    budget) is set beside chapter 1's (``chapter1["epochs"]``) when both are known. ``choice`` (from
+    :func:`choice_sentence`) replaces the opening "chosen on validation" where the profile chose."""
     row = next(r for r in rows if r["architecture"] == best)
-    text = (f"Chosen on validation (lowest mean HC error there, {row['validation HC |diff| mean (mm)']:.2f} mm): **{best}**"
-            f"{' (' + str(row['network']) + ')' if row.get('network') else ''}. "
+    network = f" ({row['network']})" if row.get("network") else ""
+    opening = (f"{choice} Its deployed network{network}: validation mean HC error {row['validation HC |diff| mean (mm)']:.2f} mm. "
+               if choice else
+               f"Chosen on validation (lowest mean HC error there, {row['validation HC |diff| mean (mm)']:.2f} mm): **{best}**{network}. ")
+    text = (opening +
             f"On the test split it scores Dice {row['Dice']:.4f} and a mean HC error of {row['HC |diff| mean (mm)']:.2f} mm "
             f"(CI {row['HC CI low (mm)']:.2f}-{row['HC CI high (mm)']:.2f}).")
     if chapter1 is None:
@@ -294,6 +313,8 @@ def metrics_document(runs: Mapping[str, Any], results, deployment, paired_dice, 
         "best_architecture_hc_abs_diff_mean_mm": float(row["HC |diff| mean (mm)"]),
         "best_dice_any_architecture": float(results["Dice"].max()),
         "best_architecture": deployment.best,
+        "validation_best_architecture": deployment.validation_best,
+        "architecture_fixed_by_profile": bool(deployment.fixed),
         "deployed": {k: row[k] for k in DEPLOYED_KEYS},
         "results": results.to_dict("records"),
         "paired_dice": paired_dice.to_dict("records"),

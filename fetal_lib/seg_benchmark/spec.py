@@ -21,6 +21,8 @@ SPEC = ChapterSpec(
         common.epochs("the training budget, the same for every architecture"),
         common.epochs("the validation winner trains on to this many epochs in all before deployment (0: deployed as benchmarked)",
                       "winner_epochs"),
+        Knob("deploy_arch", str, "the architecture deployed (best.pt) and trained on to winner_epochs: auto (this run's validation "
+             "winner) or one of archs, fixed with the evidence in the profile so that every machine deploys the same", ""),
         common.batch_size(),
         common.learning_rate(),
         common.augment("augment training images as chapter 1 does"),
@@ -44,8 +46,16 @@ SPEC = ChapterSpec(
         Decision("the epoch kept and the probability threshold of each network", "build", VALIDATION,
                  "best validation Dice at the scored epochs (val_every and the last); lowest mean HC error among threshold_grid",
                  BUILD),
-        Decision("the winning architecture (best.pt, what `fetal hc measure --model` uses)", "build", VALIDATION,
+        Decision("the deployed architecture (best.pt, what `fetal hc measure --model` uses) where deploy_arch is auto "
+                 "(full and smoke)", "build", VALIDATION,
                  "lowest mean HC error on validation (ties, and networks that found no head, by validation Dice)", BUILD),
+        Decision("deploy_arch transunet in cpu (the same on every machine)", "profile",
+                 "the validation split of three cpu builds at 96x160 (664ccf7 in bfloat16 and under tools/emulate_avx2.sh in "
+                 "float32; a fresh clone at 9e5ae58 in bfloat16)",
+                 "each chose TransUNet on validation (7 epochs: 2.40 mm against Attention U-Net's 2.73, UNeXt 3.02, MedSegDiff-V2 "
+                 "3.75, DUCK-Net 4.43 at 9e5ae58); at 128x192 the winner had changed with the machine's precision (Attention "
+                 "U-Net 2.24 against TransUNet's 2.28 mm in bfloat16 at 7923fa4, TransUNet in float32 at fc0f603)",
+                 "fetal book --profile cpu --only seg_benchmark --set deploy_arch=auto"),
         Decision("the winner's deployed weights: as benchmarked or continued to winner_epochs", "build", VALIDATION,
                  "the lower mean HC error on validation of the two; the benchmarked one on a tie", BUILD),
         Decision("epochs; arch_options widths", "profile", "speed only (`fetal bench seg`), before any score was seen",

@@ -251,6 +251,9 @@ def test_seg_benchmark_scores_every_architecture_on_chapter1_test_split(smoke_bo
         assert {row["filename"] for row in per_image if row["architecture"] == arch} == chapter1_test
     assert len(_table(results, "paired_dice")) == len(archs) * (len(archs) - 1) // 2
     assert m["best_architecture"] in archs
+    # the profile fixes the deployed architecture (deploy_arch), whatever this run's validation preferred
+    assert m["best_architecture"] == profile_settings("smoke")["deploy_arch"] and m["architecture_fixed_by_profile"] is True
+    assert m["validation_best_architecture"] in archs
     # the winner trained on to winner_epochs; exactly one of its two networks is deployed, the better on validation,
     # and the headline figures are the deployed network's
     candidates = _table(results, "deployment_candidates")

@@ -48,6 +48,41 @@ def test_the_winner_is_chosen_on_validation_and_the_better_of_its_two_networks_d
     assert dep.row == {"architecture": "ducknet", "network": network}
 
 
+def test_the_profile_can_fix_the_deployed_architecture_whatever_validation_prefers(monkeypatch):
+    runs = {"unext": _run("unext", 3.0), "ducknet": _run("ducknet", 2.0)}
+    rows = [{"architecture": a, "validation HC |diff| mean (mm)": r.val_df["hc_abs_diff_mm"][0]} for a, r in runs.items()]
+    continued = []
+    monkeypatch.setattr(pipeline, "continue_winner", lambda data, settings, run, seed, log=None: continued.append(run.arch))
+    monkeypatch.setattr(pipeline, "summary_row", lambda run, seed: {"architecture": run.arch})
+    dep = pipeline.deploy_winner("data", {"deploy_arch": "unext"}, runs, rows, 0)
+    assert (dep.best, dep.validation_best, dep.fixed, continued) == ("unext", "ducknet", True, ["unext"])
+    assert dep.deployed is runs["unext"]
+    auto = pipeline.deploy_winner("data", {"deploy_arch": "auto"}, runs, rows, 0)
+    assert (auto.best, auto.validation_best, auto.fixed) == ("ducknet", "ducknet", False)
+
+
+def test_a_fixed_architecture_outside_the_benchmark_is_refused_naming_the_knob():
+    assert pipeline.fixed_arch({"deploy_arch": "auto"}, ["unext"]) is None
+    assert pipeline.fixed_arch({}, ["unext"]) is None
+    assert pipeline.fixed_arch({"deploy_arch": " unext "}, ["unext", "ducknet"]) == "unext"
+    with pytest.raises(ValueError, match=r"deploy_arch 'transunet' is not among the benchmarked architectures \(unext, ducknet\)"):
+        pipeline.fixed_arch({"deploy_arch": "transunet"}, ["unext", "ducknet"])
+
+
+def test_the_choice_sentence_says_whether_this_runs_validation_agrees_with_the_profile():
+    rows = [{"architecture": "unext", "validation HC |diff| mean (mm)": 3.0}, {"architecture": "ducknet", "validation HC |diff| mean (mm)": 2.0}]
+    dep = SimpleNamespace(best="unext", validation_best="ducknet", fixed=True)
+    text = report.choice_sentence(dep, rows)
+    assert "**unext**" in text and "ranks **ducknet** first (2.00 mm against 3.00" in text and "deploy_arch=auto" in text
+    assert "ranks it first too (2.00 mm" in report.choice_sentence(SimpleNamespace(best="ducknet", validation_best="ducknet", fixed=True), rows)
+    assert report.choice_sentence(SimpleNamespace(best="ducknet", validation_best="ducknet", fixed=False), rows) is None
+    row = {"architecture": "unext", "network": "benchmark weights", "validation HC |diff| mean (mm)": 3.0, "Dice": 0.97,
+           "HC |diff| mean (mm)": 2.5, "HC CI low (mm)": 2.1, "HC CI high (mm)": 2.9}
+    sentence = report.winner_sentence("unext", [row], None, choice=text)
+    assert sentence.startswith(text) and "Chosen on validation" not in sentence and "3.00 mm" in sentence
+    assert report.winner_sentence("unext", [row], None).startswith("Chosen on validation (lowest mean HC error there, 3.00 mm): **unext**")
+
+
 def test_the_per_image_table_stacks_the_architectures_without_the_ellipse():
     table = report.per_image_table({"unext": _run("unext", 2.0), "ducknet": _run("ducknet", 2.0)})
     assert table["architecture"].tolist() == ["unext", "ducknet"] and "cx" not in table and "angle_rad" not in table
@@ -69,7 +104,7 @@ def test_the_metrics_document_heads_with_the_deployed_networks_figures():
     runs = {"unext": _run("unext", 3.0), "ducknet": _run("ducknet", 2.0, seconds=60.0)}
     row = {k: 1.0 for k in report.DEPLOYED_KEYS} | {"architecture": "ducknet", "network": "benchmark weights", "Dice": 0.91,
                                                      "HC |diff| mean (mm)": 2.2}
-    dep = SimpleNamespace(best="ducknet", row=row, continued=_run("ducknet", 1.0, seconds=30.0))
+    dep = SimpleNamespace(best="ducknet", validation_best="unext", fixed=True, row=row, continued=_run("ducknet", 1.0, seconds=30.0))
     results = pd.DataFrame({"architecture": ["unext", "ducknet"], "Dice": [0.95, 0.91]})
     paired = SimpleNamespace(estimate=-0.1, low=-0.3, high=0.1)
     doc = report.metrics_document(runs, results, dep, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), paired,
@@ -77,6 +112,7 @@ def test_the_metrics_document_heads_with_the_deployed_networks_figures():
     assert list(doc)[:3] == ["best_architecture_dice", "best_architecture_hc_abs_diff_mean_mm", "best_dice_any_architecture"]
     assert doc["best_architecture_dice"] == 0.91 and doc["best_dice_any_architecture"] == 0.95
     assert doc["best_architecture"] == "ducknet" and list(doc["deployed"]) == list(report.DEPLOYED_KEYS)
+    assert doc["validation_best_architecture"] == "unext" and doc["architecture_fixed_by_profile"] is True
     assert doc["vs_chapter1"] == {"mean_difference_mm": -0.1, "ci": [-0.3, 0.1]}
     assert doc["training_seconds"] == pytest.approx(210.0) and doc["model_paths"] == {"best": "x.pt"}
     assert doc["training"]["unext"]["best_epoch"] == 3 and not math.isnan(doc["chapter_seconds"])
