@@ -35,8 +35,8 @@
 # BCE + Dice loss (MedSegDiff-V2 learns as a diffusion model, by denoising the mask; the profile's
 # `prediction` option says whether it predicts the noise, as its paper, or the clean mask), the
 # same number of epochs for every network, the epoch with the best validation Dice and the
-# threshold with the lowest validation HC error. The network chosen on validation then trains on
-# to chapter 1's epoch budget before it is deployed. The HC in mm comes from chapter 1's
+# threshold with the lowest validation HC error. The deployed architecture (the profile's
+# `deploy_arch`, else the one chosen on validation) then trains on to chapter 1's epoch budget. The HC in mm comes from chapter 1's
 # post-processing (threshold, component, ellipse fit, Ramanujan's perimeter with each image's
 # pixel size). The test split is scored once, at the end, and decides nothing.
 #

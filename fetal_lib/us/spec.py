@@ -149,6 +149,12 @@ SPEC = ChapterSpec(
         Decision("checkpoint: smoothed", "profile", "the planes validation split (82 images), an earlier run",
                  "best kept planes Xception's one-epoch spike: 0.954 at epoch 9 of 20, 0.88-0.92 at every later epoch",
                  "fetal us train --task planes --arch xception --set checkpoint=best"),
+        Decision("checkpoint: smoothed, not last", "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, 8a65eff, "
+                 "chapter 1 of 9e5ae58 as head finder)",
+                 "balanced accuracy: the last epoch 0.769 (0.718-0.824) against the smoothed best 0.780 (0.729-0.830), paired "
+                 "-0.011 (patient bootstrap -0.046 to +0.023); rule fixed before the run: kept iff higher (issue 50, trial V)",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_rotation_deg={brain_planes: 20}' --set checkpoint=last"),
         Decision("epochs, input_rows/input_cols, the CNNs' widths; jit_compile: false", "profile",
                  "speed (`fetal bench us`) and the validation split of the first runs, before any test score",
                  "15 epochs until d226a4e: Xception's best validation epoch was 11 of 15 on two of the three tasks; XLA made all "
