@@ -58,7 +58,7 @@ arch_options = None  # per architecture, its constructor options (widths); the p
 input_rows = None  # letterboxed input, as chapter 1
 input_cols = None
 epochs = None  # the same for every architecture
-winner_epochs = None  # the validation winner trains on to this many epochs in all before deployment (0: deployed as benchmarked)
+winner_epochs = None  # the deployed architecture trains on to this many epochs in all before deployment (0: deployed as benchmarked)
 deploy_arch = None  # "auto" (this run's validation winner) or one of archs, fixed in the profile with its evidence
 batch_size = None
 learning_rate = None
@@ -157,7 +157,7 @@ run.table(biometry, "biometry")
 # profile and split), its U-Net is compared with the deployed network over the same test images.
 
 # %%
-dep = pipeline.deploy_winner(data, settings, runs, rows, seed, log=print)  # chosen on validation; trained on; the better on validation
+dep = pipeline.deploy_winner(data, settings, runs, rows, seed, log=print)  # the profile's deploy_arch, else validation's; trained on; the better on validation
 run.table(pipeline.deployment_table(dep.benchmarked, dep.continued, dep.deployed, seed), "deployment_candidates")
 chapter1_doc, paired_vs_chapter1 = report.chapter1_comparison(dep.deployed.test_df, ch.results_root, profile, seed)
 display(Markdown(report.winner_sentence(dep.best, [dep.row], chapter1_doc, paired_vs_chapter1, epochs=pipeline.total_epochs(dep.deployed),

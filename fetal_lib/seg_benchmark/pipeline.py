@@ -378,11 +378,8 @@ class Deployment:
     continued: ArchRun | None
     deployed: ArchRun
     row: dict[str, Any]  # :func:`summary_row` of the deployed network, with ``network`` (which of the two)
-    validation_best: str = ""  # this run's validation winner (:func:`choose_best`), whether or not it is deployed
-    fixed: bool = False  # True when the profile's deploy_arch chose ``best``
-
-    def __post_init__(self) -> None:
-        self.validation_best = self.validation_best or self.best
+    validation_best: str  # this run's validation winner (:func:`choose_best`), whether or not it is deployed
+    fixed: bool  # True when the profile's deploy_arch chose ``best``
 
 
 def deploy_winner(data, settings: dict[str, Any], runs: dict[str, ArchRun], rows: Sequence[dict[str, Any]], seed: int = 0,

@@ -19,7 +19,7 @@ SPEC = ChapterSpec(
         common.input_rows("rows of the letterboxed input, as chapter 1"),
         common.input_cols("columns of the letterboxed input, as chapter 1"),
         common.epochs("the training budget, the same for every architecture"),
-        common.epochs("the validation winner trains on to this many epochs in all before deployment (0: deployed as benchmarked)",
+        common.epochs("the deployed architecture trains on to this many epochs in all before deployment (0: deployed as benchmarked)",
                       "winner_epochs"),
         Knob("deploy_arch", str, "the architecture deployed (best.pt) and trained on to winner_epochs: auto (this run's validation "
              "winner) or one of archs, fixed with the evidence in the profile so that every machine deploys the same", ""),
