@@ -33,10 +33,10 @@ from fetal_lib.us import ensemble
 # Settings that change what a fold trains: a CV whose values differ is not the chapter's recipe.
 RECIPE_KEYS = ("arch_options", "input_rows", "input_cols", "epochs", "batch_size", "learning_rate", "augment", "tta",
                "class_weight", "checkpoint", "xception_weights", "head_crop", "seeds", "init_from", "split_from",
-               "label_smoothing", "mixup", "rotation_deg")
+               "label_smoothing", "mixup", "rotation_deg", "head_init")
 #: Recipe keys a CV written before they existed ran without: an absent one had this value.
 RECIPE_DEFAULTS = {"head_crop": None, "seeds": 1, "init_from": None, "split_from": None, "label_smoothing": 0.0, "mixup": 0.0,
-                   "rotation_deg": 10.0}
+                   "rotation_deg": 10.0, "head_init": "random"}
 
 
 def cv_parts(data, folds: int = 5, seed: int = 0) -> list[dict[str, np.ndarray]]:

@@ -131,6 +131,18 @@ def task_rotation_deg(settings: dict[str, Any], task: str) -> float:
                                 "the rotation range must be a number of degrees in [0, 180]"))
 
 
+def task_head_init(settings: dict[str, Any], task: str) -> str:
+    """How ``task``'s classifiers start (:mod:`fetal_lib.us.head_probe`): ``task_head_init[task]`` where given, else
+    "random" (as the architecture builds them); "probe" fits each as a linear probe of its started network's features.
+
+    Raises:
+        ValueError: ``task_head_init`` names an unknown task, or gives a value other than random or probe."""
+    from fetal_lib.us.head_probe import HEAD_INITS
+
+    return str(per_task_value(settings, "task_head_init", task, "random", lambda v: v in HEAD_INITS,
+                              f"the classifier's start must be one of {', '.join(HEAD_INITS)}"))
+
+
 def task_seeds(settings: dict[str, Any], task: str) -> int:
     """How many networks of each architecture ``task`` trains, each with its own seed, averaged into its model:
     ``task_seeds[task]`` where given, else 1 (:func:`per_task_count`)."""
@@ -158,14 +170,15 @@ def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     is the task's own budget (:func:`task_epochs`), ``learning_rate`` its own (:func:`task_learning_rate`), so is
     ``label_smoothing`` (:func:`task_label_smoothing`), ``mixup`` (:func:`task_mixup`) and ``rotation_deg``
     (:func:`task_rotation_deg`), ``seeds``
-    its networks per architecture (:func:`task_seeds`), ``split_from`` the task whose patient split it follows and
-    ``init_from`` the task whose networks start its own (:func:`task_source`; None for neither)."""
+    its networks per architecture (:func:`task_seeds`), ``split_from`` the task whose patient split it follows,
+    ``init_from`` the task whose networks start its own (:func:`task_source`; None for neither) and ``head_init`` how
+    its classifiers start (:func:`task_head_init`)."""
     spec = head_crop_spec(settings, task)
     out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task),
            "learning_rate": task_learning_rate(settings, task), "label_smoothing": task_label_smoothing(settings, task),
            "mixup": task_mixup(settings, task), "rotation_deg": task_rotation_deg(settings, task),
            "seeds": task_seeds(settings, task), "split_from": task_source(settings, "task_split_from", task),
-           "init_from": task_source(settings, "task_init", task)}
+           "init_from": task_source(settings, "task_init", task), "head_init": task_head_init(settings, task)}
     if spec is not None:
         out["input_rows"] = out["input_cols"] = spec.size
     return out
@@ -218,6 +231,7 @@ def train_config(settings: dict[str, Any], arch: str, seed: int = 0):
         label_smoothing=float(settings.get("label_smoothing", 0.0)),  # a task's (task_settings); none elsewhere
         mixup=float(settings.get("mixup", 0.0)),  # likewise
         rotation_deg=float(settings.get("rotation_deg", 10.0)),  # likewise
+        head_init=str(settings.get("head_init", "random")),  # likewise
         augment=bool(settings["augment"]),
         precision=precision_choice(settings).precision,
         jit_compile=bool(settings["jit_compile"]),

@@ -330,8 +330,9 @@ def inputs_sentence(per_task: Mapping[str, Mapping[str, Any]]) -> str:
     split (``task_split_from``) or starts from its trained networks (``task_init``), in words (Markdown)."""
     def extras(c: Mapping[str, Any]) -> str:
         out = f", split as {c['split_from']} splits its patients" if c.get("split_from") else ""
-        return out + (f", each network started from {c['init_from']}'s trained network of its architecture (all but the classifier)"
-                      if c.get("init_from") else "")
+        out += (f", each network started from {c['init_from']}'s trained network of its architecture (all but the classifier)"
+                if c.get("init_from") else "")
+        return out + (", its classifier first fitted as a linear probe of those starting features" if c.get("head_init") == "probe" else "")
 
     return "; ".join(f"**{t}**: " + input_label(c) + extras(c) for t, c in per_task.items()) + "."
 

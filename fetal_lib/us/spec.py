@@ -46,6 +46,9 @@ SPEC = ChapterSpec(
         Knob("task_init", dict, "per task, the task whose trained network of the same architecture starts each of its "
              "networks (all layers but the classifier); the task must be split as that task (task_split_from) and run after "
              "it ({} for the architectures' own initialisation)"),
+        Knob("task_head_init", dict, "per task, how its classifiers start: random (as built) or probe (fitted as a linear "
+             "probe of the started network's features on the training images, then fine-tuned with the rest; {} for "
+             "random everywhere)"),
         common.batch_size(),
         common.learning_rate(),
         common.augment("augment training images (left-right flips among them)"),

@@ -56,6 +56,7 @@ from fetal_lib.training.keras import uses_xla
 from fetal_lib.transforms.augment import AugmentConfig
 from fetal_lib.transforms.augment import augment_image as augment_one
 from fetal_lib.transforms.mixup import check_alpha, mixup_batch
+from fetal_lib.us.head_probe import HEAD_INITS
 
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras names of the training precisions
 CLASS_WEIGHTS = ("balanced", "none")
@@ -93,6 +94,9 @@ class UsTrainConfig:
     # lam ~ Beta(alpha, alpha) per batch, targets and loss weights alike; 0: off
     mixup: float = 0.0
     rotation_deg: float = 10.0  # the augmentation's rotation range, +-degrees (augment_config)
+    # the classifier before training: "random" as the architecture builds it, or "probe", a linear probe of the
+    # network's starting features on the training images (fetal_lib.us.head_probe; after init_model's copy)
+    head_init: str = "random"
     class_weight: str = "balanced"  # "balanced" | "none"
     seed: int = 0
     weights_path: str | None = None
@@ -121,6 +125,8 @@ class UsTrainConfig:
         self.mixup = check_alpha(self.mixup)
         if isinstance(self.rotation_deg, bool) or not isinstance(self.rotation_deg, (int, float)) or not 0 <= self.rotation_deg <= 180:
             raise ValueError(f"rotation_deg must be a number of degrees in [0, 180], got {self.rotation_deg!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if self.weights_path is not None and self.arch != "xception":
             raise ValueError(f"weights_path is for the xception backbone only, not {self.arch!r}")
         if self.weights_path is not None and not xception.is_full_size(self.options):
@@ -327,7 +333,8 @@ def train(
         verbose: Keras verbosity (0 silent, 2 one line per epoch).
         init_model: a trained network of the same architecture (another task's) whose weights start this one,
             except where their shapes differ (the classifier; :func:`fetal_lib.us.transfer.transfer_weights`);
-            None: the architecture's own initialisation.
+            None: the architecture's own initialisation. With ``config.head_init == "probe"`` the classifier is
+            then fitted as a linear probe of the started network's features (:mod:`fetal_lib.us.head_probe`).
 
     Raises:
         ValueError: arrays that do not fit the config or the class count (before anything is built); an
@@ -345,6 +352,12 @@ def train(
         from fetal_lib.us.transfer import transfer_weights
 
         transfer_weights(init_model, model)
+    if config.head_init == "probe":
+        from fetal_lib.us.head_probe import fit_probe_head
+
+        probe = fit_probe_head(model, x_train, y_train, num_classes)
+        if progress or verbose:
+            print(f"{config.arch}: {probe.describe()}")
     weights = sample_weights(y_train, num_classes, config.class_weight)
 
     batches = training_batches(x_train, y_train, config, num_classes, weights, workers=keras_backend.loader_workers())
