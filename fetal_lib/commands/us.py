@@ -100,6 +100,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_seed(v, "seed of the split, the folds and the training (default 0, as the chapter)")
     add_settings(v, "override a us_classification knob of the profile (repeatable)")
     v.add_argument("--results-dir", type=Path, default=None, metavar="DIR", help="where to write (default build/results/us_cv/<task>)")
+    v.add_argument("--also-tta", action="append", default=[], metavar="VIEWS",
+                   help="also score every fold's networks through these test-time views instead of the profile's tta, as a "
+                   "row of its own (comma-separated: hflip, zoom, rotate; '' for none; repeatable); never the CV's choice")
     v.set_defaults(func=handle_cv)
 
 
@@ -162,7 +165,8 @@ def handle_train(args: argparse.Namespace) -> int:
     from fetal_lib.training.floor import check  # deferred: loaded when the command runs
     from fetal_lib.us import pipeline  # deferred: loaded when the command runs
     from fetal_lib.us.calibration import fit_temperature  # deferred: loaded when the command runs
-    from fetal_lib.us.classifier import UsClassifier, default_model_path, parse_tta, scores  # deferred: loaded when the command runs
+    from fetal_lib.us.classifier import UsClassifier, default_model_path, scores  # deferred: loaded when the command runs
+    from fetal_lib.us.test_views import parse_tta  # deferred: loaded when the command runs
     from fetal_lib.us.floor import deployment_floor  # deferred: loaded when the command runs
     from fetal_lib.us.train import train  # deferred: loaded when the command runs
 
@@ -248,6 +252,7 @@ def handle_cv(args: argparse.Namespace) -> int:
     from fetal_lib.paths import build_dir  # deferred: loaded when the command runs
     from fetal_lib.us import cross_validation as cv  # deferred: loaded when the command runs
     from fetal_lib.us import pipeline  # deferred: loaded when the command runs
+    from fetal_lib.us.test_views import parse_tta  # deferred: loaded when the command runs
 
     overrides = profile_overrides(CHAPTER, args.settings)
     if overrides is None:
@@ -256,6 +261,11 @@ def handle_cv(args: argparse.Namespace) -> int:
         print(f"fetal: error: --folds: needs at least 2 folds, got {args.folds}", file=sys.stderr)
         return 2
     settings = pipeline.profile_settings(args.profile, overrides)
+    try:
+        also_tta = [parse_tta(views) for views in args.also_tta]
+    except ValueError as exc:
+        print(f"fetal: error: --also-tta: {exc}", file=sys.stderr)
+        return 2
     archs = pipeline.split_names(args.archs or settings["archs"])
     unknown = [a for a in archs if a not in classifier_archs()]
     if unknown or not archs:
@@ -282,7 +292,8 @@ def handle_cv(args: argparse.Namespace) -> int:
     run = ChapterRun(f"us_cv_{args.task}", args.profile, args.data_dir or "", out_dir, args.seed, data_status([data.source]),
                      parameters={**settings, "task": args.task, "folds": args.folds, "archs": ",".join(archs),
                                  "head_finder_sha256": finder.sha256 if finder else None,
-                                 "heads_found": None if found is None else int(found.sum())},
+                                 "heads_found": None if found is None else int(found.sum()),
+                                 "also_tta": [",".join(views) for views in also_tta]},
                      compute={"precision": pipeline.precision_choice(settings).to_dict()})
 
     def report(row: dict) -> None:
@@ -291,7 +302,8 @@ def handle_cv(args: argparse.Namespace) -> int:
               f"({kept})", file=sys.stderr)
 
     try:
-        result = cv.cross_validate(data, arrays, settings, archs, args.folds, args.seed, on_fold=report, init_source=init_source)
+        result = cv.cross_validate(data, arrays, settings, archs, args.folds, args.seed, on_fold=report, init_source=init_source,
+                                   also_tta=also_tta)
     except ValueError as exc:
         print(f"fetal: error: {exc}", file=sys.stderr)
         return 2

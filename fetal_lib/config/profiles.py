@@ -67,8 +67,7 @@ def chapter_parameters(
 def profile_seed(profile: str, chapter_id: str, profile_dir: Path = PROFILE_DIR) -> int:
     """The seed a chapter runs with under ``profile`` when none is given: its section's ``seed``, else
     ``common:``'s, else 0 (as :func:`chapter_parameters` resolves it)."""
-    doc = load_profile(profile, profile_dir)
-    return int({"seed": 0, **(doc.get("common") or {}), **(doc.get(chapter_id) or {})}["seed"])
+    return chapter_parameters(profile, chapter_id, results_dir="", profile_dir=profile_dir)["seed"]
 
 
 # Parameters every chapter takes from the run, not from its profile section.

@@ -13,13 +13,24 @@ index), so a run mixes the same pairs on every Keras backend.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
+#: What a mixup alpha must be (:func:`is_alpha`), as the errors say it.
+ALPHA_RULE = "the mixup alpha must be a number >= 0 (0: off)"
+
+
+def is_alpha(value: Any) -> bool:
+    """Whether ``value`` is a mixup alpha: a finite number >= 0 (not a bool; 0: no mixing)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value)) and value >= 0
+
+
 def check_alpha(alpha: float) -> float:
-    """``alpha`` as a float; ValueError unless it is a finite number >= 0 (0: no mixing)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"the mixup alpha must be a number >= 0 (0: off), got {alpha!r}")
+    """``alpha`` as a float; ValueError unless :func:`is_alpha`."""
+    if not is_alpha(alpha):
+        raise ValueError(f"{ALPHA_RULE}, got {alpha!r}")
     return float(alpha)
 
 

@@ -30,13 +30,14 @@ from fetal_lib.model_card import card_path, read_card
 from fetal_lib.model_card import common_fields
 from fetal_lib.model_card import load_keras
 from fetal_lib.model_card import save_keras
-from fetal_lib.names import checked_names
 from fetal_lib.networks.keras import names
 from fetal_lib.paths import build_dir
 from fetal_lib.training.keras_backend import inference_function
 from fetal_lib.us.arrays import read_for_classification
 from fetal_lib.us.arrays import to_input
 from fetal_lib.us.tasks import TASKS
+from fetal_lib.us.test_views import RULE as TTA_RULE
+from fetal_lib.us.test_views import TTA_VIEWS, parse_tta, tta_logits
 
 PREPROCESSING = "grey (luma), letterboxed to the input size (aspect ratio kept, zero padding centred, area interpolation), /255"
 HEAD_PREPROCESSING = ("grey (luma), /255; the fetal head found by the HC18 network (input.head_crop.finder) and a square box of "
@@ -88,29 +89,6 @@ def probability_columns(classes: Sequence[str]) -> list[str]:
             name += "_"
         out.append(name)
     return out
-
-
-TTA_VIEWS = ("hflip",)  # test-time views a classifier may average over
-
-
-def parse_tta(tta: str | Sequence[str]) -> tuple[str, ...]:
-    """``"hflip"`` / ``["hflip"]`` / ``""`` -> a tuple of known views.
-
-    Raises:
-        ValueError: an unknown view (the message lists the known ones).
-    """
-
-    return tuple(checked_names(tta, TTA_VIEWS, "test-time view", " (or none)"))
-
-
-def tta_logits(forward, x: np.ndarray, tta: Sequence[str]) -> np.ndarray:
-    """Logits of ``x`` (N, rows, cols, C) averaged over the image and each view of ``tta``;
-    ``forward(batch) -> (N, K)`` logits."""
-    out = forward(x)
-    views = parse_tta(tta)
-    if "hflip" in views:
-        out = out + forward(np.ascontiguousarray(x[:, :, ::-1]))
-    return out / (1 + len(views))
 
 
 class UsClassifier:
@@ -271,7 +249,7 @@ class UsClassifier:
             "classes": list(self.classes),
             "inference": {"temperature": self.temperature, "probabilities": "softmax(logits / temperature)",
                           "outputs": "logits", "tta": list(self.tta),
-                          "tta_rule": "logits averaged over the image and each listed view (hflip: left-right mirror)"},
+                          "tta_rule": TTA_RULE},
         })
         return card
 

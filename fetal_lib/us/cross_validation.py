@@ -100,8 +100,19 @@ def source_network(source: SourceTask, excluded_groups: set, arch: str, seed: in
                  source.arrays[parts["val"]], labels[parts["val"]], len(d.classes))
 
 
+def view_variant(arch: str, tta: Sequence[str]) -> str:
+    """The name of ``arch``'s networks scored through the test-time views ``tta`` instead of the recipe's
+    (``fetal us cv --also-tta``): ``xception [tta hflip+zoom]``."""
+    return f"{arch}{VARIANT_MARK}{'+'.join(tta) or 'none'}]"
+
+
+#: What marks a view variant's name (:func:`view_variant`): not a model of its own, never the CV's choice.
+VARIANT_MARK = " [tta "
+
+
 def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str], folds: int = 5, seed: int = 0,
-                   on_fold: Callable[[dict], None] | None = None, init_source: SourceTask | None = None) -> CVResult:
+                   on_fold: Callable[[dict], None] | None = None, init_source: SourceTask | None = None,
+                   also_tta: Sequence[Sequence[str]] = ()) -> CVResult:
     """Train and score each of ``archs`` in ``folds`` grouped folds of ``data``'s training side.
 
     Args:
@@ -120,11 +131,15 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
     With ``init_source`` (``task_init``), each fold first trains each architecture on the source task without the fold's
     held-out and validation patients (:func:`source_network`), and the fold's network starts from it: no network
     scored on a held-out patient ever trained on that patient's images, whatever the two tasks' splits.
+
+    With ``also_tta`` (lists of test-time views), each fold's network of each architecture is also scored through each
+    list instead of the recipe's ``tta`` (:func:`fetal_lib.us.pipeline.with_views`: the same weights, its temperature
+    fitted again on validation), as a row named :func:`view_variant`: the views compared on the very same networks.
     """
     import pandas as pd
 
     from fetal_lib.us.classifier import probability_columns
-    from fetal_lib.us.pipeline import architectures_mean_run, run_model  # looked up at call time: a test replaces them
+    from fetal_lib.us.pipeline import architectures_mean_run, run_model, with_views  # looked up at call time: a test replaces them
 
     labels = list(range(len(data.classes)))
     columns = probability_columns(data.classes)
@@ -153,6 +168,10 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
             init = source_network(init_source, excluded, arch, seed).model if init_source is not None else None
             members.append(run := run_model(fold_data, fold_arrays, settings, arch, seed, init_model=init))
             score(k, arch, run, run.probabilities(True, "test"), (int(run.fit.best_epoch), int(run.fit.epochs_run)))
+            for views in also_tta:
+                variant = with_views(run, fold_arrays, views)
+                score(k, view_variant(arch, variant.tta), variant, variant.probabilities(True, "test"),
+                      (int(run.fit.best_epoch), int(run.fit.epochs_run)))
         if len(archs) >= 2:  # the mean of the fold's networks, trained above, built as the chapter deploys it
             mean = architectures_mean_run(members, fold_arrays)
             score(k, ensemble.NAME, mean, mean.probabilities(True, "test"), (None, None))
@@ -162,7 +181,7 @@ def cross_validate(data, arrays: np.ndarray, settings: dict, archs: Sequence[str
 def cv_summary(result: CVResult, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Per architecture: pooled out-of-fold accuracy and balanced accuracy (balanced: with a 95 %
     bootstrap CI resampling groups), the spread of the fold figures; and the CV choice (the highest
-    pooled balanced accuracy)."""
+    pooled balanced accuracy among the architectures, not their view variants, :func:`view_variant`)."""
 
     index = {c: i for i, c in enumerate(result.classes)}
     labels = list(range(len(result.classes)))
@@ -184,7 +203,8 @@ def cv_summary(result: CVResult, n_boot: int = 1000, seed: int = 0) -> dict[str,
             "fold_balanced_accuracy": {"mean": float(fold_values.mean()), "sd": float(fold_values.std(ddof=1)) if len(fold_values) > 1 else 0.0,
                                        "min": float(fold_values.min()), "max": float(fold_values.max())},
         }
-    out["chosen"] = max(out["archs"], key=lambda a: out["archs"][a]["balanced_accuracy"])
+    models = [a for a in out["archs"] if VARIANT_MARK not in a]
+    out["chosen"] = max(models, key=lambda a: out["archs"][a]["balanced_accuracy"])
     return out
 
 

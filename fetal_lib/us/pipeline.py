@@ -28,8 +28,8 @@ from fetal_lib.names import split_names as split
 from fetal_lib.training import precision as precision_mod
 from fetal_lib.us.arrays import load_arrays
 from fetal_lib.us.calibration import fit_temperature
-from fetal_lib.us.classifier import parse_tta
-from fetal_lib.us.classifier import tta_logits
+from fetal_lib.us.test_views import parse_tta
+from fetal_lib.us.test_views import tta_logits
 from fetal_lib.us import ensemble
 from fetal_lib.us.efficiency import flops
 from fetal_lib.us.floor import validation_balanced_accuracy
@@ -117,8 +117,9 @@ def task_mixup(settings: dict[str, Any], task: str) -> float:
 
     Raises:
         ValueError: ``task_mixup`` names an unknown task, or gives a value that is not a number >= 0."""
-    return float(per_task_value(settings, "task_mixup", task, 0.0, lambda v: _number(v) and v >= 0,
-                                "the mixup alpha must be a number >= 0 (0: off)"))
+    from fetal_lib.transforms.mixup import ALPHA_RULE, is_alpha
+
+    return float(per_task_value(settings, "task_mixup", task, 0.0, is_alpha, ALPHA_RULE))
 
 
 def task_rotation_deg(settings: dict[str, Any], task: str) -> float:
@@ -310,6 +311,19 @@ def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arc
     return ModelRun(data.task, arch, list(data.classes), fit, config, temperature, data.labels("val"), logits_val,
                     data.labels("test"), logits_test, np.asarray(data.groups("test")), [i.path.name for i in data.part("test")], ms,
                     tta)
+
+
+def with_views(run: ModelRun, arrays: Mapping[str, np.ndarray], tta: Sequence[str]) -> ModelRun:
+    """``run``'s trained network scored again through the test-time views ``tta`` instead of its own: its validation
+    and test logits predicted anew, its temperature fitted again on validation (nothing trains; ``arrays``: the
+    parts :func:`run_model` trained and scored on)."""
+    import dataclasses
+
+    tta = parse_tta(tta)
+    logits_val, _ = predict_logits(run.fit.model, arrays["val"], tta)
+    logits_test, ms = predict_logits(run.fit.model, arrays["test"], tta)
+    return dataclasses.replace(run, temperature=float(fit_temperature(logits_val, run.y_val)), logits_val=logits_val,
+                               logits_test=logits_test, inference_ms_per_image=ms, tta=tta)
 
 
 def architectures_mean_run(members: Sequence, arrays: Mapping[str, np.ndarray]) -> ModelRun:

@@ -52,7 +52,8 @@ SPEC = ChapterSpec(
         common.batch_size(),
         common.learning_rate(),
         common.augment("augment training images (left-right flips among them)"),
-        common.tta("test-time views whose logits are averaged into every prediction: 'hflip' (the left-right mirror) or ''"),
+        common.tta("test-time views whose logits are averaged into every prediction, comma-separated: 'hflip' (the "
+                   "left-right mirror), 'zoom' (scaled by 0.9 and 1.1), 'rotate' (turned by -10 and +10 degrees); '' for none"),
         common.precision("keras"),
         common.jit_compile(),
         Knob("class_weight", str, "class weights of the loss: balanced (each class weighs the same in all) or none", "",

@@ -162,8 +162,9 @@ def test_mirror_tta_averages_the_logits_of_the_image_and_its_mirror(tmp_path):
 
 
 def test_unknown_test_time_views_are_refused():
-    from fetal_lib.us.classifier import parse_tta
+    from fetal_lib.us.test_views import parse_tta
 
     assert parse_tta("hflip") == ("hflip",) and parse_tta("") == () and parse_tta(["hflip"]) == ("hflip",)
-    with pytest.raises(ValueError, match="unknown test-time view 'vflip'; known: hflip"):
+    assert parse_tta("hflip,zoom,rotate") == ("hflip", "zoom", "rotate")
+    with pytest.raises(ValueError, match="unknown test-time view 'vflip'; known: hflip, zoom, rotate"):
         parse_tta("hflip,vflip")

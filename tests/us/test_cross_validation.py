@@ -89,6 +89,42 @@ def test_each_fold_scores_the_mean_of_its_networks_beside_them(brain_planes, mon
     assert set(one.per_image["arch"]) == {"xception"}  # one network: no ensemble
 
 
+def test_each_fold_scores_the_same_networks_through_other_test_time_views_never_the_cv_choice(brain_planes, monkeypatch):
+    from types import SimpleNamespace
+
+    from fetal_lib.us import pipeline
+
+    k = len(brain_planes.classes)
+    views_seen = []
+
+    def fake_run(data, arrays, settings, arch, seed, init_model=None):
+        test = data.parts["test"]
+        y = data.labels("test")
+        prob = np.eye(k)[(y + 1) % k]  # always wrong
+        return SimpleNamespace(probabilities=lambda calibrated, part: prob, y_test=y, network=(arch, int(test[0])),
+                               files_test=[data.items[i].path.name for i in test], groups_test=np.asarray(data.groups("test")),
+                               fit=SimpleNamespace(best_epoch=3, epochs_run=4))
+
+    def fake_views(run, arrays, tta):  # through the views, the same network is always right
+        views_seen.append((run.network, tuple(tta)))
+        prob = np.eye(k)[run.y_test]
+        return SimpleNamespace(**{**run.__dict__, "probabilities": lambda calibrated, part: prob, "tta": tuple(tta)})
+
+    monkeypatch.setattr(pipeline, "run_model", fake_run)
+    monkeypatch.setattr(pipeline, "with_views", fake_views)
+    arrays = np.zeros((len(brain_planes.items), 4, 4, 1), np.float32)
+    result = cv.cross_validate(brain_planes, arrays, {}, ["xception"], folds=2, also_tta=[("hflip", "zoom"), ()])
+    assert list(result.per_image["arch"].unique()) == ["xception", "xception [tta hflip+zoom]", "xception [tta none]"]
+    assert len(views_seen) == 4 and {v for _, v in views_seen} == {("hflip", "zoom"), ()}
+    assert views_seen[0][0] == views_seen[1][0] != views_seen[2][0]  # each fold's own network, scored twice more
+    rows = result.folds.set_index(["fold", "arch"])
+    assert rows.loc[(0, "xception [tta none]"), "balanced accuracy"] == 1.0 and rows.loc[(0, "xception"), "balanced accuracy"] == 0.0
+    assert rows.loc[(1, "xception [tta hflip+zoom]"), "epoch kept"] == 3
+    summary = cv.cv_summary(result, n_boot=50)
+    assert summary["archs"]["xception [tta none]"]["balanced_accuracy"] == 1.0
+    assert summary["chosen"] == "xception"  # a view variant is not a model of its own
+
+
 def test_the_summary_pools_out_of_fold_predictions_and_chooses_the_best():
     result = _result(np.random.default_rng(0))
     summary = cv.cv_summary(result, n_boot=200)
@@ -190,7 +226,7 @@ def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tm
                  "--folds", "2", "--archs", "plain_cnn,separable_cnn", "--set", "epochs=1", "--set", f"head_finder={skull_finder_path}",
                  # from scratch, on the task's own split: the phantom's 10 planes patients are too few for the smoke
                  # profile's task_init in a CV (the next test)
-                 "--set", "task_init={}", "--set", "task_split_from={}",
+                 "--set", "task_init={}", "--set", "task_split_from={}", "--also-tta", "zoom",
                  "--results-dir", str(tmp_path / "us_cv" / "brain_planes")])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -199,7 +235,8 @@ def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tm
     data = us_tasks.load_task("brain_planes", root.parent, "phantom", 0)
     side = len(data.parts["train"]) + len(data.parts["val"])
     assert doc["metrics"]["chosen"] in ("plain_cnn", "separable_cnn", "ensemble") and doc["provenance"]["on_phantom"]
-    assert set(doc["metrics"]["archs"]) == {"plain_cnn", "separable_cnn", "ensemble"}
+    assert set(doc["metrics"]["archs"]) == {"plain_cnn", "separable_cnn", "ensemble", "plain_cnn [tta zoom]", "separable_cnn [tta zoom]"}
+    assert doc["provenance"]["parameters"]["also_tta"] == ["zoom"] and "fold 1 separable_cnn [tta zoom]" in err
     assert {s["images"] for s in doc["metrics"]["archs"].values()} == {side}
     assert "fold 1 separable_cnn" in err and "fold 1 ensemble" in err and "the mean of the fold's networks" in err
     params = doc["provenance"]["parameters"]
@@ -210,6 +247,8 @@ def test_fetal_us_cv_on_a_phantom_writes_what_the_chapter_reads(phantom_root, tm
                  "--set", f"head_finder={tmp_path / 'absent.keras'}"])
     assert code == 2 and "absent.keras: no HC18 model here" in capsys.readouterr().err
     assert main(["us", "cv", "--task", "brain_planes", "--folds", "1"]) == 2
+    assert main(["us", "cv", "--task", "brain_planes", "--also-tta", "hflip,shift"]) == 2
+    assert "--also-tta: unknown test-time view 'shift'" in capsys.readouterr().err
 
 
 def test_with_task_init_each_fold_starts_from_a_source_network_that_never_saw_its_patients(brain_planes, phantom_root, monkeypatch):
