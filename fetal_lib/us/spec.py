@@ -153,6 +153,13 @@ SPEC = ChapterSpec(
         Decision("checkpoint: smoothed", "profile", "the planes validation split (82 images), an earlier run",
                  "best kept planes Xception's one-epoch spike: 0.954 at epoch 9 of 20, 0.88-0.92 at every later epoch",
                  "fetal us train --task planes --arch xception --set checkpoint=best"),
+        Decision("task_head_init: brain_planes' classifier started as a linear probe (LP-FT)", "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, 73a5376, "
+                 "chapter 1 of 9e5ae58 as head finder, trial T's folds)",
+                 "balanced accuracy 0.781 (0.731-0.824) against 0.780 (0.729-0.830) with a random classifier, paired +0.001 "
+                 "(patient bootstrap -0.038 to +0.036); rule fixed before the run: kept iff higher: kept, a tie (issue 50, "
+                 "trial W)",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_head_init={brain_planes: probe}'"),
         Decision("checkpoint: smoothed, not last", "profile",
                  "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, 8a65eff, "
                  "chapter 1 of 9e5ae58 as head finder)",
