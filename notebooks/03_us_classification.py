@@ -79,6 +79,7 @@ task_rotation_deg = None  # per task, the augmentation's rotation range in +-deg
 task_seeds = None  # per task, networks per architecture (own seeds) averaged into its model, e.g. {"brain_planes": 3}
 task_split_from = None  # per task, the task whose patient split it follows, e.g. {"brain_planes": "planes"}
 task_init = None  # per task, the task whose trained network (same architecture) starts its own, e.g. {"brain_planes": "planes"}
+task_tta = None  # per task, its test-time views instead of `tta`, e.g. {"brain_planes": "hflip,zoom,rotate"}
 task_head_init = None  # per task, its classifiers' start: "random" (as built) or "probe" (a linear probe of the started features), e.g. {"brain_planes": "probe"}
 batch_size = None
 learning_rate = None

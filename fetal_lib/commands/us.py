@@ -179,7 +179,7 @@ def handle_train(args: argparse.Namespace) -> int:
         print(f"fetal: error: --arch: unknown network {arch!r}; known: {', '.join(classifier_archs())}", file=sys.stderr)
         return 2
     try:
-        tta = parse_tta(settings.get("tta") or ())
+        tta = parse_tta(pipeline.task_tta(settings, args.task))  # the task's own views (task_tta), else tta
     except ValueError as exc:
         print(f"fetal: error: --set tta: {exc}", file=sys.stderr)
         return 2

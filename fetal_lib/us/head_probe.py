@@ -88,7 +88,7 @@ def fit_probe_head(model, x: np.ndarray, y: np.ndarray, num_classes: int, batch_
     Raises:
         ValueError: fewer than two classes in ``y``; a classifier whose kernel is not (features, num_classes).
     """
-    from fetal_lib.us.train import balanced_accuracy
+    from fetal_lib.metrics.classification import classification_report
 
     feats = features(model, x, batch_size)
     dense = model.get_layer(CLASSIFIER)
@@ -100,4 +100,5 @@ def fit_probe_head(model, x: np.ndarray, y: np.ndarray, num_classes: int, batch_
     bias[list(present)] = b
     dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     predicted = (feats @ kernel + bias).argmax(axis=1)
-    return ProbeReport(len(feats), feats.shape[1], present, balanced_accuracy(np.asarray(y).astype(int), predicted, num_classes))
+    report = classification_report(np.asarray(y).astype(int).ravel(), predicted, labels=list(range(num_classes)))
+    return ProbeReport(len(feats), feats.shape[1], present, float(report["balanced_accuracy"]))

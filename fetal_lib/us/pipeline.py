@@ -144,6 +144,29 @@ def task_head_init(settings: dict[str, Any], task: str) -> str:
                               f"the classifier's start must be one of {', '.join(HEAD_INITS)}"))
 
 
+def task_tta(settings: dict[str, Any], task: str) -> str:
+    """The test-time views of ``task``'s models (:mod:`fetal_lib.us.test_views`): ``task_tta[task]`` where given, else
+    ``tta``.
+
+    Raises:
+        ValueError: ``task_tta`` names an unknown task, or gives views that are not a comma-separated string of known
+            ones; ``tta`` names an unknown view."""
+    from fetal_lib.us.test_views import TTA_VIEWS
+
+    def valid(value: Any) -> bool:
+        try:
+            return isinstance(value, str) and parse_tta(value) is not None
+        except ValueError:
+            return False
+
+    own = per_task_value(settings, "task_tta", task, None, lambda v: v is None or valid(v),
+                         f"the test-time views must be a comma-separated string of {', '.join(TTA_VIEWS)} ('' for none)")
+    if own is not None:
+        return str(own)
+    parse_tta(settings.get("tta") or "")  # ValueError naming an unknown view of tta itself
+    return str(settings.get("tta") or "")
+
+
 def task_seeds(settings: dict[str, Any], task: str) -> int:
     """How many networks of each architecture ``task`` trains, each with its own seed, averaged into its model:
     ``task_seeds[task]`` where given, else 1 (:func:`per_task_count`)."""
@@ -172,14 +195,14 @@ def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     ``label_smoothing`` (:func:`task_label_smoothing`), ``mixup`` (:func:`task_mixup`) and ``rotation_deg``
     (:func:`task_rotation_deg`), ``seeds``
     its networks per architecture (:func:`task_seeds`), ``split_from`` the task whose patient split it follows,
-    ``init_from`` the task whose networks start its own (:func:`task_source`; None for neither) and ``head_init`` how
-    its classifiers start (:func:`task_head_init`)."""
+    ``init_from`` the task whose networks start its own (:func:`task_source`; None for neither), ``head_init`` how
+    its classifiers start (:func:`task_head_init`) and ``tta`` its test-time views (:func:`task_tta`)."""
     spec = head_crop_spec(settings, task)
     out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task),
            "learning_rate": task_learning_rate(settings, task), "label_smoothing": task_label_smoothing(settings, task),
            "mixup": task_mixup(settings, task), "rotation_deg": task_rotation_deg(settings, task),
            "seeds": task_seeds(settings, task), "split_from": task_source(settings, "task_split_from", task),
-           "init_from": task_source(settings, "task_init", task), "head_init": task_head_init(settings, task)}
+           "init_from": task_source(settings, "task_init", task), "head_init": task_head_init(settings, task), "tta": task_tta(settings, task)}
     if spec is not None:
         out["input_rows"] = out["input_cols"] = spec.size
     return out

@@ -46,6 +46,8 @@ SPEC = ChapterSpec(
         Knob("task_init", dict, "per task, the task whose trained network of the same architecture starts each of its "
              "networks (all layers but the classifier); the task must be split as that task (task_split_from) and run after "
              "it ({} for the architectures' own initialisation)"),
+        Knob("task_tta", dict, "per task, its models' test-time views instead of `tta` (comma-separated; {} for none: every "
+             "task at tta)"),
         Knob("task_head_init", dict, "per task, how its classifiers start: random (as built) or probe (fitted as a linear "
              "probe of the started network's features on the training images, then fine-tuned with the rest; {} for "
              "random everywhere)"),
@@ -53,7 +55,8 @@ SPEC = ChapterSpec(
         common.learning_rate(),
         common.augment("augment training images (left-right flips among them)"),
         common.tta("test-time views whose logits are averaged into every prediction, comma-separated: 'hflip' (the "
-                   "left-right mirror), 'zoom' (scaled by 0.9 and 1.1), 'rotate' (turned by -10 and +10 degrees); '' for none"),
+                   "left-right mirror), 'zoom' (scaled by 0.9 and 1.1), 'rotate' (turned by -10 and +10 degrees); '' for none; "
+                   "task_tta gives a task its own"),
         common.precision("keras"),
         common.jit_compile(),
         Knob("class_weight", str, "class weights of the loss: balanced (each class weighs the same in all) or none", "",

@@ -62,3 +62,19 @@ def test_the_logits_are_the_mean_over_the_image_and_every_view_and_unknown_views
     with pytest.raises(ValueError, match="unknown test-time view 'shift'"):
         test_views.tta_logits(forward, x, "shift")
     assert "0.9 and 1.1" in test_views.RULE and "-10 and +10 degrees" in test_views.RULE
+
+
+def test_task_tta_gives_a_task_its_own_views_which_reach_its_settings_and_the_cv_recipe():
+    from fetal_lib.us import cross_validation as cv
+    from fetal_lib.us import pipeline
+
+    settings = {**pipeline.profile_settings("smoke"), "tta": "hflip", "task_tta": {"brain_planes": "hflip,zoom"}}
+    assert pipeline.task_settings(settings, "brain_planes")["tta"] == "hflip,zoom"
+    assert pipeline.task_settings(settings, "planes")["tta"] == "hflip"
+    assert pipeline.task_settings({**settings, "task_tta": {"brain_planes": ""}}, "brain_planes")["tta"] == ""
+    for bad in ("hflip,shift", 1, ["hflip"]):
+        with pytest.raises(ValueError, match="brain_planes: the test-time views must be a comma-separated string of hflip, zoom, rotate"):
+            pipeline.task_tta({**settings, "task_tta": {"brain_planes": bad}}, "brain_planes")
+    old = pipeline.task_settings({**settings, "task_tta": {}}, "brain_planes")
+    doc = {"provenance": {"profile": "smoke", "parameters": old}}
+    assert cv.recipe_differences(doc, pipeline.task_settings(settings, "brain_planes"), "smoke") == ["tta 'hflip' (this run: 'hflip,zoom')"]
