@@ -163,6 +163,14 @@ SPEC = ChapterSpec(
                  "(patient bootstrap -0.038 to +0.036); rule fixed before the run: kept iff higher: kept, a tie (issue 50, "
                  "trial W)",
                  "fetal us cv --task brain_planes --archs xception --set 'task_head_init={brain_planes: probe}'"),
+        Decision("task_tta: brain_planes through hflip and rotate (+-10 degrees)", "profile",
+                 "`fetal us cv --also-tta`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, "
+                 "1712cfa, chapter 1 of 9e5ae58 as head finder), each fold's network scored through each set of views",
+                 "balanced accuracy hflip 0.781 (0.731-0.824), hflip+zoom 0.787, hflip+rotate 0.788 (0.734-0.834), all three "
+                 "0.788; paired against hflip +0.007 each (patient bootstrap -0.019 to +0.032 for rotate); rule fixed before "
+                 "the run: the highest kept iff higher than hflip; of the two tied, the fewer views (issue 50, trial X)",
+                 "fetal us cv --task brain_planes --archs xception --also-tta hflip,zoom --also-tta hflip,rotate "
+                 "--also-tta hflip,zoom,rotate"),
         Decision("checkpoint: smoothed, not last", "profile",
                  "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, 8a65eff, "
                  "chapter 1 of 9e5ae58 as head finder)",
