@@ -41,8 +41,8 @@
 # validation balanced accuracy averaged over each epoch and its neighbours (the profile's
 # `checkpoint`: on a few dozen validation images the single best epoch is often a lucky one);
 # every prediction averages the logits of the image and of its left-right mirror (the profile's `tta`, as in chapters 1 and 2;
-# `task_tta` gives a task other views: in the `cpu` profile brain sub-planes also average the image turned by -10 and +10
-# degrees); a temperature fitted on
+# `task_tta` gives a task other views: in the `cpu` profile brain sub-planes also average the image turned a little each
+# way); a temperature fitted on
 # validation {cite}`guo2017calibration` so the confidence means what it says; the test split
 # scored once. The networks start from random
 # weights here (no download is possible; a user with Xception's ImageNet weights file passes it as the

@@ -37,6 +37,7 @@ Xception repeats it to 3 inside the model) and integer labels 0..K-1.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -356,8 +357,8 @@ def train(
         from fetal_lib.us.head_probe import fit_probe_head
 
         probe = fit_probe_head(model, x_train, y_train, num_classes)
-        if progress or verbose:
-            print(f"{config.arch}: {probe.describe()}")
+        if progress or verbose:  # on stderr: a command's stdout carries its result only
+            print(f"{config.arch}: {probe.describe()}", file=sys.stderr)
     weights = sample_weights(y_train, num_classes, config.class_weight)
 
     batches = training_batches(x_train, y_train, config, num_classes, weights, workers=keras_backend.loader_workers())

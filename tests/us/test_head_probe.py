@@ -79,6 +79,7 @@ def test_a_class_absent_from_the_labels_keeps_its_column_and_too_few_classes_are
         head_probe.fit_probe_head(_net(3), x[y == 0], y[y == 0], 3)
 
 
+@pytest.mark.slow
 def test_train_fits_the_probe_after_the_copied_weights_and_only_when_asked(monkeypatch):
     from fetal_lib.us import train as train_mod
 
