@@ -307,6 +307,14 @@ def predict_logits(model, x: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.nd
     return out, 1000 * (time.perf_counter() - t0) / max(1, len(x))
 
 
+def score_network(network, arrays: Mapping[str, np.ndarray], y_val: np.ndarray, tta: Sequence[str]) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """``network`` scored as every model here is: (temperature fitted on validation, validation logits, test logits,
+    milliseconds per test image), its logits through the test-time views ``tta`` (``arrays``: part -> images)."""
+    logits_val, _ = predict_logits(network, arrays["val"], tta)
+    logits_test, ms = predict_logits(network, arrays["test"], tta)
+    return float(fit_temperature(logits_val, y_val)), logits_val, logits_test, ms
+
+
 def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arch: str, seed: int = 0,
               progress: bool = False, init_model=None) -> ModelRun:
     """Train ``arch`` on ``data``'s train part, keep the epoch its checkpoint rule chooses on validation, fit the temperature on
@@ -328,9 +336,7 @@ def run_model(data, arrays: dict[str, np.ndarray], settings: dict[str, Any], arc
     k = len(data.classes)
     fit = train(config, arrays["train"], data.labels("train"), arrays["val"], data.labels("val"), k, progress=progress,
                 init_model=init_model)
-    logits_val, _ = predict_logits(fit.model, arrays["val"], tta)
-    temperature = float(fit_temperature(logits_val, data.labels("val")))
-    logits_test, ms = predict_logits(fit.model, arrays["test"], tta)
+    temperature, logits_val, logits_test, ms = score_network(fit.model, arrays, data.labels("val"), tta)
     return ModelRun(data.task, arch, list(data.classes), fit, config, temperature, data.labels("val"), logits_val,
                     data.labels("test"), logits_test, np.asarray(data.groups("test")), [i.path.name for i in data.part("test")], ms,
                     tta)
@@ -343,10 +349,9 @@ def with_views(run: ModelRun, arrays: Mapping[str, np.ndarray], tta: Sequence[st
     import dataclasses
 
     tta = parse_tta(tta)
-    logits_val, _ = predict_logits(run.fit.model, arrays["val"], tta)
-    logits_test, ms = predict_logits(run.fit.model, arrays["test"], tta)
-    return dataclasses.replace(run, temperature=float(fit_temperature(logits_val, run.y_val)), logits_val=logits_val,
-                               logits_test=logits_test, inference_ms_per_image=ms, tta=tta)
+    temperature, logits_val, logits_test, ms = score_network(run.fit.model, arrays, run.y_val, tta)
+    return dataclasses.replace(run, temperature=temperature, logits_val=logits_val, logits_test=logits_test,
+                               inference_ms_per_image=ms, tta=tta)
 
 
 def architectures_mean_run(members: Sequence, arrays: Mapping[str, np.ndarray]) -> ModelRun:
@@ -408,9 +413,7 @@ def mean_network_run(members: Sequence, arrays: Mapping[str, np.ndarray], name: 
     rows, cols = first.config.input_size
     network = create((rows, cols, first.config.channels), len(first.classes), **options)
     copy_member_weights(network, [r.fit.model for r in members])
-    logits_val, _ = predict_logits(network, arrays["val"], first.tta)
-    temperature = float(fit_temperature(logits_val, first.y_val))
-    logits_test, ms = predict_logits(network, arrays["test"], first.tta)
+    temperature, logits_val, logits_test, ms = score_network(network, arrays, first.y_val, first.tta)
     config = dataclasses.replace(first.config, arch=ensemble.NAME, options=options, weights_path=None)
     return ModelRun(first.task, name, list(first.classes), fit(network), config, temperature, first.y_val, logits_val, first.y_test,
                     logits_test, first.groups_test, list(first.files_test), ms, first.tta, tuple(members))
