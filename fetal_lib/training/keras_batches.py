@@ -9,6 +9,10 @@ differ from epoch to epoch) so a compiled training step compiles once; with fewe
 seeded from (seed, epoch, batch index): the same run draws the same augmentations on every
 backend and with any number of loader threads. :class:`SampledBatches` follows the same rules for
 samples made on demand from their source (chapter 1's second stage resamples each training band).
+
+With ``draw_weights`` an epoch is instead ``len`` samples drawn WITH replacement, each with probability
+proportional to its weight (class-balanced sampling: weights 1 / n_c make every class equally likely in
+every draw), again from (seed, epoch).
 """
 
 from __future__ import annotations
@@ -51,10 +55,25 @@ def _stack(samples: list) -> Any:
     return np.stack(samples).astype(np.float32, copy=False)
 
 
-class EpochBatches(keras.utils.PyDataset):
-    """The order of ``n`` samples per epoch, from (seed, epoch); the loop sets the epoch."""
+def _probabilities(weights: np.ndarray, n: int) -> np.ndarray:
+    """``weights`` as draw probabilities (summing to 1); ValueError for a wrong length, a negative or non-finite
+    weight, or all zero."""
+    w = np.asarray(weights, np.float64).reshape(-1)
+    if w.shape[0] != n:
+        raise ValueError(f"{w.shape[0]} draw weights for {n} samples")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError("draw weights must be finite, >= 0 and not all 0")
+    return w / w.sum()
 
-    def __init__(self, n: int, batch_size: int, seed: int, workers: int = 1) -> None:
+
+class EpochBatches(keras.utils.PyDataset):
+    """The order of ``n`` samples per epoch, from (seed, epoch); the loop sets the epoch.
+
+    ``draw_weights``: None for a permutation of the ``n`` samples; else (n,) non-negative weights, and an epoch is
+    ``n`` samples drawn with replacement with probabilities proportional to them.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, workers: int = 1, draw_weights: np.ndarray | None = None) -> None:
         super().__init__(workers=int(workers), use_multiprocessing=False, max_queue_size=4)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -63,11 +82,15 @@ class EpochBatches(keras.utils.PyDataset):
         self.n = int(n)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        self.draw_probabilities = None if draw_weights is None else _probabilities(draw_weights, self.n)
         self.epoch = 0
         self.order = self._order(0)
 
     def _order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.draw_probabilities is None:
+            return rng.permutation(self.n)
+        return rng.choice(self.n, size=self.n, replace=True, p=self.draw_probabilities)
 
     def set_epoch(self, epoch: int) -> None:
         """Use epoch ``epoch``'s order and augmentation draws."""
@@ -131,12 +154,15 @@ class ShuffledBatches(EpochBatches):
         workers: loader threads (1: batches are made in the training loop's thread).
         mix: a whole-batch function ``(inputs, targets, weights or None, rng) -> (inputs, targets, weights)``
             applied after ``augment`` with the same generator (e.g. :func:`fetal_lib.transforms.mixup.mixup_batch`), or None.
+        draw_weights: optional (N,) weights: each epoch draws N samples with replacement, in proportion to them
+            (see :class:`EpochBatches`); None: each epoch a permutation.
     """
 
     def __init__(self, inputs: Any, targets: np.ndarray, batch_size: int, seed: int, augment: SampleAugment | None = None,
-                 weights: np.ndarray | None = None, workers: int = 1, mix: BatchMix | None = None) -> None:
+                 weights: np.ndarray | None = None, workers: int = 1, mix: BatchMix | None = None,
+                 draw_weights: np.ndarray | None = None) -> None:
         n = _count(inputs)
-        super().__init__(n, batch_size, seed, workers)
+        super().__init__(n, batch_size, seed, workers, draw_weights)
         if isinstance(inputs, Mapping):
             self.inputs = {k: np.asarray(v, np.float32) for k, v in inputs.items()}
         else:

@@ -144,6 +144,19 @@ def task_head_init(settings: dict[str, Any], task: str) -> str:
                               f"the classifier's start must be one of {', '.join(HEAD_INITS)}"))
 
 
+def task_class_weight(settings: dict[str, Any], task: str) -> str:
+    """How ``task``'s training balances its classes (:data:`fetal_lib.us.train.CLASS_WEIGHTS`):
+    ``task_class_weight[task]`` where given, else ``class_weight``: "balanced" (class-weighted loss), "sampled"
+    (class-balanced draws, unweighted loss) or "none".
+
+    Raises:
+        ValueError: ``task_class_weight`` names an unknown task, or gives a value not in CLASS_WEIGHTS."""
+    from fetal_lib.us.train import CLASS_WEIGHTS
+
+    return str(per_task_value(settings, "task_class_weight", task, settings["class_weight"], lambda v: v in CLASS_WEIGHTS,
+                              f"the class balance must be one of {', '.join(CLASS_WEIGHTS)}"))
+
+
 def task_tta(settings: dict[str, Any], task: str) -> str:
     """The test-time views of ``task``'s models (:mod:`fetal_lib.us.test_views`): ``task_tta[task]`` where given, else
     ``tta``.
@@ -196,13 +209,15 @@ def task_settings(settings: dict[str, Any], task: str) -> dict[str, Any]:
     (:func:`task_rotation_deg`), ``seeds``
     its networks per architecture (:func:`task_seeds`), ``split_from`` the task whose patient split it follows,
     ``init_from`` the task whose networks start its own (:func:`task_source`; None for neither), ``head_init`` how
-    its classifiers start (:func:`task_head_init`) and ``tta`` its test-time views (:func:`task_tta`)."""
+    its classifiers start (:func:`task_head_init`), ``class_weight`` how it balances its classes
+    (:func:`task_class_weight`) and ``tta`` its test-time views (:func:`task_tta`)."""
     spec = head_crop_spec(settings, task)
     out = {**settings, "head_crop": spec.to_dict() if spec else None, "epochs": task_epochs(settings, task),
            "learning_rate": task_learning_rate(settings, task), "label_smoothing": task_label_smoothing(settings, task),
            "mixup": task_mixup(settings, task), "rotation_deg": task_rotation_deg(settings, task),
            "seeds": task_seeds(settings, task), "split_from": task_source(settings, "task_split_from", task),
-           "init_from": task_source(settings, "task_init", task), "head_init": task_head_init(settings, task), "tta": task_tta(settings, task)}
+           "init_from": task_source(settings, "task_init", task), "head_init": task_head_init(settings, task),
+           "class_weight": task_class_weight(settings, task), "tta": task_tta(settings, task)}
     if spec is not None:
         out["input_rows"] = out["input_cols"] = spec.size
     return out

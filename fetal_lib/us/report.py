@@ -327,12 +327,15 @@ def save_models(runs: Mapping[tuple[str, str], Any], chosen: Mapping[str, str], 
 
 def inputs_sentence(per_task: Mapping[str, Mapping[str, Any]]) -> str:
     """Per task, the input its networks see (whole image or head crop), and where a task follows another task's patient
-    split (``task_split_from``) or starts from its trained networks (``task_init``), in words (Markdown)."""
+    split (``task_split_from``), starts from its trained networks (``task_init``, ``task_head_init``) or draws its
+    training images class-balanced (``task_class_weight`` sampled), in words (Markdown)."""
     def extras(c: Mapping[str, Any]) -> str:
         out = f", split as {c['split_from']} splits its patients" if c.get("split_from") else ""
         out += (f", each network started from {c['init_from']}'s trained network of its architecture (all but the classifier)"
                 if c.get("init_from") else "")
-        return out + (", its classifier first fitted as a linear probe of those starting features" if c.get("head_init") == "probe" else "")
+        out += ", its classifier first fitted as a linear probe of those starting features" if c.get("head_init") == "probe" else ""
+        return out + (", each epoch's training images drawn class-balanced with replacement (the loss unweighted)"
+                      if c.get("class_weight") == "sampled" else "")
 
     return "; ".join(f"**{t}**: " + input_label(c) + extras(c) for t, c in per_task.items()) + "."
 

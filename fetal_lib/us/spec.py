@@ -51,6 +51,9 @@ SPEC = ChapterSpec(
         Knob("task_head_init", dict, "per task, how its classifiers start: random (as built) or probe (fitted as a linear "
              "probe of the started network's features on the training images, then fine-tuned with the rest; {} for "
              "random everywhere)"),
+        Knob("task_class_weight", dict, "per task, how its training balances the classes instead of `class_weight`: "
+             "balanced (class-weighted loss), sampled (each epoch's images drawn class-balanced with replacement, the loss "
+             "unweighted) or none ({} for none: every task at class_weight)"),
         common.batch_size(),
         common.learning_rate(),
         common.augment("augment training images (left-right flips among them)"),
@@ -59,8 +62,9 @@ SPEC = ChapterSpec(
                    "task_tta gives a task its own"),
         common.precision("keras"),
         common.jit_compile(),
-        Knob("class_weight", str, "class weights of the loss: balanced (each class weighs the same in all) or none", "",
-             ("balanced", "none")),
+        Knob("class_weight", str, "how training balances the classes: balanced (class weights of the loss: each class "
+             "weighs the same in all), sampled (class-balanced draws with replacement, the loss unweighted) or none; "
+             "task_class_weight gives a task its own", "", ("balanced", "sampled", "none")),
         Knob("checkpoint", str, "the epoch kept: smoothed (best validation balanced accuracy averaged with the neighbouring "
              "epochs'), best or last", "", ("smoothed", "best", "last")),
         Knob("xception_weights", str, "path of a local ImageNet weights file for Xception; empty for random initialisation"),

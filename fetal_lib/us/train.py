@@ -8,7 +8,10 @@
   sparse categorical cross-entropy of the integer labels);
 * balanced class weights (``class_weight="balanced"``): each image weighs N / (K n_c) for its
   class c with n_c images among N in K classes (scikit-learn's "balanced"), passed to Keras as
-  per-sample weights, so every class contributes equally to the loss;
+  per-sample weights, so every class contributes equally to the loss; or class-balanced sampling
+  (``class_weight="sampled"``): each epoch draws N training images with replacement, each class
+  equally likely in every draw, and the loss is unweighted (the same balance in expectation, by
+  repeating the rarer classes' images instead of weighing them up);
 * optionally mixup (``mixup`` > 0, :mod:`fetal_lib.transforms.mixup`): each augmented batch blended
   with a permutation of itself, images, one-hot labels and class weights alike;
 * the cosine learning-rate decay of the harness (to 5 % of the base rate) and the weights of the
@@ -60,7 +63,7 @@ from fetal_lib.transforms.mixup import check_alpha, mixup_batch
 from fetal_lib.us.head_probe import HEAD_INITS
 
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras names of the training precisions
-CLASS_WEIGHTS = ("balanced", "none")
+CLASS_WEIGHTS = ("balanced", "sampled", "none")
 LR_FLOOR = 0.05  # the cosine decay ends at 5 % of the base learning rate (fetal_lib.training.schedule)
 METRIC = "val_balanced_accuracy"  # the history key of the validation score the best epoch is chosen by
 
@@ -98,7 +101,7 @@ class UsTrainConfig:
     # the classifier before training: "random" as the architecture builds it, or "probe", a linear probe of the
     # network's starting features on the training images (fetal_lib.us.head_probe; after init_model's copy)
     head_init: str = "random"
-    class_weight: str = "balanced"  # "balanced" | "none"
+    class_weight: str = "balanced"  # "balanced" (loss weights) | "sampled" (class-balanced draws) | "none"
     seed: int = 0
     weights_path: str | None = None
     time_budget_s: float | None = None
@@ -231,13 +234,28 @@ def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     return weights
 
 
-def sample_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
-    """One loss weight per image: the balanced class weight of its class, or None for ``mode="none"``."""
+def _check_mode(mode: str) -> None:
     if mode not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {mode!r}")
-    if mode == "none":
+
+
+def sample_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
+    """One loss weight per image: the balanced class weight of its class for ``mode="balanced"``, else None
+    (``"none"``; ``"sampled"`` balances the draws instead, :func:`draw_weights`)."""
+    _check_mode(mode)
+    if mode != "balanced":
         return None
     return class_weights(y, num_classes)[np.asarray(y).astype(int).ravel()].astype(np.float32)
+
+
+def draw_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
+    """One draw weight per image for class-balanced sampling (``mode="sampled"``): the balanced class weight of
+    its class, so that each draw picks every class present with the same probability 1/K; None otherwise (each
+    epoch a permutation of the images)."""
+    _check_mode(mode)
+    if mode != "sampled":
+        return None
+    return class_weights(y, num_classes)[np.asarray(y).astype(int).ravel()]
 
 
 def augment_image(image: np.ndarray, config=None, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -260,7 +278,9 @@ def training_batches(x: np.ndarray, y: np.ndarray, config: UsTrainConfig, num_cl
     Reshuffled every epoch; every batch is full (``len(x) // batch_size`` batches), so a
     compiled step compiles once; with fewer images than ``batch_size``, one short batch.
     ``augment`` defaults to ``config.augment``; with ``config.mixup`` > 0 each batch is then mixed
-    (:func:`fetal_lib.transforms.mixup.mixup_batch`: images, one-hot labels and weights alike).
+    (:func:`fetal_lib.transforms.mixup.mixup_batch`: images, one-hot labels and weights alike). With
+    ``config.class_weight == "sampled"`` each epoch draws its images class-balanced, with replacement
+    (:func:`draw_weights`).
     """
     from fetal_lib.training.keras_batches import ShuffledBatches  # deferred: imports keras
 
@@ -280,7 +300,7 @@ def training_batches(x: np.ndarray, y: np.ndarray, config: UsTrainConfig, num_cl
             return mixup_batch(images, labels, batch_weights, alpha, rng)
 
     return ShuffledBatches(np.asarray(x, np.float32), onehot, config.batch_size, config.seed, augment=aug, weights=weights,
-                           workers=workers, mix=mix)
+                           workers=workers, mix=mix, draw_weights=draw_weights(y, num_classes, config.class_weight))
 
 
 def check_arrays(config: UsTrainConfig, x: np.ndarray, y: np.ndarray, num_classes: int, what: str = "training") -> None:

@@ -180,3 +180,34 @@ def test_a_batch_mix_runs_after_augmentation_on_the_batch_and_its_weights_with_t
     np.testing.assert_array_equal(weights, plain[0][2][::-1] + 100)
     unweighted = ShuffledBatches(x, x, 4, seed=0, mix=lambda i, t, ww, rng: (i, t, ww))
     assert len(unweighted[0]) == 2  # no weights in, none out
+
+
+def test_draw_weights_make_each_epoch_a_seeded_draw_with_replacement_in_proportion_to_them():
+    from scipy.stats import chisquare
+
+    from fetal_lib.training.keras_batches import ShuffledBatches
+
+    # 30 samples of class 0, 10 of class 1, 5 of class 2 (the sample's class is its input); weights 1/n_c
+    classes = np.repeat([0, 1, 2], [30, 10, 5]).astype(np.float32)
+    weights = np.array([1 / 30, 1 / 10, 1 / 5])[classes.astype(int)]
+    x = np.arange(len(classes), dtype=np.float32)[:, None]
+    drawn = []
+    for epoch in range(60):
+        batches = ShuffledBatches(x, x, batch_size=5, seed=1, draw_weights=weights)
+        batches.set_epoch(epoch)
+        assert len(batches) == 9  # as many batches as a permutation gives
+        ids = [i for b in _ids(batches) for i in b]
+        drawn += ids
+    counts = np.bincount(classes[np.array(drawn)].astype(int), minlength=3)
+    assert chisquare(counts).pvalue > 1e-3  # each class drawn equally often (60 x 45 draws)
+    assert len(set(drawn[:45])) < 45  # with replacement: repeats within one epoch
+    assert np.bincount(np.array(drawn), minlength=45)[:30].max() < np.bincount(np.array(drawn), minlength=45)[40:].min()
+    a = ShuffledBatches(x, x, batch_size=5, seed=1, draw_weights=weights)
+    b = ShuffledBatches(x, x, batch_size=5, seed=1, draw_weights=weights)
+    assert _ids(a) == _ids(b)  # same seed and epoch: same draws
+    a.set_epoch(1)
+    assert _ids(a) != _ids(b)
+    with pytest.raises(ValueError, match="3 draw weights for 45 samples"):
+        ShuffledBatches(x, x, batch_size=5, seed=1, draw_weights=weights[:3])
+    with pytest.raises(ValueError, match="draw weights must be finite"):
+        ShuffledBatches(x, x, batch_size=5, seed=1, draw_weights=-weights)

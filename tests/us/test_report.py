@@ -53,3 +53,12 @@ def test_the_inputs_sentence_says_which_task_starts_from_another():
     first, second = text.split("; ")
     assert "split as" not in first and "started from" not in first
     assert "split as planes splits its patients" in second and "started from planes's trained network" in second
+
+
+def test_the_inputs_sentence_says_which_task_draws_its_images_class_balanced():
+    from fetal_lib.us import report as us_report
+
+    whole = {"head_crop": None, "input_rows": 128, "input_cols": 128}
+    text = us_report.inputs_sentence({"planes": {**whole, "class_weight": "balanced"}, "anomaly": {**whole, "class_weight": "sampled"}})
+    first, second = text.split("; ")
+    assert "class-balanced" not in first and "drawn class-balanced with replacement" in second

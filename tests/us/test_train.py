@@ -284,3 +284,38 @@ def test_task_rotation_deg_gives_a_task_its_own_rotation_range_which_reaches_the
     doc = {"provenance": {"profile": "smoke", "parameters": old}}
     assert cv.recipe_differences(doc, pipeline.task_settings({**settings, "task_rotation_deg": {}}, "brain_planes"), "smoke") == []
     assert cv.recipe_differences(doc, brain, "smoke") == ["rotation_deg 10.0 (this run: 20.0)"]
+
+
+def test_sampled_class_balance_draws_every_class_equally_and_leaves_the_loss_unweighted() -> None:
+    from fetal_lib.us import train as train_mod
+
+    y = np.repeat([0, 1, 2], [40, 12, 8])
+    assert train_mod.sample_weights(y, 3, "sampled") is None and train_mod.draw_weights(y, 3, "balanced") is None
+    assert train_mod.draw_weights(y, 3, "none") is None
+    w = train_mod.draw_weights(y, 3, "sampled")
+    p = w / w.sum()
+    np.testing.assert_allclose([p[y == c].sum() for c in range(3)], 1 / 3)  # each class 1/3 of every draw
+    config = UsTrainConfig(arch="plain_cnn", options={"widths": [4]}, input_size=(8, 8), epochs=1, batch_size=6,
+                           class_weight="sampled", augment=False)
+    x = np.random.default_rng(0).random((60, 8, 8, 1)).astype(np.float32)
+    batches = train_mod.training_batches(x, y, config, 3)
+    drawn = np.concatenate([batches[i][1].argmax(axis=1) for i in range(len(batches))])
+    assert len(batches[0]) == 2  # no loss weights
+    assert len(drawn) == 60 and np.bincount(drawn, minlength=3)[0] < 40  # the majority drawn less often than it holds
+    with pytest.raises(ValueError, match="class_weight must be one of balanced, sampled, none"):
+        train_mod.draw_weights(y, 3, "inverse")
+
+
+def test_task_class_weight_reaches_the_train_config_and_the_cv_recipe() -> None:
+    from fetal_lib.us import cross_validation as cv
+    from fetal_lib.us import pipeline
+
+    settings = {**pipeline.profile_settings("smoke"), "task_class_weight": {"brain_planes": "sampled"}}
+    brain = pipeline.task_settings(settings, "brain_planes")
+    assert brain["class_weight"] == "sampled" and pipeline.task_settings(settings, "planes")["class_weight"] == "balanced"
+    assert pipeline.train_config(brain, "plain_cnn").class_weight == "sampled"
+    with pytest.raises(ValueError, match="brain_planes: the class balance must be one of balanced, sampled, none"):
+        pipeline.task_class_weight({**settings, "task_class_weight": {"brain_planes": "inverse"}}, "brain_planes")
+    doc = {"provenance": {"profile": "smoke", "parameters": pipeline.task_settings({**settings, "task_class_weight": {}},
+                                                                                    "brain_planes")}}
+    assert cv.recipe_differences(doc, brain, "smoke") == ["class_weight 'balanced' (this run: 'sampled')"]
