@@ -90,8 +90,11 @@ SPEC = ChapterSpec(
                  "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, out of fold)",
                  "balanced accuracy: whole image 128x128 0.590 (0.531-0.652); head crop 128 0.751 (0.703-0.798); crop 160 "
                  "0.747 (0.694-0.797); crop 128 turned to the head's axis 0.720 (0.659-0.772) (the variants: --set "
-                 "head_crop_tasks= / head_crop_size=160 / head_crop_align=true); head_crop_margin fixed before any run, not tuned",
-                 "fetal us cv --task brain_planes --archs xception"),
+                 "head_crop_tasks= / head_crop_size=160 / head_crop_align=true); head_crop_margin fixed before any run, not tuned. "
+                 "With the deployed recipe (eb17785, chapter 1 of 9e5ae58 as head finder, trial X's folds), crop 192 0.792 "
+                 "(0.740-0.840) against 128's 0.788 (0.734-0.834), paired +0.004 (patient bootstrap -0.041 to +0.053); rule "
+                 "fixed before the run, for its 2.25x pixels: kept iff at least 0.02 higher: not kept (issue 50, trial Y)",
+                 "fetal us cv --task brain_planes --archs xception [--set head_crop_size=192]"),
         Decision("task_epochs: anomaly and anomaly_type at 10 epochs (20 for the other tasks)", "profile",
                  "the validation split (chapter runs dba4a71 vs 98fe2fe)",
                  "the model validation deploys scored a validation balanced accuracy of 0.929 (anomaly) and 0.485 (anomaly type) "
