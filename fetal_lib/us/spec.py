@@ -145,6 +145,13 @@ SPEC = ChapterSpec(
                  "-0.004 (-0.039 to +0.028); rules fixed before the runs: kept iff higher (issue 50)",
                  "fetal us cv --task brain_planes --archs xception --set 'task_rotation_deg={brain_planes: 20}' "
                  "--set 'task_mixup={brain_planes: 0.2}'"),
+        Decision("class_weight: balanced (a class-weighted loss), no task drawn class-balanced (task_class_weight {})", "profile",
+                 "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, b82ba3c, "
+                 "the deployed recipe, chapter 1 of 9e5ae58 as head finder, trial X's folds)",
+                 "balanced accuracy 0.781 (0.730-0.832) drawn class-balanced with replacement (the loss unweighted) against "
+                 "0.788 (0.734-0.834) with the class-weighted loss, paired -0.006 (patient bootstrap -0.052 to +0.043); rule "
+                 "fixed before the run: kept iff higher (issue 50, trial Z)",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_class_weight={brain_planes: sampled}'"),
         Decision("ensemble: off (the mean of the three architectures is not a candidate)", "profile",
                  "`fetal us cv`: brain sub-planes, 5-fold grouped CV of the training side (306 images, out of fold, b6a934e)",
                  "balanced accuracy: xception 0.767 (0.716-0.815), the mean of the three 0.739 (0.690-0.788), plain CNN 0.574, "
