@@ -153,8 +153,8 @@ def task_class_weight(settings: dict[str, Any], task: str) -> str:
         ValueError: ``task_class_weight`` names an unknown task, or gives a value not in CLASS_WEIGHTS."""
     from fetal_lib.us.train import CLASS_WEIGHTS
 
-    return str(per_task_value(settings, "task_class_weight", task, settings["class_weight"], lambda v: v in CLASS_WEIGHTS,
-                              f"the class balance must be one of {', '.join(CLASS_WEIGHTS)}"))
+    return str(per_task_value(settings, "task_class_weight", task, settings.get("class_weight", "balanced"),
+                              lambda v: v in CLASS_WEIGHTS, f"the class balance must be one of {', '.join(CLASS_WEIGHTS)}"))
 
 
 def task_tta(settings: dict[str, Any], task: str) -> str:
