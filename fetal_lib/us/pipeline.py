@@ -151,9 +151,10 @@ def task_class_weight(settings: dict[str, Any], task: str) -> str:
 
     Raises:
         ValueError: ``task_class_weight`` names an unknown task, or gives a value not in CLASS_WEIGHTS."""
-    from fetal_lib.us.train import CLASS_WEIGHTS
+    from fetal_lib.us.train import CLASS_WEIGHTS, UsTrainConfig
 
-    return str(per_task_value(settings, "task_class_weight", task, settings.get("class_weight", "balanced"),
+    default = settings.get("class_weight", UsTrainConfig.class_weight)  # the dataclass field's default
+    return str(per_task_value(settings, "task_class_weight", task, default,
                               lambda v: v in CLASS_WEIGHTS, f"the class balance must be one of {', '.join(CLASS_WEIGHTS)}"))
 
 

@@ -234,6 +234,13 @@ def class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     return weights
 
 
+def image_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Each image's balanced class weight (:func:`class_weights` of its class): the loss weights of ``"balanced"``
+    and the draw weights of ``"sampled"``."""
+    labels = np.asarray(y).astype(int).ravel()
+    return class_weights(labels, num_classes)[labels]
+
+
 def _check_mode(mode: str) -> None:
     if mode not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {mode!r}")
@@ -243,9 +250,7 @@ def sample_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> n
     """One loss weight per image: the balanced class weight of its class for ``mode="balanced"``, else None
     (``"none"``; ``"sampled"`` balances the draws instead, :func:`draw_weights`)."""
     _check_mode(mode)
-    if mode != "balanced":
-        return None
-    return class_weights(y, num_classes)[np.asarray(y).astype(int).ravel()].astype(np.float32)
+    return image_class_weights(y, num_classes).astype(np.float32) if mode == "balanced" else None
 
 
 def draw_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
@@ -253,9 +258,7 @@ def draw_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> np.
     its class, so that each draw picks every class present with the same probability 1/K; None otherwise (each
     epoch a permutation of the images)."""
     _check_mode(mode)
-    if mode != "sampled":
-        return None
-    return class_weights(y, num_classes)[np.asarray(y).astype(int).ravel()]
+    return image_class_weights(y, num_classes) if mode == "sampled" else None
 
 
 def augment_image(image: np.ndarray, config=None, rng: np.random.Generator | None = None) -> np.ndarray:

@@ -319,3 +319,17 @@ def test_task_class_weight_reaches_the_train_config_and_the_cv_recipe() -> None:
     doc = {"provenance": {"profile": "smoke", "parameters": pipeline.task_settings({**settings, "task_class_weight": {}},
                                                                                     "brain_planes")}}
     assert cv.recipe_differences(doc, brain, "smoke") == ["class_weight 'balanced' (this run: 'sampled')"]
+    assert pipeline.task_class_weight({}, "planes") == UsTrainConfig().class_weight  # partial settings: the config's default
+
+
+def test_each_images_class_weight_is_scikit_learns_balanced_sample_weight() -> None:
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    from fetal_lib.us import train as train_mod
+
+    y = np.random.default_rng(3).choice(4, size=57, p=[0.5, 0.3, 0.15, 0.05])
+    expected = compute_sample_weight("balanced", y)
+    np.testing.assert_allclose(train_mod.image_class_weights(y, 4), expected)
+    np.testing.assert_allclose(train_mod.sample_weights(y, 4, "balanced"), expected, rtol=1e-6)
+    np.testing.assert_allclose(train_mod.draw_weights(y, 4, "sampled"), expected)
+    assert train_mod.sample_weights(y, 4, "sampled") is None and train_mod.draw_weights(y, 4, "balanced") is None
