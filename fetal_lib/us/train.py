@@ -122,8 +122,7 @@ class UsTrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (resolve 'auto' first), got {self.precision!r}")
         check_mode(self.checkpoint)
-        if self.class_weight not in CLASS_WEIGHTS:
-            raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
+        check_class_weight(self.class_weight)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         self.mixup = check_alpha(self.mixup)
@@ -241,7 +240,8 @@ def image_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     return class_weights(labels, num_classes)[labels]
 
 
-def _check_mode(mode: str) -> None:
+def check_class_weight(mode: str) -> None:
+    """Refuse a class balance other than :data:`CLASS_WEIGHTS` (balanced, sampled or none)."""
     if mode not in CLASS_WEIGHTS:
         raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {mode!r}")
 
@@ -249,7 +249,7 @@ def _check_mode(mode: str) -> None:
 def sample_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> np.ndarray | None:
     """One loss weight per image: the balanced class weight of its class for ``mode="balanced"``, else None
     (``"none"``; ``"sampled"`` balances the draws instead, :func:`draw_weights`)."""
-    _check_mode(mode)
+    check_class_weight(mode)
     return image_class_weights(y, num_classes).astype(np.float32) if mode == "balanced" else None
 
 
@@ -257,7 +257,7 @@ def draw_weights(y: np.ndarray, num_classes: int, mode: str = "balanced") -> np.
     """One draw weight per image for class-balanced sampling (``mode="sampled"``): the balanced class weight of
     its class, so that each draw picks every class present with the same probability 1/K; None otherwise (each
     epoch a permutation of the images)."""
-    _check_mode(mode)
+    check_class_weight(mode)
     return image_class_weights(y, num_classes) if mode == "sampled" else None
 
 

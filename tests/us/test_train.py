@@ -304,6 +304,8 @@ def test_sampled_class_balance_draws_every_class_equally_and_leaves_the_loss_unw
     assert len(drawn) == 60 and np.bincount(drawn, minlength=3)[0] < 40  # the majority drawn less often than it holds
     with pytest.raises(ValueError, match="class_weight must be one of balanced, sampled, none"):
         train_mod.draw_weights(y, 3, "inverse")
+    with pytest.raises(ValueError, match="class_weight must be one of balanced, sampled, none"):
+        UsTrainConfig(arch="plain_cnn", options={"widths": [4]}, input_size=(8, 8), class_weight="inverse")
 
 
 def test_task_class_weight_reaches_the_train_config_and_the_cv_recipe() -> None:
