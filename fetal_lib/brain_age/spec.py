@@ -106,5 +106,12 @@ SPEC = ChapterSpec(
                  "against 657) but scored CSF/GM/WM 0.845/0.935/0.954 against 0.851/0.940/0.958 and an MAE of 7.44 against "
                  "6.79 years: not kept",
                  BUILD + " --set seg_cv_folds=2"),
+        Decision("seg_crop 48", "profile",
+                 "out-of-fold Dice of the 52 image subjects and the nested deployed-path MAE (chapter runs at 9d8ded4 with "
+                 "48-voxel crops and at b05fe50 with 40, the same VM, natively)",
+                 "issue 48, trial AD, rule fixed before the run (trial P's): 40-voxel crops train the segmenters in 433 s "
+                 "against 657 but scored CSF/GM/WM 0.841/0.936/0.956 against 0.851/0.940/0.958 and an MAE of 7.04 against "
+                 "6.79 years: not kept",
+                 BUILD + " --set seg_crop=40"),
     ),
 )
