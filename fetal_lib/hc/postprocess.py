@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fetal_lib.metrics.biometry import Ellipse, fit_ellipse_points
+from fetal_lib.metrics.biometry import Ellipse, boundary_points, fit_ellipse_points
 from fetal_lib.data.hc18 import filled_ellipse
 
 # Defaults; the chapter checks them on the validation split and the model card records them.
@@ -60,27 +60,6 @@ def filled_ellipse_mask(shape: tuple[int, int], ellipse: Ellipse) -> np.ndarray:
     """Bool mask of pixel centres inside ``ellipse`` (fast, row by row)."""
 
     return filled_ellipse(shape, ellipse.cx, ellipse.cy, ellipse.a, ellipse.b, math.degrees(ellipse.angle_rad))
-
-
-def boundary_points(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel boundary of a bool region: midpoints of pixel edges between inside and outside.
-
-    Edges on the array border are left out (there the region is cut, not bounded).
-    Returns (x, y) in the region's pixel coordinates.
-    """
-    rows, cols = region.shape
-    xs, ys = [], []
-    # vertical neighbours
-    diff = region[1:, :] != region[:-1, :]
-    r, c = np.nonzero(diff)
-    xs.append(c.astype(float))
-    ys.append(r + 0.5)
-    # horizontal neighbours
-    diff = region[:, 1:] != region[:, :-1]
-    r, c = np.nonzero(diff)
-    xs.append(c + 0.5)
-    ys.append(r.astype(float))
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def ellipse_residuals(ellipse: Ellipse, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -200,16 +179,12 @@ def _fit_at(prob: np.ndarray, threshold: float, min_area_fraction: float, max_ca
     n_candidates = 0
     for region, (r0, c0) in _candidates(prob, threshold, min_area, max_candidates):
         n_candidates += 1
-        # drop boundary along the image border (the region is cut there); bbox edges inside the
-        # image are real boundary, and boundary_points never returns the bbox's own outer edges,
-        # so pad the bbox by one pixel where it is not on the image border.
-        pad_top, pad_left = int(r0 > 0), int(c0 > 0)
-        pad_bottom = int(r0 + region.shape[0] < rows)
-        pad_right = int(c0 + region.shape[1] < cols)
-        padded = np.pad(region, ((pad_top, pad_bottom), (pad_left, pad_right)))
-        x, y = boundary_points(padded)
-        x = x + c0 - pad_left
-        y = y + r0 - pad_top
+        # the boundary along the image border is left out (the region is cut there); the bbox's
+        # other sides lie inside the image, where the region's edges are real boundary
+        h, w = region.shape
+        x, y = boundary_points(region, (r0 == 0, r0 + h == rows, c0 == 0, c0 + w == cols))
+        x = x + c0
+        y = y + r0
         try:
             ellipse = robust_fit(x, y)
         except ValueError:

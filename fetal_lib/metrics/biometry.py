@@ -123,32 +123,28 @@ def fit_ellipse_points(x: np.ndarray, y: np.ndarray) -> Ellipse:
     return Ellipse.from_axes(cx + origin[0], cy + origin[1], w / 2.0, h / 2.0, math.radians(angle_deg))
 
 
-def _boundary_points(region: np.ndarray, image_edge: tuple[bool, bool, bool, bool]) -> tuple[np.ndarray, np.ndarray]:
-    """Midpoints of the pixel edges between the region and its outside (sub-pixel boundary).
+def boundary_points(region: np.ndarray, cut: tuple[bool, bool, bool, bool] = (True, True, True, True)) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel boundary of a bool region: midpoints of the pixel edges between inside and outside.
 
-    ``image_edge`` = (top, bottom, left, right): that side of ``region`` is the border of
-    the image; edges along it are where the field of view ends, not the object, and are
-    left out.
+    ``cut`` = (top, bottom, left, right): that side of the array is where the field of view ends
+    (the image border), so the region is cut there, not bounded, and its edges along that side
+    are left out; the region's edges along the other sides are kept (the array is a bounding box
+    inside the image). The default leaves every array side out.
+
+    Returns:
+        (x, y) in the array's pixel coordinates: the edges between vertical neighbours first, then
+        those between horizontal neighbours, each in row-major order.
     """
-    padded = np.pad(region, 1)
+    top, bottom, left, right = (int(not c) for c in cut)
+    padded = np.pad(np.asarray(region, dtype=bool), ((top, bottom), (left, right)))
     xs, ys = [], []
-    inner = padded[1:-1, 1:-1]
-    for (dr, dc), cut in zip(((-1, 0), (1, 0), (0, -1), (0, 1)), image_edge):
-        nb = padded[1 + dr : padded.shape[0] - 1 + dr, 1 + dc : padded.shape[1] - 1 + dc]
-        edge = inner & ~nb
-        if cut:  # drop the edges facing out of the image on this side
-            if dr == -1:
-                edge[0, :] = False
-            elif dr == 1:
-                edge[-1, :] = False
-            elif dc == -1:
-                edge[:, 0] = False
-            else:
-                edge[:, -1] = False
-        rows, cols = np.nonzero(edge)
-        xs.append(cols + 0.5 * dc)
-        ys.append(rows + 0.5 * dr)
-    return np.concatenate(xs).astype(float), np.concatenate(ys).astype(float)
+    r, c = np.nonzero(padded[1:, :] != padded[:-1, :])  # vertical neighbours
+    xs.append(c.astype(float))
+    ys.append(r + 0.5)
+    r, c = np.nonzero(padded[:, 1:] != padded[:, :-1])  # horizontal neighbours
+    xs.append(c + 0.5)
+    ys.append(r.astype(float))
+    return np.concatenate(xs) - left, np.concatenate(ys) - top
 
 
 def fit_ellipse(mask: np.ndarray, outline: bool = False) -> Ellipse:
@@ -201,7 +197,7 @@ def fit_ellipse(mask: np.ndarray, outline: bool = False) -> Ellipse:
     # Work on its bounding box (fast on large images).
     region = ndimage.binary_fill_holes(labels[r0 : r0 + h, c0 : c0 + w] == k)
     n_rows, n_cols = m.shape
-    x, y = _boundary_points(region, (r0 == 0, r0 + h == n_rows, c0 == 0, c0 + w == n_cols))
+    x, y = boundary_points(region, (r0 == 0, r0 + h == n_rows, c0 == 0, c0 + w == n_cols))
     return fit_ellipse_points(x + c0, y + r0)
 
 
