@@ -160,7 +160,11 @@ SPEC = ChapterSpec(
         Decision("task_seeds: one network per architecture", "profile",
                  "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (306 images, b6a934e)",
                  "balanced accuracy: the mean of 3 seeds 0.749 (0.694-0.797), one network 0.767 (0.716-0.815), at 3 times the "
-                 "training (issue 50)",
+                 "training (issue 50). With the deployed recipe (9782519, chapter 1 of 9e5ae58 as head finder, trial X's folds), "
+                 "nested in each fold: the mean of 5 networks, each on the fold's training part without one grouped fifth, "
+                 "0.790 (0.739-0.838) against one network 0.788 (0.738-0.836), paired +0.002 (patient bootstrap -0.038 to "
+                 "+0.044); rule fixed before the run, for its 5 trainings: kept iff at least 0.02 higher with the CI above 0: "
+                 "not kept (issue 50, trial AF; a one-off script, docs/reproduce.md)",
                  "fetal us cv --task brain_planes --archs xception --set 'task_seeds={brain_planes: 3}'"),
         Decision("arch_options: xception width 0.5", "profile",
                  "speed (`fetal bench us`) and the planes validation split",
