@@ -179,12 +179,7 @@ def _fit_at(prob: np.ndarray, threshold: float, min_area_fraction: float, max_ca
     n_candidates = 0
     for region, (r0, c0) in _candidates(prob, threshold, min_area, max_candidates):
         n_candidates += 1
-        # the boundary along the image border is left out (the region is cut there); the bbox's
-        # other sides lie inside the image, where the region's edges are real boundary
-        h, w = region.shape
-        x, y = boundary_points(region, (r0 == 0, r0 + h == rows, c0 == 0, c0 + w == cols))
-        x = x + c0
-        y = y + r0
+        x, y = boundary_points(region, (r0, c0), (rows, cols))  # the image border is not head boundary
         try:
             ellipse = robust_fit(x, y)
         except ValueError:

@@ -123,19 +123,23 @@ def fit_ellipse_points(x: np.ndarray, y: np.ndarray) -> Ellipse:
     return Ellipse.from_axes(cx + origin[0], cy + origin[1], w / 2.0, h / 2.0, math.radians(angle_deg))
 
 
-def boundary_points(region: np.ndarray, cut: tuple[bool, bool, bool, bool] = (True, True, True, True)) -> tuple[np.ndarray, np.ndarray]:
+def boundary_points(region: np.ndarray, origin: tuple[int, int] = (0, 0),
+                    image_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sub-pixel boundary of a bool region: midpoints of the pixel edges between inside and outside.
 
-    ``cut`` = (top, bottom, left, right): that side of the array is where the field of view ends
-    (the image border), so the region is cut there, not bounded, and its edges along that side
-    are left out; the region's edges along the other sides are kept (the array is a bounding box
-    inside the image). The default leaves every array side out.
+    ``region`` is the bounding box of a region whose top-left pixel is ``origin`` (row, column) in an
+    image of ``image_shape`` (default: ``region`` is the whole image). Where a side of the box lies
+    on the image border, the field of view ends there: the region is cut, not bounded, and its edges
+    along that side are left out; its edges along the other sides are kept.
 
     Returns:
-        (x, y) in the array's pixel coordinates: the edges between vertical neighbours first, then
-        those between horizontal neighbours, each in row-major order.
+        (x, y) in image pixel coordinates: the edges between vertical neighbours first, then those
+        between horizontal neighbours, each in row-major order.
     """
-    top, bottom, left, right = (int(not c) for c in cut)
+    r0, c0 = origin
+    h, w = np.shape(region)
+    rows, cols = image_shape if image_shape is not None else (r0 + h, c0 + w)
+    top, bottom, left, right = int(r0 > 0), int(r0 + h < rows), int(c0 > 0), int(c0 + w < cols)
     padded = np.pad(np.asarray(region, dtype=bool), ((top, bottom), (left, right)))
     xs, ys = [], []
     r, c = np.nonzero(padded[1:, :] != padded[:-1, :])  # vertical neighbours
@@ -144,7 +148,7 @@ def boundary_points(region: np.ndarray, cut: tuple[bool, bool, bool, bool] = (Tr
     r, c = np.nonzero(padded[:, 1:] != padded[:, :-1])  # horizontal neighbours
     xs.append(c + 0.5)
     ys.append(r.astype(float))
-    return np.concatenate(xs) - left, np.concatenate(ys) - top
+    return np.concatenate(xs) - left + c0, np.concatenate(ys) - top + r0
 
 
 def fit_ellipse(mask: np.ndarray, outline: bool = False) -> Ellipse:
@@ -196,9 +200,8 @@ def fit_ellipse(mask: np.ndarray, outline: bool = False) -> Ellipse:
     c0, r0, w, h = (int(v) for v in box[k, :4])
     # Work on its bounding box (fast on large images).
     region = ndimage.binary_fill_holes(labels[r0 : r0 + h, c0 : c0 + w] == k)
-    n_rows, n_cols = m.shape
-    x, y = boundary_points(region, (r0 == 0, r0 + h == n_rows, c0 == 0, c0 + w == n_cols))
-    return fit_ellipse_points(x + c0, y + r0)
+    x, y = boundary_points(region, (r0, c0), m.shape)
+    return fit_ellipse_points(x, y)
 
 
 def _check_pixel_size(pixel_size_mm: float) -> float:

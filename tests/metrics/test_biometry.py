@@ -128,25 +128,25 @@ def test_boundary_points_of_a_rectangle() -> None:
     assert x.size == len(expected) and _points(x, y) == expected
 
 
-def test_boundary_points_leave_out_the_cut_sides_only() -> None:
+def test_boundary_points_leave_out_the_image_border_only() -> None:
     full = np.ones((4, 6), bool)
-    assert bio.boundary_points(full)[0].size == 0  # every side is the image border
-    x, y = bio.boundary_points(full, (False, False, False, False))
+    assert bio.boundary_points(full)[0].size == 0  # the whole image: every side is the image border
+    x, y = bio.boundary_points(full, (1, 1), (6, 8))  # inside the image: every side is boundary
     assert x.size == 2 * (4 + 6)
-    x, y = bio.boundary_points(full, (True, False, True, True))  # only the bottom side lies inside the image
+    x, y = bio.boundary_points(full, (0, 0), (5, 6))  # only the bottom side lies inside the image
     assert _points(x, y) == {(float(c), 3.5) for c in range(6)}
 
 
 def test_boundary_points_of_a_bounding_box_match_the_whole_image() -> None:
-    """A region cut by the image border, given as its bounding box and the sides that are the border,
-    has the same boundary (shifted) as in the whole image: what the HC18 fit relies on."""
+    """A region cut by the image border, given as its bounding box, its origin and the image's shape,
+    has the same boundary as in the whole image: what the HC18 fit relies on."""
     for true in (bio.Ellipse(150.0, 20.0, 80.0, 50.0, 0.3), bio.Ellipse(-10.0, 100.0, 70.0, 45.0, 2.0),
                  bio.Ellipse(150.0, 100.0, 60.0, 40.0, 1.0)):
         mask = bio.ellipse_mask((200, 300), true)
         rows, cols = np.nonzero(mask)
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-        x, y = bio.boundary_points(mask[r0:r1, c0:c1], (r0 == 0, r1 == 200, c0 == 0, c1 == 300))
-        assert _points(x + c0, y + r0) == _points(*bio.boundary_points(mask))
+        x, y = bio.boundary_points(mask[r0:r1, c0:c1], (r0, c0), mask.shape)
+        assert _points(x, y) == _points(*bio.boundary_points(mask))
 
 
 def test_fit_rejects_bad_masks() -> None:
