@@ -123,9 +123,9 @@ SPEC = ChapterSpec(
                  "difference -0.028 (patient bootstrap -0.079 to +0.017); rule fixed before the run: kept iff higher (issue 50). "
                  "At 0.002 with the deployed recipe (6425a7f, chapter 1 of 6425a7f, whose figures are 9e5ae58's, as head finder): "
                  "0.759 (0.705-0.816), folds 0.750/0.784/0.728/0.731/0.799, against trial X's 0.788 at 0.001 on the same folds; "
-                 "rule fixed before the run: kept iff at least 0.005 higher: not kept (issue 50, trial AH)",
-                 "fetal us cv --task brain_planes --archs xception --set 'task_learning_rate={brain_planes: 0.0003}' "
-                 "(and {brain_planes: 0.002})"),
+                 "rule fixed before the run: kept iff at least 0.005 higher: not kept (issue 50, trial AH; the same command "
+                 "with {brain_planes: 0.002})",
+                 "fetal us cv --task brain_planes --archs xception --set 'task_learning_rate={brain_planes: 0.0003}'"),
         Decision("task_label_smoothing: none (brain_planes on one-hot targets)", "profile",
                  "`fetal us cv`: brain sub-planes, Xception, 5-fold grouped CV of the training side (300 images, f6e55ca; "
                  "chapter 1 of b2bd9d5 finds the head)",
